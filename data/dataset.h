@@ -1,0 +1,68 @@
+// Interaction data as the models see it: one chronological item sequence per user, dense item ids
+// 1..n_items with 0 reserved for padding, and where the source has them, timestamps.
+//
+// Readers (readers.cpp) turn the common public files into this form:
+//   pairs      'user item' per line (the SASRec files, e.g. ml-1m.txt), ids already dense 1-based
+//   sequences  'user i1 i2 ...' per line (the S3-Rec / TIGER files, e.g. Beauty.txt), same ids
+//   ml-dat     MovieLens ratings.dat 'UserID::MovieID::Rating::Timestamp'
+//   ml-csv     MovieLens ratings.csv 'userId,movieId,rating,timestamp' with its header line
+// Dense files keep their ids (n_items = the largest id, as the PyTorch peer does) so results are
+// comparable with published numbers; MovieLens ratings become implicit events, ordered by time,
+// with item ids remapped densely.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace muonrec::data {
+
+enum class Format {
+  Auto,           // by extension and content, see read_dataset
+  UserItemPairs,  // 'user item' per line (SASRec file)
+  UserSequences,  // 'user i1 i2 ...' per line
+  MovieLensDat,   // UserID::MovieID::Rating::Timestamp
+  MovieLensCsv,   // userId,movieId,rating,timestamp with a header line
+};
+
+// "auto", "pairs", "sequences", "ml-dat", "ml-csv"; throws muonrec::Error listing the valid names.
+Format parse_format(const std::string& name);
+const char* format_name(Format format);
+
+// What reading skipped, so the caller can print it: nothing is dropped silently.
+struct ReadReport {
+  int64_t lines = 0;                 // every line of the file, header and blank lines included
+  int64_t blank_lines = 0;
+  int64_t users_dropped_short = 0;   // users with fewer than min_events_per_user events
+  int64_t events_dropped = 0;        // the events of those users
+  int64_t min_events_per_user = 0;   // the threshold that was applied
+  std::string summary() const;
+};
+
+struct SequenceDataset {
+  std::string source;                           // path, or "synthetic(...)"
+  Format format = Format::Auto;                 // the format actually read (Auto resolved)
+  int64_t n_items = 0;                          // item ids are 1..n_items; 0 is padding, never an item
+  std::vector<std::vector<int64_t>> sequences;  // one per user, chronological
+  std::vector<std::vector<int64_t>> timestamps; // empty if the source has none, else parallel to sequences
+  std::vector<int64_t> user_ids;                // the source's user id of each row, ascending
+  std::vector<int64_t> item_source_ids;         // [n_items+1]: source id of each dense id (index 0 unused)
+  ReadReport report;
+
+  int64_t num_users() const { return static_cast<int64_t>(sequences.size()); }
+  int64_t num_events() const;
+  bool has_timestamps() const { return !timestamps.empty(); }
+};
+
+struct ReadOptions {
+  Format format = Format::Auto;
+  // Leave-one-out needs 3 events (train, validation, test); shorter users are skipped and counted.
+  int64_t min_events_per_user = 3;
+};
+
+// Reads a whole interaction file. Auto picks the format from the extension (.csv) and the first
+// non-blank line ('::' -> ml-dat, ',' -> ml-csv, 2 fields -> pairs, else sequences). Malformed
+// input throws muonrec::Error naming the file, the 1-based line and the problem.
+SequenceDataset read_dataset(const std::string& path, const ReadOptions& options = {});
+
+}  // namespace muonrec::data

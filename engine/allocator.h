@@ -1,0 +1,38 @@
+// Storage for tensor data. CPU: 64-byte aligned host memory. CUDA: stream-ordered allocation from a
+// pool whose release threshold keeps freed memory cached, so steady-state training allocates
+// nothing from the driver (and a captured step can replay).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "engine/device.h"
+
+namespace muonrec {
+
+class Storage {
+ public:
+  Storage(size_t bytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+  Device device() const { return device_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+  Device device_;
+};
+
+// Bytes currently held by live storages on each device (for memory reports and leak tests).
+size_t allocated_bytes(Device device);
+
+// Copies between any two devices; the copy is ordered on the engine stream.
+void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
+// Sets every byte to value (used for zero-fill and for poisoning outputs in tests).
+void fill_bytes(void* dst, Device device, int value, size_t bytes);
+
+}  // namespace muonrec

@@ -1,0 +1,52 @@
+// Reverse-mode autograd on a tape. Each differentiable op that sees an input requiring gradients
+// pushes a Node (holding what its backward needs) and its output onto the thread's tape;
+// backward(loss) walks the tape in reverse. Gradients are combined out of place, so a gradient
+// tensor is never mutated after it is handed on and aliasing between gradients is harmless.
+// Parameter (leaf) gradients accumulate across backward calls until zero_grad().
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "engine/tensor.h"
+
+namespace muonrec {
+
+struct Node {
+  virtual ~Node() = default;
+  virtual const char* name() const = 0;
+  // Computes the gradients of the node's inputs from the gradient of its output and hands them to
+  // accumulate_grad.
+  virtual void backward(const Tensor& grad_output) = 0;
+};
+
+// True unless a NoGradGuard is alive on this thread.
+bool grad_enabled();
+
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// True when grad mode is on and any input requires a gradient: the op must then record a node.
+bool any_requires_grad(std::initializer_list<const Tensor*> inputs);
+
+// Marks `output` as produced by `node` and appends both to the tape.
+void record_node(Tensor& output, std::shared_ptr<Node> node);
+
+// Adds `grad` to t's gradient (or sets it when there is none). No-op when t does not require grad.
+void accumulate_grad(const Tensor& t, const Tensor& grad);
+
+// Seeds d(loss)/d(loss) = 1 (loss must have one element), runs the tape backwards, clears it.
+void backward(const Tensor& loss);
+// Drops everything recorded since the last backward (e.g. after a forward whose loss is unused).
+void clear_tape();
+size_t tape_size();
+
+}  // namespace muonrec

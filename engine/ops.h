@@ -1,0 +1,74 @@
+// The op API. Each op validates dtype, shape and device, dispatches to the CPU reference
+// (kernels/cpu) or the CUDA kernel (kernels/cuda), and records an autograd node when an input
+// requires a gradient. All floating-point ops take and return f32 tensors; ids are i64.
+#pragma once
+
+#include <cstdint>
+
+#include "engine/rng.h"
+#include "engine/tensor.h"
+
+namespace muonrec::ops {
+
+// ---- conversions (not differentiable) ----
+// f32 <-> bf16 (round to nearest even) and i32 <-> i64.
+Tensor cast(const Tensor& x, DType dtype);
+
+// ---- elementwise ----
+// a + b. b has a's shape or a suffix of it (broadcast over the leading axes, e.g. positions).
+Tensor add(const Tensor& a, const Tensor& b);
+// a * b, same shapes.
+Tensor mul(const Tensor& a, const Tensor& b);
+// x * factor.
+Tensor scale(const Tensor& x, float factor);
+// x[..., c] * row_factor[...]: one factor per row of the last axis (e.g. a 0/1 padding mask).
+// row_factor is a constant: no gradient flows to it.
+Tensor scale_rows(const Tensor& x, const Tensor& row_factor);
+
+// ---- activations ----
+Tensor gelu(const Tensor& x);  // exact (erf) form, as torch's default
+Tensor silu(const Tensor& x);
+Tensor relu(const Tensor& x);
+// Inverted dropout: keeps each element with probability 1-p and scales it by 1/(1-p). The mask is
+// a pure function of (generator seed, offset, element index): the CPU and CUDA paths draw the same
+// mask, and backward regenerates it instead of storing it. Identity when !training or p == 0.
+Tensor dropout(const Tensor& x, float p, PhiloxGenerator& generator, bool training);
+
+// ---- matrix products ----
+// x[..., in] @ weight[out, in]^T + bias[out] (bias may be undefined). Layout of torch.nn.Linear.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+// a[m, k] @ b[k, n].
+Tensor matmul(const Tensor& a, const Tensor& b);
+
+// ---- normalization ----
+// Over the last axis; weight and bias ([cols]) may both be undefined (no affine parameters).
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
+// x / max(||x||_2, eps) over the last axis (torch.nn.functional.normalize).
+Tensor l2_normalize(const Tensor& x, float eps);
+
+// ---- embedding ----
+// weight[ids]: shape ids.shape + [d]. ids are i64 in [0, rows). Backward sums rows in a fixed
+// order (deterministic, no float atomics).
+Tensor embedding(const Tensor& weight, const Tensor& ids);
+
+// ---- attention ----
+// Multi-head softmax attention over packed qkv[B, T, 3d] (q, k, v along the last axis, heads of
+// d/H inside each). valid[B, T] is 1 for real items and 0 for padding. Query i attends key j when
+// (j <= i and valid[j]) or j == i (a padded query still sees itself, so no row is empty).
+// Scale 1/sqrt(d/H). Returns [B, T, d] with heads concatenated.
+Tensor causal_attention(const Tensor& qkv, const Tensor& valid, int heads);
+
+// ---- losses and reductions ----
+// Mean over rows with target >= 0 of -log softmax(logits[row])[target]. targets: i64 [N], a
+// negative target is ignored. Returns a one-element tensor (0 when every target is ignored).
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets);
+Tensor sum(const Tensor& x);   // one-element tensor
+Tensor mean(const Tensor& x);  // one-element tensor
+
+namespace detail {
+// Autograd for views made by Tensor::reshape and Tensor::narrow_rows: the base gets the view's
+// gradient placed at `offset_elements` (zeros elsewhere).
+void record_view_backward(const Tensor& base, Tensor& view, int64_t offset_elements);
+}  // namespace detail
+
+}  // namespace muonrec::ops

@@ -1,0 +1,51 @@
+// Embedding lookup (rows of a table by id) and its deterministic backward.
+#include "engine/dispatch.h"
+#include "engine/ops.h"
+
+namespace muonrec::ops {
+using namespace detail;
+namespace {
+
+struct EmbeddingNode : Node {
+  Tensor weight, ids;
+  const char* name() const override { return "embedding"; }
+  void backward(const Tensor& g) override {
+    Tensor dw = empty_like(weight);
+    MUONREC_DISPATCH(g.device(), embedding_backward, f32(g), ids.data<int64_t>(), f32_mut(dw), ids.numel(),
+                     weight.dim(0), weight.dim(1));
+    accumulate_grad(weight, dw);
+  }
+};
+
+}  // namespace
+
+Tensor embedding(const Tensor& weight, const Tensor& ids) {
+  NVTX_RANGE("embedding");
+  check_dtype(weight, DType::F32, "embedding", "weight");
+  check_dtype(ids, DType::I64, "embedding", "ids");
+  check_same_device(weight, ids, "embedding");
+  MUONREC_CHECK(weight.rank() == 2, "embedding: weight must be [rows, dim], got {}", shape_str(weight.shape()));
+  const int64_t rows = weight.dim(0), dim = weight.dim(1);
+  if (ids.device() == Device::CPU) {
+    // The CPU path checks every id; on the GPU the batcher guarantees the range (ids are built on
+    // the host from a validated dataset), so the hot path has no device-to-host sync.
+    const int64_t* p = ids.data<int64_t>();
+    for (int64_t i = 0; i < ids.numel(); ++i)
+      MUONREC_CHECK(p[i] >= 0 && p[i] < rows, "embedding: id {} at position {} is outside the table [0, {})", p[i], i,
+                    rows);
+  }
+  Shape out_shape = ids.shape();
+  out_shape.push_back(dim);
+  Tensor out = Tensor::empty(out_shape, DType::F32, weight.device());
+  MUONREC_DISPATCH(weight.device(), embedding_forward, f32(weight), ids.data<int64_t>(), f32_mut(out), ids.numel(),
+                   rows, dim);
+  if (any_requires_grad({&weight})) {
+    auto node = std::make_shared<EmbeddingNode>();
+    node->weight = weight;
+    node->ids = ids;
+    record_node(out, node);
+  }
+  return out;
+}
+
+}  // namespace muonrec::ops

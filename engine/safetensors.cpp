@@ -1,0 +1,136 @@
+#include "engine/safetensors.h"
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "engine/error.h"
+
+namespace muonrec {
+
+const Tensor& SafetensorsFile::at(const std::string& name) const {
+  auto it = tensors.find(name);
+  MUONREC_CHECK(it != tensors.end(), "{}: no tensor named '{}'", path, name);
+  return it->second;
+}
+
+namespace {
+
+// Header sizes beyond this are corrupt files, not real checkpoints.
+constexpr uint64_t kMaxHeaderBytes = 100u << 20;
+
+std::vector<char> read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  MUONREC_CHECK(in, "{}: cannot open file", path);
+  std::streamsize size = in.tellg();
+  in.seekg(0);
+  std::vector<char> bytes(static_cast<size_t>(size));
+  MUONREC_CHECK(in.read(bytes.data(), size), "{}: read failed", path);
+  return bytes;
+}
+
+Tensor tensor_from_entry(const std::string& path, const std::string& name, const nlohmann::json& entry,
+                         const char* data, size_t data_bytes) {
+  MUONREC_CHECK(entry.is_object() && entry.contains("dtype") && entry.contains("shape") && entry.contains("data_offsets"),
+                "{}: tensor '{}' lacks dtype, shape or data_offsets", path, name);
+  std::string dtype_str = entry["dtype"].get<std::string>();
+  Shape shape = entry["shape"].get<Shape>();
+  auto offsets = entry["data_offsets"].get<std::vector<uint64_t>>();
+  MUONREC_CHECK(offsets.size() == 2 && offsets[0] <= offsets[1] && offsets[1] <= data_bytes,
+                "{}: tensor '{}' has data_offsets outside the {}-byte data section", path, name, data_bytes);
+  size_t bytes = offsets[1] - offsets[0];
+  const char* src = data + offsets[0];
+  if (dtype_str == "F64") {
+    MUONREC_CHECK(bytes == static_cast<size_t>(shape_numel(shape)) * 8, "{}: tensor '{}' has {} bytes for F64 {}",
+                  path, name, bytes, shape_str(shape));
+    Tensor t = Tensor::empty(shape, DType::F32);
+    float* dst = t.data<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      double v;
+      std::memcpy(&v, src + i * 8, 8);
+      dst[i] = static_cast<float>(v);
+    }
+    return t;
+  }
+  DType dtype;
+  try {
+    dtype = dtype_from_safetensors(dtype_str);
+  } catch (const Error& e) {
+    MUONREC_FAIL("{}: tensor '{}': {}", path, name, e.what());
+  }
+  Tensor t = Tensor::empty(shape, dtype);
+  MUONREC_CHECK(bytes == t.nbytes(), "{}: tensor '{}' has {} bytes for {} {} ({} expected)", path, name, bytes,
+                dtype_str, shape_str(shape), t.nbytes());
+  std::memcpy(t.raw_data(), src, bytes);
+  return t;
+}
+
+}  // namespace
+
+SafetensorsFile load_safetensors(const std::string& path) {
+  std::vector<char> bytes = read_all(path);
+  MUONREC_CHECK(bytes.size() >= 8, "{}: not a safetensors file ({} bytes, shorter than the 8-byte header length)",
+                path, bytes.size());
+  uint64_t header_bytes;
+  std::memcpy(&header_bytes, bytes.data(), 8);
+  MUONREC_CHECK(header_bytes <= kMaxHeaderBytes && 8 + header_bytes <= bytes.size(),
+                "{}: header length {} exceeds the file size {}", path, header_bytes, bytes.size());
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_bytes));
+  } catch (const nlohmann::json::exception& e) {
+    MUONREC_FAIL("{}: header is not valid JSON: {}", path, e.what());
+  }
+  MUONREC_CHECK(header.is_object(), "{}: header is not a JSON object", path);
+  SafetensorsFile file;
+  file.path = path;
+  const char* data = bytes.data() + 8 + header_bytes;
+  size_t data_bytes = bytes.size() - 8 - header_bytes;
+  for (auto& [name, entry] : header.items()) {
+    if (name == "__metadata__") {
+      for (auto& [key, value] : entry.items())
+        file.metadata[key] = value.is_string() ? value.get<std::string>() : value.dump();
+      continue;
+    }
+    try {
+      file.tensors.emplace(name, tensor_from_entry(path, name, entry, data, data_bytes));
+    } catch (const nlohmann::json::exception& e) {
+      MUONREC_FAIL("{}: tensor '{}' has a malformed header entry: {}", path, name, e.what());
+    }
+  }
+  return file;
+}
+
+void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::vector<Tensor> host;
+  uint64_t offset = 0;
+  for (auto& [name, tensor] : tensors) {
+    check_defined(tensor, "save_safetensors", name.c_str());
+    host.push_back(tensor.to(Device::CPU));
+    header[name] = {{"dtype", dtype_name(tensor.dtype())},
+                    {"shape", tensor.shape()},
+                    {"data_offsets", {offset, offset + tensor.nbytes()}}};
+    offset += tensor.nbytes();
+  }
+  std::string text = header.dump();
+  // Pad the header with spaces to an 8-byte boundary so the data section is aligned.
+  text.append((8 - text.size() % 8) % 8, ' ');
+  uint64_t header_bytes = text.size();
+
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    MUONREC_CHECK(out, "{}: cannot open for writing", tmp);
+    out.write(reinterpret_cast<const char*>(&header_bytes), 8);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    for (const Tensor& t : host) out.write(static_cast<const char*>(t.raw_data()), static_cast<std::streamsize>(t.nbytes()));
+    MUONREC_CHECK(out.good(), "{}: write failed (disk full?)", tmp);
+  }
+  MUONREC_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "{}: cannot rename {} into place", path, tmp);
+}
+
+}  // namespace muonrec

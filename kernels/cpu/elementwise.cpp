@@ -1,0 +1,47 @@
+#include "kernels/cpu/elementwise.h"
+
+#include "engine/dtype.h"
+#include "engine/rng.h"
+
+namespace muonrec::kernels::cpu {
+
+void add_forward(const float* a, const float* b, float* out, int64_t n, int64_t b_n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i % b_n];
+}
+
+void mul_forward(const float* a, const float* b, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] * b[i];
+}
+
+void scale_forward(const float* x, float factor, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * factor;
+}
+
+void scale_rows_forward(const float* x, const float* row_factor, float* out, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = x[r * cols + c] * row_factor[r];
+}
+
+void dropout_forward(const float* x, float* out, int64_t n, float p, uint64_t seed, uint64_t offset) {
+  const float keep_scale = 1.0f / (1.0f - p);
+  for (int64_t i = 0; i < n; ++i)
+    out[i] = philox_uniform(seed, offset, static_cast<uint64_t>(i)) >= p ? x[i] * keep_scale : 0.0f;
+}
+
+void cast_f32_to_bf16(const float* x, uint16_t* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = f32_to_bf16_bits(x[i]);
+}
+
+void cast_bf16_to_f32(const uint16_t* x, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = bf16_bits_to_f32(x[i]);
+}
+
+void cast_i32_to_i64(const int32_t* x, int64_t* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i];
+}
+
+void cast_i64_to_i32(const int64_t* x, int32_t* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int32_t>(x[i]);
+}
+
+}  // namespace muonrec::kernels::cpu

@@ -1,0 +1,202 @@
+// CPU reference ops: forward values on hand-computable cases and finite-difference gradients.
+#include "test_util.h"
+
+using namespace muonrec;
+using muonrec::testing::expect_gradients_match;
+using muonrec::testing::random_tensor;
+
+namespace {
+
+Tensor param(const Shape& shape, uint64_t seed, float scale = 1.0f) {
+  Tensor t = random_tensor(shape, seed, scale);
+  t.set_requires_grad(true);
+  return t;
+}
+
+// Mask with left padding: row b has b zeros at the start (clamped to T-1).
+Tensor left_padding_mask(int64_t batch, int64_t seq) {
+  std::vector<float> v(static_cast<size_t>(batch * seq), 1.0f);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t t = 0; t < std::min(b, seq - 1); ++t) v[b * seq + t] = 0.0f;
+  return Tensor::from_f32(v, {batch, seq});
+}
+
+}  // namespace
+
+TEST(OpsForward, add_broadcasts_over_leading_axes) {
+  Tensor a = Tensor::from_f32({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor b = Tensor::from_f32({10, 20, 30}, {3});
+  EXPECT_EQ(ops::add(a, b).to_f32_vector(), (std::vector<float>{11, 22, 33, 14, 25, 36}));
+  EXPECT_THROW(ops::add(a, Tensor::from_f32({1, 2}, {2})), Error);
+}
+
+TEST(OpsForward, gelu_silu_relu_known_values) {
+  Tensor x = Tensor::from_f32({-1.0f, 0.0f, 2.0f}, {3});
+  auto g = ops::gelu(x).to_f32_vector();
+  EXPECT_NEAR(g[0], -0.158655254f, 1e-6);
+  EXPECT_NEAR(g[2], 1.954499736f, 1e-6);
+  auto s = ops::silu(x).to_f32_vector();
+  EXPECT_NEAR(s[0], -0.268941421f, 1e-6);
+  EXPECT_EQ(ops::relu(x).to_f32_vector(), (std::vector<float>{0, 0, 2}));
+}
+
+TEST(OpsForward, layer_norm_rows_have_zero_mean_unit_variance) {
+  Tensor x = random_tensor({5, 33}, 1, 3.0f);
+  auto y = ops::layer_norm(x, Tensor(), Tensor(), 1e-5f).to_f32_vector();
+  for (int r = 0; r < 5; ++r) {
+    double mean = 0, var = 0;
+    for (int c = 0; c < 33; ++c) mean += y[r * 33 + c] / 33.0;
+    for (int c = 0; c < 33; ++c) var += (y[r * 33 + c] - mean) * (y[r * 33 + c] - mean) / 33.0;
+    EXPECT_NEAR(mean, 0.0, 1e-5);
+    EXPECT_NEAR(var, 1.0, 1e-3);
+  }
+}
+
+TEST(OpsForward, cross_entropy_matches_hand_computation_and_ignores_negative_targets) {
+  Tensor logits = Tensor::from_f32({1, 2, 3, 0, 0, 0, 5, 5, 5}, {3, 3});
+  Tensor targets = Tensor::from_i64({2, -1, 0}, {3});
+  float expected = ((std::log(std::exp(1.f) + std::exp(2.f) + std::exp(3.f)) - 3.f) + std::log(3.f)) / 2.f;
+  EXPECT_NEAR(ops::cross_entropy(logits, targets).item(), expected, 1e-6);
+  EXPECT_THROW(ops::cross_entropy(logits, Tensor::from_i64({3, 0, 0}, {3})), Error);
+}
+
+TEST(OpsForward, attention_padded_query_sees_only_itself) {
+  const int64_t B = 1, T = 3, d = 4;
+  Tensor qkv = random_tensor({B, T, 3 * d}, 2);
+  Tensor valid = Tensor::from_f32({0, 1, 1}, {B, T});
+  auto out = ops::causal_attention(qkv, valid, 2).to_f32_vector();
+  auto in = qkv.to_f32_vector();
+  for (int c = 0; c < d; ++c) EXPECT_FLOAT_EQ(out[c], in[2 * d + c]);  // position 0 returns its own v
+}
+
+TEST(OpsForward, embedding_rejects_out_of_range_ids) {
+  Tensor w = random_tensor({4, 3}, 3);
+  EXPECT_THROW(ops::embedding(w, Tensor::from_i64({1, 4}, {2})), Error);
+  EXPECT_THROW(ops::embedding(w, Tensor::from_i64({-1}, {1})), Error);
+}
+
+TEST(OpsForward, dropout_same_generator_state_same_mask_and_rate) {
+  Tensor x = Tensor::full({10000}, 1.0f);
+  PhiloxGenerator g1(42), g2(42);
+  auto a = ops::dropout(x, 0.3f, g1, true).to_f32_vector();
+  auto b = ops::dropout(x, 0.3f, g2, true).to_f32_vector();
+  EXPECT_EQ(a, b);
+  int dropped = 0;
+  for (float v : a) {
+    if (v == 0.0f) ++dropped;
+    else EXPECT_NEAR(v, 1.0f / 0.7f, 1e-6);
+  }
+  EXPECT_NEAR(dropped / 10000.0, 0.3, 0.02);
+  auto c = ops::dropout(x, 0.3f, g1, true).to_f32_vector();  // next offset: a new mask
+  EXPECT_NE(a, c);
+  EXPECT_EQ(ops::dropout(x, 0.3f, g1, false).to_f32_vector(), x.to_f32_vector());
+}
+
+TEST(OpsForward, bf16_round_trip_and_rounding) {
+  Tensor x = Tensor::from_f32({1.0f, 1.00390625f, -3.5f, 1e-3f}, {4});
+  Tensor back = ops::cast(ops::cast(x, DType::BF16), DType::F32);
+  auto v = back.to_f32_vector();
+  EXPECT_EQ(v[0], 1.0f);
+  EXPECT_EQ(v[1], 1.0f);  // exactly halfway between 1 and 1.0078125: ties to even
+  EXPECT_EQ(v[2], -3.5f);
+  EXPECT_NEAR(v[3], 1e-3f, 1e-5f);
+}
+
+TEST(OpsGrad, add_same_shape_and_broadcast) {
+  expect_gradients_match([](auto& in) { return ops::add(in[0], in[1]); }, {param({3, 4}, 1), param({3, 4}, 2)});
+  expect_gradients_match([](auto& in) { return ops::add(in[0], in[1]); }, {param({2, 3, 4}, 3), param({3, 4}, 4)});
+}
+
+TEST(OpsGrad, mul_scale_scale_rows) {
+  expect_gradients_match([](auto& in) { return ops::mul(in[0], in[1]); }, {param({5, 3}, 5), param({5, 3}, 6)});
+  expect_gradients_match([](auto& in) { return ops::scale(in[0], -2.5f); }, {param({7}, 7)});
+  Tensor rows = Tensor::from_f32({1, 0, 0.5f}, {3});
+  expect_gradients_match([rows](auto& in) { return ops::scale_rows(in[0], rows); }, {param({3, 4}, 8)});
+}
+
+TEST(OpsGrad, activations) {
+  // Keep inputs away from ReLU's kink, where central differences are meaningless.
+  Tensor x = param({6, 5}, 9);
+  float* p = x.data<float>();
+  for (int i = 0; i < 30; ++i)
+    if (std::fabs(p[i]) < 0.1f) p[i] += 0.3f;
+  expect_gradients_match([](auto& in) { return ops::gelu(in[0]); }, {x});
+  expect_gradients_match([](auto& in) { return ops::silu(in[0]); }, {x});
+  expect_gradients_match([](auto& in) { return ops::relu(in[0]); }, {x});
+}
+
+TEST(OpsGrad, dropout) {
+  expect_gradients_match(
+      [](auto& in) {
+        PhiloxGenerator gen(5);
+        return ops::dropout(in[0], 0.25f, gen, true);
+      },
+      {param({8, 9}, 10)});
+}
+
+TEST(OpsGrad, linear_with_and_without_bias_and_matmul) {
+  expect_gradients_match([](auto& in) { return ops::linear(in[0], in[1], in[2]); },
+                         {param({2, 3, 5}, 11), param({4, 5}, 12), param({4}, 13)});
+  expect_gradients_match([](auto& in) { return ops::linear(in[0], in[1]); }, {param({6, 5}, 14), param({3, 5}, 15)});
+  expect_gradients_match([](auto& in) { return ops::matmul(in[0], in[1]); }, {param({4, 6}, 16), param({6, 3}, 17)});
+}
+
+TEST(OpsGrad, layer_norm_affine_and_plain) {
+  expect_gradients_match([](auto& in) { return ops::layer_norm(in[0], in[1], in[2], 1e-5f); },
+                         {param({4, 7}, 18), param({7}, 19), param({7}, 20)});
+  expect_gradients_match([](auto& in) { return ops::layer_norm(in[0], Tensor(), Tensor(), 1e-6f); },
+                         {param({3, 2, 6}, 21)});
+}
+
+TEST(OpsGrad, l2_normalize) {
+  expect_gradients_match([](auto& in) { return ops::l2_normalize(in[0], 1e-6f); }, {param({5, 6}, 22)});
+}
+
+TEST(OpsGrad, embedding_with_repeated_ids) {
+  Tensor ids = Tensor::from_i64({1, 3, 1, 0, 3, 3}, {2, 3});
+  expect_gradients_match([ids](auto& in) { return ops::embedding(in[0], ids); }, {param({5, 4}, 23)});
+}
+
+TEST(OpsGrad, causal_attention_padded_multi_head) {
+  Tensor valid = left_padding_mask(3, 5);
+  expect_gradients_match([valid](auto& in) { return ops::causal_attention(in[0], valid, 2); },
+                         {param({3, 5, 3 * 6}, 24, 0.7f)});
+}
+
+TEST(OpsGrad, cross_entropy) {
+  Tensor targets = Tensor::from_i64({2, -1, 0, 4}, {4});
+  expect_gradients_match([targets](auto& in) { return ops::cross_entropy(in[0], targets); }, {param({4, 5}, 25)});
+}
+
+TEST(OpsGrad, sum_mean_and_views) {
+  expect_gradients_match([](auto& in) { return ops::sum(in[0]); }, {param({3, 3}, 26)});
+  expect_gradients_match([](auto& in) { return ops::mean(in[0]); }, {param({3, 3}, 27)});
+  expect_gradients_match([](auto& in) { return ops::scale(in[0].reshape({-1}), 2.0f); }, {param({2, 3}, 28)});
+  expect_gradients_match([](auto& in) { return ops::scale(in[0].narrow_rows(1, 2), 3.0f); }, {param({4, 3}, 29)});
+}
+
+TEST(Autograd, parameter_gradients_accumulate_until_cleared) {
+  Tensor w = param({3}, 30);
+  backward(ops::sum(ops::scale(w, 2.0f)));
+  backward(ops::sum(ops::scale(w, 3.0f)));
+  EXPECT_EQ(w.grad().to_f32_vector(), (std::vector<float>{5, 5, 5}));
+  w.zero_grad();
+  EXPECT_FALSE(w.grad().defined());
+}
+
+TEST(Autograd, no_grad_guard_records_nothing) {
+  Tensor w = param({3}, 31);
+  {
+    NoGradGuard guard;
+    Tensor y = ops::scale(w, 2.0f);
+    EXPECT_FALSE(y.requires_grad());
+  }
+  EXPECT_EQ(tape_size(), 0u);
+  EXPECT_THROW(backward(ops::sum(Tensor::full({2}, 1.0f))), Error);
+}
+
+TEST(Autograd, shared_input_used_twice_sums_both_paths) {
+  Tensor w = param({4}, 32);
+  backward(ops::sum(ops::add(w, w)));
+  EXPECT_EQ(w.grad().to_f32_vector(), (std::vector<float>{2, 2, 2, 2}));
+}

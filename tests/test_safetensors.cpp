@@ -1,0 +1,75 @@
+// safetensors: round trip, the PyTorch fixtures, and corrupt files.
+#include <fstream>
+
+#include "engine/safetensors.h"
+#include "test_util.h"
+
+using namespace muonrec;
+
+namespace {
+
+std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("muonrec_" + std::to_string(::getpid()) + "_" + name)).string();
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+std::string with_header(const std::string& json, const std::string& data) {
+  uint64_t n = json.size();
+  return std::string(reinterpret_cast<const char*>(&n), 8) + json + data;
+}
+
+}  // namespace
+
+TEST(Safetensors, round_trip_all_dtypes_and_metadata) {
+  std::string path = temp_path("round_trip.safetensors");
+  Tensor f = testing::random_tensor({3, 5}, 1);
+  Tensor b = f.to_dtype(DType::BF16);
+  Tensor i = Tensor::from_i64({1, -2, 3}, {3});
+  Tensor j = i.to_dtype(DType::I32);
+  save_safetensors(path, {{"f", f}, {"b", b}, {"i", i}, {"j", j}}, {{"config", "{\"d\": 5}"}});
+  SafetensorsFile file = load_safetensors(path);
+  EXPECT_EQ(file.at("f").to_f32_vector(), f.to_f32_vector());
+  EXPECT_EQ(file.at("b").dtype(), DType::BF16);
+  EXPECT_EQ(file.at("b").to_f32_vector(), b.to_f32_vector());
+  EXPECT_EQ(file.at("i").to_i64_vector(), i.to_i64_vector());
+  EXPECT_EQ(file.at("j").dtype(), DType::I32);
+  EXPECT_EQ(file.metadata.at("config"), "{\"d\": 5}");
+  EXPECT_THROW(file.at("missing"), Error);
+  std::filesystem::remove(path);
+}
+
+TEST(Safetensors, reads_the_pytorch_fixture) {
+  std::string path = testing::fixture_path("sasrec_tiny.safetensors");
+  SKIP_WITHOUT_FIXTURE(path);
+  SafetensorsFile file = load_safetensors(path);
+  EXPECT_EQ(file.at("input.ids").dtype(), DType::I64);
+  EXPECT_EQ(file.at("input.ids").shape(), (Shape{4, 8}));
+  EXPECT_EQ(file.at("param.item.weight").shape(), (Shape{51, 16}));
+  EXPECT_NEAR(file.at("output.loss").item(), std::stod(file.metadata.at("loss")), 1e-5);
+}
+
+TEST(Safetensors, corrupt_files_name_the_problem) {
+  auto expect_error = [](const std::string& bytes, const std::string& needle) {
+    std::string path = temp_path("corrupt.safetensors");
+    write_bytes(path, bytes);
+    try {
+      load_safetensors(path);
+      ADD_FAILURE() << "no error for: " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    }
+    std::filesystem::remove(path);
+  };
+  expect_error("abc", "shorter than the 8-byte header");
+  expect_error(with_header("{\"x\": 1", ""), "not valid JSON");
+  expect_error(with_header(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", "1234"), "outside");
+  expect_error(with_header(R"({"x":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", "12345678"), "'x' has 8 bytes");
+  expect_error(with_header(R"({"x":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}})", "12345678"), "C64");
+  uint64_t huge = 1ull << 40;
+  expect_error(std::string(reinterpret_cast<const char*>(&huge), 8) + "{}", "exceeds the file size");
+  EXPECT_THROW(load_safetensors(temp_path("does_not_exist.safetensors")), Error);
+}

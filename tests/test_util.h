@@ -1,0 +1,104 @@
+// Shared helpers for the test suites: random tensors, error norms, finite-difference gradient
+// checks, the shared/ folder with the PyTorch fixtures, and the GPU skip.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/autograd.h"
+#include "engine/device.h"
+#include "engine/ops.h"
+#include "engine/rng.h"
+#include "engine/tensor.h"
+
+namespace muonrec::testing {
+
+// N(0, scale^2) values, fresh for every seed.
+inline Tensor random_tensor(const Shape& shape, uint64_t seed, float scale = 1.0f, Device device = Device::CPU) {
+  PhiloxGenerator gen(seed);
+  std::vector<float> values(static_cast<size_t>(shape_numel(shape)));
+  for (float& v : values) v = gen.normal() * scale;
+  return Tensor::from_f32(values, shape, device);
+}
+
+// ||a - b|| / ||b||; infinity when a holds a NaN/inf or the sizes differ.
+inline double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return INFINITY;
+  double diff = 0.0, ref = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!std::isfinite(a[i])) return INFINITY;
+    diff += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+    ref += static_cast<double>(b[i]) * b[i];
+  }
+  return std::sqrt(diff) / std::max(std::sqrt(ref), 1e-30);
+}
+
+inline double relative_error(const Tensor& a, const Tensor& b) {
+  return relative_error(a.to_f32_vector(), b.to_f32_vector());
+}
+
+// Checks the analytic gradients of f (inputs -> any tensor) against central differences of the
+// scalar L = sum(f(inputs) * R) for a fixed random R. Inputs that require grad are checked.
+inline void expect_gradients_match(const std::function<Tensor(const std::vector<Tensor>&)>& f,
+                                   std::vector<Tensor> inputs, double tolerance = 1e-2, float step = 1e-2f) {
+  clear_tape();
+  Tensor probe_out;
+  {
+    NoGradGuard no_grad;
+    probe_out = f(inputs);
+  }
+  Tensor weights = random_tensor(probe_out.shape(), 9001);
+  auto scalar_loss = [&]() {
+    NoGradGuard no_grad;
+    return static_cast<double>(ops::sum(ops::mul(f(inputs), weights)).item());
+  };
+  for (Tensor& t : inputs) t.zero_grad();
+  Tensor loss = ops::sum(ops::mul(f(inputs), weights));
+  backward(loss);
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    Tensor& t = inputs[k];
+    if (!t.requires_grad()) continue;
+    ASSERT_TRUE(t.grad().defined()) << "input " << k << " got no gradient";
+    std::vector<float> analytic = t.grad().to_f32_vector();
+    std::vector<float> numeric(analytic.size());
+    float* p = t.data<float>();
+    for (size_t i = 0; i < numeric.size(); ++i) {
+      float saved = p[i];
+      p[i] = saved + step;
+      double up = scalar_loss();
+      p[i] = saved - step;
+      double down = scalar_loss();
+      p[i] = saved;
+      numeric[i] = static_cast<float>((up - down) / (2.0 * step));
+    }
+    EXPECT_LT(relative_error(analytic, numeric), tolerance) << "gradient of input " << k;
+  }
+}
+
+// The shared/ folder beside the repository (fixtures, datasets): $MUONREC_SHARED, else ../shared.
+inline std::string shared_dir() {
+  if (const char* env = std::getenv("MUONREC_SHARED")) return env;
+  return std::string(MUONREC_SOURCE_DIR) + "/../shared";
+}
+
+inline std::string fixture_path(const std::string& name) { return shared_dir() + "/fixtures/" + name; }
+
+}  // namespace muonrec::testing
+
+#define SKIP_WITHOUT_GPU()                                                                      \
+  do {                                                                                          \
+    if (!::muonrec::cuda_available())                                                           \
+      GTEST_SKIP() << "GPU test skipped: " << ::muonrec::cuda_unavailable_reason();             \
+  } while (0)
+
+#define SKIP_WITHOUT_FIXTURE(path)                                                              \
+  do {                                                                                          \
+    if (!std::filesystem::exists(path))                                                         \
+      GTEST_SKIP() << "fixture " << (path) << " not found (set MUONREC_SHARED to the shared/ folder)"; \
+  } while (0)
