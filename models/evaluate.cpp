@@ -1,0 +1,120 @@
+#include "models/evaluate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "data/batcher.h"
+#include "engine/autograd.h"
+#include "engine/error.h"
+#include "engine/nvtx.h"
+#include "engine/ops.h"
+
+namespace muonrec {
+
+void RankingAccumulator::add_rank(int64_t rank) {
+  const double gain = 1.0 / std::log2(static_cast<double>(rank) + 2.0);
+  sum_.users += 1;
+  sum_.hr1 += rank < 1;
+  sum_.hr10 += rank < 10;
+  sum_.hr50 += rank < 50;
+  sum_.hr200 += rank < 200;
+  sum_.ndcg10 += rank < 10 ? gain : 0.0;
+  sum_.ndcg50 += rank < 50 ? gain : 0.0;
+  sum_.ndcg200 += rank < 200 ? gain : 0.0;
+  sum_.mrr += 1.0 / (static_cast<double>(rank) + 1.0);
+}
+
+void RankingAccumulator::add(const float* scores, int64_t n_items, int64_t target_item,
+                             const std::vector<int64_t>& seen) {
+  MUONREC_CHECK(target_item >= 1 && target_item <= n_items, "evaluation target {} outside items 1..{}", target_item,
+                n_items);
+  const float target_score = scores[target_item - 1];
+  if (std::isnan(target_score)) {
+    add_rank(n_items - 1);
+    return;
+  }
+  int64_t rank = 0;
+  for (int64_t c = 0; c < n_items; ++c) rank += scores[c] > target_score;
+  // Seen items scoring above the target were counted: take them back out (each item once).
+  std::vector<int64_t> excluded;
+  for (int64_t item : seen) {
+    if (item == target_item || item < 1 || item > n_items) continue;
+    excluded.push_back(item);
+  }
+  std::sort(excluded.begin(), excluded.end());
+  excluded.erase(std::unique(excluded.begin(), excluded.end()), excluded.end());
+  for (int64_t item : excluded) rank -= scores[item - 1] > target_score;
+  add_rank(rank);
+}
+
+RankingMetrics RankingAccumulator::result() const {
+  RankingMetrics m = sum_;
+  const double n = std::max<int64_t>(m.users, 1);
+  for (double* v : {&m.hr1, &m.hr10, &m.hr50, &m.hr200, &m.ndcg10, &m.ndcg50, &m.ndcg200, &m.mrr}) *v /= n;
+  return m;
+}
+
+std::string RankingMetrics::summary() const {
+  return fmt::format("HR@10 {:.4f}  NDCG@10 {:.4f}  MRR {:.4f}  HR@1 {:.4f}  HR@50 {:.4f}  NDCG@50 {:.4f}  ({} users)",
+                     hr10, ndcg10, mrr, hr1, hr50, ndcg50, users);
+}
+
+std::string RankingMetrics::to_json() const {
+  auto r = [](double v) { return std::round(v * 1e6) / 1e6; };
+  nlohmann::json j = {{"users", users},       {"hr1", r(hr1)},         {"hr10", r(hr10)},
+                      {"hr50", r(hr50)},      {"hr200", r(hr200)},     {"ndcg10", r(ndcg10)},
+                      {"ndcg50", r(ndcg50)},  {"ndcg200", r(ndcg200)}, {"mrr", r(mrr)}};
+  return j.dump();
+}
+
+namespace {
+
+std::vector<int64_t> input_history(const data::SequenceDataset& dataset, const data::EvalExample& example) {
+  const auto& seq = dataset.sequences[static_cast<size_t>(example.row)];
+  return std::vector<int64_t>(seq.begin(), seq.begin() + example.input_length);
+}
+
+}  // namespace
+
+RankingMetrics evaluate_model(SequentialModel& model, const data::SequenceDataset& dataset, data::EvalSplit split,
+                              const EvalOptions& options) {
+  NVTX_RANGE("evaluate");
+  NoGradGuard no_grad;
+  PhiloxGenerator unused_dropout(0);
+  const int64_t n_items = dataset.n_items, T = options.max_len;
+  MUONREC_CHECK(n_items == model.config().n_items, "dataset has {} items, the model {}", n_items,
+                model.config().n_items);
+  RankingAccumulator acc;
+  for (const data::Batch& batch : data::make_eval_batches(dataset, split, T, options.batch_size)) {
+    // Only the last position is scored: no loss rows.
+    std::vector<int64_t> no_targets(batch.ids.size(), 0);
+    SequenceBatch input = make_sequence_batch(batch.ids, no_targets, batch.timestamps, batch.rows, T, model.device());
+    Tensor h = model.hidden(input, false, unused_dropout);
+    std::vector<int64_t> last(static_cast<size_t>(batch.rows));
+    for (int64_t b = 0; b < batch.rows; ++b) last[b] = b * T + T - 1;
+    Tensor last_h = ops::embedding(h.reshape({batch.rows * T, model.config().d}),
+                                   Tensor::from_i64(last, {batch.rows}, model.device()));
+    std::vector<float> scores = model.scores(last_h).to_f32_vector();
+    for (int64_t b = 0; b < batch.real_rows; ++b) {
+      data::EvalExample example = data::LeaveOneOut::example(dataset, batch.user_rows[b], split);
+      std::vector<int64_t> seen = options.filter_seen ? input_history(dataset, example) : std::vector<int64_t>{};
+      acc.add(scores.data() + b * n_items, n_items, example.target, seen);
+    }
+  }
+  return acc.result();
+}
+
+RankingMetrics evaluate_popularity(const data::SequenceDataset& dataset, data::EvalSplit split,
+                                   const EvalOptions& options) {
+  std::vector<int64_t> counts = data::item_popularity(dataset);
+  std::vector<float> scores(counts.begin() + 1, counts.end());
+  RankingAccumulator acc;
+  for (const data::EvalExample& example : data::LeaveOneOut::examples(dataset, split)) {
+    std::vector<int64_t> seen = options.filter_seen ? input_history(dataset, example) : std::vector<int64_t>{};
+    acc.add(scores.data(), dataset.n_items, example.target, seen);
+  }
+  return acc.result();
+}
+
+}  // namespace muonrec

@@ -1,0 +1,50 @@
+// Full-ranking evaluation (reference/MODELS.md): every item is a candidate, items already in the
+// user's input history are filtered out by default, the rank of the held-out item gives HR@K,
+// NDCG@K and MRR. The same code ranks the model's scores and the most-popular baseline.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "data/split.h"
+#include "models/sequential_model.h"
+
+namespace muonrec {
+
+struct RankingMetrics {
+  int64_t users = 0;
+  double hr1 = 0, hr10 = 0, hr50 = 0, hr200 = 0;
+  double ndcg10 = 0, ndcg50 = 0, ndcg200 = 0;
+  double mrr = 0;
+  std::string summary() const;  // "HR@10 0.3088 NDCG@10 0.1764 MRR ..."
+  std::string to_json() const;
+};
+
+// Accumulates ranks: rank = number of candidates scoring strictly higher than the target
+// (a NaN target score ranks last).
+class RankingAccumulator {
+ public:
+  void add_rank(int64_t rank);
+  // scores[c] is the score of item c+1; `seen` lists item ids (1-based) to exclude (the target
+  // itself is never excluded).
+  void add(const float* scores, int64_t n_items, int64_t target_item, const std::vector<int64_t>& seen);
+  RankingMetrics result() const;
+
+ private:
+  RankingMetrics sum_;
+};
+
+struct EvalOptions {
+  bool filter_seen = true;
+  int64_t batch_size = 256;
+  int64_t max_len = 200;  // window length fed to the model
+};
+
+RankingMetrics evaluate_model(SequentialModel& model, const data::SequenceDataset& dataset, data::EvalSplit split,
+                              const EvalOptions& options);
+// Scores every item by its count in the training parts (the most-popular baseline).
+RankingMetrics evaluate_popularity(const data::SequenceDataset& dataset, data::EvalSplit split,
+                                   const EvalOptions& options);
+
+}  // namespace muonrec

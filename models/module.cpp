@@ -1,0 +1,83 @@
+#include "models/module.h"
+
+#include <cmath>
+
+#include "engine/error.h"
+#include "engine/ops.h"
+
+namespace muonrec {
+
+Tensor ParameterList::add(const std::string& name, const Tensor& tensor) {
+  for (const auto& p : params_) MUONREC_CHECK(p.name != name, "parameter '{}' registered twice", name);
+  Tensor t = tensor;
+  t.set_requires_grad(true);
+  params_.push_back({name, t});
+  return t;
+}
+
+const Tensor& ParameterList::find(const std::string& name) const {
+  for (const auto& p : params_)
+    if (p.name == name) return p.tensor;
+  MUONREC_FAIL("no parameter named '{}'", name);
+}
+
+int64_t ParameterList::numel() const {
+  int64_t n = 0;
+  for (const auto& p : params_) n += p.tensor.numel();
+  return n;
+}
+
+void ParameterList::zero_grad() {
+  for (auto& p : params_) p.tensor.zero_grad();
+}
+
+void ParameterList::load_from(const SafetensorsFile& file, const std::string& prefix) {
+  for (auto& p : params_) {
+    const std::string key = prefix + p.name;
+    MUONREC_CHECK(file.contains(key), "{}: missing parameter '{}'", file.path, key);
+    const Tensor& src = file.at(key);
+    MUONREC_CHECK(src.shape() == p.tensor.shape() && src.dtype() == DType::F32,
+                  "{}: parameter '{}' is {} {}, the model expects F32 {}", file.path, key, dtype_name(src.dtype()),
+                  shape_str(src.shape()), shape_str(p.tensor.shape()));
+    p.tensor.copy_from(src);
+  }
+}
+
+std::map<std::string, Tensor> ParameterList::named(const std::string& prefix) const {
+  std::map<std::string, Tensor> out;
+  for (const auto& p : params_) out[prefix + p.name] = p.tensor;
+  return out;
+}
+
+Tensor init_normal(const Shape& shape, float std, PhiloxGenerator& gen, Device device) {
+  std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
+  for (float& x : v) x = gen.normal() * std;
+  return Tensor::from_f32(v, shape, device);
+}
+
+Tensor init_uniform(const Shape& shape, float bound, PhiloxGenerator& gen, Device device) {
+  std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
+  for (float& x : v) x = (2.0f * gen.uniform() - 1.0f) * bound;
+  return Tensor::from_f32(v, shape, device);
+}
+
+Tensor init_constant(const Shape& shape, float value, Device device) { return Tensor::full(shape, value, device); }
+
+Linear::Linear(ParameterList& params, const std::string& name, int64_t in, int64_t out, bool with_bias,
+               PhiloxGenerator& gen, Device device) {
+  const float bound = 1.0f / std::sqrt(static_cast<float>(in));
+  weight = params.add(name + ".weight", init_uniform({out, in}, bound, gen, device));
+  if (with_bias) bias = params.add(name + ".bias", init_uniform({out}, bound, gen, device));
+}
+
+Tensor Linear::operator()(const Tensor& x) const { return ops::linear(x, weight, bias); }
+
+LayerNorm::LayerNorm(ParameterList& params, const std::string& name, int64_t dim, float eps_, Device device)
+    : eps(eps_) {
+  weight = params.add(name + ".weight", init_constant({dim}, 1.0f, device));
+  bias = params.add(name + ".bias", init_constant({dim}, 0.0f, device));
+}
+
+Tensor LayerNorm::operator()(const Tensor& x) const { return ops::layer_norm(x, weight, bias, eps); }
+
+}  // namespace muonrec

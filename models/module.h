@@ -1,0 +1,63 @@
+// Named parameters and the layers every model is built from (torch.nn names and layouts, so
+// checkpoints and the PyTorch fixtures map one to one).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/rng.h"
+#include "engine/safetensors.h"
+#include "engine/tensor.h"
+
+namespace muonrec {
+
+struct NamedParameter {
+  std::string name;
+  Tensor tensor;
+};
+
+// Owns the list of a model's parameters in registration order. Layers hold handles to the same
+// tensors, so loading a checkpoint copies into them in place.
+class ParameterList {
+ public:
+  Tensor add(const std::string& name, const Tensor& tensor);
+  const std::vector<NamedParameter>& all() const { return params_; }
+  const Tensor& find(const std::string& name) const;  // throws naming the missing parameter
+  int64_t numel() const;
+  void zero_grad();
+  // Copies tensors named prefix + parameter name from `file` into the parameters (in place, any
+  // device). Every parameter must be present with its exact shape; errors name the tensor.
+  void load_from(const SafetensorsFile& file, const std::string& prefix);
+  // name -> tensor with the prefix prepended (for saving).
+  std::map<std::string, Tensor> named(const std::string& prefix) const;
+
+ private:
+  std::vector<NamedParameter> params_;
+};
+
+// Host-side initialisers (drawn on the host from the model's generator, then copied to the device,
+// so a seed gives the same initial weights on CPU and GPU).
+Tensor init_normal(const Shape& shape, float std, PhiloxGenerator& gen, Device device);
+Tensor init_uniform(const Shape& shape, float bound, PhiloxGenerator& gen, Device device);
+Tensor init_constant(const Shape& shape, float value, Device device);
+
+// torch.nn.Linear: weight [out, in], bias [out]; both U(-1/sqrt(in), 1/sqrt(in)) as torch's default.
+struct Linear {
+  Tensor weight, bias;
+  Linear() = default;
+  Linear(ParameterList& params, const std::string& name, int64_t in, int64_t out, bool with_bias,
+         PhiloxGenerator& gen, Device device);
+  Tensor operator()(const Tensor& x) const;
+};
+
+// torch.nn.LayerNorm with affine weight (ones) and bias (zeros).
+struct LayerNorm {
+  Tensor weight, bias;
+  float eps = 1e-5f;
+  LayerNorm() = default;
+  LayerNorm(ParameterList& params, const std::string& name, int64_t dim, float eps, Device device);
+  Tensor operator()(const Tensor& x) const;
+};
+
+}  // namespace muonrec

@@ -1,0 +1,685 @@
+// Data module: readers (every format, bad input), leave-one-out split, batchers, synthetic data,
+// and the real benchmark files when shared/ is present. Test files are written by the tests into a
+// fresh temporary directory; nothing from shared/data is copied.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include "data/batcher.h"
+#include "data/dataset.h"
+#include "data/split.h"
+#include "data/synthetic.h"
+#include "engine/error.h"
+
+namespace muonrec::data {
+namespace {
+
+namespace fs = std::filesystem;
+using Seqs = std::vector<std::vector<int64_t>>;
+using Ids = std::vector<int64_t>;
+
+// A fresh directory per test, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    dir_ = fs::temp_directory_path() /
+           ("muonrec_test_data_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  std::string write(const std::string& name, const std::string& content) const {
+    const fs::path path = dir_ / name;
+    std::ofstream(path, std::ios::binary) << content;
+    return path.string();
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+ private:
+  fs::path dir_;
+};
+
+// Runs `f`, expects a muonrec::Error whose message contains every one of `parts`.
+void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
+  try {
+    f();
+    ADD_FAILURE() << "expected muonrec::Error";
+  } catch (const muonrec::Error& e) {
+    const std::string message = e.what();
+    for (const auto& part : parts) EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
+  }
+}
+
+void expect_read_error(const std::string& path, Format format, const std::vector<std::string>& parts) {
+  ReadOptions options;
+  options.format = format;
+  std::vector<std::string> all = parts;
+  all.push_back(path);
+  expect_error([&] { read_dataset(path, options); }, all);
+}
+
+SequenceDataset read_as(const std::string& path, Format format, int64_t min_events = 3) {
+  ReadOptions options;
+  options.format = format;
+  options.min_events_per_user = min_events;
+  return read_dataset(path, options);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Readers
+
+TEST(DataReaders, PairsFileKeepsIdsAndAppendsNonContiguousLines) {
+  TempDir tmp;
+  // Users out of order and interleaved: rows come out ascending, items in file order.
+  const std::string path = tmp.write("pairs.txt", "3 2\n1 1\n1 2\n2 3\n1 4\n2 1\n3 3\n2 5\n3 4\n");
+  for (Format format : {Format::UserItemPairs, Format::Auto}) {
+    const SequenceDataset ds = read_as(path, format);
+    EXPECT_EQ(ds.format, Format::UserItemPairs);
+    EXPECT_EQ(ds.source, path);
+    EXPECT_EQ(ds.user_ids, (Ids{1, 2, 3}));
+    EXPECT_EQ(ds.sequences, (Seqs{{1, 2, 4}, {3, 1, 5}, {2, 3, 4}}));
+    EXPECT_EQ(ds.n_items, 5);
+    EXPECT_EQ(ds.item_source_ids, (Ids{0, 1, 2, 3, 4, 5}));
+    EXPECT_FALSE(ds.has_timestamps());
+    EXPECT_EQ(ds.num_events(), 9);
+    EXPECT_EQ(ds.report.lines, 9);
+    EXPECT_EQ(ds.report.blank_lines, 0);
+    EXPECT_EQ(ds.report.users_dropped_short, 0);
+  }
+}
+
+TEST(DataReaders, SequencesFile) {
+  TempDir tmp;
+  const std::string path = tmp.write("seqs.txt", "2 5 6 7\n1 1 2 3 4\n1 9\t8\n");
+  for (Format format : {Format::UserSequences, Format::Auto}) {
+    const SequenceDataset ds = read_as(path, format);
+    EXPECT_EQ(ds.format, Format::UserSequences);
+    EXPECT_EQ(ds.user_ids, (Ids{1, 2}));
+    EXPECT_EQ(ds.sequences, (Seqs{{1, 2, 3, 4, 9, 8}, {5, 6, 7}}));
+    EXPECT_EQ(ds.n_items, 9);
+    EXPECT_EQ(ds.item_source_ids.size(), 10u);
+    EXPECT_EQ(ds.item_source_ids[9], 9);
+  }
+}
+
+TEST(DataReaders, AutoAcceptsPairsFileWithLongerLines) {
+  // Detected as pairs from line 1, but 'user i1 i2' later means the same thing: accepted.
+  TempDir tmp;
+  const SequenceDataset ds = read_dataset(tmp.write("mixed.txt", "1 1\n1 2 3\n"));
+  EXPECT_EQ(ds.sequences, (Seqs{{1, 2, 3}}));
+}
+
+TEST(DataReaders, MovieLensDatSortsByTimeAndRemapsItems) {
+  TempDir tmp;
+  // User 7's events out of time order, with a tie (items 20 then 5 at t=300: file order kept).
+  const std::string path = tmp.write("ratings.dat",
+                                     "7::20::5::300\n"
+                                     "7::100::3::100\n"
+                                     "7::5::4::300\n"
+                                     "7::10::1::200\n"
+                                     "2::5::2::50\n"
+                                     "2::10::5::40\n"
+                                     "2::100::4::60\n");
+  for (Format format : {Format::MovieLensDat, Format::Auto}) {
+    const SequenceDataset ds = read_as(path, format);
+    EXPECT_EQ(ds.format, Format::MovieLensDat);
+    EXPECT_EQ(ds.user_ids, (Ids{2, 7}));
+    EXPECT_EQ(ds.n_items, 4);
+    EXPECT_EQ(ds.item_source_ids, (Ids{0, 5, 10, 20, 100}));  // dense ids by ascending source id
+    // Source ids: user 2: 10, 5, 100; user 7: 100, 10, 20, 5.
+    EXPECT_EQ(ds.sequences, (Seqs{{2, 1, 4}, {4, 2, 3, 1}}));
+    EXPECT_EQ(ds.timestamps, (Seqs{{40, 50, 60}, {100, 200, 300, 300}}));
+  }
+}
+
+TEST(DataReaders, MovieLensCsvWithHeader) {
+  TempDir tmp;
+  const std::string content =
+      "userId,movieId,rating,timestamp\n"
+      "1,31,2.5,1260759144\n"
+      "1,1029,3.0,1260759179\n"
+      "1,1061,3.0,1260759182\n"
+      "1,1129,2.0,1260759185\n"
+      "1,1172,4.0,1260759105\n"
+      "5,31,4,1000\n"
+      "5,2,0.5,999\n"
+      "5,1172,5.0,1001\n";
+  const std::string path = tmp.write("ratings.csv", content);
+  for (Format format : {Format::MovieLensCsv, Format::Auto}) {
+    const SequenceDataset ds = read_as(path, format);
+    EXPECT_EQ(ds.format, Format::MovieLensCsv);
+    EXPECT_EQ(ds.user_ids, (Ids{1, 5}));
+    EXPECT_EQ(ds.item_source_ids, (Ids{0, 2, 31, 1029, 1061, 1129, 1172}));
+    EXPECT_EQ(ds.n_items, 6);
+    EXPECT_EQ(ds.sequences, (Seqs{{6, 2, 3, 4, 5}, {1, 2, 6}}));
+    EXPECT_EQ(ds.timestamps, (Seqs{{1260759105, 1260759144, 1260759179, 1260759182, 1260759185}, {999, 1000, 1001}}));
+    EXPECT_EQ(ds.report.lines, 9);
+  }
+  // Auto recognises the content without the extension too, and a UTF-8 byte order mark is fine.
+  EXPECT_EQ(read_dataset(tmp.write("ratings_copy.txt", content)).format, Format::MovieLensCsv);
+  EXPECT_EQ(read_dataset(tmp.write("bom.csv", "\xEF\xBB\xBF" + content)).n_items, 6);
+}
+
+TEST(DataReaders, CrlfTrailingWhitespaceAndBlankLines) {
+  TempDir tmp;
+  const std::string path = tmp.write("crlf.txt", "\r\n1 1\r\n\r\n1 2  \r\n   \r\n1 3\t\r\n\n");
+  const SequenceDataset ds = read_dataset(path);
+  EXPECT_EQ(ds.format, Format::UserItemPairs);
+  EXPECT_EQ(ds.sequences, (Seqs{{1, 2, 3}}));
+  EXPECT_EQ(ds.report.lines, 7);
+  EXPECT_EQ(ds.report.blank_lines, 4);
+  // The same for the CSV reader, and a last line without a newline.
+  const SequenceDataset csv =
+      read_dataset(tmp.write("crlf.csv", "userId,movieId,rating,timestamp\r\n\r\n1,5,4.0,2\r\n1,6,4.0,1\r\n1,7,1,3"));
+  EXPECT_EQ(csv.sequences, (Seqs{{2, 1, 3}}));
+  EXPECT_EQ(csv.report.blank_lines, 1);
+  EXPECT_EQ(csv.report.lines, 5);
+}
+
+TEST(DataReaders, ShortUsersAreDroppedAndCounted) {
+  TempDir tmp;
+  const std::string path = tmp.write("short.txt", "1 1\n1 2\n1 3\n2 4\n2 5\n3 1\n3 2\n3 3\n3 4\n");
+  const SequenceDataset ds = read_dataset(path);
+  EXPECT_EQ(ds.user_ids, (Ids{1, 3}));
+  EXPECT_EQ(ds.sequences, (Seqs{{1, 2, 3}, {1, 2, 3, 4}}));
+  EXPECT_EQ(ds.report.users_dropped_short, 1);
+  EXPECT_EQ(ds.report.events_dropped, 2);
+  EXPECT_EQ(ds.n_items, 4);  // item 5 only belonged to the dropped user
+  EXPECT_NE(ds.report.summary().find("1 users with fewer than 3 events skipped (2 events)"), std::string::npos)
+      << ds.report.summary();
+  // A lower threshold keeps them.
+  EXPECT_EQ(read_as(path, Format::Auto, 1).num_users(), 3);
+  // Dropped users' items are not remapped in MovieLens files.
+  const SequenceDataset ml = read_dataset(tmp.write("short.dat", "1::50::1::1\n2::7::1::1\n2::8::1::2\n2::9::1::3\n"));
+  EXPECT_EQ(ml.item_source_ids, (Ids{0, 7, 8, 9}));
+}
+
+TEST(DataReaders, NoUserLongEnoughIsAnError) {
+  TempDir tmp;
+  const std::string path = tmp.write("tiny.txt", "1 1\n1 2\n2 3\n");
+  expect_read_error(path, Format::Auto, {"no user has at least 3 events", "2 users read"});
+}
+
+TEST(DataReaders, WrongFieldCount) {
+  TempDir tmp;
+  expect_read_error(tmp.write("pairs3.txt", "1 1\n1 2\n1 2 3\n"), Format::UserItemPairs,
+                    {"line 3", "expected 2 fields (user item), got 3"});
+  expect_read_error(tmp.write("seq1.txt", "1 1 2 3\n\n7\n"), Format::Auto,
+                    {"line 3", "expected at least 2 fields", "got 1"});
+  expect_read_error(tmp.write("bad.dat", "1::2::3::4\n1::2::3\n"), Format::Auto,
+                    {"line 2", "expected 4 fields separated by '::'", "got 3"});
+  expect_read_error(tmp.write("bad.csv", "userId,movieId,rating,timestamp\n1,2,3,4\n1,2,3,4,5\n"), Format::Auto,
+                    {"line 3", "expected 4 comma-separated fields", "got 5"});
+}
+
+TEST(DataReaders, NonNumericAndOutOfRangeIds) {
+  TempDir tmp;
+  expect_read_error(tmp.write("alpha.txt", "1 1\n2 x7\n"), Format::Auto, {"line 2", "non-numeric item id 'x7'"});
+  expect_read_error(tmp.write("user.txt", "1 1\nu2 3\n"), Format::Auto, {"line 2", "non-numeric user id 'u2'"});
+  expect_read_error(tmp.write("big.txt", "1 1\n1 2\n1 99999999999999999999\n"), Format::Auto,
+                    {"line 3", "item id '99999999999999999999' is out of range"});
+  expect_read_error(tmp.write("neg.txt", "1 -4\n"), Format::Auto, {"line 1", "item id '-4' is out of range"});
+  expect_read_error(tmp.write("negu.txt", "1 1\n-1 4\n"), Format::Auto, {"line 2", "user id '-1' is out of range"});
+  expect_read_error(tmp.write("float.csv", "userId,movieId,rating,timestamp\n1,2.5,4.0,10\n"), Format::Auto,
+                    {"line 2", "non-numeric item id '2.5'"});
+  expect_read_error(tmp.write("rating.dat", "1::2::five::10\n"), Format::Auto, {"line 1", "non-numeric rating 'five'"});
+  expect_read_error(tmp.write("ts.dat", "1::2::5::\n"), Format::Auto, {"line 1", "non-numeric timestamp ''"});
+  // Ids far beyond the number of events are not dense ids.
+  expect_read_error(tmp.write("sparse.txt", "1 1\n1 2\n1 2000000000\n"), Format::Auto,
+                    {"line 3", "item id 2000000000 is far beyond"});
+}
+
+TEST(DataReaders, ZeroItemIdIsPadding) {
+  TempDir tmp;
+  expect_read_error(tmp.write("zero.txt", "1 1\n1 2\n1 0\n"), Format::Auto,
+                    {"line 3", "item id '0' is out of range", "0 is padding"});
+  expect_read_error(tmp.write("zero_seq.txt", "1 1 2 3\n2 4 0 5\n"), Format::UserSequences, {"line 2", "'0'"});
+}
+
+TEST(DataReaders, EmptyAndMissingFiles) {
+  TempDir tmp;
+  expect_read_error(tmp.write("empty.txt", ""), Format::Auto, {"no events"});
+  expect_read_error(tmp.write("blank.txt", "\n \r\n\n"), Format::Auto, {"no events", "3 lines, 3 blank"});
+  expect_read_error(tmp.write("header_only.csv", "userId,movieId,rating,timestamp\n"), Format::Auto, {"no events"});
+  expect_read_error(tmp.path("does_not_exist.txt"), Format::Auto, {"cannot open", "No such file"});
+  expect_read_error(tmp.path(""), Format::Auto, {"directory"});
+}
+
+TEST(DataReaders, CsvHeaderIsRequired) {
+  TempDir tmp;
+  expect_read_error(tmp.write("noheader.csv", "1,2,4.0,100\n1,3,4.0,101\n"), Format::Auto,
+                    {"line 1", "expected the MovieLens header 'userId,movieId,rating,timestamp'", "'1,2,4.0,100'"});
+  expect_read_error(tmp.write("other.csv", "\nuser,item,rating,timestamp\n1,2,4.0,100\n"), Format::Auto,
+                    {"line 2", "expected the MovieLens header"});
+}
+
+TEST(DataReaders, ParseFormatNames) {
+  EXPECT_EQ(parse_format("auto"), Format::Auto);
+  EXPECT_EQ(parse_format("pairs"), Format::UserItemPairs);
+  EXPECT_EQ(parse_format("sequences"), Format::UserSequences);
+  EXPECT_EQ(parse_format("ml-dat"), Format::MovieLensDat);
+  EXPECT_EQ(parse_format("ml-csv"), Format::MovieLensCsv);
+  for (Format f : {Format::Auto, Format::UserItemPairs, Format::UserSequences, Format::MovieLensDat,
+                   Format::MovieLensCsv})
+    EXPECT_EQ(parse_format(format_name(f)), f);
+  expect_error([] { parse_format("recbole"); }, {"'recbole'", "auto, pairs, sequences, ml-dat, ml-csv"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Split
+
+SequenceDataset tiny_dataset(bool with_timestamps) {
+  SequenceDataset ds;
+  ds.source = "tiny";
+  ds.n_items = 10;
+  ds.sequences = {{1, 2, 3, 4, 5, 6, 7}, {8, 9, 10}, {3, 4, 5, 6}};
+  ds.user_ids = {11, 12, 13};
+  ds.item_source_ids = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+  if (with_timestamps) ds.timestamps = {{10, 20, 30, 40, 50, 60, 70}, {81, 82, 83}, {103, 104, 105, 106}};
+  return ds;
+}
+
+TEST(DataSplit, LeaveOneOutTargets) {
+  const SequenceDataset ds = tiny_dataset(false);
+  EXPECT_EQ(LeaveOneOut::train_items(ds, 0), (Ids{1, 2, 3, 4, 5}));
+  EXPECT_EQ(LeaveOneOut::train_items(ds, 1), (Ids{8}));
+  EXPECT_EQ(LeaveOneOut::train_items(ds, 2), (Ids{3, 4}));
+
+  const auto validation = LeaveOneOut::examples(ds, EvalSplit::Validation);
+  const auto test = LeaveOneOut::examples(ds, EvalSplit::Test);
+  ASSERT_EQ(validation.size(), 3u);
+  ASSERT_EQ(test.size(), 3u);
+  const Ids val_targets{6, 9, 5}, val_lengths{5, 1, 2}, test_targets{7, 10, 6}, test_lengths{6, 2, 3};
+  for (int64_t r = 0; r < 3; ++r) {
+    EXPECT_EQ(validation[r].row, r);
+    EXPECT_EQ(validation[r].target, val_targets[r]);
+    EXPECT_EQ(validation[r].input_length, val_lengths[r]);
+    EXPECT_EQ(test[r].row, r);
+    EXPECT_EQ(test[r].target, test_targets[r]);
+    EXPECT_EQ(test[r].input_length, test_lengths[r]);
+  }
+}
+
+TEST(DataSplit, PopularityCountsTrainPartsOnly) {
+  const SequenceDataset ds = tiny_dataset(false);
+  // Train parts: {1,2,3,4,5}, {8}, {3,4}; items 6, 7, 9, 10 are held out everywhere.
+  EXPECT_EQ(item_popularity(ds), (Ids{0, 1, 1, 2, 2, 1, 0, 0, 1, 0, 0}));
+}
+
+TEST(DataSplit, ShortRowIsRefused) {
+  SequenceDataset ds = tiny_dataset(false);
+  ds.sequences[1] = {8, 9};
+  expect_error([&] { LeaveOneOut::examples(ds, EvalSplit::Test); }, {"user 12", "row 1", "has 2 events"});
+  expect_error([&] { TrainBatcher(ds, 4, 2, 1); }, {"leave-one-out needs 3"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batcher
+
+// The batch row holding dataset row `row`, or -1.
+int64_t find_row(const Batch& b, int64_t row) {
+  for (int64_t r = 0; r < b.rows; ++r)
+    if (b.user_rows[r] == row) return r;
+  return -1;
+}
+
+Ids row_of(const std::vector<int64_t>& v, int64_t r, int64_t T) { return Ids(v.begin() + r * T, v.begin() + (r + 1) * T); }
+
+std::vector<Batch> one_epoch(TrainBatcher& batcher, int64_t epoch) {
+  batcher.start_epoch(epoch);
+  std::vector<Batch> out;
+  Batch b;
+  while (batcher.next(b)) out.push_back(b);
+  return out;
+}
+
+TEST(DataBatcher, LeftPaddedWindowsAndShiftedTargets) {
+  const SequenceDataset ds = tiny_dataset(true);
+  // T larger than every window.
+  {
+    TrainBatcher batcher(ds, 6, 4, 123);
+    EXPECT_EQ(batcher.batches_per_epoch(), 1);
+    const auto batches = one_epoch(batcher, 0);
+    ASSERT_EQ(batches.size(), 1u);
+    const Batch& b = batches[0];
+    EXPECT_EQ(b.rows, 4);
+    EXPECT_EQ(b.T, 6);
+    EXPECT_EQ(b.real_rows, 3);
+    const int64_t a = find_row(b, 0), c = find_row(b, 1), d = find_row(b, 2);
+    ASSERT_GE(a, 0);
+    ASSERT_GE(c, 0);
+    ASSERT_GE(d, 0);
+    // Row 0: train {1..5} -> inputs {1,2,3,4}, targets {2,3,4,5}.
+    EXPECT_EQ(row_of(b.ids, a, 6), (Ids{0, 0, 1, 2, 3, 4}));
+    EXPECT_EQ(row_of(b.targets, a, 6), (Ids{0, 0, 2, 3, 4, 5}));
+    EXPECT_EQ(row_of(b.timestamps, a, 6), (Ids{0, 0, 10, 20, 30, 40}));
+    // Row 1: train {8} -> an empty window, no targets.
+    EXPECT_EQ(row_of(b.ids, c, 6), (Ids{0, 0, 0, 0, 0, 0}));
+    EXPECT_EQ(row_of(b.targets, c, 6), (Ids{0, 0, 0, 0, 0, 0}));
+    // Row 2: train {3,4} -> input {3}, target {4}.
+    EXPECT_EQ(row_of(b.ids, d, 6), (Ids{0, 0, 0, 0, 0, 3}));
+    EXPECT_EQ(row_of(b.targets, d, 6), (Ids{0, 0, 0, 0, 0, 4}));
+    EXPECT_EQ(row_of(b.timestamps, d, 6), (Ids{0, 0, 0, 0, 0, 103}));
+  }
+  // T smaller than the window: the most recent T positions.
+  {
+    TrainBatcher batcher(ds, 2, 3, 5);
+    const auto batches = one_epoch(batcher, 0);
+    ASSERT_EQ(batches.size(), 1u);
+    const int64_t a = find_row(batches[0], 0);
+    ASSERT_GE(a, 0);
+    EXPECT_EQ(row_of(batches[0].ids, a, 2), (Ids{3, 4}));
+    EXPECT_EQ(row_of(batches[0].targets, a, 2), (Ids{4, 5}));
+    EXPECT_EQ(row_of(batches[0].timestamps, a, 2), (Ids{30, 40}));
+  }
+  // Without timestamps in the data, none in the batch.
+  {
+    const SequenceDataset plain = tiny_dataset(false);
+    TrainBatcher batcher(plain, 4, 2, 5);
+    Batch b;
+    ASSERT_TRUE(batcher.next(b));
+    EXPECT_TRUE(b.timestamps.empty());
+  }
+}
+
+TEST(DataBatcher, TargetsAreTheShiftedInputs) {
+  SyntheticOptions options;
+  options.users = 50;
+  options.items = 100;
+  options.min_length = 3;
+  options.max_length = 30;
+  const SequenceDataset ds = make_synthetic_dataset(options);
+  const int64_t T = 16;
+  TrainBatcher batcher(ds, T, 8, 3);
+  for (const Batch& b : one_epoch(batcher, 0)) {
+    for (int64_t r = 0; r < b.real_rows; ++r) {
+      const auto train = LeaveOneOut::train_items(ds, b.user_rows[r]);
+      for (int64_t t = 0; t < T; ++t) {
+        const int64_t id = b.ids[r * T + t], target = b.targets[r * T + t];
+        EXPECT_EQ(id == 0, target == 0);  // a target exactly where there is an input
+        if (t + 1 < T && id != 0) {
+          EXPECT_EQ(target, b.ids[r * T + t + 1]);
+        }
+      }
+      // The last target is the last training item (when the window is non-empty).
+      if (train.size() >= 2) {
+        EXPECT_EQ(b.targets[r * T + T - 1], train.back());
+      }
+    }
+  }
+}
+
+TEST(DataBatcher, EveryUserOncePerEpochAndFillerRowsZero) {
+  SyntheticOptions options;
+  options.users = 10;
+  options.min_length = 5;
+  options.max_length = 9;
+  const SequenceDataset ds = make_synthetic_dataset(options);
+  TrainBatcher batcher(ds, 4, 3, 99);
+  EXPECT_EQ(batcher.batches_per_epoch(), 4);
+  for (int64_t epoch = 0; epoch < 3; ++epoch) {
+    const auto batches = one_epoch(batcher, epoch);
+    ASSERT_EQ(batches.size(), 4u);
+    std::vector<int64_t> seen;
+    for (size_t i = 0; i < batches.size(); ++i) {
+      const Batch& b = batches[i];
+      EXPECT_EQ(b.rows, 3);
+      EXPECT_EQ(b.ids.size(), 12u);
+      EXPECT_EQ(b.targets.size(), 12u);
+      EXPECT_EQ(b.timestamps.size(), 12u);
+      EXPECT_EQ(b.real_rows, i + 1 < batches.size() ? 3 : 1);
+      for (int64_t r = 0; r < b.rows; ++r) {
+        if (r < b.real_rows) {
+          seen.push_back(b.user_rows[r]);
+          continue;
+        }
+        EXPECT_EQ(b.user_rows[r], -1);
+        for (int64_t t = 0; t < b.T; ++t) {
+          EXPECT_EQ(b.ids[r * b.T + t], 0);
+          EXPECT_EQ(b.targets[r * b.T + t], 0);
+          EXPECT_EQ(b.timestamps[r * b.T + t], 0);
+        }
+      }
+    }
+    std::sort(seen.begin(), seen.end());
+    EXPECT_EQ(seen, (Ids{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  }
+}
+
+Ids epoch_order(TrainBatcher& batcher, int64_t epoch) {
+  Ids order;
+  for (const Batch& b : one_epoch(batcher, epoch))
+    for (int64_t r = 0; r < b.real_rows; ++r) order.push_back(b.user_rows[r]);
+  return order;
+}
+
+TEST(DataBatcher, ShuffleIsAPureFunctionOfSeedAndEpoch) {
+  SyntheticOptions options;
+  options.users = 40;
+  options.min_length = 4;
+  options.max_length = 6;
+  const SequenceDataset ds = make_synthetic_dataset(options);
+  TrainBatcher a(ds, 5, 8, 2024), b(ds, 5, 8, 2024), other_seed(ds, 5, 8, 2025);
+  const Ids a0 = epoch_order(a, 0), a1 = epoch_order(a, 1), a2 = epoch_order(a, 2);
+  EXPECT_NE(a0, a1);
+  EXPECT_NE(a1, a2);
+  // A fresh batcher resuming at epoch 2 replays it; so does going back.
+  EXPECT_EQ(epoch_order(b, 2), a2);
+  EXPECT_EQ(epoch_order(b, 0), a0);
+  EXPECT_EQ(epoch_order(a, 1), a1);
+  EXPECT_NE(epoch_order(other_seed, 0), a0);
+  // epoch_permutation is a permutation.
+  Ids perm = epoch_permutation(1000, 1, 3);
+  std::sort(perm.begin(), perm.end());
+  for (int64_t i = 0; i < 1000; ++i) ASSERT_EQ(perm[i], i);
+  EXPECT_TRUE(epoch_permutation(0, 1, 0).empty());
+}
+
+TEST(DataBatcher, EvalBatchesHoldTargetAtLastColumn) {
+  const SequenceDataset ds = tiny_dataset(true);
+  const int64_t T = 4;
+  const auto validation = make_eval_batches(ds, EvalSplit::Validation, T, 2);
+  const auto test = make_eval_batches(ds, EvalSplit::Test, T, 2);
+  ASSERT_EQ(validation.size(), 2u);
+  ASSERT_EQ(test.size(), 2u);
+  // Rows in dataset order; the second batch holds one user and one filler row.
+  EXPECT_EQ(validation[0].user_rows, (Ids{0, 1}));
+  EXPECT_EQ(validation[1].user_rows, (Ids{2, -1}));
+  EXPECT_EQ(validation[1].real_rows, 1);
+  // Validation inputs {1..5}, {8}, {3,4}; targets 6, 9, 5.
+  EXPECT_EQ(validation[0].ids, (Ids{2, 3, 4, 5, 0, 0, 0, 8}));
+  EXPECT_EQ(validation[0].targets, (Ids{0, 0, 0, 6, 0, 0, 0, 9}));
+  EXPECT_EQ(validation[0].timestamps, (Ids{20, 30, 40, 50, 0, 0, 0, 81}));
+  EXPECT_EQ(validation[1].ids, (Ids{0, 0, 3, 4, 0, 0, 0, 0}));
+  EXPECT_EQ(validation[1].targets, (Ids{0, 0, 0, 5, 0, 0, 0, 0}));
+  // Test inputs {1..6}, {8,9}, {3,4,5}; targets 7, 10, 6.
+  EXPECT_EQ(test[0].ids, (Ids{3, 4, 5, 6, 0, 0, 8, 9}));
+  EXPECT_EQ(test[0].targets, (Ids{0, 0, 0, 7, 0, 0, 0, 10}));
+  EXPECT_EQ(test[1].ids, (Ids{0, 3, 4, 5, 0, 0, 0, 0}));
+  EXPECT_EQ(test[1].targets, (Ids{0, 0, 0, 6, 0, 0, 0, 0}));
+  EXPECT_EQ(test[1].timestamps, (Ids{0, 103, 104, 105, 0, 0, 0, 0}));
+}
+
+TEST(DataBatcher, BadShapesAreRefused) {
+  const SequenceDataset ds = tiny_dataset(false);
+  expect_error([&] { TrainBatcher(ds, 0, 2, 1); }, {"T must be >= 1"});
+  expect_error([&] { TrainBatcher(ds, 4, 0, 1); }, {"batch size must be >= 1"});
+  expect_error([&] { make_eval_batches(ds, EvalSplit::Test, 4, -1); }, {"batch size must be >= 1"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Synthetic
+
+TEST(DataSynthetic, DeterministicBySeedAndWellFormed) {
+  SyntheticOptions options;
+  const SequenceDataset a = make_synthetic_dataset(options), b = make_synthetic_dataset(options);
+  EXPECT_EQ(a.sequences, b.sequences);
+  EXPECT_EQ(a.timestamps, b.timestamps);
+  options.seed = 8;
+  EXPECT_NE(make_synthetic_dataset(options).sequences, a.sequences);
+
+  EXPECT_EQ(a.num_users(), 2000);
+  EXPECT_EQ(a.n_items, 500);
+  EXPECT_EQ(a.item_source_ids.size(), 501u);
+  EXPECT_EQ(a.user_ids.front(), 1);
+  EXPECT_EQ(a.user_ids.back(), 2000);
+  ASSERT_EQ(a.timestamps.size(), a.sequences.size());
+  std::set<int64_t> items;
+  for (int64_t r = 0; r < a.num_users(); ++r) {
+    const auto& s = a.sequences[r];
+    const auto& t = a.timestamps[r];
+    ASSERT_GE(static_cast<int64_t>(s.size()), 20);
+    ASSERT_LE(static_cast<int64_t>(s.size()), 60);
+    ASSERT_EQ(s.size(), t.size());
+    for (size_t i = 0; i < s.size(); ++i) {
+      ASSERT_GE(s[i], 1);
+      ASSERT_LE(s[i], 500);
+      items.insert(s[i]);
+      if (i > 0) {
+        ASSERT_GT(t[i], t[i - 1]);
+      }
+    }
+  }
+  EXPECT_GT(items.size(), 450u);  // nearly every item occurs
+}
+
+TEST(DataSynthetic, NextItemIsPredictableBeyondPopularity) {
+  const SequenceDataset ds = make_synthetic_dataset({});
+  std::map<int64_t, std::map<int64_t, int64_t>> transitions;
+  std::vector<int64_t> counts(ds.n_items + 1, 0);
+  int64_t n_transitions = 0, n_events = 0;
+  for (const auto& s : ds.sequences) {
+    for (size_t i = 0; i < s.size(); ++i) {
+      ++counts[s[i]];
+      ++n_events;
+      if (i > 0) {
+        ++transitions[s[i - 1]][s[i]];
+        ++n_transitions;
+      }
+    }
+  }
+  // Share of transitions explained by "the previous item's most frequent successor" versus the share
+  // of events that are the single most popular item (what a popularity model gets at rank 1).
+  int64_t top_successor = 0;
+  for (const auto& [item, next] : transitions) {
+    int64_t best = 0;
+    for (const auto& [n, c] : next) best = std::max(best, c);
+    top_successor += best;
+  }
+  const double successor_share = static_cast<double>(top_successor) / n_transitions;
+  const double popular_share = static_cast<double>(*std::max_element(counts.begin(), counts.end())) / n_events;
+  EXPECT_GT(successor_share, 0.3);
+  EXPECT_LT(successor_share, 0.6);  // not trivial either
+  EXPECT_GT(successor_share, 10 * popular_share) << successor_share << " vs " << popular_share;
+  // The top 10 items cover far less than the top-4 successors do (about 0.7 of transitions).
+  std::sort(counts.begin(), counts.end(), std::greater<>());
+  int64_t top10 = 0;
+  for (int i = 0; i < 10; ++i) top10 += counts[i];
+  EXPECT_LT(static_cast<double>(top10) / n_events, 0.15);
+}
+
+TEST(DataSynthetic, SmallConfigurationsAndBadOptions) {
+  SyntheticOptions options;
+  options.users = 3;
+  options.items = 2;  // one topic of two items, each the other's only successor
+  options.min_length = 3;
+  options.max_length = 3;
+  const SequenceDataset ds = make_synthetic_dataset(options);
+  EXPECT_EQ(ds.num_users(), 3);
+  for (const auto& s : ds.sequences) EXPECT_EQ(s.size(), 3u);
+  EXPECT_EQ(make_eval_batches(ds, EvalSplit::Test, 8, 4).size(), 1u);
+
+  options.min_length = 2;
+  expect_error([&] { make_synthetic_dataset(options); }, {"min_length must be >= 3"});
+  options.min_length = 10;
+  options.max_length = 5;
+  expect_error([&] { make_synthetic_dataset(options); }, {"max_length 5 is below min_length 10"});
+  options.max_length = 20;
+  options.items = 1;
+  expect_error([&] { make_synthetic_dataset(options); }, {"items >= 2"});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real benchmark files (skipped where shared/ is absent)
+
+fs::path shared_dir() {
+  if (const char* env = std::getenv("MUONREC_SHARED")) return env;
+#ifdef MUONREC_SOURCE_DIR
+  return fs::path(MUONREC_SOURCE_DIR "/../shared");
+#else
+  return fs::path("../shared");
+#endif
+}
+
+// Reads `relative` under shared/ and reports the time; empty optional-like flag when absent.
+bool read_shared(const std::string& relative, SequenceDataset& ds, double& seconds) {
+  const fs::path path = shared_dir() / "data" / relative;
+  if (!fs::exists(path)) return false;
+  const auto start = std::chrono::steady_clock::now();
+  ds = read_dataset(path.string());
+  seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("[ info     ] read %s in %.3f s: %s\n", relative.c_str(), seconds, ds.report.summary().c_str());
+  return true;
+}
+
+TEST(DataRealFiles, MovieLens1M) {
+  SequenceDataset ds;
+  double seconds = 0;
+  if (!read_shared("ml-1m/ml-1m.txt", ds, seconds))
+    GTEST_SKIP() << "ml-1m/ml-1m.txt not found under " << shared_dir() << " (set MUONREC_SHARED)";
+  EXPECT_EQ(ds.format, Format::UserItemPairs);
+  EXPECT_EQ(ds.num_users(), 6040);
+  EXPECT_EQ(ds.n_items, 3416);
+  EXPECT_EQ(ds.num_events(), 999611);
+  EXPECT_EQ(ds.report.users_dropped_short, 0);
+  EXPECT_LT(seconds, 2.0);
+  TrainBatcher batcher(ds, 200, 128, 1);
+  EXPECT_EQ(batcher.batches_per_epoch(), 48);
+}
+
+TEST(DataRealFiles, MovieLensLatestSmallCsv) {
+  SequenceDataset ds;
+  double seconds = 0;
+  if (!read_shared("ml-latest-small/ratings.csv", ds, seconds))
+    GTEST_SKIP() << "ml-latest-small/ratings.csv not found under " << shared_dir() << " (set MUONREC_SHARED)";
+  EXPECT_EQ(ds.format, Format::MovieLensCsv);
+  EXPECT_EQ(ds.num_users(), 610);
+  EXPECT_EQ(ds.n_items, 9724);
+  EXPECT_EQ(ds.num_events(), 100836);
+  // Any user below 3 ratings (the shared copy ends with a one-rating user 999) is skipped and counted.
+  EXPECT_EQ(ds.report.users_dropped_short, ds.report.events_dropped);
+  EXPECT_EQ(std::count(ds.user_ids.begin(), ds.user_ids.end(), 999), 0);
+  ASSERT_EQ(ds.timestamps.size(), 610u);
+  for (const auto& ts : ds.timestamps) EXPECT_TRUE(std::is_sorted(ts.begin(), ts.end()));
+  EXPECT_TRUE(std::is_sorted(ds.item_source_ids.begin() + 1, ds.item_source_ids.end()));
+}
+
+TEST(DataRealFiles, AmazonBeautySequences) {
+  SequenceDataset ds;
+  double seconds = 0;
+  if (!read_shared("beauty/Beauty.txt", ds, seconds))
+    GTEST_SKIP() << "beauty/Beauty.txt not found under " << shared_dir() << " (set MUONREC_SHARED)";
+  EXPECT_EQ(ds.format, Format::UserSequences);
+  EXPECT_EQ(ds.num_users(), 22363);
+  EXPECT_EQ(ds.n_items, 12101);
+  EXPECT_EQ(ds.num_events(), 198502);
+}
+
+}  // namespace
+}  // namespace muonrec::data

@@ -1,0 +1,176 @@
+// The muonrec command line: train, eval, baseline, info. Errors become one line and exit code 1.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "data/synthetic.h"
+#include "engine/device.h"
+#include "engine/error.h"
+#include "models/trainer.h"
+
+using namespace muonrec;
+
+namespace {
+
+struct DataArgs {
+  std::string path = "synthetic";
+  std::string format = "auto";
+  int64_t synthetic_users = 2000;
+  int64_t synthetic_items = 500;
+  uint64_t synthetic_seed = 7;
+
+  void add_to(CLI::App* cmd) {
+    cmd->add_option("--data", path, "dataset file, or 'synthetic' for the built-in generator")->capture_default_str();
+    cmd->add_option("--format", format, "auto, pairs ('user item'), sequences ('user i1 i2 ...'), ml-dat, ml-csv")
+        ->capture_default_str();
+    cmd->add_option("--synthetic-users", synthetic_users, "users of the synthetic dataset")->capture_default_str();
+    cmd->add_option("--synthetic-items", synthetic_items, "items of the synthetic dataset")->capture_default_str();
+    cmd->add_option("--synthetic-seed", synthetic_seed, "seed of the synthetic dataset")->capture_default_str();
+  }
+
+  data::SequenceDataset load() const {
+    data::SequenceDataset ds;
+    if (path == "synthetic") {
+      data::SyntheticOptions o;
+      o.users = synthetic_users;
+      o.items = synthetic_items;
+      o.seed = synthetic_seed;
+      ds = data::make_synthetic_dataset(o);
+    } else {
+      data::ReadOptions o;
+      o.format = data::parse_format(format);
+      ds = data::read_dataset(path, o);
+    }
+    std::cout << fmt::format("data: {}: {} users, {} items, {} events{}\n", ds.source, ds.num_users(), ds.n_items,
+                             ds.num_events(), ds.has_timestamps() ? ", with timestamps" : "");
+    if (ds.report.users_dropped_short > 0) std::cout << "data: " << ds.report.summary() << "\n";
+    return ds;
+  }
+};
+
+int run_train(const DataArgs& data_args, ModelConfig config, TrainOptions options, const std::string& device_arg,
+              bool show_baseline) {
+  data::SequenceDataset dataset = data_args.load();
+  config.n_items = dataset.n_items;
+  Device device = parse_device(device_arg);
+  auto model = make_model(config, device, options.seed);
+  std::cout << fmt::format("model: {} d={} blocks={} heads={} ff={} maxlen={} dropout={} ({} parameters) on {}\n",
+                           config.kind, config.d, config.blocks, config.heads, config.ff > 0 ? config.ff : config.d,
+                           config.max_len, config.dropout, model->parameters().numel(), device_name(device));
+  std::cout << fmt::format("optimizer: AdamW lr={} betas=({}, {}) eps={} weight_decay={}; batch {} for {} epochs\n",
+                           options.adamw.lr, options.adamw.beta1, options.adamw.beta2, options.adamw.eps,
+                           options.adamw.weight_decay, options.batch_size, options.epochs);
+  TrainResult result = train_model(*model, dataset, options, std::cout);
+  std::cout << fmt::format("best validation epoch {}: {}\n", result.best_epoch, result.best_valid.summary());
+  std::cout << fmt::format("test at that epoch:     {}\n", result.test_at_best.summary());
+  if (show_baseline) {
+    RankingMetrics pop = evaluate_popularity(dataset, data::EvalSplit::Test, options.eval);
+    std::cout << fmt::format("most-popular baseline:  {}\n", pop.summary());
+  }
+  std::cout << fmt::format("training time {:.1f} s ({} steps, {:.1f} steps/s)\n", result.train_seconds, result.steps,
+                           result.steps / std::max(result.train_seconds, 1e-9));
+  if (!options.checkpoint_path.empty()) std::cout << "checkpoint: " << options.checkpoint_path << "\n";
+  return 0;
+}
+
+int run_eval(const DataArgs& data_args, const std::string& checkpoint, const std::string& device_arg,
+             const std::string& split_name, EvalOptions eval) {
+  SafetensorsFile file;
+  auto model = load_model_checkpoint(checkpoint, parse_device(device_arg), &file);
+  data::SequenceDataset dataset = data_args.load();
+  data::EvalSplit split = split_name == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
+  eval.max_len = model->config().max_len;
+  RankingMetrics m = evaluate_model(*model, dataset, split, eval);
+  std::cout << fmt::format("{} ({}): {}\n", split_name, checkpoint, m.summary());
+  std::cout << m.to_json() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"muonrec: sequential and generative recommenders trained with Muon and AdamW"};
+  app.require_subcommand(1);
+
+  DataArgs data_args;
+  ModelConfig config;
+  TrainOptions train;
+  std::string device = "auto";
+  bool no_filter_seen = false, baseline = false;
+
+  CLI::App* train_cmd = app.add_subcommand("train", "train a model, validate, report test metrics at the best epoch");
+  data_args.add_to(train_cmd);
+  train_cmd->add_option("--model", config.kind, "model: sasrec")->capture_default_str();
+  train_cmd->add_option("--d", config.d, "hidden width")->capture_default_str();
+  train_cmd->add_option("--blocks", config.blocks, "transformer blocks")->capture_default_str();
+  train_cmd->add_option("--heads", config.heads, "attention heads")->capture_default_str();
+  train_cmd->add_option("--ff", config.ff, "feed-forward width (0: same as d)")->capture_default_str();
+  train_cmd->add_option("--maxlen", config.max_len, "window length T")->capture_default_str();
+  train_cmd->add_option("--dropout", config.dropout, "dropout probability")->capture_default_str();
+  train_cmd->add_option("--epochs", train.epochs, "epochs")->capture_default_str();
+  train_cmd->add_option("--batch", train.batch_size, "users per batch")->capture_default_str();
+  train_cmd->add_option("--lr", train.adamw.lr, "AdamW learning rate")->capture_default_str();
+  train_cmd->add_option("--beta1", train.adamw.beta1, "AdamW beta1")->capture_default_str();
+  train_cmd->add_option("--beta2", train.adamw.beta2, "AdamW beta2")->capture_default_str();
+  train_cmd->add_option("--wd", train.adamw.weight_decay, "AdamW decoupled weight decay")->capture_default_str();
+  train_cmd->add_option("--seed", train.seed, "seed for weights, shuffling and dropout")->capture_default_str();
+  train_cmd->add_option("--device", device, "auto, cpu or cuda")->capture_default_str();
+  train_cmd->add_option("--eval-every", train.eval_every, "validate every N epochs")->capture_default_str();
+  train_cmd->add_option("--eval-batch", train.eval.batch_size, "users per evaluation batch")->capture_default_str();
+  train_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
+  train_cmd->add_option("--metrics", train.metrics_path, "append per-epoch metrics to this JSONL file");
+  train_cmd->add_option("--checkpoint", train.checkpoint_path, "save the best-validation model here (safetensors)");
+  train_cmd->add_flag("--baseline", baseline, "also report the most-popular baseline on the test split");
+
+  std::string checkpoint, split = "test";
+  EvalOptions eval;
+  CLI::App* eval_cmd = app.add_subcommand("eval", "evaluate a checkpoint with full ranking");
+  data_args.add_to(eval_cmd);
+  eval_cmd->add_option("--checkpoint", checkpoint, "checkpoint written by 'muonrec train --checkpoint'")->required();
+  eval_cmd->add_option("--split", split, "test or valid")->check(CLI::IsMember({"test", "valid"}))->capture_default_str();
+  eval_cmd->add_option("--device", device, "auto, cpu or cuda")->capture_default_str();
+  eval_cmd->add_option("--batch", eval.batch_size, "users per evaluation batch")->capture_default_str();
+  eval_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
+
+  CLI::App* baseline_cmd = app.add_subcommand("baseline", "most-popular baseline with full ranking");
+  data_args.add_to(baseline_cmd);
+  baseline_cmd->add_option("--split", split, "test or valid")->check(CLI::IsMember({"test", "valid"}))
+      ->capture_default_str();
+  baseline_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
+
+  CLI::App* info_cmd = app.add_subcommand("info", "build and device information");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (*train_cmd) {
+      train.eval.filter_seen = !no_filter_seen;
+      return run_train(data_args, config, train, device, baseline);
+    }
+    if (*eval_cmd) {
+      eval.filter_seen = !no_filter_seen;
+      return run_eval(data_args, checkpoint, device, split, eval);
+    }
+    if (*baseline_cmd) {
+      EvalOptions o;
+      o.filter_seen = !no_filter_seen;
+      data::SequenceDataset ds = data_args.load();
+      auto s = split == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
+      std::cout << fmt::format("most-popular ({}): {}\n", split, evaluate_popularity(ds, s, o).summary());
+      return 0;
+    }
+    if (*info_cmd) {
+#ifdef MUONREC_WITH_CUDA
+      std::cout << "muonrec: built with CUDA\n";
+#else
+      std::cout << "muonrec: built without CUDA (CPU only)\n";
+#endif
+      std::cout << (cuda_available() ? "GPU: available\n" : "GPU: " + cuda_unavailable_reason() + "\n");
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "muonrec: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
