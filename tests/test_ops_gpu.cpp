@@ -3,8 +3,8 @@
 #include "test_util.h"
 
 using namespace muonrec;
-using muonrec::testing::random_tensor;
-using muonrec::testing::relative_error;
+using muonrec::testkit::random_tensor;
+using muonrec::testkit::relative_error;
 
 namespace {
 

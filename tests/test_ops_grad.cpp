@@ -2,8 +2,8 @@
 #include "test_util.h"
 
 using namespace muonrec;
-using muonrec::testing::expect_gradients_match;
-using muonrec::testing::random_tensor;
+using muonrec::testkit::expect_gradients_match;
+using muonrec::testkit::random_tensor;
 
 namespace {
 

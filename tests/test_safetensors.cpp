@@ -25,7 +25,7 @@ std::string with_header(const std::string& json, const std::string& data) {
 
 TEST(Safetensors, round_trip_all_dtypes_and_metadata) {
   std::string path = temp_path("round_trip.safetensors");
-  Tensor f = testing::random_tensor({3, 5}, 1);
+  Tensor f = testkit::random_tensor({3, 5}, 1);
   Tensor b = f.to_dtype(DType::BF16);
   Tensor i = Tensor::from_i64({1, -2, 3}, {3});
   Tensor j = i.to_dtype(DType::I32);
@@ -42,7 +42,7 @@ TEST(Safetensors, round_trip_all_dtypes_and_metadata) {
 }
 
 TEST(Safetensors, reads_the_pytorch_fixture) {
-  std::string path = testing::fixture_path("sasrec_tiny.safetensors");
+  std::string path = testkit::fixture_path("sasrec_tiny.safetensors");
   SKIP_WITHOUT_FIXTURE(path);
   SafetensorsFile file = load_safetensors(path);
   EXPECT_EQ(file.at("input.ids").dtype(), DType::I64);

@@ -7,7 +7,7 @@
 #include "test_util.h"
 
 using namespace muonrec;
-using muonrec::testing::relative_error;
+using muonrec::testkit::relative_error;
 
 namespace {
 
@@ -59,14 +59,14 @@ void check_model_against_fixture(const std::string& fixture, Device device) {
 }  // namespace
 
 TEST(SASRecFixture, matches_pytorch_on_cpu) {
-  std::string path = testing::fixture_path("sasrec_tiny.safetensors");
+  std::string path = testkit::fixture_path("sasrec_tiny.safetensors");
   SKIP_WITHOUT_FIXTURE(path);
   check_model_against_fixture(path, Device::CPU);
 }
 
 TEST(SASRecFixture, matches_pytorch_on_gpu) {
   SKIP_WITHOUT_GPU();
-  std::string path = testing::fixture_path("sasrec_tiny.safetensors");
+  std::string path = testkit::fixture_path("sasrec_tiny.safetensors");
   SKIP_WITHOUT_FIXTURE(path);
   check_model_against_fixture(path, Device::CUDA);
 }

@@ -36,7 +36,7 @@ TEST(Tensor, integer_casts_round_trip) {
 
 TEST(Tensor, device_round_trip_when_gpu_present) {
   SKIP_WITHOUT_GPU();
-  Tensor t = testing::random_tensor({1000}, 1);
+  Tensor t = testkit::random_tensor({1000}, 1);
   EXPECT_EQ(t.to(Device::CUDA).to(Device::CPU).to_f32_vector(), t.to_f32_vector());
   Tensor b = t.to_dtype(DType::BF16);
   EXPECT_EQ(t.to(Device::CUDA).to_dtype(DType::BF16).to(Device::CPU).to_f32_vector(), b.to_f32_vector());

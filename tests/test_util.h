@@ -12,12 +12,13 @@
 #include <vector>
 
 #include "engine/autograd.h"
+#include "engine/error.h"
 #include "engine/device.h"
 #include "engine/ops.h"
 #include "engine/rng.h"
 #include "engine/tensor.h"
 
-namespace muonrec::testing {
+namespace muonrec::testkit {
 
 // N(0, scale^2) values, fresh for every seed.
 inline Tensor random_tensor(const Shape& shape, uint64_t seed, float scale = 1.0f, Device device = Device::CPU) {
@@ -89,7 +90,7 @@ inline std::string shared_dir() {
 
 inline std::string fixture_path(const std::string& name) { return shared_dir() + "/fixtures/" + name; }
 
-}  // namespace muonrec::testing
+}  // namespace muonrec::testkit
 
 #define SKIP_WITHOUT_GPU()                                                                      \
   do {                                                                                          \
