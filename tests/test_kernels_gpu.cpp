@@ -1,1 +1,606 @@
-// placeholder until the CUDA kernel parity tests land
+// GPU-vs-CPU parity of the CUDA kernel launchers (kernels/cuda) against the CPU references
+// (kernels/cpu), below the op layer: fresh random inputs, sizes that are not multiples of any block
+// size, outputs poisoned with NaN bytes before each launch so that an element a kernel forgets to
+// write fails the check. Skips with a clear message where no GPU is visible.
+#include <gtest/gtest.h>
+
+#ifdef MUONREC_WITH_CUDA
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/allocator.h"
+#include "engine/cuda_check.h"
+#include "engine/device.h"
+#include "engine/tensor.h"
+#include "kernels/cpu/activation.h"
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/embedding.h"
+#include "kernels/cpu/loss.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/norm.h"
+#include "kernels/cpu/optimizer.h"
+#include "kernels/cpu/reduce.h"
+#include "kernels/cuda/activation.h"
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/embedding.h"
+#include "kernels/cuda/loss.h"
+#include "kernels/cuda/matmul.h"
+#include "kernels/cuda/norm.h"
+#include "kernels/cuda/optimizer.h"
+#include "kernels/cuda/reduce.h"
+
+namespace {
+
+using muonrec::Device;
+using muonrec::DType;
+using muonrec::Tensor;
+namespace cpu = muonrec::kernels::cpu;
+namespace gpu = muonrec::kernels::cuda;
+using muonrec::kernels::Activation;
+
+#define SKIP_WITHOUT_GPU() \
+  if (!muonrec::cuda_available()) GTEST_SKIP() << "no GPU: " << muonrec::cuda_unavailable_reason()
+
+// Tolerances on ||gpu - cpu|| / ||cpu|| (see STYLE.md): pointwise float formulas agree to a few
+// ulps; products and reductions sum in another order.
+constexpr double kElementwiseTol = 1e-5;
+constexpr double kReductionTol = 1e-4;
+
+template <typename T>
+DType dtype_of();
+template <>
+DType dtype_of<float>() { return DType::F32; }
+template <>
+DType dtype_of<uint16_t>() { return DType::BF16; }
+template <>
+DType dtype_of<int32_t>() { return DType::I32; }
+template <>
+DType dtype_of<int64_t>() { return DType::I64; }
+
+std::vector<float> randn(size_t n, std::mt19937& gen, float scale = 1.0f) {
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::vector<float> values(n);
+  for (float& v : values) v = normal(gen);
+  return values;
+}
+
+std::vector<int64_t> random_ids(size_t n, int64_t rows, std::mt19937& gen) {
+  std::uniform_int_distribution<int64_t> pick(0, rows - 1);
+  std::vector<int64_t> ids(n);
+  for (int64_t& id : ids) id = pick(gen);
+  return ids;
+}
+
+// A device buffer with the host values.
+template <typename T>
+Tensor upload(const std::vector<T>& host) {
+  Tensor t = Tensor::empty({static_cast<int64_t>(host.size())}, dtype_of<T>(), Device::CUDA);
+  muonrec::copy_bytes(t.raw_data(), Device::CUDA, host.data(), Device::CPU, host.size() * sizeof(T));
+  return t;
+}
+
+// A device buffer of n elements, every byte 0xFF: NaN as f32/bf16, -1 as integers.
+template <typename T>
+Tensor poisoned(size_t n) {
+  Tensor t = Tensor::empty({static_cast<int64_t>(n)}, dtype_of<T>(), Device::CUDA);
+  muonrec::fill_bytes(t.raw_data(), Device::CUDA, 0xFF, t.nbytes());
+  return t;
+}
+
+template <typename T>
+std::vector<T> download(const Tensor& t) {
+  CUDA_CHECK(cudaStreamSynchronize(muonrec::current_stream()));
+  CUDA_CHECK(cudaGetLastError());
+  std::vector<T> host(static_cast<size_t>(t.numel()));
+  muonrec::copy_bytes(host.data(), Device::CPU, t.raw_data(), Device::CUDA, host.size() * sizeof(T));
+  return host;
+}
+
+template <typename T>
+T* dev(const Tensor& t) {
+  return static_cast<T*>(t.raw_data());
+}
+
+cudaStream_t stream() { return muonrec::current_stream(); }
+
+// Every GPU element finite (the poison was overwritten) and ||gpu - cpu|| / ||cpu|| < tolerance.
+void expect_close(const std::vector<float>& gpu_values, const std::vector<float>& cpu_values, double tolerance,
+                  const std::string& what) {
+  ASSERT_EQ(gpu_values.size(), cpu_values.size()) << what;
+  double diff = 0.0, ref = 0.0;
+  size_t not_finite = 0, first_bad = 0;
+  for (size_t i = 0; i < gpu_values.size(); ++i) {
+    if (!std::isfinite(gpu_values[i])) {
+      if (not_finite++ == 0) first_bad = i;
+      continue;
+    }
+    diff += (static_cast<double>(gpu_values[i]) - cpu_values[i]) * (static_cast<double>(gpu_values[i]) - cpu_values[i]);
+    ref += static_cast<double>(cpu_values[i]) * cpu_values[i];
+  }
+  EXPECT_EQ(not_finite, 0u) << what << ": " << not_finite << " elements not finite (unwritten?), first at "
+                            << first_bad;
+  const double error = std::sqrt(diff) / std::max(std::sqrt(ref), 1e-30);
+  EXPECT_LT(error, tolerance) << what << ": relative error " << error;
+}
+
+// Bit-for-bit equality (NaN payloads included).
+template <typename T>
+void expect_bitwise(const std::vector<T>& gpu_values, const std::vector<T>& cpu_values, const std::string& what) {
+  ASSERT_EQ(gpu_values.size(), cpu_values.size()) << what;
+  size_t mismatches = 0, first = 0;
+  for (size_t i = 0; i < gpu_values.size(); ++i) {
+    if (std::memcmp(&gpu_values[i], &cpu_values[i], sizeof(T)) != 0 && mismatches++ == 0) first = i;
+  }
+  EXPECT_EQ(mismatches, 0u) << what << ": " << mismatches << " elements differ, first at " << first;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+TEST(KernelsGpu, elementwise_fp32_37x53) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 gen(101);
+  const int64_t rows = 37, cols = 53, n = rows * cols;
+  auto a = randn(n, gen), b = randn(n, gen), bias = randn(cols, gen), row_factor = randn(rows, gen);
+  Tensor da = upload(a), db = upload(b), dbias = upload(bias), drow = upload(row_factor);
+  std::vector<float> expected(n);
+
+  Tensor out = poisoned<float>(n);
+  gpu::add_forward(dev<float>(da), dev<float>(dbias), dev<float>(out), n, cols, stream());
+  cpu::add_forward(a.data(), bias.data(), expected.data(), n, cols);
+  expect_close(download<float>(out), expected, kElementwiseTol, "add_forward broadcast");
+
+  out = poisoned<float>(n);
+  gpu::add_forward(dev<float>(da), dev<float>(db), dev<float>(out), n, n, stream());
+  cpu::add_forward(a.data(), b.data(), expected.data(), n, n);
+  expect_close(download<float>(out), expected, kElementwiseTol, "add_forward same shape");
+
+  // In place (out aliases a), as the linear layer adds its bias.
+  Tensor inplace = upload(a);
+  gpu::add_forward(dev<float>(inplace), dev<float>(dbias), dev<float>(inplace), n, cols, stream());
+  cpu::add_forward(a.data(), bias.data(), expected.data(), n, cols);
+  expect_close(download<float>(inplace), expected, kElementwiseTol, "add_forward in place");
+
+  out = poisoned<float>(n);
+  gpu::mul_forward(dev<float>(da), dev<float>(db), dev<float>(out), n, stream());
+  cpu::mul_forward(a.data(), b.data(), expected.data(), n);
+  expect_close(download<float>(out), expected, kElementwiseTol, "mul_forward");
+
+  out = poisoned<float>(n);
+  gpu::scale_forward(dev<float>(da), -1.7f, dev<float>(out), n, stream());
+  cpu::scale_forward(a.data(), -1.7f, expected.data(), n);
+  expect_close(download<float>(out), expected, kElementwiseTol, "scale_forward");
+
+  out = poisoned<float>(n);
+  gpu::scale_rows_forward(dev<float>(da), dev<float>(drow), dev<float>(out), rows, cols, stream());
+  cpu::scale_rows_forward(a.data(), row_factor.data(), expected.data(), rows, cols);
+  expect_close(download<float>(out), expected, kElementwiseTol, "scale_rows_forward");
+}
+
+TEST(KernelsGpu, dropout_fp32_4099) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 gen(102);
+  const int64_t n = 4099;
+  auto x = randn(n, gen);
+  Tensor dx = upload(x);
+  for (float p : {0.1f, 0.5f}) {
+    for (uint64_t offset : {uint64_t{0}, uint64_t{12345}}) {
+      const uint64_t seed = 0x5eedULL + static_cast<uint64_t>(p * 100);
+      Tensor out = poisoned<float>(n);
+      gpu::dropout_forward(dev<float>(dx), dev<float>(out), n, p, seed, offset, stream());
+      std::vector<float> expected(n);
+      cpu::dropout_forward(x.data(), expected.data(), n, p, seed, offset);
+      expect_bitwise(download<float>(out), expected,
+                     "dropout p=" + std::to_string(p) + " offset=" + std::to_string(offset));
+    }
+  }
+}
+
+TEST(KernelsGpu, cast_4099) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 gen(103);
+  const int64_t n = 4099;
+  // Random normals at several magnitudes, plus the special cases of the rounding: NaN, infinities,
+  // signed zero, exact ties (lower half 0x8000) on even and odd bf16 values, and overflow to inf.
+  auto x = randn(n, gen);
+  std::uniform_real_distribution<float> exponent(-30.0f, 30.0f);
+  for (int64_t i = 0; i < n; i += 3) x[i] *= std::exp2(exponent(gen));
+  const uint32_t specials[] = {0x7fc00000u, 0xffc00001u, 0x7f800001u, 0x7f800000u, 0xff800000u, 0x80000000u,
+                               0x3f808000u, 0x3f818000u, 0x7f7fffffu, 0x00000001u, 0x807fffffu};
+  for (size_t k = 0; k < sizeof(specials) / sizeof(specials[0]); ++k) std::memcpy(&x[k * 7], &specials[k], 4);
+  Tensor dx = upload(x);
+
+  Tensor bf16 = poisoned<uint16_t>(n);
+  gpu::cast_f32_to_bf16(dev<float>(dx), dev<uint16_t>(bf16), n, stream());
+  std::vector<uint16_t> expected_bf16(n);
+  cpu::cast_f32_to_bf16(x.data(), expected_bf16.data(), n);
+  expect_bitwise(download<uint16_t>(bf16), expected_bf16, "cast_f32_to_bf16");
+
+  std::uniform_int_distribution<uint32_t> bits(0, 0xffff);
+  std::vector<uint16_t> halves(n);
+  for (uint16_t& h : halves) h = static_cast<uint16_t>(bits(gen));
+  Tensor dhalves = upload(halves);
+  Tensor f32 = poisoned<float>(n);
+  gpu::cast_bf16_to_f32(dev<uint16_t>(dhalves), dev<float>(f32), n, stream());
+  std::vector<float> expected_f32(n);
+  cpu::cast_bf16_to_f32(halves.data(), expected_f32.data(), n);
+  expect_bitwise(download<float>(f32), expected_f32, "cast_bf16_to_f32");
+
+  std::uniform_int_distribution<int32_t> i32(std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max());
+  std::vector<int32_t> small(n);
+  for (int32_t& v : small) v = i32(gen);
+  Tensor dsmall = upload(small);
+  Tensor wide = poisoned<int64_t>(n);
+  gpu::cast_i32_to_i64(dev<int32_t>(dsmall), dev<int64_t>(wide), n, stream());
+  std::vector<int64_t> expected_wide(n);
+  cpu::cast_i32_to_i64(small.data(), expected_wide.data(), n);
+  expect_bitwise(download<int64_t>(wide), expected_wide, "cast_i32_to_i64");
+
+  std::uniform_int_distribution<int64_t> i64(-(int64_t{1} << 40), int64_t{1} << 40);
+  std::vector<int64_t> large(n);
+  for (int64_t& v : large) v = i64(gen);
+  Tensor dlarge = upload(large);
+  Tensor narrow = poisoned<int32_t>(n);
+  gpu::cast_i64_to_i32(dev<int64_t>(dlarge), dev<int32_t>(narrow), n, stream());
+  std::vector<int32_t> expected_narrow(n);
+  cpu::cast_i64_to_i32(large.data(), expected_narrow.data(), n);
+  expect_bitwise(download<int32_t>(narrow), expected_narrow, "cast_i64_to_i32");
+}
+
+TEST(KernelsGpu, activation_fp32_3001) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 gen(104);
+  const int64_t n = 3001;
+  auto x = randn(n, gen, 2.0f), dy = randn(n, gen);
+  Tensor dx_in = upload(x), ddy = upload(dy);
+  const std::pair<Activation, const char*> kinds[] = {
+      {Activation::GELU, "gelu"}, {Activation::SILU, "silu"}, {Activation::RELU, "relu"}};
+  for (const auto& [kind, name] : kinds) {
+    Tensor y = poisoned<float>(n);
+    gpu::activation_forward(kind, dev<float>(dx_in), dev<float>(y), n, stream());
+    std::vector<float> expected(n);
+    cpu::activation_forward(kind, x.data(), expected.data(), n);
+    expect_close(download<float>(y), expected, kElementwiseTol, std::string(name) + " forward");
+
+    Tensor dx = poisoned<float>(n);
+    gpu::activation_backward(kind, dev<float>(dx_in), dev<float>(ddy), dev<float>(dx), n, stream());
+    cpu::activation_backward(kind, x.data(), dy.data(), expected.data(), n);
+    expect_close(download<float>(dx), expected, kElementwiseTol, std::string(name) + " backward");
+  }
+}
+
+TEST(KernelsGpu, gemm_fp32_67x45x131) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 gen(105);
+  const int64_t m = 67, n = 45, k = 131;
+  for (bool trans_a : {false, true}) {
+    for (bool trans_b : {false, true}) {
+      const std::string what = std::string("gemm trans_a=") + (trans_a ? "1" : "0") + " trans_b=" + (trans_b ? "1" : "0");
+      auto a = randn(m * k, gen), b = randn(k * n, gen), c0 = randn(m * n, gen);
+      Tensor da = upload(a), db = upload(b);
+      // beta = 0: C is write-only, so a poisoned C must be fully overwritten.
+      Tensor dc = poisoned<float>(m * n);
+      gpu::gemm(trans_a, trans_b, m, n, k, 0.7f, dev<float>(da), dev<float>(db), 0.0f, dev<float>(dc), stream());
+      std::vector<float> expected(m * n, 0.0f);
+      cpu::gemm(trans_a, trans_b, m, n, k, 0.7f, a.data(), b.data(), 0.0f, expected.data());
+      expect_close(download<float>(dc), expected, kReductionTol, what + " beta=0");
+      // beta != 0 accumulates into C.
+      dc = upload(c0);
+      gpu::gemm(trans_a, trans_b, m, n, k, -1.3f, dev<float>(da), dev<float>(db), 0.5f, dev<float>(dc), stream());
+      expected = c0;
+      cpu::gemm(trans_a, trans_b, m, n, k, -1.3f, a.data(), b.data(), 0.5f, expected.data());
+      expect_close(download<float>(dc), expected, kReductionTol, what + " beta=0.5");
+    }
+  }
+}
+
+TEST(KernelsGpu, layer_norm_fp32_1003x48) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 gen(106);
+  const int64_t rows = 1003, cols = 48, n = rows * cols;
+  const float eps = 1e-5f;
+  auto x = randn(n, gen, 3.0f), weight = randn(cols, gen), bias = randn(cols, gen), dy = randn(n, gen);
+  for (int64_t i = 0; i < n; ++i) x[i] += 0.5f;  // a non-zero mean
+  Tensor dxin = upload(x), dweight_in = upload(weight), dbias_in = upload(bias), ddy = upload(dy);
+  for (bool affine : {true, false}) {
+    const std::string tag = affine ? " (affine)" : " (no affine)";
+    const float* w_host = affine ? weight.data() : nullptr;
+    const float* b_host = affine ? bias.data() : nullptr;
+    const float* w_dev = affine ? dev<float>(dweight_in) : nullptr;
+    const float* b_dev = affine ? dev<float>(dbias_in) : nullptr;
+
+    Tensor y = poisoned<float>(n), mean = poisoned<float>(rows), rstd = poisoned<float>(rows);
+    gpu::layer_norm_forward(dev<float>(dxin), w_dev, b_dev, dev<float>(y), dev<float>(mean), dev<float>(rstd), rows,
+                            cols, eps, stream());
+    std::vector<float> y_ref(n), mean_ref(rows), rstd_ref(rows);
+    cpu::layer_norm_forward(x.data(), w_host, b_host, y_ref.data(), mean_ref.data(), rstd_ref.data(), rows, cols,
+                            eps);
+    expect_close(download<float>(y), y_ref, kReductionTol, "layer_norm_forward y" + tag);
+    expect_close(download<float>(mean), mean_ref, kReductionTol, "layer_norm_forward mean" + tag);
+    expect_close(download<float>(rstd), rstd_ref, kReductionTol, "layer_norm_forward rstd" + tag);
+
+    // The backward gets the reference's saved statistics, so only the backward is compared.
+    Tensor dmean = upload(mean_ref), drstd = upload(rstd_ref);
+    Tensor dx = poisoned<float>(n), dw = poisoned<float>(cols), db = poisoned<float>(cols);
+    gpu::layer_norm_backward(dev<float>(dxin), w_dev, dev<float>(dmean), dev<float>(drstd), dev<float>(ddy),
+                             dev<float>(dx), affine ? dev<float>(dw) : nullptr, affine ? dev<float>(db) : nullptr,
+                             rows, cols, stream());
+    std::vector<float> dx_ref(n), dw_ref(cols), db_ref(cols);
+    cpu::layer_norm_backward(x.data(), w_host, mean_ref.data(), rstd_ref.data(), dy.data(), dx_ref.data(),
+                             affine ? dw_ref.data() : nullptr, affine ? db_ref.data() : nullptr, rows, cols);
+    expect_close(download<float>(dx), dx_ref, kReductionTol, "layer_norm_backward dx" + tag);
+    if (affine) {
+      expect_close(download<float>(dw), dw_ref, kReductionTol, "layer_norm_backward dweight");
+      expect_close(download<float>(db), db_ref, kReductionTol, "layer_norm_backward dbias");
+    }
+  }
+  // dweight alone (dbias null).
+  std::vector<float> mean_ref(rows), rstd_ref(rows), y_ref(n);
+  cpu::layer_norm_forward(x.data(), weight.data(), bias.data(), y_ref.data(), mean_ref.data(), rstd_ref.data(), rows,
+                          cols, eps);
+  Tensor dmean = upload(mean_ref), drstd = upload(rstd_ref);
+  Tensor dx = poisoned<float>(n), dw = poisoned<float>(cols);
+  gpu::layer_norm_backward(dev<float>(dxin), dev<float>(dweight_in), dev<float>(dmean), dev<float>(drstd),
+                           dev<float>(ddy), dev<float>(dx), dev<float>(dw), nullptr, rows, cols, stream());
+  std::vector<float> dx_ref(n), dw_ref(cols);
+  cpu::layer_norm_backward(x.data(), weight.data(), mean_ref.data(), rstd_ref.data(), dy.data(), dx_ref.data(),
+                           dw_ref.data(), nullptr, rows, cols);
+  expect_close(download<float>(dw), dw_ref, kReductionTol, "layer_norm_backward dweight only");
+}
+
+TEST(KernelsGpu, l2_normalize_fp32_131x33) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 gen(107);
+  const int64_t rows = 131, cols = 33, n = rows * cols;
+  const float eps = 1e-3f;
+  auto x = randn(n, gen), dy = randn(n, gen);
+  // A few tiny (non-zero) rows put the eps clamp to work in both directions.
+  for (int64_t r = 0; r < rows; r += 17)
+    for (int64_t c = 0; c < cols; ++c) x[r * cols + c] *= 1e-5f;
+  Tensor dxin = upload(x), ddy = upload(dy);
+  Tensor y = poisoned<float>(n), norm = poisoned<float>(rows);
+  gpu::l2_normalize_forward(dev<float>(dxin), dev<float>(y), dev<float>(norm), rows, cols, eps, stream());
+  std::vector<float> y_ref(n), norm_ref(rows);
+  cpu::l2_normalize_forward(x.data(), y_ref.data(), norm_ref.data(), rows, cols, eps);
+  expect_close(download<float>(y), y_ref, kReductionTol, "l2_normalize_forward y");
+  expect_close(download<float>(norm), norm_ref, kReductionTol, "l2_normalize_forward norm");
+
+  Tensor dnorm = upload(norm_ref);
+  Tensor dx = poisoned<float>(n);
+  gpu::l2_normalize_backward(dev<float>(dxin), dev<float>(dnorm), dev<float>(ddy), dev<float>(dx), rows, cols, eps,
+                             stream());
+  std::vector<float> dx_ref(n);
+  cpu::l2_normalize_backward(x.data(), norm_ref.data(), dy.data(), dx_ref.data(), rows, cols, eps);
+  expect_close(download<float>(dx), dx_ref, kReductionTol, "l2_normalize_backward");
+}
+
+TEST(KernelsGpu, embedding_fp32_1001ids_1500x37) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 gen(108);
+  // More rows than ids touch (untouched rows must come back as zeros), several repeats per id.
+  const int64_t n_ids = 1001, rows = 1500, dim = 37;
+  auto weight = randn(rows * dim, gen), grad_out = randn(n_ids * dim, gen);
+  auto ids = random_ids(n_ids, 97, gen);  // ids in [0, 97): every touched row has ~10 repeats
+  ids[5] = rows - 1;                     // the last row, once
+  Tensor dweight = upload(weight), dids = upload(ids), dgrad = upload(grad_out);
+
+  Tensor out = poisoned<float>(n_ids * dim);
+  gpu::embedding_forward(dev<float>(dweight), dev<int64_t>(dids), dev<float>(out), n_ids, rows, dim, stream());
+  std::vector<float> out_ref(n_ids * dim);
+  cpu::embedding_forward(weight.data(), ids.data(), out_ref.data(), n_ids, rows, dim);
+  expect_bitwise(download<float>(out), out_ref, "embedding_forward");
+
+  Tensor grad_weight = poisoned<float>(rows * dim);
+  gpu::embedding_backward(dev<float>(dgrad), dev<int64_t>(dids), dev<float>(grad_weight), n_ids, rows, dim, stream());
+  std::vector<float> grad_ref(rows * dim);
+  cpu::embedding_backward(grad_out.data(), ids.data(), grad_ref.data(), n_ids, rows, dim);
+  expect_close(download<float>(grad_weight), grad_ref, kElementwiseTol, "embedding_backward");
+}
+
+TEST(KernelsGpu, embedding_backward_deterministic_repeated_ids_5003x64) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 gen(109);
+  // Heavy repetition (a padding id, a few popular items) is where an atomic scatter would make the
+  // result depend on thread timing.
+  const int64_t n_ids = 5003, rows = 300, dim = 64;
+  auto grad_out = randn(n_ids * dim, gen);
+  std::vector<int64_t> ids(n_ids);
+  std::uniform_int_distribution<int> pick(0, 9);
+  for (int64_t i = 0; i < n_ids; ++i) {
+    int choice = pick(gen);
+    ids[i] = choice < 5 ? 0 : choice < 8 ? 7 : 299 - choice;
+  }
+  Tensor dids = upload(ids), dgrad = upload(grad_out);
+  std::vector<std::vector<float>> runs;
+  for (int run = 0; run < 2; ++run) {
+    Tensor grad_weight = poisoned<float>(rows * dim);
+    gpu::embedding_backward(dev<float>(dgrad), dev<int64_t>(dids), dev<float>(grad_weight), n_ids, rows, dim,
+                            stream());
+    runs.push_back(download<float>(grad_weight));
+  }
+  expect_bitwise(runs[1], runs[0], "embedding_backward run 2 vs run 1");
+  std::vector<float> grad_ref(rows * dim);
+  cpu::embedding_backward(grad_out.data(), ids.data(), grad_ref.data(), n_ids, rows, dim);
+  expect_close(runs[0], grad_ref, kElementwiseTol, "embedding_backward vs CPU");
+}
+
+TEST(KernelsGpu, attention_fp32_3x37_heads2_dim24_left_padded) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 gen(110);
+  const int64_t batch = 3, seq = 37, heads = 2, head_dim = 24, d = heads * head_dim;
+  auto qkv = randn(batch * seq * 3 * d, gen), dout = randn(batch * seq * d, gen);
+  // Left padding: batch 0 has 10 padded positions, batch 1 none, batch 2 all but the last one.
+  std::vector<float> valid(batch * seq, 1.0f);
+  for (int64_t t = 0; t < 10; ++t) valid[0 * seq + t] = 0.0f;
+  for (int64_t t = 0; t < seq - 1; ++t) valid[2 * seq + t] = 0.0f;
+  Tensor dqkv_in = upload(qkv), dvalid = upload(valid), ddout = upload(dout);
+
+  const int64_t probs_n = batch * heads * seq * seq;
+  Tensor out = poisoned<float>(batch * seq * d), probs = poisoned<float>(probs_n);
+  gpu::attention_forward(dev<float>(dqkv_in), dev<float>(dvalid), dev<float>(out), dev<float>(probs), batch, seq, heads,
+                         head_dim, stream());
+  std::vector<float> out_ref(batch * seq * d), probs_ref(probs_n);
+  cpu::attention_forward(qkv.data(), valid.data(), out_ref.data(), probs_ref.data(), batch, seq, heads, head_dim);
+  expect_close(download<float>(out), out_ref, kReductionTol, "attention_forward out");
+  auto probs_gpu = download<float>(probs);
+  expect_close(probs_gpu, probs_ref, kReductionTol, "attention_forward probs");
+  size_t mask_mismatches = 0;
+  for (int64_t i = 0; i < probs_n; ++i) mask_mismatches += (probs_gpu[i] == 0.0f) != (probs_ref[i] == 0.0f);
+  EXPECT_EQ(mask_mismatches, 0u) << "probs are zero in different places (mask semantics differ)";
+
+  // The backward gets the reference's probs, so only the backward is compared.
+  Tensor dprobs = upload(probs_ref);
+  Tensor dqkv = poisoned<float>(batch * seq * 3 * d);
+  gpu::attention_backward(dev<float>(dqkv_in), dev<float>(dprobs), dev<float>(ddout), dev<float>(dqkv), batch, seq,
+                          heads, head_dim, stream());
+  std::vector<float> dqkv_ref(batch * seq * 3 * d);
+  cpu::attention_backward(qkv.data(), probs_ref.data(), dout.data(), dqkv_ref.data(), batch, seq, heads, head_dim);
+  expect_close(download<float>(dqkv), dqkv_ref, kReductionTol, "attention_backward dqkv");
+}
+
+TEST(KernelsGpu, attention_fp32_2x200_heads1_dim128) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 gen(111);
+  // The largest shapes the models use: T = 200 (more keys than threads per block), head_dim = 128.
+  const int64_t batch = 2, seq = 200, heads = 1, head_dim = 128, d = heads * head_dim;
+  auto qkv = randn(batch * seq * 3 * d, gen, 0.5f), dout = randn(batch * seq * d, gen);
+  std::vector<float> valid(batch * seq, 1.0f);
+  for (int64_t t = 0; t < 57; ++t) valid[1 * seq + t] = 0.0f;
+  Tensor dqkv_in = upload(qkv), dvalid = upload(valid), ddout = upload(dout);
+  const int64_t probs_n = batch * heads * seq * seq;
+  Tensor out = poisoned<float>(batch * seq * d), probs = poisoned<float>(probs_n);
+  gpu::attention_forward(dev<float>(dqkv_in), dev<float>(dvalid), dev<float>(out), dev<float>(probs), batch, seq, heads,
+                         head_dim, stream());
+  std::vector<float> out_ref(batch * seq * d), probs_ref(probs_n);
+  cpu::attention_forward(qkv.data(), valid.data(), out_ref.data(), probs_ref.data(), batch, seq, heads, head_dim);
+  expect_close(download<float>(out), out_ref, kReductionTol, "attention_forward out");
+  expect_close(download<float>(probs), probs_ref, kReductionTol, "attention_forward probs");
+
+  Tensor dprobs = upload(probs_ref);
+  Tensor dqkv = poisoned<float>(batch * seq * 3 * d);
+  gpu::attention_backward(dev<float>(dqkv_in), dev<float>(dprobs), dev<float>(ddout), dev<float>(dqkv), batch, seq,
+                          heads, head_dim, stream());
+  std::vector<float> dqkv_ref(batch * seq * 3 * d);
+  cpu::attention_backward(qkv.data(), probs_ref.data(), dout.data(), dqkv_ref.data(), batch, seq, heads, head_dim);
+  expect_close(download<float>(dqkv), dqkv_ref, kReductionTol, "attention_backward dqkv");
+}
+
+TEST(KernelsGpu, cross_entropy_fp32_203x1031) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 gen(112);
+  const int64_t rows = 203, classes = 1031;
+  auto logits = randn(rows * classes, gen, 3.0f);
+  auto targets = random_ids(rows, classes, gen);
+  for (int64_t r = 0; r < rows; r += 5) targets[r] = -1;  // ignored rows
+  targets[1] = classes - 1;
+  Tensor dlogits_in = upload(logits), dtargets = upload(targets);
+
+  Tensor loss = poisoned<float>(1), lse = poisoned<float>(rows), count = poisoned<float>(1);
+  gpu::cross_entropy_forward(dev<float>(dlogits_in), dev<int64_t>(dtargets), dev<float>(loss), dev<float>(lse),
+                             dev<float>(count), rows, classes, stream());
+  float loss_ref = 0.0f, count_ref = 0.0f;
+  std::vector<float> lse_ref(rows);
+  cpu::cross_entropy_forward(logits.data(), targets.data(), &loss_ref, lse_ref.data(), &count_ref, rows, classes);
+  expect_close(download<float>(loss), {loss_ref}, kReductionTol, "cross_entropy_forward loss");
+  expect_close(download<float>(lse), lse_ref, kReductionTol, "cross_entropy_forward logsumexp");
+  expect_bitwise(download<float>(count), {count_ref}, "cross_entropy_forward valid_count");
+
+  // dloss and valid_count are read from device memory.
+  const float dloss_value = 0.7f;
+  Tensor dlse = upload(lse_ref), dcount = upload(std::vector<float>{count_ref});
+  Tensor ddloss = upload(std::vector<float>{dloss_value});
+  Tensor grad = poisoned<float>(rows * classes);
+  gpu::cross_entropy_backward(dev<float>(dlogits_in), dev<int64_t>(dtargets), dev<float>(dlse), dev<float>(dcount),
+                              dev<float>(ddloss), dev<float>(grad), rows, classes, stream());
+  std::vector<float> grad_ref(rows * classes);
+  cpu::cross_entropy_backward(logits.data(), targets.data(), lse_ref.data(), &count_ref, &dloss_value,
+                              grad_ref.data(), rows, classes);
+  expect_close(download<float>(grad), grad_ref, kReductionTol, "cross_entropy_backward");
+
+  // Every target ignored: loss 0, count 0, zero gradient.
+  std::vector<int64_t> ignored(rows, -1);
+  Tensor dignored = upload(ignored);
+  loss = poisoned<float>(1);
+  count = poisoned<float>(1);
+  gpu::cross_entropy_forward(dev<float>(dlogits_in), dev<int64_t>(dignored), dev<float>(loss), dev<float>(lse),
+                             dev<float>(count), rows, classes, stream());
+  expect_bitwise(download<float>(loss), {0.0f}, "cross_entropy_forward loss, all ignored");
+  expect_bitwise(download<float>(count), {0.0f}, "cross_entropy_forward valid_count, all ignored");
+  grad = poisoned<float>(rows * classes);
+  gpu::cross_entropy_backward(dev<float>(dlogits_in), dev<int64_t>(dignored), dev<float>(lse), dev<float>(count),
+                              dev<float>(ddloss), dev<float>(grad), rows, classes, stream());
+  expect_bitwise(download<float>(grad), std::vector<float>(rows * classes, 0.0f),
+                 "cross_entropy_backward, all ignored");
+}
+
+TEST(KernelsGpu, reduce_fp32_1001x77) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 gen(113);
+  const int64_t outer = 1001, inner = 77, n = outer * inner;
+  auto x = randn(n, gen);
+  for (float& v : x) v += 0.25f;  // a sum well away from zero, so the relative check is meaningful
+  Tensor dx = upload(x);
+
+  Tensor total = poisoned<float>(1);
+  gpu::sum_all(dev<float>(dx), dev<float>(total), n, stream());
+  float total_ref = 0.0f;
+  cpu::sum_all(x.data(), &total_ref, n);
+  expect_close(download<float>(total), {total_ref}, kReductionTol, "sum_all");
+
+  Tensor columns = poisoned<float>(inner);
+  gpu::sum_leading(dev<float>(dx), dev<float>(columns), outer, inner, stream());
+  std::vector<float> columns_ref(inner);
+  cpu::sum_leading(x.data(), columns_ref.data(), outer, inner);
+  expect_close(download<float>(columns), columns_ref, kReductionTol, "sum_leading");
+  // Deterministic: a second run gives the same bits.
+  Tensor again = poisoned<float>(inner);
+  gpu::sum_leading(dev<float>(dx), dev<float>(again), outer, inner, stream());
+  expect_bitwise(download<float>(again), download<float>(columns), "sum_leading run 2 vs run 1");
+
+  Tensor scalar = upload(std::vector<float>{1.75f});
+  Tensor filled = poisoned<float>(n);
+  gpu::broadcast_scalar(dev<float>(scalar), -0.3f, dev<float>(filled), n, stream());
+  std::vector<float> filled_ref(n);
+  const float scalar_host = 1.75f;
+  cpu::broadcast_scalar(&scalar_host, -0.3f, filled_ref.data(), n);
+  expect_bitwise(download<float>(filled), filled_ref, "broadcast_scalar");
+}
+
+TEST(KernelsGpu, adamw_fp32_4099) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 gen(114);
+  const int64_t n = 4099;
+  auto param = randn(n, gen), m = randn(n, gen, 0.1f), v = randn(n, gen, 0.1f);
+  for (float& value : v) value = value * value;  // second moments are non-negative
+  Tensor dparam = upload(param), dm = upload(m), dv = upload(v);
+  for (int64_t step = 1; step <= 3; ++step) {
+    auto grad = randn(n, gen);
+    Tensor dgrad = upload(grad);
+    gpu::adamw_step(dev<float>(dparam), dev<float>(dgrad), dev<float>(dm), dev<float>(dv), n, 1e-3f, 0.9f, 0.98f,
+                    1e-8f, 0.01f, step, stream());
+    cpu::adamw_step(param.data(), grad.data(), m.data(), v.data(), n, 1e-3f, 0.9f, 0.98f, 1e-8f, 0.01f, step);
+    const std::string tag = " after step " + std::to_string(step);
+    expect_close(download<float>(dparam), param, kElementwiseTol, "adamw param" + tag);
+    expect_close(download<float>(dm), m, kElementwiseTol, "adamw m" + tag);
+    expect_close(download<float>(dv), v, kElementwiseTol, "adamw v" + tag);
+  }
+}
+
+}  // namespace
+
+#else  // !MUONREC_WITH_CUDA
+
+TEST(KernelsGpu, skipped_without_cuda) { GTEST_SKIP() << "built without CUDA"; }
+
+#endif  // MUONREC_WITH_CUDA
