@@ -41,14 +41,23 @@ std::map<std::string, Tensor> AdamW::state(const std::string& prefix) const {
 
 void AdamW::load_state(const SafetensorsFile& file, const std::string& prefix) {
   for (size_t i = 0; i < params_.size(); ++i) {
-    for (auto [kind, tensor] : {std::pair{"exp_avg.", exp_avg_[i]}, std::pair{"exp_avg_sq.", exp_avg_sq_[i]}}) {
-      const Tensor& src = file.at(prefix + kind + params_[i].name);
-      MUONREC_CHECK(src.shape() == tensor.shape(), "{}: optimizer state '{}{}{}' has shape {}, expected {}", file.path,
-                    prefix, kind, params_[i].name, shape_str(src.shape()), shape_str(tensor.shape()));
-      tensor.copy_from(src);
-    }
+    load_state_tensor(file, prefix + "exp_avg." + params_[i].name, exp_avg_[i]);
+    load_state_tensor(file, prefix + "exp_avg_sq." + params_[i].name, exp_avg_sq_[i]);
   }
   steps_ = file.at(prefix + "step").to_i64_vector()[0];
+}
+
+std::string AdamW::describe() const {
+  return fmt::format("AdamW lr={} betas=({}, {}) eps={} weight_decay={}", options_.lr, options_.beta1, options_.beta2,
+                     options_.eps, options_.weight_decay);
+}
+
+void load_state_tensor(const SafetensorsFile& file, const std::string& key, Tensor& into) {
+  const Tensor& src = file.at(key);
+  MUONREC_CHECK(src.shape() == into.shape() && src.dtype() == into.dtype(),
+                "{}: optimizer state '{}' is {} {}, expected {} {}", file.path, key, dtype_name(src.dtype()),
+                shape_str(src.shape()), dtype_name(into.dtype()), shape_str(into.shape()));
+  into.copy_from(src);
 }
 
 }  // namespace muonrec

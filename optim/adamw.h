@@ -6,8 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/safetensors.h"
-#include "models/module.h"
+#include "optim/optimizer.h"
 
 namespace muonrec {
 
@@ -19,20 +18,19 @@ struct AdamWOptions {
   float weight_decay = 0.0f;
 };
 
-class AdamW {
+class AdamW : public Optimizer {
  public:
   AdamW(std::vector<NamedParameter> params, const AdamWOptions& options);
 
-  // Applies one update to every parameter that has a gradient.
-  void step();
-  void set_lr(float lr) { options_.lr = lr; }
-  float lr() const { return options_.lr; }
-  int64_t steps() const { return steps_; }
-  const std::vector<NamedParameter>& params() const { return params_; }
-
-  // Moments and step count under `prefix` (for checkpoints), and their restoration.
-  std::map<std::string, Tensor> state(const std::string& prefix) const;
-  void load_state(const SafetensorsFile& file, const std::string& prefix);
+  const char* name() const override { return "adamw"; }
+  void step() override;
+  void set_lr(float lr) override { options_.lr = lr; }
+  float lr() const override { return options_.lr; }
+  int64_t steps() const override { return steps_; }
+  const std::vector<NamedParameter>& params() const override { return params_; }
+  std::map<std::string, Tensor> state(const std::string& prefix) const override;
+  void load_state(const SafetensorsFile& file, const std::string& prefix) override;
+  std::string describe() const override;
 
  private:
   std::vector<NamedParameter> params_;

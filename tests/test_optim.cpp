@@ -80,3 +80,113 @@ TEST(AdamW, state_round_trips_through_a_checkpoint) {
   EXPECT_EQ(a.to_f32_vector(), b.to_f32_vector());
   std::filesystem::remove(path);
 }
+
+// ---- Muon ----
+#include "optim/muon.h"
+
+namespace {
+
+// For every Muon case of the fixture: three steps; fp32 mode against the float64 replica, bf16
+// mode against torch's result, each step's update compared relative to the reference update.
+void check_muon_cases(Device device, NsPrecision precision) {
+  SafetensorsFile file = load_safetensors(testkit::fixture_path("optim_steps.safetensors"));
+  auto cases = nlohmann::json::parse(file.metadata.at("cases"));
+  int checked = 0;
+  for (auto& [name, hp] : cases.items()) {
+    if (name.rfind("muon_", 0) != 0) continue;
+    MuonOptions o;
+    o.lr = hp["lr"];
+    o.momentum = hp["momentum"];
+    o.weight_decay = hp["weight_decay"];
+    o.nesterov = hp["nesterov"];
+    o.adjust_lr = parse_muon_adjust_lr(hp["adjust_lr_fn"]);
+    o.newton_schulz.coefficients.assign(hp["ns_steps"].get<int>(),
+                                        {hp["ns_coefficients"][0], hp["ns_coefficients"][1], hp["ns_coefficients"][2]});
+    o.newton_schulz.eps = hp["eps"];
+    o.newton_schulz.precision = precision;
+    Tensor p = file.at(name + ".param0").clone().to(device);
+    p.set_requires_grad(true);
+    Muon opt({{"w", p}}, o);
+    const std::string suffix = precision == NsPrecision::FP32 ? "_f64" : "";
+    std::vector<float> previous = file.at(name + ".param0").to_f32_vector();
+    for (int s = 1; s <= 3; ++s) {
+      p.set_grad(file.at(name + ".grad" + std::to_string(s)).clone().to(device));
+      opt.step();
+      std::vector<float> expected = file.at(name + ".param" + std::to_string(s) + suffix).to_f32_vector();
+      std::vector<float> ours = p.to_f32_vector();
+      std::vector<float> our_update(ours.size()), ref_update(ours.size());
+      for (size_t i = 0; i < ours.size(); ++i) {
+        our_update[i] = ours[i] - previous[i];
+        ref_update[i] = expected[i] - previous[i];
+      }
+      if (precision == NsPrecision::FP32) {
+        EXPECT_LT(testkit::relative_error(ours, expected), 1e-5) << name << " step " << s;
+        EXPECT_LT(testkit::relative_error(our_update, ref_update), 1e-3) << name << " update, step " << s;
+      } else {
+        EXPECT_LT(testkit::relative_error(our_update, ref_update), 1e-2) << name << " update, step " << s;
+      }
+      previous = expected;  // each step is compared from the reference's own previous parameters
+      p.copy_from(file.at(name + ".param" + std::to_string(s) + suffix).to(device));
+    }
+    ++checked;
+  }
+  EXPECT_EQ(checked, 8);
+}
+
+}  // namespace
+
+TEST(MuonFixture, fp32_matches_float64_replica_on_cpu) {
+  SKIP_WITHOUT_FIXTURE(testkit::fixture_path("optim_steps.safetensors"));
+  check_muon_cases(Device::CPU, NsPrecision::FP32);
+}
+
+TEST(MuonFixture, bf16_matches_torch_on_cpu) {
+  SKIP_WITHOUT_FIXTURE(testkit::fixture_path("optim_steps.safetensors"));
+  check_muon_cases(Device::CPU, NsPrecision::BF16);
+}
+
+TEST(MuonFixture, fp32_and_bf16_match_on_gpu) {
+  SKIP_WITHOUT_GPU();
+  SKIP_WITHOUT_FIXTURE(testkit::fixture_path("optim_steps.safetensors"));
+  check_muon_cases(Device::CUDA, NsPrecision::FP32);
+  check_muon_cases(Device::CUDA, NsPrecision::BF16);
+}
+
+TEST(Muon, orthogonalizes_square_tall_and_wide_matrices) {
+  for (Shape shape : {Shape{32, 32}, Shape{48, 16}, Shape{16, 48}}) {
+    Tensor u = testkit::random_tensor(shape, 7);
+    NewtonSchulzOptions o = quintic_newton_schulz(10);
+    o.precision = NsPrecision::FP32;
+    newton_schulz(u, o);
+    // Singular values of the result lie near 1 (the quintic's fixed band is about [0.7, 1.2]):
+    // check U^T U or U U^T has its diagonal in that band.
+    const int64_t rows = shape[0], cols = shape[1], side = std::min(rows, cols);
+    auto v = u.to_f32_vector();
+    for (int64_t i = 0; i < side; ++i) {
+      double diag = 0;
+      for (int64_t k = 0; k < std::max(rows, cols); ++k) {
+        float x = rows > cols ? v[k * cols + i] : v[i * cols + k];
+        diag += static_cast<double>(x) * x;
+      }
+      EXPECT_GT(diag, 0.5) << shape_str(shape);
+      EXPECT_LT(diag, 1.5) << shape_str(shape);
+    }
+  }
+}
+
+TEST(Muon, rejects_non_matrices_and_names_the_parameter) {
+  Tensor b = Tensor::zeros({4}).set_requires_grad(true);
+  try {
+    Muon({{"blocks.0.fc1.bias", b}}, {});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("blocks.0.fc1.bias"), std::string::npos);
+  }
+  MuonOptions o;
+  o.adjust_lr = MuonAdjustLr::MatchRmsAdamW;
+  Tensor w = Tensor::zeros({64, 16}).set_requires_grad(true);
+  Muon m({{"w", w}}, o);
+  EXPECT_FLOAT_EQ(m.adjusted_lr(64, 16), 0.02f * 0.2f * 8.0f);
+  EXPECT_THROW(parse_muon_adjust_lr("other"), Error);
+  EXPECT_THROW(newton_schulz_by_name("cubic"), Error);
+}

@@ -1,0 +1,34 @@
+// The interface every optimizer implements, so parameter groups can mix AdamW and Muon and a
+// checkpoint can hold any of them.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "engine/safetensors.h"
+#include "models/module.h"
+
+namespace muonrec {
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  virtual const char* name() const = 0;
+  // Applies one update to every parameter that has a gradient.
+  virtual void step() = 0;
+  virtual void set_lr(float lr) = 0;
+  virtual float lr() const = 0;
+  virtual int64_t steps() const = 0;
+  virtual const std::vector<NamedParameter>& params() const = 0;
+  // Internal state (moments, step count) under `prefix`, and its restoration.
+  virtual std::map<std::string, Tensor> state(const std::string& prefix) const = 0;
+  virtual void load_state(const SafetensorsFile& file, const std::string& prefix) = 0;
+  // One line for the start-of-run report: hyperparameters.
+  virtual std::string describe() const = 0;
+};
+
+// Copies file[prefix + key] into `into` after checking its shape; errors name file and tensor.
+void load_state_tensor(const SafetensorsFile& file, const std::string& key, Tensor& into);
+
+}  // namespace muonrec
