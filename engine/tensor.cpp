@@ -149,8 +149,8 @@ Tensor& Tensor::set_requires_grad(bool requires) {
 }
 
 Tensor Tensor::grad() const { return impl_->grad ? Tensor(impl_->grad) : Tensor(); }
-void Tensor::set_grad(const Tensor& grad) { impl_->grad = grad.impl_; }
-void Tensor::zero_grad() { impl_->grad.reset(); }
+void Tensor::set_grad(const Tensor& grad) const { impl_->grad = grad.impl_; }
+void Tensor::zero_grad() const { impl_->grad.reset(); }
 bool Tensor::is_leaf() const { return impl_->is_leaf; }
 
 static Tensor make_view(const Tensor& base, Shape shape, size_t extra_offset) {

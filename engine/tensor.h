@@ -67,8 +67,8 @@ class Tensor {
   bool requires_grad() const;
   Tensor& set_requires_grad(bool requires);
   Tensor grad() const;
-  void set_grad(const Tensor& grad);
-  void zero_grad();  // drops the gradient (the next backward writes a fresh one)
+  void set_grad(const Tensor& grad) const;
+  void zero_grad() const;  // drops the gradient (the next backward writes a fresh one)
   // A leaf is a tensor the user made (a parameter, an input); op outputs are not leaves.
   bool is_leaf() const;
 

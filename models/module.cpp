@@ -7,11 +7,11 @@
 
 namespace muonrec {
 
-Tensor ParameterList::add(const std::string& name, const Tensor& tensor) {
+Tensor ParameterList::add(const std::string& name, const Tensor& tensor, bool embedding) {
   for (const auto& p : params_) MUONREC_CHECK(p.name != name, "parameter '{}' registered twice", name);
   Tensor t = tensor;
   t.set_requires_grad(true);
-  params_.push_back({name, t});
+  params_.push_back({name, t, embedding});
   return t;
 }
 

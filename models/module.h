@@ -15,13 +15,14 @@ namespace muonrec {
 struct NamedParameter {
   std::string name;
   Tensor tensor;
+  bool embedding = false;  // a lookup table (optimizer policies treat these apart)
 };
 
 // Owns the list of a model's parameters in registration order. Layers hold handles to the same
 // tensors, so loading a checkpoint copies into them in place.
 class ParameterList {
  public:
-  Tensor add(const std::string& name, const Tensor& tensor);
+  Tensor add(const std::string& name, const Tensor& tensor, bool embedding = false);
   const std::vector<NamedParameter>& all() const { return params_; }
   const Tensor& find(const std::string& name) const;  // throws naming the missing parameter
   int64_t numel() const;

@@ -18,8 +18,8 @@ SASRec::SASRec(const ModelConfig& config, Device device, uint64_t seed) : Sequen
   // Item row 0 is padding: zero, as torch's padding_idx leaves it.
   Tensor item = init_normal({config.n_items + 1, d}, 0.02f, gen, Device::CPU);
   std::fill(item.data<float>(), item.data<float>() + d, 0.0f);
-  item_ = params_.add("item.weight", item.to(device));
-  pos_ = params_.add("pos.weight", init_normal({config.max_len, d}, 0.02f, gen, device));
+  item_ = params_.add("item.weight", item.to(device), /*embedding=*/true);
+  pos_ = params_.add("pos.weight", init_normal({config.max_len, d}, 0.02f, gen, device), /*embedding=*/true);
   for (int64_t b = 0; b < config.blocks; ++b) {
     const std::string prefix = "blocks." + std::to_string(b) + ".";
     Block block;

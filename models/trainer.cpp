@@ -14,29 +14,79 @@ namespace muonrec {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using nlohmann::json;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 std::string format_duration(double seconds) {
   auto s = static_cast<int64_t>(seconds + 0.5);
-  return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60) : fmt::format("{}:{:02}", s / 60, s % 60);
+  return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+                   : fmt::format("{}:{:02}", s / 60, s % 60);
 }
 
-void append_jsonl(const std::string& path, const nlohmann::json& record) {
+void append_jsonl(const std::string& path, const json& record) {
   if (path.empty()) return;
   std::ofstream out(path, std::ios::app);
   MUONREC_CHECK(out, "{}: cannot open the metrics file for appending", path);
   out << record.dump() << '\n';
 }
 
+// Where a run stands between epochs: everything a resumed run needs besides the tensors.
+struct TrainingPosition {
+  int64_t epoch = 0;
+  uint64_t dropout_offset = 0;
+  double best_valid = -1.0;
+  int64_t best_epoch = 0;
+  std::string best_valid_json = RankingMetrics().to_json(), test_at_best_json = RankingMetrics().to_json();
+
+  std::map<std::string, std::string> to_metadata() const {
+    return {{"epoch", std::to_string(epoch)},
+            {"dropout_offset", std::to_string(dropout_offset)},
+            {"best_valid_ndcg10", fmt::format("{:.17g}", best_valid)},
+            {"best_epoch", std::to_string(best_epoch)},
+            {"best_valid", best_valid_json},
+            {"test_metrics", test_at_best_json}};
+  }
+
+  static TrainingPosition from_metadata(const SafetensorsFile& file) {
+    TrainingPosition p;
+    auto get = [&](const char* key) -> const std::string& {
+      auto it = file.metadata.find(key);
+      MUONREC_CHECK(it != file.metadata.end(), "{}: not a training state (no '{}' metadata); resume from a file "
+                    "written by --save-last", file.path, key);
+      return it->second;
+    };
+    p.epoch = std::stoll(get("epoch"));
+    p.dropout_offset = std::stoull(get("dropout_offset"));
+    p.best_valid = std::stod(get("best_valid_ndcg10"));
+    p.best_epoch = std::stoll(get("best_epoch"));
+    p.best_valid_json = get("best_valid");
+    p.test_at_best_json = get("test_metrics");
+    return p;
+  }
+};
+
+RankingMetrics metrics_from_json(const std::string& text) {
+  json j = json::parse(text);
+  RankingMetrics m;
+  m.users = j.at("users");
+  m.hr1 = j.at("hr1");
+  m.hr10 = j.at("hr10");
+  m.hr50 = j.at("hr50");
+  m.hr200 = j.at("hr200");
+  m.ndcg10 = j.at("ndcg10");
+  m.ndcg50 = j.at("ndcg50");
+  m.ndcg200 = j.at("ndcg200");
+  m.mrr = j.at("mrr");
+  return m;
+}
+
 }  // namespace
 
-void save_checkpoint(const std::string& path, SequentialModel& model, const AdamW& optimizer,
+void save_checkpoint(const std::string& path, SequentialModel& model, const OptimizerSet& optimizer,
                      const std::map<std::string, std::string>& metadata) {
   std::map<std::string, Tensor> tensors = model.parameters().named("param.");
-  for (auto& [name, tensor] : optimizer.state("adamw.")) tensors[name] = tensor;
+  for (auto& [name, tensor] : optimizer.state()) tensors[name] = tensor;
   std::map<std::string, std::string> meta = metadata;
   meta["config"] = model.config().to_json();
   meta["format"] = "muonrec-checkpoint-1";
@@ -60,20 +110,38 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
                 "train: epochs, batch size and eval interval must be positive");
   const int64_t T = model.config().max_len;
   data::TrainBatcher batcher(dataset, T, options.batch_size, options.seed);
-  AdamW optimizer(model.parameters().all(), options.adamw);
+  const int64_t steps_per_epoch = batcher.batches_per_epoch();
+  const int64_t total_steps = steps_per_epoch * options.epochs;
+  OptimizerConfig optimizer_config = options.optimizer;
+  optimizer_config.schedule.total_steps = total_steps;
+  OptimizerSet optimizer(model.parameters().all(), optimizer_config);
+  for (const std::string& line : optimizer.describe()) log << "optimizer: " << line << "\n";
   PhiloxGenerator dropout_rng(options.seed ^ 0x5eed5eedull);
   EvalOptions eval = options.eval;
   eval.max_len = T;
 
   TrainResult result;
-  double best_valid = -1.0;
-  const int64_t steps_per_epoch = batcher.batches_per_epoch();
-  const int64_t total_steps = steps_per_epoch * options.epochs;
-  auto start = Clock::now();
-  auto last_print = start;
+  TrainingPosition position;
+  if (!options.resume_path.empty()) {
+    SafetensorsFile state = load_safetensors(options.resume_path);
+    model.parameters().load_from(state, "param.");
+    optimizer.load_state(state);
+    position = TrainingPosition::from_metadata(state);
+    dropout_rng.set_offset(position.dropout_offset);
+    result.best_epoch = position.best_epoch;
+    result.best_valid = metrics_from_json(position.best_valid_json);
+    result.test_at_best = metrics_from_json(position.test_at_best_json);
+    log << fmt::format("resumed from {} after epoch {} (step {})\n", options.resume_path, position.epoch,
+                       optimizer.steps());
+  }
+
+  auto last_print = Clock::now();
   double train_seconds = 0;
+  int64_t steps_this_run = 0;
   data::Batch batch;
-  for (int64_t epoch = 1; epoch <= options.epochs; ++epoch) {
+  const int64_t last_epoch = options.stop_after_epoch > 0 ? std::min(options.stop_after_epoch, options.epochs)
+                                                         : options.epochs;
+  for (int64_t epoch = position.epoch + 1; epoch <= last_epoch; ++epoch) {
     NVTX_RANGE("epoch");
     auto epoch_start = Clock::now();
     batcher.start_epoch(epoch);
@@ -91,16 +159,15 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
       optimizer.step();
       pending_losses.push_back(loss);
       ++step_in_epoch;
-      ++result.steps;
+      ++steps_this_run;
       if (seconds_since(last_print) >= options.progress_seconds || step_in_epoch == steps_per_epoch) {
         for (const Tensor& l : pending_losses) loss_sum += l.item();
         loss_count += static_cast<int64_t>(pending_losses.size());
         pending_losses.clear();
-        double elapsed = train_seconds + seconds_since(epoch_start);
-        double rate = result.steps / std::max(elapsed, 1e-9);
+        double rate = steps_this_run / std::max(train_seconds + seconds_since(epoch_start), 1e-9);
         log << fmt::format("epoch {}/{}  step {}/{}  loss {:.4f}  {:.1f} steps/s  ETA {}\n", epoch, options.epochs,
                            step_in_epoch, steps_per_epoch, loss_sum / std::max<int64_t>(loss_count, 1), rate,
-                           format_duration((total_steps - result.steps) / std::max(rate, 1e-9)))
+                           format_duration((total_steps - optimizer.steps()) / std::max(rate, 1e-9)))
             << std::flush;
         last_print = Clock::now();
       }
@@ -108,36 +175,47 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
     device_synchronize();
     const double epoch_seconds = seconds_since(epoch_start);
     train_seconds += epoch_seconds;
-    nlohmann::json record = {{"kind", "epoch"},  {"epoch", epoch}, {"loss", loss_sum / std::max<int64_t>(loss_count, 1)},
-                             {"seconds", epoch_seconds}, {"steps", result.steps}};
+    const double epoch_loss = loss_sum / std::max<int64_t>(loss_count, 1);
+    result.epoch_losses.push_back(epoch_loss);
+    json record = {{"kind", "epoch"}, {"epoch", epoch}, {"loss", epoch_loss}, {"seconds", epoch_seconds},
+                   {"steps", optimizer.steps()}};
     if (epoch % options.eval_every == 0 || epoch == options.epochs) {
       RankingMetrics valid = evaluate_model(model, dataset, data::EvalSplit::Validation, eval);
-      record["valid"] = nlohmann::json::parse(valid.to_json());
+      record["valid"] = json::parse(valid.to_json());
       log << fmt::format("epoch {} validation: {}\n", epoch, valid.summary());
-      if (valid.ndcg10 > best_valid) {
-        best_valid = valid.ndcg10;
-        result.best_epoch = epoch;
+      if (valid.ndcg10 > position.best_valid) {
+        position.best_valid = valid.ndcg10;
+        position.best_epoch = result.best_epoch = epoch;
         result.best_valid = valid;
         result.test_at_best = evaluate_model(model, dataset, data::EvalSplit::Test, eval);
-        record["test"] = nlohmann::json::parse(result.test_at_best.to_json());
+        position.best_valid_json = valid.to_json();
+        position.test_at_best_json = result.test_at_best.to_json();
+        record["test"] = json::parse(result.test_at_best.to_json());
         log << fmt::format("epoch {} test (new best validation): {}\n", epoch, result.test_at_best.summary());
         if (!options.checkpoint_path.empty()) {
-          save_checkpoint(options.checkpoint_path, model, optimizer,
-                          {{"epoch", std::to_string(epoch)},
-                           {"seed", std::to_string(options.seed)},
-                           {"data", dataset.source},
-                           {"test_metrics", result.test_at_best.to_json()}});
+          auto meta = position.to_metadata();
+          meta["epoch"] = std::to_string(epoch);
+          meta["data"] = dataset.source;
+          save_checkpoint(options.checkpoint_path, model, optimizer, meta);
         }
       }
     }
+    position.epoch = epoch;
+    position.dropout_offset = dropout_rng.offset();
+    if (!options.last_checkpoint_path.empty()) {
+      auto meta = position.to_metadata();
+      meta["data"] = dataset.source;
+      save_checkpoint(options.last_checkpoint_path, model, optimizer, meta);
+    }
     append_jsonl(options.metrics_path, record);
   }
+  result.steps = optimizer.steps();
   result.train_seconds = train_seconds;
   append_jsonl(options.metrics_path, {{"kind", "result"},
                                       {"best_epoch", result.best_epoch},
                                       {"train_seconds", train_seconds},
-                                      {"valid", nlohmann::json::parse(result.best_valid.to_json())},
-                                      {"test", nlohmann::json::parse(result.test_at_best.to_json())}});
+                                      {"valid", json::parse(result.best_valid.to_json())},
+                                      {"test", json::parse(result.test_at_best.to_json())}});
   return result;
 }
 

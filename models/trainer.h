@@ -1,27 +1,34 @@
-// The training loop: shuffled left-padded windows, AdamW, periodic validation with full ranking,
-// the test metrics of the best validation epoch, JSONL metrics and safetensors checkpoints.
+// The training loop: shuffled left-padded windows, AdamW and/or Muon, periodic validation with
+// full ranking, the test metrics of the best validation epoch, JSONL metrics, safetensors
+// checkpoints, and exact resumption from the last epoch's checkpoint.
 #pragma once
 
 #include <iosfwd>
+#include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "data/dataset.h"
 #include "models/evaluate.h"
 #include "models/sequential_model.h"
-#include "optim/adamw.h"
+#include "optim/param_groups.h"
 
 namespace muonrec {
 
 struct TrainOptions {
   int64_t epochs = 20;
   int64_t batch_size = 128;
-  AdamWOptions adamw;
+  OptimizerConfig optimizer;        // its schedule's total_steps is filled in from epochs
   uint64_t seed = 1;
   int64_t eval_every = 5;           // validate every N epochs (and after the last)
   double progress_seconds = 2.0;    // a progress line at most this often
   EvalOptions eval;
   std::string metrics_path;         // JSONL, appended; empty: none
-  std::string checkpoint_path;      // safetensors, written at each new best validation; empty: none
+  std::string checkpoint_path;      // the best-validation model, rewritten at each new best; empty: none
+  std::string last_checkpoint_path; // the full training state after every epoch (for --resume); empty: none
+  std::string resume_path;          // continue from such a state; empty: start fresh
+  int64_t stop_after_epoch = 0;     // end the run early after this epoch (0: run all), e.g. for time-boxed jobs
 };
 
 struct TrainResult {
@@ -29,14 +36,15 @@ struct TrainResult {
   int64_t best_epoch = 0;
   int64_t steps = 0;
   double train_seconds = 0;
+  std::vector<double> epoch_losses;  // mean training loss of each epoch run in this call
 };
 
 TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dataset, const TrainOptions& options,
                         std::ostream& log);
 
-// Checkpoints hold the model config, the parameters ("param.*"), the optimizer state ("adamw.*")
-// and the training position in the metadata.
-void save_checkpoint(const std::string& path, SequentialModel& model, const AdamW& optimizer,
+// Checkpoints hold the model config and the training position in the metadata, the parameters
+// ("param.*") and the optimizer state ("adamw.*", "muon.*").
+void save_checkpoint(const std::string& path, SequentialModel& model, const OptimizerSet& optimizer,
                      const std::map<std::string, std::string>& metadata);
 // Rebuilds the model a checkpoint describes on `device` and loads its parameters.
 std::unique_ptr<SequentialModel> load_model_checkpoint(const std::string& path, Device device,

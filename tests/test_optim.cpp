@@ -190,3 +190,80 @@ TEST(Muon, rejects_non_matrices_and_names_the_parameter) {
   EXPECT_THROW(parse_muon_adjust_lr("other"), Error);
   EXPECT_THROW(newton_schulz_by_name("cubic"), Error);
 }
+
+// ---- parameter groups and schedules ----
+#include "models/sequential_model.h"
+#include "optim/param_groups.h"
+
+namespace {
+
+std::vector<NamedParameter> sasrec_params() {
+  ModelConfig c;
+  c.n_items = 20;
+  c.max_len = 5;
+  c.d = 8;
+  c.blocks = 1;
+  static auto model = make_model(c, Device::CPU, 1);
+  return model->parameters().all();
+}
+
+std::vector<std::string> muon_names(const std::string& policy) {
+  auto params = sasrec_params();
+  auto to_muon = muon_assignment(params, policy);
+  std::vector<std::string> names;
+  for (size_t i = 0; i < params.size(); ++i)
+    if (to_muon[i]) names.push_back(params[i].name);
+  return names;
+}
+
+}  // namespace
+
+TEST(ParamGroups, policies_split_sasrec_as_documented) {
+  const std::vector<std::string> block_matrices = {"blocks.0.qkv.weight", "blocks.0.proj.weight", "blocks.0.fc1.weight",
+                                                   "blocks.0.fc2.weight"};
+  EXPECT_EQ(muon_names("muonrec"), block_matrices);  // embeddings (tied head) and 1-D tensors stay on AdamW
+  EXPECT_EQ(muon_names("hidden"), block_matrices);
+  EXPECT_EQ(muon_names("regex:blocks\\.0\\.fc.\\.weight"),
+            (std::vector<std::string>{"blocks.0.fc1.weight", "blocks.0.fc2.weight"}));
+  EXPECT_THROW(muon_names("regex:.*bias"), Error);  // 1-D tensors cannot go to Muon
+  EXPECT_THROW(muon_names("regex:(("), Error);
+  EXPECT_THROW(muon_names("everything"), Error);
+}
+
+TEST(ParamGroups, optimizer_set_steps_each_group_with_its_own_rate) {
+  auto params = sasrec_params();
+  OptimizerConfig config;
+  config.optimizer = "muon";
+  config.adamw.lr = 1e-3f;
+  config.muon.lr = 0.05f;
+  OptimizerSet set(params, config);
+  ASSERT_EQ(set.optimizers().size(), 2u);
+  EXPECT_STREQ(set.optimizers()[0]->name(), "adamw");
+  EXPECT_STREQ(set.optimizers()[1]->name(), "muon");
+  EXPECT_EQ(set.optimizers()[1]->params().size(), 4u);
+  auto lines = set.describe();
+  EXPECT_NE(lines[1].find("blocks.0.qkv.weight[24, 8]"), std::string::npos) << lines[1];
+  for (const auto& p : params) p.tensor.set_grad(testkit::random_tensor(p.tensor.shape(), 5));
+  set.step();
+  EXPECT_FLOAT_EQ(set.optimizers()[0]->lr(), 1e-3f);
+  EXPECT_FLOAT_EQ(set.optimizers()[1]->lr(), 0.05f);
+  EXPECT_EQ(set.steps(), 1);
+  for (const auto& p : params) p.tensor.zero_grad();
+}
+
+TEST(Schedule, warmup_then_cosine_to_the_floor) {
+  LrSchedule s;
+  s.kind = LrSchedule::Kind::Cosine;
+  s.warmup_steps = 4;
+  s.total_steps = 104;
+  s.min_lr = 1e-6f;
+  EXPECT_FLOAT_EQ(s.lr_at(0, 1.0f), 0.25f);
+  EXPECT_FLOAT_EQ(s.lr_at(3, 1.0f), 1.0f);
+  EXPECT_FLOAT_EQ(s.lr_at(4, 1.0f), 1.0f);
+  EXPECT_NEAR(s.lr_at(54, 1.0f), 0.5f + 0.5e-6f, 1e-6);
+  EXPECT_FLOAT_EQ(s.lr_at(104, 1.0f), 1e-6f);
+  EXPECT_FLOAT_EQ(s.lr_at(500, 1.0f), 1e-6f);
+  LrSchedule c;
+  EXPECT_FLOAT_EQ(c.lr_at(1000, 0.3f), 0.3f);
+  EXPECT_THROW(parse_schedule_kind("step"), Error);
+}

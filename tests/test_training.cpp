@@ -36,7 +36,7 @@ TrainOptions small_options(int64_t epochs) {
   TrainOptions o;
   o.epochs = epochs;
   o.batch_size = 64;
-  o.adamw.lr = 5e-3f;
+  o.optimizer.adamw.lr = 5e-3f;
   o.eval_every = epochs;
   o.progress_seconds = 1e9;
   return o;
@@ -103,4 +103,56 @@ TEST(Training, popularity_metrics_are_exact_on_a_tiny_dataset) {
   EXPECT_EQ(m.users, 3);
   EXPECT_NEAR(m.hr1, 1.0 / 3.0, 1e-12);  // user 2's target (item 1) ranks first
   EXPECT_NEAR(m.mrr, (0.5 + 1.0 + 0.5) / 3.0, 1e-12);
+}
+
+TEST(Training, resumed_run_reproduces_the_uninterrupted_run_bit_for_bit) {
+  data::SequenceDataset ds = small_dataset();
+  for (std::string optimizer : {"adamw", "muon"}) {
+    TrainOptions options = small_options(4);
+    options.eval_every = 2;
+    options.optimizer.optimizer = optimizer;
+    options.optimizer.schedule.kind = LrSchedule::Kind::Cosine;
+    options.optimizer.schedule.warmup_steps = 3;
+    std::ostringstream log;
+
+    auto straight = make_model(small_config(ds.n_items), Device::CPU, 9);
+    TrainResult full = train_model(*straight, ds, options, log);
+
+    TrainOptions first_half = options;
+    first_half.stop_after_epoch = 2;
+    first_half.last_checkpoint_path = temp_file(optimizer + "_last.safetensors");
+    auto interrupted = make_model(small_config(ds.n_items), Device::CPU, 9);
+    train_model(*interrupted, ds, first_half, log);
+
+    TrainOptions second_half = options;
+    second_half.resume_path = first_half.last_checkpoint_path;
+    auto resumed = make_model(small_config(ds.n_items), Device::CPU, 123);  // weights come from the state
+    TrainResult rest = train_model(*resumed, ds, second_half, log);
+
+    ASSERT_EQ(full.epoch_losses.size(), 4u);
+    ASSERT_EQ(rest.epoch_losses.size(), 2u);
+    EXPECT_EQ(rest.epoch_losses[0], full.epoch_losses[2]) << optimizer;
+    EXPECT_EQ(rest.epoch_losses[1], full.epoch_losses[3]) << optimizer;
+    for (const auto& p : straight->parameters().all())
+      EXPECT_EQ(p.tensor.to_f32_vector(), resumed->parameters().find(p.name).to_f32_vector()) << optimizer << " " << p.name;
+    EXPECT_EQ(rest.test_at_best.to_json(), full.test_at_best.to_json()) << optimizer;
+    std::filesystem::remove(first_half.last_checkpoint_path);
+  }
+}
+
+TEST(Training, resume_rejects_a_file_that_is_not_a_training_state) {
+  data::SequenceDataset ds = small_dataset();
+  auto model = make_model(small_config(ds.n_items), Device::CPU, 1);
+  std::string path = temp_file("not_state.safetensors");
+  save_safetensors(path, model->parameters().named("param."), {{"config", model->config().to_json()}});
+  TrainOptions options = small_options(2);
+  options.resume_path = path;
+  std::ostringstream log;
+  try {
+    train_model(*model, ds, options, log);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(path);
 }

@@ -58,9 +58,8 @@ int run_train(const DataArgs& data_args, ModelConfig config, TrainOptions option
   std::cout << fmt::format("model: {} d={} blocks={} heads={} ff={} maxlen={} dropout={} ({} parameters) on {}\n",
                            config.kind, config.d, config.blocks, config.heads, config.ff > 0 ? config.ff : config.d,
                            config.max_len, config.dropout, model->parameters().numel(), device_name(device));
-  std::cout << fmt::format("optimizer: AdamW lr={} betas=({}, {}) eps={} weight_decay={}; batch {} for {} epochs\n",
-                           options.adamw.lr, options.adamw.beta1, options.adamw.beta2, options.adamw.eps,
-                           options.adamw.weight_decay, options.batch_size, options.epochs);
+  std::cout << fmt::format("training: batch {} for {} epochs, seed {}\n", options.batch_size, options.epochs,
+                           options.seed);
   TrainResult result = train_model(*model, dataset, options, std::cout);
   std::cout << fmt::format("best validation epoch {}: {}\n", result.best_epoch, result.best_valid.summary());
   std::cout << fmt::format("test at that epoch:     {}\n", result.test_at_best.summary());
@@ -98,6 +97,8 @@ int main(int argc, char** argv) {
   TrainOptions train;
   std::string device = "auto";
   bool no_filter_seen = false, baseline = false;
+  std::string schedule = "constant", muon_adjust = "original", ns_table = "quintic", ns_precision = "bf16";
+  bool muon_no_nesterov = false;
 
   CLI::App* train_cmd = app.add_subcommand("train", "train a model, validate, report test metrics at the best epoch");
   data_args.add_to(train_cmd);
@@ -110,10 +111,31 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--dropout", config.dropout, "dropout probability")->capture_default_str();
   train_cmd->add_option("--epochs", train.epochs, "epochs")->capture_default_str();
   train_cmd->add_option("--batch", train.batch_size, "users per batch")->capture_default_str();
-  train_cmd->add_option("--lr", train.adamw.lr, "AdamW learning rate")->capture_default_str();
-  train_cmd->add_option("--beta1", train.adamw.beta1, "AdamW beta1")->capture_default_str();
-  train_cmd->add_option("--beta2", train.adamw.beta2, "AdamW beta2")->capture_default_str();
-  train_cmd->add_option("--wd", train.adamw.weight_decay, "AdamW decoupled weight decay")->capture_default_str();
+  OptimizerConfig& opt = train.optimizer;
+  train_cmd->add_option("--optim", opt.optimizer, "adamw (everything) or muon (split by --param-policy)")
+      ->check(CLI::IsMember({"adamw", "muon"}))->capture_default_str();
+  train_cmd->add_option("--param-policy", opt.param_policy,
+                        "with --optim muon: muonrec (embeddings and <2-D to AdamW, rest to Muon), hidden (2-D "
+                        "block weights to Muon), regex:PATTERN")->capture_default_str();
+  train_cmd->add_option("--lr,--adam-lr", opt.adamw.lr, "AdamW learning rate")->capture_default_str();
+  train_cmd->add_option("--beta1", opt.adamw.beta1, "AdamW beta1")->capture_default_str();
+  train_cmd->add_option("--beta2", opt.adamw.beta2, "AdamW beta2")->capture_default_str();
+  train_cmd->add_option("--adam-eps", opt.adamw.eps, "AdamW epsilon")->capture_default_str();
+  train_cmd->add_option("--wd,--adam-wd", opt.adamw.weight_decay, "AdamW decoupled weight decay")->capture_default_str();
+  train_cmd->add_option("--muon-lr", opt.muon.lr, "Muon learning rate")->capture_default_str();
+  train_cmd->add_option("--muon-momentum", opt.muon.momentum, "Muon momentum")->capture_default_str();
+  train_cmd->add_option("--muon-wd", opt.muon.weight_decay, "Muon decoupled weight decay")->capture_default_str();
+  train_cmd->add_flag("--muon-no-nesterov", muon_no_nesterov, "plain EMA momentum instead of Nesterov");
+  train_cmd->add_option("--muon-adjust-lr", muon_adjust, "original or match_rms_adamw")
+      ->check(CLI::IsMember({"original", "match_rms_adamw"}))->capture_default_str();
+  train_cmd->add_option("--ns-coefficients", ns_table, "Newton-Schulz table: quintic or polar-express")
+      ->check(CLI::IsMember({"quintic", "polar-express"}))->capture_default_str();
+  train_cmd->add_option("--ns-precision", ns_precision, "Newton-Schulz products: bf16 (as torch) or fp32")
+      ->check(CLI::IsMember({"bf16", "fp32"}))->capture_default_str();
+  train_cmd->add_option("--schedule", schedule, "constant or cosine")->check(CLI::IsMember({"constant", "cosine"}))
+      ->capture_default_str();
+  train_cmd->add_option("--warmup-steps", opt.schedule.warmup_steps, "linear warmup steps")->capture_default_str();
+  train_cmd->add_option("--min-lr", opt.schedule.min_lr, "cosine floor")->capture_default_str();
   train_cmd->add_option("--seed", train.seed, "seed for weights, shuffling and dropout")->capture_default_str();
   train_cmd->add_option("--device", device, "auto, cpu or cuda")->capture_default_str();
   train_cmd->add_option("--eval-every", train.eval_every, "validate every N epochs")->capture_default_str();
@@ -121,6 +143,10 @@ int main(int argc, char** argv) {
   train_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
   train_cmd->add_option("--metrics", train.metrics_path, "append per-epoch metrics to this JSONL file");
   train_cmd->add_option("--checkpoint", train.checkpoint_path, "save the best-validation model here (safetensors)");
+  train_cmd->add_option("--save-last", train.last_checkpoint_path,
+                        "save the full training state here after every epoch (for --resume)");
+  train_cmd->add_option("--resume", train.resume_path, "continue from a --save-last file (same flags and data)");
+  train_cmd->add_option("--stop-after-epoch", train.stop_after_epoch, "end the run after this epoch (resume later)");
   train_cmd->add_flag("--baseline", baseline, "also report the most-popular baseline on the test split");
 
   std::string checkpoint, split = "test";
@@ -145,6 +171,11 @@ int main(int argc, char** argv) {
   try {
     if (*train_cmd) {
       train.eval.filter_seen = !no_filter_seen;
+      opt.schedule.kind = parse_schedule_kind(schedule);
+      opt.muon.nesterov = !muon_no_nesterov;
+      opt.muon.adjust_lr = parse_muon_adjust_lr(muon_adjust);
+      opt.muon.newton_schulz = newton_schulz_by_name(ns_table);
+      opt.muon.newton_schulz.precision = ns_precision == "bf16" ? NsPrecision::BF16 : NsPrecision::FP32;
       return run_train(data_args, config, train, device, baseline);
     }
     if (*eval_cmd) {

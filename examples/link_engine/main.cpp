@@ -21,7 +21,7 @@ int main() {
   TrainOptions options;
   options.epochs = 3;
   options.batch_size = 64;
-  options.adamw.lr = 5e-3f;
+  options.optimizer.adamw.lr = 5e-3f;
   options.eval_every = 3;
   TrainResult result = train_model(*model, dataset, options, std::cout);
   std::cout << "test: " << result.test_at_best.summary() << "\n";

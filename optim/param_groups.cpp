@@ -1,0 +1,94 @@
+#include "optim/param_groups.h"
+
+#include <regex>
+
+#include "engine/error.h"
+
+namespace muonrec {
+
+std::vector<bool> muon_assignment(const std::vector<NamedParameter>& params, const std::string& policy) {
+  std::vector<bool> to_muon(params.size(), false);
+  if (policy == "muonrec") {
+    for (size_t i = 0; i < params.size(); ++i)
+      to_muon[i] = !params[i].embedding && params[i].tensor.rank() >= 2;
+  } else if (policy == "hidden") {
+    for (size_t i = 0; i < params.size(); ++i)
+      to_muon[i] = params[i].tensor.rank() == 2 && params[i].name.rfind("blocks.", 0) == 0;
+  } else if (policy.rfind("regex:", 0) == 0) {
+    std::regex pattern;
+    try {
+      pattern = std::regex(policy.substr(6));
+    } catch (const std::regex_error& e) {
+      MUONREC_FAIL("--param-policy: invalid regular expression '{}': {}", policy.substr(6), e.what());
+    }
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (!std::regex_match(params[i].name, pattern)) continue;
+      MUONREC_CHECK(params[i].tensor.rank() == 2, "--param-policy {} selects '{}' of shape {}: Muon needs 2-D tensors",
+                    policy, params[i].name, shape_str(params[i].tensor.shape()));
+      to_muon[i] = true;
+    }
+  } else {
+    MUONREC_FAIL("unknown parameter policy '{}' (available: muonrec, hidden, regex:PATTERN)", policy);
+  }
+  return to_muon;
+}
+
+OptimizerSet::OptimizerSet(const std::vector<NamedParameter>& params, const OptimizerConfig& config)
+    : schedule_(config.schedule) {
+  std::vector<NamedParameter> adam_params, muon_params;
+  if (config.optimizer == "adamw") {
+    adam_params = params;
+  } else if (config.optimizer == "muon") {
+    std::vector<bool> to_muon = muon_assignment(params, config.param_policy);
+    for (size_t i = 0; i < params.size(); ++i) (to_muon[i] ? muon_params : adam_params).push_back(params[i]);
+  } else {
+    MUONREC_FAIL("unknown optimizer '{}' (available: adamw, muon)", config.optimizer);
+  }
+  if (!adam_params.empty()) {
+    optimizers_.push_back(std::make_unique<AdamW>(adam_params, config.adamw));
+    base_lr_.push_back(config.adamw.lr);
+  }
+  if (!muon_params.empty()) {
+    optimizers_.push_back(std::make_unique<Muon>(muon_params, config.muon));
+    base_lr_.push_back(config.muon.lr);
+  }
+}
+
+void OptimizerSet::step() {
+  for (size_t g = 0; g < optimizers_.size(); ++g) {
+    optimizers_[g]->set_lr(schedule_.lr_at(steps_, base_lr_[g]));
+    optimizers_[g]->step();
+  }
+  ++steps_;
+}
+
+std::vector<std::string> OptimizerSet::describe() const {
+  std::vector<std::string> lines;
+  for (size_t g = 0; g < optimizers_.size(); ++g) {
+    const Optimizer& opt = *optimizers_[g];
+    int64_t numel = 0;
+    std::string names;
+    for (const auto& p : opt.params()) {
+      numel += p.tensor.numel();
+      names += (names.empty() ? "" : ", ") + p.name + shape_str(p.tensor.shape());
+    }
+    lines.push_back(fmt::format("{} on {} tensors ({} values): {}", opt.describe(), opt.params().size(), numel, names));
+  }
+  lines.push_back("schedule: " + schedule_.describe());
+  return lines;
+}
+
+std::map<std::string, Tensor> OptimizerSet::state() const {
+  std::map<std::string, Tensor> out;
+  for (const auto& opt : optimizers_)
+    for (auto& [k, v] : opt->state(std::string(opt->name()) + ".")) out[k] = v;
+  out["optimizer_set.step"] = Tensor::from_i64({steps_}, {1});
+  return out;
+}
+
+void OptimizerSet::load_state(const SafetensorsFile& file) {
+  for (const auto& opt : optimizers_) opt->load_state(file, std::string(opt->name()) + ".");
+  steps_ = file.at("optimizer_set.step").to_i64_vector()[0];
+}
+
+}  // namespace muonrec
