@@ -43,6 +43,10 @@ void accumulate_grad(const Tensor& t, const Tensor& grad) {
                 shape_str(grad.shape()), shape_str(t.shape()));
   NoGradGuard no_grad;
   Tensor existing = t.grad();
+  if (t.impl()->grad_persistent) {
+    ops::add_into(existing, grad);
+    return;
+  }
   t.impl()->grad = existing.defined() ? ops::add(existing, grad).impl() : grad.impl();
 }
 

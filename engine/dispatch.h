@@ -10,11 +10,14 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/embedding.h"
+#include "kernels/cpu/grad_clip.h"
+#include "kernels/cpu/hstu_attention.h"
 #include "kernels/cpu/loss.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/optimizer.h"
 #include "kernels/cpu/reduce.h"
+#include "kernels/cpu/slice.h"
 
 #ifdef MUONREC_WITH_CUDA
 #include "engine/cuda_check.h"
@@ -22,11 +25,14 @@
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/embedding.h"
+#include "kernels/cuda/grad_clip.h"
+#include "kernels/cuda/hstu_attention.h"
 #include "kernels/cuda/loss.h"
 #include "kernels/cuda/matmul.h"
 #include "kernels/cuda/norm.h"
 #include "kernels/cuda/optimizer.h"
 #include "kernels/cuda/reduce.h"
+#include "kernels/cuda/slice.h"
 #define MUONREC_DISPATCH(device, fn, ...)                                     \
   do {                                                                        \
     if ((device) == ::muonrec::Device::CUDA)                                  \

@@ -17,6 +17,8 @@ Tensor cast(const Tensor& x, DType dtype);
 // ---- elementwise ----
 // a + b. b has a's shape or a suffix of it (broadcast over the leading axes, e.g. positions).
 Tensor add(const Tensor& a, const Tensor& b);
+// accumulator += x in place (same shape; not differentiable): gradient buffers.
+void add_into(const Tensor& accumulator, const Tensor& x);
 // a * b, same shapes.
 Tensor mul(const Tensor& a, const Tensor& b);
 // x * factor.
@@ -64,6 +66,21 @@ Tensor causal_attention(const Tensor& qkv, const Tensor& valid, int heads);
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets);
 Tensor sum(const Tensor& x);   // one-element tensor
 Tensor mean(const Tensor& x);  // one-element tensor
+
+// ---- HSTU (reference/MODELS.md, HSTU) ----
+// Columns [start, start + width) of the last axis, as a new tensor (e.g. the u block of HSTU's
+// packed projection). Backward scatters the gradient into those columns, zeros elsewhere.
+Tensor split_last(const Tensor& x, int64_t start, int64_t width);
+// HSTU pointwise attention over the SiLU-activated projection uvqk[B, T, 4d] (u, v, q, k along the
+// last axis, as torch's split; heads of d/H inside each). Per head:
+//   w_ij = SiLU(q_i.k_j + pos_bias[j - i + T - 1] + time_bias[time_buckets[b, i, j]]) / T
+// where j <= i and valid[j] (0 elsewhere; no softmax and no 1/sqrt(d/H) scale), y_i = sum_j w_ij v_j.
+// valid: f32 [B, T]; pos_bias: [2T-1]; time_bias: [num buckets] and time_buckets: i32 or i64
+// [B, T, T] (values in [0, num buckets)), both undefined when there are no timestamps. Returns
+// [B, T, d] (heads concatenated), before HSTU's layer norm and u gate. Gradients flow to the v, q,
+// k blocks of uvqk (the u block gets 0 here), pos_bias and time_bias, deterministically.
+Tensor hstu_attention(const Tensor& uvqk, const Tensor& valid, const Tensor& pos_bias, const Tensor& time_bias,
+                      const Tensor& time_buckets, int heads);
 
 namespace detail {
 // Autograd for views made by Tensor::reshape and Tensor::narrow_rows: the base gets the view's

@@ -157,6 +157,15 @@ Tensor add(const Tensor& a, const Tensor& b) {
   return out;
 }
 
+void add_into(const Tensor& accumulator, const Tensor& x) {
+  check_dtype(accumulator, DType::F32, "add_into", "accumulator");
+  check_dtype(x, DType::F32, "add_into", "x");
+  check_same_device(accumulator, x, "add_into");
+  MUONREC_CHECK(accumulator.shape() == x.shape(), "add_into: shapes {} and {} differ", shape_str(accumulator.shape()),
+                shape_str(x.shape()));
+  MUONREC_DISPATCH(x.device(), add_forward, f32(accumulator), f32(x), f32_mut(accumulator), x.numel(), x.numel());
+}
+
 Tensor mul(const Tensor& a, const Tensor& b) {
   NVTX_RANGE("mul");
   check_dtype(a, DType::F32, "mul", "a");

@@ -149,8 +149,29 @@ Tensor& Tensor::set_requires_grad(bool requires) {
 }
 
 Tensor Tensor::grad() const { return impl_->grad ? Tensor(impl_->grad) : Tensor(); }
-void Tensor::set_grad(const Tensor& grad) const { impl_->grad = grad.impl_; }
-void Tensor::zero_grad() const { impl_->grad.reset(); }
+void Tensor::set_grad(const Tensor& grad) const {
+  if (impl_->grad_persistent) {
+    Tensor::from_impl(impl_->grad).copy_from(grad);
+    return;
+  }
+  impl_->grad = grad.impl_;
+}
+
+void Tensor::zero_grad() const {
+  if (impl_->grad_persistent) {
+    Tensor::from_impl(impl_->grad).fill_zero();
+    return;
+  }
+  impl_->grad.reset();
+}
+
+void Tensor::attach_grad_buffer(const Tensor& buffer) const {
+  MUONREC_CHECK(buffer.shape() == shape() && buffer.dtype() == DType::F32 && buffer.device() == device(),
+                "attach_grad_buffer: buffer {} {} on {} for a tensor {} on {}", dtype_name(buffer.dtype()),
+                shape_str(buffer.shape()), device_name(buffer.device()), shape_str(shape()), device_name(device()));
+  impl_->grad = buffer.impl_;
+  impl_->grad_persistent = true;
+}
 bool Tensor::is_leaf() const { return impl_->is_leaf; }
 
 static Tensor make_view(const Tensor& base, Shape shape, size_t extra_offset) {

@@ -67,8 +67,14 @@ class Tensor {
   bool requires_grad() const;
   Tensor& set_requires_grad(bool requires);
   Tensor grad() const;
+  // Sets the gradient (copied into the persistent buffer when the tensor has one).
   void set_grad(const Tensor& grad) const;
-  void zero_grad() const;  // drops the gradient (the next backward writes a fresh one)
+  // Drops the gradient (the next backward writes a fresh one); zero-fills a persistent buffer.
+  void zero_grad() const;
+  // Gives the tensor a persistent gradient buffer (a view into a flat arena): from then on its
+  // gradient is always defined, backward adds into it in place, and its address never changes, so
+  // a fused optimizer can keep a pointer table and a captured graph can replay.
+  void attach_grad_buffer(const Tensor& buffer) const;
   // A leaf is a tensor the user made (a parameter, an input); op outputs are not leaves.
   bool is_leaf() const;
 
@@ -87,6 +93,7 @@ struct TensorImpl {
   DType dtype = DType::F32;
   bool requires_grad = false;
   bool is_leaf = true;
+  bool grad_persistent = false;  // grad is a fixed buffer: accumulate in place, never replace
   std::shared_ptr<TensorImpl> grad;
 };
 

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "engine/dispatch.h"
 #include "engine/error.h"
 #include "engine/ops.h"
 
@@ -28,7 +29,27 @@ int64_t ParameterList::numel() const {
 }
 
 void ParameterList::zero_grad() {
-  for (auto& p : params_) p.tensor.zero_grad();
+  for (Tensor& arena : grad_arenas_) arena.fill_zero();
+  for (auto& p : params_)
+    if (!p.tensor.impl()->grad_persistent) p.tensor.zero_grad();
+}
+
+void ParameterList::allocate_grad_arena() {
+  if (!grad_arenas_.empty()) return;
+  for (Device device : {Device::CPU, Device::CUDA}) {
+    int64_t total = 0;
+    for (const auto& p : params_)
+      if (p.tensor.device() == device) total += p.tensor.numel();
+    if (total == 0) continue;
+    Tensor arena = Tensor::zeros({total}, DType::F32, device);
+    int64_t offset = 0;
+    for (const auto& p : params_) {
+      if (p.tensor.device() != device) continue;
+      p.tensor.attach_grad_buffer(arena.narrow_rows(offset, p.tensor.numel()).reshape(p.tensor.shape()));
+      offset += p.tensor.numel();
+    }
+    grad_arenas_.push_back(arena);
+  }
 }
 
 void ParameterList::load_from(const SafetensorsFile& file, const std::string& prefix) {
@@ -47,6 +68,16 @@ std::map<std::string, Tensor> ParameterList::named(const std::string& prefix) co
   std::map<std::string, Tensor> out;
   for (const auto& p : params_) out[prefix + p.name] = p.tensor;
   return out;
+}
+
+Tensor ParameterList::clip_grad_norm(float max_norm) {
+  MUONREC_CHECK(max_norm > 0, "clip_grad_norm: max_norm must be positive, got {}", max_norm);
+  MUONREC_CHECK(grad_arenas_.size() == 1, "clip_grad_norm needs the gradient arena of a single-device model "
+                "(call allocate_grad_arena first)");
+  Tensor& arena = grad_arenas_.front();
+  Tensor norm = Tensor::empty({}, DType::F32, arena.device());
+  MUONREC_DISPATCH(arena.device(), clip_grad_norm, arena.data<float>(), arena.numel(), max_norm, norm.data<float>());
+  return norm;
 }
 
 Tensor init_normal(const Shape& shape, float std, PhiloxGenerator& gen, Device device) {

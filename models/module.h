@@ -27,6 +27,13 @@ class ParameterList {
   const Tensor& find(const std::string& name) const;  // throws naming the missing parameter
   int64_t numel() const;
   void zero_grad();
+  // Moves every parameter's gradient into one flat buffer per device (see
+  // Tensor::attach_grad_buffer); zero_grad then clears them with one memset. Idempotent.
+  void allocate_grad_arena();
+  // Scales every gradient so that their global L2 norm is at most max_norm (as
+  // torch.nn.utils.clip_grad_norm_), on the device, and returns the norm before clipping as a
+  // one-element tensor there (read it only when needed: reading synchronises). Needs the arena.
+  Tensor clip_grad_norm(float max_norm);
   // Copies tensors named prefix + parameter name from `file` into the parameters (in place, any
   // device). Every parameter must be present with its exact shape; errors name the tensor.
   void load_from(const SafetensorsFile& file, const std::string& prefix);
@@ -35,6 +42,7 @@ class ParameterList {
 
  private:
   std::vector<NamedParameter> params_;
+  std::vector<Tensor> grad_arenas_;  // one per device, when allocated
 };
 
 // Host-side initialisers (drawn on the host from the model's generator, then copied to the device,

@@ -4,6 +4,7 @@
 
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "models/hstu.h"
 #include "models/sasrec.h"
 
 namespace muonrec {
@@ -76,7 +77,8 @@ ModelConfig ModelConfig::from_json(const std::string& text) {
 
 std::unique_ptr<SequentialModel> make_model(const ModelConfig& config, Device device, uint64_t seed) {
   if (config.kind == "sasrec") return std::make_unique<SASRec>(config, device, seed);
-  MUONREC_FAIL("unknown model '{}' (available: sasrec)", config.kind);
+  if (config.kind == "hstu") return std::make_unique<HSTU>(config, device, seed);
+  MUONREC_FAIL("unknown model '{}' (available: sasrec, hstu)", config.kind);
 }
 
 }  // namespace muonrec

@@ -112,6 +112,8 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
   data::TrainBatcher batcher(dataset, T, options.batch_size, options.seed);
   const int64_t steps_per_epoch = batcher.batches_per_epoch();
   const int64_t total_steps = steps_per_epoch * options.epochs;
+  // Gradients in one flat buffer: stable addresses for the fused optimizers, one memset to clear.
+  model.parameters().allocate_grad_arena();
   OptimizerConfig optimizer_config = options.optimizer;
   optimizer_config.schedule.total_steps = total_steps;
   OptimizerSet optimizer(model.parameters().all(), optimizer_config);
@@ -147,6 +149,7 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
     batcher.start_epoch(epoch);
     // Losses stay on the device; they are read only when a progress line is printed.
     std::vector<Tensor> pending_losses;
+    Tensor grad_norm;  // of the latest step, when clipping
     double loss_sum = 0;
     int64_t loss_count = 0, step_in_epoch = 0;
     while (batcher.next(batch)) {
@@ -156,6 +159,7 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
       model.parameters().zero_grad();
       Tensor loss = model.loss(input, true, dropout_rng);
       backward(loss);
+      if (options.max_grad_norm > 0) grad_norm = model.parameters().clip_grad_norm(options.max_grad_norm);
       optimizer.step();
       pending_losses.push_back(loss);
       ++step_in_epoch;
@@ -165,8 +169,9 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
         loss_count += static_cast<int64_t>(pending_losses.size());
         pending_losses.clear();
         double rate = steps_this_run / std::max(train_seconds + seconds_since(epoch_start), 1e-9);
-        log << fmt::format("epoch {}/{}  step {}/{}  loss {:.4f}  {:.1f} steps/s  ETA {}\n", epoch, options.epochs,
-                           step_in_epoch, steps_per_epoch, loss_sum / std::max<int64_t>(loss_count, 1), rate,
+        std::string norm = grad_norm.defined() ? fmt::format("  grad-norm {:.3f}", grad_norm.item()) : "";
+        log << fmt::format("epoch {}/{}  step {}/{}  loss {:.4f}{}  {:.1f} steps/s  ETA {}\n", epoch, options.epochs,
+                           step_in_epoch, steps_per_epoch, loss_sum / std::max<int64_t>(loss_count, 1), norm, rate,
                            format_duration((total_steps - optimizer.steps()) / std::max(rate, 1e-9)))
             << std::flush;
         last_print = Clock::now();

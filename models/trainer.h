@@ -21,6 +21,7 @@ struct TrainOptions {
   int64_t batch_size = 128;
   OptimizerConfig optimizer;        // its schedule's total_steps is filled in from epochs
   uint64_t seed = 1;
+  float max_grad_norm = 0.0f;       // global-norm gradient clipping; 0: off
   int64_t eval_every = 5;           // validate every N epochs (and after the last)
   double progress_seconds = 2.0;    // a progress line at most this often
   EvalOptions eval;

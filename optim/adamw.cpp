@@ -1,5 +1,8 @@
 #include "optim/adamw.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "engine/dispatch.h"
 
 namespace muonrec {
@@ -13,20 +16,62 @@ AdamW::AdamW(std::vector<NamedParameter> params, const AdamWOptions& options)
   for (const auto& p : params_) {
     exp_avg_.push_back(Tensor::zeros(p.tensor.shape(), DType::F32, p.tensor.device()));
     exp_avg_sq_.push_back(Tensor::zeros(p.tensor.shape(), DType::F32, p.tensor.device()));
+    bf16_copies_.push_back(options.bf16_copy ? p.tensor.to_dtype(DType::BF16) : Tensor());
   }
 }
+
+namespace {
+
+// Chunks of at most this many elements: one CUDA block each, enough blocks to fill the GPU on a
+// large table and one block for a small tensor.
+constexpr int64_t kChunkElements = 1 << 16;
+
+template <typename T>
+bool same_bytes(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
+}
+
+}  // namespace
 
 void AdamW::step() {
   NVTX_RANGE("adamw.step");
   ++steps_;
+  run_device(Device::CPU);
+  run_device(Device::CUDA);
+}
+
+void AdamW::run_device(Device device) {
+  DeviceTable& table = tables_[static_cast<int>(device)];
+  std::vector<kernels::AdamWTensor> tensors;
+  std::vector<kernels::TensorChunk> chunks;
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = params_[i].tensor;
     Tensor g = p.grad();
-    if (!g.defined()) continue;  // unused in this step's graph: torch skips it too
-    MUONREC_DISPATCH(p.device(), adamw_step, p.data<float>(), g.data<float>(), exp_avg_[i].data<float>(),
-                     exp_avg_sq_[i].data<float>(), p.numel(), options_.lr, options_.beta1, options_.beta2,
-                     options_.eps, options_.weight_decay, steps_);
+    if (p.device() != device || !g.defined()) continue;  // no gradient this step: torch skips it too
+    const auto index = static_cast<int32_t>(tensors.size());
+    tensors.push_back({p.data<float>(), g.data<float>(), exp_avg_[i].data<float>(), exp_avg_sq_[i].data<float>(),
+                       bf16_copies_[i].defined() ? bf16_copies_[i].data<uint16_t>() : nullptr, p.numel()});
+    for (int64_t begin = 0; begin < p.numel(); begin += kChunkElements)
+      chunks.push_back({index, begin, std::min(begin + kChunkElements, p.numel())});
   }
+  if (chunks.empty()) return;
+  if (!same_bytes(tensors, table.tensors) || !same_bytes(chunks, table.chunks) || !table.hyper_on_device) {
+    table.tensors = tensors;
+    table.chunks = chunks;
+    table.tensors_on_device = std::make_unique<DeviceValue>(tensors.size() * sizeof(tensors[0]), device);
+    table.chunks_on_device = std::make_unique<DeviceValue>(chunks.size() * sizeof(chunks[0]), device);
+    table.hyper_on_device = std::make_unique<DeviceValue>(sizeof(kernels::AdamWHyper), device);
+    table.tensors_on_device->write(tensors.data(), table.tensors_on_device->bytes());
+    table.chunks_on_device->write(chunks.data(), table.chunks_on_device->bytes());
+  }
+  const kernels::AdamWHyper hyper{options_.lr,           options_.beta1, options_.beta2, options_.eps,
+                                  options_.weight_decay, grad_scale_,    steps_,         options_.seed};
+  table.hyper_on_device->write(&hyper, sizeof hyper);
+  MUONREC_DISPATCH(device, adamw_multi_tensor,
+                   static_cast<const kernels::AdamWTensor*>(table.tensors_on_device->device_ptr()),
+                   static_cast<const kernels::TensorChunk*>(table.chunks_on_device->device_ptr()),
+                   static_cast<int64_t>(table.chunks.size()),
+                   static_cast<const kernels::AdamWHyper*>(table.hyper_on_device->device_ptr()));
 }
 
 std::map<std::string, Tensor> AdamW::state(const std::string& prefix) const {
@@ -48,8 +93,9 @@ void AdamW::load_state(const SafetensorsFile& file, const std::string& prefix) {
 }
 
 std::string AdamW::describe() const {
-  return fmt::format("AdamW lr={} betas=({}, {}) eps={} weight_decay={}", options_.lr, options_.beta1, options_.beta2,
-                     options_.eps, options_.weight_decay);
+  return fmt::format("AdamW (fused) lr={} betas=({}, {}) eps={} weight_decay={}{}", options_.lr, options_.beta1,
+                     options_.beta2, options_.eps, options_.weight_decay,
+                     options_.bf16_copy ? " with a stochastically rounded bf16 copy" : "");
 }
 
 void load_state_tensor(const SafetensorsFile& file, const std::string& key, Tensor& into) {

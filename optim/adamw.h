@@ -1,11 +1,17 @@
 // AdamW (Loshchilov & Hutter 2019) exactly as torch.optim.AdamW computes it: decoupled weight decay,
-// bias-corrected moments, fp32 state. One update per parameter tensor on its device.
+// bias-corrected moments, fp32 master weights and state. Fused: one launch updates every tensor on
+// a device, through a pointer table and hyperparameters held in device memory (rebuilt only when a
+// gradient buffer moves, so with a gradient arena nothing is uploaded but the step's scalars).
 #pragma once
 
 #include <map>
 #include <string>
 #include <vector>
 
+#include <memory>
+
+#include "engine/device_value.h"
+#include "kernels/adamw_math.h"
 #include "optim/optimizer.h"
 
 namespace muonrec {
@@ -16,6 +22,10 @@ struct AdamWOptions {
   float beta2 = 0.98f;  // the peer's setting for sequential recommenders
   float eps = 1e-8f;
   float weight_decay = 0.0f;
+  // Keep a bf16 copy of every parameter, refreshed by each step with stochastic rounding (for
+  // bf16 forward passes); read it with bf16_copy(i).
+  bool bf16_copy = false;
+  uint64_t seed = 0;  // stochastic rounding stream
 };
 
 class AdamW : public Optimizer {
@@ -32,11 +42,26 @@ class AdamW : public Optimizer {
   void load_state(const SafetensorsFile& file, const std::string& prefix) override;
   std::string describe() const override;
 
+  // Gradients are multiplied by this in the update (global-norm clipping sets it each step).
+  void set_grad_scale(float scale) { grad_scale_ = scale; }
+  // The bf16 copy of parameter i (undefined unless options.bf16_copy).
+  const Tensor& bf16_copy(size_t i) const { return bf16_copies_[i]; }
+
  private:
+  // The pointer table and chunk list of one device, kept on that device.
+  struct DeviceTable {
+    std::vector<kernels::AdamWTensor> tensors;
+    std::vector<kernels::TensorChunk> chunks;
+    std::unique_ptr<DeviceValue> tensors_on_device, chunks_on_device, hyper_on_device;
+  };
+  void run_device(Device device);
+
   std::vector<NamedParameter> params_;
-  std::vector<Tensor> exp_avg_, exp_avg_sq_;
+  std::vector<Tensor> exp_avg_, exp_avg_sq_, bf16_copies_;
   AdamWOptions options_;
+  float grad_scale_ = 1.0f;
   int64_t steps_ = 0;
+  DeviceTable tables_[2];  // indexed by Device
 };
 
 }  // namespace muonrec

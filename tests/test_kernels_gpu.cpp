@@ -577,23 +577,63 @@ TEST(KernelsGpu, reduce_fp32_1001x77) {
   expect_bitwise(download<float>(filled), filled_ref, "broadcast_scalar");
 }
 
-TEST(KernelsGpu, adamw_fp32_4099) {
+// Copies a host array of plain structs into a device buffer (an I64 tensor of enough bytes).
+template <typename T>
+Tensor upload_structs(const std::vector<T>& items) {
+  Tensor buffer = Tensor::empty({static_cast<int64_t>((items.size() * sizeof(T) + 7) / 8)}, DType::I64, Device::CUDA);
+  muonrec::copy_bytes(buffer.raw_data(), Device::CUDA, items.data(), Device::CPU, items.size() * sizeof(T));
+  return buffer;
+}
+
+// Two tensors (one spanning several chunks, one with a bf16 copy), gradient scale 0.5, three steps:
+// the fused GPU update must equal the CPU reference bit for bit (same element math, no FMA).
+TEST(KernelsGpu, adamw_multi_tensor_bitwise_4099_and_70001) {
   SKIP_WITHOUT_GPU();
+  using muonrec::kernels::AdamWHyper;
+  using muonrec::kernels::AdamWTensor;
+  using muonrec::kernels::TensorChunk;
   std::mt19937 gen(114);
-  const int64_t n = 4099;
-  auto param = randn(n, gen), m = randn(n, gen, 0.1f), v = randn(n, gen, 0.1f);
-  for (float& value : v) value = value * value;  // second moments are non-negative
-  Tensor dparam = upload(param), dm = upload(m), dv = upload(v);
+  const std::vector<int64_t> sizes = {4099, 70001};
+  std::vector<std::vector<float>> param, m, v;
+  std::vector<std::vector<uint16_t>> bf16(2);
+  std::vector<Tensor> dparam, dm, dv, dbf16;
+  for (int64_t n : sizes) {
+    param.push_back(randn(n, gen));
+    m.push_back(randn(n, gen, 0.1f));
+    v.push_back(randn(n, gen, 0.1f));
+    for (float& value : v.back()) value = value * value;  // second moments are non-negative
+    dparam.push_back(upload(param.back()));
+    dm.push_back(upload(m.back()));
+    dv.push_back(upload(v.back()));
+  }
+  bf16[1].assign(sizes[1], 0);
+  dbf16.push_back(Tensor());
+  dbf16.push_back(Tensor::zeros({sizes[1]}, DType::BF16, Device::CUDA));
+  std::vector<TensorChunk> chunks = {{0, 0, 4099}, {1, 0, 65536}, {1, 65536, 70001}};
+  Tensor dchunks = upload_structs(chunks);
   for (int64_t step = 1; step <= 3; ++step) {
-    auto grad = randn(n, gen);
-    Tensor dgrad = upload(grad);
-    gpu::adamw_step(dev<float>(dparam), dev<float>(dgrad), dev<float>(dm), dev<float>(dv), n, 1e-3f, 0.9f, 0.98f,
-                    1e-8f, 0.01f, step, stream());
-    cpu::adamw_step(param.data(), grad.data(), m.data(), v.data(), n, 1e-3f, 0.9f, 0.98f, 1e-8f, 0.01f, step);
+    std::vector<std::vector<float>> grad = {randn(sizes[0], gen), randn(sizes[1], gen)};
+    std::vector<Tensor> dgrad = {upload(grad[0]), upload(grad[1])};
+    std::vector<AdamWTensor> host_table, device_table;
+    for (size_t t = 0; t < 2; ++t) {
+      host_table.push_back({param[t].data(), grad[t].data(), m[t].data(), v[t].data(),
+                            t == 1 ? bf16[1].data() : nullptr, sizes[t]});
+      device_table.push_back({dev<float>(dparam[t]), dev<float>(dgrad[t]), dev<float>(dm[t]), dev<float>(dv[t]),
+                              t == 1 ? static_cast<uint16_t*>(dbf16[1].raw_data()) : nullptr, sizes[t]});
+    }
+    const AdamWHyper hyper{1e-3f, 0.9f, 0.98f, 1e-8f, 0.01f, 0.5f, step, 42};
+    Tensor dtable = upload_structs(device_table), dhyper = upload_structs(std::vector<AdamWHyper>{hyper});
+    gpu::adamw_multi_tensor(static_cast<const AdamWTensor*>(dtable.raw_data()),
+                            static_cast<const TensorChunk*>(dchunks.raw_data()), 3,
+                            static_cast<const AdamWHyper*>(dhyper.raw_data()), stream());
+    cpu::adamw_multi_tensor(host_table.data(), chunks.data(), 3, &hyper);
     const std::string tag = " after step " + std::to_string(step);
-    expect_close(download<float>(dparam), param, kElementwiseTol, "adamw param" + tag);
-    expect_close(download<float>(dm), m, kElementwiseTol, "adamw m" + tag);
-    expect_close(download<float>(dv), v, kElementwiseTol, "adamw v" + tag);
+    for (size_t t = 0; t < 2; ++t) {
+      expect_bitwise(download<float>(dparam[t]), param[t], "adamw param" + tag);
+      expect_bitwise(download<float>(dm[t]), m[t], "adamw m" + tag);
+      expect_bitwise(download<float>(dv[t]), v[t], "adamw v" + tag);
+    }
+    expect_bitwise(download<uint16_t>(dbf16[1]), bf16[1], "adamw bf16 copy" + tag);
   }
 }
 

@@ -267,3 +267,20 @@ TEST(Schedule, warmup_then_cosine_to_the_floor) {
   EXPECT_FLOAT_EQ(c.lr_at(1000, 0.3f), 0.3f);
   EXPECT_THROW(parse_schedule_kind("step"), Error);
 }
+
+TEST(GradClip, scales_the_arena_to_the_global_norm) {
+  ParameterList params;
+  Tensor a = params.add("a", Tensor::zeros({2, 3})), b = params.add("b", Tensor::zeros({4}));
+  params.allocate_grad_arena();
+  a.set_grad(Tensor::from_f32({3, 0, 0, 0, 0, 0}, {2, 3}));
+  b.set_grad(Tensor::from_f32({0, 4, 0, 0}, {4}));
+  Tensor norm = params.clip_grad_norm(1.0f);
+  EXPECT_NEAR(norm.item(), 5.0f, 1e-6);
+  EXPECT_NEAR(a.grad().to_f32_vector()[0], 3.0f / (5.0f + 1e-6f), 1e-6);
+  EXPECT_NEAR(b.grad().to_f32_vector()[1], 4.0f / (5.0f + 1e-6f), 1e-6);
+  params.clip_grad_norm(10.0f);  // under the limit: unchanged
+  EXPECT_NEAR(b.grad().to_f32_vector()[1], 4.0f / (5.0f + 1e-6f), 1e-6);
+  params.zero_grad();
+  EXPECT_EQ(a.grad().to_f32_vector(), std::vector<float>(6, 0.0f));
+  EXPECT_THROW(params.clip_grad_norm(0.0f), Error);
+}

@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
 
   CLI::App* train_cmd = app.add_subcommand("train", "train a model, validate, report test metrics at the best epoch");
   data_args.add_to(train_cmd);
-  train_cmd->add_option("--model", config.kind, "model: sasrec")->capture_default_str();
+  train_cmd->add_option("--model", config.kind, "model: sasrec or hstu")->capture_default_str();
   train_cmd->add_option("--d", config.d, "hidden width")->capture_default_str();
   train_cmd->add_option("--blocks", config.blocks, "transformer blocks")->capture_default_str();
   train_cmd->add_option("--heads", config.heads, "attention heads")->capture_default_str();
@@ -136,6 +136,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   train_cmd->add_option("--warmup-steps", opt.schedule.warmup_steps, "linear warmup steps")->capture_default_str();
   train_cmd->add_option("--min-lr", opt.schedule.min_lr, "cosine floor")->capture_default_str();
+  train_cmd->add_option("--clip-grad-norm", train.max_grad_norm, "global-norm gradient clipping (0: off)")
+      ->capture_default_str();
   train_cmd->add_option("--seed", train.seed, "seed for weights, shuffling and dropout")->capture_default_str();
   train_cmd->add_option("--device", device, "auto, cpu or cuda")->capture_default_str();
   train_cmd->add_option("--eval-every", train.eval_every, "validate every N epochs")->capture_default_str();

@@ -1,13 +1,14 @@
-// CPU reference: optimizer updates.
+// CPU reference: the multi-tensor AdamW step (the contract of the fused CUDA kernel).
 #pragma once
 
 #include <cstdint>
 
+#include "kernels/adamw_math.h"
+
 namespace muonrec::kernels::cpu {
 
-// One AdamW step (torch.optim.AdamW): p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-// p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps). `step` is t, counted from 1.
-void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
-                float eps, float weight_decay, int64_t step);
+// Applies one AdamW step to every element of every chunk. `hyper` is a host pointer here.
+void adamw_multi_tensor(const AdamWTensor* tensors, const TensorChunk* chunks, int64_t chunk_count,
+                        const AdamWHyper* hyper);
 
 }  // namespace muonrec::kernels::cpu

@@ -1,15 +1,17 @@
-// CUDA launchers: optimizer updates (contracts of kernels/cpu/optimizer.h).
+// CUDA launcher of the fused multi-tensor AdamW step (contract of kernels/cpu/optimizer.h).
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
 
+#include "kernels/adamw_math.h"
+
 namespace muonrec::kernels::cuda {
 
-// One AdamW step (torch.optim.AdamW): p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-// p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps). `step` is t, counted from 1.
-void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
-                float eps, float weight_decay, int64_t step, cudaStream_t stream);
+// One launch updates every chunk (one block per chunk). tensors, chunks and hyper are device
+// pointers; the table stays valid across steps, and hyper is rewritten by the host before each.
+void adamw_multi_tensor(const AdamWTensor* tensors, const TensorChunk* chunks, int64_t chunk_count,
+                        const AdamWHyper* hyper, cudaStream_t stream);
 
 }  // namespace muonrec::kernels::cuda

@@ -1,0 +1,263 @@
+#include "models/semantic_id/item_text.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <unordered_map>
+
+#include "engine/error.h"
+
+namespace muonrec::semantic_id {
+namespace {
+
+// Reads every line of a file (a trailing '\r' from Windows line ends is dropped).
+std::vector<std::string> read_lines(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  MUONREC_CHECK(in.good(), "cannot open {} file '{}'", what, path);
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(std::move(line));
+  }
+  MUONREC_CHECK(!in.bad(), "read error in {} file '{}'", what, path);
+  return lines;
+}
+
+bool is_blank(const std::string& s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c == ' ' || c == '\t'; });
+}
+
+// Splits on runs of spaces/tabs.
+std::vector<std::string> split_ws(const std::string& s) {
+  std::vector<std::string> fields;
+  size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+    size_t j = i;
+    while (j < s.size() && s[j] != ' ' && s[j] != '\t') ++j;
+    if (j > i) fields.push_back(s.substr(i, j - i));
+    i = j;
+  }
+  return fields;
+}
+
+int64_t parse_id(const std::string& field, const std::string& path, size_t line_no, const char* what) {
+  errno = 0;
+  char* end = nullptr;
+  long long value = std::strtoll(field.c_str(), &end, 10);
+  MUONREC_CHECK(!field.empty() && end == field.c_str() + field.size() && errno == 0,
+                "{}:{}: {} '{}' is not an integer", path, line_no, what, field);
+  return static_cast<int64_t>(value);
+}
+
+void fill_report(const std::vector<std::string>& texts, int64_t unused, ItemTextReport* report) {
+  if (report == nullptr) return;
+  *report = ItemTextReport{};
+  report->n_items = static_cast<int64_t>(texts.size()) - 1;
+  for (int64_t i = 1; i <= report->n_items; ++i) {
+    if (texts[i].empty()) {
+      ++report->missing;
+      report->missing_items.push_back(i);
+    } else {
+      ++report->with_text;
+    }
+  }
+  report->unused_records = unused;
+}
+
+}  // namespace
+
+std::string ItemTextReport::summary() const {
+  std::string first;
+  for (size_t i = 0; i < missing_items.size() && i < 10; ++i) first += (i ? "," : "") + std::to_string(missing_items[i]);
+  if (missing_items.size() > 10) first += ",...";
+  return fmt::format("item texts: {} items, {} with text, {} without{}{}; {} unused records", n_items, with_text,
+                     missing, missing ? " (items " : "", missing ? first + ")" : "", unused_records);
+}
+
+std::string latin1_to_utf8(const std::string& latin1) {
+  std::string out;
+  out.reserve(latin1.size() + latin1.size() / 8);
+  for (unsigned char c : latin1) {
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back(static_cast<char>(0xC0 | (c >> 6)));
+      out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
+    }
+  }
+  return out;
+}
+
+std::vector<int64_t> read_item_id_map(const std::string& map_path, int64_t n_items) {
+  MUONREC_CHECK(n_items >= 0, "read_item_id_map: n_items must be >= 0, got {}", n_items);
+  std::vector<std::string> lines = read_lines(map_path, "item id map");
+  std::vector<std::pair<int64_t, int64_t>> pairs;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (is_blank(lines[i])) continue;
+    std::vector<std::string> f = split_ws(lines[i]);
+    MUONREC_CHECK(f.size() == 2, "{}:{}: expected 'item_id source_id', got {} fields", map_path, i + 1, f.size());
+    int64_t item = parse_id(f[0], map_path, i + 1, "item id");
+    int64_t source = parse_id(f[1], map_path, i + 1, "source id");
+    MUONREC_CHECK(item >= 1, "{}:{}: item id {} must be >= 1", map_path, i + 1, item);
+    MUONREC_CHECK(n_items == 0 || item <= n_items, "{}:{}: item id {} exceeds n_items {}", map_path, i + 1, item,
+                  n_items);
+    MUONREC_CHECK(source >= 1, "{}:{}: source id {} must be >= 1", map_path, i + 1, source);
+    pairs.emplace_back(item, source);
+  }
+  int64_t n = n_items;
+  for (auto& p : pairs) n = std::max(n, p.first);
+  std::vector<int64_t> map(static_cast<size_t>(n) + 1, 0);
+  // Line numbers for the duplicate message: the pairs are in file order over non-blank lines.
+  std::vector<size_t> line_of(map.size(), 0);
+  size_t k = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (is_blank(lines[i])) continue;
+    auto [item, source] = pairs[k++];
+    MUONREC_CHECK(map[item] == 0, "{}:{}: item id {} already mapped on line {}", map_path, i + 1, item,
+                  line_of[item]);
+    map[item] = source;
+    line_of[item] = i + 1;
+  }
+  return map;
+}
+
+std::vector<std::string> load_asin_item_texts(const std::string& item_asin_path, const std::string& asin_titles_path,
+                                              int64_t n_items, ItemTextReport* report) {
+  MUONREC_CHECK(n_items >= 0, "load_asin_item_texts: n_items must be >= 0, got {}", n_items);
+  // ASIN -> title. The title is everything after the first run of whitespace (possibly empty).
+  std::unordered_map<std::string, std::string> titles;
+  std::unordered_map<std::string, size_t> title_line;
+  {
+    std::vector<std::string> lines = read_lines(asin_titles_path, "ASIN titles");
+    for (size_t i = 0; i < lines.size(); ++i) {
+      const std::string& s = lines[i];
+      if (is_blank(s)) continue;
+      size_t a = s.find_first_not_of(" \t");
+      size_t b = s.find_first_of(" \t", a);
+      std::string asin = s.substr(a, b == std::string::npos ? std::string::npos : b - a);
+      std::string title;
+      if (b != std::string::npos) {
+        size_t t = s.find_first_not_of(" \t", b);
+        if (t != std::string::npos) {
+          size_t e = s.find_last_not_of(" \t");
+          title = s.substr(t, e - t + 1);
+        }
+      }
+      auto [it, inserted] = titles.emplace(asin, std::move(title));
+      MUONREC_CHECK(inserted, "{}:{}: ASIN '{}' already has a title on line {}", asin_titles_path, i + 1, asin,
+                    title_line[asin]);
+      title_line[asin] = i + 1;
+    }
+  }
+  // item id -> ASIN.
+  std::vector<std::string> lines = read_lines(item_asin_path, "item ASIN");
+  std::vector<std::pair<int64_t, std::string>> rows;
+  std::vector<size_t> row_line;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (is_blank(lines[i])) continue;
+    std::vector<std::string> f = split_ws(lines[i]);
+    MUONREC_CHECK(f.size() == 2, "{}:{}: expected 'item_id ASIN', got {} fields", item_asin_path, i + 1, f.size());
+    int64_t item = parse_id(f[0], item_asin_path, i + 1, "item id");
+    MUONREC_CHECK(item >= 1, "{}:{}: item id {} must be >= 1", item_asin_path, i + 1, item);
+    MUONREC_CHECK(n_items == 0 || item <= n_items, "{}:{}: item id {} exceeds n_items {}", item_asin_path, i + 1,
+                  item, n_items);
+    rows.emplace_back(item, f[1]);
+    row_line.push_back(i + 1);
+  }
+  int64_t n = n_items;
+  for (auto& r : rows) n = std::max(n, r.first);
+  std::vector<std::string> texts(static_cast<size_t>(n) + 1);
+  std::vector<size_t> seen_line(texts.size(), 0);
+  std::unordered_map<std::string, size_t> asin_line;
+  int64_t used = 0;
+  for (size_t k = 0; k < rows.size(); ++k) {
+    const auto& [item, asin] = rows[k];
+    MUONREC_CHECK(seen_line[item] == 0, "{}:{}: item id {} already listed on line {}", item_asin_path, row_line[k],
+                  item, seen_line[item]);
+    seen_line[item] = row_line[k];
+    auto [a, fresh] = asin_line.emplace(asin, row_line[k]);
+    MUONREC_CHECK(fresh, "{}:{}: ASIN '{}' already given to another item on line {}", item_asin_path, row_line[k],
+                  asin, a->second);
+    auto it = titles.find(asin);
+    if (it != titles.end()) {
+      texts[item] = it->second;
+      ++used;
+    }
+  }
+  fill_report(texts, static_cast<int64_t>(titles.size()) - used, report);
+  return texts;
+}
+
+std::vector<MovieRecord> read_movies_dat(const std::string& movies_path) {
+  std::vector<std::string> lines = read_lines(movies_path, "movies.dat");
+  std::vector<MovieRecord> movies;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const std::string& s = lines[i];
+    if (is_blank(s)) continue;
+    // The title may itself contain ':' but not '::'; the genres come after the last '::'.
+    size_t first = s.find("::");
+    size_t last = s.rfind("::");
+    MUONREC_CHECK(first != std::string::npos && last != first,
+                  "{}:{}: expected 'MovieID::Title::Genres', got '{}'", movies_path, i + 1, latin1_to_utf8(s));
+    int64_t id = parse_id(s.substr(0, first), movies_path, i + 1, "MovieID");
+    MUONREC_CHECK(id >= 1, "{}:{}: MovieID {} must be >= 1", movies_path, i + 1, id);
+    MUONREC_CHECK(id <= 100000000, "{}:{}: MovieID {} is implausibly large", movies_path, i + 1, id);
+    if (static_cast<int64_t>(movies.size()) <= id) movies.resize(static_cast<size_t>(id) + 1);
+    MUONREC_CHECK(!movies[id].present, "{}:{}: MovieID {} listed twice", movies_path, i + 1, id);
+    movies[id].title = latin1_to_utf8(s.substr(first + 2, last - first - 2));
+    movies[id].genres = latin1_to_utf8(s.substr(last + 2));
+    movies[id].present = true;
+  }
+  return movies;
+}
+
+std::vector<std::string> load_movielens_item_texts(const std::string& movies_path,
+                                                   const std::vector<int64_t>& item_to_movie,
+                                                   const MovieTextOptions& options, ItemTextReport* report) {
+  MUONREC_CHECK(!item_to_movie.empty(), "load_movielens_item_texts: item_to_movie must have n_items + 1 entries");
+  std::vector<MovieRecord> movies = read_movies_dat(movies_path);
+  std::vector<std::string> texts(item_to_movie.size());
+  std::vector<char> used(movies.size(), 0);
+  for (size_t item = 1; item < item_to_movie.size(); ++item) {
+    int64_t id = item_to_movie[item];
+    if (id <= 0 || id >= static_cast<int64_t>(movies.size()) || !movies[id].present) continue;
+    const MovieRecord& m = movies[id];
+    std::string text = m.title;
+    if (options.append_genres && !m.genres.empty() && m.genres != "(no genres listed)") {
+      std::string g = m.genres;
+      std::replace(g.begin(), g.end(), '|', ' ');
+      text += (text.empty() ? "" : " ") + g;
+    }
+    texts[item] = std::move(text);
+    used[id] = 1;
+  }
+  int64_t unused = 0;
+  for (size_t id = 0; id < movies.size(); ++id) unused += movies[id].present && !used[id];
+  fill_report(texts, unused, report);
+  return texts;
+}
+
+std::vector<std::string> load_movielens_item_texts_identity(const std::string& movies_path, int64_t n_items,
+                                                            const MovieTextOptions& options,
+                                                            ItemTextReport* report) {
+  MUONREC_CHECK(n_items >= 0, "load_movielens_item_texts_identity: n_items must be >= 0, got {}", n_items);
+  int64_t n = n_items;
+  if (n == 0) n = static_cast<int64_t>(read_movies_dat(movies_path).size()) - 1;
+  MUONREC_CHECK(n >= 1, "{}: no movies found", movies_path);
+  std::vector<int64_t> identity(static_cast<size_t>(n) + 1);
+  for (int64_t i = 0; i <= n; ++i) identity[i] = i;
+  return load_movielens_item_texts(movies_path, identity, options, report);
+}
+
+std::vector<std::string> load_movielens_item_texts_mapped(const std::string& movies_path, const std::string& map_path,
+                                                          int64_t n_items, const MovieTextOptions& options,
+                                                          ItemTextReport* report) {
+  return load_movielens_item_texts(movies_path, read_item_id_map(map_path, n_items), options, report);
+}
+
+}  // namespace muonrec::semantic_id

@@ -1,0 +1,71 @@
+// Item texts for semantic IDs: one string per dense item id (index 0, the padding id, stays empty),
+// read from the side files that come with the benchmark datasets:
+//   Beauty     item_id -> ASIN ('item_id ASIN' per line) and ASIN -> title ('ASIN title words...'
+//              per line; the title may be empty)
+//   MovieLens  movies.dat 'MovieID::Title (Year)::Genre|Genre' (ISO-8859-1, transcoded to UTF-8),
+//              joined to the dataset's item ids either by identity (item id == MovieID) or through a
+//              map file ('item_id MovieID' per line, e.g. sas_to_original_items.txt) or vector.
+// An item with no text gets "" and is counted in the report: nothing is dropped silently. Malformed
+// lines throw muonrec::Error naming the file and the 1-based line.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace muonrec::semantic_id {
+
+struct ItemTextReport {
+  int64_t n_items = 0;                // texts has n_items + 1 entries
+  int64_t with_text = 0;              // items whose text is non-empty
+  int64_t missing = 0;                // items left with "" (no mapping, no title, or an empty title)
+  std::vector<int64_t> missing_items; // their ids, ascending
+  int64_t unused_records = 0;         // title/movie records that no item refers to
+  std::string summary() const;        // one line, e.g. for the CLI log
+};
+
+// Beauty-style files. n_items = 0 takes the largest item id of the ASIN file; a positive n_items
+// must cover every id in it (ids outside 1..n_items are an error, as are duplicate ids or ASINs).
+std::vector<std::string> load_asin_item_texts(const std::string& item_asin_path, const std::string& asin_titles_path,
+                                              int64_t n_items = 0, ItemTextReport* report = nullptr);
+
+struct MovieTextOptions {
+  // Append the genres as words after the title ("Toy Story (1995) Animation Children's Comedy"), so
+  // the tokenizer sees them like any other word. The year stays in the title as a token.
+  bool append_genres = true;
+};
+
+// movies.dat rows by MovieID (ISO-8859-1 bytes transcoded to UTF-8). Index = MovieID, size = the
+// largest MovieID + 1; ids absent from the file are "". Title and genres are kept apart.
+struct MovieRecord {
+  std::string title;
+  std::string genres;  // 'Genre|Genre' as in the file
+  bool present = false;
+};
+std::vector<MovieRecord> read_movies_dat(const std::string& movies_path);
+
+// item_to_movie[item] = MovieID for item in 1..n_items (index 0 ignored; 0 or negative = none).
+std::vector<std::string> load_movielens_item_texts(const std::string& movies_path,
+                                                   const std::vector<int64_t>& item_to_movie,
+                                                   const MovieTextOptions& options = {},
+                                                   ItemTextReport* report = nullptr);
+
+// Identity ids (item id == MovieID); n_items = 0 takes the largest MovieID in the file.
+std::vector<std::string> load_movielens_item_texts_identity(const std::string& movies_path, int64_t n_items = 0,
+                                                            const MovieTextOptions& options = {},
+                                                            ItemTextReport* report = nullptr);
+
+// Through a map file 'item_id MovieID' per line (sas_to_original_items.txt). n_items = 0 takes the
+// largest item id of the map file.
+std::vector<std::string> load_movielens_item_texts_mapped(const std::string& movies_path, const std::string& map_path,
+                                                          int64_t n_items = 0, const MovieTextOptions& options = {},
+                                                          ItemTextReport* report = nullptr);
+
+// 'item_id source_id' per line -> vector [n_items + 1] (index 0 = 0; unmapped ids = 0). n_items = 0
+// takes the largest item id. Duplicate or out-of-range item ids throw naming the file and line.
+std::vector<int64_t> read_item_id_map(const std::string& map_path, int64_t n_items = 0);
+
+// ISO-8859-1 bytes -> UTF-8 (every byte >= 0x80 becomes two bytes).
+std::string latin1_to_utf8(const std::string& latin1);
+
+}  // namespace muonrec::semantic_id

@@ -1,0 +1,141 @@
+// HSTU against the PyTorch fixture (timestamps included): hidden state, loss, last-position scores
+// and every parameter gradient, on CPU and (where present) on the GPU; the model without
+// timestamps; the time buckets on hand-computed gaps.
+#include "fixture_util.h"
+#include "models/hstu.h"
+
+using namespace muonrec;
+using muonrec::testkit::check_model_against_fixture;
+
+namespace {
+
+ModelConfig tiny_config() {
+  ModelConfig c;
+  c.kind = "hstu";
+  c.n_items = 12;
+  c.max_len = 6;
+  c.d = 8;
+  c.blocks = 2;
+  c.heads = 2;
+  c.dropout = 0.0f;
+  return c;
+}
+
+// Two left-padded histories of the tiny config's window, with targets and timestamps.
+struct TinyBatch {
+  std::vector<int64_t> ids{0, 0, 3, 7, 7, 1, 4, 9, 2, 11, 5, 6};
+  std::vector<int64_t> targets{0, 0, 7, 7, 1, 12, 9, 2, 11, 5, 6, 3};
+  std::vector<int64_t> timestamps{0, 0, 100, 160, 3700, 90000, 10, 20, 40, 80, 86400, 1000000};
+};
+
+}  // namespace
+
+TEST(HSTUFixture, matches_pytorch_on_cpu) {
+  std::string path = testkit::fixture_path("hstu_tiny.safetensors");
+  SKIP_WITHOUT_FIXTURE(path);
+  check_model_against_fixture(path, Device::CPU);
+}
+
+TEST(HSTUFixture, matches_pytorch_on_gpu) {
+  SKIP_WITHOUT_GPU();
+  std::string path = testkit::fixture_path("hstu_tiny.safetensors");
+  SKIP_WITHOUT_FIXTURE(path);
+  check_model_against_fixture(path, Device::CUDA);
+}
+
+TEST(HSTU, parameter_names_follow_the_peer) {
+  ModelConfig c = tiny_config();
+  c.blocks = 1;
+  auto model = make_model(c, Device::CPU, 3);
+  std::vector<std::string> names;
+  for (const auto& p : model->parameters().all()) names.push_back(p.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"item.weight", "pos.weight", "blocks.0.pos_bias", "blocks.0.time_bias",
+                                             "blocks.0.uvqk.weight", "blocks.0.out.weight", "blocks.0.out.bias"}));
+  const ParameterList& params = model->parameters();
+  EXPECT_EQ(params.find("blocks.0.pos_bias").shape(), (Shape{2 * c.max_len - 1}));
+  EXPECT_EQ(params.find("blocks.0.time_bias").shape(), (Shape{kHstuTimeBuckets}));
+  EXPECT_EQ(params.find("blocks.0.uvqk.weight").shape(), (Shape{4 * c.d, c.d}));
+  EXPECT_EQ(params.find("item.weight").to_f32_vector()[0], 0.0f);  // padding row
+  for (const auto& p : params.all()) EXPECT_EQ(p.embedding, p.name == "item.weight" || p.name == "pos.weight") << p.name;
+  c.heads = 3;
+  EXPECT_THROW(make_model(c, Device::CPU, 3), Error);
+}
+
+TEST(HSTU, without_timestamps_the_time_bias_is_unused) {
+  ModelConfig c = tiny_config();
+  TinyBatch data;
+  auto model = make_model(c, Device::CPU, 5);
+  PhiloxGenerator gen(0);
+  SequenceBatch with_time = make_sequence_batch(data.ids, data.targets, data.timestamps, 2, c.max_len, Device::CPU);
+  SequenceBatch without_time = make_sequence_batch(data.ids, data.targets, {}, 2, c.max_len, Device::CPU);
+
+  // The time biases start at zero, so both batches give the same loss at initialisation...
+  model->parameters().zero_grad();
+  Tensor loss_with_time = model->loss(with_time, false, gen);
+  backward(loss_with_time);
+  EXPECT_TRUE(model->parameters().find("blocks.0.time_bias").grad().defined());
+
+  model->parameters().zero_grad();
+  Tensor loss = model->loss(without_time, false, gen);
+  EXPECT_FLOAT_EQ(loss.item(), loss_with_time.item());
+  backward(loss);
+  for (const auto& p : model->parameters().all()) {
+    const bool is_time_bias = p.name.find("time_bias") != std::string::npos;
+    // ...but without timestamps the time biases take no part: no gradient (or an all-zero one
+    // where gradients live in a preallocated arena).
+    if (is_time_bias) {
+      if (p.tensor.grad().defined())
+        for (float g : p.tensor.grad().to_f32_vector()) EXPECT_EQ(g, 0.0f) << p.name;
+      continue;
+    }
+    ASSERT_TRUE(p.tensor.grad().defined()) << p.name;
+    for (float g : p.tensor.grad().to_f32_vector()) ASSERT_TRUE(std::isfinite(g)) << p.name;
+  }
+  // And a non-zero time bias changes nothing without timestamps.
+  Tensor time_bias = model->parameters().find("blocks.1.time_bias");
+  time_bias.copy_from(testkit::random_tensor(time_bias.shape(), 6));
+  NoGradGuard no_grad;
+  EXPECT_FLOAT_EQ(model->loss(without_time, false, gen).item(), loss.item());
+  EXPECT_NE(model->loss(with_time, false, gen).item(), loss.item());
+}
+
+TEST(HSTU, dropout_changes_training_but_not_evaluation) {
+  ModelConfig c = tiny_config();
+  c.dropout = 0.3f;
+  TinyBatch data;
+  auto model = make_model(c, Device::CPU, 7);
+  SequenceBatch batch = make_sequence_batch(data.ids, data.targets, data.timestamps, 2, c.max_len, Device::CPU);
+  NoGradGuard no_grad;
+  PhiloxGenerator gen(1);
+  const float eval_a = model->loss(batch, false, gen).item(), eval_b = model->loss(batch, false, gen).item();
+  EXPECT_EQ(eval_a, eval_b);
+  EXPECT_NE(model->loss(batch, true, gen).item(), eval_a);
+}
+
+TEST(HSTUTimeBuckets, hand_computed_gaps) {
+  // floor(ln(max(|dt|, 1)) / 0.301), clamped to [0, 128].
+  EXPECT_EQ(hstu_time_bucket(0), 0);
+  EXPECT_EQ(hstu_time_bucket(1), 0);
+  EXPECT_EQ(hstu_time_bucket(-1), 0);
+  EXPECT_EQ(hstu_time_bucket(2), 2);         // ln 2 / 0.301 = 2.30
+  EXPECT_EQ(hstu_time_bucket(3), 3);         // 3.65
+  EXPECT_EQ(hstu_time_bucket(10), 7);        // 7.65
+  EXPECT_EQ(hstu_time_bucket(-90), 14);      // 14.95: the sign does not matter
+  EXPECT_EQ(hstu_time_bucket(3600), 27);     // an hour: 27.20
+  EXPECT_EQ(hstu_time_bucket(86400), 37);    // a day: 37.76
+  EXPECT_EQ(hstu_time_bucket(1000000000), 68);  // 68.85
+  EXPECT_EQ(hstu_time_bucket(int64_t{1} << 62), 128);  // 142.8, clamped
+}
+
+TEST(HSTUTimeBuckets, query_uses_the_next_timestamp) {
+  // ts = {0, 10, 100}: ts_next = {10, 100, 100} (the last position reuses its own).
+  std::vector<int64_t> buckets = hstu_time_buckets({0, 10, 100}, 1, 3);
+  EXPECT_EQ(buckets, (std::vector<int64_t>{
+                         7, 0, 14,    // i=0: dt = 10, 0, -90
+                         15, 14, 0,   // i=1: dt = 100, 90, 0
+                         15, 14, 0}));  // i=2: same as i=1
+  std::vector<int64_t> two = hstu_time_buckets({0, 10, 100, 5, 5, 5}, 2, 3);
+  EXPECT_EQ(std::vector<int64_t>(two.begin(), two.begin() + 9), buckets);
+  EXPECT_EQ(std::vector<int64_t>(two.begin() + 9, two.end()), std::vector<int64_t>(9, 0));
+  EXPECT_THROW(hstu_time_buckets({1, 2}, 1, 3), Error);
+}
