@@ -17,6 +17,7 @@
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/optimizer.h"
 #include "kernels/cpu/reduce.h"
+#include "kernels/cpu/row_dot.h"
 #include "kernels/cpu/slice.h"
 
 #ifdef MUONREC_WITH_CUDA
@@ -32,6 +33,7 @@
 #include "kernels/cuda/norm.h"
 #include "kernels/cuda/optimizer.h"
 #include "kernels/cuda/reduce.h"
+#include "kernels/cuda/row_dot.h"
 #include "kernels/cuda/slice.h"
 #define MUONREC_DISPATCH(device, fn, ...)                                     \
   do {                                                                        \

@@ -56,9 +56,13 @@ Tensor embedding(const Tensor& weight, const Tensor& ids);
 // ---- attention ----
 // Multi-head softmax attention over packed qkv[B, T, 3d] (q, k, v along the last axis, heads of
 // d/H inside each). valid[B, T] is 1 for real items and 0 for padding. Query i attends key j when
-// (j <= i and valid[j]) or j == i (a padded query still sees itself, so no row is empty).
-// Scale 1/sqrt(d/H). Returns [B, T, d] with heads concatenated.
-Tensor causal_attention(const Tensor& qkv, const Tensor& valid, int heads);
+// (j <= i or !causal) and valid[j], or when j == i (a padded query still sees itself, so no row is
+// empty). causal: SASRec; bidirectional: BERT4Rec. Scale 1/sqrt(d/H). Returns [B, T, d] with
+// heads concatenated.
+Tensor attention(const Tensor& qkv, const Tensor& valid, int heads, bool causal);
+inline Tensor causal_attention(const Tensor& qkv, const Tensor& valid, int heads) {
+  return attention(qkv, valid, heads, /*causal=*/true);
+}
 
 // ---- losses and reductions ----
 // Mean over rows with target >= 0 of -log softmax(logits[row])[target]. targets: i64 [N], a
@@ -66,6 +70,9 @@ Tensor causal_attention(const Tensor& qkv, const Tensor& valid, int heads);
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets);
 Tensor sum(const Tensor& x);   // one-element tensor
 Tensor mean(const Tensor& x);  // one-element tensor
+// out[r, m] = <h[r], c[r, m]> for h [R, d] and c [R, M, d]: each row scored against candidates of
+// its own (the logits of a sampled softmax). Gradients to both inputs, deterministically.
+Tensor row_dot(const Tensor& h, const Tensor& c);
 
 // ---- HSTU (reference/MODELS.md, HSTU) ----
 // Columns [start, start + width) of the last axis, as a new tensor (e.g. the u block of HSTU's

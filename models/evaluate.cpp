@@ -87,9 +87,8 @@ RankingMetrics evaluate_model(SequentialModel& model, const data::SequenceDatase
                 model.config().n_items);
   RankingAccumulator acc;
   for (const data::Batch& batch : data::make_eval_batches(dataset, split, T, options.batch_size)) {
-    // Only the last position is scored: no loss rows.
-    std::vector<int64_t> no_targets(batch.ids.size(), 0);
-    SequenceBatch input = make_sequence_batch(batch.ids, no_targets, batch.timestamps, batch.rows, T, model.device());
+    // Only the last position is scored; the model shapes its input (BERT4Rec appends [MASK]).
+    SequenceBatch input = model.prepare_eval_batch(batch);
     Tensor h = model.hidden(input, false, unused_dropout);
     std::vector<int64_t> last(static_cast<size_t>(batch.rows));
     for (int64_t b = 0; b < batch.rows; ++b) last[b] = b * T + T - 1;

@@ -92,8 +92,10 @@ Tensor HSTU::hidden(const SequenceBatch& batch, bool training, PhiloxGenerator& 
 
 Tensor HSTU::scores(const Tensor& h) {
   NVTX_RANGE("hstu.scores");
+  // The temperature scales the [n_items, d] item side rather than the [N, n_items] scores: the same
+  // product up to rounding, at a fraction of the memory traffic.
   Tensor items = ops::l2_normalize(item_.narrow_rows(1, config_.n_items), kNormEps);
-  return ops::scale(ops::linear(h, items), 1.0f / kTemperature);
+  return ops::linear(h, ops::scale(items, 1.0f / kTemperature));
 }
 
 }  // namespace muonrec

@@ -25,6 +25,9 @@ class HSTU : public SequentialModel {
   // Uses batch.timestamps (time bias) when defined; without timestamps the time biases are unused.
   Tensor hidden(const SequenceBatch& batch, bool training, PhiloxGenerator& generator) override;
   Tensor scores(const Tensor& h) override;
+  // The raw table: with --loss sampled, pass --l2-normalize --temperature 0.05 to train the cosine
+  // logits scores() uses.
+  Tensor item_embeddings() override { return item_; }
 
  private:
   struct Block {

@@ -1,10 +1,10 @@
 // SASRec (Kang & McAuley 2018) in the pre-LN form of reference/MODELS.md, with the parameter names
-// of the PyTorch peer: item, pos, blocks.{b}.{ln1,qkv,proj,ln2,fc1,fc2}, ln. Tied output.
+// of the PyTorch peer: item, pos, blocks.{b}.{ln1,qkv,proj,ln2,fc1,fc2}, ln. Causal attention,
+// next-item targets at every position, tied output.
 #pragma once
 
-#include <vector>
-
 #include "models/sequential_model.h"
+#include "models/transformer.h"
 
 namespace muonrec {
 
@@ -13,15 +13,10 @@ class SASRec : public SequentialModel {
   SASRec(const ModelConfig& config, Device device, uint64_t seed);
   Tensor hidden(const SequenceBatch& batch, bool training, PhiloxGenerator& generator) override;
   Tensor scores(const Tensor& h) override;
+  Tensor item_embeddings() override { return encoder_.item(); }
 
  private:
-  struct Block {
-    LayerNorm ln1, ln2;
-    Linear qkv, proj, fc1, fc2;
-  };
-  Tensor item_, pos_;
-  std::vector<Block> blocks_;
-  LayerNorm ln_;
+  TransformerEncoder encoder_;
 };
 
 }  // namespace muonrec

@@ -2,19 +2,58 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/batcher.h"
 #include "engine/error.h"
+#include "engine/nvtx.h"
 #include "engine/ops.h"
+#include "models/bert4rec.h"
 #include "models/hstu.h"
+#include "models/sampled_softmax.h"
 #include "models/sasrec.h"
 
 namespace muonrec {
 
 Tensor SequentialModel::loss(const SequenceBatch& batch, bool training, PhiloxGenerator& generator) {
+  NVTX_RANGE("loss");
   Tensor h = hidden(batch, training, generator);
   // Only positions with a target enter the loss: gather those rows (an embedding lookup into the
   // flattened hidden states, whose backward scatters the gradient back deterministically).
   Tensor rows = ops::embedding(h.reshape({-1, config_.d}), batch.target_positions);
+  const LossConfig& loss = config_.loss;
+  if (loss.kind == LossConfig::Kind::SampledSoftmax) {
+    MUONREC_CHECK(static_cast<int64_t>(batch.target_items.size()) == rows.dim(0),
+                  "sampled softmax: the batch has {} target rows but {} host target items (build batches with "
+                  "make_sequence_batch)", rows.dim(0), batch.target_items.size());
+    std::vector<int64_t> candidates =
+        draw_sampled_candidates(batch.target_items, loss.negatives, config_.n_items, generator);
+    return sampled_softmax_loss(rows, item_embeddings(), candidates, 1 + loss.negatives, loss.temperature,
+                                loss.l2_normalize);
+  }
   return ops::cross_entropy(scores(rows), batch.target_classes);
+}
+
+SequenceBatch SequentialModel::prepare_training_batch(const data::Batch& batch, PhiloxGenerator& /*generator*/) {
+  return make_sequence_batch(batch.ids, batch.targets, batch.timestamps, batch.rows, batch.T, device_);
+}
+
+SequenceBatch SequentialModel::prepare_eval_batch(const data::Batch& batch) {
+  // Only the last position is scored: no loss rows.
+  const std::vector<int64_t> no_targets(batch.ids.size(), 0);
+  return make_sequence_batch(batch.ids, no_targets, batch.timestamps, batch.rows, batch.T, device_);
+}
+
+std::string LossConfig::name() const { return kind == Kind::SampledSoftmax ? "sampled" : "full"; }
+
+std::string LossConfig::describe() const {
+  if (kind == Kind::FullSoftmax) return "full softmax";
+  return fmt::format("sampled softmax ({} negatives, temperature {}{})", negatives, temperature,
+                     l2_normalize ? ", L2-normalised" : "");
+}
+
+LossConfig::Kind LossConfig::kind_from_name(const std::string& name) {
+  if (name == "full") return Kind::FullSoftmax;
+  if (name == "sampled") return Kind::SampledSoftmax;
+  MUONREC_FAIL("unknown loss '{}' (available: full, sampled)", name);
 }
 
 SequenceBatch make_sequence_batch(const std::vector<int64_t>& ids, const std::vector<int64_t>& targets,
@@ -24,14 +63,15 @@ SequenceBatch make_sequence_batch(const std::vector<int64_t>& ids, const std::ve
                 "batch arrays do not match [{}, {}]", batch, seq);
   std::vector<float> valid(n);
   std::vector<int64_t> positions, classes;
+  SequenceBatch out;
   for (size_t i = 0; i < n; ++i) {
     valid[i] = ids[i] > 0 ? 1.0f : 0.0f;
     if (targets[i] > 0) {
       positions.push_back(static_cast<int64_t>(i));
       classes.push_back(targets[i] - 1);
+      out.target_items.push_back(targets[i]);
     }
   }
-  SequenceBatch out;
   out.ids = Tensor::from_i64(ids, {batch, seq}, device);
   out.targets = Tensor::from_i64(targets, {batch, seq}, device);
   out.valid = Tensor::from_f32(valid, {batch, seq}, device);
@@ -45,6 +85,11 @@ SequenceBatch make_sequence_batch(const std::vector<int64_t>& ids, const std::ve
 std::string ModelConfig::to_json() const {
   nlohmann::json j = {{"kind", kind},     {"n_items", n_items}, {"maxlen", max_len}, {"d", d},
                       {"blocks", blocks}, {"heads", heads},     {"ff", ff},          {"dropout", dropout}};
+  j["loss"] = loss.name();
+  j["negatives"] = loss.negatives;
+  j["temperature"] = loss.temperature;
+  j["l2_normalize"] = loss.l2_normalize;
+  j["mask_prob"] = mask_prob;
   return j.dump();
 }
 
@@ -72,13 +117,25 @@ ModelConfig ModelConfig::from_json(const std::string& text) {
   field("heads", c.heads);
   field("ff", c.ff);
   field("dropout", c.dropout);
+  // Added later: absent from older checkpoints, which then get the defaults (full softmax).
+  auto optional_field = [&](const char* name, auto& out) {
+    if (j.contains(name)) field(name, out);
+  };
+  std::string loss_name = c.loss.name();
+  optional_field("loss", loss_name);
+  c.loss.kind = LossConfig::kind_from_name(loss_name);
+  optional_field("negatives", c.loss.negatives);
+  optional_field("temperature", c.loss.temperature);
+  optional_field("l2_normalize", c.loss.l2_normalize);
+  optional_field("mask_prob", c.mask_prob);
   return c;
 }
 
 std::unique_ptr<SequentialModel> make_model(const ModelConfig& config, Device device, uint64_t seed) {
   if (config.kind == "sasrec") return std::make_unique<SASRec>(config, device, seed);
+  if (config.kind == "bert4rec") return std::make_unique<BERT4Rec>(config, device, seed);
   if (config.kind == "hstu") return std::make_unique<HSTU>(config, device, seed);
-  MUONREC_FAIL("unknown model '{}' (available: sasrec, hstu)", config.kind);
+  MUONREC_FAIL("unknown model '{}' (available: sasrec, bert4rec, hstu)", config.kind);
 }
 
 }  // namespace muonrec

@@ -1,5 +1,7 @@
-// The interface shared by next-item models (SASRec now; HSTU and BERT4Rec implement it too):
-// a batch of left-padded histories in, hidden states and full-catalogue scores out.
+// The interface shared by sequential models (SASRec, BERT4Rec, HSTU): a batch of left-padded
+// histories in, hidden states and full-catalogue scores out; the loss (full or sampled softmax)
+// and the batch hooks that turn the batcher's windows into a model's input are shared too, so the
+// trainer and the evaluator stay model-agnostic.
 #pragma once
 
 #include <map>
@@ -11,6 +13,10 @@
 
 namespace muonrec {
 
+namespace data {
+struct Batch;
+}  // namespace data
+
 // One batch on the model's device. ids, targets: i64 [B, T] (0 = padding / no target);
 // valid: f32 [B, T] (ids > 0); timestamps: i64 [B, T] or undefined.
 struct SequenceBatch {
@@ -18,12 +24,31 @@ struct SequenceBatch {
   // Flat positions (b*T + t) with a target, and those targets shifted to class ids (item - 1):
   // the loss is computed on these rows only.
   Tensor target_positions, target_classes;
+  // Host copy of the target items (1..n) of those rows: the sampled softmax draws its negatives on
+  // the host and masks those equal to the target without reading the device.
+  std::vector<int64_t> target_items;
 };
 
 // Uploads host arrays ([B*T], row-major) to `device` and derives valid and the target rows.
 // targets may hold 0 (no target) anywhere; timestamps may be empty.
 SequenceBatch make_sequence_batch(const std::vector<int64_t>& ids, const std::vector<int64_t>& targets,
                                   const std::vector<int64_t>& timestamps, int64_t batch, int64_t seq, Device device);
+
+// The training loss. FullSoftmax (the default, what the fixtures test): cross-entropy over every
+// item, through the model's scores(). SampledSoftmax: cross-entropy over the target and `negatives`
+// uniform draws from items 1..n (draws equal to the target are masked), logits
+// <h, e_item> / temperature, with h and the item vectors L2-normalised first when l2_normalize
+// (cosine logits, as the HSTU paper trains). The sampled options do not affect FullSoftmax.
+struct LossConfig {
+  enum class Kind { FullSoftmax, SampledSoftmax };
+  Kind kind = Kind::FullSoftmax;
+  int64_t negatives = 128;
+  float temperature = 1.0f;
+  bool l2_normalize = false;
+  std::string name() const;      // "full" or "sampled" (the CLI's and the config JSON's spelling)
+  std::string describe() const;  // e.g. "sampled softmax (128 negatives, temperature 0.05, L2-normalised)"
+  static Kind kind_from_name(const std::string& name);  // throws on anything but full / sampled
+};
 
 struct ModelConfig {
   std::string kind = "sasrec";
@@ -34,8 +59,12 @@ struct ModelConfig {
   int64_t heads = 1;
   int64_t ff = 0;  // 0: same as d
   float dropout = 0.2f;
+  LossConfig loss;
+  float mask_prob = 0.2f;  // BERT4Rec: probability that a training position is masked (cloze)
   std::string to_json() const;
-  static ModelConfig from_json(const std::string& text);  // throws naming the bad field
+  // Throws naming the bad field. The loss and mask_prob fields are optional (checkpoints written
+  // before they existed load with the defaults).
+  static ModelConfig from_json(const std::string& text);
 };
 
 class SequentialModel {
@@ -45,8 +74,24 @@ class SequentialModel {
   virtual Tensor hidden(const SequenceBatch& batch, bool training, PhiloxGenerator& generator) = 0;
   // Scores over items 1..n for hidden rows h [N, d]: [N, n_items] (column c is item c+1).
   virtual Tensor scores(const Tensor& h) = 0;
-  // Mean full-softmax cross-entropy over positions with a target.
+  // The item table as the sampled softmax reads it: [rows, d], row i is item i (row 0 padding;
+  // rows past n_items, such as BERT4Rec's [MASK], are never candidates). The raw parameter: the
+  // loss applies LossConfig's normalisation and temperature itself. Every model must provide it
+  // (SASRec, BERT4Rec, HSTU: their item.weight).
+  virtual Tensor item_embeddings() = 0;
+  // Mean cross-entropy over positions with a target, full or sampled softmax as config().loss
+  // says. The sampled path draws its negatives from `generator` (one stream per call).
   virtual Tensor loss(const SequenceBatch& batch, bool training, PhiloxGenerator& generator);
+
+  // Batch hooks: the batcher's fixed-shape windows (data/batcher.h) to this model's input.
+  // Training windows carry next-item targets at every position; the default uses them as they
+  // are (SASRec, HSTU). BERT4Rec turns them into cloze examples, drawing the masks from
+  // `generator`.
+  virtual SequenceBatch prepare_training_batch(const data::Batch& batch, PhiloxGenerator& generator);
+  // Evaluation windows hold the last T items of each history; the evaluator scores position T-1
+  // of the returned batch (which has no loss rows). Default: the window as it is; BERT4Rec: the
+  // last T-1 items followed by [MASK].
+  virtual SequenceBatch prepare_eval_batch(const data::Batch& batch);
 
   ParameterList& parameters() { return params_; }
   const ModelConfig& config() const { return config_; }

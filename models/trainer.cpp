@@ -154,8 +154,9 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
     int64_t loss_count = 0, step_in_epoch = 0;
     while (batcher.next(batch)) {
       NVTX_RANGE("train_step");
-      SequenceBatch input =
-          make_sequence_batch(batch.ids, batch.targets, batch.timestamps, batch.rows, T, model.device());
+      // The model turns the window into its own input (e.g. BERT4Rec's cloze masking), drawing from
+      // the same generator as dropout so a resumed run replays it.
+      SequenceBatch input = model.prepare_training_batch(batch, dropout_rng);
       model.parameters().zero_grad();
       Tensor loss = model.loss(input, true, dropout_rng);
       backward(loss);

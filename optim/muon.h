@@ -1,8 +1,18 @@
 // Muon (Jordan et al. 2024) as torch.optim.Muon defines it: EMA momentum (Nesterov by default),
 // Newton-Schulz orthogonalization of the update, decoupled weight decay with the unadjusted lr,
 // and an lr adjusted to the matrix shape. For 2-D parameters only.
+//
+// Three paths compute the same step. The step-by-step path (momentum kernel, Newton-Schulz through
+// gemm, update kernel) runs on any device and is the reference; the GPU takes it in fp32 mode. On
+// the GPU in bf16 mode, every matrix whose iterate fits in shared memory (a side up to about 128,
+// i.e. most recommendation models) goes through one fused launch for all of them, and larger
+// matrices are stacked by shape and orthogonalized with strided-batched bf16 GEMMs.
 #pragma once
 
+#include <memory>
+
+#include "engine/device_value.h"
+#include "kernels/muon_types.h"
 #include "optim/newton_schulz.h"
 #include "optim/optimizer.h"
 
@@ -39,12 +49,26 @@ class Muon : public Optimizer {
 
   // The learning rate applied to a [rows, cols] matrix.
   float adjusted_lr(int64_t rows, int64_t cols) const;
+  enum class Path { StepByStep, Fused, Batched };
+  // The path parameter i takes.
+  Path path(size_t i) const;
 
  private:
+  void step_matrix(size_t i);
+  void step_fused(const std::vector<size_t>& indices);
+  void step_batched(const std::vector<size_t>& indices);
+  kernels::MuonMatrix table_entry(size_t i) const;
+  void upload_hyper();
+
   std::vector<NamedParameter> params_;
-  std::vector<Tensor> momentum_buffer_;
+  std::vector<Tensor> momentum_buffer_, scratch_;
   MuonOptions options_;
   int64_t steps_ = 0;
+  // The fused path's table and hyperparameters in device memory (rebuilt when an address moves).
+  std::vector<kernels::MuonMatrix> fused_table_;
+  std::unique_ptr<DeviceValue> fused_table_on_device_, hyper_on_device_;
+  int64_t fused_shared_bytes_ = 0;
+  std::vector<std::unique_ptr<DeviceValue>> batched_tables_;  // one per shape group
 };
 
 }  // namespace muonrec

@@ -84,8 +84,9 @@ TEST(HSTU, without_timestamps_the_time_bias_is_unused) {
     // ...but without timestamps the time biases take no part: no gradient (or an all-zero one
     // where gradients live in a preallocated arena).
     if (is_time_bias) {
-      if (p.tensor.grad().defined())
+      if (p.tensor.grad().defined()) {
         for (float g : p.tensor.grad().to_f32_vector()) EXPECT_EQ(g, 0.0f) << p.name;
+      }
       continue;
     }
     ASSERT_TRUE(p.tensor.grad().defined()) << p.name;

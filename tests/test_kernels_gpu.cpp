@@ -31,6 +31,7 @@
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/optimizer.h"
 #include "kernels/cpu/reduce.h"
+#include "kernels/cpu/row_dot.h"
 #include "kernels/cuda/activation.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/elementwise.h"
@@ -40,6 +41,7 @@
 #include "kernels/cuda/norm.h"
 #include "kernels/cuda/optimizer.h"
 #include "kernels/cuda/reduce.h"
+#include "kernels/cuda/row_dot.h"
 
 namespace {
 
@@ -435,8 +437,12 @@ TEST(KernelsGpu, embedding_backward_deterministic_repeated_ids_5003x64) {
   expect_close(runs[0], grad_ref, kElementwiseTol, "embedding_backward vs CPU");
 }
 
-TEST(KernelsGpu, attention_fp32_3x37_heads2_dim24_left_padded) {
+// Both masks: causal (SASRec) and bidirectional (BERT4Rec).
+class KernelsGpuAttention : public ::testing::TestWithParam<bool> {};
+
+TEST_P(KernelsGpuAttention, fp32_3x37_heads2_dim24_left_padded) {
   SKIP_WITHOUT_GPU();
+  const bool causal = GetParam();
   std::mt19937 gen(110);
   const int64_t batch = 3, seq = 37, heads = 2, head_dim = 24, d = heads * head_dim;
   auto qkv = randn(batch * seq * 3 * d, gen), dout = randn(batch * seq * d, gen);
@@ -449,9 +455,10 @@ TEST(KernelsGpu, attention_fp32_3x37_heads2_dim24_left_padded) {
   const int64_t probs_n = batch * heads * seq * seq;
   Tensor out = poisoned<float>(batch * seq * d), probs = poisoned<float>(probs_n);
   gpu::attention_forward(dev<float>(dqkv_in), dev<float>(dvalid), dev<float>(out), dev<float>(probs), batch, seq, heads,
-                         head_dim, stream());
+                         head_dim, causal, stream());
   std::vector<float> out_ref(batch * seq * d), probs_ref(probs_n);
-  cpu::attention_forward(qkv.data(), valid.data(), out_ref.data(), probs_ref.data(), batch, seq, heads, head_dim);
+  cpu::attention_forward(qkv.data(), valid.data(), out_ref.data(), probs_ref.data(), batch, seq, heads, head_dim,
+                         causal);
   expect_close(download<float>(out), out_ref, kReductionTol, "attention_forward out");
   auto probs_gpu = download<float>(probs);
   expect_close(probs_gpu, probs_ref, kReductionTol, "attention_forward probs");
@@ -469,6 +476,11 @@ TEST(KernelsGpu, attention_fp32_3x37_heads2_dim24_left_padded) {
   expect_close(download<float>(dqkv), dqkv_ref, kReductionTol, "attention_backward dqkv");
 }
 
+INSTANTIATE_TEST_SUITE_P(Masks, KernelsGpuAttention, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "causal" : "bidirectional";
+                         });
+
 TEST(KernelsGpu, attention_fp32_2x200_heads1_dim128) {
   SKIP_WITHOUT_GPU();
   std::mt19937 gen(111);
@@ -481,9 +493,10 @@ TEST(KernelsGpu, attention_fp32_2x200_heads1_dim128) {
   const int64_t probs_n = batch * heads * seq * seq;
   Tensor out = poisoned<float>(batch * seq * d), probs = poisoned<float>(probs_n);
   gpu::attention_forward(dev<float>(dqkv_in), dev<float>(dvalid), dev<float>(out), dev<float>(probs), batch, seq, heads,
-                         head_dim, stream());
+                         head_dim, /*causal=*/true, stream());
   std::vector<float> out_ref(batch * seq * d), probs_ref(probs_n);
-  cpu::attention_forward(qkv.data(), valid.data(), out_ref.data(), probs_ref.data(), batch, seq, heads, head_dim);
+  cpu::attention_forward(qkv.data(), valid.data(), out_ref.data(), probs_ref.data(), batch, seq, heads, head_dim,
+                         /*causal=*/true);
   expect_close(download<float>(out), out_ref, kReductionTol, "attention_forward out");
   expect_close(download<float>(probs), probs_ref, kReductionTol, "attention_forward probs");
 
@@ -494,6 +507,37 @@ TEST(KernelsGpu, attention_fp32_2x200_heads1_dim128) {
   std::vector<float> dqkv_ref(batch * seq * 3 * d);
   cpu::attention_backward(qkv.data(), probs_ref.data(), dout.data(), dqkv_ref.data(), batch, seq, heads, head_dim);
   expect_close(download<float>(dqkv), dqkv_ref, kReductionTol, "attention_backward dqkv");
+}
+
+TEST(KernelsGpu, row_dot_fp32_203x129_dim72_deterministic) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937 gen(112);
+  const int64_t rows = 203, per_row = 129, dim = 72;
+  auto h = randn(rows * dim, gen), c = randn(rows * per_row * dim, gen), dout = randn(rows * per_row, gen);
+  Tensor dh_in = upload(h), dc_in = upload(c), ddout = upload(dout);
+  Tensor out = poisoned<float>(rows * per_row);
+  gpu::row_dot_forward(dev<float>(dh_in), dev<float>(dc_in), dev<float>(out), rows, per_row, dim, stream());
+  std::vector<float> out_ref(rows * per_row);
+  cpu::row_dot_forward(h.data(), c.data(), out_ref.data(), rows, per_row, dim);
+  expect_close(download<float>(out), out_ref, kReductionTol, "row_dot_forward");
+
+  std::vector<float> dh_ref(rows * dim), dc_ref(rows * per_row * dim);
+  cpu::row_dot_backward(h.data(), c.data(), dout.data(), dh_ref.data(), dc_ref.data(), rows, per_row, dim);
+  std::vector<std::vector<float>> dh_runs;
+  for (int run = 0; run < 2; ++run) {
+    Tensor dh = poisoned<float>(rows * dim), dc = poisoned<float>(rows * per_row * dim);
+    gpu::row_dot_backward(dev<float>(dh_in), dev<float>(dc_in), dev<float>(ddout), dev<float>(dh), dev<float>(dc),
+                          rows, per_row, dim, stream());
+    dh_runs.push_back(download<float>(dh));
+    expect_close(dh_runs.back(), dh_ref, kReductionTol, "row_dot_backward dh");
+    expect_close(download<float>(dc), dc_ref, kElementwiseTol, "row_dot_backward dc");
+  }
+  expect_bitwise(dh_runs[1], dh_runs[0], "row_dot_backward dh run 2 vs run 1");
+  // Either gradient alone: the other pointer is null and must not be touched.
+  Tensor dh_only = poisoned<float>(rows * dim);
+  gpu::row_dot_backward(dev<float>(dh_in), dev<float>(dc_in), dev<float>(ddout), dev<float>(dh_only), nullptr, rows,
+                        per_row, dim, stream());
+  expect_close(download<float>(dh_only), dh_ref, kReductionTol, "row_dot_backward dh alone");
 }
 
 TEST(KernelsGpu, cross_entropy_fp32_203x1031) {

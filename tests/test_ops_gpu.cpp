@@ -100,6 +100,23 @@ TEST(OpsGpuParity, causal_attention_padded_T37_H2_D24) {
                          {random_tensor({B, T, 3 * d}, 17), Tensor::from_f32(valid, {B * T})}, 1e-4);
 }
 
+TEST(OpsGpuParity, bidirectional_attention_padded_T37_H2_D24) {
+  SKIP_WITHOUT_GPU();
+  const int64_t B = 5, T = 37, d = 48;
+  std::vector<float> valid(B * T, 1.0f);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < b * 7; ++t) valid[b * T + t] = 0.0f;
+  expect_gpu_matches_cpu([](auto& in) { return ops::attention(in[0], in[1].reshape({5, 37}), 2, /*causal=*/false); },
+                         {random_tensor({B, T, 3 * d}, 19), Tensor::from_f32(valid, {B * T})}, 1e-4);
+}
+
+TEST(OpsGpuParity, row_dot_300_rows_of_129_candidates_d72) {
+  SKIP_WITHOUT_GPU();
+  // 129 = 1 + 128 negatives; d = 72 is not a multiple of the warp width.
+  expect_gpu_matches_cpu([](auto& in) { return ops::row_dot(in[0], in[1]); },
+                         {random_tensor({300, 72}, 20), random_tensor({300, 129, 72}, 21)}, 1e-5);
+}
+
 TEST(OpsGpuParity, cross_entropy_with_ignored_rows) {
   SKIP_WITHOUT_GPU();
   std::vector<int64_t> targets(300);

@@ -69,6 +69,44 @@ TEST(OpsForward, attention_padded_query_sees_only_itself) {
   for (int c = 0; c < d; ++c) EXPECT_FLOAT_EQ(out[c], in[2 * d + c]);  // position 0 returns its own v
 }
 
+TEST(OpsForward, bidirectional_attention_sees_every_valid_key) {
+  // One head of width 2, so the expected output is a hand-written softmax over keys.
+  const int64_t T = 4, d = 2;
+  Tensor qkv = random_tensor({1, T, 3 * d}, 40);
+  Tensor valid = Tensor::from_f32({0, 1, 1, 1}, {1, T});
+  auto in = qkv.to_f32_vector();
+  auto out = ops::attention(qkv, valid, 1, /*causal=*/false).to_f32_vector();
+  auto causal = ops::attention(qkv, valid, 1, /*causal=*/true).to_f32_vector();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  for (int64_t i = 0; i < T; ++i) {
+    // Keys 1..3 (valid) and i itself; padding key 0 only for query 0.
+    double weights[T] = {}, total = 0.0, expected[d] = {};
+    for (int64_t j = 0; j < T; ++j) {
+      if (j == 0 && i != 0) continue;
+      double dot = 0.0;
+      for (int64_t c = 0; c < d; ++c) dot += in[i * 3 * d + c] * in[j * 3 * d + d + c];
+      weights[j] = std::exp(dot * scale);
+      total += weights[j];
+    }
+    for (int64_t j = 0; j < T; ++j)
+      for (int64_t c = 0; c < d; ++c) expected[c] += weights[j] / total * in[j * 3 * d + 2 * d + c];
+    for (int64_t c = 0; c < d; ++c) EXPECT_NEAR(out[i * d + c], expected[c], 1e-5) << "query " << i;
+  }
+  // The last query sees the same keys either way; earlier ones see the future only without the mask.
+  for (int64_t c = 0; c < d; ++c) EXPECT_NEAR(out[(T - 1) * d + c], causal[(T - 1) * d + c], 1e-6);
+  EXPECT_GT(std::fabs(out[1 * d] - causal[1 * d]) + std::fabs(out[1 * d + 1] - causal[1 * d + 1]), 1e-4);
+}
+
+TEST(OpsForward, row_dot_matches_hand_computation_and_checks_shapes) {
+  Tensor h = Tensor::from_f32({1, 2, -1, 0.5f}, {2, 2});
+  Tensor c = Tensor::from_f32({1, 1, 3, -1, 0, 0, /* row 1 */ 2, 4, 1, 1, -2, 0}, {2, 3, 2});
+  EXPECT_EQ(ops::row_dot(h, c).to_f32_vector(), (std::vector<float>{3, 1, 0, 0, -0.5f, 2}));
+  EXPECT_EQ(ops::row_dot(h, Tensor::empty({2, 0, 2})).shape(), (Shape{2, 0}));
+  EXPECT_THROW(ops::row_dot(h, Tensor::empty({3, 3, 2})), Error);  // rows differ
+  EXPECT_THROW(ops::row_dot(h, Tensor::empty({2, 3, 3})), Error);  // widths differ
+  EXPECT_THROW(ops::row_dot(h, Tensor::empty({2, 2})), Error);     // c is not [R, M, d]
+}
+
 TEST(OpsForward, embedding_rejects_out_of_range_ids) {
   Tensor w = random_tensor({4, 3}, 3);
   EXPECT_THROW(ops::embedding(w, Tensor::from_i64({1, 4}, {2})), Error);
@@ -161,6 +199,19 @@ TEST(OpsGrad, causal_attention_padded_multi_head) {
   Tensor valid = left_padding_mask(3, 5);
   expect_gradients_match([valid](auto& in) { return ops::causal_attention(in[0], valid, 2); },
                          {param({3, 5, 3 * 6}, 24, 0.7f)});
+}
+
+TEST(OpsGrad, bidirectional_attention_padded_multi_head) {
+  Tensor valid = left_padding_mask(3, 5);
+  expect_gradients_match([valid](auto& in) { return ops::attention(in[0], valid, 2, /*causal=*/false); },
+                         {param({3, 5, 3 * 6}, 33, 0.7f)});
+}
+
+TEST(OpsGrad, row_dot_both_inputs_and_each_alone) {
+  expect_gradients_match([](auto& in) { return ops::row_dot(in[0], in[1]); }, {param({4, 5}, 34), param({4, 3, 5}, 35)});
+  Tensor fixed_c = random_tensor({4, 3, 5}, 36), fixed_h = random_tensor({4, 5}, 37);
+  expect_gradients_match([fixed_c](auto& in) { return ops::row_dot(in[0], fixed_c); }, {param({4, 5}, 38)});
+  expect_gradients_match([fixed_h](auto& in) { return ops::row_dot(fixed_h, in[0]); }, {param({4, 3, 5}, 39)});
 }
 
 TEST(OpsGrad, cross_entropy) {

@@ -185,7 +185,9 @@ void expect_hstu_launchers_match(bool with_time) {
   EXPECT_LT(relative_error(download(g_out), out), 1e-5) << "forward";
   EXPECT_LT(relative_error(download(g_duvqk), duvqk), 1e-5) << "duvqk";
   EXPECT_LT(relative_error(download(g_dpos), dpos), 1e-5) << "dpos_bias";
-  if (with_time) EXPECT_LT(relative_error(download(g_dtime), dtime), 1e-5) << "dtime_bias";
+  if (with_time) {
+    EXPECT_LT(relative_error(download(g_dtime), dtime), 1e-5) << "dtime_bias";
+  }
 }
 
 }  // namespace

@@ -55,9 +55,12 @@ int run_train(const DataArgs& data_args, ModelConfig config, TrainOptions option
   config.n_items = dataset.n_items;
   Device device = parse_device(device_arg);
   auto model = make_model(config, device, options.seed);
-  std::cout << fmt::format("model: {} d={} blocks={} heads={} ff={} maxlen={} dropout={} ({} parameters) on {}\n",
+  const std::string masking = config.kind == "bert4rec" ? fmt::format(" mask-prob={}", config.mask_prob) : "";
+  std::cout << fmt::format("model: {} d={} blocks={} heads={} ff={} maxlen={} dropout={}{} loss: {} ({} parameters) "
+                           "on {}\n",
                            config.kind, config.d, config.blocks, config.heads, config.ff > 0 ? config.ff : config.d,
-                           config.max_len, config.dropout, model->parameters().numel(), device_name(device));
+                           config.max_len, config.dropout, masking, config.loss.describe(),
+                           model->parameters().numel(), device_name(device));
   std::cout << fmt::format("training: batch {} for {} epochs, seed {}\n", options.batch_size, options.epochs,
                            options.seed);
   TrainResult result = train_model(*model, dataset, options, std::cout);
@@ -99,16 +102,27 @@ int main(int argc, char** argv) {
   bool no_filter_seen = false, baseline = false;
   std::string schedule = "constant", muon_adjust = "original", ns_table = "quintic", ns_precision = "bf16";
   bool muon_no_nesterov = false;
+  std::string loss_name = "full";
 
   CLI::App* train_cmd = app.add_subcommand("train", "train a model, validate, report test metrics at the best epoch");
   data_args.add_to(train_cmd);
-  train_cmd->add_option("--model", config.kind, "model: sasrec or hstu")->capture_default_str();
+  train_cmd->add_option("--model", config.kind, "model: sasrec, bert4rec or hstu")->capture_default_str();
   train_cmd->add_option("--d", config.d, "hidden width")->capture_default_str();
   train_cmd->add_option("--blocks", config.blocks, "transformer blocks")->capture_default_str();
   train_cmd->add_option("--heads", config.heads, "attention heads")->capture_default_str();
   train_cmd->add_option("--ff", config.ff, "feed-forward width (0: same as d)")->capture_default_str();
   train_cmd->add_option("--maxlen", config.max_len, "window length T")->capture_default_str();
   train_cmd->add_option("--dropout", config.dropout, "dropout probability")->capture_default_str();
+  train_cmd->add_option("--mask-prob", config.mask_prob, "bert4rec: probability that a training item is masked")
+      ->capture_default_str();
+  train_cmd->add_option("--loss", loss_name, "full (softmax over every item) or sampled (uniform negatives)")
+      ->check(CLI::IsMember({"full", "sampled"}))->capture_default_str();
+  train_cmd->add_option("--negatives", config.loss.negatives, "with --loss sampled: negatives per target")
+      ->capture_default_str();
+  train_cmd->add_option("--temperature", config.loss.temperature, "with --loss sampled: logits divided by this")
+      ->capture_default_str();
+  train_cmd->add_flag("--l2-normalize", config.loss.l2_normalize,
+                      "with --loss sampled: L2-normalise hidden states and item vectors (cosine logits)");
   train_cmd->add_option("--epochs", train.epochs, "epochs")->capture_default_str();
   train_cmd->add_option("--batch", train.batch_size, "users per batch")->capture_default_str();
   OptimizerConfig& opt = train.optimizer;
@@ -173,6 +187,7 @@ int main(int argc, char** argv) {
   try {
     if (*train_cmd) {
       train.eval.filter_seen = !no_filter_seen;
+      config.loss.kind = LossConfig::kind_from_name(loss_name);
       opt.schedule.kind = parse_schedule_kind(schedule);
       opt.muon.nesterov = !muon_no_nesterov;
       opt.muon.adjust_lr = parse_muon_adjust_lr(muon_adjust);

@@ -8,7 +8,7 @@
 namespace muonrec::kernels::cpu {
 
 void attention_forward(const float* qkv, const float* valid, float* out, float* probs, int64_t batch, int64_t seq,
-                       int64_t heads, int64_t head_dim) {
+                       int64_t heads, int64_t head_dim, bool causal) {
   const int64_t d = heads * head_dim, row = 3 * d;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
 #pragma omp parallel for collapse(2)
@@ -20,7 +20,7 @@ void attention_forward(const float* qkv, const float* valid, float* out, float* 
         float* p = probs + ((b * heads + h) * seq + i) * seq;
         float max_score = -std::numeric_limits<float>::infinity();
         for (int64_t j = 0; j < seq; ++j) {
-          bool allowed = (j <= i && valid[b * seq + j] != 0.0f) || j == i;
+          bool allowed = ((j <= i || !causal) && valid[b * seq + j] != 0.0f) || j == i;
           if (!allowed) {
             scores[j] = -std::numeric_limits<float>::infinity();
             continue;

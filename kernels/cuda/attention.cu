@@ -50,7 +50,7 @@ __device__ __forceinline__ HeadRow head_row(int64_t seq, int64_t heads) {
 }
 
 __global__ void attention_forward_kernel(const float* qkv, const float* valid, float* out, float* probs,
-                                         int64_t seq, int64_t heads, int64_t head_dim, float scale) {
+                                         int64_t seq, int64_t heads, int64_t head_dim, float scale, bool causal) {
   extern __shared__ float smem[];
   __shared__ float reduce_scratch[kRowBlock / 32];
   float* q = smem;             // [head_dim]
@@ -63,7 +63,7 @@ __global__ void attention_forward_kernel(const float* qkv, const float* valid, f
 
   float local_max = -INFINITY;
   for (int64_t j = threadIdx.x; j < seq; j += blockDim.x) {
-    const bool allowed = (j <= i && valid[hr.b * seq + j] != 0.0f) || j == i;
+    const bool allowed = ((j <= i || !causal) && valid[hr.b * seq + j] != 0.0f) || j == i;
     float score = -INFINITY;
     if (allowed) {
       const float* k = qkv_b + j * stride + d;
@@ -195,7 +195,7 @@ void check_attention_shape(const char* op, int64_t batch, int64_t seq, int64_t h
 }  // namespace
 
 void attention_forward(const float* qkv, const float* valid, float* out, float* probs, int64_t batch, int64_t seq,
-                       int64_t heads, int64_t head_dim, cudaStream_t stream) {
+                       int64_t heads, int64_t head_dim, bool causal, cudaStream_t stream) {
   NVTX_RANGE("attention_forward");
   const int64_t rows = batch * heads * seq;
   if (rows <= 0 || head_dim <= 0) return;
@@ -203,7 +203,7 @@ void attention_forward(const float* qkv, const float* valid, float* out, float* 
   check_attention_shape("attention_forward", batch, seq, heads, head_dim, shared_bytes);
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));  // the reference's rounding
   attention_forward_kernel<<<static_cast<unsigned>(rows), kRowBlock, shared_bytes, stream>>>(
-      qkv, valid, out, probs, seq, heads, head_dim, scale);
+      qkv, valid, out, probs, seq, heads, head_dim, scale, causal);
   CUDA_LAUNCH_CHECK();
 }
 

@@ -230,12 +230,17 @@ void hstu_attention_backward(const float* uvqk, const float* valid, const float*
                              int64_t num_time_buckets, cudaStream_t stream) {
   NVTX_RANGE("hstu_attention_backward");
   const int64_t rows = batch * heads * seq;
-  if (rows <= 0 || head_dim <= 0) return;
+  const int64_t num_offsets = 2 * seq - 1;
+  const int64_t time_columns = dtime_bias ? num_time_buckets : 0;
+  if (rows <= 0 || head_dim <= 0) {
+    // No (b, h, i, j) term, or all of them zero (empty heads): the bias gradients are still written.
+    if (num_offsets > 0) CUDA_CHECK(cudaMemsetAsync(dpos_bias, 0, num_offsets * sizeof(float), stream));
+    if (time_columns > 0) CUDA_CHECK(cudaMemsetAsync(dtime_bias, 0, time_columns * sizeof(float), stream));
+    return;
+  }
   const size_t shared_bytes = static_cast<size_t>(2 * head_dim + seq) * sizeof(float);
   check_hstu_shape("hstu_attention_backward", batch, seq, heads, head_dim, shared_bytes);
   const float inv_seq = 1.0f / static_cast<float>(seq);
-  const int64_t num_offsets = 2 * seq - 1;
-  const int64_t time_columns = dtime_bias ? num_time_buckets : 0;
   const int64_t width = num_offsets + time_columns;
   const size_t pair_bytes = static_cast<size_t>(rows * seq) * sizeof(float);
   float *w_all = nullptr, *dz_all = nullptr;

@@ -93,3 +93,125 @@ void decay_and_add(float* param, const float* update, int64_t n, float decay, fl
 }
 
 }  // namespace muonrec::kernels::cuda
+
+// ---- fused small-matrix step ----
+namespace muonrec::kernels::cuda {
+namespace {
+
+constexpr unsigned kFusedBlock = 1024;
+
+__device__ __forceinline__ float round_bf16(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
+
+// Deterministic block sum (fixed tree), result broadcast to every thread.
+__device__ float block_sum_float(float value, float* shared) {
+  shared[threadIdx.x] = value;
+  __syncthreads();
+  for (unsigned stride = blockDim.x / 2; stride > 0; stride /= 2) {
+    if (threadIdx.x < stride) shared[threadIdx.x] += shared[threadIdx.x + stride];
+    __syncthreads();
+  }
+  float total = shared[0];
+  __syncthreads();
+  return total;
+}
+
+// X is [side, length] with row stride ldx: the matrix itself when rows <= cols, its transpose when
+// tall. Rows are padded by 2 elements so that threads reading consecutive rows of the same column
+// hit different shared-memory banks.
+__global__ void __launch_bounds__(kFusedBlock) muon_fused_small_kernel(const MuonMatrix* matrices,
+                                                                       const MuonHyper* hyper_ptr) {
+  extern __shared__ __align__(16) unsigned char shared_raw[];
+  __shared__ float reduce[kFusedBlock];
+  const MuonMatrix mat = matrices[blockIdx.x];
+  const MuonHyper& h = *hyper_ptr;
+  const bool tall = mat.rows > mat.cols;
+  const int side = tall ? mat.cols : mat.rows, length = tall ? mat.rows : mat.cols;
+  const int ldx = length + 2, ldg = side + 2;
+  __nv_bfloat16* X = reinterpret_cast<__nv_bfloat16*>(shared_raw);
+  __nv_bfloat16* A = X + side * ldx;
+  __nv_bfloat16* B = A + side * ldg;
+  const int n = mat.rows * mat.cols;
+
+  // Momentum (torch's lerp forms), the update rounded to bf16 into X, and its squared norm.
+  float sum_sq = 0.0f;
+  for (int e = threadIdx.x; e < n; e += blockDim.x) {
+    const float g = mat.grad[e];
+    const float b = mat.momentum_buffer[e] + (1.0f - h.momentum) * (g - mat.momentum_buffer[e]);
+    mat.momentum_buffer[e] = b;
+    const float u = round_bf16(h.nesterov ? b - (b - g) * (1.0f - h.momentum) : b);
+    const int r = e / mat.cols, c = e % mat.cols;
+    X[tall ? c * ldx + r : r * ldx + c] = __float2bfloat16_rn(u);
+    sum_sq += u * u;
+  }
+  // torch's norm() of a bf16 tensor is itself bf16.
+  const float norm = round_bf16(sqrtf(block_sum_float(sum_sq, reduce)));
+  const float inv = 1.0f / fmaxf(norm * h.norm_factor, h.eps);
+  for (int e = threadIdx.x; e < side * length; e += blockDim.x) {
+    const int i = e / length, k = e % length;
+    X[i * ldx + k] = __float2bfloat16_rn(__bfloat162float(X[i * ldx + k]) * inv);
+  }
+  __syncthreads();
+
+  for (int step = 0; step < h.ns_steps; ++step) {
+    const float a = h.coefficients[step][0], b = h.coefficients[step][1], c = h.coefficients[step][2];
+    // A = X X^T
+    for (int e = threadIdx.x; e < side * side; e += blockDim.x) {
+      const int i = e / side, j = e % side;
+      float acc = 0.0f;
+      for (int k = 0; k < length; ++k) acc += __bfloat162float(X[i * ldx + k]) * __bfloat162float(X[j * ldx + k]);
+      A[i * ldg + j] = __float2bfloat16_rn(acc);
+    }
+    __syncthreads();
+    // B = b A + c A A
+    for (int e = threadIdx.x; e < side * side; e += blockDim.x) {
+      const int i = e / side, j = e % side;
+      float acc = 0.0f;
+      for (int k = 0; k < side; ++k) acc += __bfloat162float(A[i * ldg + k]) * __bfloat162float(A[k * ldg + j]);
+      B[i * ldg + j] = __float2bfloat16_rn(b * __bfloat162float(A[i * ldg + j]) + c * acc);
+    }
+    __syncthreads();
+    // X' = a X + B X, through global scratch (X is still being read).
+    for (int e = threadIdx.x; e < side * length; e += blockDim.x) {
+      const int i = e / length, k = e % length;
+      float acc = 0.0f;
+      for (int j = 0; j < side; ++j) acc += __bfloat162float(B[i * ldg + j]) * __bfloat162float(X[j * ldx + k]);
+      mat.scratch[e] = round_bf16(a * __bfloat162float(X[i * ldx + k]) + acc);
+    }
+    __syncthreads();
+    for (int e = threadIdx.x; e < side * length; e += blockDim.x)
+      X[(e / length) * ldx + e % length] = __float2bfloat16_rn(mat.scratch[e]);
+    __syncthreads();
+  }
+
+  // p = p (1 - lr wd) - adjusted_lr X, X back in the parameter's orientation.
+  const float decay = 1.0f - h.lr * h.weight_decay;
+  for (int e = threadIdx.x; e < n; e += blockDim.x) {
+    const int r = e / mat.cols, c = e % mat.cols;
+    const float x = __bfloat162float(X[tall ? c * ldx + r : r * ldx + c]);
+    mat.param[e] = mat.param[e] * decay - mat.adjusted_lr * x;
+  }
+}
+
+}  // namespace
+
+int64_t muon_fused_max_shared_bytes() {
+  int device = 0, bytes = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  // The kernel also holds its static reduction buffer.
+  return static_cast<int64_t>(bytes) - static_cast<int64_t>(kFusedBlock * sizeof(float));
+}
+
+void muon_fused_small(const MuonMatrix* matrices, int32_t count, const MuonHyper* hyper, int64_t shared_bytes,
+                      cudaStream_t stream) {
+  NVTX_RANGE("muon_fused_small");
+  if (count == 0) return;
+  MUONREC_CHECK(shared_bytes <= muon_fused_max_shared_bytes(), "muon_fused_small: {} bytes of shared memory needed",
+                shared_bytes);
+  CUDA_CHECK(cudaFuncSetAttribute(muon_fused_small_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(shared_bytes)));
+  muon_fused_small_kernel<<<static_cast<unsigned>(count), kFusedBlock, shared_bytes, stream>>>(matrices, hyper);
+  CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace muonrec::kernels::cuda

@@ -73,18 +73,14 @@ void partial_distances(const float* x, int64_t count, const Centroids& cb, float
   }
 }
 
+// OpenMP only pays for itself on big passes: a parallel region costs a barrier, and on a loaded
+// machine a barrier waits for a descheduled thread (milliseconds). Below this many multiply-adds a
+// pass runs on one thread.
+constexpr int64_t kParallelWork = int64_t{1} << 24;
+
 float squared_norm(const float* x, int64_t dim) {
   float s = 0.0f;
   for (int64_t j = 0; j < dim; ++j) s += x[j] * x[j];
-  return s;
-}
-
-float squared_distance(const float* a, const float* b, int64_t dim) {
-  float s = 0.0f;
-  for (int64_t j = 0; j < dim; ++j) {
-    const float d = a[j] - b[j];
-    s += d * d;
-  }
   return s;
 }
 
@@ -92,7 +88,7 @@ float squared_distance(const float* a, const float* b, int64_t dim) {
 void assign_nearest(const float* x, int64_t n, const Centroids& cb, int64_t* assign, float* dist) {
   const int64_t k = cb.k, dim = cb.dim;
   const int64_t blocks = (n + 3) / 4;
-#pragma omp parallel
+#pragma omp parallel if (n * k * dim >= kParallelWork)
   {
     std::vector<float> buf(static_cast<size_t>(4 * k));
 #pragma omp for schedule(static)
@@ -118,44 +114,62 @@ struct Candidate {
   int32_t cluster;
 };
 
-bool candidate_less(const Candidate& a, const Candidate& b) {
-  if (a.dist != b.dist) return a.dist < b.dist;
-  if (a.point != b.point) return a.point < b.point;
-  return a.cluster < b.cluster;
-}
-
 // Capacity-constrained greedy assignment (see the header): every cluster gets at most `capacity`.
 void assign_balanced(const float* x, int64_t n, const Centroids& cb, int64_t capacity, int64_t n_candidates,
                      int64_t* assign, float* dist) {
   const int64_t k = cb.k, dim = cb.dim;
   const int64_t m = std::min(n_candidates, k);
+  MUONREC_CHECK(n * m < (int64_t{1} << 32), "RqKMeans: {} points x {} candidates is too many", n, m);
   std::vector<Candidate> cand(static_cast<size_t>(n * m));
   const int64_t blocks = (n + 3) / 4;
-#pragma omp parallel
+#pragma omp parallel if (n * k * dim >= kParallelWork)
   {
     std::vector<float> buf(static_cast<size_t>(4 * k));
-    std::vector<int32_t> order(static_cast<size_t>(k));
+    std::vector<float> top_d(static_cast<size_t>(m));
+    std::vector<int32_t> top_c(static_cast<size_t>(m));
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t start = b * 4, count = std::min<int64_t>(4, n - start);
       partial_distances(x + start * dim, count, cb, buf.data());
       for (int64_t r = 0; r < count; ++r) {
         const float* o = buf.data() + r * k;
+        // The m nearest by insertion into a sorted list: after the first few centroids almost every
+        // candidate is rejected by one comparison. Strict '<' keeps the lower index on ties.
+        int64_t size = 0;
+        for (int64_t c = 0; c < k; ++c) {
+          const float v = o[c];
+          if (size == m && !(v < top_d[m - 1])) continue;
+          int64_t pos = size < m ? size++ : m - 1;
+          while (pos > 0 && v < top_d[pos - 1]) {
+            top_d[pos] = top_d[pos - 1];
+            top_c[pos] = top_c[pos - 1];
+            --pos;
+          }
+          top_d[pos] = v;
+          top_c[pos] = static_cast<int32_t>(c);
+        }
         const float xn = squared_norm(x + (start + r) * dim, dim);
-        for (int64_t c = 0; c < k; ++c) order[c] = static_cast<int32_t>(c);
-        std::partial_sort(order.begin(), order.begin() + m, order.end(), [o](int32_t a, int32_t b2) {
-          return o[a] < o[b2] || (o[a] == o[b2] && a < b2);
-        });
         Candidate* dst = cand.data() + (start + r) * m;
         for (int64_t i = 0; i < m; ++i)
-          dst[i] = Candidate{std::max(0.0f, o[order[i]] + xn), static_cast<int32_t>(start + r), order[i]};
+          dst[i] = Candidate{std::max(0.0f, top_d[i] + xn), static_cast<int32_t>(start + r), top_c[i]};
       }
     }
   }
-  std::sort(cand.begin(), cand.end(), candidate_less);
+  // Global order by (distance, point, cluster). Distances are >= 0, so their float bits order like
+  // the values; and within a point the candidates already sit in (distance, cluster) order, so the
+  // array index breaks ties exactly as (point, cluster) would. Sorting plain 64-bit keys is several
+  // times faster than sorting the structs with a comparator.
+  std::vector<uint64_t> keys(cand.size());
+  for (size_t i = 0; i < cand.size(); ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &cand[i].dist, sizeof bits);
+    keys[i] = (static_cast<uint64_t>(bits) << 32) | static_cast<uint64_t>(i);
+  }
+  std::sort(keys.begin(), keys.end());
   std::vector<int64_t> fill(static_cast<size_t>(k), 0);
   std::fill(assign, assign + n, -1);
-  for (const Candidate& c : cand) {
+  for (uint64_t key : keys) {
+    const Candidate& c = cand[static_cast<uint32_t>(key)];
     if (assign[c.point] >= 0 || fill[c.cluster] >= capacity) continue;
     assign[c.point] = c.cluster;
     dist[c.point] = c.dist;
@@ -203,15 +217,27 @@ void initialise(const float* x, int64_t n, Centroids& cb, bool plus_plus, Philox
     return;
   }
   // k-means++ (Arthur & Vassilvitskii 2007): each next centroid is a point drawn with probability
-  // proportional to its squared distance to the nearest centroid so far.
-  std::vector<float> d2(static_cast<size_t>(n));
+  // proportional to its squared distance to the nearest centroid so far. The points are transposed
+  // once so that the distance update of a new centroid runs over points in the inner loop
+  // (vectorised, no float reduction), which makes k passes over n x dim cheap enough for one thread.
+  std::vector<float> xt(static_cast<size_t>(n * dim));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < dim; ++j) xt[j * n + i] = x[i * dim + j];
+  std::vector<float> d2(static_cast<size_t>(n)), cur(static_cast<size_t>(n));
+  auto distances_to = [&](const float* c, float* out) {
+    std::fill(out, out + n, 0.0f);
+    for (int64_t j = 0; j < dim; ++j) {
+      const float cj = c[j];
+      const float* row = xt.data() + j * n;
+      for (int64_t i = 0; i < n; ++i) {
+        const float d = row[i] - cj;
+        out[i] += d * d;
+      }
+    }
+  };
   int64_t pick = uniform_index(gen, n);
   set(0, pick);
-  {
-    const float* c0 = cb.rows.data();
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) d2[i] = squared_distance(x + i * dim, c0, dim);
-  }
+  distances_to(cb.rows.data(), d2.data());
   for (int64_t c = 1; c < k; ++c) {
     double total = 0.0;
     for (int64_t i = 0; i < n; ++i) total += d2[i];
@@ -234,9 +260,8 @@ void initialise(const float* x, int64_t n, Centroids& cb, bool plus_plus, Philox
       if (pick < 0) pick = last_positive;  // rounding at the very end of the cumulative sum
     }
     set(c, pick);
-    const float* cc = cb.rows.data() + c * dim;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i) d2[i] = std::min(d2[i], squared_distance(x + i * dim, cc, dim));
+    distances_to(cb.rows.data() + c * dim, cur.data());
+    for (int64_t i = 0; i < n; ++i) d2[i] = std::min(d2[i], cur[i]);
   }
   cb.refresh();
 }

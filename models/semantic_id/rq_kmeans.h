@@ -9,7 +9,9 @@
 // with each other) with float accumulation over the feature axis (the centroid table is stored
 // transposed so the inner loop over centroids vectorises without reassociation); centroid sums in
 // double, accumulated serially in item order. Assignment is per point, so the OpenMP split over
-// points never changes a result: the same seed gives the same codes on any thread count.
+// points never changes a result: the same seed gives the same codes on any thread count. Only the
+// big assignment passes (n * k * dim >= 2^24) run in parallel; k-means++ runs on one thread over
+// transposed points.
 //
 // Training per level: k-means++ initialisation (or distinct random points), then Lloyd iterations
 // until no assignment changes or `iterations` is reached; an empty cluster is reseeded with the point
@@ -36,7 +38,7 @@ struct RqKMeansOptions {
   uint64_t seed = 0;
   bool balanced = false;
   bool kmeans_plus_plus = true;     // false: distinct uniformly drawn points
-  int64_t balanced_candidates = 16; // nearest centroids per point offered to the balanced greedy pass
+  int64_t balanced_candidates = 8;  // nearest centroids per point offered to the balanced greedy pass
 };
 
 struct RqKMeansLevelStats {

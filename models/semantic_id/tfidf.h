@@ -14,9 +14,13 @@
 //               drawn from PhiloxGenerator(seed) in row-major vocabulary order; rows are then
 //               L2-normalised, so cosine structure of the TF-IDF rows is roughly kept and every
 //               non-empty item lies on the unit sphere.
-//   empty rows  an item without text (or whose tokens all fell below min_df) gets a tiny random
-//               vector (norm empty_norm, drawn per item id so it does not depend on other items),
-//               so it still receives a code without pulling any centroid.
+//   empty rows  an item without text (or whose tokens all fell below min_df) gets a random vector
+//               of norm empty_norm, drawn from its own stream (a function of seed and item id only),
+//               so it still receives a code. The default norm is 1, like every other item: a random
+//               unit direction is what such an item's rare tokens would have projected to anyway,
+//               and it scatters these items over the codebook. A tiny norm (e.g. 1e-3) keeps them
+//               from pulling any centroid but sends them all down the same code path, where they
+//               collide (on Beauty: 57 such items, and a disambiguation vocabulary of 57).
 #pragma once
 
 #include <cstdint>
@@ -68,7 +72,7 @@ struct TextEmbeddingOptions {
   TfidfOptions tfidf{TokenizerOptions{}, 2};  // min_df 2: a token seen once cannot relate two items
   int64_t width = 64;
   uint64_t seed = 0;
-  float empty_norm = 1e-3f;  // norm of the vector given to items with an empty TF-IDF row
+  float empty_norm = 1.0f;   // norm of the random vector given to items with an empty TF-IDF row
 };
 
 struct TextEmbeddings {
@@ -76,7 +80,7 @@ struct TextEmbeddings {
   int64_t n_items = 0;
   int64_t width = 0;
   int64_t vocabulary_size = 0;
-  int64_t empty_items = 0;    // items that got the tiny random vector
+  int64_t empty_items = 0;    // items that got a random vector (empty TF-IDF row)
   const float* row(int64_t item) const { return values.data() + item * width; }
 };
 

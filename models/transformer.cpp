@@ -1,0 +1,60 @@
+#include "models/transformer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "engine/error.h"
+#include "engine/nvtx.h"
+#include "engine/ops.h"
+
+namespace muonrec {
+
+TransformerEncoder::TransformerEncoder(ParameterList& params, const ModelConfig& config, int64_t item_rows,
+                                       PhiloxGenerator& gen, Device device)
+    : config_(config) {
+  const char* kind = config.kind.c_str();
+  MUONREC_CHECK(config.n_items > 0 && config.d > 0 && config.max_len > 0 && config.blocks >= 0,
+                "{}: n_items, d and max_len must be positive", kind);
+  MUONREC_CHECK(config.heads > 0 && config.d % config.heads == 0, "{}: d={} is not divisible by heads={}", kind,
+                config.d, config.heads);
+  const int64_t d = config.d, ff = config.ff > 0 ? config.ff : config.d;
+  // Item row 0 is padding: zero, as torch's padding_idx leaves it.
+  Tensor item = init_normal({item_rows, d}, 0.02f, gen, Device::CPU);
+  std::fill(item.data<float>(), item.data<float>() + d, 0.0f);
+  item_ = params.add("item.weight", item.to(device), /*embedding=*/true);
+  pos_ = params.add("pos.weight", init_normal({config.max_len, d}, 0.02f, gen, device), /*embedding=*/true);
+  for (int64_t b = 0; b < config.blocks; ++b) {
+    const std::string prefix = "blocks." + std::to_string(b) + ".";
+    Block block;
+    block.ln1 = LayerNorm(params, prefix + "ln1", d, 1e-5f, device);
+    block.qkv = Linear(params, prefix + "qkv", d, 3 * d, true, gen, device);
+    block.proj = Linear(params, prefix + "proj", d, d, true, gen, device);
+    block.ln2 = LayerNorm(params, prefix + "ln2", d, 1e-5f, device);
+    block.fc1 = Linear(params, prefix + "fc1", d, ff, true, gen, device);
+    block.fc2 = Linear(params, prefix + "fc2", ff, d, true, gen, device);
+    blocks_.push_back(block);
+  }
+  ln_ = LayerNorm(params, "ln", d, 1e-5f, device);
+}
+
+Tensor TransformerEncoder::forward(const SequenceBatch& batch, bool causal, bool training,
+                                   PhiloxGenerator& gen) const {
+  NVTX_RANGE("transformer.forward");
+  const int64_t T = batch.ids.dim(1);
+  MUONREC_CHECK(T <= config_.max_len, "{}: window {} exceeds max_len {}", config_.kind, T, config_.max_len);
+  const float p = config_.dropout;
+  Tensor x = ops::scale(ops::embedding(item_, batch.ids), std::sqrt(static_cast<float>(config_.d)));
+  x = ops::add(x, pos_.narrow_rows(0, T));
+  x = ops::scale_rows(ops::dropout(x, p, gen, training), batch.valid);
+  for (const Block& block : blocks_) {
+    NVTX_RANGE("transformer.block");
+    Tensor a = ops::attention(block.qkv(block.ln1(x)), batch.valid, static_cast<int>(config_.heads), causal);
+    x = ops::add(x, ops::dropout(block.proj(a), p, gen, training));
+    Tensor f = ops::dropout(ops::gelu(block.fc1(block.ln2(x))), p, gen, training);
+    x = ops::add(x, ops::dropout(block.fc2(f), p, gen, training));
+  }
+  return ln_(x);
+}
+
+}  // namespace muonrec
