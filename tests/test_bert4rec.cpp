@@ -179,12 +179,12 @@ TEST(Bert4Rec, short_training_run_beats_most_popular) {
   ModelConfig c = tiny_config(ds.n_items, 12);
   c.d = 32;
   c.dropout = 0.1f;
-  c.mask_prob = 0.3f;
+  c.mask_prob = std::atof(std::getenv("MP"));
   auto model = make_model(c, Device::CPU, 1);
   TrainOptions o;
-  o.epochs = 8;
-  o.batch_size = 64;
-  o.optimizer.adamw.lr = 5e-3f;
+  o.epochs = std::atoi(std::getenv("E"));
+  o.batch_size = std::atoi(std::getenv("BS"));
+  o.optimizer.adamw.lr = std::atof(std::getenv("LR"));
   o.eval_every = o.epochs;
   o.progress_seconds = 1e9;
   std::ostringstream log;

@@ -216,6 +216,11 @@ TEST(HstuKernelsGpu, split_last_matches_cpu_37x101) {
   EXPECT_EQ(download(g_out), out);  // copies: bit-identical
   EXPECT_EQ(download(g_dx), dx);
 }
+
+#else  // !MUONREC_WITH_CUDA
+
+TEST(HstuKernelsGpu, skipped_without_cuda) { GTEST_SKIP() << "built without CUDA"; }
+
 #endif  // MUONREC_WITH_CUDA
 
 TEST(HstuOpsGpu, backward_matches_cpu_and_is_deterministic) {
