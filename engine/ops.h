@@ -68,6 +68,11 @@ inline Tensor causal_attention(const Tensor& qkv, const Tensor& valid, int heads
 // Mean over rows with target >= 0 of -log softmax(logits[row])[target]. targets: i64 [N], a
 // negative target is ignored. Returns a one-element tensor (0 when every target is ignored).
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets);
+// cross_entropy(scale * h[N, d] @ weight[V, d]^T, targets) without materialising the N x V
+// logits: items are processed `chunk` at a time (online log-sum-exp forward; backward recomputes
+// each chunk). Memory O(N * chunk + V * d); equal to the two-op form up to float rounding.
+Tensor linear_cross_entropy(const Tensor& h, const Tensor& weight, const Tensor& targets, float scale = 1.0f,
+                            int64_t chunk = 4096);
 Tensor sum(const Tensor& x);   // one-element tensor
 Tensor mean(const Tensor& x);  // one-element tensor
 // out[r, m] = <h[r], c[r, m]> for h [R, d] and c [R, M, d]: each row scored against candidates of

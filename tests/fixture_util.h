@@ -73,7 +73,8 @@ inline void check_model_against_fixture(const std::string& fixture, Device devic
       worst_grad = p.name;
     }
   }
-  std::printf("[fixture %s on %s] relative errors: hidden %.2e, last_scores %.2e, loss %.2e, worst gradient %.2e (%s)\n",
+  std::printf("[fixture %s on %s] relative errors: hidden %.2e, last_scores %.2e, loss %.2e, "
+              "worst gradient %.2e (%s)\n",
               config.kind.c_str(), device_name(device), hidden_error, scores_error, loss_error, worst_grad_error,
               worst_grad.c_str());
 }

@@ -56,7 +56,8 @@ TEST(HSTU, parameter_names_follow_the_peer) {
   EXPECT_EQ(params.find("blocks.0.time_bias").shape(), (Shape{kHstuTimeBuckets}));
   EXPECT_EQ(params.find("blocks.0.uvqk.weight").shape(), (Shape{4 * c.d, c.d}));
   EXPECT_EQ(params.find("item.weight").to_f32_vector()[0], 0.0f);  // padding row
-  for (const auto& p : params.all()) EXPECT_EQ(p.embedding, p.name == "item.weight" || p.name == "pos.weight") << p.name;
+  for (const auto& p : params.all())
+    EXPECT_EQ(p.embedding, p.name == "item.weight" || p.name == "pos.weight") << p.name;
   c.heads = 3;
   EXPECT_THROW(make_model(c, Device::CPU, 3), Error);
 }
@@ -111,6 +112,34 @@ TEST(HSTU, dropout_changes_training_but_not_evaluation) {
   const float eval_a = model->loss(batch, false, gen).item(), eval_b = model->loss(batch, false, gen).item();
   EXPECT_EQ(eval_a, eval_b);
   EXPECT_NE(model->loss(batch, true, gen).item(), eval_a);
+}
+
+TEST(HSTU, shorter_window_keeps_the_offsets_of_its_pos_bias) {
+  // A window of T < max_len uses offsets j - i in (-T, T): pos_bias entries max_len-T .. max_len+T-2,
+  // so offset 0 stays entry max_len - 1 whatever the window.
+  ModelConfig c = tiny_config();
+  TinyBatch data;
+  const int64_t T = 4, rows = 2;
+  std::vector<int64_t> ids, targets, timestamps;
+  for (int64_t b = 0; b < rows; ++b)
+    for (int64_t t = c.max_len - T; t < c.max_len; ++t) {
+      ids.push_back(data.ids[b * c.max_len + t]);
+      targets.push_back(data.targets[b * c.max_len + t]);
+      timestamps.push_back(data.timestamps[b * c.max_len + t]);
+    }
+  auto model = make_model(c, Device::CPU, 8);
+  PhiloxGenerator gen(0);
+  backward(model->loss(make_sequence_batch(ids, targets, timestamps, rows, T, Device::CPU), false, gen));
+  auto grad = model->parameters().find("blocks.0.pos_bias").grad().to_f32_vector();
+  ASSERT_EQ(static_cast<int64_t>(grad.size()), 2 * c.max_len - 1);
+  for (int64_t o = 0; o < 2 * c.max_len - 1; ++o) {
+    const bool in_window = o >= c.max_len - T && o <= c.max_len - 1;  // keys at or before the query: j - i <= 0
+    if (in_window) {
+      EXPECT_NE(grad[o], 0.0f) << "offset entry " << o;
+    } else {
+      EXPECT_EQ(grad[o], 0.0f) << "offset entry " << o;
+    }
+  }
 }
 
 TEST(HSTUTimeBuckets, hand_computed_gaps) {
