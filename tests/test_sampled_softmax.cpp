@@ -170,6 +170,11 @@ TEST(SampledSoftmax, model_loss_draws_from_the_training_generator) {
   EXPECT_TRUE(std::isfinite(l1.item()));
   backward(l1);
   EXPECT_TRUE(model->parameters().find("item.weight").grad().defined());
+  // A batch without targets (all windows too short) gives a zero loss, not an error.
+  SequenceBatch empty = make_sequence_batch({0, 0, 0, 0, 0, 3}, std::vector<int64_t>(6, 0), {}, 1, 6, Device::CPU);
+  Tensor zero = model->loss(empty, true, g1);
+  EXPECT_EQ(zero.item(), 0.0f);
+  backward(zero);
   // Full softmax draws nothing, whatever the generator.
   c.loss.kind = LossConfig::Kind::FullSoftmax;
   auto full = make_model(c, Device::CPU, 1);

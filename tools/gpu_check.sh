@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# On the GPU machine (see .library device README): build for sm_90, run the whole test suite,
+# compute-sanitizer on the GPU kernel tests, the benchmarks against the PyTorch peer, and
+# optionally a training run; logs and tables land in $OUT (default build-gpu/out). Stages:
+#   tools/gpu_check.sh [build] [tests] [sanitize] [bench] [train-sasrec] [train-hstu]   (default: build tests sanitize bench)
+# Reads fixtures, data and torch_ref.py from $MUONREC_SHARED (default: .shared, see stage_shared.sh).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export MUONREC_SHARED=${MUONREC_SHARED:-$root/.shared}
+build=$root/build-gpu
+out=${OUT:-$build/out}
+mkdir -p "$out"
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] && stages=(build tests sanitize bench)
+summary=()
+note() { summary+=("$1"); echo "== $1"; }
+
+for stage in "${stages[@]}"; do
+  case "$stage" in
+    build)
+      cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMUONREC_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+        > "$out/configure.log" 2>&1 && cmake --build "$build" -j16 > "$out/build.log" 2>&1
+      note "build: exit $? ($(grep -c 'error' "$out/build.log") error lines)"
+      ;;
+    tests)
+      ctest --test-dir "$build" -j8 --output-on-failure > "$out/ctest.log" 2>&1
+      note "tests: $(grep -E 'tests passed|tests failed' "$out/ctest.log" | tail -1); skipped: $(grep -c 'Skipped' "$out/ctest.log")"
+      grep -E '\(Failed\)|\*\*\*' "$out/ctest.log" | head -20
+      ;;
+    sanitize)
+      for t in test_kernels_gpu test_ops test_hstu test_optim; do
+        [ -x "$build/tests/$t" ] || continue
+        compute-sanitizer --tool memcheck --error-exitcode 3 "$build/tests/$t" --gtest_filter='*Gpu*:*GPU*:*gpu*' \
+          > "$out/sanitize_$t.log" 2>&1
+        note "compute-sanitizer memcheck $t: exit $? ($(grep -c 'ERROR SUMMARY: 0 errors' "$out/sanitize_$t.log") clean summaries)"
+      done
+      ;;
+    bench)
+      "$build/bench/bench_optim" --device cuda > "$out/optim_muonrec.jsonl" 2> "$out/bench_optim.err"
+      python3 "$MUONREC_SHARED/bench/torch_ref.py" --micro > "$out/micro_torch.jsonl" 2> "$out/torch_micro.err"
+      python3 bench/compare.py "$out/optim_muonrec.jsonl" "$out/micro_torch.jsonl" --markdown | tee "$out/optim_table.md"
+      note "bench: $(wc -l < "$out/optim_muonrec.jsonl") muonrec rows, $(wc -l < "$out/micro_torch.jsonl") torch rows"
+      ;;
+    train-sasrec|train-hstu)
+      model=${stage#train-}
+      epochs=${MUONREC_EPOCHS:-160}
+      "$build/tools/muonrec" train --model "$model" --data "$MUONREC_SHARED/data/ml-1m/ml-1m.txt" --d 64 --blocks 2 \
+        --heads 1 --maxlen 200 --batch 128 --dropout 0.2 --lr 1e-3 --epochs "$epochs" --eval-every 5 --device cuda \
+        --metrics "$out/ml1m_$model.jsonl" > "$out/ml1m_$model.log" 2>&1
+      note "train $model ($epochs epochs): $(grep -E '^test at that epoch' "$out/ml1m_$model.log")"
+      ;;
+    *) echo "unknown stage $stage"; exit 2 ;;
+  esac
+done
+printf '%s\n' "${summary[@]}" | tee "$out/summary.txt"
