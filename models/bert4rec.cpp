@@ -70,10 +70,7 @@ Tensor BERT4Rec::hidden(const SequenceBatch& batch, bool training, PhiloxGenerat
   return encoder_.forward(batch, /*causal=*/false, training, gen);
 }
 
-Tensor BERT4Rec::scores(const Tensor& h) {
-  NVTX_RANGE("bert4rec.scores");
-  return ops::linear(h, encoder_.item().narrow_rows(1, config_.n_items));
-}
+Tensor BERT4Rec::scoring_matrix() { return encoder_.item().narrow_rows(1, config_.n_items); }
 
 SequenceBatch BERT4Rec::prepare_training_batch(const data::Batch& batch, PhiloxGenerator& generator) {
   NVTX_RANGE("bert4rec.cloze");

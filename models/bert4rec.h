@@ -35,7 +35,7 @@ class BERT4Rec : public SequentialModel {
   int64_t mask_token() const { return config_.n_items + 1; }
 
   Tensor hidden(const SequenceBatch& batch, bool training, PhiloxGenerator& generator) override;
-  Tensor scores(const Tensor& h) override;
+  Tensor scoring_matrix() override;
   Tensor item_embeddings() override { return encoder_.item(); }
   // The window of the last T training items (the batcher's inputs shifted by one and its last
   // target), cloze-masked with config().mask_prob; one generator stream per batch. No timestamps.

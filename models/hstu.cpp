@@ -90,12 +90,11 @@ Tensor HSTU::hidden(const SequenceBatch& batch, bool training, PhiloxGenerator& 
   return ops::l2_normalize(x, kNormEps);
 }
 
-Tensor HSTU::scores(const Tensor& h) {
-  NVTX_RANGE("hstu.scores");
+Tensor HSTU::scoring_matrix() {
   // The temperature scales the [n_items, d] item side rather than the [N, n_items] scores: the same
   // product up to rounding, at a fraction of the memory traffic.
   Tensor items = ops::l2_normalize(item_.narrow_rows(1, config_.n_items), kNormEps);
-  return ops::linear(h, ops::scale(items, 1.0f / kTemperature));
+  return ops::scale(items, 1.0f / kTemperature);
 }
 
 }  // namespace muonrec

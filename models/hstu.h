@@ -24,7 +24,7 @@ class HSTU : public SequentialModel {
   HSTU(const ModelConfig& config, Device device, uint64_t seed);
   // Uses batch.timestamps (time bias) when defined; without timestamps the time biases are unused.
   Tensor hidden(const SequenceBatch& batch, bool training, PhiloxGenerator& generator) override;
-  Tensor scores(const Tensor& h) override;
+  Tensor scoring_matrix() override;
   // The raw table: with --loss sampled, pass --l2-normalize --temperature 0.05 to train the cosine
   // logits scores() uses.
   Tensor item_embeddings() override { return item_; }

@@ -15,9 +15,6 @@ Tensor SASRec::hidden(const SequenceBatch& batch, bool training, PhiloxGenerator
   return encoder_.forward(batch, /*causal=*/true, training, gen);
 }
 
-Tensor SASRec::scores(const Tensor& h) {
-  NVTX_RANGE("sasrec.scores");
-  return ops::linear(h, encoder_.item().narrow_rows(1, config_.n_items));
-}
+Tensor SASRec::scoring_matrix() { return encoder_.item().narrow_rows(1, config_.n_items); }
 
 }  // namespace muonrec

@@ -12,7 +12,7 @@ class SASRec : public SequentialModel {
  public:
   SASRec(const ModelConfig& config, Device device, uint64_t seed);
   Tensor hidden(const SequenceBatch& batch, bool training, PhiloxGenerator& generator) override;
-  Tensor scores(const Tensor& h) override;
+  Tensor scoring_matrix() override;
   Tensor item_embeddings() override { return encoder_.item(); }
 
  private:

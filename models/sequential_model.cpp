@@ -29,7 +29,13 @@ Tensor SequentialModel::loss(const SequenceBatch& batch, bool training, PhiloxGe
     return sampled_softmax_loss(rows, item_embeddings(), candidates, 1 + loss.negatives, loss.temperature,
                                 loss.l2_normalize);
   }
-  return ops::cross_entropy(scores(rows), batch.target_classes);
+  // Full softmax over the catalogue in item chunks: the [rows, n_items] logits never exist at once.
+  return ops::linear_cross_entropy(rows, scoring_matrix(), batch.target_classes);
+}
+
+Tensor SequentialModel::scores(const Tensor& h) {
+  NVTX_RANGE("scores");
+  return ops::linear(h, scoring_matrix());
 }
 
 SequenceBatch SequentialModel::prepare_training_batch(const data::Batch& batch, PhiloxGenerator& /*generator*/) {

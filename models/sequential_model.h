@@ -72,8 +72,11 @@ class SequentialModel {
   virtual ~SequentialModel() = default;
   // Final hidden states [B, T, d]. `generator` drives dropout when training.
   virtual Tensor hidden(const SequenceBatch& batch, bool training, PhiloxGenerator& generator) = 0;
+  // The matrix that scores items: scores(h) = h @ scoring_matrix()^T, [n_items, d], row c is item
+  // c+1 (differentiable: tied item embeddings, normalised and scaled where the model says so).
+  virtual Tensor scoring_matrix() = 0;
   // Scores over items 1..n for hidden rows h [N, d]: [N, n_items] (column c is item c+1).
-  virtual Tensor scores(const Tensor& h) = 0;
+  Tensor scores(const Tensor& h);
   // The item table as the sampled softmax reads it: [rows, d], row i is item i (row 0 padding;
   // rows past n_items, such as BERT4Rec's [MASK], are never candidates). The raw parameter: the
   // loss applies LossConfig's normalisation and temperature itself. Every model must provide it

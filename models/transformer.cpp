@@ -24,17 +24,7 @@ TransformerEncoder::TransformerEncoder(ParameterList& params, const ModelConfig&
   std::fill(item.data<float>(), item.data<float>() + d, 0.0f);
   item_ = params.add("item.weight", item.to(device), /*embedding=*/true);
   pos_ = params.add("pos.weight", init_normal({config.max_len, d}, 0.02f, gen, device), /*embedding=*/true);
-  for (int64_t b = 0; b < config.blocks; ++b) {
-    const std::string prefix = "blocks." + std::to_string(b) + ".";
-    Block block;
-    block.ln1 = LayerNorm(params, prefix + "ln1", d, 1e-5f, device);
-    block.qkv = Linear(params, prefix + "qkv", d, 3 * d, true, gen, device);
-    block.proj = Linear(params, prefix + "proj", d, d, true, gen, device);
-    block.ln2 = LayerNorm(params, prefix + "ln2", d, 1e-5f, device);
-    block.fc1 = Linear(params, prefix + "fc1", d, ff, true, gen, device);
-    block.fc2 = Linear(params, prefix + "fc2", ff, d, true, gen, device);
-    blocks_.push_back(block);
-  }
+  blocks_ = TransformerBlocks(params, config.blocks, d, ff, gen, device);
   ln_ = LayerNorm(params, "ln", d, 1e-5f, device);
 }
 
@@ -47,14 +37,34 @@ Tensor TransformerEncoder::forward(const SequenceBatch& batch, bool causal, bool
   Tensor x = ops::scale(ops::embedding(item_, batch.ids), std::sqrt(static_cast<float>(config_.d)));
   x = ops::add(x, pos_.narrow_rows(0, T));
   x = ops::scale_rows(ops::dropout(x, p, gen, training), batch.valid);
+  return ln_(blocks_.forward(x, batch.valid, config_.heads, causal, p, training, gen));
+}
+
+TransformerBlocks::TransformerBlocks(ParameterList& params, int64_t count, int64_t d, int64_t ff,
+                                     PhiloxGenerator& gen, Device device) {
+  for (int64_t b = 0; b < count; ++b) {
+    const std::string prefix = "blocks." + std::to_string(b) + ".";
+    Block block;
+    block.ln1 = LayerNorm(params, prefix + "ln1", d, 1e-5f, device);
+    block.qkv = Linear(params, prefix + "qkv", d, 3 * d, true, gen, device);
+    block.proj = Linear(params, prefix + "proj", d, d, true, gen, device);
+    block.ln2 = LayerNorm(params, prefix + "ln2", d, 1e-5f, device);
+    block.fc1 = Linear(params, prefix + "fc1", d, ff, true, gen, device);
+    block.fc2 = Linear(params, prefix + "fc2", ff, d, true, gen, device);
+    blocks_.push_back(block);
+  }
+}
+
+Tensor TransformerBlocks::forward(Tensor x, const Tensor& valid, int64_t heads, bool causal, float p, bool training,
+                                  PhiloxGenerator& gen) const {
   for (const Block& block : blocks_) {
     NVTX_RANGE("transformer.block");
-    Tensor a = ops::attention(block.qkv(block.ln1(x)), batch.valid, static_cast<int>(config_.heads), causal);
+    Tensor a = ops::attention(block.qkv(block.ln1(x)), valid, static_cast<int>(heads), causal);
     x = ops::add(x, ops::dropout(block.proj(a), p, gen, training));
     Tensor f = ops::dropout(ops::gelu(block.fc1(block.ln2(x))), p, gen, training);
     x = ops::add(x, ops::dropout(block.fc2(f), p, gen, training));
   }
-  return ln_(x);
+  return x;
 }
 
 }  // namespace muonrec

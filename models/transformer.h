@@ -9,6 +9,27 @@
 
 namespace muonrec {
 
+// The pre-LN blocks alone (blocks.{b}.{ln1,qkv,proj,ln2,fc1,fc2}), for models that embed their
+// input differently (TIGER's semantic-ID tokens) but share the block math:
+//   x += drop(proj(attention(qkv(ln1 x))));  x += drop(fc2(drop(gelu(fc1(ln2 x)))))
+class TransformerBlocks {
+ public:
+  TransformerBlocks() = default;
+  // Registers `count` blocks of width d (feed-forward ff) in `params`, drawing from `gen`.
+  TransformerBlocks(ParameterList& params, int64_t count, int64_t d, int64_t ff, PhiloxGenerator& gen,
+                    Device device);
+  // x [B, T, d] through every block; valid [B, T] masks attention keys (see ops::attention).
+  Tensor forward(Tensor x, const Tensor& valid, int64_t heads, bool causal, float dropout, bool training,
+                 PhiloxGenerator& gen) const;
+
+ private:
+  struct Block {
+    LayerNorm ln1, ln2;
+    Linear qkv, proj, fc1, fc2;
+  };
+  std::vector<Block> blocks_;
+};
+
 class TransformerEncoder {
  public:
   TransformerEncoder() = default;
@@ -22,13 +43,9 @@ class TransformerEncoder {
   const Tensor& item() const { return item_; }
 
  private:
-  struct Block {
-    LayerNorm ln1, ln2;
-    Linear qkv, proj, fc1, fc2;
-  };
   ModelConfig config_;
   Tensor item_, pos_;
-  std::vector<Block> blocks_;
+  TransformerBlocks blocks_;
   LayerNorm ln_;
 };
 
