@@ -7,7 +7,7 @@
 #include <iostream>
 #include <string>
 
-#include "bench/timer.h"
+#include "bench/bench_util.h"
 #include "engine/device.h"
 #include "optim/adamw.h"
 #include "optim/muon.h"
@@ -31,11 +31,6 @@ int64_t numel(const std::vector<NamedParameter>& params) {
   int64_t n = 0;
   for (const auto& p : params) n += p.tensor.numel();
   return n;
-}
-
-void report(const std::string& op, double ms, const std::string& extra = "") {
-  std::cout << fmt::format(R"({{"kind": "micro", "impl": "muonrec", "op": "{}", "ms": {:.4f}{}}})", op, ms, extra)
-            << std::endl;
 }
 
 }  // namespace
@@ -62,7 +57,7 @@ int main(int argc, char** argv) {
       auto params = random_params(std::vector<Shape>(6, Shape{4096, 4096}), device);
       AdamW adamw(params, {});
       const double ms = bench::median_ms([&] { adamw.step(); }, device, 10, 50);
-      report("adamw_fused_100M", ms, fmt::format(R"(, "GBps": {:.1f})", 28.0 * numel(params) / ms / 1e6));
+      bench::report("adamw_fused_100M", ms, fmt::format(R"(, "GBps": {:.1f})", 28.0 * numel(params) / ms / 1e6));
 
       std::vector<Shape> d1024;
       for (int block = 0; block < 8; ++block)
@@ -71,7 +66,7 @@ int main(int argc, char** argv) {
       MuonOptions o;
       o.adjust_lr = MuonAdjustLr::MatchRmsAdamW;
       Muon muon_big(big, o);
-      report("muon_d1024_L8", bench::median_ms([&] { muon_big.step(); }, device, 3, 20));
+      bench::report("muon_d1024_L8", bench::median_ms([&] { muon_big.step(); }, device, 3, 20));
     }
     std::vector<Shape> sasrec;
     for (int block = 0; block < 2; ++block)
@@ -80,7 +75,7 @@ int main(int argc, char** argv) {
     MuonOptions o;
     o.adjust_lr = MuonAdjustLr::MatchRmsAdamW;
     Muon muon_small(small_params, o);
-    report("muon_sasrec_d64_L2", bench::median_ms([&] { muon_small.step(); }, device, 3, 20));
+    bench::report("muon_sasrec_d64_L2", bench::median_ms([&] { muon_small.step(); }, device, 3, 20));
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "bench_optim: error: " << e.what() << "\n";

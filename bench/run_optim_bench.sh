@@ -9,7 +9,7 @@ shared=${MUONREC_SHARED:-$root/../shared}
 build=${MUONREC_BUILD_DIR:-$root/build}
 out=${OUT:-$build/bench-out}
 mkdir -p "$out"
-cmake --build "$build" --target bench_optim -j"${MUONREC_JOBS:-16}" >/dev/null
-"$build/bench/bench_optim" --device cuda | tee "$out/optim_muonrec.jsonl"
+cmake --build "$build" --target bench_optim bench_ops -j"${MUONREC_JOBS:-16}" >/dev/null
+{ "$build/bench/bench_optim" --device cuda; "$build/bench/bench_ops" --device cuda; } | tee "$out/optim_muonrec.jsonl"
 python3 "$shared/bench/torch_ref.py" --micro | tee "$out/optim_torch.jsonl"
 python3 "$root/bench/compare.py" "$out/optim_muonrec.jsonl" "$out/optim_torch.jsonl" --markdown | tee "$out/optim_table.md"

@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "models/semantic_id/prefix_trie.h"
+
 namespace muonrec {
 
 class SemanticIdVocab {
@@ -52,18 +54,35 @@ struct ItemTokens {
   std::vector<int64_t> codes() const;
 };
 
+// What retrieval needs about the items: their tokens, and the trie of their codes that constrains
+// decoding to real items.
+struct TigerCatalog {
+  ItemTokens tokens;
+  semantic_id::PrefixTrie trie;
+  // item_codes: [n_items + 1, levels + 1] (RqKMeans::item_codes()); vocab_sizes per level.
+  static TigerCatalog from_codes(const std::vector<int64_t>& item_codes, int64_t n_items,
+                                 const std::vector<int64_t>& vocab_sizes);
+};
+
+// Token windows. Tokens are right-aligned and left-padded with 0 (ids, targets and positions all 0
+// at padding). positions[t] is the recency of the item token t belongs to, counted in items from
+// the item being predicted at the end of the window (0) back to max_items: every token of an item
+// shares it, and the level embedding tells them apart. (Counting tokens from the right instead would
+// tie each position to one level during training, where every window ends at the same level, and
+// shift by one at every generation step.)
+
 // Training window of one user, the all-position next-token form of SASRec's training on tokens:
 // f = the tokens of items[0 .. count) in order; ids = the last T tokens of f[0 .. n-1) and
-// targets = the last T tokens of f[1 .. n), both right-aligned and left-padded with 0. So every
-// token of the window is predicted from all tokens before it. Writes T values to ids and targets;
-// returns the filled length (<= T).
+// targets = the last T tokens of f[1 .. n). So every token of the window is predicted from all
+// tokens before it, and the newest item (count - 1, whose last token is only a target) has
+// recency 0. Writes T values to each output; returns the filled length (<= T).
 int64_t fill_training_window(const ItemTokens& tokens, const int64_t* items, int64_t count, int64_t T, int64_t* ids,
-                             int64_t* targets);
+                             int64_t* positions, int64_t* targets);
 
 // Generation window: the tokens of items[0 .. count) followed by `prefix` (tokens of the item being
-// generated so far), the last T of them, right-aligned and left-padded with 0. Writes T values;
-// returns the filled length.
+// generated so far, recency 0; the newest history item has recency 1), the last T of them. Writes T
+// values to each output; returns the filled length.
 int64_t fill_generation_window(const ItemTokens& tokens, const int64_t* items, int64_t count,
-                               const std::vector<int64_t>& prefix, int64_t T, int64_t* ids);
+                               const std::vector<int64_t>& prefix, int64_t T, int64_t* ids, int64_t* positions);
 
 }  // namespace muonrec

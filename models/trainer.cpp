@@ -9,6 +9,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"
+#include "models/run_log.h"
 
 namespace muonrec {
 namespace {
@@ -18,18 +19,7 @@ using nlohmann::json;
 
 double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-std::string format_duration(double seconds) {
-  auto s = static_cast<int64_t>(seconds + 0.5);
-  return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-                   : fmt::format("{}:{:02}", s / 60, s % 60);
-}
-
-void append_jsonl(const std::string& path, const json& record) {
-  if (path.empty()) return;
-  std::ofstream out(path, std::ios::app);
-  MUONREC_CHECK(out, "{}: cannot open the metrics file for appending", path);
-  out << record.dump() << '\n';
-}
+void append_jsonl(const std::string& path, const json& record) { append_jsonl_line(path, record.dump()); }
 
 // Where a run stands between epochs: everything a resumed run needs besides the tensors.
 struct TrainingPosition {
@@ -104,6 +94,13 @@ std::unique_ptr<SequentialModel> load_model_checkpoint(const std::string& path, 
   return model;
 }
 
+double TrainResult::median_epoch_seconds() const {
+  if (epoch_seconds.empty()) return 0.0;
+  std::vector<double> sorted = epoch_seconds;
+  std::sort(sorted.begin(), sorted.end());
+  return sorted[sorted.size() / 2];
+}
+
 TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dataset, const TrainOptions& options,
                         std::ostream& log) {
   MUONREC_CHECK(options.epochs > 0 && options.batch_size > 0 && options.eval_every > 0,
@@ -163,6 +160,7 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
       if (options.max_grad_norm > 0) grad_norm = model.parameters().clip_grad_norm(options.max_grad_norm);
       optimizer.step();
       pending_losses.push_back(loss);
+      result.tokens += static_cast<int64_t>(input.target_items.size());
       ++step_in_epoch;
       ++steps_this_run;
       if (seconds_since(last_print) >= options.progress_seconds || step_in_epoch == steps_per_epoch) {
@@ -183,6 +181,7 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
     train_seconds += epoch_seconds;
     const double epoch_loss = loss_sum / std::max<int64_t>(loss_count, 1);
     result.epoch_losses.push_back(epoch_loss);
+    result.epoch_seconds.push_back(epoch_seconds);
     json record = {{"kind", "epoch"}, {"epoch", epoch}, {"loss", epoch_loss}, {"seconds", epoch_seconds},
                    {"steps", optimizer.steps()}};
     if (epoch % options.eval_every == 0 || epoch == options.epochs) {
@@ -215,11 +214,13 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
     }
     append_jsonl(options.metrics_path, record);
   }
-  result.steps = optimizer.steps();
+  result.steps = steps_this_run;
   result.train_seconds = train_seconds;
   append_jsonl(options.metrics_path, {{"kind", "result"},
                                       {"best_epoch", result.best_epoch},
                                       {"train_seconds", train_seconds},
+                                      {"median_epoch_seconds", result.median_epoch_seconds()},
+                                      {"tokens_per_s", result.tokens_per_second()},
                                       {"valid", json::parse(result.best_valid.to_json())},
                                       {"test", json::parse(result.test_at_best.to_json())}});
   return result;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <iosfwd>
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <string>
@@ -35,9 +36,14 @@ struct TrainOptions {
 struct TrainResult {
   RankingMetrics best_valid, test_at_best;
   int64_t best_epoch = 0;
-  int64_t steps = 0;
-  double train_seconds = 0;
+  int64_t steps = 0;                 // optimizer steps taken in this call
+  double train_seconds = 0;          // training steps only (no evaluation), this call
+  int64_t tokens = 0;                // positions with a target trained on, this call
   std::vector<double> epoch_losses;  // mean training loss of each epoch run in this call
+  std::vector<double> epoch_seconds;
+
+  double tokens_per_second() const { return tokens / std::max(train_seconds, 1e-9); }
+  double median_epoch_seconds() const;
 };
 
 TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dataset, const TrainOptions& options,

@@ -37,10 +37,11 @@ for stage in "${stages[@]}"; do
       done
       ;;
     bench)
-      "$build/bench/bench_optim" --device cuda > "$out/optim_muonrec.jsonl" 2> "$out/bench_optim.err"
+      "$build/bench/bench_optim" --device cuda > "$out/micro_muonrec.jsonl" 2> "$out/bench_optim.err"
+      "$build/bench/bench_ops" --device cuda >> "$out/micro_muonrec.jsonl" 2> "$out/bench_ops.err"
       python3 "$MUONREC_SHARED/bench/torch_ref.py" --micro > "$out/micro_torch.jsonl" 2> "$out/torch_micro.err"
-      python3 bench/compare.py "$out/optim_muonrec.jsonl" "$out/micro_torch.jsonl" --markdown | tee "$out/optim_table.md"
-      note "bench: $(wc -l < "$out/optim_muonrec.jsonl") muonrec rows, $(wc -l < "$out/micro_torch.jsonl") torch rows"
+      python3 bench/compare.py "$out/micro_muonrec.jsonl" "$out/micro_torch.jsonl" --markdown | tee "$out/micro_table.md"
+      note "bench: $(wc -l < "$out/micro_muonrec.jsonl") muonrec rows, $(wc -l < "$out/micro_torch.jsonl") torch rows"
       ;;
     train-sasrec|train-hstu)
       model=${stage#train-}

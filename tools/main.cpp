@@ -70,8 +70,9 @@ int run_train(const DataArgs& data_args, ModelConfig config, TrainOptions option
     RankingMetrics pop = evaluate_popularity(dataset, data::EvalSplit::Test, options.eval);
     std::cout << fmt::format("most-popular baseline:  {}\n", pop.summary());
   }
-  std::cout << fmt::format("training time {:.1f} s ({} steps, {:.1f} steps/s)\n", result.train_seconds, result.steps,
-                           result.steps / std::max(result.train_seconds, 1e-9));
+  std::cout << fmt::format("training time {:.1f} s ({} steps, {:.1f} steps/s, median epoch {:.3f} s, {:.0f} tokens/s)\n",
+                           result.train_seconds, result.steps, result.steps / std::max(result.train_seconds, 1e-9),
+                           result.median_epoch_seconds(), result.tokens_per_second());
   if (!options.checkpoint_path.empty()) std::cout << "checkpoint: " << options.checkpoint_path << "\n";
   return 0;
 }

@@ -1,10 +1,15 @@
-// Timing for benchmarks: the median of many repeats after a warm-up, measured with CUDA events on
-// the GPU (so launch-bound work is timed as the device sees it) and a steady clock on the CPU.
+// Shared by the benchmarks: the median of many repeats after a warm-up, measured with CUDA events
+// on the GPU (so launch-bound work is timed as the device sees it) and a steady clock on the CPU;
+// and the JSON line every benchmark prints (op names as ../shared/bench/torch_ref.py --micro).
 #pragma once
 
 #include <algorithm>
 #include <chrono>
+#include <fmt/format.h>
+
 #include <functional>
+#include <iostream>
+#include <string>
 #include <vector>
 
 #include "engine/device.h"
@@ -43,6 +48,11 @@ inline double median_ms(const std::function<void()>& fn, Device device, int warm
   }
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
+}
+
+inline void report(const std::string& op, double ms, const std::string& extra = "") {
+  std::cout << fmt::format(R"({{"kind": "micro", "impl": "muonrec", "op": "{}", "ms": {:.4f}{}}})", op, ms, extra)
+            << std::endl;
 }
 
 }  // namespace muonrec::bench

@@ -1,0 +1,151 @@
+#include "models/tiger.h"
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "engine/autograd.h"
+#include "engine/error.h"
+#include "engine/nvtx.h"
+#include "engine/ops.h"
+
+namespace muonrec {
+
+std::string TigerConfig::to_json() const {
+  nlohmann::json j = {{"kind", "tiger"}, {"vocab_sizes", vocab_sizes}, {"max_items", max_items}, {"d", d},
+                      {"blocks", blocks}, {"heads", heads},             {"ff", ff},               {"dropout", dropout}};
+  return j.dump();
+}
+
+TigerConfig TigerConfig::from_json(const std::string& text) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    MUONREC_FAIL("tiger config is not valid JSON: {}", e.what());
+  }
+  TigerConfig c;
+  auto field = [&](const char* name, auto& out) {
+    MUONREC_CHECK(j.contains(name), "tiger config lacks field '{}'", name);
+    try {
+      j.at(name).get_to(out);
+    } catch (const nlohmann::json::exception& e) {
+      MUONREC_FAIL("tiger config field '{}': {}", name, e.what());
+    }
+  };
+  std::string kind;
+  field("kind", kind);
+  MUONREC_CHECK(kind == "tiger", "tiger config: kind is '{}', not 'tiger'", kind);
+  field("vocab_sizes", c.vocab_sizes);
+  field("max_items", c.max_items);
+  field("d", c.d);
+  field("blocks", c.blocks);
+  field("heads", c.heads);
+  field("ff", c.ff);
+  field("dropout", c.dropout);
+  return c;
+}
+
+TigerBatch make_tiger_batch(const SemanticIdVocab& vocab, const std::vector<int64_t>& ids,
+                            const std::vector<int64_t>& targets, int64_t batch, int64_t T, Device device) {
+  const size_t n = static_cast<size_t>(batch * T);
+  MUONREC_CHECK(ids.size() == n && (targets.empty() || targets.size() == n), "tiger batch arrays do not match [{}, {}]",
+                batch, T);
+  const int64_t C = vocab.code_length();
+  std::vector<int64_t> levels(n);
+  std::vector<float> valid(n);
+  std::vector<std::vector<int64_t>> positions(C), codes(C);
+  for (size_t i = 0; i < n; ++i) {
+    levels[i] = std::max<int64_t>(vocab.level_of(ids[i]), 0);
+    valid[i] = ids[i] > 0 ? 1.0f : 0.0f;
+    if (!targets.empty() && targets[i] > 0) {
+      const int64_t level = vocab.level_of(targets[i]);
+      positions[level].push_back(static_cast<int64_t>(i));
+      codes[level].push_back(vocab.code_of(targets[i]));
+    }
+  }
+  TigerBatch out;
+  out.ids = Tensor::from_i64(ids, {batch, T}, device);
+  out.levels = Tensor::from_i64(levels, {batch, T}, device);
+  out.valid = Tensor::from_f32(valid, {batch, T}, device);
+  for (int64_t l = 0; l < C; ++l) {
+    const auto count = static_cast<int64_t>(positions[l].size());
+    out.target_positions.push_back(Tensor::from_i64(positions[l], {count}, device));
+    out.target_codes.push_back(Tensor::from_i64(codes[l], {count}, device));
+    out.target_counts.push_back(count);
+    out.targets += count;
+  }
+  return out;
+}
+
+TigerModel::TigerModel(const TigerConfig& config, Device device, uint64_t seed)
+    : config_(config), vocab_(config.vocab_sizes), device_(device) {
+  MUONREC_CHECK(config.max_items > 0 && config.d > 0 && config.blocks >= 0, "tiger: max_items and d must be positive");
+  MUONREC_CHECK(config.heads > 0 && config.d % config.heads == 0, "tiger: d={} is not divisible by heads={}", config.d,
+                config.heads);
+  PhiloxGenerator gen(seed);
+  const int64_t d = config.d, ff = config.ff > 0 ? config.ff : config.d;
+  Tensor token = init_normal({vocab_.size(), d}, 0.02f, gen, Device::CPU);
+  std::fill(token.data<float>(), token.data<float>() + d, 0.0f);  // padding row, as padding_idx
+  token_ = params_.add("token.weight", token.to(device), /*embedding=*/true);
+  pos_ = params_.add("pos.weight", init_normal({config.window(), d}, 0.02f, gen, device), /*embedding=*/true);
+  level_ = params_.add("level.weight", init_normal({config.code_length(), d}, 0.02f, gen, device), /*embedding=*/true);
+  blocks_ = TransformerBlocks(params_, config.blocks, d, ff, gen, device);
+  ln_ = LayerNorm(params_, "ln", d, 1e-5f, device);
+}
+
+Tensor TigerModel::hidden(const TigerBatch& batch, bool training, PhiloxGenerator& gen) {
+  NVTX_RANGE("tiger.hidden");
+  const int64_t T = batch.ids.dim(1), W = config_.window();
+  MUONREC_CHECK(T <= W, "tiger: window {} exceeds {} tokens (max_items {} x code length {})", T, W,
+                config_.max_items, config_.code_length());
+  const float p = config_.dropout;
+  Tensor x = ops::scale(ops::embedding(token_, batch.ids), std::sqrt(static_cast<float>(config_.d)));
+  // Right-aligned positions: a window shorter than W (a batch cut to its longest row) uses the last
+  // T rows, so the newest token always has the same position embedding.
+  x = ops::add(x, pos_.narrow_rows(W - T, T));
+  x = ops::add(x, ops::embedding(level_, batch.levels));
+  x = ops::scale_rows(ops::dropout(x, p, gen, training), batch.valid);
+  return ln_(blocks_.forward(x, batch.valid, config_.heads, /*causal=*/true, p, training, gen));
+}
+
+Tensor TigerModel::loss(const TigerBatch& batch, bool training, PhiloxGenerator& gen) {
+  NVTX_RANGE("tiger.loss");
+  MUONREC_CHECK(batch.targets > 0, "tiger: a training batch has no target tokens");
+  Tensor h = hidden(batch, training, gen).reshape({-1, config_.d});
+  Tensor total;
+  for (int64_t l = 0; l < vocab_.code_length(); ++l) {
+    if (batch.target_counts[l] == 0) continue;
+    Tensor rows = ops::embedding(h, batch.target_positions[l]);
+    Tensor table = token_.narrow_rows(vocab_.offset(l), vocab_.vocab(l));
+    // Each level's mean, weighted by its share of the targets: the mean over all targets.
+    Tensor part = ops::scale(ops::linear_cross_entropy(rows, table, batch.target_codes[l]),
+                             static_cast<float>(batch.target_counts[l]) / static_cast<float>(batch.targets));
+    total = total.defined() ? ops::add(total, part) : part;
+  }
+  return total;
+}
+
+std::vector<float> TigerModel::next_code_log_probs(const TigerBatch& batch, int64_t level) {
+  NVTX_RANGE("tiger.next_code_log_probs");
+  NoGradGuard no_grad;
+  PhiloxGenerator unused(0);
+  const int64_t B = batch.ids.dim(0), T = batch.ids.dim(1), V = vocab_.vocab(level);
+  Tensor h = hidden(batch, false, unused).reshape({B * T, config_.d});
+  std::vector<int64_t> last(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) last[b] = b * T + T - 1;
+  Tensor last_h = ops::embedding(h, Tensor::from_i64(last, {B}, device_));
+  std::vector<float> out = ops::linear(last_h, token_.narrow_rows(vocab_.offset(level), V)).to_f32_vector();
+  // Log-softmax on the host (V is a codebook, a few hundred values per row).
+  for (int64_t b = 0; b < B; ++b) {
+    float* row = out.data() + b * V;
+    const float max = *std::max_element(row, row + V);
+    double sum = 0.0;
+    for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v] - max));
+    const float log_sum = max + static_cast<float>(std::log(sum));
+    for (int64_t v = 0; v < V; ++v) row[v] -= log_sum;
+  }
+  return out;
+}
+
+}  // namespace muonrec

@@ -1,0 +1,85 @@
+// TIGER-style generative retrieval (Rajput et al. 2023, "Recommender Systems with Generative
+// Retrieval"): a transformer reads a user's history as semantic-ID tokens (models/tiger_tokens.h)
+// and generates the next item's tokens, one level at a time.
+//
+// Deviation from the paper: TIGER is a T5 encoder-decoder (the encoder reads the history, the
+// decoder generates the item's code while cross-attending to it). This is a decoder-only variant:
+// history tokens and the generated prefix form one causal sequence. It reuses the engine's
+// pre-LN causal blocks (the same math as SASRec, no cross-attention op needed), trains on every
+// position of the history at once (each item's tokens are predicted from the items before it, as
+// SASRec's all-position training), and generates the code as continued next-token prediction.
+//
+// Parameters: token.weight [vocab, d] (row 0 padding, zero), pos.weight [window, d] (positions are
+// right-aligned: the newest token of any window sits at row window-1), level.weight [code_length, d]
+// (which level of the tuple a token is), blocks.{b}.{ln1,qkv,proj,ln2,fc1,fc2}, ln. Input =
+// token * sqrt(d) + pos + level; output logits tied to token.weight. The softmax of the loss and of
+// generation is over the target level's token range only (a token's level is known from where it
+// sits in the item's code, so the other levels' tokens are never candidates).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "models/module.h"
+#include "models/tiger_tokens.h"
+#include "models/transformer.h"
+
+namespace muonrec {
+
+struct TigerConfig {
+  std::vector<int64_t> vocab_sizes;  // per code level (RqKMeans::vocab_sizes())
+  int64_t max_items = 20;            // history items in the window
+  int64_t d = 64;
+  int64_t blocks = 2;
+  int64_t heads = 1;
+  int64_t ff = 0;  // 0: same as d
+  float dropout = 0.1f;
+
+  int64_t code_length() const { return static_cast<int64_t>(vocab_sizes.size()); }
+  int64_t window() const { return max_items * code_length(); }  // token positions
+  std::string to_json() const;                                   // with "kind": "tiger"
+  static TigerConfig from_json(const std::string& text);         // throws naming the bad field
+};
+
+// One batch on the model's device: ids [B, T] (0 = padding), levels [B, T] (each token's level,
+// 0 at padding, where the input is zeroed anyway), valid [B, T]. For training, per level l: the
+// flat positions (b*T + t) whose target is a level-l token, and those targets' codes.
+struct TigerBatch {
+  Tensor ids, levels, valid;
+  std::vector<Tensor> target_positions, target_codes;
+  std::vector<int64_t> target_counts;
+  int64_t targets = 0;
+};
+
+// targets: [B*T] next tokens (0 = none), or empty for a generation batch.
+TigerBatch make_tiger_batch(const SemanticIdVocab& vocab, const std::vector<int64_t>& ids,
+                            const std::vector<int64_t>& targets, int64_t batch, int64_t T, Device device);
+
+class TigerModel {
+ public:
+  TigerModel(const TigerConfig& config, Device device, uint64_t seed);
+
+  // Final hidden states [B, T, d] for T <= window().
+  Tensor hidden(const TigerBatch& batch, bool training, PhiloxGenerator& generator);
+  // Mean over target positions of the cross-entropy within each target's level.
+  Tensor loss(const TigerBatch& batch, bool training, PhiloxGenerator& generator);
+  // Log-softmax over level `level`'s codes at the last position of every row, on the host:
+  // [B * vocab(level)] row-major. Evaluation mode (no dropout, no gradient).
+  std::vector<float> next_code_log_probs(const TigerBatch& batch, int64_t level);
+
+  ParameterList& parameters() { return params_; }
+  const TigerConfig& config() const { return config_; }
+  const SemanticIdVocab& vocab() const { return vocab_; }
+  Device device() const { return device_; }
+
+ private:
+  TigerConfig config_;
+  SemanticIdVocab vocab_;
+  Device device_;
+  ParameterList params_;
+  Tensor token_, pos_, level_;
+  TransformerBlocks blocks_;
+  LayerNorm ln_;
+};
+
+}  // namespace muonrec

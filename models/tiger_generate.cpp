@@ -1,0 +1,112 @@
+#include "models/tiger_generate.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "data/batcher.h"
+#include "engine/autograd.h"
+#include "engine/error.h"
+#include "engine/nvtx.h"
+
+namespace muonrec {
+
+std::vector<std::vector<semantic_id::BeamHit>> tiger_generate(TigerModel& model, const TigerCatalog& catalog,
+                                                              const std::vector<std::vector<int64_t>>& histories,
+                                                              const TigerGenerateOptions& options) {
+  NVTX_RANGE("tiger.generate");
+  NoGradGuard no_grad;
+  const ItemTokens& tokens = catalog.tokens;
+  const semantic_id::PrefixTrie& trie = catalog.trie;
+  const SemanticIdVocab& vocab = model.vocab();
+  const int64_t C = vocab.code_length(), W = model.config().window(), max_items = model.config().max_items;
+  MUONREC_CHECK(options.beam_width >= 1 && options.users_per_chunk >= 1,
+                "tiger generate: beam width and users per chunk must be positive");
+  MUONREC_CHECK(tokens.vocab.vocab_sizes() == vocab.vocab_sizes() && trie.depth() == C,
+                "tiger generate: the item tokens / trie (depth {}) do not match the model's vocabulary ({} levels)",
+                trie.depth(), C);
+  semantic_id::BeamSearchOptions beam;
+  beam.top_k = beam.beam_width = options.beam_width;
+
+  const auto n_users = static_cast<int64_t>(histories.size());
+  std::vector<std::vector<semantic_id::BeamHit>> results(static_cast<size_t>(n_users));
+  std::vector<int64_t> ids;
+  std::vector<int64_t> prefix_tokens;
+  for (int64_t first = 0; first < n_users; first += options.users_per_chunk) {
+    const int64_t count = std::min(options.users_per_chunk, n_users - first);
+    // Only the newest max_items items of a history can reach the window.
+    auto history = [&](int64_t u) -> std::pair<const int64_t*, int64_t> {
+      const std::vector<int64_t>& h = histories[static_cast<size_t>(first + u)];
+      const int64_t n = std::min<int64_t>(static_cast<int64_t>(h.size()), max_items);
+      return {h.data() + h.size() - n, n};
+    };
+    semantic_id::BatchStepScorer scorer = [&](const std::vector<int64_t>& users,
+                                              const std::vector<std::vector<int64_t>>& prefixes,
+                                              std::vector<std::vector<float>>& log_probs) {
+      const auto rows = static_cast<int64_t>(prefixes.size());
+      const auto level = static_cast<int64_t>(prefixes[0].size());
+      // The batch is cut to its longest row (positions stay right-aligned, see TigerModel::hidden).
+      int64_t T = 1;
+      for (int64_t r = 0; r < rows; ++r) T = std::max(T, std::min(W, history(users[r]).second * C + level));
+      ids.assign(static_cast<size_t>(rows * T), 0);
+      for (int64_t r = 0; r < rows; ++r) {
+        prefix_tokens.clear();
+        for (int64_t l = 0; l < level; ++l) prefix_tokens.push_back(vocab.token(l, prefixes[r][l]));
+        auto [items, n] = history(users[r]);
+        fill_generation_window(tokens, items, n, prefix_tokens, T, ids.data() + r * T);
+      }
+      TigerBatch batch = make_tiger_batch(vocab, ids, {}, rows, T, model.device());
+      std::vector<float> lp = model.next_code_log_probs(batch, level);
+      const int64_t V = vocab.vocab(level);
+      for (int64_t r = 0; r < rows; ++r) log_probs[r].assign(lp.begin() + r * V, lp.begin() + (r + 1) * V);
+    };
+    auto hits = semantic_id::constrained_beam_search_batch(trie, count, scorer, beam);
+    for (int64_t u = 0; u < count; ++u) results[first + u] = std::move(hits[u]);
+  }
+  return results;
+}
+
+int64_t rank_in_hits(const std::vector<semantic_id::BeamHit>& hits, int64_t target, const std::vector<int64_t>& seen) {
+  int64_t rank = 0;
+  for (const semantic_id::BeamHit& hit : hits) {
+    if (hit.item == target) return rank;
+    if (std::find(seen.begin(), seen.end(), hit.item) == seen.end()) ++rank;
+  }
+  return -1;
+}
+
+RankingMetrics evaluate_tiger(TigerModel& model, const TigerCatalog& catalog, const data::SequenceDataset& dataset, data::EvalSplit split,
+                              const TigerEvalOptions& options) {
+  NVTX_RANGE("tiger.evaluate");
+  MUONREC_CHECK(catalog.tokens.n_items == dataset.n_items,
+                "tiger evaluate: the tokenizer has {} items, the dataset {}", catalog.tokens.n_items, dataset.n_items);
+  std::vector<data::EvalExample> examples = data::LeaveOneOut::examples(dataset, split);
+  if (options.max_users > 0 && options.max_users < static_cast<int64_t>(examples.size())) {
+    std::vector<int64_t> pick = data::epoch_permutation(static_cast<int64_t>(examples.size()), options.sample_seed, 0);
+    pick.resize(static_cast<size_t>(options.max_users));
+    std::sort(pick.begin(), pick.end());
+    std::vector<data::EvalExample> sample;
+    for (int64_t i : pick) sample.push_back(examples[static_cast<size_t>(i)]);
+    examples = std::move(sample);
+  }
+  // Users with similar history lengths decode together, so each chunk's window is cut short.
+  const int64_t max_items = model.config().max_items;
+  std::stable_sort(examples.begin(), examples.end(), [&](const data::EvalExample& a, const data::EvalExample& b) {
+    return std::min(a.input_length, max_items) < std::min(b.input_length, max_items);
+  });
+  std::vector<std::vector<int64_t>> histories;
+  histories.reserve(examples.size());
+  for (const data::EvalExample& e : examples) {
+    const auto& seq = dataset.sequences[static_cast<size_t>(e.row)];
+    histories.emplace_back(seq.begin(), seq.begin() + e.input_length);
+  }
+  auto hits = tiger_generate(model, catalog, histories, options.generate);
+  RankingAccumulator acc;
+  const std::vector<int64_t> nothing_seen;
+  for (size_t i = 0; i < examples.size(); ++i) {
+    const int64_t rank = rank_in_hits(hits[i], examples[i].target, options.filter_seen ? histories[i] : nothing_seen);
+    acc.add_rank(rank >= 0 ? rank : dataset.n_items - 1);
+  }
+  return acc.result();
+}
+
+}  // namespace muonrec

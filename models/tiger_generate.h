@@ -1,0 +1,55 @@
+// Retrieval with a TIGER model: constrained beam search over the items' semantic IDs
+// (semantic_id::constrained_beam_search_batch with the prefix trie of every item's full code), and
+// its evaluation with the same RankingAccumulator as the full-ranking models.
+//
+// Each decoding step runs the model once over history + prefix for every live beam of a chunk of
+// users (one batch). There is no KV cache yet: every step recomputes the history's hidden states,
+// so a step costs a full forward over beams x window tokens (a cache would make the later steps
+// cost one token each).
+//
+// Metrics: the beam returns at most beam_width items in descending joint log-probability of the
+// full code. Items of the user's input history are dropped from that list (the other models'
+// "seen items filtered" protocol, unless filter_seen is off; the target itself is never dropped),
+// and the target's rank is its position in what remains. A target that was not returned gets rank
+// n_items - 1 (beyond every cut-off). So HR@K and NDCG@K are exact for K up to the number of unseen
+// items returned (beam_width minus the history items the beam produced; keep beam_width well above
+// K), and lower bounds beyond it: with the default beam of 20, HR@10/NDCG@10 are exact for users
+// whose beam holds at most 10 history items, while HR@50, HR@200, NDCG@50/200 and MRR are lower
+// bounds.
+#pragma once
+
+#include <vector>
+
+#include "data/dataset.h"
+#include "data/split.h"
+#include "models/evaluate.h"
+#include "models/semantic_id/beam_search.h"
+#include "models/tiger.h"
+
+namespace muonrec {
+
+struct TigerGenerateOptions {
+  int64_t beam_width = 20;       // beams kept per step = items returned
+  int64_t users_per_chunk = 64;  // users decoded together (batch rows = users x live beams)
+};
+
+// histories[u] is user u's input (oldest first; only the last max_items items are read). Returns, per user, the items
+// in descending score order (ties: ascending item id), at most beam_width.
+std::vector<std::vector<semantic_id::BeamHit>> tiger_generate(TigerModel& model, const TigerCatalog& catalog,
+                                                              const std::vector<std::vector<int64_t>>& histories,
+                                                              const TigerGenerateOptions& options);
+
+struct TigerEvalOptions {
+  TigerGenerateOptions generate;
+  bool filter_seen = true;
+  int64_t max_users = 0;  // evaluate a fixed random sample of this many users (0: all)
+  uint64_t sample_seed = 0;
+};
+
+// The rank of `target` in `hits` after dropping `seen` items (never the target), or -1 when absent.
+int64_t rank_in_hits(const std::vector<semantic_id::BeamHit>& hits, int64_t target, const std::vector<int64_t>& seen);
+
+RankingMetrics evaluate_tiger(TigerModel& model, const TigerCatalog& catalog, const data::SequenceDataset& dataset, data::EvalSplit split,
+                              const TigerEvalOptions& options);
+
+}  // namespace muonrec

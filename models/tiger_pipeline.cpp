@@ -1,0 +1,128 @@
+#include "models/tiger_pipeline.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <ostream>
+
+#include "engine/error.h"
+#include "engine/safetensors.h"
+#include "models/semantic_id/item_text.h"
+
+namespace muonrec {
+namespace {
+
+namespace fs = std::filesystem;
+
+ItemVectors vectors_from_checkpoint(const data::SequenceDataset& ds, const std::string& path) {
+  SafetensorsFile file = load_safetensors(path);
+  const Tensor& table = file.at("param.item.weight");
+  MUONREC_CHECK(table.rank() == 2 && table.dim(0) >= ds.n_items + 1,
+                "{}: param.item.weight has {} rows; the dataset needs {} (items 1..{} and padding)", path,
+                table.rank() == 2 ? table.dim(0) : 0, ds.n_items + 1, ds.n_items);
+  ItemVectors out;
+  out.dim = table.dim(1);
+  std::vector<float> all = table.to_f32_vector();
+  out.values.assign(all.begin(), all.begin() + (ds.n_items + 1) * out.dim);
+  std::fill(out.values.begin(), out.values.begin() + out.dim, 0.0f);
+  // Unit rows: k-means then clusters directions (as with the text vectors), not the norms, which
+  // mostly track popularity.
+  for (int64_t item = 1; item <= ds.n_items; ++item) {
+    float* row = out.values.data() + item * out.dim;
+    double norm = 0.0;
+    for (int64_t j = 0; j < out.dim; ++j) norm += static_cast<double>(row[j]) * row[j];
+    const float inv = norm > 0 ? static_cast<float>(1.0 / std::sqrt(norm)) : 0.0f;
+    for (int64_t j = 0; j < out.dim; ++j) row[j] *= inv;
+  }
+  out.source = fmt::format("collaborative item embeddings from {} (param.item.weight, d={}, L2-normalised)", path,
+                           out.dim);
+  return out;
+}
+
+// P_item_asin.txt and P_item_titles.txt for a prefix P, as given or beside the data file; "" if absent.
+std::pair<std::string, std::string> find_side_files(const std::string& data_path, const std::string& prefix) {
+  std::vector<std::string> candidates = {prefix};
+  if (!fs::path(prefix).has_parent_path() && fs::path(data_path).has_parent_path())
+    candidates.push_back((fs::path(data_path).parent_path() / prefix).string());
+  for (const std::string& p : candidates) {
+    const std::string asin = p + "_item_asin.txt", titles = p + "_item_titles.txt";
+    if (fs::exists(asin) && fs::exists(titles)) return {asin, titles};
+  }
+  return {};
+}
+
+std::vector<std::string> load_texts(const data::SequenceDataset& ds, const ItemVectorOptions& o, std::string* source) {
+  semantic_id::ItemTextReport report;
+  std::vector<std::string> texts;
+  if (!o.texts.empty()) {
+    MUONREC_CHECK(static_cast<int64_t>(o.texts.size()) == ds.n_items + 1,
+                  "item texts: {} given for {} items (expected n_items + 1, index 0 unused)", o.texts.size(),
+                  ds.n_items);
+    *source = "item texts given by the caller";
+    return o.texts;
+  }
+  if (!o.movies.empty()) {
+    texts = o.movie_map.empty()
+                ? semantic_id::load_movielens_item_texts(o.movies, ds.item_source_ids, {}, &report)
+                : semantic_id::load_movielens_item_texts_mapped(o.movies, o.movie_map, ds.n_items, {}, &report);
+    *source = fmt::format("{}{}; {}", o.movies, o.movie_map.empty() ? "" : " via " + o.movie_map, report.summary());
+  } else {
+    MUONREC_CHECK(o.item_text != "none",
+                  "tiger needs item vectors: give item texts (--item-text PREFIX, --movies FILE) or "
+                  "--item-vectors-from-checkpoint FILE");
+    std::string prefix = o.item_text;
+    if (prefix == "auto") {
+      prefix = fs::path(ds.source).stem().string();
+      std::transform(prefix.begin(), prefix.end(), prefix.begin(), [](unsigned char c) { return std::tolower(c); });
+    }
+    auto [asin, titles] = find_side_files(ds.source, prefix);
+    MUONREC_CHECK(!asin.empty(),
+                  "tiger: no item texts found for {} ({}_item_asin.txt and {}_item_titles.txt, as given or beside "
+                  "the data file); give --item-text PREFIX, --movies FILE or --item-vectors-from-checkpoint FILE",
+                  ds.source, prefix, prefix);
+    texts = semantic_id::load_asin_item_texts(asin, titles, ds.n_items, &report);
+    *source = fmt::format("{} + {}; {}", asin, titles, report.summary());
+  }
+  return texts;
+}
+
+}  // namespace
+
+ItemVectors item_content_vectors(const data::SequenceDataset& dataset, const ItemVectorOptions& options) {
+  if (!options.checkpoint.empty()) return vectors_from_checkpoint(dataset, options.checkpoint);
+  std::string source;
+  std::vector<std::string> texts = load_texts(dataset, options, &source);
+  semantic_id::TextEmbeddings e = semantic_id::embed_item_texts(texts, options.embedding);
+  ItemVectors out;
+  out.values = std::move(e.values);
+  out.dim = e.width;
+  out.source = fmt::format("{}; TF-IDF of {} words projected to width {} ({} items without words got random "
+                           "vectors)",
+                           source, e.vocabulary_size, e.width, e.empty_items);
+  return out;
+}
+
+TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const TigerPipelineOptions& options,
+                               Device device, std::ostream& log) {
+  ItemVectors vectors = item_content_vectors(dataset, options.vectors);
+  log << "item vectors: " << vectors.source << "\n";
+  semantic_id::RqKMeans tokenizer(options.tokenizer);
+  tokenizer.fit(vectors.values, vectors.dim);
+  log << "semantic IDs: " << tokenizer.report().summary() << "\n" << std::flush;
+
+  TigerConfig config = options.model;
+  config.vocab_sizes = tokenizer.vocab_sizes();
+  TigerCatalog catalog = TigerCatalog::from_codes(tokenizer.item_codes(), tokenizer.n_items(), config.vocab_sizes);
+  TigerModel model(config, device, options.train.train.seed);
+  std::string sizes;
+  for (int64_t v : config.vocab_sizes) sizes += (sizes.empty() ? "" : "+") + std::to_string(v);
+  log << fmt::format("model: tiger (decoder-only) d={} blocks={} heads={} ff={} history={} items ({} tokens) "
+                     "vocabulary 1+{} dropout={} ({} parameters) on {}; beam {}\n",
+                     config.d, config.blocks, config.heads, config.ff > 0 ? config.ff : config.d, config.max_items,
+                     config.window(), sizes, config.dropout, model.parameters().numel(), device_name(device),
+                     options.train.generate.beam_width);
+  return train_tiger(model, catalog, dataset, options.train, log, &tokenizer);
+}
+
+}  // namespace muonrec

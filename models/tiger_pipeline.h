@@ -1,0 +1,58 @@
+// The whole semantic-ID generative retrieval pipeline behind `muonrec train --model tiger`:
+//   1. item content vectors: TF-IDF of the item texts projected to a fixed width
+//      (semantic_id::embed_item_texts), or the item embeddings of a trained collaborative model;
+//   2. the RQ-KMeans tokenizer fitted on them (levels x codebook, plus the disambiguation token);
+//   3. a TIGER model trained on the users' histories as semantic-ID tokens (models/tiger_train.h),
+//      validated and tested by trie-constrained beam search (models/tiger_generate.h).
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "engine/device.h"
+#include "models/semantic_id/rq_kmeans.h"
+#include "models/semantic_id/tfidf.h"
+#include "models/tiger.h"
+#include "models/tiger_train.h"
+
+namespace muonrec {
+
+// Where the item vectors come from, first match wins:
+//   checkpoint   a muonrec checkpoint's param.item.weight, rows 1..n_items, L2-normalised (collaborative
+//                vectors, e.g. from a SASRec run on the same data)
+//   texts        item texts given directly ([n_items + 1], index 0 unused)
+//   movies       a MovieLens movies.dat; items map to MovieIDs through movie_map ('item_id MovieID' per
+//                line, e.g. sas_to_original_items.txt) or, without it, the dataset's source ids (right
+//                for ratings.dat / ratings.csv, the identity for dense files)
+//   item_text    Beauty-style side files P_item_asin.txt and P_item_titles.txt for a prefix P: "auto"
+//                takes P = the data file's stem in lower case ("Beauty.txt" -> "beauty"); a prefix is
+//                looked up as given, then beside the data file. "none": no text.
+struct ItemVectorOptions {
+  std::string checkpoint;
+  std::vector<std::string> texts;
+  std::string movies, movie_map;
+  std::string item_text = "auto";
+  semantic_id::TextEmbeddingOptions embedding;
+};
+
+struct ItemVectors {
+  std::vector<float> values;  // [n_items + 1, dim], row 0 zeros
+  int64_t dim = 0;
+  std::string source;         // one line for the log
+};
+
+ItemVectors item_content_vectors(const data::SequenceDataset& dataset, const ItemVectorOptions& options);
+
+struct TigerPipelineOptions {
+  ItemVectorOptions vectors;
+  semantic_id::RqKMeansOptions tokenizer;
+  TigerConfig model;  // vocab_sizes are taken from the fitted tokenizer
+  TigerTrainOptions train;
+};
+
+TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const TigerPipelineOptions& options,
+                               Device device, std::ostream& log);
+
+}  // namespace muonrec

@@ -1,0 +1,210 @@
+#include "models/tiger_train.h"
+
+#include <algorithm>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <ostream>
+
+#include "data/batcher.h"
+#include "data/split.h"
+#include "engine/autograd.h"
+#include "engine/error.h"
+#include "engine/nvtx.h"
+#include "models/run_log.h"
+
+namespace muonrec {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+// The windows of users order[first .. first + rows), cut to the longest of them.
+TigerBatch training_batch(const TigerCatalog& catalog, const data::SequenceDataset& ds,
+                          const std::vector<int64_t>& order, int64_t first, int64_t rows, int64_t window,
+                          Device device) {
+  const int64_t C = catalog.tokens.vocab.code_length();
+  // Only the newest items that can reach a window of `window` tokens (+1 for the shifted targets).
+  const int64_t needed_items = (window + 1 + C - 1) / C;
+  std::vector<std::pair<const int64_t*, int64_t>> spans;
+  int64_t T = 1;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t row = order[first + r];
+    const int64_t train = data::LeaveOneOut::train_length(ds, row), n = std::min(train, needed_items);
+    spans.emplace_back(ds.sequences[row].data() + train - n, n);
+    T = std::max(T, std::min(window, n * C - 1));
+  }
+  std::vector<int64_t> ids(static_cast<size_t>(rows * T)), targets(ids.size());
+  for (int64_t r = 0; r < rows; ++r)
+    fill_training_window(catalog.tokens, spans[r].first, spans[r].second, T, ids.data() + r * T,
+                         targets.data() + r * T);
+  return make_tiger_batch(catalog.tokens.vocab, ids, targets, rows, T, device);
+}
+
+std::vector<Tensor> snapshot(ParameterList& params) {
+  std::vector<Tensor> out;
+  for (const NamedParameter& p : params.all()) out.push_back(p.tensor.clone());
+  return out;
+}
+
+void restore(ParameterList& params, const std::vector<Tensor>& saved) {
+  for (size_t i = 0; i < saved.size(); ++i) {
+    Tensor target = params.all()[i].tensor;  // a handle to the parameter's storage
+    target.copy_from(saved[i]);
+  }
+}
+
+}  // namespace
+
+TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const data::SequenceDataset& dataset,
+                        const TigerTrainOptions& options, std::ostream& log,
+                        const semantic_id::RqKMeans* tokenizer) {
+  const TrainOptions& o = options.train;
+  MUONREC_CHECK(o.epochs > 0 && o.batch_size > 0 && o.eval_every > 0,
+                "tiger train: epochs, batch size and eval interval must be positive");
+  MUONREC_CHECK(o.resume_path.empty() && o.last_checkpoint_path.empty(),
+                "tiger train: --resume and --save-last are not supported for tiger yet");
+  MUONREC_CHECK(o.checkpoint_path.empty() || tokenizer != nullptr,
+                "tiger train: a checkpoint needs the tokenizer (pass it to train_tiger)");
+  MUONREC_CHECK(catalog.tokens.n_items == dataset.n_items, "tiger train: the catalog has {} items, the dataset {}",
+                catalog.tokens.n_items, dataset.n_items);
+  const int64_t users = dataset.num_users(), B = o.batch_size, W = model.config().window();
+  const int64_t steps_per_epoch = (users + B - 1) / B;
+  const int64_t total_steps = steps_per_epoch * o.epochs;
+  model.parameters().allocate_grad_arena();
+  OptimizerConfig optimizer_config = o.optimizer;
+  optimizer_config.schedule.total_steps = total_steps;
+  OptimizerSet optimizer(model.parameters().all(), optimizer_config);
+  for (const std::string& line : optimizer.describe()) log << "optimizer: " << line << "\n";
+  PhiloxGenerator dropout_rng(o.seed ^ 0x5eed5eedull);
+  TigerEvalOptions valid_eval{options.generate, o.eval.filter_seen, options.valid_users, o.seed};
+  TigerEvalOptions test_eval{options.generate, o.eval.filter_seen, options.test_users, o.seed};
+  if (options.valid_users > 0)
+    log << fmt::format("validation on a fixed sample of {} of {} users\n", std::min(options.valid_users, users), users);
+
+  TrainResult result;
+  double best_valid = -1.0;
+  std::vector<Tensor> best_params;
+  auto last_print = Clock::now();
+  const int64_t last_epoch = o.stop_after_epoch > 0 ? std::min(o.stop_after_epoch, o.epochs) : o.epochs;
+  for (int64_t epoch = 1; epoch <= last_epoch; ++epoch) {
+    NVTX_RANGE("epoch");
+    const auto epoch_start = Clock::now();
+    const std::vector<int64_t> order = data::epoch_permutation(users, o.seed, epoch);
+    std::vector<Tensor> pending_losses;
+    Tensor grad_norm;
+    double loss_sum = 0;
+    int64_t loss_count = 0;
+    for (int64_t step = 0; step < steps_per_epoch; ++step) {
+      NVTX_RANGE("train_step");
+      const int64_t first = step * B, rows = std::min(B, users - first);
+      TigerBatch batch = training_batch(catalog, dataset, order, first, rows, W, model.device());
+      if (batch.targets > 0) {
+        model.parameters().zero_grad();
+        Tensor loss = model.loss(batch, true, dropout_rng);
+        backward(loss);
+        if (o.max_grad_norm > 0) grad_norm = model.parameters().clip_grad_norm(o.max_grad_norm);
+        optimizer.step();
+        pending_losses.push_back(loss);
+        result.tokens += batch.targets;
+      }
+      if (seconds_since(last_print) >= o.progress_seconds || step + 1 == steps_per_epoch) {
+        for (const Tensor& l : pending_losses) loss_sum += l.item();
+        loss_count += static_cast<int64_t>(pending_losses.size());
+        pending_losses.clear();
+        const double rate = optimizer.steps() / std::max(result.train_seconds + seconds_since(epoch_start), 1e-9);
+        std::string norm = grad_norm.defined() ? fmt::format("  grad-norm {:.3f}", grad_norm.item()) : "";
+        log << fmt::format("epoch {}/{}  step {}/{}  loss {:.4f}{}  {:.1f} steps/s  ETA {}\n", epoch, o.epochs,
+                           step + 1, steps_per_epoch, loss_sum / std::max<int64_t>(loss_count, 1), norm, rate,
+                           format_duration((total_steps - optimizer.steps()) / std::max(rate, 1e-9)))
+            << std::flush;
+        last_print = Clock::now();
+      }
+    }
+    device_synchronize();
+    const double epoch_seconds = seconds_since(epoch_start);
+    result.train_seconds += epoch_seconds;
+    result.epoch_seconds.push_back(epoch_seconds);
+    const double epoch_loss = loss_sum / std::max<int64_t>(loss_count, 1);
+    result.epoch_losses.push_back(epoch_loss);
+    json record = {{"kind", "epoch"}, {"model", "tiger"},        {"epoch", epoch},
+                   {"loss", epoch_loss}, {"seconds", epoch_seconds}, {"steps", optimizer.steps()}};
+    if (epoch % o.eval_every == 0 || epoch == last_epoch) {
+      const auto eval_start = Clock::now();
+      RankingMetrics valid = evaluate_tiger(model, catalog, dataset, data::EvalSplit::Validation, valid_eval);
+      record["valid"] = json::parse(valid.to_json());
+      log << fmt::format("epoch {} validation: {}  ({:.1f} s)\n", epoch, valid.summary(), seconds_since(eval_start));
+      if (valid.ndcg10 > best_valid) {
+        best_valid = valid.ndcg10;
+        result.best_epoch = epoch;
+        result.best_valid = valid;
+        best_params = snapshot(model.parameters());
+      }
+    }
+    append_jsonl_line(o.metrics_path, record.dump());
+  }
+  result.steps = optimizer.steps();
+
+  // The test of the best validation epoch, with that epoch's parameters.
+  if (!best_params.empty()) restore(model.parameters(), best_params);
+  const auto test_start = Clock::now();
+  result.test_at_best = evaluate_tiger(model, catalog, dataset, data::EvalSplit::Test, test_eval);
+  log << fmt::format("epoch {} test (best validation): {}  ({:.1f} s)\n", result.best_epoch,
+                     result.test_at_best.summary(), seconds_since(test_start));
+  if (!o.checkpoint_path.empty()) {
+    save_tiger_checkpoint(o.checkpoint_path, model, *tokenizer,
+                          {{"epoch", std::to_string(result.best_epoch)},
+                           {"best_valid", result.best_valid.to_json()},
+                           {"test_metrics", result.test_at_best.to_json()},
+                           {"data", dataset.source}});
+  }
+  append_jsonl_line(o.metrics_path, json{{"kind", "result"},
+                                         {"model", "tiger"},
+                                         {"best_epoch", result.best_epoch},
+                                         {"train_seconds", result.train_seconds},
+                                         {"tokens_per_s", result.tokens_per_second()},
+                                         {"valid", json::parse(result.best_valid.to_json())},
+                                         {"test", json::parse(result.test_at_best.to_json())}}
+                                        .dump());
+  return result;
+}
+
+void save_tiger_checkpoint(const std::string& path, TigerModel& model, const semantic_id::RqKMeans& tokenizer,
+                           const std::map<std::string, std::string>& metadata) {
+  MUONREC_CHECK(tokenizer.vocab_sizes() == model.config().vocab_sizes,
+                "{}: the tokenizer's vocabulary does not match the model's", path);
+  std::map<std::string, Tensor> tensors = model.parameters().named("param.");
+  for (auto& [name, tensor] : tokenizer.state_dict("semantic_id.")) tensors[name] = tensor;
+  std::map<std::string, std::string> meta = metadata;
+  for (auto& [key, value] : tokenizer.metadata("semantic_id.")) meta[key] = value;
+  meta["config"] = model.config().to_json();
+  meta["format"] = "muonrec-checkpoint-1";
+  save_safetensors(path, tensors, meta);
+}
+
+bool is_tiger_checkpoint(const SafetensorsFile& file) {
+  auto it = file.metadata.find("config");
+  if (it == file.metadata.end()) return false;
+  json j = json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() && j.value("kind", "") == "tiger";
+}
+
+TigerBundle load_tiger_checkpoint(const SafetensorsFile& file, Device device) {
+  MUONREC_CHECK(is_tiger_checkpoint(file), "{}: not a tiger checkpoint (its config has no kind 'tiger')", file.path);
+  TigerBundle out;
+  TigerConfig config = TigerConfig::from_json(file.metadata.at("config"));
+  out.tokenizer = semantic_id::RqKMeans::from_state_dict(file.tensors, "semantic_id.");
+  MUONREC_CHECK(out.tokenizer.vocab_sizes() == config.vocab_sizes,
+                "{}: the tokenizer's vocabulary does not match the model config", file.path);
+  out.model = std::make_unique<TigerModel>(config, device, 0);
+  out.model->parameters().load_from(file, "param.");
+  out.catalog = TigerCatalog::from_codes(out.tokenizer.item_codes(), out.tokenizer.n_items(), config.vocab_sizes);
+  return out;
+}
+
+TigerBundle load_tiger_checkpoint(const std::string& path, Device device) {
+  return load_tiger_checkpoint(load_safetensors(path), device);
+}
+
+}  // namespace muonrec

@@ -1,0 +1,53 @@
+// Training a TIGER model (models/tiger.h): one token window per user per epoch from the user's
+// training part (fill_training_window), users shuffled by data::epoch_permutation (a pure function
+// of seed and epoch), AdamW and/or Muon through OptimizerSet, the same progress lines and JSONL
+// records as the sequential trainer, validation by constrained beam search every eval_every epochs,
+// and the test metrics of the best validation epoch (its parameters are kept in memory and restored
+// for the test). Batches are cut to their longest window (positions stay right-aligned), so short
+// histories cost less; shapes vary from batch to batch.
+#pragma once
+
+#include <iosfwd>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "data/dataset.h"
+#include "models/semantic_id/rq_kmeans.h"
+#include "models/tiger.h"
+#include "models/tiger_generate.h"
+#include "models/trainer.h"
+
+namespace muonrec {
+
+struct TigerTrainOptions {
+  // epochs, batch_size (users per step), optimizer, seed, max_grad_norm, eval_every,
+  // progress_seconds, eval.filter_seen, metrics_path, checkpoint_path, stop_after_epoch. Resuming
+  // (resume_path, last_checkpoint_path) is not supported for TIGER and is rejected.
+  TrainOptions train;
+  TigerGenerateOptions generate;
+  int64_t valid_users = 0;  // validate on a fixed random sample of this many users (0: all)
+  int64_t test_users = 0;   // same for the final test (0: all)
+};
+
+// tokenizer: saved into the checkpoint with the model (required when a checkpoint path is given).
+TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const data::SequenceDataset& dataset,
+                        const TigerTrainOptions& options, std::ostream& log,
+                        const semantic_id::RqKMeans* tokenizer = nullptr);
+
+// A TIGER checkpoint: the model's parameters ("param.*"), the tokenizer's state_dict
+// ("semantic_id.*"), and in the metadata the model config (kind "tiger"), the tokenizer's facts and
+// `metadata`.
+void save_tiger_checkpoint(const std::string& path, TigerModel& model, const semantic_id::RqKMeans& tokenizer,
+                           const std::map<std::string, std::string>& metadata);
+bool is_tiger_checkpoint(const SafetensorsFile& file);
+
+struct TigerBundle {
+  std::unique_ptr<TigerModel> model;
+  semantic_id::RqKMeans tokenizer;
+  TigerCatalog catalog;
+};
+TigerBundle load_tiger_checkpoint(const SafetensorsFile& file, Device device);
+TigerBundle load_tiger_checkpoint(const std::string& path, Device device);
+
+}  // namespace muonrec

@@ -1,0 +1,399 @@
+// TIGER-style generative retrieval: the token layout and windows (exact, hand-made), the model's
+// window invariances, generation by trie-constrained beam search on data whose next item is a
+// deterministic function of the previous one (valid, distinct items in score order, most users
+// right at rank 0, with AdamW and with Muon), and the whole pipeline (item texts -> TF-IDF ->
+// RQ-KMeans -> TIGER) against the most-popular baseline, with its checkpoint. CPU only, small.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <unistd.h>
+
+#include "data/split.h"
+#include "engine/safetensors.h"
+#include "models/semantic_id/rq_kmeans.h"
+#include "models/tiger.h"
+#include "models/tiger_generate.h"
+#include "models/tiger_pipeline.h"
+#include "models/tiger_tokens.h"
+#include "models/tiger_train.h"
+#include "test_util.h"
+
+using namespace muonrec;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    dir_ = fs::temp_directory_path() / ("muonrec_test_tiger_" + std::to_string(::getpid()) + "_" +
+                                        std::to_string(counter++));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  std::string write(const std::string& name, const std::string& content) const {
+    std::ofstream(dir_ / name, std::ios::binary) << content;
+    return path(name);
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+ private:
+  fs::path dir_;
+};
+
+data::SequenceDataset dataset_from(std::vector<std::vector<int64_t>> sequences, int64_t n_items) {
+  data::SequenceDataset ds;
+  ds.source = "test";
+  ds.n_items = n_items;
+  ds.sequences = std::move(sequences);
+  for (int64_t u = 0; u < ds.num_users(); ++u) ds.user_ids.push_back(u + 1);
+  for (int64_t i = 0; i <= n_items; ++i) ds.item_source_ids.push_back(i);
+  return ds;
+}
+
+// Item i is followed by item i % n + 1: the next item is a function of the previous one.
+data::SequenceDataset chain_dataset(int64_t users, int64_t n_items, uint64_t seed) {
+  PhiloxGenerator gen(seed);
+  std::vector<std::vector<int64_t>> sequences;
+  for (int64_t u = 0; u < users; ++u) {
+    int64_t item = 1 + static_cast<int64_t>(gen.uniform() * n_items) % n_items;
+    const int64_t length = 5 + static_cast<int64_t>(gen.uniform() * 6);
+    std::vector<int64_t> seq;
+    for (int64_t t = 0; t < length; ++t, item = item % n_items + 1) seq.push_back(item);
+    sequences.push_back(seq);
+  }
+  return dataset_from(std::move(sequences), n_items);
+}
+
+// Two levels of 4 codes for each item (so 16 prefixes for more items: some collide and the
+// disambiguation token separates them).
+TigerCatalog small_catalog(int64_t n_items, std::vector<int64_t>* vocab_sizes) {
+  std::vector<int64_t> codes((n_items + 1) * 2, -1);
+  for (int64_t i = 1; i <= n_items; ++i) {
+    codes[i * 2] = i % 4;
+    codes[i * 2 + 1] = (i / 4) % 4;
+  }
+  int64_t max_group = 0;
+  std::vector<int64_t> full = semantic_id::append_disambiguation(codes, 2, &max_group);
+  *vocab_sizes = {4, 4, max_group};
+  return TigerCatalog::from_codes(full, n_items, *vocab_sizes);
+}
+
+TigerConfig small_config(const std::vector<int64_t>& vocab_sizes) {
+  TigerConfig c;
+  c.vocab_sizes = vocab_sizes;
+  c.max_items = 6;
+  c.d = 32;
+  c.blocks = 1;
+  c.heads = 2;
+  c.dropout = 0.0f;
+  return c;
+}
+
+TigerTrainOptions small_train_options(int64_t epochs, const std::string& optimizer) {
+  TigerTrainOptions o;
+  o.train.epochs = epochs;
+  o.train.batch_size = 32;
+  o.train.eval_every = epochs;
+  o.train.progress_seconds = 1e9;
+  o.train.optimizer.optimizer = optimizer;
+  o.train.optimizer.adamw.lr = 1e-2f;
+  o.train.optimizer.muon.lr = 0.02f;
+  o.generate.beam_width = 10;
+  return o;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Token layout and windows
+
+TEST(TigerTokens, VocabularyLayoutAndRoundTrip) {
+  SemanticIdVocab vocab({4, 3, 2});
+  EXPECT_EQ(vocab.code_length(), 3);
+  EXPECT_EQ(vocab.size(), 10);  // padding + 4 + 3 + 2
+  EXPECT_EQ(vocab.offset(0), 1);
+  EXPECT_EQ(vocab.offset(1), 5);
+  EXPECT_EQ(vocab.offset(2), 8);
+  EXPECT_EQ(vocab.token(1, 2), 7);
+  EXPECT_EQ(vocab.level_of(0), -1);
+  for (int64_t token = 1; token < vocab.size(); ++token) {
+    const int64_t level = vocab.level_of(token);
+    EXPECT_EQ(vocab.token(level, vocab.code_of(token)), token);
+  }
+  EXPECT_THROW(vocab.token(1, 3), Error);
+  EXPECT_THROW(vocab.token(3, 0), Error);
+  EXPECT_THROW(vocab.level_of(10), Error);
+  EXPECT_THROW(vocab.code_of(0), Error);
+
+  // Item codes -> tokens -> codes.
+  const std::vector<int64_t> codes = {-1, -1, -1,  //
+                                      0,  0,  0,   //
+                                      3,  2,  1,   //
+                                      0,  0,  1};
+  ItemTokens tokens = ItemTokens::from_codes(codes, 3, vocab);
+  EXPECT_EQ(tokens.tokens, (std::vector<int64_t>{0, 0, 0, 1, 5, 8, 4, 7, 9, 1, 5, 9}));
+  EXPECT_EQ(tokens.codes(), codes);
+  EXPECT_THROW(ItemTokens::from_codes({-1, -1, -1, 4, 0, 0}, 1, vocab), Error);
+}
+
+TEST(TigerTokens, TrainingAndGenerationWindowsAreRightAlignedAndShifted) {
+  // Two tokens per item: item i = (code i-1 at level 0, code 0 at level 1) -> tokens (i, 5).
+  SemanticIdVocab vocab({4, 1});
+  ItemTokens tokens = ItemTokens::from_codes({-1, -1, 0, 0, 1, 0, 2, 0, 3, 0}, 4, vocab);
+  const std::vector<int64_t> items = {2, 4, 1};  // tokens 2 5 4 5 1 5
+  std::vector<int64_t> ids(8), targets(8);
+  EXPECT_EQ(fill_training_window(tokens, items.data(), 3, 8, ids.data(), targets.data()), 5);
+  EXPECT_EQ(ids, (std::vector<int64_t>{0, 0, 0, 2, 5, 4, 5, 1}));
+  EXPECT_EQ(targets, (std::vector<int64_t>{0, 0, 0, 5, 4, 5, 1, 5}));
+  // A short window keeps the newest tokens.
+  ids.assign(3, -1);
+  targets.assign(3, -1);
+  EXPECT_EQ(fill_training_window(tokens, items.data(), 3, 3, ids.data(), targets.data()), 3);
+  EXPECT_EQ(ids, (std::vector<int64_t>{4, 5, 1}));
+  EXPECT_EQ(targets, (std::vector<int64_t>{5, 1, 5}));
+  // One item: one target (its second token from its first).
+  ids.assign(4, -1);
+  targets.assign(4, -1);
+  EXPECT_EQ(fill_training_window(tokens, items.data(), 1, 4, ids.data(), targets.data()), 1);
+  EXPECT_EQ(ids, (std::vector<int64_t>{0, 0, 0, 2}));
+  EXPECT_EQ(targets, (std::vector<int64_t>{0, 0, 0, 5}));
+
+  // Generation: history then the prefix generated so far.
+  ids.assign(8, -1);
+  EXPECT_EQ(fill_generation_window(tokens, items.data(), 3, {3}, 8, ids.data()), 7);
+  EXPECT_EQ(ids, (std::vector<int64_t>{0, 2, 5, 4, 5, 1, 5, 3}));
+  ids.assign(4, -1);
+  EXPECT_EQ(fill_generation_window(tokens, items.data(), 3, {3}, 4, ids.data()), 4);
+  EXPECT_EQ(ids, (std::vector<int64_t>{5, 1, 5, 3}));
+}
+
+TEST(TigerTokens, BatchSplitsTargetsByLevel) {
+  SemanticIdVocab vocab({4, 1});
+  // ids 0 2 5 4 | targets 0 5 4 5
+  TigerBatch b = make_tiger_batch(vocab, {0, 2, 5, 4}, {0, 5, 4, 5}, 1, 4, Device::CPU);
+  EXPECT_EQ(b.levels.to_f32_vector(), (std::vector<float>{0, 0, 1, 0}));
+  EXPECT_EQ(b.valid.to_f32_vector(), (std::vector<float>{0, 1, 1, 1}));
+  EXPECT_EQ(b.targets, 3);
+  EXPECT_EQ(b.target_counts, (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(b.target_positions[0].to_f32_vector(), (std::vector<float>{2}));
+  EXPECT_EQ(b.target_codes[0].to_f32_vector(), (std::vector<float>{3}));
+  EXPECT_EQ(b.target_positions[1].to_f32_vector(), (std::vector<float>{1, 3}));
+  EXPECT_EQ(b.target_codes[1].to_f32_vector(), (std::vector<float>{0, 0}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model
+
+TEST(TigerModelTest, ShortWindowMatchesPaddedWindowAndIsCausal) {
+  std::vector<int64_t> vocab_sizes;
+  TigerCatalog catalog = small_catalog(20, &vocab_sizes);
+  TigerModel model(small_config(vocab_sizes), Device::CPU, 5);
+  const int64_t W = model.config().window();
+  const std::vector<int64_t> items = {3, 9, 14};
+  std::vector<int64_t> full(W), cut(10);
+  fill_generation_window(catalog.tokens, items.data(), 3, {}, W, full.data());
+  fill_generation_window(catalog.tokens, items.data(), 3, {}, 10, cut.data());
+  auto a = model.next_code_log_probs(make_tiger_batch(model.vocab(), full, {}, 1, W, Device::CPU), 0);
+  auto b = model.next_code_log_probs(make_tiger_batch(model.vocab(), cut, {}, 1, 10, Device::CPU), 0);
+  ASSERT_EQ(a.size(), 4u);
+  EXPECT_LT(testkit::relative_error(a, b), 1e-5);
+  double total = 0;
+  for (float v : a) total += std::exp(v);
+  EXPECT_NEAR(total, 1.0, 1e-5);
+
+  // Changing the newest token leaves every earlier position's hidden state alone.
+  PhiloxGenerator unused(0);
+  std::vector<int64_t> changed = full;
+  changed[W - 1] = catalog.tokens.item(7)[2];
+  Tensor h1 = model.hidden(make_tiger_batch(model.vocab(), full, {}, 1, W, Device::CPU), false, unused);
+  Tensor h2 = model.hidden(make_tiger_batch(model.vocab(), changed, {}, 1, W, Device::CPU), false, unused);
+  std::vector<float> v1 = h1.to_f32_vector(), v2 = h2.to_f32_vector();
+  const size_t d = static_cast<size_t>(model.config().d), before = (W - 1) * d;
+  EXPECT_EQ(std::vector<float>(v1.begin(), v1.begin() + before), std::vector<float>(v2.begin(), v2.begin() + before));
+  EXPECT_NE(std::vector<float>(v1.begin() + before, v1.end()), std::vector<float>(v2.begin() + before, v2.end()));
+
+  // Parameter names and the config round trip.
+  EXPECT_NO_THROW(model.parameters().find("token.weight"));
+  EXPECT_NO_THROW(model.parameters().find("level.weight"));
+  EXPECT_NO_THROW(model.parameters().find("blocks.0.qkv.weight"));
+  TigerConfig again = TigerConfig::from_json(model.config().to_json());
+  EXPECT_EQ(again.to_json(), model.config().to_json());
+  EXPECT_THROW(TigerConfig::from_json(R"({"kind": "sasrec"})"), Error);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generation
+
+class TigerGeneration : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TigerGeneration, LearnsDeterministicSuccessorAndReturnsValidDistinctRankedItems) {
+  const int64_t n_items = 30;
+  data::SequenceDataset ds = chain_dataset(240, n_items, 11);
+  std::vector<int64_t> vocab_sizes;
+  TigerCatalog catalog = small_catalog(n_items, &vocab_sizes);
+  ASSERT_GE(vocab_sizes[2], 2) << "the catalog should exercise the disambiguation token";
+  TigerModel model(small_config(vocab_sizes), Device::CPU, 3);
+  std::ostringstream log;
+  TrainResult result = train_tiger(model, catalog, ds, small_train_options(12, GetParam()), log);
+  EXPECT_LT(result.epoch_losses.back(), 0.5 * result.epoch_losses.front()) << log.str();
+  EXPECT_NE(log.str().find("steps/s"), std::string::npos);
+
+  // The test split: the target follows the last input item. Chance at rank 0 is 1/30.
+  EXPECT_GT(result.test_at_best.hr1, 0.7) << result.test_at_best.summary() << "\n" << log.str();
+
+  std::vector<std::vector<int64_t>> histories = {{4, 5, 6}, {29, 30}, {11}};
+  TigerGenerateOptions gen;
+  gen.beam_width = 8;
+  gen.users_per_chunk = 2;  // two chunks
+  auto hits = tiger_generate(model, catalog, histories, gen);
+  ASSERT_EQ(hits.size(), 3u);
+  for (size_t u = 0; u < hits.size(); ++u) {
+    ASSERT_EQ(hits[u].size(), 8u);
+    std::set<int64_t> distinct;
+    for (size_t k = 0; k < hits[u].size(); ++k) {
+      const semantic_id::BeamHit& hit = hits[u][k];
+      EXPECT_GE(hit.item, 1);
+      EXPECT_LE(hit.item, n_items);
+      EXPECT_EQ(catalog.trie.item(hit.code), hit.item);  // a real item's full code
+      distinct.insert(hit.item);
+      if (k > 0) EXPECT_GE(hits[u][k - 1].score, hit.score);
+    }
+    EXPECT_EQ(distinct.size(), hits[u].size());
+  }
+  EXPECT_EQ(hits[0][0].item, 7);
+  EXPECT_EQ(hits[1][0].item, 1);
+  EXPECT_EQ(hits[2][0].item, 12);
+}
+
+INSTANTIATE_TEST_SUITE_P(Optimizers, TigerGeneration, ::testing::Values("adamw", "muon"));
+
+TEST(TigerGenerationRanks, SeenItemsAreDroppedButNeverTheTarget) {
+  std::vector<semantic_id::BeamHit> hits(4);
+  for (int i = 0; i < 4; ++i) hits[i].item = 10 + i;  // 10 11 12 13
+  EXPECT_EQ(rank_in_hits(hits, 12, {}), 2);
+  EXPECT_EQ(rank_in_hits(hits, 12, {10}), 1);
+  EXPECT_EQ(rank_in_hits(hits, 12, {10, 11, 12}), 0);
+  EXPECT_EQ(rank_in_hits(hits, 99, {}), -1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pipeline
+
+namespace {
+
+// 8 topics of 10 items; each user stays in one topic and mostly walks it in order (item k of a
+// topic -> item k+1), sometimes jumping inside the topic. Item texts name the topic (two words
+// shared by its items) and a word of the item's position, so text similarity carries the topic.
+struct TopicData {
+  data::SequenceDataset ds;
+  std::vector<std::string> texts;
+};
+
+TopicData topic_data() {
+  const int64_t topics = 8, per_topic = 10, n_items = topics * per_topic;
+  const char* colors[] = {"red", "blue", "green", "amber", "violet", "black", "white", "silver"};
+  const char* kinds[] = {"shampoo", "lipstick", "perfume", "lotion", "mascara", "soap", "brush", "polish"};
+  TopicData out;
+  out.texts.assign(n_items + 1, "");
+  for (int64_t i = 1; i <= n_items; ++i) {
+    const int64_t topic = (i - 1) / per_topic, k = (i - 1) % per_topic;
+    out.texts[i] = fmt::format("{} {} size{} edition{}", colors[topic], kinds[topic], k, k % 3);
+  }
+  PhiloxGenerator gen(21);
+  std::vector<std::vector<int64_t>> sequences;
+  for (int64_t u = 0; u < 400; ++u) {
+    const int64_t topic = static_cast<int64_t>(gen.uniform() * topics) % topics;
+    int64_t k = static_cast<int64_t>(gen.uniform() * per_topic) % per_topic;
+    const int64_t length = 5 + static_cast<int64_t>(gen.uniform() * 8);
+    std::vector<int64_t> seq;
+    for (int64_t t = 0; t < length; ++t) {
+      seq.push_back(1 + topic * per_topic + k);
+      k = gen.uniform() < 0.8f ? (k + 1) % per_topic : static_cast<int64_t>(gen.uniform() * per_topic) % per_topic;
+    }
+    sequences.push_back(seq);
+  }
+  out.ds = dataset_from(std::move(sequences), n_items);
+  return out;
+}
+
+}  // namespace
+
+TEST(TigerPipeline, BeatsMostPopularAndCheckpointReproducesTestMetrics) {
+  TopicData data = topic_data();
+  TempDir dir;
+  TigerPipelineOptions o;
+  o.vectors.texts = data.texts;
+  o.vectors.embedding.width = 16;
+  o.vectors.embedding.tfidf.min_df = 1;
+  o.tokenizer.levels = 2;
+  o.tokenizer.codebook_size = 8;
+  o.model = small_config({});
+  o.train = small_train_options(10, "adamw");
+  o.train.train.checkpoint_path = dir.path("tiger.safetensors");
+  o.train.train.metrics_path = dir.path("metrics.jsonl");
+  o.train.generate.beam_width = 20;
+  std::ostringstream log;
+  TrainResult result = run_tiger_pipeline(data.ds, o, Device::CPU, log);
+  EXPECT_NE(log.str().find("semantic IDs"), std::string::npos) << log.str();
+
+  EvalOptions eval;
+  RankingMetrics pop = evaluate_popularity(data.ds, data::EvalSplit::Test, eval);
+  EXPECT_GT(result.test_at_best.ndcg10, 2.0 * pop.ndcg10)
+      << "tiger " << result.test_at_best.summary() << " vs popularity " << pop.summary() << "\n" << log.str();
+
+  // The checkpoint holds model and tokenizer: reloading reproduces the test metrics exactly.
+  SafetensorsFile file = load_safetensors(o.train.train.checkpoint_path);
+  ASSERT_TRUE(is_tiger_checkpoint(file));
+  TigerBundle bundle = load_tiger_checkpoint(file, Device::CPU);
+  TigerEvalOptions test_eval;
+  test_eval.generate = o.train.generate;
+  RankingMetrics again = evaluate_tiger(*bundle.model, bundle.catalog, data.ds, data::EvalSplit::Test, test_eval);
+  EXPECT_EQ(again.to_json(), result.test_at_best.to_json());
+  EXPECT_EQ(bundle.tokenizer.levels(), 2);
+
+  std::ifstream metrics(o.train.train.metrics_path);
+  std::string line;
+  int lines = 0;
+  while (std::getline(metrics, line)) ++lines;
+  EXPECT_EQ(lines, 11);  // 10 epochs and the result
+}
+
+TEST(TigerPipeline, ItemVectorSources) {
+  TempDir dir;
+  const std::string data_path = dir.write("Toy.txt", "1 1 2 3\n2 2 3 1\n");
+  data::SequenceDataset ds = dataset_from({{1, 2, 3}, {2, 3, 1}}, 3);
+  ds.source = data_path;
+
+  // auto: toy_item_asin.txt + toy_item_titles.txt beside the data file.
+  ItemVectorOptions o;
+  o.embedding.width = 8;
+  o.embedding.tfidf.min_df = 1;
+  EXPECT_THROW(item_content_vectors(ds, o), Error);  // no side files yet
+  dir.write("toy_item_asin.txt", "1 A1\n2 A2\n3 A3\n");
+  dir.write("toy_item_titles.txt", "A1 red soap\nA2 red brush\nA3 blue soap\n");
+  ItemVectors v = item_content_vectors(ds, o);
+  EXPECT_EQ(v.dim, 8);
+  EXPECT_EQ(v.values.size(), 4u * 8u);
+  EXPECT_NE(v.source.find("toy_item_titles.txt"), std::string::npos) << v.source;
+
+  // A collaborative model's item table: rows 1..n, L2-normalised.
+  const std::string ckpt = dir.path("sasrec.safetensors");
+  save_safetensors(ckpt, {{"param.item.weight", Tensor::from_f32({0, 0, 3, 4, 0, 2, 1, 0}, {4, 2})}});
+  o.checkpoint = ckpt;
+  v = item_content_vectors(ds, o);
+  EXPECT_EQ(v.dim, 2);
+  EXPECT_EQ(v.values, (std::vector<float>{0, 0, 0.6f, 0.8f, 0, 1, 1, 0}));
+  ds.n_items = 4;
+  EXPECT_THROW(item_content_vectors(ds, o), Error);  // the table is too short for 4 items
+}
