@@ -60,21 +60,10 @@ void attention_case(int64_t B, int64_t H, int64_t T, int64_t D, Device device) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string device_name = "auto";
-  bool small = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--device" && i + 1 < argc) {
-      device_name = argv[++i];
-    } else if (arg == "--small") {
-      small = true;
-    } else {
-      std::cerr << "usage: bench_ops [--device auto|cpu|cuda] [--small]\n";
-      return 2;
-    }
-  }
   try {
-    const Device device = parse_device(device_name);
+    const bench::BenchArgs args = bench::parse_bench_args(argc, argv, "bench_ops");
+    const Device device = args.device;
+    const bool small = args.small;
     attention_case(128, 1, 200, 64, device);
     if (!small) {
       attention_case(128, 4, 200, 64, device);

@@ -36,21 +36,10 @@ int64_t numel(const std::vector<NamedParameter>& params) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string device_name = "auto";
-  bool small = false;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--device" && i + 1 < argc) {
-      device_name = argv[++i];
-    } else if (arg == "--small") {
-      small = true;
-    } else {
-      std::cerr << "usage: bench_optim [--device auto|cpu|cuda] [--small]\n";
-      return 2;
-    }
-  }
   try {
-    const Device device = parse_device(device_name);
+    const bench::BenchArgs args = bench::parse_bench_args(argc, argv, "bench_optim");
+    const Device device = args.device;
+    const bool small = args.small;
     if (!small) {
       // 6 x 4096^2 = 100.7M parameters. Traffic per parameter: read p, g, m, v and write p, m, v
       // (28 bytes), the figure the peer reports.

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/device.h"
+#include "engine/error.h"
 #ifdef MUONREC_WITH_CUDA
 #include "engine/cuda_check.h"
 #endif
@@ -48,6 +49,29 @@ inline double median_ms(const std::function<void()>& fn, Device device, int warm
   }
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
+}
+
+struct BenchArgs {
+  Device device = Device::CPU;
+  bool small = false;  // only the small shapes (what a CPU can time)
+};
+
+// [--device auto|cpu|cuda] [--small]; throws with the usage line on anything else.
+inline BenchArgs parse_bench_args(int argc, char** argv, const std::string& name) {
+  std::string device = "auto";
+  BenchArgs args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--device" && i + 1 < argc) {
+      device = argv[++i];
+    } else if (arg == "--small") {
+      args.small = true;
+    } else {
+      MUONREC_FAIL("usage: {} [--device auto|cpu|cuda] [--small] (unknown argument '{}')", name, arg);
+    }
+  }
+  args.device = parse_device(device);
+  return args;
 }
 
 inline void report(const std::string& op, double ms, const std::string& extra = "") {

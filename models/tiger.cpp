@@ -47,30 +47,32 @@ TigerConfig TigerConfig::from_json(const std::string& text) {
 }
 
 TigerBatch make_tiger_batch(const SemanticIdVocab& vocab, const std::vector<int64_t>& ids,
-                            const std::vector<int64_t>& targets, int64_t batch, int64_t T, Device device) {
+                            const std::vector<int64_t>& positions, const std::vector<int64_t>& targets,
+                            int64_t batch, int64_t T, Device device) {
   const size_t n = static_cast<size_t>(batch * T);
-  MUONREC_CHECK(ids.size() == n && (targets.empty() || targets.size() == n), "tiger batch arrays do not match [{}, {}]",
-                batch, T);
+  MUONREC_CHECK(ids.size() == n && positions.size() == n && (targets.empty() || targets.size() == n),
+                "tiger batch arrays do not match [{}, {}]", batch, T);
   const int64_t C = vocab.code_length();
   std::vector<int64_t> levels(n);
   std::vector<float> valid(n);
-  std::vector<std::vector<int64_t>> positions(C), codes(C);
+  std::vector<std::vector<int64_t>> target_positions(C), codes(C);
   for (size_t i = 0; i < n; ++i) {
     levels[i] = std::max<int64_t>(vocab.level_of(ids[i]), 0);
     valid[i] = ids[i] > 0 ? 1.0f : 0.0f;
     if (!targets.empty() && targets[i] > 0) {
       const int64_t level = vocab.level_of(targets[i]);
-      positions[level].push_back(static_cast<int64_t>(i));
+      target_positions[level].push_back(static_cast<int64_t>(i));
       codes[level].push_back(vocab.code_of(targets[i]));
     }
   }
   TigerBatch out;
   out.ids = Tensor::from_i64(ids, {batch, T}, device);
+  out.positions = Tensor::from_i64(positions, {batch, T}, device);
   out.levels = Tensor::from_i64(levels, {batch, T}, device);
   out.valid = Tensor::from_f32(valid, {batch, T}, device);
   for (int64_t l = 0; l < C; ++l) {
-    const auto count = static_cast<int64_t>(positions[l].size());
-    out.target_positions.push_back(Tensor::from_i64(positions[l], {count}, device));
+    const auto count = static_cast<int64_t>(target_positions[l].size());
+    out.target_positions.push_back(Tensor::from_i64(target_positions[l], {count}, device));
     out.target_codes.push_back(Tensor::from_i64(codes[l], {count}, device));
     out.target_counts.push_back(count);
     out.targets += count;
@@ -88,7 +90,7 @@ TigerModel::TigerModel(const TigerConfig& config, Device device, uint64_t seed)
   Tensor token = init_normal({vocab_.size(), d}, 0.02f, gen, Device::CPU);
   std::fill(token.data<float>(), token.data<float>() + d, 0.0f);  // padding row, as padding_idx
   token_ = params_.add("token.weight", token.to(device), /*embedding=*/true);
-  pos_ = params_.add("pos.weight", init_normal({config.window(), d}, 0.02f, gen, device), /*embedding=*/true);
+  pos_ = params_.add("pos.weight", init_normal({config.max_items + 1, d}, 0.02f, gen, device), /*embedding=*/true);
   level_ = params_.add("level.weight", init_normal({config.code_length(), d}, 0.02f, gen, device), /*embedding=*/true);
   blocks_ = TransformerBlocks(params_, config.blocks, d, ff, gen, device);
   ln_ = LayerNorm(params_, "ln", d, 1e-5f, device);
@@ -101,9 +103,7 @@ Tensor TigerModel::hidden(const TigerBatch& batch, bool training, PhiloxGenerato
                 config_.max_items, config_.code_length());
   const float p = config_.dropout;
   Tensor x = ops::scale(ops::embedding(token_, batch.ids), std::sqrt(static_cast<float>(config_.d)));
-  // Right-aligned positions: a window shorter than W (a batch cut to its longest row) uses the last
-  // T rows, so the newest token always has the same position embedding.
-  x = ops::add(x, pos_.narrow_rows(W - T, T));
+  x = ops::add(x, ops::embedding(pos_, batch.positions));
   x = ops::add(x, ops::embedding(level_, batch.levels));
   x = ops::scale_rows(ops::dropout(x, p, gen, training), batch.valid);
   return ln_(blocks_.forward(x, batch.valid, config_.heads, /*causal=*/true, p, training, gen));

@@ -9,9 +9,9 @@
 // position of the history at once (each item's tokens are predicted from the items before it, as
 // SASRec's all-position training), and generates the code as continued next-token prediction.
 //
-// Parameters: token.weight [vocab, d] (row 0 padding, zero), pos.weight [window, d] (positions are
-// right-aligned: the newest token of any window sits at row window-1), level.weight [code_length, d]
-// (which level of the tuple a token is), blocks.{b}.{ln1,qkv,proj,ln2,fc1,fc2}, ln. Input =
+// Parameters: token.weight [vocab, d] (row 0 padding, zero), pos.weight [max_items + 1, d] (the
+// recency of a token's item, see models/tiger_tokens.h), level.weight [code_length, d] (which level
+// of the tuple a token is), blocks.{b}.{ln1,qkv,proj,ln2,fc1,fc2}, ln. Input =
 // token * sqrt(d) + pos + level; output logits tied to token.weight. The softmax of the loss and of
 // generation is over the target level's token range only (a token's level is known from where it
 // sits in the item's code, so the other levels' tokens are never candidates).
@@ -36,24 +36,26 @@ struct TigerConfig {
   float dropout = 0.1f;
 
   int64_t code_length() const { return static_cast<int64_t>(vocab_sizes.size()); }
-  int64_t window() const { return max_items * code_length(); }  // token positions
+  int64_t window() const { return max_items * code_length(); }  // longest token window
   std::string to_json() const;                                   // with "kind": "tiger"
   static TigerConfig from_json(const std::string& text);         // throws naming the bad field
 };
 
-// One batch on the model's device: ids [B, T] (0 = padding), levels [B, T] (each token's level,
-// 0 at padding, where the input is zeroed anyway), valid [B, T]. For training, per level l: the
+// One batch on the model's device: ids [B, T] (0 = padding), positions [B, T] (item recency, as the
+// window functions of models/tiger_tokens.h fill it), levels [B, T] (each token's level; 0 at
+// padding, where the input is zeroed anyway), valid [B, T]. For training, per level l: the
 // flat positions (b*T + t) whose target is a level-l token, and those targets' codes.
 struct TigerBatch {
-  Tensor ids, levels, valid;
+  Tensor ids, positions, levels, valid;
   std::vector<Tensor> target_positions, target_codes;
   std::vector<int64_t> target_counts;
   int64_t targets = 0;
 };
 
-// targets: [B*T] next tokens (0 = none), or empty for a generation batch.
+// Host arrays [B*T] row-major. targets: next tokens (0 = none), or empty for a generation batch.
 TigerBatch make_tiger_batch(const SemanticIdVocab& vocab, const std::vector<int64_t>& ids,
-                            const std::vector<int64_t>& targets, int64_t batch, int64_t T, Device device);
+                            const std::vector<int64_t>& positions, const std::vector<int64_t>& targets,
+                            int64_t batch, int64_t T, Device device);
 
 class TigerModel {
  public:

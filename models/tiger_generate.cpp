@@ -29,7 +29,7 @@ std::vector<std::vector<semantic_id::BeamHit>> tiger_generate(TigerModel& model,
 
   const auto n_users = static_cast<int64_t>(histories.size());
   std::vector<std::vector<semantic_id::BeamHit>> results(static_cast<size_t>(n_users));
-  std::vector<int64_t> ids;
+  std::vector<int64_t> ids, positions;
   std::vector<int64_t> prefix_tokens;
   for (int64_t first = 0; first < n_users; first += options.users_per_chunk) {
     const int64_t count = std::min(options.users_per_chunk, n_users - first);
@@ -44,17 +44,18 @@ std::vector<std::vector<semantic_id::BeamHit>> tiger_generate(TigerModel& model,
                                               std::vector<std::vector<float>>& log_probs) {
       const auto rows = static_cast<int64_t>(prefixes.size());
       const auto level = static_cast<int64_t>(prefixes[0].size());
-      // The batch is cut to its longest row (positions stay right-aligned, see TigerModel::hidden).
+      // The batch is cut to its longest row.
       int64_t T = 1;
       for (int64_t r = 0; r < rows; ++r) T = std::max(T, std::min(W, history(users[r]).second * C + level));
       ids.assign(static_cast<size_t>(rows * T), 0);
+      positions.assign(ids.size(), 0);
       for (int64_t r = 0; r < rows; ++r) {
         prefix_tokens.clear();
         for (int64_t l = 0; l < level; ++l) prefix_tokens.push_back(vocab.token(l, prefixes[r][l]));
         auto [items, n] = history(users[r]);
-        fill_generation_window(tokens, items, n, prefix_tokens, T, ids.data() + r * T);
+        fill_generation_window(tokens, items, n, prefix_tokens, T, ids.data() + r * T, positions.data() + r * T);
       }
-      TigerBatch batch = make_tiger_batch(vocab, ids, {}, rows, T, model.device());
+      TigerBatch batch = make_tiger_batch(vocab, ids, positions, {}, rows, T, model.device());
       std::vector<float> lp = model.next_code_log_probs(batch, level);
       const int64_t V = vocab.vocab(level);
       for (int64_t r = 0; r < rows; ++r) log_probs[r].assign(lp.begin() + r * V, lp.begin() + (r + 1) * V);

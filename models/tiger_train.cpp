@@ -35,11 +35,11 @@ TigerBatch training_batch(const TigerCatalog& catalog, const data::SequenceDatas
     spans.emplace_back(ds.sequences[row].data() + train - n, n);
     T = std::max(T, std::min(window, n * C - 1));
   }
-  std::vector<int64_t> ids(static_cast<size_t>(rows * T)), targets(ids.size());
+  std::vector<int64_t> ids(static_cast<size_t>(rows * T)), positions(ids.size()), targets(ids.size());
   for (int64_t r = 0; r < rows; ++r)
     fill_training_window(catalog.tokens, spans[r].first, spans[r].second, T, ids.data() + r * T,
-                         targets.data() + r * T);
-  return make_tiger_batch(catalog.tokens.vocab, ids, targets, rows, T, device);
+                         positions.data() + r * T, targets.data() + r * T);
+  return make_tiger_batch(catalog.tokens.vocab, ids, positions, targets, rows, T, device);
 }
 
 std::vector<Tensor> snapshot(ParameterList& params) {
@@ -157,6 +157,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
                           {{"epoch", std::to_string(result.best_epoch)},
                            {"best_valid", result.best_valid.to_json()},
                            {"test_metrics", result.test_at_best.to_json()},
+                           {"beam_width", std::to_string(options.generate.beam_width)},
                            {"data", dataset.source}});
   }
   append_jsonl_line(o.metrics_path, json{{"kind", "result"},

@@ -3,7 +3,7 @@
 // of seed and epoch), AdamW and/or Muon through OptimizerSet, the same progress lines and JSONL
 // records as the sequential trainer, validation by constrained beam search every eval_every epochs,
 // and the test metrics of the best validation epoch (its parameters are kept in memory and restored
-// for the test). Batches are cut to their longest window (positions stay right-aligned), so short
+// for the test). Batches are cut to their longest window, so short
 // histories cost less; shapes vary from batch to batch.
 #pragma once
 

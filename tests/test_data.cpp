@@ -22,6 +22,7 @@
 #include "data/split.h"
 #include "data/synthetic.h"
 #include "engine/error.h"
+#include "test_util.h"
 
 namespace muonrec::data {
 namespace {
@@ -30,41 +31,8 @@ namespace fs = std::filesystem;
 using Seqs = std::vector<std::vector<int64_t>>;
 using Ids = std::vector<int64_t>;
 
-// A fresh directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    dir_ = fs::temp_directory_path() /
-           ("muonrec_test_data_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string write(const std::string& name, const std::string& content) const {
-    const fs::path path = dir_ / name;
-    std::ofstream(path, std::ios::binary) << content;
-    return path.string();
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
- private:
-  fs::path dir_;
-};
-
-// Runs `f`, expects a muonrec::Error whose message contains every one of `parts`.
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "expected muonrec::Error";
-  } catch (const muonrec::Error& e) {
-    const std::string message = e.what();
-    for (const auto& part : parts) EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
-  }
-}
+using testkit::expect_error;
+using testkit::TempDir;
 
 void expect_read_error(const std::string& path, Format format, const std::vector<std::string>& parts) {
   ReadOptions options;
@@ -618,14 +586,7 @@ TEST(DataSynthetic, SmallConfigurationsAndBadOptions) {
 // ---------------------------------------------------------------------------------------------
 // Real benchmark files (skipped where shared/ is absent)
 
-fs::path shared_dir() {
-  if (const char* env = std::getenv("MUONREC_SHARED")) return env;
-#ifdef MUONREC_SOURCE_DIR
-  return fs::path(MUONREC_SOURCE_DIR "/../shared");
-#else
-  return fs::path("../shared");
-#endif
-}
+fs::path shared_dir() { return testkit::shared_dir(); }
 
 // Reads `relative` under shared/ and reports the time; empty optional-like flag when absent.
 bool read_shared(const std::string& relative, SequenceDataset& ds, double& seconds) {

@@ -89,6 +89,11 @@ TigerCatalog small_catalog(int64_t n_items, std::vector<int64_t>* vocab_sizes) {
   return TigerCatalog::from_codes(full, n_items, *vocab_sizes);
 }
 
+std::vector<int64_t> ints(const Tensor& t) {
+  const int64_t* p = t.data<int64_t>();
+  return std::vector<int64_t>(p, p + t.numel());
+}
+
 TigerConfig small_config(const std::vector<int64_t>& vocab_sizes) {
   TigerConfig c;
   c.vocab_sizes = vocab_sizes;
@@ -152,44 +157,54 @@ TEST(TigerTokens, TrainingAndGenerationWindowsAreRightAlignedAndShifted) {
   SemanticIdVocab vocab({4, 1});
   ItemTokens tokens = ItemTokens::from_codes({-1, -1, 0, 0, 1, 0, 2, 0, 3, 0}, 4, vocab);
   const std::vector<int64_t> items = {2, 4, 1};  // tokens 2 5 4 5 1 5
-  std::vector<int64_t> ids(8), targets(8);
-  EXPECT_EQ(fill_training_window(tokens, items.data(), 3, 8, ids.data(), targets.data()), 5);
+  std::vector<int64_t> ids(8), pos(8), targets(8);
+  EXPECT_EQ(fill_training_window(tokens, items.data(), 3, 8, ids.data(), pos.data(), targets.data()), 5);
   EXPECT_EQ(ids, (std::vector<int64_t>{0, 0, 0, 2, 5, 4, 5, 1}));
   EXPECT_EQ(targets, (std::vector<int64_t>{0, 0, 0, 5, 4, 5, 1, 5}));
+  EXPECT_EQ(pos, (std::vector<int64_t>{0, 0, 0, 2, 2, 1, 1, 0}));  // item recency, newest item 0
   // A short window keeps the newest tokens.
   ids.assign(3, -1);
+  pos.assign(3, -1);
   targets.assign(3, -1);
-  EXPECT_EQ(fill_training_window(tokens, items.data(), 3, 3, ids.data(), targets.data()), 3);
+  EXPECT_EQ(fill_training_window(tokens, items.data(), 3, 3, ids.data(), pos.data(), targets.data()), 3);
   EXPECT_EQ(ids, (std::vector<int64_t>{4, 5, 1}));
   EXPECT_EQ(targets, (std::vector<int64_t>{5, 1, 5}));
+  EXPECT_EQ(pos, (std::vector<int64_t>{1, 1, 0}));
   // One item: one target (its second token from its first).
   ids.assign(4, -1);
+  pos.assign(4, -1);
   targets.assign(4, -1);
-  EXPECT_EQ(fill_training_window(tokens, items.data(), 1, 4, ids.data(), targets.data()), 1);
+  EXPECT_EQ(fill_training_window(tokens, items.data(), 1, 4, ids.data(), pos.data(), targets.data()), 1);
   EXPECT_EQ(ids, (std::vector<int64_t>{0, 0, 0, 2}));
   EXPECT_EQ(targets, (std::vector<int64_t>{0, 0, 0, 5}));
+  EXPECT_EQ(pos, (std::vector<int64_t>{0, 0, 0, 0}));
 
-  // Generation: history then the prefix generated so far.
+  // Generation: history then the prefix generated so far (the item being generated has recency 0).
   ids.assign(8, -1);
-  EXPECT_EQ(fill_generation_window(tokens, items.data(), 3, {3}, 8, ids.data()), 7);
+  pos.assign(8, -1);
+  EXPECT_EQ(fill_generation_window(tokens, items.data(), 3, {3}, 8, ids.data(), pos.data()), 7);
   EXPECT_EQ(ids, (std::vector<int64_t>{0, 2, 5, 4, 5, 1, 5, 3}));
+  EXPECT_EQ(pos, (std::vector<int64_t>{0, 3, 3, 2, 2, 1, 1, 0}));
   ids.assign(4, -1);
-  EXPECT_EQ(fill_generation_window(tokens, items.data(), 3, {3}, 4, ids.data()), 4);
-  EXPECT_EQ(ids, (std::vector<int64_t>{5, 1, 5, 3}));
+  pos.assign(4, -1);
+  EXPECT_EQ(fill_generation_window(tokens, items.data(), 3, {}, 4, ids.data(), pos.data()), 4);
+  EXPECT_EQ(ids, (std::vector<int64_t>{4, 5, 1, 5}));
+  EXPECT_EQ(pos, (std::vector<int64_t>{2, 2, 1, 1}));
 }
 
 TEST(TigerTokens, BatchSplitsTargetsByLevel) {
   SemanticIdVocab vocab({4, 1});
   // ids 0 2 5 4 | targets 0 5 4 5
-  TigerBatch b = make_tiger_batch(vocab, {0, 2, 5, 4}, {0, 5, 4, 5}, 1, 4, Device::CPU);
-  EXPECT_EQ(b.levels.to_f32_vector(), (std::vector<float>{0, 0, 1, 0}));
+  TigerBatch b = make_tiger_batch(vocab, {0, 2, 5, 4}, {0, 1, 1, 0}, {0, 5, 4, 5}, 1, 4, Device::CPU);
+  EXPECT_EQ(ints(b.levels), (std::vector<int64_t>{0, 0, 1, 0}));
+  EXPECT_EQ(ints(b.positions), (std::vector<int64_t>{0, 1, 1, 0}));
   EXPECT_EQ(b.valid.to_f32_vector(), (std::vector<float>{0, 1, 1, 1}));
   EXPECT_EQ(b.targets, 3);
   EXPECT_EQ(b.target_counts, (std::vector<int64_t>{1, 2}));
-  EXPECT_EQ(b.target_positions[0].to_f32_vector(), (std::vector<float>{2}));
-  EXPECT_EQ(b.target_codes[0].to_f32_vector(), (std::vector<float>{3}));
-  EXPECT_EQ(b.target_positions[1].to_f32_vector(), (std::vector<float>{1, 3}));
-  EXPECT_EQ(b.target_codes[1].to_f32_vector(), (std::vector<float>{0, 0}));
+  EXPECT_EQ(ints(b.target_positions[0]), (std::vector<int64_t>{2}));
+  EXPECT_EQ(ints(b.target_codes[0]), (std::vector<int64_t>{3}));
+  EXPECT_EQ(ints(b.target_positions[1]), (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(ints(b.target_codes[1]), (std::vector<int64_t>{0, 0}));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,11 +216,11 @@ TEST(TigerModelTest, ShortWindowMatchesPaddedWindowAndIsCausal) {
   TigerModel model(small_config(vocab_sizes), Device::CPU, 5);
   const int64_t W = model.config().window();
   const std::vector<int64_t> items = {3, 9, 14};
-  std::vector<int64_t> full(W), cut(10);
-  fill_generation_window(catalog.tokens, items.data(), 3, {}, W, full.data());
-  fill_generation_window(catalog.tokens, items.data(), 3, {}, 10, cut.data());
-  auto a = model.next_code_log_probs(make_tiger_batch(model.vocab(), full, {}, 1, W, Device::CPU), 0);
-  auto b = model.next_code_log_probs(make_tiger_batch(model.vocab(), cut, {}, 1, 10, Device::CPU), 0);
+  std::vector<int64_t> full(W), full_pos(W), cut(10), cut_pos(10);
+  fill_generation_window(catalog.tokens, items.data(), 3, {}, W, full.data(), full_pos.data());
+  fill_generation_window(catalog.tokens, items.data(), 3, {}, 10, cut.data(), cut_pos.data());
+  auto a = model.next_code_log_probs(make_tiger_batch(model.vocab(), full, full_pos, {}, 1, W, Device::CPU), 0);
+  auto b = model.next_code_log_probs(make_tiger_batch(model.vocab(), cut, cut_pos, {}, 1, 10, Device::CPU), 0);
   ASSERT_EQ(a.size(), 4u);
   EXPECT_LT(testkit::relative_error(a, b), 1e-5);
   double total = 0;
@@ -215,9 +230,10 @@ TEST(TigerModelTest, ShortWindowMatchesPaddedWindowAndIsCausal) {
   // Changing the newest token leaves every earlier position's hidden state alone.
   PhiloxGenerator unused(0);
   std::vector<int64_t> changed = full;
-  changed[W - 1] = catalog.tokens.item(7)[2];
-  Tensor h1 = model.hidden(make_tiger_batch(model.vocab(), full, {}, 1, W, Device::CPU), false, unused);
-  Tensor h2 = model.hidden(make_tiger_batch(model.vocab(), changed, {}, 1, W, Device::CPU), false, unused);
+  const SemanticIdVocab& vocab = model.vocab();
+  changed[W - 1] = vocab.token(2, 1 - vocab.code_of(full[W - 1]));  // the other disambiguation code
+  Tensor h1 = model.hidden(make_tiger_batch(vocab, full, full_pos, {}, 1, W, Device::CPU), false, unused);
+  Tensor h2 = model.hidden(make_tiger_batch(vocab, changed, full_pos, {}, 1, W, Device::CPU), false, unused);
   std::vector<float> v1 = h1.to_f32_vector(), v2 = h2.to_f32_vector();
   const size_t d = static_cast<size_t>(model.config().d), before = (W - 1) * d;
   EXPECT_EQ(std::vector<float>(v1.begin(), v1.begin() + before), std::vector<float>(v2.begin(), v2.begin() + before));

@@ -8,6 +8,7 @@
 #include "engine/device.h"
 #include "engine/error.h"
 #include "models/trainer.h"
+#include "tools/tiger_cli.h"
 
 using namespace muonrec;
 
@@ -79,6 +80,9 @@ int run_train(const DataArgs& data_args, ModelConfig config, TrainOptions option
 
 int run_eval(const DataArgs& data_args, const std::string& checkpoint, const std::string& device_arg,
              const std::string& split_name, EvalOptions eval) {
+  data::EvalSplit tiger_split = split_name == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
+  if (is_tiger_checkpoint(load_safetensors(checkpoint)))
+    return run_eval_tiger(checkpoint, data_args.load(), tiger_split, eval, parse_device(device_arg));
   SafetensorsFile file;
   auto model = load_model_checkpoint(checkpoint, parse_device(device_arg), &file);
   data::SequenceDataset dataset = data_args.load();
@@ -107,7 +111,8 @@ int main(int argc, char** argv) {
 
   CLI::App* train_cmd = app.add_subcommand("train", "train a model, validate, report test metrics at the best epoch");
   data_args.add_to(train_cmd);
-  train_cmd->add_option("--model", config.kind, "model: sasrec, bert4rec or hstu")->capture_default_str();
+  train_cmd->add_option("--model", config.kind, "model: sasrec, bert4rec, hstu or tiger (semantic-ID generation)")
+      ->capture_default_str();
   train_cmd->add_option("--d", config.d, "hidden width")->capture_default_str();
   train_cmd->add_option("--blocks", config.blocks, "transformer blocks")->capture_default_str();
   train_cmd->add_option("--heads", config.heads, "attention heads")->capture_default_str();
@@ -165,6 +170,8 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--resume", train.resume_path, "continue from a --save-last file (same flags and data)");
   train_cmd->add_option("--stop-after-epoch", train.stop_after_epoch, "end the run after this epoch (resume later)");
   train_cmd->add_flag("--baseline", baseline, "also report the most-popular baseline on the test split");
+  TigerCliArgs tiger;
+  tiger.add_to(train_cmd);
 
   std::string checkpoint, split = "test";
   EvalOptions eval;
@@ -194,6 +201,8 @@ int main(int argc, char** argv) {
       opt.muon.adjust_lr = parse_muon_adjust_lr(muon_adjust);
       opt.muon.newton_schulz = newton_schulz_by_name(ns_table);
       opt.muon.newton_schulz.precision = ns_precision == "bf16" ? NsPrecision::BF16 : NsPrecision::FP32;
+      if (config.kind == "tiger")
+        return run_train_tiger(data_args.load(), config, train, tiger, parse_device(device), baseline);
       return run_train(data_args, config, train, device, baseline);
     }
     if (*eval_cmd) {

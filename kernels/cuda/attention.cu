@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "engine/cuda_check.h"
+#include "kernels/cuda/block_reduce.cuh"
 #include "engine/error.h"
 #include "engine/nvtx.h"
 
@@ -17,27 +18,6 @@ constexpr unsigned kKeyBlock = 64;
 // The row kernels keep one row of scores (and probabilities) in shared memory.
 constexpr size_t kMaxSharedBytes = 48 * 1024;
 
-template <typename T, typename Op>
-__device__ T block_reduce(T value, Op op, T* shared) {
-  // shared holds one slot per warp; every thread then folds the warp results in warp order, so the
-  // result is the same on every thread and from run to run.
-  for (int offset = 16; offset > 0; offset >>= 1) value = op(value, __shfl_xor_sync(0xffffffffu, value, offset));
-  const unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-  __syncthreads();  // earlier readers of shared are done
-  if (lane == 0) shared[warp] = value;
-  __syncthreads();
-  value = shared[0];
-  for (unsigned w = 1; w < warps; ++w) value = op(value, shared[w]);
-  return value;
-}
-
-struct MaxOp {
-  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
-};
-struct SumOp {
-  template <typename T>
-  __device__ T operator()(T a, T b) const { return a + b; }
-};
 
 // Position of a (b, h, t) block in the packed layouts.
 struct HeadRow {

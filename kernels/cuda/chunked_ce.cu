@@ -1,6 +1,7 @@
 #include <cfloat>
 
 #include "engine/cuda_check.h"
+#include "kernels/cuda/block_reduce.cuh"
 #include "engine/nvtx.h"
 #include "kernels/cuda/chunked_ce.h"
 
@@ -10,31 +11,18 @@ namespace {
 constexpr unsigned kRowBlock = 256;   // one block per row of the chunk
 constexpr unsigned kFinishBlock = 1024;
 
-__device__ float block_reduce(float value, float* shared, bool take_max) {
-  shared[threadIdx.x] = value;
-  __syncthreads();
-  for (unsigned stride = blockDim.x / 2; stride > 0; stride /= 2) {
-    if (threadIdx.x < stride)
-      shared[threadIdx.x] = take_max ? fmaxf(shared[threadIdx.x], shared[threadIdx.x + stride])
-                                     : shared[threadIdx.x] + shared[threadIdx.x + stride];
-    __syncthreads();
-  }
-  const float result = shared[0];
-  __syncthreads();
-  return result;
-}
 
 __global__ void ce_chunk_forward_kernel(const float* logits, const int64_t* targets, int64_t width,
                                         int64_t chunk_begin, float* row_max, float* row_sum, float* target_logit) {
-  __shared__ float shared[kRowBlock];
+  __shared__ float shared[kRowBlock / 32];
   const int64_t r = blockIdx.x;
   const float* z = logits + r * width;
   float local_max = -FLT_MAX;
   for (int64_t c = threadIdx.x; c < width; c += blockDim.x) local_max = fmaxf(local_max, z[c]);
-  const float new_max = fmaxf(row_max[r], block_reduce(local_max, shared, true));
+  const float new_max = fmaxf(row_max[r], block_reduce(local_max, MaxOp{}, shared));
   float local_sum = 0.0f;
   for (int64_t c = threadIdx.x; c < width; c += blockDim.x) local_sum += expf(z[c] - new_max);
-  const float chunk_sum = block_reduce(local_sum, shared, false);
+  const float chunk_sum = block_reduce(local_sum, SumOp{}, shared);
   if (threadIdx.x == 0) {
     row_sum[r] = row_sum[r] * expf(row_max[r] - new_max) + chunk_sum;
     row_max[r] = new_max;
@@ -47,7 +35,7 @@ __global__ void ce_chunk_forward_kernel(const float* logits, const int64_t* targ
 __global__ void ce_finish_kernel(const float* row_max, const float* row_sum, const float* target_logit,
                                  const int64_t* targets, int64_t rows, float* logsumexp, float* loss,
                                  float* valid_count) {
-  __shared__ float shared[kFinishBlock];
+  __shared__ float shared[kFinishBlock / 32];
   float total = 0.0f, counted = 0.0f;
   for (int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
     const float lse = row_max[r] + logf(row_sum[r]);
@@ -56,8 +44,8 @@ __global__ void ce_finish_kernel(const float* row_max, const float* row_sum, con
     total += lse - target_logit[r];
     counted += 1.0f;
   }
-  total = block_reduce(total, shared, false);
-  counted = block_reduce(counted, shared, false);
+  total = block_reduce(total, SumOp{}, shared);
+  counted = block_reduce(counted, SumOp{}, shared);
   if (threadIdx.x == 0) {
     valid_count[0] = counted;
     loss[0] = counted > 0 ? total / counted : 0.0f;

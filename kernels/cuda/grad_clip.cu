@@ -1,5 +1,6 @@
 #include "engine/allocator.h"
 #include "engine/cuda_check.h"
+#include "kernels/cuda/block_reduce.cuh"
 #include "engine/nvtx.h"
 #include "kernels/cuda/grad_clip.h"
 
@@ -10,28 +11,20 @@ constexpr unsigned kBlock = 512;
 // A fixed grid: every element always lands in the same partial, so the norm is reproducible.
 constexpr unsigned kPartials = 264;
 
-__device__ double block_sum(double value) {
-  __shared__ double shared[kBlock];
-  shared[threadIdx.x] = value;
-  __syncthreads();
-  for (unsigned stride = blockDim.x / 2; stride > 0; stride /= 2) {
-    if (threadIdx.x < stride) shared[threadIdx.x] += shared[threadIdx.x + stride];
-    __syncthreads();
-  }
-  return shared[0];
-}
 
 __global__ void sum_squares_partials_kernel(const float* grad, int64_t n, double* partials) {
   double acc = 0.0;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     acc += static_cast<double>(grad[i]) * grad[i];
-  double total = block_sum(acc);
+  __shared__ double shared[kBlock / 32];
+  const double total = block_reduce(acc, SumOp{}, shared);
   if (threadIdx.x == 0) partials[blockIdx.x] = total;
 }
 
 __global__ void finish_norm_kernel(const double* partials, float* norm) {
-  double total = block_sum(threadIdx.x < kPartials ? partials[threadIdx.x] : 0.0);
+  __shared__ double shared[kBlock / 32];
+  const double total = block_reduce(threadIdx.x < kPartials ? partials[threadIdx.x] : 0.0, SumOp{}, shared);
   if (threadIdx.x == 0) norm[0] = static_cast<float>(sqrt(total));
 }
 

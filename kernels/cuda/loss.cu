@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "engine/cuda_check.h"
+#include "kernels/cuda/block_reduce.cuh"
 #include "engine/nvtx.h"
 
 namespace muonrec::kernels::cuda {
@@ -13,26 +14,6 @@ constexpr unsigned kRowBlock = 256;
 // The mean over rows is one block, in a fixed order (deterministic, no atomics).
 constexpr unsigned kMeanBlock = 1024;
 
-template <typename T, typename Op>
-__device__ T block_reduce(T value, Op op, T* shared) {
-  // shared holds one slot per warp; the first warp then folds the warp results in warp order.
-  for (int offset = 16; offset > 0; offset >>= 1) value = op(value, __shfl_xor_sync(0xffffffffu, value, offset));
-  const unsigned warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-  __syncthreads();  // earlier readers of shared are done
-  if (lane == 0) shared[warp] = value;
-  __syncthreads();
-  value = shared[0];
-  for (unsigned w = 1; w < warps; ++w) value = op(value, shared[w]);
-  return value;
-}
-
-struct MaxOp {
-  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
-};
-struct SumOp {
-  template <typename T>
-  __device__ T operator()(T a, T b) const { return a + b; }
-};
 
 __global__ void logsumexp_kernel(const float* logits, float* logsumexp, int64_t classes) {
   __shared__ float shared[kRowBlock / 32];

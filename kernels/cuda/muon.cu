@@ -1,6 +1,7 @@
 #include <cuda_bf16.h>
 
 #include "engine/cuda_check.h"
+#include "kernels/cuda/block_reduce.cuh"
 #include "engine/nvtx.h"
 #include "kernels/cuda/muon.h"
 
@@ -21,16 +22,11 @@ __global__ void muon_momentum_kernel(const float* grad, float* buf, float* updat
 }
 
 __global__ void sum_squares_kernel(const float* x, float* out, int64_t n) {
-  __shared__ double partial[kReduceBlock];
+  __shared__ double shared[kReduceBlock / 32];
   double acc = 0.0;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) acc += static_cast<double>(x[i]) * x[i];
-  partial[threadIdx.x] = acc;
-  __syncthreads();
-  for (unsigned stride = blockDim.x / 2; stride > 0; stride /= 2) {
-    if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) out[0] = static_cast<float>(partial[0]);
+  const double total = block_reduce(acc, SumOp{}, shared);
+  if (threadIdx.x == 0) out[0] = static_cast<float>(total);
 }
 
 __global__ void scale_by_inverse_norm_kernel(float* x, const float* sum_sq, float norm_factor, float eps,
@@ -102,18 +98,6 @@ constexpr unsigned kFusedBlock = 1024;
 
 __device__ __forceinline__ float round_bf16(float x) { return __bfloat162float(__float2bfloat16_rn(x)); }
 
-// Deterministic block sum (fixed tree), result broadcast to every thread.
-__device__ float block_sum_float(float value, float* shared) {
-  shared[threadIdx.x] = value;
-  __syncthreads();
-  for (unsigned stride = blockDim.x / 2; stride > 0; stride /= 2) {
-    if (threadIdx.x < stride) shared[threadIdx.x] += shared[threadIdx.x + stride];
-    __syncthreads();
-  }
-  float total = shared[0];
-  __syncthreads();
-  return total;
-}
 
 // X is [side, length] with row stride ldx: the matrix itself when rows <= cols, its transpose when
 // tall. Rows are padded by 2 elements so that threads reading consecutive rows of the same column
@@ -121,7 +105,7 @@ __device__ float block_sum_float(float value, float* shared) {
 __global__ void __launch_bounds__(kFusedBlock) muon_fused_small_kernel(const MuonMatrix* matrices,
                                                                        const MuonHyper* hyper_ptr) {
   extern __shared__ __align__(16) unsigned char shared_raw[];
-  __shared__ float reduce[kFusedBlock];
+  __shared__ float reduce[kFusedBlock / 32];
   const MuonMatrix mat = matrices[blockIdx.x];
   const MuonHyper& h = *hyper_ptr;
   const bool tall = mat.rows > mat.cols;
@@ -144,7 +128,7 @@ __global__ void __launch_bounds__(kFusedBlock) muon_fused_small_kernel(const Muo
     sum_sq += u * u;
   }
   // torch's norm() of a bf16 tensor is itself bf16.
-  const float norm = round_bf16(sqrtf(block_sum_float(sum_sq, reduce)));
+  const float norm = round_bf16(sqrtf(block_reduce(sum_sq, SumOp{}, reduce)));
   const float inv = 1.0f / fmaxf(norm * h.norm_factor, h.eps);
   for (int e = threadIdx.x; e < side * length; e += blockDim.x) {
     const int i = e / length, k = e % length;
@@ -199,7 +183,7 @@ int64_t muon_fused_max_shared_bytes() {
   CUDA_CHECK(cudaGetDevice(&device));
   CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   // The kernel also holds its static reduction buffer.
-  return static_cast<int64_t>(bytes) - static_cast<int64_t>(kFusedBlock * sizeof(float));
+  return static_cast<int64_t>(bytes) - static_cast<int64_t>(kFusedBlock / 32 * sizeof(float));
 }
 
 void muon_fused_small(const MuonMatrix* matrices, int32_t count, const MuonHyper* hyper, int64_t shared_bytes,

@@ -2,6 +2,7 @@
 
 #include "engine/allocator.h"
 #include "engine/cuda_check.h"
+#include "kernels/cuda/block_reduce.cuh"
 #include "engine/nvtx.h"
 #include "kernels/cuda/muon.h"
 
@@ -30,20 +31,14 @@ __global__ void momentum_to_stack_kernel(const MuonMatrix* matrices, const MuonH
 // One block per matrix: its Frobenius norm (fixed-order tree, bf16-rounded as torch's norm() of a
 // bf16 tensor), then x /= max(norm * factor, eps), rounded back to bf16.
 __global__ void normalize_stack_kernel(const MuonHyper* hyper, __nv_bfloat16* stack, int64_t n) {
-  __shared__ float partial[kNormBlock];
+  __shared__ float shared[kNormBlock / 32];
   __nv_bfloat16* x = stack + blockIdx.x * n;
   float acc = 0.0f;
   for (int64_t e = threadIdx.x; e < n; e += blockDim.x) {
     const float v = __bfloat162float(x[e]);
     acc += v * v;
   }
-  partial[threadIdx.x] = acc;
-  __syncthreads();
-  for (unsigned stride = blockDim.x / 2; stride > 0; stride /= 2) {
-    if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
-    __syncthreads();
-  }
-  const float norm = __bfloat162float(__float2bfloat16_rn(sqrtf(partial[0])));
+  const float norm = __bfloat162float(__float2bfloat16_rn(sqrtf(block_reduce(acc, SumOp{}, shared))));
   const float inv = 1.0f / fmaxf(norm * hyper->norm_factor, hyper->eps);
   for (int64_t e = threadIdx.x; e < n; e += blockDim.x) x[e] = __float2bfloat16_rn(__bfloat162float(x[e]) * inv);
 }

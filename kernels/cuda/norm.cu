@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "engine/cuda_check.h"
+#include "kernels/cuda/block_reduce.cuh"
 #include "engine/nvtx.h"
 
 namespace muonrec::kernels::cuda {
@@ -20,10 +21,6 @@ constexpr unsigned kColumnBlock = 128;
 constexpr int64_t kMinRowsPerChunk = 32;
 constexpr int64_t kMaxChunks = 1024;
 
-__device__ __forceinline__ float warp_sum(float value) {
-  for (int offset = 16; offset > 0; offset >>= 1) value += __shfl_xor_sync(0xffffffffu, value, offset);
-  return value;
-}
 
 __device__ __forceinline__ int64_t warp_row() {
   return static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;

@@ -1,6 +1,7 @@
 #include "kernels/cuda/row_dot.h"
 
 #include "engine/cuda_check.h"
+#include "kernels/cuda/block_reduce.cuh"
 #include "engine/nvtx.h"
 
 namespace muonrec::kernels::cuda {
@@ -14,11 +15,6 @@ constexpr unsigned kDotBlock = 32 * kWarpsPerBlock;
 // reads of c (and the writes of dh, dc) coalesce.
 constexpr unsigned kElementBlock = 256;
 
-__device__ __forceinline__ float warp_sum(float value) {
-  // The xor butterfly adds in the same order on every run: deterministic.
-  for (int offset = 16; offset > 0; offset >>= 1) value += __shfl_xor_sync(0xffffffffu, value, offset);
-  return value;
-}
 
 __global__ void row_dot_forward_kernel(const float* h, const float* c, float* out, int64_t outputs, int64_t per_row,
                                        int64_t dim) {

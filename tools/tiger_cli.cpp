@@ -1,0 +1,82 @@
+#include "tools/tiger_cli.h"
+
+#include <fmt/format.h>
+
+#include <iostream>
+
+namespace muonrec {
+
+void TigerCliArgs::add_to(CLI::App* cmd) {
+  semantic_id::RqKMeansOptions& sid = pipeline.tokenizer;
+  ItemVectorOptions& vectors = pipeline.vectors;
+  TigerTrainOptions& train = pipeline.train;
+  cmd->add_option("--sid-levels", sid.levels, "tiger: RQ-KMeans levels (a disambiguation token follows them)")
+      ->capture_default_str();
+  cmd->add_option("--sid-codebook", sid.codebook_size, "tiger: centroids per RQ-KMeans level")->capture_default_str();
+  cmd->add_option("--sid-iterations", sid.iterations, "tiger: Lloyd iterations per level at most")
+      ->capture_default_str();
+  cmd->add_flag("--sid-balanced", sid.balanced, "tiger: balanced k-means assignment (clusters capped at n/k)");
+  cmd->add_option("--sid-width", vectors.embedding.width, "tiger: width of the projected TF-IDF item vectors")
+      ->capture_default_str();
+  cmd->add_option("--sid-history", pipeline.model.max_items, "tiger: history items the model reads")
+      ->capture_default_str();
+  cmd->add_option("--beam", train.generate.beam_width, "tiger: beam width = items returned per user")
+      ->capture_default_str();
+  cmd->add_option("--item-text", vectors.item_text,
+                  "tiger: 'auto' (DATASTEM_item_asin.txt + DATASTEM_item_titles.txt beside the data), a prefix "
+                  "P (P_item_asin.txt + P_item_titles.txt, as given or beside the data), or 'none'")
+      ->capture_default_str();
+  cmd->add_option("--movies", vectors.movies, "tiger: MovieLens movies.dat for the item texts (title and genres)");
+  cmd->add_option("--movie-map", vectors.movie_map,
+                  "tiger: 'item_id MovieID' map for --movies (e.g. sas_to_original_items.txt)");
+  cmd->add_option("--item-vectors-from-checkpoint", vectors.checkpoint,
+                  "tiger: cluster the item embeddings (param.item.weight) of this trained checkpoint instead of text");
+  cmd->add_option("--valid-users", train.valid_users, "tiger: validate on a fixed sample of N users (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--test-users", train.test_users, "tiger: test on a fixed sample of N users (0: all)")
+      ->capture_default_str();
+}
+
+int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& model, const TrainOptions& train,
+                    TigerCliArgs args, Device device, bool show_baseline) {
+  TigerPipelineOptions& o = args.pipeline;
+  o.model.d = model.d;
+  o.model.blocks = model.blocks;
+  o.model.heads = model.heads;
+  o.model.ff = model.ff;
+  o.model.dropout = model.dropout;
+  o.tokenizer.seed = train.seed;
+  o.vectors.embedding.seed = train.seed;
+  o.train.train = train;
+  o.train.generate.users_per_chunk = train.eval.batch_size;
+  std::cout << fmt::format("training: batch {} for {} epochs, seed {}\n", train.batch_size, train.epochs, train.seed);
+  TrainResult result = run_tiger_pipeline(dataset, o, device, std::cout);
+  std::cout << fmt::format("best validation epoch {}: {}\n", result.best_epoch, result.best_valid.summary());
+  std::cout << fmt::format("test at that epoch:     {}\n", result.test_at_best.summary());
+  if (show_baseline) {
+    RankingMetrics pop = evaluate_popularity(dataset, data::EvalSplit::Test, train.eval);
+    std::cout << fmt::format("most-popular baseline:  {}\n", pop.summary());
+  }
+  std::cout << fmt::format("training time {:.1f} s ({} steps, {:.1f} steps/s)\n", result.train_seconds, result.steps,
+                           result.steps / std::max(result.train_seconds, 1e-9));
+  if (!train.checkpoint_path.empty()) std::cout << "checkpoint: " << train.checkpoint_path << "\n";
+  return 0;
+}
+
+int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& dataset, data::EvalSplit split,
+                   const EvalOptions& eval, Device device) {
+  SafetensorsFile file = load_safetensors(checkpoint);
+  TigerBundle bundle = load_tiger_checkpoint(file, device);
+  TigerEvalOptions o;
+  o.filter_seen = eval.filter_seen;
+  o.generate.users_per_chunk = eval.batch_size;
+  auto beam = file.metadata.find("beam_width");
+  if (beam != file.metadata.end()) o.generate.beam_width = std::stoll(beam->second);
+  RankingMetrics m = evaluate_tiger(*bundle.model, bundle.catalog, dataset, split, o);
+  std::cout << fmt::format("{} ({}, tiger, beam {}): {}\n", data::split_name(split), checkpoint,
+                           o.generate.beam_width, m.summary());
+  std::cout << m.to_json() << "\n";
+  return 0;
+}
+
+}  // namespace muonrec

@@ -1,0 +1,33 @@
+// The `muonrec train --model tiger` flags and runners (semantic-ID generative retrieval), kept
+// beside main.cpp so the shared command line only gains one registration call and two branches.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "data/dataset.h"
+#include "engine/device.h"
+#include "models/evaluate.h"
+#include "models/tiger_pipeline.h"
+#include "models/trainer.h"
+
+namespace muonrec {
+
+struct TigerCliArgs {
+  TigerPipelineOptions pipeline;  // the tokenizer, item-vector and generation flags land here
+  // Registers --sid-*, --beam, --item-text, --movies, --movie-map, --item-vectors-from-checkpoint,
+  // --valid-users and --test-users on the train command.
+  void add_to(CLI::App* train_cmd);
+};
+
+// Runs the pipeline with the shared model flags (--d, --blocks, --heads, --ff, --dropout) and
+// training flags (epochs, batch, optimizer, seed, eval interval, metrics, checkpoint).
+int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& model, const TrainOptions& train,
+                    TigerCliArgs args, Device device, bool show_baseline);
+
+// `muonrec eval` of a tiger checkpoint: beam search with the beam width it was trained with.
+int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& dataset, data::EvalSplit split,
+                   const EvalOptions& eval, Device device);
+
+}  // namespace muonrec
