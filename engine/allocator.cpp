@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "engine/error.h"
 #ifdef MUONREC_WITH_CUDA
@@ -15,6 +16,51 @@ namespace {
 std::atomic<size_t> g_allocated[2];
 
 constexpr size_t kHostAlignment = 64;  // a cache line: vector loads never split lines
+
+#ifdef MUONREC_WITH_CUDA
+// Host-to-device uploads up to a slot's size go through pinned staging slots: the host copies into
+// a slot and queues an asynchronous copy, so it never waits for the GPU to drain (the batch of the
+// next step is prepared while this one runs). A slot is reused only once its last copy is done.
+class UploadStaging {
+ public:
+  static constexpr int kSlots = 8;
+  static constexpr size_t kSlotBytes = 4u << 20;
+
+  // False when the upload is too large for a slot (the caller copies synchronously instead).
+  bool upload(void* dst, const void* src, size_t bytes, cudaStream_t stream) {
+    if (bytes > kSlotBytes) return false;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!slots_[0].host) allocate();
+    Slot& slot = slots_[next_];
+    next_ = (next_ + 1) % kSlots;
+    CUDA_CHECK(cudaEventSynchronize(slot.done));  // its previous copy has read the slot
+    std::memcpy(slot.host, src, bytes);
+    CUDA_CHECK(cudaMemcpyAsync(dst, slot.host, bytes, cudaMemcpyHostToDevice, stream));
+    CUDA_CHECK(cudaEventRecord(slot.done, stream));
+    return true;
+  }
+
+ private:
+  struct Slot {
+    void* host = nullptr;
+    cudaEvent_t done = nullptr;
+  };
+  void allocate() {
+    for (Slot& slot : slots_) {
+      CUDA_CHECK(cudaMallocHost(&slot.host, kSlotBytes));
+      CUDA_CHECK(cudaEventCreateWithFlags(&slot.done, cudaEventDisableTiming));
+    }
+  }
+  std::mutex mutex_;
+  Slot slots_[kSlots];
+  int next_ = 0;
+};
+
+UploadStaging& upload_staging() {
+  static UploadStaging staging;  // lives as long as the process: its pinned memory is never freed
+  return staging;
+}
+#endif
 
 }  // namespace
 
@@ -58,6 +104,7 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
   cudaMemcpyKind kind = src_device == Device::CPU ? cudaMemcpyHostToDevice
                         : dst_device == Device::CPU ? cudaMemcpyDeviceToHost
                                                     : cudaMemcpyDeviceToDevice;
+  if (kind == cudaMemcpyHostToDevice && upload_staging().upload(dst, src, bytes, current_stream())) return;
   CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, current_stream()));
   // Host memory is pageable: the host side must not be touched before the copy completes.
   if (kind != cudaMemcpyDeviceToDevice) CUDA_CHECK(cudaStreamSynchronize(current_stream()));

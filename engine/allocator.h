@@ -30,7 +30,9 @@ class Storage {
 // Bytes currently held by live storages on each device (for memory reports and leak tests).
 size_t allocated_bytes(Device device);
 
-// Copies between any two devices; the copy is ordered on the engine stream.
+// Copies between any two devices; the copy is ordered on the engine stream. Host-to-device copies
+// of up to 4 MiB return at once (staged through pinned memory); the others return when the host
+// side may be reused.
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes);
 // Sets every byte to value (used for zero-fill and for poisoning outputs in tests).
 void fill_bytes(void* dst, Device device, int value, size_t bytes);

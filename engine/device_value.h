@@ -1,12 +1,9 @@
 // A small block of memory on a device that the host rewrites between steps (optimizer
 // hyperparameters, pointer tables). Kernels read it in place, so a captured CUDA graph sees the
-// new values on replay. On the GPU a write goes through pinned staging with an async copy: it never
-// waits for the stream, except to keep the host at most one write ahead of the copy.
+// new values on replay. Writes are asynchronous uploads (see copy_bytes): no stream sync.
 #pragma once
 
 #include <cstddef>
-#include <memory>
-#include <vector>
 
 #include "engine/allocator.h"
 
@@ -14,10 +11,7 @@ namespace muonrec {
 
 class DeviceValue {
  public:
-  DeviceValue(size_t bytes, Device device);
-  ~DeviceValue();
-  DeviceValue(const DeviceValue&) = delete;
-  DeviceValue& operator=(const DeviceValue&) = delete;
+  DeviceValue(size_t bytes, Device device) : storage_(bytes, device) {}
 
   void* device_ptr() const { return storage_.data(); }
   size_t bytes() const { return storage_.bytes(); }
@@ -26,8 +20,6 @@ class DeviceValue {
 
  private:
   Storage storage_;
-  void* staging_ = nullptr;    // pinned host memory (GPU only)
-  void* copy_done_ = nullptr;  // cudaEvent_t after the last async copy (GPU only)
 };
 
 }  // namespace muonrec

@@ -91,6 +91,10 @@ Tensor split_last(const Tensor& x, int64_t start, int64_t width);
 // [B, T, T] (values in [0, num buckets)), both undefined when there are no timestamps. Returns
 // [B, T, d] (heads concatenated), before HSTU's layer norm and u gate. Gradients flow to the v, q,
 // k blocks of uvqk (the u block gets 0 here), pos_bias and time_bias, deterministically.
+// HSTU's time-bias buckets from timestamps i64 [B, T]: i32 [B, T, T] with
+// [b, i, j] = bucket(ts[b, i+1] - ts[b, j]) (the last query uses its own timestamp); computed on
+// the timestamps' device, so a training step reads nothing back to the host.
+Tensor hstu_time_buckets(const Tensor& timestamps);
 Tensor hstu_attention(const Tensor& uvqk, const Tensor& valid, const Tensor& pos_bias, const Tensor& time_bias,
                       const Tensor& time_buckets, int heads);
 

@@ -63,6 +63,18 @@ Tensor checked_time_buckets(const Tensor& time_bias, const Tensor& time_buckets,
 
 }  // namespace
 
+Tensor hstu_time_buckets(const Tensor& timestamps) {
+  NVTX_RANGE("hstu_time_buckets");
+  check_dtype(timestamps, DType::I64, "hstu_time_buckets", "timestamps");
+  MUONREC_CHECK(timestamps.rank() == 2, "hstu_time_buckets: timestamps must be [B, T], got {}",
+                shape_str(timestamps.shape()));
+  const int64_t batch = timestamps.dim(0), seq = timestamps.dim(1);
+  Tensor buckets = Tensor::empty({batch, seq, seq}, DType::I32, timestamps.device());
+  MUONREC_DISPATCH(timestamps.device(), hstu_time_buckets, timestamps.data<int64_t>(), buckets.data<int32_t>(), batch,
+                   seq);
+  return buckets;
+}
+
 Tensor hstu_attention(const Tensor& uvqk, const Tensor& valid, const Tensor& pos_bias, const Tensor& time_bias,
                       const Tensor& time_buckets, int heads) {
   NVTX_RANGE("hstu_attention");

@@ -12,29 +12,9 @@ namespace {
 
 constexpr float kNormEps = 1e-6f;      // layer norms and L2 normalisations
 constexpr float kTemperature = 0.05f;  // scores = cosine similarity / temperature
-constexpr double kLogBucketWidth = 0.301;
 
 }  // namespace
 
-int64_t hstu_time_bucket(int64_t dt) {
-  const double gap = std::max(std::fabs(static_cast<double>(dt)), 1.0);
-  const double bucket = std::floor(std::log(gap) / kLogBucketWidth);
-  return static_cast<int64_t>(std::clamp(bucket, 0.0, static_cast<double>(kHstuTimeBuckets - 1)));
-}
-
-std::vector<int64_t> hstu_time_buckets(const std::vector<int64_t>& timestamps, int64_t batch, int64_t seq) {
-  MUONREC_CHECK(static_cast<int64_t>(timestamps.size()) == batch * seq,
-                "hstu_time_buckets: {} timestamps for a [{}, {}] batch", timestamps.size(), batch, seq);
-  std::vector<int64_t> buckets(static_cast<size_t>(batch * seq * seq));
-  for (int64_t b = 0; b < batch; ++b) {
-    const int64_t* ts = timestamps.data() + b * seq;
-    for (int64_t i = 0; i < seq; ++i) {
-      const int64_t next = ts[std::min(i + 1, seq - 1)];
-      for (int64_t j = 0; j < seq; ++j) buckets[(b * seq + i) * seq + j] = hstu_time_bucket(next - ts[j]);
-    }
-  }
-  return buckets;
-}
 
 HSTU::HSTU(const ModelConfig& config, Device device, uint64_t seed) : SequentialModel(config, device) {
   MUONREC_CHECK(config.n_items > 0 && config.d > 0 && config.max_len > 0 && config.blocks >= 0,
@@ -65,14 +45,13 @@ HSTU::HSTU(const ModelConfig& config, Device device, uint64_t seed) : Sequential
 
 Tensor HSTU::hidden(const SequenceBatch& batch, bool training, PhiloxGenerator& gen) {
   NVTX_RANGE("hstu.hidden");
-  const int64_t B = batch.ids.dim(0), T = batch.ids.dim(1), d = config_.d;
+  const int64_t T = batch.ids.dim(1), d = config_.d;
   MUONREC_CHECK(T <= config_.max_len, "hstu: window {} exceeds max_len {}", T, config_.max_len);
   const float p = config_.dropout;
   Tensor buckets;
   if (batch.timestamps.defined()) {
     // Bucketed on the host in double (as the peer) once per batch, shared by every block.
-    std::vector<int64_t> host = hstu_time_buckets(batch.timestamps.to_i64_vector(), B, T);
-    buckets = ops::cast(Tensor::from_i64(host, {B, T, T}, device_), DType::I32);
+    buckets = ops::hstu_time_buckets(batch.timestamps);
   }
   Tensor x = ops::scale(ops::embedding(item_, batch.ids), std::sqrt(static_cast<float>(d)));
   x = ops::add(x, pos_.narrow_rows(0, T));

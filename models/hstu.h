@@ -6,18 +6,12 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/hstu_time_bucket.h"
 #include "models/sequential_model.h"
 
 namespace muonrec {
 
-// Log-scale buckets of the gap between two timestamps: 0..128.
-constexpr int64_t kHstuTimeBuckets = 129;
-// clamp(floor(ln(max(|dt|, 1)) / 0.301), 0, 128), in double as torch_ref.time_buckets.
-int64_t hstu_time_bucket(int64_t dt);
-// Buckets [B, T, T] (row-major) of ts_next[i] - ts[j] for timestamps [B, T] (row-major), where
-// ts_next[i] = ts[i + 1] and the last position uses its own timestamp: query i is scored by the
-// time of the event it predicts.
-std::vector<int64_t> hstu_time_buckets(const std::vector<int64_t>& timestamps, int64_t batch, int64_t seq);
+using kernels::kHstuTimeBuckets;  // the time-bias table has one entry per log-scale bucket
 
 class HSTU : public SequentialModel {
  public:

@@ -1,10 +1,10 @@
 // Training a TIGER model (models/tiger.h): one token window per user per epoch from the user's
 // training part (fill_training_window), users shuffled by data::epoch_permutation (a pure function
-// of seed and epoch), AdamW and/or Muon through OptimizerSet, the same progress lines and JSONL
-// records as the sequential trainer, validation by constrained beam search every eval_every epochs,
-// and the test metrics of the best validation epoch (its parameters are kept in memory and restored
-// for the test). Batches are cut to their longest window, so short
-// histories cost less; shapes vary from batch to batch.
+// of seed and epoch) and grouped into batches of similar history length, AdamW and/or Muon through
+// OptimizerSet, the same progress lines and JSONL records as the sequential trainer, validation by
+// constrained beam search every eval_every epochs, and the test metrics of the best validation
+// epoch (its parameters are kept in memory and restored for the test). Each batch is cut to its
+// longest window, so short histories cost less; shapes vary from batch to batch.
 #pragma once
 
 #include <iosfwd>

@@ -144,28 +144,34 @@ TEST(HSTU, shorter_window_keeps_the_offsets_of_its_pos_bias) {
 
 TEST(HSTUTimeBuckets, hand_computed_gaps) {
   // floor(ln(max(|dt|, 1)) / 0.301), clamped to [0, 128].
-  EXPECT_EQ(hstu_time_bucket(0), 0);
-  EXPECT_EQ(hstu_time_bucket(1), 0);
-  EXPECT_EQ(hstu_time_bucket(-1), 0);
-  EXPECT_EQ(hstu_time_bucket(2), 2);         // ln 2 / 0.301 = 2.30
-  EXPECT_EQ(hstu_time_bucket(3), 3);         // 3.65
-  EXPECT_EQ(hstu_time_bucket(10), 7);        // 7.65
-  EXPECT_EQ(hstu_time_bucket(-90), 14);      // 14.95: the sign does not matter
-  EXPECT_EQ(hstu_time_bucket(3600), 27);     // an hour: 27.20
-  EXPECT_EQ(hstu_time_bucket(86400), 37);    // a day: 37.76
-  EXPECT_EQ(hstu_time_bucket(1000000000), 68);  // 68.85
-  EXPECT_EQ(hstu_time_bucket(int64_t{1} << 62), 128);  // 142.8, clamped
+  EXPECT_EQ(kernels::hstu_time_bucket(0), 0);
+  EXPECT_EQ(kernels::hstu_time_bucket(1), 0);
+  EXPECT_EQ(kernels::hstu_time_bucket(-1), 0);
+  EXPECT_EQ(kernels::hstu_time_bucket(2), 2);         // ln 2 / 0.301 = 2.30
+  EXPECT_EQ(kernels::hstu_time_bucket(3), 3);         // 3.65
+  EXPECT_EQ(kernels::hstu_time_bucket(10), 7);        // 7.65
+  EXPECT_EQ(kernels::hstu_time_bucket(-90), 14);      // 14.95: the sign does not matter
+  EXPECT_EQ(kernels::hstu_time_bucket(3600), 27);     // an hour: 27.20
+  EXPECT_EQ(kernels::hstu_time_bucket(86400), 37);    // a day: 37.76
+  EXPECT_EQ(kernels::hstu_time_bucket(1000000000), 68);  // 68.85
+  EXPECT_EQ(kernels::hstu_time_bucket(int64_t{1} << 62), 128);  // 142.8, clamped
 }
 
 TEST(HSTUTimeBuckets, query_uses_the_next_timestamp) {
   // ts = {0, 10, 100}: ts_next = {10, 100, 100} (the last position reuses its own).
-  std::vector<int64_t> buckets = hstu_time_buckets({0, 10, 100}, 1, 3);
+  auto buckets_of = [](const std::vector<int64_t>& ts, int64_t batch, int64_t seq) {
+    return ops::hstu_time_buckets(Tensor::from_i64(ts, {batch, seq})).to_i64_vector();
+  };
+  std::vector<int64_t> buckets = buckets_of({0, 10, 100}, 1, 3);
   EXPECT_EQ(buckets, (std::vector<int64_t>{
                          7, 0, 14,    // i=0: dt = 10, 0, -90
                          15, 14, 0,   // i=1: dt = 100, 90, 0
                          15, 14, 0}));  // i=2: same as i=1
-  std::vector<int64_t> two = hstu_time_buckets({0, 10, 100, 5, 5, 5}, 2, 3);
+  std::vector<int64_t> two = buckets_of({0, 10, 100, 5, 5, 5}, 2, 3);
   EXPECT_EQ(std::vector<int64_t>(two.begin(), two.begin() + 9), buckets);
   EXPECT_EQ(std::vector<int64_t>(two.begin() + 9, two.end()), std::vector<int64_t>(9, 0));
-  EXPECT_THROW(hstu_time_buckets({1, 2}, 1, 3), Error);
+  EXPECT_THROW(ops::hstu_time_buckets(Tensor::from_i64({1, 2}, {2})), Error);
+  if (cuda_available())  // the GPU kernel computes the same buckets
+    EXPECT_EQ(ops::hstu_time_buckets(Tensor::from_i64({0, 10, 100, 5, 5, 5}, {2, 3}, Device::CUDA)).to_i64_vector(),
+              two);
 }

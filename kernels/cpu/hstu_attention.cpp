@@ -1,5 +1,7 @@
 #include "kernels/cpu/hstu_attention.h"
 
+#include "kernels/hstu_time_bucket.h"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -116,6 +118,13 @@ void hstu_attention_backward(const float* uvqk, const float* valid, const float*
     for (int64_t c = 0; c < partial_width; ++c) totals[c] += partials[bh * partial_width + c];
   for (int64_t o = 0; o < num_offsets; ++o) dpos_bias[o] = static_cast<float>(totals[o]);
   for (int64_t t = 0; t < time_columns; ++t) dtime_bias[t] = static_cast<float>(totals[num_offsets + t]);
+}
+
+void hstu_time_buckets(const int64_t* timestamps, int32_t* buckets, int64_t batch, int64_t seq) {
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t i = 0; i < seq; ++i)
+      for (int64_t j = 0; j < seq; ++j)
+        buckets[(b * seq + i) * seq + j] = hstu_time_bucket_at(timestamps + b * seq, seq, i, j);
 }
 
 }  // namespace muonrec::kernels::cpu

@@ -12,6 +12,9 @@ namespace muonrec::kernels::cpu {
 
 // Per head: z_ij = q_i.k_j + pos_bias[j-i+T-1] + time_bias[bucket_bij], w_ij = SiLU(z_ij) / T where
 // j <= i and valid[j] (0 elsewhere: no softmax, so a row may be all zero), out_i = sum_j w_ij v_j.
+// buckets[b, i, j] = hstu_time_bucket(ts[b, i+1] - ts[b, j]) (kernels/hstu_time_bucket.h).
+void hstu_time_buckets(const int64_t* timestamps, int32_t* buckets, int64_t batch, int64_t seq);
+
 void hstu_attention_forward(const float* uvqk, const float* valid, const float* pos_bias, const float* time_bias,
                             const int32_t* time_buckets, float* out, int64_t batch, int64_t seq, int64_t heads,
                             int64_t head_dim);

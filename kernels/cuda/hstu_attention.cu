@@ -1,4 +1,5 @@
 #include "kernels/cuda/hstu_attention.h"
+#include "kernels/hstu_time_bucket.h"
 
 #include "engine/cuda_check.h"
 #include "engine/error.h"
@@ -264,6 +265,26 @@ void hstu_attention_backward(const float* uvqk, const float* valid, const float*
   CUDA_CHECK(cudaFreeAsync(partial, stream));
   CUDA_CHECK(cudaFreeAsync(dz_all, stream));
   CUDA_CHECK(cudaFreeAsync(w_all, stream));
+}
+
+namespace {
+
+__global__ void hstu_time_buckets_kernel(const int64_t* timestamps, int32_t* buckets, int64_t batch, int64_t seq) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= batch * seq * seq) return;
+  const int64_t b = e / (seq * seq), i = e / seq % seq, j = e % seq;
+  buckets[e] = kernels::hstu_time_bucket_at(timestamps + b * seq, seq, i, j);
+}
+
+}  // namespace
+
+void hstu_time_buckets(const int64_t* timestamps, int32_t* buckets, int64_t batch, int64_t seq, cudaStream_t stream) {
+  NVTX_RANGE("hstu_time_buckets");
+  const int64_t n = batch * seq * seq;
+  if (n == 0) return;
+  constexpr unsigned kBucketBlock = 256;
+  hstu_time_buckets_kernel<<<ceil_div(n, kBucketBlock), kBucketBlock, 0, stream>>>(timestamps, buckets, batch, seq);
+  CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace muonrec::kernels::cuda

@@ -12,6 +12,8 @@ namespace muonrec::kernels::cuda {
 
 // w_ij = SiLU(q_i.k_j + pos_bias[j-i+T-1] + time_bias[bucket_bij]) / T where j <= i and valid[j],
 // out_i = sum_j w_ij v_j. time_buckets values are trusted to lie in range (built on the host).
+void hstu_time_buckets(const int64_t* timestamps, int32_t* buckets, int64_t batch, int64_t seq, cudaStream_t stream);
+
 void hstu_attention_forward(const float* uvqk, const float* valid, const float* pos_bias, const float* time_bias,
                             const int32_t* time_buckets, float* out, int64_t batch, int64_t seq, int64_t heads,
                             int64_t head_dim, cudaStream_t stream);
