@@ -96,17 +96,20 @@ TigerModel::TigerModel(const TigerConfig& config, Device device, uint64_t seed)
   ln_ = LayerNorm(params_, "ln", d, 1e-5f, device);
 }
 
+Tensor TigerModel::embed(const TigerBatch& batch, bool training, PhiloxGenerator& gen) const {
+  Tensor x = ops::scale(ops::embedding(token_, batch.ids), std::sqrt(static_cast<float>(config_.d)));
+  x = ops::add(x, ops::embedding(pos_, batch.positions));
+  x = ops::add(x, ops::embedding(level_, batch.levels));
+  return ops::scale_rows(ops::dropout(x, config_.dropout, gen, training), batch.valid);
+}
+
 Tensor TigerModel::hidden(const TigerBatch& batch, bool training, PhiloxGenerator& gen) {
   NVTX_RANGE("tiger.hidden");
   const int64_t T = batch.ids.dim(1), W = config_.window();
   MUONREC_CHECK(T <= W, "tiger: window {} exceeds {} tokens (max_items {} x code length {})", T, W,
                 config_.max_items, config_.code_length());
-  const float p = config_.dropout;
-  Tensor x = ops::scale(ops::embedding(token_, batch.ids), std::sqrt(static_cast<float>(config_.d)));
-  x = ops::add(x, ops::embedding(pos_, batch.positions));
-  x = ops::add(x, ops::embedding(level_, batch.levels));
-  x = ops::scale_rows(ops::dropout(x, p, gen, training), batch.valid);
-  return ln_(blocks_.forward(x, batch.valid, config_.heads, /*causal=*/true, p, training, gen));
+  Tensor x = embed(batch, training, gen);
+  return ln_(blocks_.forward(x, batch.valid, config_.heads, /*causal=*/true, config_.dropout, training, gen));
 }
 
 Tensor TigerModel::loss(const TigerBatch& batch, bool training, PhiloxGenerator& gen) {
@@ -126,15 +129,11 @@ Tensor TigerModel::loss(const TigerBatch& batch, bool training, PhiloxGenerator&
   return total;
 }
 
-std::vector<float> TigerModel::next_code_log_probs(const TigerBatch& batch, int64_t level) {
-  NVTX_RANGE("tiger.next_code_log_probs");
-  NoGradGuard no_grad;
-  PhiloxGenerator unused(0);
-  const int64_t B = batch.ids.dim(0), T = batch.ids.dim(1), V = vocab_.vocab(level);
-  Tensor h = hidden(batch, false, unused).reshape({B * T, config_.d});
+std::vector<float> TigerModel::last_position_log_probs(const Tensor& h, int64_t level) const {
+  const int64_t B = h.dim(0), T = h.dim(1), V = vocab_.vocab(level);
   std::vector<int64_t> last(static_cast<size_t>(B));
   for (int64_t b = 0; b < B; ++b) last[b] = b * T + T - 1;
-  Tensor last_h = ops::embedding(h, Tensor::from_i64(last, {B}, device_));
+  Tensor last_h = ops::embedding(h.reshape({B * T, config_.d}), Tensor::from_i64(last, {B}, device_));
   std::vector<float> out = ops::linear(last_h, token_.narrow_rows(vocab_.offset(level), V)).to_f32_vector();
   // Log-softmax on the host (V is a codebook, a few hundred values per row).
   for (int64_t b = 0; b < B; ++b) {
@@ -146,6 +145,44 @@ std::vector<float> TigerModel::next_code_log_probs(const TigerBatch& batch, int6
     for (int64_t v = 0; v < V; ++v) row[v] -= log_sum;
   }
   return out;
+}
+
+std::vector<float> TigerModel::next_code_log_probs(const TigerBatch& batch, int64_t level) {
+  NVTX_RANGE("tiger.next_code_log_probs");
+  NoGradGuard no_grad;
+  PhiloxGenerator unused(0);
+  return last_position_log_probs(hidden(batch, false, unused), level);
+}
+
+std::vector<float> TigerModel::start_generation(const TigerBatch& history, TransformerBlocks::Cache& cache) {
+  NVTX_RANGE("tiger.start_generation");
+  NoGradGuard no_grad;
+  PhiloxGenerator unused(0);
+  MUONREC_CHECK(history.ids.dim(1) <= config_.window(), "tiger: history window {} exceeds {} tokens",
+                history.ids.dim(1), config_.window());
+  Tensor x = blocks_.forward(embed(history, false, unused), history.valid, config_.heads, /*causal=*/true, 0.0f,
+                             false, unused, &cache);
+  return last_position_log_probs(ln_(x), 0);
+}
+
+std::vector<float> TigerModel::continue_generation(const TransformerBlocks::Cache& cache,
+                                                   const std::vector<int64_t>& context_rows,
+                                                   const std::vector<int64_t>& prefix_tokens, int64_t S) {
+  NVTX_RANGE("tiger.continue_generation");
+  NoGradGuard no_grad;
+  PhiloxGenerator unused(0);
+  const auto N = static_cast<int64_t>(context_rows.size());
+  MUONREC_CHECK(S >= 1 && S < vocab_.code_length() && static_cast<int64_t>(prefix_tokens.size()) == N * S,
+                "tiger: continuation needs {} x S prefix tokens with 1 <= S < {}", N, vocab_.code_length());
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t j = 0; j < S; ++j)
+      MUONREC_CHECK(vocab_.level_of(prefix_tokens[n * S + j]) == j,
+                    "tiger: prefix token {} of row {} is not at level {}", prefix_tokens[n * S + j], n, j);
+  // The item being generated has recency 0.
+  const std::vector<int64_t> positions(prefix_tokens.size(), 0);
+  TigerBatch prefix = make_tiger_batch(vocab_, prefix_tokens, positions, {}, N, S, device_);
+  Tensor x = blocks_.forward_continued(embed(prefix, false, unused), cache, context_rows, config_.heads);
+  return last_position_log_probs(ln_(x), S);
 }
 
 }  // namespace muonrec

@@ -69,12 +69,28 @@ class TigerModel {
   // [B * vocab(level)] row-major. Evaluation mode (no dropout, no gradient).
   std::vector<float> next_code_log_probs(const TigerBatch& batch, int64_t level);
 
+  // Generation with the histories encoded once. start_generation runs the history windows (a batch
+  // without prefix, e.g. from fill_generation_window), keeps every block's keys and values in
+  // `cache`, and returns next_code_log_probs(history, 0). continue_generation then scores the next
+  // code after a prefix: row n holds the S prefix tokens (levels 0..S-1, host [N * S]) of an item
+  // generated after history row context_rows[n]; returns log-softmax over level S's codes [N * vocab(S)],
+  // equal up to rounding to next_code_log_probs on history + prefix.
+  std::vector<float> start_generation(const TigerBatch& history, TransformerBlocks::Cache& cache);
+  std::vector<float> continue_generation(const TransformerBlocks::Cache& cache,
+                                         const std::vector<int64_t>& context_rows,
+                                         const std::vector<int64_t>& prefix_tokens, int64_t S);
+
   ParameterList& parameters() { return params_; }
   const TigerConfig& config() const { return config_; }
   const SemanticIdVocab& vocab() const { return vocab_; }
   Device device() const { return device_; }
 
  private:
+  // token * sqrt(d) + pos + level, dropout, zeroed at padding.
+  Tensor embed(const TigerBatch& batch, bool training, PhiloxGenerator& gen) const;
+  // Log-softmax over level `level`'s codes of the last position of each row of h [B, T, d] (after ln).
+  std::vector<float> last_position_log_probs(const Tensor& h, int64_t level) const;
+
   TigerConfig config_;
   SemanticIdVocab vocab_;
   Device device_;

@@ -1,7 +1,6 @@
 #include "models/tiger_generate.h"
 
 #include <algorithm>
-#include <numeric>
 
 #include "data/batcher.h"
 #include "engine/autograd.h"
@@ -39,24 +38,35 @@ std::vector<std::vector<semantic_id::BeamHit>> tiger_generate(TigerModel& model,
       const int64_t n = std::min<int64_t>(static_cast<int64_t>(h.size()), max_items);
       return {h.data() + h.size() - n, n};
     };
+    // The histories are encoded once per chunk (step 0); later steps run only the prefix tokens
+    // of every beam against that cache.
+    TransformerBlocks::Cache cache;
     semantic_id::BatchStepScorer scorer = [&](const std::vector<int64_t>& users,
                                               const std::vector<std::vector<int64_t>>& prefixes,
                                               std::vector<std::vector<float>>& log_probs) {
       const auto rows = static_cast<int64_t>(prefixes.size());
       const auto level = static_cast<int64_t>(prefixes[0].size());
-      // The batch is cut to its longest row.
-      int64_t T = 1;
-      for (int64_t r = 0; r < rows; ++r) T = std::max(T, std::min(W, history(users[r]).second * C + level));
-      ids.assign(static_cast<size_t>(rows * T), 0);
-      positions.assign(ids.size(), 0);
-      for (int64_t r = 0; r < rows; ++r) {
+      std::vector<float> lp;
+      if (level == 0) {
+        // One empty beam per user, in user order. The batch is cut to its longest history.
+        int64_t T = 1;
+        for (int64_t r = 0; r < rows; ++r) {
+          MUONREC_CHECK(users[r] == r, "tiger generate: the first step expects one beam per user");
+          T = std::max(T, std::min(W, history(r).second * C));
+        }
+        ids.assign(static_cast<size_t>(rows * T), 0);
+        positions.assign(ids.size(), 0);
+        for (int64_t r = 0; r < rows; ++r) {
+          auto [items, n] = history(r);
+          fill_generation_window(tokens, items, n, {}, T, ids.data() + r * T, positions.data() + r * T);
+        }
+        lp = model.start_generation(make_tiger_batch(vocab, ids, positions, {}, rows, T, model.device()), cache);
+      } else {
         prefix_tokens.clear();
-        for (int64_t l = 0; l < level; ++l) prefix_tokens.push_back(vocab.token(l, prefixes[r][l]));
-        auto [items, n] = history(users[r]);
-        fill_generation_window(tokens, items, n, prefix_tokens, T, ids.data() + r * T, positions.data() + r * T);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t l = 0; l < level; ++l) prefix_tokens.push_back(vocab.token(l, prefixes[r][l]));
+        lp = model.continue_generation(cache, users, prefix_tokens, level);
       }
-      TigerBatch batch = make_tiger_batch(vocab, ids, positions, {}, rows, T, model.device());
-      std::vector<float> lp = model.next_code_log_probs(batch, level);
       const int64_t V = vocab.vocab(level);
       for (int64_t r = 0; r < rows; ++r) log_probs[r].assign(lp.begin() + r * V, lp.begin() + (r + 1) * V);
     };

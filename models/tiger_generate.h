@@ -2,10 +2,10 @@
 // (semantic_id::constrained_beam_search_batch with the prefix trie of every item's full code), and
 // its evaluation with the same RankingAccumulator as the full-ranking models.
 //
-// Each decoding step runs the model once over history + prefix for every live beam of a chunk of
-// users (one batch). There is no KV cache yet: every step recomputes the history's hidden states,
-// so a step costs a full forward over beams x window tokens (a cache would make the later steps
-// cost one token each).
+// The histories of a chunk of users are encoded once (TigerModel::start_generation keeps every
+// block's keys and values: a KV cache); each later step runs only the prefix tokens of every live
+// beam of the chunk, in one batch, against that cache. (The prefix itself, at most levels tokens, is
+// recomputed at every step rather than cached.)
 //
 // Metrics: the beam returns at most beam_width items in descending joint log-probability of the
 // full code. Items of the user's input history are dropped from that list (the other models'
@@ -30,7 +30,9 @@ namespace muonrec {
 
 struct TigerGenerateOptions {
   int64_t beam_width = 20;       // beams kept per step = items returned
-  int64_t users_per_chunk = 64;  // users decoded together (batch rows = users x live beams)
+  // Users decoded together (batch rows = users x live beams). On 2 CPU cores 32 was fastest on
+  // Beauty (bigger batches thrash memory); a GPU wants more.
+  int64_t users_per_chunk = 32;
 };
 
 // histories[u] is user u's input (oldest first; only the last max_items items are read). Returns, per user, the items

@@ -18,15 +18,32 @@ class TransformerBlocks {
   // Registers `count` blocks of width d (feed-forward ff) in `params`, drawing from `gen`.
   TransformerBlocks(ParameterList& params, int64_t count, int64_t d, int64_t ff, PhiloxGenerator& gen,
                     Device device);
-  // x [B, T, d] through every block; valid [B, T] masks attention keys (see ops::attention).
+  // Each block's packed q, k, v of a context, kept so that continuations of the context (the beams of
+  // a generative decoder) run only their new positions: a KV cache.
+  struct Cache {
+    std::vector<Tensor> qkv;        // per block: [rows * T, 3d]
+    std::vector<float> valid_host;  // [rows, T], the context's key mask
+    int64_t rows = 0, T = 0;
+  };
+
+  // x [B, T, d] through every block; valid [B, T] masks attention keys (see ops::attention). With
+  // `cache` (causal, evaluation only), also records each block's q, k, v for forward_continued.
   Tensor forward(Tensor x, const Tensor& valid, int64_t heads, bool causal, float dropout, bool training,
-                 PhiloxGenerator& gen) const;
+                 PhiloxGenerator& gen, Cache* cache = nullptr) const;
+  // Causal continuation, evaluation mode: x [N, S, d] are S new positions appended to context row
+  // context_rows[n] of `cache`. Returns them after every block, as forward() over the concatenated
+  // [context, new] rows would (up to rounding), while the context's positions cost nothing again.
+  Tensor forward_continued(Tensor x, const Cache& cache, const std::vector<int64_t>& context_rows,
+                           int64_t heads) const;
 
  private:
   struct Block {
     LayerNorm ln1, ln2;
     Linear qkv, proj, fc1, fc2;
   };
+  // The block after its attention: the projection, the residuals and the feed-forward part.
+  static Tensor finish_block(const Block& block, Tensor x, const Tensor& attention, float p, bool training,
+                             PhiloxGenerator& gen);
   std::vector<Block> blocks_;
 };
 

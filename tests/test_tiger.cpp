@@ -248,6 +248,50 @@ TEST(TigerModelTest, ShortWindowMatchesPaddedWindowAndIsCausal) {
   EXPECT_THROW(TigerConfig::from_json(R"({"kind": "sasrec"})"), Error);
 }
 
+TEST(TigerModelTest, CachedGenerationMatchesFullForward) {
+  std::vector<int64_t> vocab_sizes;
+  TigerCatalog catalog = small_catalog(20, &vocab_sizes);
+  TigerModel model(small_config(vocab_sizes), Device::CPU, 9);
+  const SemanticIdVocab& vocab = model.vocab();
+  // Two histories of different lengths (the shorter one left-padded in the context batch).
+  const std::vector<std::vector<int64_t>> histories = {{3, 9, 14}, {5}};
+  const int64_t T = 9;
+  std::vector<int64_t> ids(2 * T), pos(2 * T);
+  for (int r = 0; r < 2; ++r)
+    fill_generation_window(catalog.tokens, histories[r].data(), static_cast<int64_t>(histories[r].size()), {}, T,
+                           ids.data() + r * T, pos.data() + r * T);
+  TransformerBlocks::Cache cache;
+  std::vector<float> first = model.start_generation(make_tiger_batch(vocab, ids, pos, {}, 2, T, Device::CPU), cache);
+  for (int r = 0; r < 2; ++r) {
+    std::vector<int64_t> full(T), full_pos(T);
+    fill_generation_window(catalog.tokens, histories[r].data(), static_cast<int64_t>(histories[r].size()), {}, T,
+                           full.data(), full_pos.data());
+    auto expected = model.next_code_log_probs(make_tiger_batch(vocab, full, full_pos, {}, 1, T, Device::CPU), 0);
+    EXPECT_LT(testkit::relative_error(std::vector<float>(first.begin() + r * 4, first.begin() + r * 4 + 4), expected),
+              1e-5);
+  }
+  // Three continuations with prefixes of two tokens: rows 0 and 2 continue history 0, row 1 history 1.
+  const std::vector<int64_t> context_rows = {0, 1, 0};
+  const std::vector<std::vector<int64_t>> prefixes = {{1, 2}, {3, 0}, {0, 3}};
+  std::vector<int64_t> prefix_tokens;
+  for (const auto& p : prefixes)
+    for (int64_t l = 0; l < 2; ++l) prefix_tokens.push_back(vocab.token(l, p[l]));
+  std::vector<float> next = model.continue_generation(cache, context_rows, prefix_tokens, 2);
+  const int64_t V = vocab.vocab(2);
+  ASSERT_EQ(next.size(), static_cast<size_t>(3 * V));
+  for (int n = 0; n < 3; ++n) {
+    const auto& h = histories[context_rows[n]];
+    std::vector<int64_t> tokens = {prefix_tokens[n * 2], prefix_tokens[n * 2 + 1]};
+    std::vector<int64_t> full(T + 2), full_pos(T + 2);
+    fill_generation_window(catalog.tokens, h.data(), static_cast<int64_t>(h.size()), tokens, T + 2, full.data(),
+                           full_pos.data());
+    auto expected = model.next_code_log_probs(make_tiger_batch(vocab, full, full_pos, {}, 1, T + 2, Device::CPU), 2);
+    EXPECT_LT(testkit::relative_error(std::vector<float>(next.begin() + n * V, next.begin() + (n + 1) * V), expected),
+              1e-5)
+        << "continuation " << n;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Generation
 

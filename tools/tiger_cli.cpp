@@ -22,6 +22,8 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
       ->capture_default_str();
   cmd->add_option("--beam", train.generate.beam_width, "tiger: beam width = items returned per user")
       ->capture_default_str();
+  cmd->add_option("--beam-users", train.generate.users_per_chunk, "tiger: users decoded together")
+      ->capture_default_str();
   cmd->add_option("--item-text", vectors.item_text,
                   "tiger: 'auto' (DATASTEM_item_asin.txt + DATASTEM_item_titles.txt beside the data), a prefix "
                   "P (P_item_asin.txt + P_item_titles.txt, as given or beside the data), or 'none'")
@@ -48,7 +50,6 @@ int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& mod
   o.tokenizer.seed = train.seed;
   o.vectors.embedding.seed = train.seed;
   o.train.train = train;
-  o.train.generate.users_per_chunk = train.eval.batch_size;
   std::cout << fmt::format("training: batch {} for {} epochs, seed {}\n", train.batch_size, train.epochs, train.seed);
   TrainResult result = run_tiger_pipeline(dataset, o, device, std::cout);
   std::cout << fmt::format("best validation epoch {}: {}\n", result.best_epoch, result.best_valid.summary());
@@ -69,7 +70,6 @@ int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& d
   TigerBundle bundle = load_tiger_checkpoint(file, device);
   TigerEvalOptions o;
   o.filter_seen = eval.filter_seen;
-  o.generate.users_per_chunk = eval.batch_size;
   auto beam = file.metadata.find("beam_width");
   if (beam != file.metadata.end()) o.generate.beam_width = std::stoll(beam->second);
   RankingMetrics m = evaluate_tiger(*bundle.model, bundle.catalog, dataset, split, o);

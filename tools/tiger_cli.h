@@ -16,7 +16,7 @@ namespace muonrec {
 
 struct TigerCliArgs {
   TigerPipelineOptions pipeline;  // the tokenizer, item-vector and generation flags land here
-  // Registers --sid-*, --beam, --item-text, --movies, --movie-map, --item-vectors-from-checkpoint,
+  // Registers --sid-*, --beam, --beam-users, --item-text, --movies, --movie-map, --item-vectors-from-checkpoint,
   // --valid-users and --test-users on the train command.
   void add_to(CLI::App* train_cmd);
 };
