@@ -8,6 +8,7 @@
 #include "models/sampled_softmax.h"
 #include "models/trainer.h"
 #include "test_util.h"
+#include "train_util.h"
 
 using namespace muonrec;
 using muonrec::testkit::random_tensor;
@@ -209,9 +210,5 @@ TEST(SampledSoftmax, short_training_run_beats_most_popular) {
   o.optimizer.adamw.lr = 5e-3f;
   o.eval_every = o.epochs;
   o.progress_seconds = 1e9;
-  std::ostringstream log;
-  TrainResult result = train_model(*model, ds, o, log);
-  RankingMetrics pop = evaluate_popularity(ds, data::EvalSplit::Test, o.eval);
-  EXPECT_GT(result.test_at_best.ndcg10, 2.0 * pop.ndcg10) << "model " << result.test_at_best.summary()
-                                                          << " vs popularity " << pop.summary();
+  testkit::expect_beats_popularity(*model, ds, o, 2.0);
 }
