@@ -4,6 +4,7 @@
 
 #include "engine/cuda_check.h"
 #include "kernels/cuda/block_reduce.cuh"
+#include "kernels/cuda/head_row.cuh"
 #include "engine/error.h"
 #include "engine/nvtx.h"
 
@@ -17,17 +18,6 @@ constexpr unsigned kRowBlock = 128;
 constexpr unsigned kKeyBlock = 64;
 // The row kernels keep one row of scores (and probabilities) in shared memory.
 constexpr size_t kMaxSharedBytes = 48 * 1024;
-
-
-// Position of a (b, h, t) block in the packed layouts.
-struct HeadRow {
-  int64_t b, h, t;
-};
-__device__ __forceinline__ HeadRow head_row(int64_t seq, int64_t heads) {
-  const int64_t row = blockIdx.x;  // (b * heads + h) * seq + t
-  const int64_t bh = row / seq;
-  return HeadRow{bh / heads, bh % heads, row % seq};
-}
 
 __global__ void attention_forward_kernel(const float* qkv, const float* valid, float* out, float* probs,
                                          int64_t seq, int64_t heads, int64_t head_dim, float scale, bool causal) {

@@ -2,6 +2,7 @@
 #include "kernels/hstu_time_bucket.h"
 
 #include "engine/cuda_check.h"
+#include "kernels/cuda/head_row.cuh"
 #include "engine/error.h"
 #include "engine/nvtx.h"
 
@@ -16,16 +17,6 @@ constexpr unsigned kKeyBlock = 64;
 // Bias-gradient kernels: threads stride over the bias entries (offsets, then time buckets).
 constexpr unsigned kBiasBlock = 128;
 constexpr size_t kMaxSharedBytes = 48 * 1024;
-
-// The (b, h, t) of this block; blockIdx.x = (b * heads + h) * seq + t.
-struct HeadRow {
-  int64_t b, h, t;
-};
-__device__ __forceinline__ HeadRow hstu_head_row(int64_t seq, int64_t heads) {
-  const int64_t row = blockIdx.x;
-  const int64_t bh = row / seq;
-  return HeadRow{bh / heads, bh % heads, row % seq};
-}
 
 __device__ __forceinline__ float dot(const float* a, const float* b, int64_t n) {
   float acc = 0.0f;
@@ -50,7 +41,7 @@ __global__ void hstu_attention_forward_kernel(const float* uvqk, const float* va
   extern __shared__ float smem[];
   float* q = smem;             // [head_dim]
   float* w = smem + head_dim;  // [seq]: weights of query i (keys j <= i)
-  const HeadRow hr = hstu_head_row(seq, heads);
+  const HeadRow hr = head_row(seq, heads);
   const int64_t i = hr.t, d = heads * head_dim, stride = 4 * d;
   // Head h's columns of sequence b; the v, q, k blocks start d, 2d, 3d further.
   const float* seq_b = uvqk + hr.b * seq * stride + hr.h * head_dim;
@@ -91,7 +82,7 @@ __global__ void hstu_attention_backward_query_kernel(const float* uvqk, const fl
   float* q = smem;                    // [head_dim]
   float* dy = smem + head_dim;        // [head_dim]
   float* dz = smem + 2 * head_dim;    // [seq]
-  const HeadRow hr = hstu_head_row(seq, heads);
+  const HeadRow hr = head_row(seq, heads);
   const int64_t i = hr.t, d = heads * head_dim, stride = 4 * d;
   const float* seq_b = uvqk + hr.b * seq * stride + hr.h * head_dim;
   const float* valid_b = valid + hr.b * seq;
@@ -135,7 +126,7 @@ __global__ void hstu_attention_backward_query_kernel(const float* uvqk, const fl
 __global__ void hstu_attention_backward_key_kernel(const float* uvqk, const float* valid, const float* dout,
                                                    const float* w_all, const float* dz_all, float* duvqk,
                                                    int64_t seq, int64_t heads, int64_t head_dim) {
-  const HeadRow hr = hstu_head_row(seq, heads);
+  const HeadRow hr = head_row(seq, heads);
   const int64_t j = hr.t, d = heads * head_dim, stride = 4 * d;
   const int64_t bh = static_cast<int64_t>(blockIdx.x) / seq;
   const float* seq_b = uvqk + hr.b * seq * stride + hr.h * head_dim;
