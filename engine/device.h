@@ -1,6 +1,7 @@
 // Devices and the CUDA context the engine runs on (one stream per process; see DESIGN.md).
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace muonrec {

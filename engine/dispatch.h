@@ -2,6 +2,8 @@
 // same name (CUDA launchers take the engine stream as a trailing argument).
 #pragma once
 
+#include <cstdint>
+
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"

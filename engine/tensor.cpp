@@ -142,9 +142,9 @@ void Tensor::copy_from(const Tensor& src) {
 
 bool Tensor::requires_grad() const { return impl_ && impl_->requires_grad; }
 
-Tensor& Tensor::set_requires_grad(bool requires) {
-  MUONREC_CHECK(!requires || dtype() == DType::F32, "only f32 tensors can require gradients");
-  impl_->requires_grad = requires;
+Tensor& Tensor::set_requires_grad(bool enabled) {
+  MUONREC_CHECK(!enabled || dtype() == DType::F32, "only f32 tensors can require gradients");
+  impl_->requires_grad = enabled;
   return *this;
 }
 

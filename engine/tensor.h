@@ -65,7 +65,7 @@ class Tensor {
 
   // Autograd.
   bool requires_grad() const;
-  Tensor& set_requires_grad(bool requires);
+  Tensor& set_requires_grad(bool enabled);
   Tensor grad() const;
   // Sets the gradient (copied into the persistent buffer when the tensor has one).
   void set_grad(const Tensor& grad) const;

@@ -3,6 +3,7 @@
 // NDCG@K and MRR. The same code ranks the model's scores and the most-popular baseline.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 

@@ -2,6 +2,7 @@
 // checkpoints and the PyTorch fixtures map one to one).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>

@@ -3,6 +3,8 @@
 // next-item targets at every position, tied output.
 #pragma once
 
+#include <cstdint>
+
 #include "models/sequential_model.h"
 #include "models/transformer.h"
 

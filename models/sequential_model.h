@@ -4,6 +4,7 @@
 // trainer and the evaluator stay model-agnostic.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>

@@ -17,6 +17,7 @@
 // sits in the item's code, so the other levels' tokens are never candidates).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 

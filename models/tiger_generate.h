@@ -18,6 +18,7 @@
 // bounds.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "data/dataset.h"

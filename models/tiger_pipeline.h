@@ -6,6 +6,7 @@
 //      validated and tested by trie-constrained beam search (models/tiger_generate.h).
 #pragma once
 
+#include <cstdint>
 #include <iosfwd>
 #include <string>
 #include <vector>

@@ -7,6 +7,7 @@
 // longest window, so short histories cost less; shapes vary from batch to batch.
 #pragma once
 
+#include <cstdint>
 #include <iosfwd>
 #include <map>
 #include <memory>

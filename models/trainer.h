@@ -3,6 +3,7 @@
 // checkpoints, and exact resumption from the last epoch's checkpoint.
 #pragma once
 
+#include <cstdint>
 #include <iosfwd>
 #include <algorithm>
 #include <map>

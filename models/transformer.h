@@ -3,6 +3,7 @@
 // and the final ln, registered in the PyTorch peer's order so names and initial draws match it.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "models/sequential_model.h"

@@ -4,6 +4,7 @@
 // gradient buffer moves, so with a gradient arena nothing is uploaded but the step's scalars).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>

@@ -9,6 +9,7 @@
 // matrices are stacked by shape and orthogonalized with strided-batched bf16 GEMMs.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 
 #include "engine/device_value.h"

@@ -2,6 +2,7 @@
 // checkpoint can hold any of them.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>

@@ -2,6 +2,7 @@
 // a training run steps together (each group with its own rate, decay and momentum, one schedule).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>

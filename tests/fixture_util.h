@@ -3,6 +3,7 @@
 // every parameter gradient must match the float64 reference to relative error under 1e-4.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>

@@ -2,6 +2,7 @@
 // checks, the shared/ folder with the PyTorch fixtures, and the GPU skip.
 #pragma once
 
+#include <cstdint>
 #include <gtest/gtest.h>
 
 #include <atomic>

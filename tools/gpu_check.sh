@@ -20,7 +20,7 @@ for stage in "${stages[@]}"; do
   case "$stage" in
     build)
       cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMUONREC_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-        > "$out/configure.log" 2>&1 && cmake --build "$build" -j16 > "$out/build.log" 2>&1
+        > "$out/configure.log" 2>&1 && cmake --build "$build" -j16 -- -k 0 > "$out/build.log" 2>&1
       note "build: exit $? ($(grep -c 'error' "$out/build.log") error lines)"
       ;;
     tests)
