@@ -2,7 +2,8 @@
 # On the GPU machine (see .library device README): build for sm_90, run the whole test suite,
 # compute-sanitizer on the GPU kernel tests, the benchmarks against the PyTorch peer, and
 # optionally a training run; logs and tables land in $OUT (default build-gpu/out). Stages:
-#   tools/gpu_check.sh [build] [tests] [sanitize] [bench] [train-sasrec] [train-hstu]   (default: build tests sanitize bench)
+#   tools/gpu_check.sh [build] [tests] [sanitize] [bench] [train-sasrec] [train-hstu] [profile]
+#   (default: build tests sanitize bench; training reads MUONREC_EPOCHS/BLOCKS/HEADS/OPTIM)
 # Reads fixtures, data and torch_ref.py from $MUONREC_SHARED (default: .shared, see stage_shared.sh).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,11 +46,23 @@ for stage in "${stages[@]}"; do
       ;;
     train-sasrec|train-hstu)
       model=${stage#train-}
-      epochs=${MUONREC_EPOCHS:-160}
-      "$build/tools/muonrec" train --model "$model" --data "$MUONREC_SHARED/data/ml-1m/ml-1m.txt" --d 64 --blocks 2 \
-        --heads 1 --maxlen 200 --batch 128 --dropout 0.2 --lr 1e-3 --epochs "$epochs" --eval-every 5 --device cuda \
-        --metrics "$out/ml1m_$model.jsonl" > "$out/ml1m_$model.log" 2>&1
-      note "train $model ($epochs epochs): $(grep -E '^test at that epoch' "$out/ml1m_$model.log")"
+      epochs=${MUONREC_EPOCHS:-160} blocks=${MUONREC_BLOCKS:-2} heads=${MUONREC_HEADS:-1} optim=${MUONREC_OPTIM:-adamw}
+      run=ml1m_${model}_L${blocks}H${heads}_$optim
+      "$build/tools/muonrec" train --model "$model" --data "$MUONREC_SHARED/data/ml-1m/ml-1m.txt" --d 64 --blocks "$blocks" \
+        --heads "$heads" --maxlen 200 --batch 128 --dropout 0.2 --lr 1e-3 --optim "$optim" --epochs "$epochs" \
+        --eval-every 5 --device cuda --metrics "$out/$run.jsonl" > "$out/$run.log" 2>&1
+      note "train $run ($epochs epochs): $(grep -E '^test at that epoch' "$out/$run.log") | $(grep -E '^training time' "$out/$run.log")"
+      ;;
+    profile)
+      # Kernel time breakdown of two SASRec and two HSTU epochs (Nsight Systems, when installed).
+      for model in sasrec hstu; do
+        nsys profile -o "$out/profile_$model" --force-overwrite true --stats=false \
+          "$build/tools/muonrec" train --model "$model" --data "$MUONREC_SHARED/data/ml-1m/ml-1m.txt" --epochs 2 \
+          --eval-every 100 --device cuda > "$out/profile_$model.log" 2>&1 &&
+          nsys stats --report cuda_gpu_kern_sum --format csv "$out/profile_$model.nsys-rep" 2>/dev/null \
+          | head -30 > "$out/kernels_$model.csv"
+        note "profile $model: exit $? (kernels_$model.csv)"
+      done
       ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
