@@ -2,7 +2,7 @@
 # On the GPU machine (see .library device README): build for sm_90, run the whole test suite,
 # compute-sanitizer on the GPU kernel tests, the benchmarks against the PyTorch peer, and
 # optionally a training run; logs and tables land in $OUT (default build-gpu/out). Stages:
-#   tools/gpu_check.sh [build] [tests] [sanitize] [bench] [train-sasrec] [train-hstu] [profile]
+#   tools/gpu_check.sh [build] [tests] [sanitize] [bench] [train-sasrec] [train-hstu] [e2e] [profile]
 #   (default: build tests sanitize bench; training reads MUONREC_EPOCHS/BLOCKS/HEADS/OPTIM)
 # Reads fixtures, data and torch_ref.py from $MUONREC_SHARED (default: .shared, see stage_shared.sh).
 set -uo pipefail
@@ -52,6 +52,13 @@ for stage in "${stages[@]}"; do
         --heads "$heads" --maxlen 200 --batch 128 --dropout 0.2 --lr 1e-3 --optim "$optim" --epochs "$epochs" \
         --eval-every 5 --device cuda --metrics "$out/$run.jsonl" > "$out/$run.log" 2>&1
       note "train $run ($epochs epochs): $(grep -E '^test at that epoch' "$out/$run.log") | $(grep -E '^training time' "$out/$run.log")"
+      ;;
+    e2e)
+      # Our training and the PyTorch peer's on ML-1M, same settings, one GPU: seconds per epoch.
+      python3 bench/e2e.py --muonrec "$build/tools/muonrec" --peer "$MUONREC_SHARED/bench/torch_ref.py" \
+        --data "$MUONREC_SHARED/data/ml-1m/ml-1m.txt" --epochs "${MUONREC_EPOCHS:-10}" --optim "${MUONREC_OPTIM:-adamw}" \
+        --out "$out/e2e" --markdown | tee "$out/e2e_table.md"
+      note "e2e: $(tail -n +3 "$out/e2e_table.md" | tr '\n' ' ')"
       ;;
     profile)
       # Kernel time breakdown of two SASRec and two HSTU epochs (Nsight Systems, when installed).
