@@ -61,14 +61,14 @@ for stage in "${stages[@]}"; do
       note "e2e: $(tail -n +3 "$out/e2e_table.md" | tr '\n' ' ')"
       ;;
     profile)
-      # Kernel time breakdown of two SASRec and two HSTU epochs (Nsight Systems, when installed).
+      # Kernel time breakdown of a window of SASRec and HSTU training steps (Nsight Compute: each
+      # kernel's duration, summed per kernel name; the window skips start-up and the first steps).
       for model in sasrec hstu; do
-        nsys profile -o "$out/profile_$model" --force-overwrite true --stats=false \
-          "$build/tools/muonrec" train --model "$model" --data "$MUONREC_SHARED/data/ml-1m/ml-1m.txt" --epochs 2 \
-          --eval-every 100 --device cuda > "$out/profile_$model.log" 2>&1 &&
-          nsys stats --report cuda_gpu_kern_sum --format csv "$out/profile_$model.nsys-rep" 2>/dev/null \
-          | head -30 > "$out/kernels_$model.csv"
-        note "profile $model: exit $? (kernels_$model.csv)"
+        ncu --launch-skip 3000 --launch-count 600 --metrics gpu__time_duration.sum --csv \
+          "$build/tools/muonrec" train --model "$model" --data "$MUONREC_SHARED/data/ml-1m/ml-1m.txt" --epochs 1 \
+          --eval-every 100 --device cuda > "$out/ncu_$model.csv" 2> "$out/ncu_$model.err"
+        note "profile $model: exit $? (ncu_$model.csv)"
+        python3 bench/kernel_summary.py "$out/ncu_$model.csv" | head -25
       done
       ;;
     *) echo "unknown stage $stage"; exit 2 ;;
