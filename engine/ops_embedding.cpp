@@ -10,10 +10,15 @@ struct EmbeddingNode : Node {
   Tensor weight, ids;
   const char* name() const override { return "embedding"; }
   void backward(const Tensor& g) override {
-    Tensor dw = empty_like(weight);
+    if (!weight.requires_grad()) return;
+    // The kernels accumulate into the rows in use. A persistent gradient buffer (the training
+    // arena, zeroed once per step) takes them in place, so a step never writes the whole table;
+    // otherwise a zero gradient is made first and accumulated as usual.
+    const bool in_place = weight.impl()->grad_persistent;
+    Tensor dw = in_place ? weight.grad() : Tensor::zeros(weight.shape(), DType::F32, weight.device());
     MUONREC_DISPATCH(g.device(), embedding_backward, f32(g), ids.data<int64_t>(), f32_mut(dw), ids.numel(),
                      weight.dim(0), weight.dim(1));
-    accumulate_grad(weight, dw);
+    if (!in_place) accumulate_grad(weight, dw);
   }
 };
 

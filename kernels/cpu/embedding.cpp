@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
+#include <vector>
 
 namespace muonrec::kernels::cpu {
 
@@ -11,13 +13,24 @@ void embedding_forward(const float* weight, const int64_t* ids, float* out, int6
     std::memcpy(out + i * dim, weight + ids[i] * dim, static_cast<size_t>(dim) * sizeof(float));
 }
 
-void embedding_backward(const float* grad_out, const int64_t* ids, float* grad_weight, int64_t n_ids, int64_t rows,
-                        int64_t dim) {
-  std::fill(grad_weight, grad_weight + rows * dim, 0.0f);
-  for (int64_t i = 0; i < n_ids; ++i) {
-    float* row = grad_weight + ids[i] * dim;
-    const float* g = grad_out + i * dim;
-    for (int64_t c = 0; c < dim; ++c) row[c] += g[c];
+void embedding_backward(const float* grad_out, const int64_t* ids, float* grad_weight, int64_t n_ids,
+                        int64_t /*rows*/, int64_t dim) {
+  // Positions grouped by id, increasing within a group: each group is one run of the GPU's sort.
+  std::vector<int64_t> order(static_cast<size_t>(n_ids));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::stable_sort(order.begin(), order.end(), [ids](int64_t a, int64_t b) { return ids[a] < ids[b]; });
+  std::vector<float> run_sum(static_cast<size_t>(dim));
+  for (int64_t start = 0; start < n_ids;) {
+    const int64_t id = ids[order[start]];
+    std::fill(run_sum.begin(), run_sum.end(), 0.0f);
+    int64_t end = start;
+    for (; end < n_ids && ids[order[end]] == id; ++end) {
+      const float* g = grad_out + order[end] * dim;
+      for (int64_t c = 0; c < dim; ++c) run_sum[c] += g[c];
+    }
+    float* row = grad_weight + id * dim;
+    for (int64_t c = 0; c < dim; ++c) row[c] += run_sum[c];
+    start = end;
   }
 }
 

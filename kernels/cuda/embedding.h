@@ -10,9 +10,10 @@ namespace muonrec::kernels::cuda {
 // out[i, :] = weight[ids[i], :]. ids must lie in [0, rows) (the engine op checks).
 void embedding_forward(const float* weight, const int64_t* ids, float* out, int64_t n_ids, int64_t rows, int64_t dim,
                        cudaStream_t stream);
-// grad_weight = zeros, then grad_weight[ids[i], :] += grad_out[i, :] in increasing i: ids are
-// stable-sorted and each run of equal ids is summed by one block in position order, so the result is
-// bit-identical from run to run (no float atomics). Uses stream-ordered scratch memory.
+// Accumulates into grad_weight, touching only the rows of ids that occur (contract of
+// kernels/cpu/embedding.h): ids are stable-sorted (CUB radix sort on 32-bit keys) and each run of
+// equal ids is summed in a fixed order (a warp per run, a block in fixed pieces for runs over 256),
+// so the result is bit-identical from run to run (no float atomics). Stream-ordered scratch memory.
 void embedding_backward(const float* grad_out, const int64_t* ids, float* grad_weight, int64_t n_ids, int64_t rows,
                         int64_t dim, cudaStream_t stream);
 

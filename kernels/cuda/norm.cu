@@ -3,8 +3,9 @@
 #include <algorithm>
 
 #include "engine/cuda_check.h"
-#include "kernels/cuda/block_reduce.cuh"
 #include "engine/nvtx.h"
+#include "kernels/cuda/block_reduce.cuh"
+#include "kernels/cuda/column_partials.cuh"
 
 namespace muonrec::kernels::cuda {
 namespace {
@@ -14,12 +15,7 @@ namespace {
 constexpr unsigned kWarpsPerBlock = 8;
 constexpr unsigned kRowBlock = 32 * kWarpsPerBlock;
 
-// The parameter gradients sum over every row. Atomics would make them order-dependent, so they are
-// reduced in two fixed-order stages: each chunk of rows gives one partial per column, then one thread
-// per column adds the partials in chunk order.
-constexpr unsigned kColumnBlock = 128;
-constexpr int64_t kMinRowsPerChunk = 32;
-constexpr int64_t kMaxChunks = 1024;
+// The parameter gradients sum over every row in two fixed-order stages (column_partials.cuh).
 
 
 __device__ __forceinline__ int64_t warp_row() {
@@ -100,15 +96,6 @@ __global__ void layer_norm_param_partial_kernel(const float* x, const float* mea
   if (partial_b) partial_b[chunk * cols + c] = acc_b;
 }
 
-// Stage 2: out[c] = sum over chunks, in chunk order, of partial[chunk, c].
-__global__ void sum_partials_kernel(const double* partial, float* out, int64_t chunks, int64_t cols) {
-  const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (c >= cols) return;
-  double acc = 0.0;
-  for (int64_t chunk = 0; chunk < chunks; ++chunk) acc += partial[chunk * cols + c];
-  out[c] = static_cast<float>(acc);
-}
-
 __global__ void l2_normalize_forward_kernel(const float* x, float* y, float* norm, int64_t rows, int64_t cols,
                                             float eps) {
   const int64_t r = warp_row();
@@ -171,29 +158,18 @@ void layer_norm_backward(const float* x, const float* weight, const float* mean,
     if (dbias) CUDA_CHECK(cudaMemsetAsync(dbias, 0, param_bytes, stream));
     return;
   }
-  // The chunking depends only on the shape, so the summation order (and the result) is fixed.
-  int64_t chunks = std::min(kMaxChunks, (rows + kMinRowsPerChunk - 1) / kMinRowsPerChunk);
-  const int64_t rows_per_chunk = (rows + chunks - 1) / chunks;
-  chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
-  const size_t partial_elems = static_cast<size_t>(chunks * cols);
+  const ColumnChunks split = column_chunks(rows);
+  const size_t partial_elems = static_cast<size_t>(split.chunks * cols);
   double* scratch = nullptr;
   CUDA_CHECK(cudaMallocAsync(&scratch, 2 * partial_elems * sizeof(double), stream));
   double* partial_w = dweight ? scratch : nullptr;
   double* partial_b = dbias ? scratch + partial_elems : nullptr;
-  const dim3 grid(ceil_div(static_cast<size_t>(cols), kColumnBlock), static_cast<unsigned>(chunks));
+  const dim3 grid(ceil_div(static_cast<size_t>(cols), kColumnBlock), static_cast<unsigned>(split.chunks));
   layer_norm_param_partial_kernel<<<grid, kColumnBlock, 0, stream>>>(x, mean, rstd, dy, partial_w, partial_b, rows,
-                                                                     cols, rows_per_chunk);
+                                                                     cols, split.rows_per_chunk);
   CUDA_LAUNCH_CHECK();
-  if (dweight) {
-    sum_partials_kernel<<<ceil_div(static_cast<size_t>(cols), kColumnBlock), kColumnBlock, 0, stream>>>(
-        partial_w, dweight, chunks, cols);
-    CUDA_LAUNCH_CHECK();
-  }
-  if (dbias) {
-    sum_partials_kernel<<<ceil_div(static_cast<size_t>(cols), kColumnBlock), kColumnBlock, 0, stream>>>(
-        partial_b, dbias, chunks, cols);
-    CUDA_LAUNCH_CHECK();
-  }
+  if (dweight) finish_column_partials(partial_w, dweight, split.chunks, cols, stream);
+  if (dbias) finish_column_partials(partial_b, dbias, split.chunks, cols, stream);
   CUDA_CHECK(cudaFreeAsync(scratch, stream));
 }
 

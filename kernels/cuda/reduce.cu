@@ -4,6 +4,7 @@
 
 #include "engine/cuda_check.h"
 #include "engine/nvtx.h"
+#include "kernels/cuda/column_partials.cuh"
 
 namespace muonrec::kernels::cuda {
 namespace {
@@ -11,11 +12,6 @@ namespace {
 // sum_all is one block: the sums it serves (a loss, a mean) are small, and a single block reduces
 // in a fixed order with no second pass or atomics.
 constexpr unsigned kSumAllBlock = 1024;
-// sum_leading: chunks of rows give per-column partials, then one thread per column adds the chunks
-// in order (two fixed-order stages: deterministic, and parallel over rows as well as columns).
-constexpr unsigned kColumnBlock = 128;
-constexpr int64_t kMinRowsPerChunk = 32;
-constexpr int64_t kMaxChunks = 1024;
 constexpr unsigned kBlock = 256;
 
 // Accumulation is in double, as in the reference, so the GPU result differs from it only by the
@@ -45,14 +41,6 @@ __global__ void column_partial_kernel(const float* x, double* partial, int64_t o
   partial[chunk * inner + j] = acc;
 }
 
-__global__ void column_finish_kernel(const double* partial, float* out, int64_t chunks, int64_t inner) {
-  const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (j >= inner) return;
-  double acc = 0.0;
-  for (int64_t chunk = 0; chunk < chunks; ++chunk) acc += partial[chunk * inner + j];
-  out[j] = static_cast<float>(acc);
-}
-
 __global__ void broadcast_scalar_kernel(const float* scalar, float factor, float* out, int64_t n) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) out[i] = scalar[0] * factor;
@@ -74,19 +62,14 @@ void sum_leading(const float* x, float* out, int64_t outer, int64_t inner, cudaS
     CUDA_CHECK(cudaMemsetAsync(out, 0, static_cast<size_t>(inner) * sizeof(float), stream));
     return;
   }
-  // The chunking depends only on the shape, so the summation order (and the result) is fixed.
-  int64_t chunks = std::min(kMaxChunks, (outer + kMinRowsPerChunk - 1) / kMinRowsPerChunk);
-  const int64_t rows_per_chunk = (outer + chunks - 1) / chunks;
-  chunks = (outer + rows_per_chunk - 1) / rows_per_chunk;
+  const ColumnChunks split = column_chunks(outer);
   double* partial = nullptr;
-  CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&partial), static_cast<size_t>(chunks * inner) * sizeof(double),
-                             stream));
-  const dim3 grid(ceil_div(static_cast<size_t>(inner), kColumnBlock), static_cast<unsigned>(chunks));
-  column_partial_kernel<<<grid, kColumnBlock, 0, stream>>>(x, partial, outer, inner, rows_per_chunk);
+  CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&partial),
+                             static_cast<size_t>(split.chunks * inner) * sizeof(double), stream));
+  const dim3 grid(ceil_div(static_cast<size_t>(inner), kColumnBlock), static_cast<unsigned>(split.chunks));
+  column_partial_kernel<<<grid, kColumnBlock, 0, stream>>>(x, partial, outer, inner, split.rows_per_chunk);
   CUDA_LAUNCH_CHECK();
-  column_finish_kernel<<<ceil_div(static_cast<size_t>(inner), kColumnBlock), kColumnBlock, 0, stream>>>(
-      partial, out, chunks, inner);
-  CUDA_LAUNCH_CHECK();
+  finish_column_partials(partial, out, split.chunks, inner, stream);
   CUDA_CHECK(cudaFreeAsync(partial, stream));
 }
 
