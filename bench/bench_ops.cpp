@@ -75,7 +75,10 @@ int main(int argc, char** argv) {
       Tensor ids = random_ids(N, 1, V, 3, device);
       // Bytes floor: read N ids and N*d gathered values, write N*d outputs; backward reads N*d
       // gradients and writes the touched rows (at most V*d).
-      const double ms = time_fwd_bwd([&] { return ops::embedding(w, ids); }, {w}, device, 20);
+      // As in training (and in the peer, whose w.grad accumulates): the gradient lives in a
+      // persistent buffer, and the backward adds to the rows in use without re-zeroing the table.
+      w.attach_grad_buffer(Tensor::zeros({V, d}, DType::F32, device));
+      const double ms = time_fwd_bwd([&] { return ops::embedding(w, ids); }, {}, device, 20);
       bench::report(fmt::format("embedding_fwdbwd_V{}_d{}_N{}", V, d, N), ms);
     }
     for (auto [N, d, V] : {std::tuple<int64_t, int64_t, int64_t>{128 * 200, 64, 3707}, {256 * 200, 128, 100000}}) {
