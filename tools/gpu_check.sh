@@ -2,8 +2,8 @@
 # On the GPU machine (see .library device README): build for sm_90, run the whole test suite,
 # compute-sanitizer on the GPU kernel tests, the benchmarks against the PyTorch peer, and
 # optionally a training run; logs and tables land in $OUT (default build-gpu/out). Stages:
-#   tools/gpu_check.sh [build] [tests] [sanitize] [bench] [train-sasrec] [train-hstu] [e2e] [profile]
-#   (default: build tests sanitize bench; training reads MUONREC_EPOCHS/BLOCKS/HEADS/OPTIM)
+#   tools/gpu_check.sh [build] [tests] [sanitize] [bench] [train-sasrec] [train-hstu] [e2e] [large] [profile]
+#   (default: build tests sanitize bench; training reads MUONREC_EPOCHS/BLOCKS/HEADS/OPTIM/MATMUL)
 # Reads fixtures, data and torch_ref.py from $MUONREC_SHARED (default: .shared, see stage_shared.sh).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,18 +47,29 @@ for stage in "${stages[@]}"; do
     train-sasrec|train-hstu)
       model=${stage#train-}
       epochs=${MUONREC_EPOCHS:-160} blocks=${MUONREC_BLOCKS:-2} heads=${MUONREC_HEADS:-1} optim=${MUONREC_OPTIM:-adamw}
-      run=ml1m_${model}_L${blocks}H${heads}_$optim
+      run=ml1m_${model}_L${blocks}H${heads}_${optim}_${MUONREC_MATMUL:-fp32}
       "$build/tools/muonrec" train --model "$model" --data "$MUONREC_SHARED/data/ml-1m/ml-1m.txt" --d 64 --blocks "$blocks" \
         --heads "$heads" --maxlen 200 --batch 128 --dropout 0.2 --lr 1e-3 --optim "$optim" --epochs "$epochs" \
-        --eval-every 5 --device cuda --metrics "$out/$run.jsonl" > "$out/$run.log" 2>&1
+        --eval-every 5 --device cuda --matmul-precision "${MUONREC_MATMUL:-fp32}" --metrics "$out/$run.jsonl" \
+        > "$out/$run.log" 2>&1
       note "train $run ($epochs epochs): $(grep -E '^test at that epoch' "$out/$run.log") | $(grep -E '^training time' "$out/$run.log")"
       ;;
     e2e)
       # Our training and the PyTorch peer's on ML-1M, same settings, one GPU: seconds per epoch.
       python3 bench/e2e.py --muonrec "$build/tools/muonrec" --peer "$MUONREC_SHARED/bench/torch_ref.py" \
         --data "$MUONREC_SHARED/data/ml-1m/ml-1m.txt" --epochs "${MUONREC_EPOCHS:-10}" --optim "${MUONREC_OPTIM:-adamw}" \
-        --out "$out/e2e" --markdown | tee "$out/e2e_table.md"
+        --matmul-precision "${MUONREC_MATMUL:-fp32}" --out "$out/e2e" --markdown | tee "$out/e2e_table.md"
       note "e2e: $(tail -n +3 "$out/e2e_table.md" | tr '\n' ' ')"
+      ;;
+    large)
+      # Larger models on a 100,000-item synthetic catalogue: d=256, 8 blocks, 4 heads, T=200; fits
+      # on one GPU, and the log reports tokens/s.
+      for model in sasrec hstu; do
+        "$build/tools/muonrec" train --model "$model" --data synthetic --synthetic-users 20000 --synthetic-items 100000 \
+          --d 256 --blocks 8 --heads 4 --maxlen 200 --batch 128 --epochs 2 --eval-every 2 --device cuda \
+          --matmul-precision "${MUONREC_MATMUL:-fp32}" > "$out/large_$model.log" 2>&1
+        note "large $model d=256 L=8 H=4 V=100k: exit $? | $(grep -E '^training time' "$out/large_$model.log")"
+      done
       ;;
     profile)
       # Kernel time breakdown of a window of SASRec and HSTU training steps (Nsight Compute: each
