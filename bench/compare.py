@@ -23,6 +23,16 @@ def read(paths):
     return rows
 
 
+def peer_name(op):
+    """The peer's row our row is judged against: the same name, or for our precision variants
+    (suffix _tf32/_bf16) the peer's base row (it runs under bf16 autocast), or for HSTU attention
+    the SDPA row of the same shape (the issue's target)."""
+    for suffix in ("_tf32", "_bf16"):
+        if op.endswith(suffix):
+            op = op[: -len(suffix)]
+    return op.replace("hstu_attention_fwdbwd_", "sdpa_causal_fwdbwd_")
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     markdown = "--markdown" in sys.argv
@@ -32,10 +42,12 @@ def main():
     header = ["op", "muonrec ms", "PyTorch ms", "speed-up"]
     lines = []
     for op, mine in ours.items():
-        peer = theirs.get(op)
+        peer_op = peer_name(op)
+        peer = theirs.get(peer_op)
         ratio = f"{peer['ms'] / mine['ms']:.2f}x" if peer and mine["ms"] > 0 else "-"
-        extra = f" ({mine['GBps']} GB/s)" if "GBps" in mine else ""
-        lines.append([op, f"{mine['ms']:.4f}{extra}", f"{peer['ms']:.4f}" if peer else "-", ratio])
+        extra = f" ({mine['GBps']} GB/s)" if "GBps" in mine else f" ({mine['TFLOPs']} TFLOP/s)" if "TFLOPs" in mine else ""
+        against = f" (vs {peer_op})" if peer and peer_op != op else ""
+        lines.append([op + against, f"{mine['ms']:.4f}{extra}", f"{peer['ms']:.4f}" if peer else "-", ratio])
     if markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))

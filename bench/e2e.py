@@ -5,10 +5,11 @@ on one GPU, and prints seconds per epoch (median), the ratio, and the test NDCG@
 
   bench/e2e.py --muonrec build-gpu/tools/muonrec --peer .shared/bench/torch_ref.py \\
       --data .shared/data/ml-1m/ml-1m.txt --models sasrec,hstu --epochs 10 [--optim muon] \\
-      [--d 64 --blocks 2 --heads 1 --ff 0] [--out DIR] [--markdown]
+      [--d 64 --blocks 2 --heads 1 --ff 0] [--matmul-precision bf16] [--out DIR] [--markdown]
 
 Settings follow reference/PERF.md: T=200, batch 128, dropout 0.2, AdamW lr 1e-3 (Muon lr 0.02 on
-the 2-D block weights with --optim muon, the peer's split), seen items filtered in evaluation.
+the 2-D block weights with --optim muon, the peer's split), seen items filtered in evaluation. The
+peer always runs under bf16 autocast; --matmul-precision picks ours (fp32, tf32 or bf16 products).
 """
 import argparse
 import json
@@ -45,7 +46,7 @@ def ours(a, model):
     cmd = [a.muonrec, "train", "--model", model, "--data", a.data, "--d", str(a.d), "--blocks", str(a.blocks),
            "--heads", str(a.heads), "--ff", str(a.ff), "--maxlen", "200", "--batch", "128", "--dropout", "0.2",
            "--lr", "1e-3", "--epochs", str(a.epochs), "--eval-every", str(a.epochs), "--device", "cuda",
-           "--metrics", metrics]
+           "--metrics", metrics, "--matmul-precision", a.matmul_precision]
     if a.optim == "muon":
         cmd += ["--optim", "muon", "--param-policy", "hidden", "--muon-lr", "0.02"]
     run(cmd, os.path.join(a.out, f"muonrec_{model}.log"))
@@ -75,6 +76,7 @@ def main():
     p.add_argument("--blocks", type=int, default=2)
     p.add_argument("--heads", type=int, default=1)
     p.add_argument("--ff", type=int, default=0)
+    p.add_argument("--matmul-precision", choices=["fp32", "tf32", "bf16"], default="fp32")
     p.add_argument("--out", default="e2e-out")
     p.add_argument("--markdown", action="store_true")
     a = p.parse_args()
@@ -84,7 +86,7 @@ def main():
         ours_s, ours_ndcg = ours(a, model)
         peer_s, peer_ndcg = peer(a, model)
         rows.append(dict(kind="e2e", model=model, optim=a.optim, d=a.d, blocks=a.blocks, heads=a.heads, ff=a.ff,
-                         epochs=a.epochs, muonrec_epoch_s=ours_s, torch_epoch_s=peer_s, speedup=peer_s / ours_s,
+                         epochs=a.epochs, matmul_precision=a.matmul_precision, muonrec_epoch_s=ours_s, torch_epoch_s=peer_s, speedup=peer_s / ours_s,
                          muonrec_test_ndcg10=ours_ndcg, torch_test_ndcg10=peer_ndcg))
     with open(os.path.join(a.out, "e2e.jsonl"), "a") as f:
         for r in rows:
@@ -92,7 +94,8 @@ def main():
     header = ["run", "muonrec s/epoch", "PyTorch s/epoch", "speed-up", "muonrec NDCG@10", "PyTorch NDCG@10"]
     lines = []
     for r in rows:
-        name = f"{r['model']} d={r['d']} L={r['blocks']} H={r['heads']} {r['optim']}, {r['epochs']} epochs"
+        name = (f"{r['model']} d={r['d']} L={r['blocks']} H={r['heads']} {r['optim']}, matmul "
+                f"{r['matmul_precision']}, {r['epochs']} epochs")
         lines.append([name, f"{r['muonrec_epoch_s']:.4f}", f"{r['torch_epoch_s']:.4f}", f"{r['speedup']:.2f}x",
                       f"{r['muonrec_test_ndcg10']:.4f}", f"{r['torch_test_ndcg10']:.4f}"])
     if a.markdown:

@@ -69,8 +69,10 @@ inline Tensor causal_attention(const Tensor& qkv, const Tensor& valid, int heads
 // negative target is ignored. Returns a one-element tensor (0 when every target is ignored).
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets);
 // cross_entropy(scale * h[N, d] @ weight[V, d]^T, targets) without materialising the N x V
-// logits: items are processed `chunk` at a time (online log-sum-exp forward; backward recomputes
-// each chunk). Memory O(N * chunk + V * d); equal to the two-op form up to float rounding.
+// logits: tiles of up to `chunk` items by as many rows as fit a fixed budget (8 Mi logits on the
+// GPU, 1 Mi on the CPU) are folded into an online log-sum-exp, and the backward recomputes each
+// tile. Memory O(N * d + V * d + one tile); equal to the two-op form up to float rounding. On the
+// GPU the products follow set_matmul_precision (engine/precision.h).
 Tensor linear_cross_entropy(const Tensor& h, const Tensor& weight, const Tensor& targets, float scale = 1.0f,
                             int64_t chunk = 4096);
 Tensor sum(const Tensor& x);   // one-element tensor

@@ -1,7 +1,8 @@
-// Softmax cross-entropy over a catalogue scored by a matrix product, computed over item chunks:
-// neither the logits nor the probabilities ever exist for all N x V entries. Forward folds each
-// chunk into an online log-sum-exp; backward recomputes each chunk's logits, turns them into
-// gradients in place, and applies them to both factors with two more products.
+// Softmax cross-entropy over a catalogue scored by a matrix product, computed over tiles of rows x
+// items: neither the logits nor the probabilities ever exist for all N x V entries. Forward folds
+// each tile into an online log-sum-exp; backward recomputes each tile's logits, turns them into
+// gradients in place, and applies them to both factors with two more products. On the GPU the
+// products follow the matmul precision setting (engine/precision.h); the CPU computes in fp32.
 #include "engine/dispatch.h"
 #include "engine/ops.h"
 #include "kernels/cpu/chunked_ce.h"
@@ -13,35 +14,18 @@ namespace muonrec::ops {
 using namespace detail;
 namespace {
 
-// logits[:, 0:width] = scale * h @ weight[begin:begin+width]^T
-void chunk_logits(const Tensor& h, const Tensor& weight, float scale, int64_t begin, int64_t width, Tensor& logits) {
-  const int64_t rows = h.dim(0), d = h.dim(1);
-  MUONREC_DISPATCH(h.device(), gemm, false, true, rows, width, d, scale, f32(h), f32(weight) + begin * d, 0.0f,
-                   f32_mut(logits));
-}
-
 struct LinearCrossEntropyNode : Node {
   Tensor h, weight, targets, logsumexp, valid_count;
   float scale;
   int64_t chunk;
   const char* name() const override { return "linear_cross_entropy"; }
   void backward(const Tensor& g) override {
-    const int64_t rows = h.dim(0), d = h.dim(1), classes = weight.dim(0);
     const Device device = h.device();
-    Tensor dh = Tensor::zeros(h.shape(), DType::F32, device);
+    Tensor dh = Tensor::empty(h.shape(), DType::F32, device);
     Tensor dw = Tensor::empty(weight.shape(), DType::F32, device);
-    Tensor logits = Tensor::empty({rows, std::min(chunk, classes)}, DType::F32, device);
-    for (int64_t begin = 0; begin < classes; begin += chunk) {
-      const int64_t width = std::min(chunk, classes - begin);
-      chunk_logits(h, weight, scale, begin, width, logits);
-      MUONREC_DISPATCH(device, ce_chunk_backward, f32_mut(logits), targets.data<int64_t>(), f32(logsumexp),
-                       f32(valid_count), f32(g), rows, width, begin);
-      // dh += scale * dlogits @ W_chunk ; dW_chunk = scale * dlogits^T @ h
-      MUONREC_DISPATCH(device, gemm, false, false, rows, d, width, scale, f32(logits), f32(weight) + begin * d, 1.0f,
-                       f32_mut(dh));
-      MUONREC_DISPATCH(device, gemm, true, false, width, d, rows, scale, f32(logits), f32(h), 0.0f,
-                       f32_mut(dw) + begin * d);
-    }
+    MUONREC_DISPATCH(device, linear_ce_backward, f32(h), f32(weight), targets.data<int64_t>(), f32(logsumexp),
+                     f32(valid_count), f32(g), h.dim(0), h.dim(1), weight.dim(0), scale, chunk, f32_mut(dh),
+                     f32_mut(dw));
     accumulate_grad(h, dh);
     accumulate_grad(weight, dw);
   }
@@ -59,6 +43,9 @@ Tensor linear_cross_entropy(const Tensor& h, const Tensor& weight, const Tensor&
   MUONREC_CHECK(h.rank() == 2 && weight.rank() == 2 && h.dim(1) == weight.dim(1) && targets.shape() == Shape{h.dim(0)},
                 "linear_cross_entropy: h must be [N, d], weight [V, d] and targets [N]; got {}, {} and {}",
                 shape_str(h.shape()), shape_str(weight.shape()), shape_str(targets.shape()));
+  MUONREC_CHECK(weight.dim(0) > 0 && weight.dim(1) > 0,
+                "linear_cross_entropy: weight must have at least one class and one feature; got {}",
+                shape_str(weight.shape()));
   MUONREC_CHECK(chunk > 0, "linear_cross_entropy: chunk must be positive, got {}", chunk);
   const int64_t rows = h.dim(0), classes = weight.dim(0);
   if (targets.device() == Device::CPU) {
@@ -68,21 +55,11 @@ Tensor linear_cross_entropy(const Tensor& h, const Tensor& weight, const Tensor&
                     classes);
   }
   const Device device = h.device();
-  Tensor row_max = Tensor::full({rows}, -INFINITY, device);
-  Tensor row_sum = Tensor::zeros({rows}, DType::F32, device);
-  Tensor target_logit = Tensor::zeros({rows}, DType::F32, device);
-  Tensor logits = Tensor::empty({rows, std::max<int64_t>(std::min(chunk, classes), 1)}, DType::F32, device);
-  for (int64_t begin = 0; begin < classes; begin += chunk) {
-    const int64_t width = std::min(chunk, classes - begin);
-    chunk_logits(h, weight, scale, begin, width, logits);
-    MUONREC_DISPATCH(device, ce_chunk_forward, f32(logits), targets.data<int64_t>(), rows, width, begin,
-                     f32_mut(row_max), f32_mut(row_sum), f32_mut(target_logit));
-  }
   Tensor loss = Tensor::empty({}, DType::F32, device);
   Tensor logsumexp = Tensor::empty({rows}, DType::F32, device);
   Tensor valid_count = Tensor::empty({1}, DType::F32, device);
-  MUONREC_DISPATCH(device, ce_finish, f32(row_max), f32(row_sum), f32(target_logit), targets.data<int64_t>(), rows,
-                   f32_mut(logsumexp), f32_mut(loss), f32_mut(valid_count));
+  MUONREC_DISPATCH(device, linear_ce_forward, f32(h), f32(weight), targets.data<int64_t>(), rows, h.dim(1), classes,
+                   scale, chunk, f32_mut(logsumexp), f32_mut(loss), f32_mut(valid_count));
   if (any_requires_grad({&h, &weight})) {
     auto node = std::make_shared<LinearCrossEntropyNode>();
     node->h = h;

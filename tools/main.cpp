@@ -7,6 +7,7 @@
 #include "data/synthetic.h"
 #include "engine/device.h"
 #include "engine/error.h"
+#include "engine/precision.h"
 #include "models/trainer.h"
 #include "tools/tiger_cli.h"
 
@@ -50,6 +51,10 @@ struct DataArgs {
   }
 };
 
+constexpr const char* kMatmulPrecisionHelp =
+    "GPU matrix products: fp32 (exact, the default), tf32 or bf16 (tensor cores, fp32 accumulation; the PyTorch "
+    "peer trains under bf16 autocast)";
+
 int run_train(const DataArgs& data_args, ModelConfig config, TrainOptions options, const std::string& device_arg,
               bool show_baseline) {
   data::SequenceDataset dataset = data_args.load();
@@ -58,10 +63,12 @@ int run_train(const DataArgs& data_args, ModelConfig config, TrainOptions option
   auto model = make_model(config, device, options.seed);
   const std::string masking = config.kind == "bert4rec" ? fmt::format(" mask-prob={}", config.mask_prob) : "";
   std::cout << fmt::format("model: {} d={} blocks={} heads={} ff={} maxlen={} dropout={}{} loss: {} ({} parameters) "
-                           "on {}\n",
+                           "on {}{}\n",
                            config.kind, config.d, config.blocks, config.heads, config.ff > 0 ? config.ff : config.d,
                            config.max_len, config.dropout, masking, config.loss.describe(),
-                           model->parameters().numel(), device_name(device));
+                           model->parameters().numel(), device_name(device),
+                           device == Device::CUDA ? fmt::format(" (matmul {})", matmul_precision_name(matmul_precision()))
+                                                  : "");
   std::cout << fmt::format("training: batch {} for {} epochs, seed {}\n", options.batch_size, options.epochs,
                            options.seed);
   TrainResult result = train_model(*model, dataset, options, std::cout);
@@ -104,6 +111,7 @@ int main(int argc, char** argv) {
   ModelConfig config;
   TrainOptions train;
   std::string device = "auto";
+  std::string matmul_precision = "fp32";
   bool no_filter_seen = false, baseline = false;
   std::string schedule = "constant", muon_adjust = "original", ns_table = "quintic", ns_precision = "bf16";
   bool muon_no_nesterov = false;
@@ -160,6 +168,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   train_cmd->add_option("--seed", train.seed, "seed for weights, shuffling and dropout")->capture_default_str();
   train_cmd->add_option("--device", device, "auto, cpu or cuda")->capture_default_str();
+  train_cmd->add_option("--matmul-precision", matmul_precision, kMatmulPrecisionHelp)
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
   train_cmd->add_option("--eval-every", train.eval_every, "validate every N epochs")->capture_default_str();
   train_cmd->add_option("--eval-batch", train.eval.batch_size, "users per evaluation batch")->capture_default_str();
   train_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
@@ -180,6 +190,8 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--checkpoint", checkpoint, "checkpoint written by 'muonrec train --checkpoint'")->required();
   eval_cmd->add_option("--split", split, "test or valid")->check(CLI::IsMember({"test", "valid"}))->capture_default_str();
   eval_cmd->add_option("--device", device, "auto, cpu or cuda")->capture_default_str();
+  eval_cmd->add_option("--matmul-precision", matmul_precision, kMatmulPrecisionHelp)
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
   eval_cmd->add_option("--batch", eval.batch_size, "users per evaluation batch")->capture_default_str();
   eval_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
 
@@ -193,6 +205,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
+    set_matmul_precision(parse_matmul_precision(matmul_precision));
     if (*train_cmd) {
       train.eval.filter_seen = !no_filter_seen;
       config.loss.kind = LossConfig::kind_from_name(loss_name);

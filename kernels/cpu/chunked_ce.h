@@ -1,23 +1,24 @@
-// CPU reference: the two per-chunk steps of a softmax cross-entropy computed over item chunks
-// (logits never exist for the whole catalogue at once). See ops::linear_cross_entropy.
+// CPU reference of the softmax cross-entropy over a catalogue scored by a matrix product:
+//   loss = mean over rows r with targets[r] >= 0 of logsumexp_c(z[r, c]) - z[r, targets[r]],
+//   z = scale * h[rows, dim] @ weight[classes, dim]^T,
+// computed over tiles of (a block of rows) x (`chunk` items), so the rows x classes logits never
+// exist at once. See ops::linear_cross_entropy; kernels/cuda/chunked_ce.h has the same contract.
 #pragma once
 
 #include <cstdint>
 
 namespace muonrec::kernels::cpu {
 
-// Folds one chunk of logits [rows, width] (classes chunk_begin .. chunk_begin+width) into the
-// running row maximum and sum of exponentials (online log-sum-exp), and picks up the logit of the
-// target when it falls in this chunk. Before the first chunk: max = -inf, sum = 0.
-void ce_chunk_forward(const float* logits, const int64_t* targets, int64_t rows, int64_t width, int64_t chunk_begin,
-                      float* row_max, float* row_sum, float* target_logit);
-// After the last chunk: logsumexp[r] = max + log(sum); loss[0] = mean over rows with target >= 0
-// of logsumexp - target_logit; valid_count[0] = the number of such rows.
-void ce_finish(const float* row_max, const float* row_sum, const float* target_logit, const int64_t* targets,
-               int64_t rows, float* logsumexp, float* loss, float* valid_count);
-// Turns a chunk of logits into d(loss)/d(logits) in place: (softmax - onehot) * dloss / count, and
-// 0 on ignored rows. dloss and valid_count are one-element arrays.
-void ce_chunk_backward(float* logits, const int64_t* targets, const float* logsumexp, const float* valid_count,
-                       const float* dloss, int64_t rows, int64_t width, int64_t chunk_begin);
+// Writes loss[0], valid_count[0] (the number of rows with a target >= 0; the loss is 0 when there
+// are none) and, for the backward, logsumexp[r] (0 on ignored rows). dim, classes and chunk >= 1.
+void linear_ce_forward(const float* h, const float* weight, const int64_t* targets, int64_t rows, int64_t dim,
+                       int64_t classes, float scale, int64_t chunk, float* logsumexp, float* loss, float* valid_count);
+
+// Overwrites dh [rows, dim] and dweight [classes, dim] with the gradients of dloss[0] * loss. Each
+// tile's logits are recomputed and turned into (softmax - onehot) * dloss / valid_count (0 on
+// ignored rows) before the two products that apply them to both factors.
+void linear_ce_backward(const float* h, const float* weight, const int64_t* targets, const float* logsumexp,
+                        const float* valid_count, const float* dloss, int64_t rows, int64_t dim, int64_t classes,
+                        float scale, int64_t chunk, float* dh, float* dweight);
 
 }  // namespace muonrec::kernels::cpu

@@ -1,4 +1,6 @@
-// CPU reference: row-major single-precision GEMM through OpenBLAS.
+// CPU reference: row-major single-precision GEMM through OpenBLAS. Always full fp32: the matmul
+// precision setting (engine/precision.h) is read by the CUDA backend only, so that the CPU stays
+// the exact reference every GPU test compares against.
 #pragma once
 
 #include <cstdint>
