@@ -4,6 +4,7 @@
 //   bench_optim [--device cuda|cpu] [--small]   (--small: only the SASRec-size Muon, for CPUs)
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <iostream>
 #include <string>
 
@@ -33,6 +34,19 @@ int64_t numel(const std::vector<NamedParameter>& params) {
   return n;
 }
 
+// Newton-Schulz matrix-product flops of one Muon step: per iteration and matrix with sides
+// s <= l, A = X X^T (2 s^2 l), A A (2 s^3) and B X (2 s^2 l), each Gram product formed on the
+// small side.
+double newton_schulz_flops(const std::vector<NamedParameter>& params, int ns_steps) {
+  double flops = 0;
+  for (const auto& p : params) {
+    const double s = static_cast<double>(std::min(p.tensor.dim(0), p.tensor.dim(1)));
+    const double l = static_cast<double>(std::max(p.tensor.dim(0), p.tensor.dim(1)));
+    flops += ns_steps * (4 * s * s * l + 2 * s * s * s);
+  }
+  return flops;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -55,7 +69,10 @@ int main(int argc, char** argv) {
       MuonOptions o;
       o.adjust_lr = MuonAdjustLr::MatchRmsAdamW;
       Muon muon_big(big, o);
-      bench::report("muon_d1024_L8", bench::median_ms([&] { muon_big.step(); }, device, 3, 20));
+      const double muon_ms = bench::median_ms([&] { muon_big.step(); }, device, 3, 20);
+      const int ns_steps = static_cast<int>(o.newton_schulz.coefficients.size());
+      bench::report("muon_d1024_L8", muon_ms,
+                    fmt::format(R"(, "TFLOPs": {:.1f})", newton_schulz_flops(big, ns_steps) / muon_ms / 1e9));
     }
     std::vector<Shape> sasrec;
     for (int block = 0; block < 2; ++block)

@@ -6,15 +6,18 @@ namespace muonrec::ops {
 using namespace detail;
 namespace {
 
+// The backward recomputes the probabilities from the saved row log-sum-exp (O(B*H*T) memory, no
+// T x T tensor), so it needs the mask again, and the output for sum_j P_ij dP_ij = dout_i . out_i.
 struct AttentionNode : Node {
-  Tensor qkv, probs;
+  Tensor qkv, valid, out, lse;
   int64_t heads;
+  bool causal;
   const char* name() const override { return "attention"; }
   void backward(const Tensor& g) override {
     const int64_t batch = qkv.dim(0), seq = qkv.dim(1), d = qkv.dim(2) / 3;
     Tensor dqkv = empty_like(qkv);
-    MUONREC_DISPATCH(qkv.device(), attention_backward, f32(qkv), f32(probs), f32(g), f32_mut(dqkv), batch, seq, heads,
-                     d / heads);
+    MUONREC_DISPATCH(qkv.device(), attention_backward, f32(qkv), f32(valid), f32(out), f32(lse), f32(g), f32_mut(dqkv),
+                     batch, seq, heads, d / heads, causal);
     accumulate_grad(qkv, dqkv);
   }
 };
@@ -33,15 +36,17 @@ Tensor attention(const Tensor& qkv, const Tensor& valid, int heads, bool causal)
   MUONREC_CHECK(valid.shape() == (Shape{batch, seq}), "attention: valid must be [{}, {}], got {}", batch, seq,
                 shape_str(valid.shape()));
   Tensor out = Tensor::empty({batch, seq, d}, DType::F32, qkv.device());
-  Tensor probs = Tensor::empty({batch, heads, seq, seq}, DType::F32, qkv.device());
-  MUONREC_DISPATCH(qkv.device(), attention_forward, f32(qkv), f32(valid), f32_mut(out), f32_mut(probs), batch, seq,
+  Tensor lse = Tensor::empty({batch, heads, seq}, DType::F32, qkv.device());
+  MUONREC_DISPATCH(qkv.device(), attention_forward, f32(qkv), f32(valid), f32_mut(out), f32_mut(lse), batch, seq,
                    static_cast<int64_t>(heads), d / heads, causal);
-  // The backward reads the mask from probs (0 where masked), so the node needs no causal flag.
   if (any_requires_grad({&qkv})) {
     auto node = std::make_shared<AttentionNode>();
     node->qkv = qkv;
-    node->probs = probs;
+    node->valid = valid;
+    node->out = out;
+    node->lse = lse;
     node->heads = heads;
+    node->causal = causal;
     record_node(out, node);
   }
   return out;

@@ -1,7 +1,6 @@
 #include "optim/adamw.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "engine/dispatch.h"
 
@@ -22,14 +21,9 @@ AdamW::AdamW(std::vector<NamedParameter> params, const AdamWOptions& options)
 
 namespace {
 
-// Chunks of at most this many elements: one CUDA block each, enough blocks to fill the GPU on a
-// large table and one block for a small tensor.
+// Chunks of at most this many elements: the unit a CUDA block takes from the chunk list, so a large
+// table spreads over every SM and a small tensor costs one chunk.
 constexpr int64_t kChunkElements = 1 << 16;
-
-template <typename T>
-bool same_bytes(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
-}
 
 }  // namespace
 
@@ -41,37 +35,27 @@ void AdamW::step() {
 }
 
 void AdamW::run_device(Device device) {
-  DeviceTable& table = tables_[static_cast<int>(device)];
+  DeviceTables& tables = tables_[static_cast<int>(device)];
   std::vector<kernels::AdamWTensor> tensors;
   std::vector<kernels::TensorChunk> chunks;
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = params_[i].tensor;
     Tensor g = p.grad();
     if (p.device() != device || !g.defined()) continue;  // no gradient this step: torch skips it too
-    const auto index = static_cast<int32_t>(tensors.size());
+    const auto index = static_cast<int64_t>(tensors.size());
     tensors.push_back({p.data<float>(), g.data<float>(), exp_avg_[i].data<float>(), exp_avg_sq_[i].data<float>(),
                        bf16_copies_[i].defined() ? bf16_copies_[i].data<uint16_t>() : nullptr, p.numel()});
     for (int64_t begin = 0; begin < p.numel(); begin += kChunkElements)
       chunks.push_back({index, begin, std::min(begin + kChunkElements, p.numel())});
   }
   if (chunks.empty()) return;
-  if (!same_bytes(tensors, table.tensors) || !same_bytes(chunks, table.chunks) || !table.hyper_on_device) {
-    table.tensors = tensors;
-    table.chunks = chunks;
-    table.tensors_on_device = std::make_unique<DeviceValue>(tensors.size() * sizeof(tensors[0]), device);
-    table.chunks_on_device = std::make_unique<DeviceValue>(chunks.size() * sizeof(chunks[0]), device);
-    table.hyper_on_device = std::make_unique<DeviceValue>(sizeof(kernels::AdamWHyper), device);
-    table.tensors_on_device->write(tensors.data(), table.tensors_on_device->bytes());
-    table.chunks_on_device->write(chunks.data(), table.chunks_on_device->bytes());
-  }
+  if (!tables.hyper) tables.hyper = std::make_unique<DeviceValue>(sizeof(kernels::AdamWHyper), device);
   const kernels::AdamWHyper hyper{options_.lr,           options_.beta1, options_.beta2, options_.eps,
                                   options_.weight_decay, grad_scale_,    steps_,         options_.seed};
-  table.hyper_on_device->write(&hyper, sizeof hyper);
-  MUONREC_DISPATCH(device, adamw_multi_tensor,
-                   static_cast<const kernels::AdamWTensor*>(table.tensors_on_device->device_ptr()),
-                   static_cast<const kernels::TensorChunk*>(table.chunks_on_device->device_ptr()),
-                   static_cast<int64_t>(table.chunks.size()),
-                   static_cast<const kernels::AdamWHyper*>(table.hyper_on_device->device_ptr()));
+  tables.hyper->write(&hyper, sizeof hyper);
+  MUONREC_DISPATCH(device, adamw_multi_tensor, tables.tensors.sync(tensors, device), tables.chunks.sync(chunks, device),
+                   static_cast<int64_t>(chunks.size()),
+                   static_cast<const kernels::AdamWHyper*>(tables.hyper->device_ptr()));
 }
 
 std::map<std::string, Tensor> AdamW::state(const std::string& prefix) const {

@@ -1,18 +1,19 @@
 // AdamW (Loshchilov & Hutter 2019) exactly as torch.optim.AdamW computes it: decoupled weight decay,
 // bias-corrected moments, fp32 master weights and state. Fused: one launch updates every tensor on
-// a device, through a pointer table and hyperparameters held in device memory (rebuilt only when a
-// gradient buffer moves, so with a gradient arena nothing is uploaded but the step's scalars).
+// a device, through a pointer table and hyperparameters held in device memory (the table is uploaded
+// again only when a gradient buffer moves, so with a gradient arena nothing is uploaded but the
+// step's scalars).
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
-#include <memory>
-
 #include "engine/device_value.h"
 #include "kernels/adamw_math.h"
+#include "optim/device_table.h"
 #include "optim/optimizer.h"
 
 namespace muonrec {
@@ -49,11 +50,11 @@ class AdamW : public Optimizer {
   const Tensor& bf16_copy(size_t i) const { return bf16_copies_[i]; }
 
  private:
-  // The pointer table and chunk list of one device, kept on that device.
-  struct DeviceTable {
-    std::vector<kernels::AdamWTensor> tensors;
-    std::vector<kernels::TensorChunk> chunks;
-    std::unique_ptr<DeviceValue> tensors_on_device, chunks_on_device, hyper_on_device;
+  // The pointer table, chunk list and hyperparameters of one device, kept on that device.
+  struct DeviceTables {
+    DeviceTable<kernels::AdamWTensor> tensors;
+    DeviceTable<kernels::TensorChunk> chunks;
+    std::unique_ptr<DeviceValue> hyper;
   };
   void run_device(Device device);
 
@@ -62,7 +63,7 @@ class AdamW : public Optimizer {
   AdamWOptions options_;
   float grad_scale_ = 1.0f;
   int64_t steps_ = 0;
-  DeviceTable tables_[2];  // indexed by Device
+  DeviceTables tables_[2];  // indexed by Device
 };
 
 }  // namespace muonrec

@@ -33,9 +33,11 @@ Muon::Muon(std::vector<NamedParameter> params, const MuonOptions& options)
     momentum_buffer_.push_back(Tensor::zeros(p.tensor.shape(), DType::F32, p.tensor.device()));
   }
   for (size_t i = 0; i < params_.size(); ++i)
-    scratch_.push_back(path(i) == Path::Fused ? Tensor::empty(params_[i].tensor.shape(), DType::F32, Device::CUDA)
+    scratch_.push_back(path(i) == Path::Fused ? Tensor::empty(params_[i].tensor.shape(), DType::BF16, Device::CUDA)
                                               : Tensor());
 }
+
+Muon::~Muon() = default;
 
 Muon::Path Muon::path(size_t i) const {
   const Tensor& p = params_[i].tensor;
@@ -47,10 +49,14 @@ Muon::Path Muon::path(size_t i) const {
   return Path::Batched;
 }
 
-float Muon::adjusted_lr(int64_t rows, int64_t cols) const {
+double Muon::lr_scale(int64_t rows, int64_t cols) const {
   const double r = static_cast<double>(rows), c = static_cast<double>(cols);
-  if (options_.adjust_lr == MuonAdjustLr::Original) return static_cast<float>(options_.lr * std::sqrt(std::max(1.0, r / c)));
-  return static_cast<float>(options_.lr * 0.2 * std::sqrt(std::max(r, c)));
+  if (options_.adjust_lr == MuonAdjustLr::Original) return std::sqrt(std::max(1.0, r / c));
+  return 0.2 * std::sqrt(std::max(r, c));
+}
+
+float Muon::adjusted_lr(int64_t rows, int64_t cols) const {
+  return static_cast<float>(static_cast<double>(options_.lr) * lr_scale(rows, cols));
 }
 
 void Muon::step() {
@@ -73,13 +79,16 @@ void Muon::step() {
 
 kernels::MuonMatrix Muon::table_entry(size_t i) const {
   const Tensor& p = params_[i].tensor;
-  return {p.data<float>(), p.grad().data<float>(), momentum_buffer_[i].data<float>(),
-          scratch_[i].defined() ? scratch_[i].data<float>() : nullptr, static_cast<int32_t>(p.dim(0)),
-          static_cast<int32_t>(p.dim(1)), adjusted_lr(p.dim(0), p.dim(1))};
+  return {p.data<float>(),
+          p.grad().data<float>(),
+          momentum_buffer_[i].data<float>(),
+          scratch_[i].defined() ? scratch_[i].data<uint16_t>() : nullptr,
+          lr_scale(p.dim(0), p.dim(1)),
+          static_cast<int32_t>(p.dim(0)),
+          static_cast<int32_t>(p.dim(1))};
 }
 
 void Muon::upload_hyper() {
-  if (!hyper_on_device_) hyper_on_device_ = std::make_unique<DeviceValue>(sizeof(kernels::MuonHyper), Device::CUDA);
   kernels::MuonHyper hyper{};
   hyper.lr = options_.lr;
   hyper.momentum = options_.momentum;
@@ -90,7 +99,11 @@ void Muon::upload_hyper() {
   hyper.ns_steps = static_cast<int32_t>(options_.newton_schulz.coefficients.size());
   for (int s = 0; s < hyper.ns_steps; ++s)
     for (int k = 0; k < 3; ++k) hyper.coefficients[s][k] = options_.newton_schulz.coefficients[s][k];
+  // Only the learning rate ever changes: a constant-rate run uploads once.
+  if (hyper_on_device_ && std::memcmp(&hyper, &uploaded_hyper_, sizeof hyper) == 0) return;
+  if (!hyper_on_device_) hyper_on_device_ = std::make_unique<DeviceValue>(sizeof hyper, Device::CUDA);
   hyper_on_device_->write(&hyper, sizeof hyper);
+  uploaded_hyper_ = hyper;
 }
 
 void Muon::step_matrix(size_t i) {
@@ -114,17 +127,9 @@ void Muon::step_fused(const std::vector<size_t>& indices) {
     table.push_back(table_entry(i));
     shared_bytes = std::max(shared_bytes, kernels::muon_fused_shared_bytes(table.back().rows, table.back().cols));
   }
-  const size_t table_bytes = table.size() * sizeof(table[0]);
-  if (table.size() != fused_table_.size() || std::memcmp(table.data(), fused_table_.data(), table_bytes) != 0) {
-    fused_table_ = table;
-    fused_table_on_device_ = std::make_unique<DeviceValue>(table_bytes, Device::CUDA);
-    fused_table_on_device_->write(table.data(), table_bytes);
-    fused_shared_bytes_ = shared_bytes;
-  }
-  kernels::cuda::muon_fused_small(static_cast<const kernels::MuonMatrix*>(fused_table_on_device_->device_ptr()),
-                                  static_cast<int32_t>(table.size()),
+  kernels::cuda::muon_fused_small(fused_table_.sync(table, Device::CUDA), static_cast<int32_t>(table.size()),
                                   static_cast<const kernels::MuonHyper*>(hyper_on_device_->device_ptr()),
-                                  fused_shared_bytes_, current_stream());
+                                  shared_bytes, current_stream());
 #else
   (void)indices;
 #endif
@@ -132,31 +137,25 @@ void Muon::step_fused(const std::vector<size_t>& indices) {
 
 void Muon::step_batched(const std::vector<size_t>& indices) {
 #ifdef MUONREC_WITH_CUDA
-  // Group by shape, in first-appearance order so the grouping is the same every step.
-  std::vector<std::vector<size_t>> groups;
+  if (indices.empty()) return;
+  // Equal shapes side by side (groups in first-appearance order, so the same every step): each
+  // group is one stack of the batched step.
+  std::vector<size_t> order;
   for (size_t i : indices) {
-    auto same_shape = [&](const std::vector<size_t>& g) { return params_[g[0]].tensor.shape() == params_[i].tensor.shape(); };
-    auto it = std::find_if(groups.begin(), groups.end(), same_shape);
-    if (it == groups.end()) {
-      groups.push_back({i});
-    } else {
-      it->push_back(i);
-    }
+    if (std::find(order.begin(), order.end(), i) != order.end()) continue;
+    for (size_t j : indices)
+      if (params_[j].tensor.shape() == params_[i].tensor.shape()) order.push_back(j);
   }
-  batched_tables_.resize(std::max(batched_tables_.size(), groups.size()));
-  for (size_t g = 0; g < groups.size(); ++g) {
-    std::vector<kernels::MuonMatrix> table;
-    for (size_t i : groups[g]) table.push_back(table_entry(i));
-    const size_t bytes = table.size() * sizeof(table[0]);
-    if (!batched_tables_[g] || batched_tables_[g]->bytes() != bytes)
-      batched_tables_[g] = std::make_unique<DeviceValue>(bytes, Device::CUDA);
-    batched_tables_[g]->write(table.data(), bytes);
-    kernels::cuda::muon_batched_step(static_cast<const kernels::MuonMatrix*>(batched_tables_[g]->device_ptr()),
-                                     static_cast<int32_t>(table.size()), table[0].rows, table[0].cols,
-                                     static_cast<const kernels::MuonHyper*>(hyper_on_device_->device_ptr()),
-                                     static_cast<int32_t>(options_.newton_schulz.coefficients.size()),
-                                     current_stream());
+  std::vector<kernels::cuda::MuonBatchedStep::Shape2> shapes;
+  std::vector<kernels::MuonMatrix> table;
+  for (size_t i : order) {
+    table.push_back(table_entry(i));
+    shapes.push_back({table.back().rows, table.back().cols});
   }
+  if (!batched_ || batched_->shapes() != shapes)
+    batched_ = std::make_unique<kernels::cuda::MuonBatchedStep>(shapes, options_.newton_schulz.coefficients);
+  batched_->run(batched_table_.sync(table, Device::CUDA),
+                static_cast<const kernels::MuonHyper*>(hyper_on_device_->device_ptr()), current_stream());
 #else
   (void)indices;
 #endif

@@ -6,7 +6,9 @@
 // gemm, update kernel) runs on any device and is the reference; the GPU takes it in fp32 mode. On
 // the GPU in bf16 mode, every matrix whose iterate fits in shared memory (a side up to about 128,
 // i.e. most recommendation models) goes through one fused launch for all of them, and larger
-// matrices are stacked by shape and orthogonalized with strided-batched bf16 GEMMs.
+// matrices are stacked by shape and orthogonalized with strided-batched bf16 GEMMs, their
+// elementwise work in one launch per pass for all of them. Either way a step uploads nothing but
+// the hyperparameters, and those only when the learning rate changed.
 #pragma once
 
 #include <cstdint>
@@ -14,10 +16,16 @@
 
 #include "engine/device_value.h"
 #include "kernels/muon_types.h"
+#include "optim/device_table.h"
 #include "optim/newton_schulz.h"
 #include "optim/optimizer.h"
 
 namespace muonrec {
+#ifdef MUONREC_WITH_CUDA
+namespace kernels::cuda {
+class MuonBatchedStep;
+}
+#endif
 
 enum class MuonAdjustLr {
   Original,       // lr * sqrt(max(1, rows / cols))
@@ -37,6 +45,7 @@ struct MuonOptions {
 class Muon : public Optimizer {
  public:
   Muon(std::vector<NamedParameter> params, const MuonOptions& options);
+  ~Muon() override;
 
   const char* name() const override { return "muon"; }
   void step() override;
@@ -55,6 +64,8 @@ class Muon : public Optimizer {
   Path path(size_t i) const;
 
  private:
+  // adjusted_lr / lr for a [rows, cols] matrix (in double, so host and device agree bit for bit).
+  double lr_scale(int64_t rows, int64_t cols) const;
   void step_matrix(size_t i);
   void step_fused(const std::vector<size_t>& indices);
   void step_batched(const std::vector<size_t>& indices);
@@ -65,11 +76,13 @@ class Muon : public Optimizer {
   std::vector<Tensor> momentum_buffer_, scratch_;
   MuonOptions options_;
   int64_t steps_ = 0;
-  // The fused path's table and hyperparameters in device memory (rebuilt when an address moves).
-  std::vector<kernels::MuonMatrix> fused_table_;
-  std::unique_ptr<DeviceValue> fused_table_on_device_, hyper_on_device_;
-  int64_t fused_shared_bytes_ = 0;
-  std::vector<std::unique_ptr<DeviceValue>> batched_tables_;  // one per shape group
+  // The GPU paths' tables and hyperparameters in device memory, uploaded when they change.
+  DeviceTable<kernels::MuonMatrix> fused_table_, batched_table_;
+  kernels::MuonHyper uploaded_hyper_{};
+  std::unique_ptr<DeviceValue> hyper_on_device_;
+#ifdef MUONREC_WITH_CUDA
+  std::unique_ptr<kernels::cuda::MuonBatchedStep> batched_;  // rebuilt when the batched shapes change
+#endif
 };
 
 }  // namespace muonrec

@@ -442,76 +442,93 @@ TEST(KernelsGpu, embedding_backward_deterministic_repeated_ids_5003x64) {
   expect_close(runs[0], grad_ref, kReductionTol, "embedding_backward vs CPU");
 }
 
-// Both masks: causal (SASRec) and bidirectional (BERT4Rec).
-class KernelsGpuAttention : public ::testing::TestWithParam<bool> {};
+// Flash attention against the CPU reference, both masks (causal: SASRec, bidirectional: BERT4Rec),
+// head dims under, between and at the kernels' buckets (16; 50, not a multiple of 4; 64; 128) and
+// lengths around the 64-position tile (1, 37, 200, 257). Two heads; batch row 0 is left-padded,
+// row 1 full, row 2 all padding (each query attends only itself).
+struct AttentionCase {
+  bool causal;
+  int64_t seq, head_dim;
+};
 
-TEST_P(KernelsGpuAttention, fp32_3x37_heads2_dim24_left_padded) {
+class KernelsGpuAttention : public ::testing::TestWithParam<AttentionCase> {};
+
+TEST_P(KernelsGpuAttention, fp32_3_rows_heads2_padded) {
   SKIP_WITHOUT_GPU();
-  const bool causal = GetParam();
-  std::mt19937 gen(110);
-  const int64_t batch = 3, seq = 37, heads = 2, head_dim = 24, d = heads * head_dim;
-  auto qkv = randn(batch * seq * 3 * d, gen), dout = randn(batch * seq * d, gen);
-  // Left padding: batch 0 has 10 padded positions, batch 1 none, batch 2 all but the last one.
-  std::vector<float> valid(batch * seq, 1.0f);
-  for (int64_t t = 0; t < 10; ++t) valid[0 * seq + t] = 0.0f;
-  for (int64_t t = 0; t < seq - 1; ++t) valid[2 * seq + t] = 0.0f;
+  const AttentionCase c = GetParam();
+  std::mt19937 gen(static_cast<unsigned>(110 + 1000 * c.causal + 10 * c.seq + c.head_dim));
+  const int64_t batch = 3, heads = 2, d = heads * c.head_dim;
+  auto qkv = randn(batch * c.seq * 3 * d, gen), dout = randn(batch * c.seq * d, gen);
+  std::vector<float> valid(batch * c.seq, 1.0f);
+  std::fill(valid.begin(), valid.begin() + c.seq / 3, 0.0f);
+  std::fill(valid.begin() + 2 * c.seq, valid.end(), 0.0f);
   Tensor dqkv_in = upload(qkv), dvalid = upload(valid), ddout = upload(dout);
 
-  const int64_t probs_n = batch * heads * seq * seq;
-  Tensor out = poisoned<float>(batch * seq * d), probs = poisoned<float>(probs_n);
-  gpu::attention_forward(dev<float>(dqkv_in), dev<float>(dvalid), dev<float>(out), dev<float>(probs), batch, seq, heads,
-                         head_dim, causal, stream());
-  std::vector<float> out_ref(batch * seq * d), probs_ref(probs_n);
-  cpu::attention_forward(qkv.data(), valid.data(), out_ref.data(), probs_ref.data(), batch, seq, heads, head_dim,
-                         causal);
+  Tensor out = poisoned<float>(batch * c.seq * d), lse = poisoned<float>(batch * heads * c.seq);
+  gpu::attention_forward(dev<float>(dqkv_in), dev<float>(dvalid), dev<float>(out), dev<float>(lse), batch, c.seq,
+                         heads, c.head_dim, c.causal, stream());
+  std::vector<float> out_ref(batch * c.seq * d), lse_ref(batch * heads * c.seq);
+  cpu::attention_forward(qkv.data(), valid.data(), out_ref.data(), lse_ref.data(), batch, c.seq, heads, c.head_dim,
+                         c.causal);
   expect_close(download<float>(out), out_ref, kReductionTol, "attention_forward out");
-  auto probs_gpu = download<float>(probs);
-  expect_close(probs_gpu, probs_ref, kReductionTol, "attention_forward probs");
-  size_t mask_mismatches = 0;
-  for (int64_t i = 0; i < probs_n; ++i) mask_mismatches += (probs_gpu[i] == 0.0f) != (probs_ref[i] == 0.0f);
-  EXPECT_EQ(mask_mismatches, 0u) << "probs are zero in different places (mask semantics differ)";
+  expect_close(download<float>(lse), lse_ref, kReductionTol, "attention_forward lse");
 
-  // The backward gets the reference's probs, so only the backward is compared.
-  Tensor dprobs = upload(probs_ref);
-  Tensor dqkv = poisoned<float>(batch * seq * 3 * d);
-  gpu::attention_backward(dev<float>(dqkv_in), dev<float>(dprobs), dev<float>(ddout), dev<float>(dqkv), batch, seq,
-                          heads, head_dim, stream());
-  std::vector<float> dqkv_ref(batch * seq * 3 * d);
-  cpu::attention_backward(qkv.data(), probs_ref.data(), dout.data(), dqkv_ref.data(), batch, seq, heads, head_dim);
+  // The backward gets the reference's out and lse, so only the backward is compared.
+  Tensor dout_saved = upload(out_ref), dlse_saved = upload(lse_ref);
+  Tensor dqkv = poisoned<float>(batch * c.seq * 3 * d);
+  gpu::attention_backward(dev<float>(dqkv_in), dev<float>(dvalid), dev<float>(dout_saved), dev<float>(dlse_saved),
+                          dev<float>(ddout), dev<float>(dqkv), batch, c.seq, heads, c.head_dim, c.causal, stream());
+  std::vector<float> dqkv_ref(batch * c.seq * 3 * d);
+  cpu::attention_backward(qkv.data(), valid.data(), out_ref.data(), lse_ref.data(), dout.data(), dqkv_ref.data(), batch,
+                          c.seq, heads, c.head_dim, c.causal);
   expect_close(download<float>(dqkv), dqkv_ref, kReductionTol, "attention_backward dqkv");
 }
 
-INSTANTIATE_TEST_SUITE_P(Masks, KernelsGpuAttention, ::testing::Values(true, false),
-                         [](const ::testing::TestParamInfo<bool>& info) {
-                           return info.param ? "causal" : "bidirectional";
+std::vector<AttentionCase> attention_cases() {
+  std::vector<AttentionCase> cases;
+  for (bool causal : {true, false})
+    for (int64_t seq : {1, 37, 200, 257})
+      for (int64_t head_dim : {16, 50, 64, 128}) cases.push_back({causal, seq, head_dim});
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, KernelsGpuAttention, ::testing::ValuesIn(attention_cases()),
+                         [](const ::testing::TestParamInfo<AttentionCase>& info) {
+                           return std::string(info.param.causal ? "causal" : "bidirectional") + "_T" +
+                                  std::to_string(info.param.seq) + "_D" + std::to_string(info.param.head_dim);
                          });
 
-TEST(KernelsGpu, attention_fp32_2x200_heads1_dim128) {
+TEST(KernelsGpu, attention_fp32_8x200_heads4_dim64_deterministic) {
   SKIP_WITHOUT_GPU();
   std::mt19937 gen(111);
-  // The largest shapes the models use: T = 200 (more keys than threads per block), head_dim = 128.
-  const int64_t batch = 2, seq = 200, heads = 1, head_dim = 128, d = heads * head_dim;
+  // The SASRec benchmark shape (T = 200, head dim 64) with several heads and left padding of every
+  // length class: whole padded key tiles are skipped, partial ones are masked.
+  const int64_t batch = 8, seq = 200, heads = 4, head_dim = 64, d = heads * head_dim;
   auto qkv = randn(batch * seq * 3 * d, gen, 0.5f), dout = randn(batch * seq * d, gen);
   std::vector<float> valid(batch * seq, 1.0f);
-  for (int64_t t = 0; t < 57; ++t) valid[1 * seq + t] = 0.0f;
+  for (int64_t b = 0; b < batch; ++b) std::fill(valid.begin() + b * seq, valid.begin() + b * seq + b * 27, 0.0f);
   Tensor dqkv_in = upload(qkv), dvalid = upload(valid), ddout = upload(dout);
-  const int64_t probs_n = batch * heads * seq * seq;
-  Tensor out = poisoned<float>(batch * seq * d), probs = poisoned<float>(probs_n);
-  gpu::attention_forward(dev<float>(dqkv_in), dev<float>(dvalid), dev<float>(out), dev<float>(probs), batch, seq, heads,
-                         head_dim, /*causal=*/true, stream());
-  std::vector<float> out_ref(batch * seq * d), probs_ref(probs_n);
-  cpu::attention_forward(qkv.data(), valid.data(), out_ref.data(), probs_ref.data(), batch, seq, heads, head_dim,
+  std::vector<float> out_ref(batch * seq * d), lse_ref(batch * heads * seq), dqkv_ref(batch * seq * 3 * d);
+  cpu::attention_forward(qkv.data(), valid.data(), out_ref.data(), lse_ref.data(), batch, seq, heads, head_dim,
                          /*causal=*/true);
-  expect_close(download<float>(out), out_ref, kReductionTol, "attention_forward out");
-  expect_close(download<float>(probs), probs_ref, kReductionTol, "attention_forward probs");
-
-  Tensor dprobs = upload(probs_ref);
-  Tensor dqkv = poisoned<float>(batch * seq * 3 * d);
-  gpu::attention_backward(dev<float>(dqkv_in), dev<float>(dprobs), dev<float>(ddout), dev<float>(dqkv), batch, seq,
-                          heads, head_dim, stream());
-  std::vector<float> dqkv_ref(batch * seq * 3 * d);
-  cpu::attention_backward(qkv.data(), probs_ref.data(), dout.data(), dqkv_ref.data(), batch, seq, heads, head_dim);
-  expect_close(download<float>(dqkv), dqkv_ref, kReductionTol, "attention_backward dqkv");
+  cpu::attention_backward(qkv.data(), valid.data(), out_ref.data(), lse_ref.data(), dout.data(), dqkv_ref.data(), batch,
+                          seq, heads, head_dim, /*causal=*/true);
+  // Forward and backward chained on the GPU, twice: no atomics, so the runs agree bit for bit.
+  std::vector<std::vector<float>> outs, dqkvs;
+  for (int run = 0; run < 2; ++run) {
+    Tensor out = poisoned<float>(batch * seq * d), lse = poisoned<float>(batch * heads * seq);
+    Tensor dqkv = poisoned<float>(batch * seq * 3 * d);
+    gpu::attention_forward(dev<float>(dqkv_in), dev<float>(dvalid), dev<float>(out), dev<float>(lse), batch, seq,
+                           heads, head_dim, /*causal=*/true, stream());
+    gpu::attention_backward(dev<float>(dqkv_in), dev<float>(dvalid), dev<float>(out), dev<float>(lse),
+                            dev<float>(ddout), dev<float>(dqkv), batch, seq, heads, head_dim, /*causal=*/true, stream());
+    outs.push_back(download<float>(out));
+    dqkvs.push_back(download<float>(dqkv));
+  }
+  expect_close(outs[0], out_ref, kReductionTol, "attention_forward out");
+  expect_close(dqkvs[0], dqkv_ref, kReductionTol, "attention_backward dqkv");
+  expect_bitwise(outs[1], outs[0], "attention_forward run 2 vs run 1");
+  expect_bitwise(dqkvs[1], dqkvs[0], "attention_backward run 2 vs run 1");
 }
 
 TEST(KernelsGpu, row_dot_fp32_203x129_dim72_deterministic) {
@@ -635,23 +652,38 @@ Tensor upload_structs(const std::vector<T>& items) {
 }
 
 // Two tensors (one spanning several chunks, one with a bf16 copy), gradient scale 0.5, three steps:
-// the fused GPU update must equal the CPU reference bit for bit (same element math, no FMA).
+// the fused GPU update must equal the CPU reference bit for bit (same element math, no FMA). Tensor
+// 0's parameter starts one float into its buffer (the element-wise fallback), tensor 1's gradient
+// too (the vectorised loop with unaligned gradient loads, as in a gradient arena); the float before
+// each must be left alone.
 TEST(KernelsGpu, adamw_multi_tensor_bitwise_4099_and_70001) {
   SKIP_WITHOUT_GPU();
   using muonrec::kernels::AdamWHyper;
   using muonrec::kernels::AdamWTensor;
   using muonrec::kernels::TensorChunk;
+  constexpr float kSentinel = 7.0f;
+  auto upload_shifted = [&](const std::vector<float>& values, int64_t shift) {
+    std::vector<float> padded(static_cast<size_t>(shift), kSentinel);
+    padded.insert(padded.end(), values.begin(), values.end());
+    return upload(padded);
+  };
+  auto download_shifted = [&](const Tensor& t, int64_t shift, const std::string& what) {
+    std::vector<float> values = download<float>(t);
+    for (int64_t i = 0; i < shift; ++i) EXPECT_EQ(values[i], kSentinel) << what << ": wrote before the tensor";
+    values.erase(values.begin(), values.begin() + shift);
+    return values;
+  };
   std::mt19937 gen(114);
-  const std::vector<int64_t> sizes = {4099, 70001};
+  const std::vector<int64_t> sizes = {4099, 70001}, param_shift = {1, 0}, grad_shift = {0, 1};
   std::vector<std::vector<float>> param, m, v;
   std::vector<std::vector<uint16_t>> bf16(2);
   std::vector<Tensor> dparam, dm, dv, dbf16;
-  for (int64_t n : sizes) {
-    param.push_back(randn(n, gen));
-    m.push_back(randn(n, gen, 0.1f));
-    v.push_back(randn(n, gen, 0.1f));
+  for (size_t t = 0; t < sizes.size(); ++t) {
+    param.push_back(randn(sizes[t], gen));
+    m.push_back(randn(sizes[t], gen, 0.1f));
+    v.push_back(randn(sizes[t], gen, 0.1f));
     for (float& value : v.back()) value = value * value;  // second moments are non-negative
-    dparam.push_back(upload(param.back()));
+    dparam.push_back(upload_shifted(param.back(), param_shift[t]));
     dm.push_back(upload(m.back()));
     dv.push_back(upload(v.back()));
   }
@@ -662,12 +694,13 @@ TEST(KernelsGpu, adamw_multi_tensor_bitwise_4099_and_70001) {
   Tensor dchunks = upload_structs(chunks);
   for (int64_t step = 1; step <= 3; ++step) {
     std::vector<std::vector<float>> grad = {randn(sizes[0], gen), randn(sizes[1], gen)};
-    std::vector<Tensor> dgrad = {upload(grad[0]), upload(grad[1])};
+    std::vector<Tensor> dgrad = {upload_shifted(grad[0], grad_shift[0]), upload_shifted(grad[1], grad_shift[1])};
     std::vector<AdamWTensor> host_table, device_table;
     for (size_t t = 0; t < 2; ++t) {
       host_table.push_back({param[t].data(), grad[t].data(), m[t].data(), v[t].data(),
                             t == 1 ? bf16[1].data() : nullptr, sizes[t]});
-      device_table.push_back({dev<float>(dparam[t]), dev<float>(dgrad[t]), dev<float>(dm[t]), dev<float>(dv[t]),
+      device_table.push_back({dev<float>(dparam[t]) + param_shift[t], dev<float>(dgrad[t]) + grad_shift[t],
+                              dev<float>(dm[t]), dev<float>(dv[t]),
                               t == 1 ? static_cast<uint16_t*>(dbf16[1].raw_data()) : nullptr, sizes[t]});
     }
     const AdamWHyper hyper{1e-3f, 0.9f, 0.98f, 1e-8f, 0.01f, 0.5f, step, 42};
@@ -678,7 +711,7 @@ TEST(KernelsGpu, adamw_multi_tensor_bitwise_4099_and_70001) {
     cpu::adamw_multi_tensor(host_table.data(), chunks.data(), 3, &hyper);
     const std::string tag = " after step " + std::to_string(step);
     for (size_t t = 0; t < 2; ++t) {
-      expect_bitwise(download<float>(dparam[t]), param[t], "adamw param" + tag);
+      expect_bitwise(download_shifted(dparam[t], param_shift[t], "adamw param"), param[t], "adamw param" + tag);
       expect_bitwise(download<float>(dm[t]), m[t], "adamw m" + tag);
       expect_bitwise(download<float>(dv[t]), v[t], "adamw v" + tag);
     }

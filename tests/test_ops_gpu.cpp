@@ -110,6 +110,21 @@ TEST(OpsGpuParity, bidirectional_attention_padded_T37_H2_D24) {
                          {random_tensor({B, T, 3 * d}, 19), Tensor::from_f32(valid, {B * T})}, 1e-4);
 }
 
+TEST(OpsGpuParity, attention_T200_H2_D50_padded_and_all_padding_rows) {
+  SKIP_WITHOUT_GPU();
+  // The benchmark length with a head dim that is not a multiple of 4; row b has 60*b padded
+  // positions, so row 3 (180) leaves whole key tiles of padding, and row 4 is all padding.
+  const int64_t B = 5, T = 200, d = 100;
+  std::vector<float> valid(B * T, 1.0f);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < std::min(b * 60, T); ++t) valid[b * T + t] = 0.0f;
+  for (bool causal : {true, false}) {
+    expect_gpu_matches_cpu(
+        [causal](auto& in) { return ops::attention(in[0], in[1].reshape({5, 200}), 2, causal); },
+        {random_tensor({B, T, 3 * d}, causal ? 22 : 23), Tensor::from_f32(valid, {B * T})}, 1e-4);
+  }
+}
+
 TEST(OpsGpuParity, row_dot_300_rows_of_129_candidates_d72) {
   SKIP_WITHOUT_GPU();
   // 129 = 1 + 128 negatives; d = 72 is not a multiple of the warp width.

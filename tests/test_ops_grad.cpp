@@ -207,6 +207,16 @@ TEST(OpsGrad, bidirectional_attention_padded_multi_head) {
                          {param({3, 5, 3 * 6}, 33, 0.7f)});
 }
 
+TEST(OpsGrad, attention_all_padding_row_odd_head_dim_both_masks) {
+  // Batch row 1 is all padding: each of its queries attends only itself, so its output is its own
+  // value and its q and k get no gradient. Head dim 5 (odd).
+  Tensor valid = Tensor::from_f32({0, 1, 1, 1, 0, 0, 0, 0}, {2, 4});
+  for (bool causal : {true, false}) {
+    expect_gradients_match([valid, causal](auto& in) { return ops::attention(in[0], valid, 1, causal); },
+                           {param({2, 4, 3 * 5}, causal ? 42 : 43, 0.7f)});
+  }
+}
+
 TEST(OpsGrad, row_dot_both_inputs_and_each_alone) {
   expect_gradients_match([](auto& in) { return ops::row_dot(in[0], in[1]); }, {param({4, 5}, 34), param({4, 3, 5}, 35)});
   Tensor fixed_c = random_tensor({4, 3, 5}, 36), fixed_h = random_tensor({4, 5}, 37);

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/safetensors.h"
+#include "models/module.h"
 #include "optim/adamw.h"
 #include "test_util.h"
 
@@ -79,6 +80,42 @@ TEST(AdamW, state_round_trips_through_a_checkpoint) {
   restored.step();
   EXPECT_EQ(a.to_f32_vector(), b.to_f32_vector());
   std::filesystem::remove(path);
+}
+
+// The fused GPU step against the CPU reference, bit for bit, with the gradients in an arena (so at
+// float offsets that are not multiples of 4), tensors from 5 elements to more than one chunk, and
+// the stochastically rounded bf16 copy.
+TEST(AdamWGpu, matches_the_cpu_bit_for_bit_from_a_gradient_arena) {
+  SKIP_WITHOUT_GPU();
+  const std::vector<Shape> shapes = {{5}, {3, 7}, {70001}, {64, 66}};
+  ParameterList cpu_params, gpu_params;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    Tensor p = testkit::random_tensor(shapes[i], 10 + i);
+    cpu_params.add("p" + std::to_string(i), p.clone());
+    gpu_params.add("p" + std::to_string(i), p.to(Device::CUDA));
+  }
+  cpu_params.allocate_grad_arena();
+  gpu_params.allocate_grad_arena();
+  AdamWOptions o;
+  o.weight_decay = 0.01f;
+  o.bf16_copy = true;
+  o.seed = 3;
+  AdamW cpu(cpu_params.all(), o), gpu(gpu_params.all(), o);
+  for (int step = 1; step <= 3; ++step) {
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      Tensor g = testkit::random_tensor(shapes[i], 100 * step + i);
+      cpu_params.all()[i].tensor.set_grad(g);
+      gpu_params.all()[i].tensor.set_grad(g.to(Device::CUDA));
+    }
+    cpu.step();
+    gpu.step();
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      EXPECT_EQ(gpu_params.all()[i].tensor.to_f32_vector(), cpu_params.all()[i].tensor.to_f32_vector())
+          << shape_str(shapes[i]) << " step " << step;
+      EXPECT_EQ(gpu.bf16_copy(i).to_f32_vector(), cpu.bf16_copy(i).to_f32_vector())
+          << shape_str(shapes[i]) << " bf16 copy, step " << step;
+    }
+  }
 }
 
 // ---- Muon ----
@@ -332,4 +369,16 @@ TEST(MuonGpu, fused_small_matrices_match_the_cpu_reference) {
 TEST(MuonGpu, batched_large_matrices_match_the_cpu_reference) {
   SKIP_WITHOUT_GPU();
   expect_gpu_muon_matches_cpu({{640, 256}, {256, 640}, {640, 256}, {256, 640}, {640, 256}}, Muon::Path::Batched);
+}
+
+// Shapes that fill no tile: a single row or column, sides and lengths that are not multiples of 16.
+TEST(MuonGpu, fused_odd_shapes_match_the_cpu_reference) {
+  SKIP_WITHOUT_GPU();
+  expect_gpu_muon_matches_cpu({{1, 64}, {64, 1}, {3, 200}, {17, 33}, {130, 70}, {5, 5}}, Muon::Path::Fused);
+}
+
+// Leading dimensions that are not multiples of 8, two groups of different shapes.
+TEST(MuonGpu, batched_odd_shapes_match_the_cpu_reference) {
+  SKIP_WITHOUT_GPU();
+  expect_gpu_muon_matches_cpu({{250, 333}, {333, 250}, {250, 333}}, Muon::Path::Batched);
 }
