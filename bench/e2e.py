@@ -5,11 +5,12 @@ on one GPU, and prints seconds per epoch (median), the ratio, and the test NDCG@
 
   bench/e2e.py --muonrec build-gpu/tools/muonrec --peer .shared/bench/torch_ref.py \\
       --data .shared/data/ml-1m/ml-1m.txt --models sasrec,hstu --epochs 10 [--optim muon] \\
-      [--d 64 --blocks 2 --heads 1 --ff 0] [--matmul-precision bf16] [--out DIR] [--markdown]
+      [--d 64 --blocks 2 --heads 1 --ff 0] [--matmul-precision fp32,bf16] [--out DIR] [--markdown]
 
 Settings follow reference/PERF.md: T=200, batch 128, dropout 0.2, AdamW lr 1e-3 (Muon lr 0.02 on
 the 2-D block weights with --optim muon, the peer's split), seen items filtered in evaluation. The
-peer always runs under bf16 autocast; --matmul-precision picks ours (fp32, tf32 or bf16 products).
+peer always runs under bf16 autocast; --matmul-precision lists ours (fp32, tf32, bf16 products):
+each model runs once per listed precision against one run of the peer.
 """
 import argparse
 import json
@@ -39,17 +40,17 @@ def last_record(path, kind):
     return found
 
 
-def ours(a, model):
-    metrics = os.path.join(a.out, f"muonrec_{model}.jsonl")
+def ours(a, model, precision):
+    metrics = os.path.join(a.out, f"muonrec_{model}_{precision}.jsonl")
     if os.path.exists(metrics):
         os.remove(metrics)
     cmd = [a.muonrec, "train", "--model", model, "--data", a.data, "--d", str(a.d), "--blocks", str(a.blocks),
            "--heads", str(a.heads), "--ff", str(a.ff), "--maxlen", "200", "--batch", "128", "--dropout", "0.2",
            "--lr", "1e-3", "--epochs", str(a.epochs), "--eval-every", str(a.epochs), "--device", "cuda",
-           "--metrics", metrics, "--matmul-precision", a.matmul_precision]
+           "--metrics", metrics, "--matmul-precision", precision]
     if a.optim == "muon":
         cmd += ["--optim", "muon", "--param-policy", "hidden", "--muon-lr", "0.02"]
-    run(cmd, os.path.join(a.out, f"muonrec_{model}.log"))
+    run(cmd, os.path.join(a.out, f"muonrec_{model}_{precision}.log"))
     result = last_record(metrics, "result")
     return result["median_epoch_seconds"], result["test"]["ndcg10"]
 
@@ -76,18 +77,24 @@ def main():
     p.add_argument("--blocks", type=int, default=2)
     p.add_argument("--heads", type=int, default=1)
     p.add_argument("--ff", type=int, default=0)
-    p.add_argument("--matmul-precision", choices=["fp32", "tf32", "bf16"], default="fp32")
+    p.add_argument("--matmul-precision", default="fp32", help="comma-separated: fp32, tf32, bf16")
     p.add_argument("--out", default="e2e-out")
     p.add_argument("--markdown", action="store_true")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
     rows = []
+    precisions = a.matmul_precision.split(",")
+    for precision in precisions:
+        if precision not in ("fp32", "tf32", "bf16"):
+            sys.exit(f"e2e: unknown matmul precision '{precision}' (expected fp32, tf32 or bf16)")
     for model in a.models.split(","):
-        ours_s, ours_ndcg = ours(a, model)
         peer_s, peer_ndcg = peer(a, model)
-        rows.append(dict(kind="e2e", model=model, optim=a.optim, d=a.d, blocks=a.blocks, heads=a.heads, ff=a.ff,
-                         epochs=a.epochs, matmul_precision=a.matmul_precision, muonrec_epoch_s=ours_s, torch_epoch_s=peer_s, speedup=peer_s / ours_s,
-                         muonrec_test_ndcg10=ours_ndcg, torch_test_ndcg10=peer_ndcg))
+        for precision in precisions:
+            ours_s, ours_ndcg = ours(a, model, precision)
+            rows.append(dict(kind="e2e", model=model, optim=a.optim, d=a.d, blocks=a.blocks, heads=a.heads, ff=a.ff,
+                             epochs=a.epochs, matmul_precision=precision, muonrec_epoch_s=ours_s,
+                             torch_epoch_s=peer_s, speedup=peer_s / ours_s, muonrec_test_ndcg10=ours_ndcg,
+                             torch_test_ndcg10=peer_ndcg))
     with open(os.path.join(a.out, "e2e.jsonl"), "a") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")

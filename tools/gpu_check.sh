@@ -58,7 +58,7 @@ for stage in "${stages[@]}"; do
       # Our training and the PyTorch peer's on ML-1M, same settings, one GPU: seconds per epoch.
       python3 bench/e2e.py --muonrec "$build/tools/muonrec" --peer "$MUONREC_SHARED/bench/torch_ref.py" \
         --data "$MUONREC_SHARED/data/ml-1m/ml-1m.txt" --epochs "${MUONREC_EPOCHS:-10}" --optim "${MUONREC_OPTIM:-adamw}" \
-        --matmul-precision "${MUONREC_MATMUL:-fp32}" --out "$out/e2e" --markdown | tee "$out/e2e_table.md"
+        --matmul-precision "${MUONREC_MATMUL:-fp32,bf16}" --out "$out/e2e" --markdown | tee "$out/e2e_table.md"
       note "e2e: $(tail -n +3 "$out/e2e_table.md" | tr '\n' ' ')"
       ;;
     large)
