@@ -11,6 +11,7 @@
 #include "bench/bench_util.h"
 #include "engine/autograd.h"
 #include "engine/ops.h"
+#include "engine/precision.h"
 #include "models/module.h"
 
 using namespace muonrec;
@@ -57,6 +58,27 @@ void attention_case(int64_t B, int64_t H, int64_t T, int64_t D, Device device) {
                 fmt::format(R"(, "TFLOPs": {:.1f})", flops / ms / 1e9));
 }
 
+// HSTU pointwise attention with both relative biases (timestamps a few minutes apart), as the HSTU
+// model runs on ML-1M; the target is the sdpa row of the same shape. TFLOPs use the sdpa rows'
+// count so the two compare directly.
+void hstu_attention_case(int64_t B, int64_t H, int64_t T, int64_t D, Device device) {
+  Tensor uvqk = random_input({B, T, 4 * H * D}, 7, device, true);
+  Tensor valid = Tensor::full({B, T}, 1.0f, device);
+  Tensor pos_bias = random_input({2 * T - 1}, 8, device, true), time_bias = random_input({129}, 9, device, true);
+  PhiloxGenerator gen(10);
+  std::vector<int64_t> timestamps(static_cast<size_t>(B * T));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      timestamps[b * T + t] = (t ? timestamps[b * T + t - 1] : 0) + static_cast<int64_t>(gen.uniform_u64() % 600);
+  Tensor buckets = ops::hstu_time_buckets(Tensor::from_i64(timestamps, {B, T}, device));
+  const double ms = time_fwd_bwd(
+      [&] { return ops::hstu_attention(uvqk, valid, pos_bias, time_bias, buckets, static_cast<int>(H)); },
+      {uvqk, pos_bias, time_bias}, device, 20);
+  const double flops = 3.5 * 2 * B * H * T * T * D;
+  bench::report(fmt::format("hstu_attention_fwdbwd_B{}H{}T{}D{}", B, H, T, D), ms,
+                fmt::format(R"(, "TFLOPs": {:.1f})", flops / ms / 1e9));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -65,8 +87,10 @@ int main(int argc, char** argv) {
     const Device device = args.device;
     const bool small = args.small;
     attention_case(128, 1, 200, 64, device);
+    hstu_attention_case(128, 1, 200, 64, device);
     if (!small) {
       attention_case(128, 4, 200, 64, device);
+      hstu_attention_case(128, 4, 200, 64, device);
       attention_case(32, 8, 1024, 64, device);
     }
     for (auto [V, d, N] : {std::tuple<int64_t, int64_t, int64_t>{3707, 64, 128 * 200}, {1000000, 128, 256 * 200}}) {
@@ -81,12 +105,22 @@ int main(int argc, char** argv) {
       const double ms = time_fwd_bwd([&] { return ops::embedding(w, ids); }, {}, device, 20);
       bench::report(fmt::format("embedding_fwdbwd_V{}_d{}_N{}", V, d, N), ms);
     }
+    // The fp32 rows keep the peer's names; the _tf32 and _bf16 rows time the same op under that
+    // matmul precision (GPU only: the CPU always computes in fp32). 4 products of 2*N*d*V flops:
+    // forward logits, backward recompute, dh and dweight.
     for (auto [N, d, V] : {std::tuple<int64_t, int64_t, int64_t>{128 * 200, 64, 3707}, {256 * 200, 128, 100000}}) {
       if (small && V > 10000) continue;
       Tensor h = random_input({N, d}, 4, device, true), e = random_input({V, d}, 5, device, true);
       Tensor targets = random_ids(N, 1, V, 6, device);
-      const double ms = time_fwd_bwd([&] { return ops::linear_cross_entropy(h, e, targets); }, {h, e}, device, 10);
-      bench::report(fmt::format("ce_full_N{}_d{}_V{}", N, d, V), ms);
+      for (MatmulPrecision precision : {MatmulPrecision::FP32, MatmulPrecision::TF32, MatmulPrecision::BF16}) {
+        if (precision != MatmulPrecision::FP32 && device != Device::CUDA) continue;
+        MatmulPrecisionGuard guard(precision);
+        const double ms = time_fwd_bwd([&] { return ops::linear_cross_entropy(h, e, targets); }, {h, e}, device, 10);
+        const std::string suffix =
+            precision == MatmulPrecision::FP32 ? "" : std::string("_") + matmul_precision_name(precision);
+        bench::report(fmt::format("ce_full_N{}_d{}_V{}{}", N, d, V, suffix), ms,
+                      fmt::format(R"(, "TFLOPs": {:.1f})", 8.0 * N * d * V / ms / 1e9));
+      }
     }
     return 0;
   } catch (const std::exception& e) {
