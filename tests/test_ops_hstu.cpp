@@ -1,7 +1,13 @@
 // hstu_attention and split_last: forward values on hand-checkable cases, finite-difference
-// gradients on the CPU reference, and GPU-vs-CPU parity of the launchers (poisoned outputs, padded
-// batches, H=2, T=37, head dim 24) and of the op's backward (deterministic).
+// gradients on the CPU reference, and GPU-vs-CPU parity of the launchers (poisoned outputs, mixed
+// padding, head dims 16..160, lengths 1..257, with and without timestamps, deterministic backward)
+// and of the op's backward (deterministic).
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <string>
 
 #include "test_util.h"
 
@@ -153,53 +159,146 @@ std::vector<float> download(const Tensor& t) {
   return t.to_f32_vector();
 }
 
-// Parity of the launchers with the CPU reference on a padded batch (row b has 7b padded positions),
-// H=2, T=37, head dim 24, with or without a time bias.
-void expect_hstu_launchers_match(bool with_time) {
-  const int64_t B = 5, T = 37, H = 2, Dh = 24, d = H * Dh, buckets = 129;
-  Tensor uvqk = random_tensor({B, T, 4 * d}, 60, 0.5f), valid = left_padding_mask(B, T, 7);
-  Tensor pos_bias = random_tensor({2 * T - 1}, 61, 0.5f), time_bias = random_tensor({buckets}, 62, 0.5f);
-  Tensor time_buckets = ops::cast(random_buckets(B, T, buckets, 63), DType::I32);
-  Tensor dout = random_tensor({B, T, d}, 64);
-  const float* cpu_time_bias = with_time ? time_bias.data<float>() : nullptr;
-  const int32_t* cpu_buckets = with_time ? time_buckets.data<int32_t>() : nullptr;
+// Four sequences: one without padding, one left-padded by a third, one with only its last position
+// real and one all padding (a row with no visible key: its outputs are 0, not NaN).
+Tensor mixed_padding_mask(int64_t seq) {
+  const int64_t batch = 4;
+  std::vector<float> v(static_cast<size_t>(batch * seq), 1.0f);
+  const int64_t padded[batch] = {0, seq / 3, seq - 1, seq};
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t t = 0; t < padded[b]; ++t) v[b * seq + t] = 0.0f;
+  return Tensor::from_f32(v, {batch, seq});
+}
+
+// Per bias entry (the 2T-1 offsets, then the time buckets), the sum of |dz_bhij| over its terms, in
+// double: the scale of the rounding error of a bias gradient whose terms cancel. With T=1 the one
+// offset sums six terms, and the fp32 rounding of each (in a different order on each device) can
+// be a large part of their sum.
+std::vector<double> bias_grad_scales(const float* uvqk, const float* valid, const float* pos_bias,
+                                     const float* time_bias, const int32_t* buckets, const float* dout, int64_t B,
+                                     int64_t T, int64_t H, int64_t Dh, int64_t num_buckets) {
+  const int64_t d = H * Dh, num_offsets = 2 * T - 1;
+  std::vector<double> scale(static_cast<size_t>(num_offsets + num_buckets), 0.0);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < T; ++i)
+        for (int64_t j = 0; j <= i; ++j) {
+          if (valid[b * T + j] == 0.0f) continue;
+          const float* row_i = uvqk + (b * T + i) * 4 * d + h * Dh;
+          const float* row_j = uvqk + (b * T + j) * 4 * d + h * Dh;
+          const float* dout_i = dout + (b * T + i) * d + h * Dh;
+          double z = pos_bias[j - i + T - 1], dw = 0.0;
+          for (int64_t c = 0; c < Dh; ++c) {
+            z += static_cast<double>(row_i[2 * d + c]) * row_j[3 * d + c];
+            dw += static_cast<double>(dout_i[c]) * row_j[d + c];
+          }
+          const int64_t bucket = time_bias ? buckets[(b * T + i) * T + j] : -1;
+          if (bucket >= 0) z += time_bias[bucket];
+          const double s = 1.0 / (1.0 + std::exp(-z));
+          const double term = std::fabs(dw * s * (1.0 + z * (1.0 - s)) / static_cast<double>(T));
+          scale[j - i + T - 1] += term;
+          if (bucket >= 0) scale[num_offsets + bucket] += term;
+        }
+  return scale;
+}
+
+// ||a - b|| / ||scale||; infinity when a holds a NaN/inf (left poisoned).
+double scaled_error(const std::vector<float>& a, const std::vector<float>& b, const double* scale) {
+  double diff = 0.0, norm = 0.0;
+  for (size_t k = 0; k < a.size(); ++k) {
+    if (!std::isfinite(a[k])) return INFINITY;
+    diff += (static_cast<double>(a[k]) - b[k]) * (static_cast<double>(a[k]) - b[k]);
+    norm += scale[k] * scale[k];
+  }
+  return std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30);
+}
+
+struct HstuCase {
+  int64_t head_dim, seq;
+  bool with_time;
+};
+
+std::string hstu_case_name(const ::testing::TestParamInfo<HstuCase>& info) {
+  return fmt::format("D{}_T{}_{}", info.param.head_dim, info.param.seq, info.param.with_time ? "time" : "no_time");
+}
+
+// Head dims around the kernels' buckets (16, 32, 64, 128; 160 takes the 256 bucket with 32-row
+// tiles), odd ones included; lengths of one position, under one tile, and just over 3 and 4 tiles.
+std::vector<HstuCase> hstu_cases() {
+  std::vector<HstuCase> cases;
+  for (int64_t head_dim : {16, 24, 50, 64, 128, 160})
+    for (int64_t seq : {1, 37, 200, 257})
+      for (bool with_time : {true, false}) cases.push_back(HstuCase{head_dim, seq, with_time});
+  return cases;
+}
+
+class HstuLaunchersGpu : public ::testing::TestWithParam<HstuCase> {};
+
+}  // namespace
+
+// Parity of the launchers with the CPU reference (H=2, mixed padding), outputs poisoned before the
+// call, and a second backward bit-identical to the first.
+TEST_P(HstuLaunchersGpu, match_cpu_and_are_deterministic) {
+  SKIP_WITHOUT_GPU();
+  const HstuCase& c = GetParam();
+  const int64_t B = 4, T = c.seq, H = 2, Dh = c.head_dim, d = H * Dh, buckets = 129;
+  const uint64_t seed = static_cast<uint64_t>(1000 * Dh + T);
+  Tensor uvqk = random_tensor({B, T, 4 * d}, seed, 0.5f), valid = mixed_padding_mask(T);
+  Tensor pos_bias = random_tensor({2 * T - 1}, seed + 1, 0.5f), time_bias = random_tensor({buckets}, seed + 2, 0.5f);
+  Tensor time_buckets = ops::cast(random_buckets(B, T, buckets, seed + 3), DType::I32);
+  Tensor dout = random_tensor({B, T, d}, seed + 4);
+  const float* cpu_time_bias = c.with_time ? time_bias.data<float>() : nullptr;
+  const int32_t* cpu_buckets = c.with_time ? time_buckets.data<int32_t>() : nullptr;
   std::vector<float> out(B * T * d), duvqk(B * T * 4 * d), dpos(2 * T - 1), dtime(buckets);
   cpu::hstu_attention_forward(uvqk.data<float>(), valid.data<float>(), pos_bias.data<float>(), cpu_time_bias,
                               cpu_buckets, out.data(), B, T, H, Dh);
   cpu::hstu_attention_backward(uvqk.data<float>(), valid.data<float>(), pos_bias.data<float>(), cpu_time_bias,
                                cpu_buckets, dout.data<float>(), duvqk.data(), dpos.data(),
-                               with_time ? dtime.data() : nullptr, B, T, H, Dh, buckets);
+                               c.with_time ? dtime.data() : nullptr, B, T, H, Dh, buckets);
 
   Tensor g_uvqk = uvqk.to(Device::CUDA), g_valid = valid.to(Device::CUDA), g_pos = pos_bias.to(Device::CUDA);
   Tensor g_time = time_bias.to(Device::CUDA), g_buckets = time_buckets.to(Device::CUDA), g_dout = dout.to(Device::CUDA);
-  const float* gpu_time_bias = with_time ? g_time.data<float>() : nullptr;
-  const int32_t* gpu_buckets = with_time ? g_buckets.data<int32_t>() : nullptr;
-  Tensor g_out = poisoned({B, T, d}), g_duvqk = poisoned({B, T, 4 * d});
-  Tensor g_dpos = poisoned({2 * T - 1}), g_dtime = poisoned({buckets});
+  const float* gpu_time_bias = c.with_time ? g_time.data<float>() : nullptr;
+  const int32_t* gpu_buckets = c.with_time ? g_buckets.data<int32_t>() : nullptr;
+  Tensor g_out = poisoned({B, T, d});
   gpu::hstu_attention_forward(g_uvqk.data<float>(), g_valid.data<float>(), g_pos.data<float>(), gpu_time_bias,
                               gpu_buckets, g_out.data<float>(), B, T, H, Dh, current_stream());
-  gpu::hstu_attention_backward(g_uvqk.data<float>(), g_valid.data<float>(), g_pos.data<float>(), gpu_time_bias,
-                               gpu_buckets, g_dout.data<float>(), g_duvqk.data<float>(), g_dpos.data<float>(),
-                               with_time ? g_dtime.data<float>() : nullptr, B, T, H, Dh, buckets, current_stream());
+  // Returns d uvqk, d pos_bias and (with timestamps) d time_bias of one backward into fresh poison.
+  auto run_backward = [&] {
+    Tensor g_duvqk = poisoned({B, T, 4 * d}), g_dpos = poisoned({2 * T - 1}), g_dtime = poisoned({buckets});
+    gpu::hstu_attention_backward(g_uvqk.data<float>(), g_valid.data<float>(), g_pos.data<float>(), gpu_time_bias,
+                                 gpu_buckets, g_dout.data<float>(), g_duvqk.data<float>(), g_dpos.data<float>(),
+                                 c.with_time ? g_dtime.data<float>() : nullptr, B, T, H, Dh, buckets, current_stream());
+    return std::vector<std::vector<float>>{download(g_duvqk), download(g_dpos),
+                                           c.with_time ? download(g_dtime) : std::vector<float>()};
+  };
+  const auto first = run_backward(), second = run_backward();
   // relative_error is infinite when an element is not finite, i.e. left poisoned.
   EXPECT_LT(relative_error(download(g_out), out), 1e-5) << "forward";
-  EXPECT_LT(relative_error(download(g_duvqk), duvqk), 1e-5) << "duvqk";
-  EXPECT_LT(relative_error(download(g_dpos), dpos), 1e-5) << "dpos_bias";
-  if (with_time) {
-    EXPECT_LT(relative_error(download(g_dtime), dtime), 1e-5) << "dtime_bias";
+  EXPECT_LT(relative_error(first[0], duvqk), 1e-5) << "duvqk";
+  // The bias gradients are sums over (b, h, i, j): their error is measured against their terms.
+  const std::vector<double> scale =
+      bias_grad_scales(uvqk.data<float>(), valid.data<float>(), pos_bias.data<float>(), cpu_time_bias, cpu_buckets,
+                       dout.data<float>(), B, T, H, Dh, buckets);
+  EXPECT_LT(scaled_error(first[1], dpos, scale.data()), 1e-5) << "dpos_bias";
+  if (c.with_time) {
+    EXPECT_LT(scaled_error(first[2], dtime, scale.data() + 2 * T - 1), 1e-5) << "dtime_bias";
   }
+  for (size_t k = 0; k < first.size(); ++k)
+    EXPECT_EQ(std::memcmp(first[k].data(), second[k].data(), first[k].size() * sizeof(float)), 0)
+        << "backward output " << k << " differs between two runs";
 }
 
-}  // namespace
+INSTANTIATE_TEST_SUITE_P(Shapes, HstuLaunchersGpu, ::testing::ValuesIn(hstu_cases()), hstu_case_name);
 
-TEST(HstuKernelsGpu, launchers_match_cpu_padded_T37_H2_D24_with_time_bias) {
+TEST(HstuKernelsGpu, launchers_reject_head_dims_above_256) {
   SKIP_WITHOUT_GPU();
-  expect_hstu_launchers_match(true);
-}
-
-TEST(HstuKernelsGpu, launchers_match_cpu_padded_T37_H2_D24_without_timestamps) {
-  SKIP_WITHOUT_GPU();
-  expect_hstu_launchers_match(false);
+  const int64_t B = 1, T = 3, Dh = 257;
+  Tensor uvqk = random_tensor({B, T, 4 * Dh}, 67, 0.5f, Device::CUDA), valid = Tensor::full({B, T}, 1.0f, Device::CUDA);
+  Tensor pos_bias = random_tensor({2 * T - 1}, 68, 0.5f, Device::CUDA), out = poisoned({B, T, Dh});
+  EXPECT_THROW(gpu::hstu_attention_forward(uvqk.data<float>(), valid.data<float>(), pos_bias.data<float>(), nullptr,
+                                           nullptr, out.data<float>(), B, T, 1, Dh, current_stream()),
+               Error);
 }
 
 TEST(HstuKernelsGpu, split_last_matches_cpu_37x101) {

@@ -1,203 +1,358 @@
 #include "kernels/cuda/hstu_attention.h"
-#include "kernels/hstu_time_bucket.h"
 
 #include "engine/cuda_check.h"
-#include "kernels/cuda/head_row.cuh"
 #include "engine/error.h"
 #include "engine/nvtx.h"
+#include "kernels/cuda/hstu_bias_grad.cuh"
+#include "kernels/cuda/hstu_pairs.cuh"
+#include "kernels/cuda/hstu_tile.cuh"
+#include "kernels/hstu_time_bucket.h"
 
+// Flash-style HSTU attention in fp32: a block owns one tile of queries (or keys) of one (sequence,
+// head), keeps it in shared memory and streams the tiles of keys (or queries) it interacts with,
+// recomputing the scores and the relative bias on the fly; no [T, T] matrix ever reaches global
+// memory. The causal mask skips the tiles above the diagonal. The backward runs two sweeps so that
+// every gradient has one owner and a fixed order of additions (no atomics, deterministic): a
+// query-major sweep for dq and the bias gradients, a key-major sweep for dk and dv. Each recomputes
+// the scores, which costs one more T^2 d product than a sweep with atomics.
 namespace muonrec::kernels::cuda {
+namespace hstu {
 namespace {
 
-// Row kernels (one block per (b, h, query i)) and key kernel (one block per (b, h, key j)): threads
-// stride over keys for the scores, then over the head dimension for the weighted sums. Sequences
-// are up to a few hundred long, so one row of weights fits in shared memory.
-constexpr unsigned kRowBlock = 128;
-constexpr unsigned kKeyBlock = 64;
-// Bias-gradient kernels: threads stride over the bias entries (offsets, then time buckets).
-constexpr unsigned kBiasBlock = 128;
-constexpr size_t kMaxSharedBytes = 48 * 1024;
+// ---- forward ----------------------------------------------------------------------------------
 
-__device__ __forceinline__ float dot(const float* a, const float* b, int64_t n) {
-  float acc = 0.0f;
-  for (int64_t c = 0; c < n; ++c) acc += a[c] * b[c];
-  return acc;
+template <class Shape>
+size_t forward_shared_bytes() {
+  return (3 * Shape::kRowFloats + Shape::kScoreFloats + Shape::kTile) * sizeof(float);
 }
 
-__device__ __forceinline__ float sigmoid(float z) { return 1.0f / (1.0f + expf(-z)); }
+// One block per (b, h, query tile): out_i = sum over key tiles kt <= tile of W(i, kt) V(kt).
+template <class Shape>
+__global__ void __launch_bounds__(kThreads, Shape::kMinBlocksPerSm) forward_kernel(HstuInputs in, float* out) {
+  constexpr int kTile = Shape::kTile, R = Shape::kRows, C = Shape::kCols;
+  extern __shared__ float4 shared_f4[];
+  float* q_n = reinterpret_cast<float*>(shared_f4);  // [kTile][kPitch]: the query tile
+  float* k_n = q_n + Shape::kRowFloats;              // [kTile][kPitch]: the key tile
+  float* v_n = k_n + Shape::kRowFloats;              // [kTile][kPitch]: its values
+  float* w_t = v_n + Shape::kRowFloats;              // [kTile][kScorePitch]: weights, key-major
+  float* key_kept = w_t + Shape::kScoreFloats;       // [kTile]: 1 for an in-range valid key
 
-// Relative attention bias of query i and key j in sequence b (the same for every head).
-__device__ __forceinline__ float relative_bias(const float* pos_bias, const float* time_bias,
-                                               const int32_t* time_buckets, int64_t b, int64_t seq, int64_t i,
-                                               int64_t j) {
-  float bias = pos_bias[j - i + seq - 1];
-  if (time_bias) bias += time_bias[time_buckets[(b * seq + i) * seq + j]];
-  return bias;
-}
+  const int num_tiles = (in.seq + kTile - 1) / kTile;
+  const BlockTile bt = block_tile(in, num_tiles, true);
+  const RelativeBias bias = relative_bias(in, bt.b);
+  const int q0 = bt.tile * kTile, q_rows = min(kTile, in.seq - q0);
+  const int64_t stride = 4 * in.width();
+  const int tx = thread_column(), m0 = thread_first_row<Shape>();
+  const bool warp_has_rows = warp_first_row<Shape>() < q_rows;
+  load_rows<Shape>(q_n, in.uvqk_row(bt.b, bt.h, kQ, q0), stride, q_rows, nullptr, in.head_dim, nullptr);
 
-__global__ void hstu_attention_forward_kernel(const float* uvqk, const float* valid, const float* pos_bias,
-                                              const float* time_bias, const int32_t* time_buckets, float* out,
-                                              int64_t seq, int64_t heads, int64_t head_dim, float inv_seq) {
-  extern __shared__ float smem[];
-  float* q = smem;             // [head_dim]
-  float* w = smem + head_dim;  // [seq]: weights of query i (keys j <= i)
-  const HeadRow hr = head_row(seq, heads);
-  const int64_t i = hr.t, d = heads * head_dim, stride = 4 * d;
-  // Head h's columns of sequence b; the v, q, k blocks start d, 2d, 3d further.
-  const float* seq_b = uvqk + hr.b * seq * stride + hr.h * head_dim;
-  const float* valid_b = valid + hr.b * seq;
-  for (int64_t c = threadIdx.x; c < head_dim; c += blockDim.x) q[c] = seq_b[i * stride + 2 * d + c];
-  __syncthreads();
-  for (int64_t j = threadIdx.x; j <= i; j += blockDim.x) {
-    float weight = 0.0f;
-    if (valid_b[j] != 0.0f) {
-      const float z = dot(q, seq_b + j * stride + 3 * d, head_dim) +
-                      relative_bias(pos_bias, time_bias, time_buckets, hr.b, seq, i, j);
-      weight = z * sigmoid(z) * inv_seq;
-    }
-    w[j] = weight;
-  }
-  __syncthreads();
-  // Masked keys are skipped (not multiplied by 0), as in the reference: padding values never reach
-  // the output even when they are not finite.
-  float* o = out + (hr.b * seq + i) * d + hr.h * head_dim;
-  for (int64_t c = threadIdx.x; c < head_dim; c += blockDim.x) {
-    float acc = 0.0f;
-    for (int64_t j = 0; j <= i; ++j) {
-      if (valid_b[j] == 0.0f) continue;
-      acc += w[j] * seq_b[j * stride + d + c];
-    }
-    o[c] = acc;
-  }
-}
+  float acc[R][Shape::kDimCols] = {};
+  for (int kt = 0; kt <= bt.tile; ++kt) {
+    const int k0 = kt * kTile, k_rows = min(kTile, in.seq - k0);
+    const float* valid_tile = in.valid + bt.b * in.seq + k0;
+    __syncthreads();  // the previous key tile and weights are no longer read
+    load_rows<Shape>(k_n, in.uvqk_row(bt.b, bt.h, kK, k0), stride, k_rows, valid_tile, in.head_dim, key_kept);
+    load_rows<Shape>(v_n, in.uvqk_row(bt.b, bt.h, kV, k0), stride, k_rows, valid_tile, in.head_dim, nullptr);
+    if (!tile_has_valid_key(valid_tile, k_rows)) continue;  // block-uniform, and a barrier
+    // Warp-uniform: the rows of this warp are all past the end.
+    if (!warp_has_rows) continue;
 
-// Per query row i: recomputes z_ij, saves w_ij and dz_ij = (dy_i . v_j) SiLU'(z_ij) / T for every key
-// (0 where masked) for the key and bias kernels, writes dq_i = sum_j dz_ij k_j in increasing j and
-// zeroes this head's u columns (u gets no gradient from this op).
-__global__ void hstu_attention_backward_query_kernel(const float* uvqk, const float* valid, const float* pos_bias,
-                                                     const float* time_bias, const int32_t* time_buckets,
-                                                     const float* dout, float* duvqk, float* w_all, float* dz_all,
-                                                     int64_t seq, int64_t heads, int64_t head_dim, float inv_seq) {
-  extern __shared__ float smem[];
-  float* q = smem;                    // [head_dim]
-  float* dy = smem + head_dim;        // [head_dim]
-  float* dz = smem + 2 * head_dim;    // [seq]
-  const HeadRow hr = head_row(seq, heads);
-  const int64_t i = hr.t, d = heads * head_dim, stride = 4 * d;
-  const float* seq_b = uvqk + hr.b * seq * stride + hr.h * head_dim;
-  const float* valid_b = valid + hr.b * seq;
-  const float* dout_row = dout + (hr.b * seq + i) * d + hr.h * head_dim;
-  for (int64_t c = threadIdx.x; c < head_dim; c += blockDim.x) {
-    q[c] = seq_b[i * stride + 2 * d + c];
-    dy[c] = dout_row[c];
-  }
-  __syncthreads();
-  float* w_row = w_all + static_cast<int64_t>(blockIdx.x) * seq;
-  float* dz_row = dz_all + static_cast<int64_t>(blockIdx.x) * seq;
-  for (int64_t j = threadIdx.x; j < seq; j += blockDim.x) {
-    float weight = 0.0f, grad = 0.0f;
-    if (j <= i && valid_b[j] != 0.0f) {
-      const float z = dot(q, seq_b + j * stride + 3 * d, head_dim) +
-                      relative_bias(pos_bias, time_bias, time_buckets, hr.b, seq, i, j);
-      const float s = sigmoid(z);
-      weight = z * s * inv_seq;
-      grad = dot(dy, seq_b + j * stride + d, head_dim) * s * (1.0f + z * (1.0f - s)) * inv_seq;
-    }
-    dz[j] = grad;
-    w_row[j] = weight;
-    dz_row[j] = grad;
-  }
-  __syncthreads();
-  float* du = duvqk + (hr.b * seq + i) * stride + hr.h * head_dim;
-  float* dq = du + 2 * d;
-  for (int64_t c = threadIdx.x; c < head_dim; c += blockDim.x) {
-    float acc = 0.0f;
-    for (int64_t j = 0; j <= i; ++j) {
-      if (valid_b[j] == 0.0f) continue;
-      acc += dz[j] * seq_b[j * stride + 3 * d + c];
-    }
-    dq[c] = acc;
-    du[c] = 0.0f;
-  }
-}
-
-// Per key row j: dk_j = sum_i dz_ij q_i and dv_j = sum_i w_ij dy_i over the queries i >= j that see
-// it, in increasing i. Each output element has one owner thread.
-__global__ void hstu_attention_backward_key_kernel(const float* uvqk, const float* valid, const float* dout,
-                                                   const float* w_all, const float* dz_all, float* duvqk,
-                                                   int64_t seq, int64_t heads, int64_t head_dim) {
-  const HeadRow hr = head_row(seq, heads);
-  const int64_t j = hr.t, d = heads * head_dim, stride = 4 * d;
-  const int64_t bh = static_cast<int64_t>(blockIdx.x) / seq;
-  const float* seq_b = uvqk + hr.b * seq * stride + hr.h * head_dim;
-  const float* dout_b = dout + hr.b * seq * d + hr.h * head_dim;
-  const float* w_col = w_all + bh * seq * seq + j;  // query i at i * seq
-  const float* dz_col = dz_all + bh * seq * seq + j;
-  const bool key_visible = valid[hr.b * seq + j] != 0.0f;
-  float* dv = duvqk + (hr.b * seq + j) * stride + d + hr.h * head_dim;
-  float* dk = dv + 2 * d;
-  for (int64_t c = threadIdx.x; c < head_dim; c += blockDim.x) {
-    float acc_k = 0.0f, acc_v = 0.0f;
-    if (key_visible) {
-      for (int64_t i = j; i < seq; ++i) {
-        acc_k += dz_col[i * seq] * seq_b[i * stride + 2 * d + c];
-        acc_v += w_col[i * seq] * dout_b[i * d + c];
+    float s[R][C] = {};
+    accumulate_row_dots_upto<Shape>(s, q_n + m0 * Shape::kPitch, k_n + tx * Shape::kPitch, dot_length(in), k_rows);
+#pragma unroll
+    for (int e = 0; e < C; ++e) {
+      const int jl = tx + kSide * e;
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const int i = q0 + m0 + r, j = k0 + jl;
+        float w = 0.0f;  // masked pairs are 0 by selection, never by product (padding may be NaN)
+        if (pair_visible(in, i, j, key_kept[jl])) {
+          int bucket;
+          const float z = bias.score(i, j, s[r][e], bucket);
+          w = pair_weight(z, in.inv_seq);
+        }
+        s[r][e] = w;
       }
+      store_score_column<Shape>(w_t + jl * Shape::kScorePitch + m0, s, e);
     }
-    dk[c] = acc_k;
-    dv[c] = acc_v;
+    __syncwarp();  // a warp reads back only the weight rows its own lanes wrote
+    accumulate_weighted_rows<Shape>(acc, w_t + m0, v_n, k_rows);
   }
+  write_rows<Shape>(out + bt.b * in.seq * in.width() + static_cast<int64_t>(bt.h) * in.head_dim, in.width(), acc, q0,
+                    in.seq, in.head_dim);
 }
 
-// One block per sequence b: partial[b, c] for column c of [offsets 0..2T-2, time buckets], summed
-// over heads and queries in a fixed order (in double: the terms have both signs and many cancel).
-// dz is 0 wherever the mask is, so masked pairs add nothing.
-__global__ void hstu_bias_partial_kernel(const float* dz_all, const int32_t* time_buckets, double* partial,
-                                         int64_t seq, int64_t heads, int64_t time_columns) {
-  const int64_t b = blockIdx.x, num_offsets = 2 * seq - 1, width = num_offsets + time_columns;
-  const float* dz_b = dz_all + b * heads * seq * seq;
-  for (int64_t column = threadIdx.x; column < width; column += blockDim.x) {
-    double acc = 0.0;
-    if (column < num_offsets) {
-      const int64_t shift = column - (seq - 1);  // j - i
-      for (int64_t h = 0; h < heads; ++h)
-        for (int64_t i = 0; i < seq; ++i) {
-          const int64_t j = i + shift;
-          if (j >= 0 && j <= i) acc += dz_b[(h * seq + i) * seq + j];
-        }
-    } else {
-      const int32_t bucket = static_cast<int32_t>(column - num_offsets);
-      const int32_t* buckets_b = time_buckets + b * seq * seq;
-      for (int64_t i = 0; i < seq; ++i)
-        for (int64_t j = 0; j <= i; ++j) {
-          if (buckets_b[i * seq + j] != bucket) continue;
-          for (int64_t h = 0; h < heads; ++h) acc += dz_b[(h * seq + i) * seq + j];
-        }
-    }
-    partial[b * width + column] = acc;
-  }
+// ---- backward, query-major sweep: dq, the u block, bias-gradient partials ----------------------
+
+template <class Shape>
+size_t backward_query_shared_bytes(int64_t time_columns) {
+  return (4 * Shape::kRowFloats + Shape::kScoreFloats + Shape::kTile + kWarps * 32) * sizeof(float) +
+         static_cast<size_t>(kWarps * time_columns) * sizeof(double);
 }
 
-// One thread per bias entry: the sum of the per-sequence partials in increasing b.
-__global__ void hstu_bias_total_kernel(const double* partial, float* dpos_bias, float* dtime_bias, int64_t batch,
-                                       int64_t num_offsets, int64_t width) {
-  const int64_t column = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (column >= width) return;
-  double acc = 0.0;
-  for (int64_t b = 0; b < batch; ++b) acc += partial[b * width + column];
+// One block per (b, h, query tile): dq_i = sum over key tiles of dZ(i, kt) K(kt); zeroes du_i. Its
+// row of bias_partial gets the block's sums of dz per offset j - i (columns 0..T-1 for offsets
+// -(T-1)..0) and, when time_columns > 0, per time bucket (columns T..T+time_columns-1).
+template <class Shape>
+__global__ void __launch_bounds__(kThreads, Shape::kMinBlocksPerSm)
+    backward_query_kernel(HstuInputs in, const float* dout, float* duvqk, double* bias_partial, int time_columns) {
+  constexpr int kTile = Shape::kTile, R = Shape::kRows, C = Shape::kCols;
+  extern __shared__ float4 shared_f4[];
+  float* q_n = reinterpret_cast<float*>(shared_f4);  // [kTile][kPitch]: the query tile
+  float* dout_n = q_n + Shape::kRowFloats;           // [kTile][kPitch]: its output gradients
+  float* k_n = dout_n + Shape::kRowFloats;           // [kTile][kPitch]: the key tile
+  float* v_n = k_n + Shape::kRowFloats;              // [kTile][kPitch]: its values
+  float* dz_t = v_n + Shape::kRowFloats;             // [kTile][kScorePitch]: score gradients, key-major
+  float* key_kept = dz_t + Shape::kScoreFloats;      // [kTile]
+  float* stash = key_kept + kTile;                   // [kWarps][32]: warp_histogram_add's exchange
+  double* time_hist = reinterpret_cast<double*>(stash + kWarps * 32);  // [kWarps][time_columns]
+
+  const int num_tiles = (in.seq + kTile - 1) / kTile;
+  const BlockTile bt = block_tile(in, num_tiles, true);
+  const RelativeBias bias = relative_bias(in, bt.b);
+  const int q0 = bt.tile * kTile, q_rows = min(kTile, in.seq - q0);
+  const int64_t stride = 4 * in.width();
+  const int tx = thread_column(), m0 = thread_first_row<Shape>(), warp = threadIdx.x / 32;
+  const bool warp_has_rows = warp_first_row<Shape>() < q_rows;
+  double* partial = bias_partial + blockIdx.x * static_cast<int64_t>(in.seq + time_columns);
+  for (int c = threadIdx.x; c < in.seq; c += kThreads) partial[c] = 0.0;
+  for (int c = threadIdx.x; c < kWarps * time_columns; c += kThreads) time_hist[c] = 0.0;
+  const float* dout_tile = dout + (bt.b * in.seq + q0) * in.width() + static_cast<int64_t>(bt.h) * in.head_dim;
+  load_rows<Shape>(q_n, in.uvqk_row(bt.b, bt.h, kQ, q0), stride, q_rows, nullptr, in.head_dim, nullptr);
+  load_rows<Shape>(dout_n, dout_tile, in.width(), q_rows, nullptr, in.head_dim, nullptr);
+
+  float acc[R][Shape::kDimCols] = {};
+  for (int kt = 0; kt <= bt.tile; ++kt) {
+    const int k0 = kt * kTile, k_rows = min(kTile, in.seq - k0);
+    const float* valid_tile = in.valid + bt.b * in.seq + k0;
+    __syncthreads();  // the previous key tile and score gradients are no longer read
+    load_rows<Shape>(k_n, in.uvqk_row(bt.b, bt.h, kK, k0), stride, k_rows, valid_tile, in.head_dim, key_kept);
+    load_rows<Shape>(v_n, in.uvqk_row(bt.b, bt.h, kV, k0), stride, k_rows, valid_tile, in.head_dim, nullptr);
+    if (!tile_has_valid_key(valid_tile, k_rows)) continue;  // block-uniform, and a barrier
+
+    // Warps without rows store zeros: the diagonal walks below read every row of dz_t.
+    float s[R][C] = {}, dz[R][C] = {};  // dz holds dw = dout . v until its pair is done
+    if (warp_has_rows) {
+      accumulate_row_dots_upto<Shape>(s, q_n + m0 * Shape::kPitch, k_n + tx * Shape::kPitch, dot_length(in), k_rows);
+      accumulate_row_dots_upto<Shape>(dz, dout_n + m0 * Shape::kPitch, v_n + tx * Shape::kPitch, dot_length(in),
+                                      k_rows);
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int e = 0; e < C; ++e) {
+          const int i = q0 + m0 + r, jl = tx + kSide * e, j = k0 + jl;
+          int bucket = -1;  // no histogram entry for a masked pair
+          float grad = 0.0f;
+          if (pair_visible(in, i, j, key_kept[jl]))
+            grad = pair_grad(bias.score(i, j, s[r][e], bucket), dz[r][e], in.inv_seq).dz;
+          dz[r][e] = grad;
+          if (time_columns > 0) warp_histogram_add(time_hist + warp * time_columns, stash + warp * 32, bucket, grad);
+        }
+    }
+#pragma unroll
+    for (int e = 0; e < C; ++e) store_score_column<Shape>(dz_t + (tx + kSide * e) * Shape::kScorePitch + m0, dz, e);
+    if (warp_has_rows) {
+      __syncwarp();  // a warp reads back only the dz rows its own lanes wrote
+      accumulate_weighted_rows<Shape>(acc, dz_t + m0, k_n, k_rows);
+    }
+    __syncthreads();  // dz_t is complete for the diagonal walks
+    add_diagonal_sums<Shape>(dz_t, partial, q0, k0, in.seq);
+  }
+
+  __syncthreads();  // the warp histograms are complete
+  for (int c = threadIdx.x; c < time_columns; c += kThreads) {
+    double total = 0.0;
+    for (int w = 0; w < kWarps; ++w) total += time_hist[w * time_columns + c];
+    partial[in.seq + c] = total;
+  }
+  float* du = duvqk + bt.b * in.seq * 4 * in.width() + static_cast<int64_t>(bt.h) * in.head_dim;
+  write_rows<Shape>(du + kQ * in.width(), 4 * in.width(), acc, q0, in.seq, in.head_dim);
+  const float zeros[R][Shape::kDimCols] = {};  // u is used outside this op: no gradient from here
+  write_rows<Shape>(du + kU * in.width(), 4 * in.width(), zeros, q0, in.seq, in.head_dim);
+}
+
+// ---- backward, key-major sweep: dk, dv --------------------------------------------------------
+
+template <class Shape>
+size_t backward_key_shared_bytes() {
+  return (4 * Shape::kRowFloats + 2 * Shape::kScoreFloats + Shape::kTile) * sizeof(float);
+}
+
+// One block per (b, h, key tile): dv_j = sum over query tiles qt >= tile of W(qt, j)^T dOut(qt) and
+// dk_j = sum of dZ(qt, j)^T Q(qt), the scores transposed (keys are the rows here).
+template <class Shape>
+__global__ void __launch_bounds__(kThreads, Shape::kMinBlocksPerSm)
+    backward_key_kernel(HstuInputs in, const float* dout, float* duvqk) {
+  constexpr int kTile = Shape::kTile, R = Shape::kRows, C = Shape::kCols;
+  extern __shared__ float4 shared_f4[];
+  float* k_n = reinterpret_cast<float*>(shared_f4);  // [kTile][kPitch]: the key tile
+  float* v_n = k_n + Shape::kRowFloats;              // [kTile][kPitch]: its values
+  float* q_n = v_n + Shape::kRowFloats;              // [kTile][kPitch]: the query tile
+  float* dout_n = q_n + Shape::kRowFloats;           // [kTile][kPitch]: its output gradients
+  float* w_s = dout_n + Shape::kRowFloats;           // [kTile][kScorePitch]: weights, query-major
+  float* dz_s = w_s + Shape::kScoreFloats;           // [kTile][kScorePitch]: score gradients, query-major
+  float* key_kept = dz_s + Shape::kScoreFloats;      // [kTile]
+
+  const int num_tiles = (in.seq + kTile - 1) / kTile;
+  const BlockTile bt = block_tile(in, num_tiles, false);
+  const RelativeBias bias = relative_bias(in, bt.b);
+  const int k0 = bt.tile * kTile, k_rows = min(kTile, in.seq - k0);
+  const int64_t stride = 4 * in.width();
+  const int tx = thread_column(), m0 = thread_first_row<Shape>();
+  const bool warp_has_rows = warp_first_row<Shape>() < k_rows;
+  const float* valid_tile = in.valid + bt.b * in.seq + k0;
+  load_rows<Shape>(k_n, in.uvqk_row(bt.b, bt.h, kK, k0), stride, k_rows, valid_tile, in.head_dim, key_kept);
+  load_rows<Shape>(v_n, in.uvqk_row(bt.b, bt.h, kV, k0), stride, k_rows, valid_tile, in.head_dim, nullptr);
+  const bool any_key = tile_has_valid_key(valid_tile, k_rows);  // else dk = dv = 0
+
+  float acc_dk[R][Shape::kDimCols] = {}, acc_dv[R][Shape::kDimCols] = {};
+  for (int qt = bt.tile; any_key && qt < num_tiles; ++qt) {
+    const int q0 = qt * kTile, q_rows = min(kTile, in.seq - q0);
+    const float* dout_tile = dout + (bt.b * in.seq + q0) * in.width() + static_cast<int64_t>(bt.h) * in.head_dim;
+    __syncthreads();  // the previous query tile and scores are no longer read
+    load_rows<Shape>(q_n, in.uvqk_row(bt.b, bt.h, kQ, q0), stride, q_rows, nullptr, in.head_dim, nullptr);
+    load_rows<Shape>(dout_n, dout_tile, in.width(), q_rows, nullptr, in.head_dim, nullptr);
+    __syncthreads();
+    if (!warp_has_rows) continue;  // warp-uniform: the keys of this warp are all past the end
+
+    float s[R][C] = {}, dw[R][C] = {};
+    accumulate_row_dots_upto<Shape>(s, k_n + m0 * Shape::kPitch, q_n + tx * Shape::kPitch, dot_length(in), q_rows);
+    accumulate_row_dots_upto<Shape>(dw, v_n + m0 * Shape::kPitch, dout_n + tx * Shape::kPitch, dot_length(in), q_rows);
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int e = 0; e < C; ++e) {
+        const int jl = m0 + r, i = q0 + tx + kSide * e, j = k0 + jl;
+        PairGrad g{0.0f, 0.0f};
+        if (pair_visible(in, i, j, key_kept[jl])) {
+          int bucket;
+          g = pair_grad(bias.score(i, j, s[r][e], bucket), dw[r][e], in.inv_seq);
+        }
+        s[r][e] = g.w;
+        dw[r][e] = g.dz;
+      }
+#pragma unroll
+    for (int e = 0; e < C; ++e) {
+      const int il = tx + kSide * e;
+      store_score_column<Shape>(w_s + il * Shape::kScorePitch + m0, s, e);
+      store_score_column<Shape>(dz_s + il * Shape::kScorePitch + m0, dw, e);
+    }
+    __syncwarp();  // a warp reads back only the key rows its own lanes wrote
+    accumulate_weighted_rows<Shape>(acc_dv, w_s + m0, dout_n, q_rows);
+    accumulate_weighted_rows<Shape>(acc_dk, dz_s + m0, q_n, q_rows);
+  }
+  float* dk = duvqk + bt.b * in.seq * 4 * in.width() + static_cast<int64_t>(bt.h) * in.head_dim;
+  write_rows<Shape>(dk + kV * in.width(), 4 * in.width(), acc_dv, k0, in.seq, in.head_dim);
+  write_rows<Shape>(dk + kK * in.width(), 4 * in.width(), acc_dk, k0, in.seq, in.head_dim);
+}
+
+// ---- bias gradients ---------------------------------------------------------------------------
+
+constexpr int kReduceColumns = 32, kReduceLanes = 32;
+
+// Output column c: dpos_bias[c] for c < 2T-1 (offsets j - i > 0 are masked: 0), then dtime_bias.
+// Each is the sum of its partial column over the query blocks, in block order: lane l sums the
+// blocks l, l + 32, .., then lane 0 adds the 32 lane sums in lane order.
+__global__ void __launch_bounds__(kReduceColumns* kReduceLanes)
+    bias_grad_reduce_kernel(const double* partial, int64_t blocks, int seq, int time_columns, float* dpos_bias,
+                            float* dtime_bias) {
+  __shared__ double lane_sums[kReduceLanes][kReduceColumns + 1];
+  const int cx = threadIdx.x % kReduceColumns, lane = threadIdx.x / kReduceColumns;
+  const int64_t column = static_cast<int64_t>(blockIdx.x) * kReduceColumns + cx;
+  const int64_t num_offsets = 2 * static_cast<int64_t>(seq) - 1, width = seq + time_columns;
+  int64_t source = -1;  // the partial column, none for the masked offsets
+  if (column < seq)
+    source = column;
+  else if (column >= num_offsets && column < num_offsets + time_columns)
+    source = seq + (column - num_offsets);
+  double sum = 0.0;
+  if (source >= 0) {
+    constexpr int kBatch = 8;  // loads in flight per thread; the additions stay in block order
+    for (int64_t row = lane; row < blocks; row += kBatch * kReduceLanes) {
+      double values[kBatch];
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const int64_t r = row + u * kReduceLanes;
+        values[u] = r < blocks ? partial[r * width + source] : 0.0;
+      }
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) sum += values[u];
+    }
+  }
+  lane_sums[lane][cx] = sum;
+  __syncthreads();
+  if (lane != 0 || column >= num_offsets + time_columns) return;
+  double total = 0.0;
+  for (int l = 0; l < kReduceLanes; ++l) total += lane_sums[l][cx];
   if (column < num_offsets)
-    dpos_bias[column] = static_cast<float>(acc);
+    dpos_bias[column] = static_cast<float>(total);
   else
-    dtime_bias[column - num_offsets] = static_cast<float>(acc);
+    dtime_bias[column - num_offsets] = static_cast<float>(total);
 }
 
-void check_hstu_shape(const char* op, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim,
-                      size_t shared_bytes) {
-  MUONREC_CHECK(shared_bytes <= kMaxSharedBytes,
-                "{}: seq={} head_dim={} need {} bytes of shared memory per row (at most {})", op, seq, head_dim,
-                shared_bytes, kMaxSharedBytes);
-  MUONREC_CHECK(batch * heads * seq <= INT32_MAX, "{}: batch*heads*seq = {} exceeds one launch's grid", op,
-                batch * heads * seq);
+}  // namespace
+}  // namespace hstu
+
+namespace {
+
+using hstu::HstuInputs;
+using hstu::kThreads;
+
+// ---- launch helpers ---------------------------------------------------------------------------
+
+// Calls f(TileShape{}) for the smallest head-dim bucket that holds head_dim. Up to 128 the tiles
+// are 64 x 64; 256 takes 32 x 32 tiles to stay within shared memory.
+template <class F>
+void with_tile_shape(const char* op, int64_t head_dim, F&& f) {
+  if (head_dim <= 16)
+    f(hstu::TileShape<64, 16>{});
+  else if (head_dim <= 32)
+    f(hstu::TileShape<64, 32>{});
+  else if (head_dim <= 64)
+    f(hstu::TileShape<64, 64>{});
+  else if (head_dim <= 128)
+    f(hstu::TileShape<64, 128>{});
+  else if (head_dim <= 256)
+    f(hstu::TileShape<32, 256>{});
+  else
+    MUONREC_FAIL("{}: head dim {} is above the largest supported (256)", op, head_dim);
+}
+
+HstuInputs make_inputs(const char* op, const float* uvqk, const float* valid, const float* pos_bias,
+                       const float* time_bias, const int32_t* time_buckets, int64_t batch, int64_t seq, int64_t heads,
+                       int64_t head_dim, int tile) {
+  // Positions and offsets are ints in the kernels (j - i + T - 1 < 2T), and blocks one grid row.
+  MUONREC_CHECK(seq < (int64_t{1} << 30) && heads * head_dim < (int64_t{1} << 28), "{}: seq={} width={} too large", op,
+                seq, heads * head_dim);
+  const int64_t blocks = (seq + tile - 1) / tile * batch * heads;
+  MUONREC_CHECK(blocks <= INT32_MAX, "{}: {} tiles exceed one launch's grid", op, blocks);
+  return HstuInputs{uvqk,
+                    valid,
+                    pos_bias,
+                    time_bias,
+                    time_buckets,
+                    batch * heads,
+                    static_cast<int>(seq),
+                    static_cast<int>(heads),
+                    static_cast<int>(head_dim),
+                    1.0f / static_cast<float>(seq)};  // the reference's rounding
+}
+
+unsigned grid_of(const HstuInputs& in, int tile) {
+  return static_cast<unsigned>((in.seq + tile - 1) / tile * in.batch_heads);
+}
+
+// Opts the kernel in to `bytes` of dynamic shared memory (above the default 48 KiB). The tiles grow
+// with the head dim, the backward's histograms with the number of time buckets.
+template <class Kernel>
+void reserve_shared(const char* op, Kernel kernel, size_t bytes, int64_t head_dim, int64_t time_columns) {
+  int device = 0, limit = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  MUONREC_CHECK(bytes <= static_cast<size_t>(limit),
+                "{}: head dim {} with {} time buckets needs {} bytes of shared memory per block (at most {})", op,
+                head_dim, time_columns, bytes, limit);
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
 
 }  // namespace
@@ -206,14 +361,17 @@ void hstu_attention_forward(const float* uvqk, const float* valid, const float* 
                             const int32_t* time_buckets, float* out, int64_t batch, int64_t seq, int64_t heads,
                             int64_t head_dim, cudaStream_t stream) {
   NVTX_RANGE("hstu_attention_forward");
-  const int64_t rows = batch * heads * seq;
-  if (rows <= 0 || head_dim <= 0) return;
-  const size_t shared_bytes = static_cast<size_t>(head_dim + seq) * sizeof(float);
-  check_hstu_shape("hstu_attention_forward", batch, seq, heads, head_dim, shared_bytes);
-  const float inv_seq = 1.0f / static_cast<float>(seq);  // the reference's rounding
-  hstu_attention_forward_kernel<<<static_cast<unsigned>(rows), kRowBlock, shared_bytes, stream>>>(
-      uvqk, valid, pos_bias, time_bias, time_buckets, out, seq, heads, head_dim, inv_seq);
-  CUDA_LAUNCH_CHECK();
+  const char* op = "hstu_attention_forward";
+  if (batch * heads * seq <= 0 || head_dim <= 0) return;
+  with_tile_shape(op, head_dim, [&](auto shape) {
+    using Shape = decltype(shape);
+    const HstuInputs in =
+        make_inputs(op, uvqk, valid, pos_bias, time_bias, time_buckets, batch, seq, heads, head_dim, Shape::kTile);
+    const size_t shared_bytes = hstu::forward_shared_bytes<Shape>();
+    reserve_shared(op, hstu::forward_kernel<Shape>, shared_bytes, head_dim, 0);
+    hstu::forward_kernel<Shape><<<grid_of(in, Shape::kTile), kThreads, shared_bytes, stream>>>(in, out);
+    CUDA_LAUNCH_CHECK();
+  });
 }
 
 void hstu_attention_backward(const float* uvqk, const float* valid, const float* pos_bias, const float* time_bias,
@@ -221,41 +379,39 @@ void hstu_attention_backward(const float* uvqk, const float* valid, const float*
                              float* dtime_bias, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim,
                              int64_t num_time_buckets, cudaStream_t stream) {
   NVTX_RANGE("hstu_attention_backward");
-  const int64_t rows = batch * heads * seq;
+  const char* op = "hstu_attention_backward";
   const int64_t num_offsets = 2 * seq - 1;
   const int64_t time_columns = dtime_bias ? num_time_buckets : 0;
-  if (rows <= 0 || head_dim <= 0) {
+  if (batch * heads * seq <= 0 || head_dim <= 0) {
     // No (b, h, i, j) term, or all of them zero (empty heads): the bias gradients are still written.
     if (num_offsets > 0) CUDA_CHECK(cudaMemsetAsync(dpos_bias, 0, num_offsets * sizeof(float), stream));
     if (time_columns > 0) CUDA_CHECK(cudaMemsetAsync(dtime_bias, 0, time_columns * sizeof(float), stream));
     return;
   }
-  const size_t shared_bytes = static_cast<size_t>(2 * head_dim + seq) * sizeof(float);
-  check_hstu_shape("hstu_attention_backward", batch, seq, heads, head_dim, shared_bytes);
-  const float inv_seq = 1.0f / static_cast<float>(seq);
-  const int64_t width = num_offsets + time_columns;
-  const size_t pair_bytes = static_cast<size_t>(rows * seq) * sizeof(float);
-  float *w_all = nullptr, *dz_all = nullptr;
-  double* partial = nullptr;
-  CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&w_all), pair_bytes, stream));
-  CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&dz_all), pair_bytes, stream));
-  CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&partial), static_cast<size_t>(batch * width) * sizeof(double),
-                             stream));
-  hstu_attention_backward_query_kernel<<<static_cast<unsigned>(rows), kRowBlock, shared_bytes, stream>>>(
-      uvqk, valid, pos_bias, time_bias, time_buckets, dout, duvqk, w_all, dz_all, seq, heads, head_dim, inv_seq);
-  CUDA_LAUNCH_CHECK();
-  hstu_attention_backward_key_kernel<<<static_cast<unsigned>(rows), kKeyBlock, 0, stream>>>(
-      uvqk, valid, dout, w_all, dz_all, duvqk, seq, heads, head_dim);
-  CUDA_LAUNCH_CHECK();
-  hstu_bias_partial_kernel<<<static_cast<unsigned>(batch), kBiasBlock, 0, stream>>>(dz_all, time_buckets, partial,
-                                                                                     seq, heads, time_columns);
-  CUDA_LAUNCH_CHECK();
-  hstu_bias_total_kernel<<<ceil_div(static_cast<size_t>(width), kBiasBlock), kBiasBlock, 0, stream>>>(
-      partial, dpos_bias, dtime_bias, batch, num_offsets, width);
-  CUDA_LAUNCH_CHECK();
-  CUDA_CHECK(cudaFreeAsync(partial, stream));
-  CUDA_CHECK(cudaFreeAsync(dz_all, stream));
-  CUDA_CHECK(cudaFreeAsync(w_all, stream));
+  with_tile_shape(op, head_dim, [&](auto shape) {
+    using Shape = decltype(shape);
+    const HstuInputs in =
+        make_inputs(op, uvqk, valid, pos_bias, time_bias, time_buckets, batch, seq, heads, head_dim, Shape::kTile);
+    const size_t query_bytes = hstu::backward_query_shared_bytes<Shape>(time_columns);
+    const size_t key_bytes = hstu::backward_key_shared_bytes<Shape>();
+    reserve_shared(op, hstu::backward_query_kernel<Shape>, query_bytes, head_dim, time_columns);
+    reserve_shared(op, hstu::backward_key_kernel<Shape>, key_bytes, head_dim, 0);
+    const unsigned grid = grid_of(in, Shape::kTile);
+    double* partial = nullptr;  // [query blocks][T + time_columns]: O(blocks * (T + buckets)), no T x T
+    CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&partial),
+                               static_cast<size_t>(grid) * (seq + time_columns) * sizeof(double), stream));
+
+    hstu::backward_query_kernel<Shape>
+        <<<grid, kThreads, query_bytes, stream>>>(in, dout, duvqk, partial, static_cast<int>(time_columns));
+    CUDA_LAUNCH_CHECK();
+    hstu::backward_key_kernel<Shape><<<grid, kThreads, key_bytes, stream>>>(in, dout, duvqk);
+    CUDA_LAUNCH_CHECK();
+    const unsigned reduce_grid = ceil_div(static_cast<size_t>(num_offsets + time_columns), hstu::kReduceColumns);
+    hstu::bias_grad_reduce_kernel<<<reduce_grid, hstu::kReduceColumns * hstu::kReduceLanes, 0, stream>>>(
+        partial, grid, static_cast<int>(seq), static_cast<int>(time_columns), dpos_bias, dtime_bias);
+    CUDA_LAUNCH_CHECK();
+    CUDA_CHECK(cudaFreeAsync(partial, stream));
+  });
 }
 
 namespace {

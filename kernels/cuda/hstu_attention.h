@@ -17,9 +17,10 @@ void hstu_time_buckets(const int64_t* timestamps, int32_t* buckets, int64_t batc
 void hstu_attention_forward(const float* uvqk, const float* valid, const float* pos_bias, const float* time_bias,
                             const int32_t* time_buckets, float* out, int64_t batch, int64_t seq, int64_t heads,
                             int64_t head_dim, cudaStream_t stream);
-// Writes all of duvqk (u block zero), dpos_bias and, when non-null, dtime_bias. Stream-ordered
-// scratch holds the weights and score gradients [B, H, T, T]; every sum has one owner thread and a
-// fixed order (no atomics), so the result is deterministic.
+// Writes all of duvqk (u block zero), dpos_bias and, when non-null, dtime_bias. The kernels are tiled
+// (flash style, no [T, T] matrix in memory); stream-ordered scratch holds only per-block partial sums
+// of the bias gradients, [B * H * ceil(T / tile)] x [T + num_time_buckets] doubles. Every sum has one
+// owner thread and a fixed order (no atomics), so the result is deterministic. Head dims up to 256.
 void hstu_attention_backward(const float* uvqk, const float* valid, const float* pos_bias, const float* time_bias,
                              const int32_t* time_buckets, const float* dout, float* duvqk, float* dpos_bias,
                              float* dtime_bias, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim,
