@@ -451,6 +451,11 @@ struct AttentionCase {
   int64_t seq, head_dim;
 };
 
+// Test listings show the case, not the struct's raw bytes (padding included).
+void PrintTo(const AttentionCase& c, std::ostream* os) {
+  *os << (c.causal ? "causal" : "bidirectional") << " T=" << c.seq << " Dh=" << c.head_dim;
+}
+
 class KernelsGpuAttention : public ::testing::TestWithParam<AttentionCase> {};
 
 TEST_P(KernelsGpuAttention, fp32_3_rows_heads2_padded) {

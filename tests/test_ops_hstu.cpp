@@ -218,6 +218,11 @@ struct HstuCase {
   bool with_time;
 };
 
+// Test listings show the case, not the struct's raw bytes (padding included).
+void PrintTo(const HstuCase& c, std::ostream* os) {
+  *os << "Dh=" << c.head_dim << " T=" << c.seq << (c.with_time ? " with time" : " no time");
+}
+
 std::string hstu_case_name(const ::testing::TestParamInfo<HstuCase>& info) {
   return fmt::format("D{}_T{}_{}", info.param.head_dim, info.param.seq, info.param.with_time ? "time" : "no_time");
 }
