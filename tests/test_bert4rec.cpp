@@ -170,13 +170,7 @@ TEST(Bert4Rec, parameters_follow_sasrec_names_with_a_mask_row) {
 }
 
 TEST(Bert4Rec, short_training_run_beats_most_popular) {
-  data::SyntheticOptions data_options;
-  data_options.users = 300;
-  data_options.items = 100;
-  data_options.min_length = 8;
-  data_options.max_length = 20;
-  data_options.seed = 3;
-  data::SequenceDataset ds = data::make_synthetic_dataset(data_options);
+  data::SequenceDataset ds = testkit::small_synthetic_dataset();
   ModelConfig c = tiny_config(ds.n_items, 12);
   c.d = 32;
   c.dropout = 0.1f;

@@ -1,7 +1,6 @@
 // HSTU against the PyTorch fixture (timestamps included): hidden state, loss, last-position scores
 // and every parameter gradient, on CPU and (where present) on the GPU; the model without
 // timestamps; the time buckets on hand-computed gaps; short training runs with both optimizers.
-#include "data/synthetic.h"
 #include "fixture_util.h"
 #include "models/hstu.h"
 #include "train_util.h"
@@ -183,13 +182,7 @@ TEST(HSTUTimeBuckets, query_uses_the_next_timestamp) {
 class HSTUTraining : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(HSTUTraining, short_run_beats_most_popular) {
-  data::SyntheticOptions data_options;
-  data_options.users = 300;
-  data_options.items = 100;
-  data_options.min_length = 8;
-  data_options.max_length = 20;
-  data_options.seed = 3;
-  data::SequenceDataset ds = data::make_synthetic_dataset(data_options);
+  data::SequenceDataset ds = testkit::small_synthetic_dataset();
   ModelConfig c = tiny_config();
   c.n_items = ds.n_items;
   c.max_len = 20;

@@ -187,13 +187,7 @@ TEST(SampledSoftmax, model_loss_draws_from_the_training_generator) {
 }
 
 TEST(SampledSoftmax, short_training_run_beats_most_popular) {
-  data::SyntheticOptions data_options;
-  data_options.users = 300;
-  data_options.items = 100;
-  data_options.min_length = 8;
-  data_options.max_length = 20;
-  data_options.seed = 3;
-  data::SequenceDataset ds = data::make_synthetic_dataset(data_options);
+  data::SequenceDataset ds = testkit::small_synthetic_dataset();
   ModelConfig c;
   c.n_items = ds.n_items;
   c.max_len = 12;

@@ -6,9 +6,22 @@
 
 #include <sstream>
 
+#include "data/synthetic.h"
 #include "models/trainer.h"
 
 namespace muonrec::testkit {
+
+// 300 users over 100 items, histories of 8 to 20 events: big enough to learn, small enough for a
+// few seconds of CPU training.
+inline data::SequenceDataset small_synthetic_dataset() {
+  data::SyntheticOptions options;
+  options.users = 300;
+  options.items = 100;
+  options.min_length = 8;
+  options.max_length = 20;
+  options.seed = 3;
+  return data::make_synthetic_dataset(options);
+}
 
 inline TrainResult expect_beats_popularity(SequentialModel& model, const data::SequenceDataset& dataset,
                                            const TrainOptions& options, double factor) {
