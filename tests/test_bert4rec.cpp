@@ -4,7 +4,6 @@
 #include <sstream>
 
 #include "data/batcher.h"
-#include "data/synthetic.h"
 #include "models/bert4rec.h"
 #include "models/trainer.h"
 #include "test_util.h"

@@ -4,7 +4,6 @@
 #include <map>
 #include <sstream>
 
-#include "data/synthetic.h"
 #include "models/sampled_softmax.h"
 #include "models/trainer.h"
 #include "test_util.h"
