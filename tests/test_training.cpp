@@ -3,23 +3,15 @@
 #include <fstream>
 #include <sstream>
 
-#include "data/synthetic.h"
 #include "models/trainer.h"
 #include "test_util.h"
+#include "train_util.h"
 
 using namespace muonrec;
 
 namespace {
 
-data::SequenceDataset small_dataset() {
-  data::SyntheticOptions o;
-  o.users = 400;
-  o.items = 120;
-  o.min_length = 10;
-  o.max_length = 30;
-  o.seed = 3;
-  return data::make_synthetic_dataset(o);
-}
+data::SequenceDataset small_dataset() { return testkit::small_synthetic_dataset(400, 120, 10, 30); }
 
 ModelConfig small_config(int64_t n_items) {
   ModelConfig c;

@@ -11,14 +11,15 @@
 
 namespace muonrec::testkit {
 
-// 300 users over 100 items, histories of 8 to 20 events: big enough to learn, small enough for a
-// few seconds of CPU training.
-inline data::SequenceDataset small_synthetic_dataset() {
+// By default 300 users over 100 items, histories of 8 to 20 events: big enough to learn, small
+// enough for a few seconds of CPU training.
+inline data::SequenceDataset small_synthetic_dataset(int64_t users = 300, int64_t items = 100, int64_t min_length = 8,
+                                                     int64_t max_length = 20) {
   data::SyntheticOptions options;
-  options.users = 300;
-  options.items = 100;
-  options.min_length = 8;
-  options.max_length = 20;
+  options.users = users;
+  options.items = items;
+  options.min_length = min_length;
+  options.max_length = max_length;
   options.seed = 3;
   return data::make_synthetic_dataset(options);
 }
