@@ -8,6 +8,7 @@
 
 #include "engine/error.h"
 #include "engine/safetensors.h"
+#include "data/split.h"
 #include "models/semantic_id/item_text.h"
 
 namespace muonrec {
@@ -87,10 +88,7 @@ std::vector<std::string> load_texts(const data::SequenceDataset& ds, const ItemV
   return texts;
 }
 
-}  // namespace
-
-ItemVectors item_content_vectors(const data::SequenceDataset& dataset, const ItemVectorOptions& options) {
-  if (!options.checkpoint.empty()) return vectors_from_checkpoint(dataset, options.checkpoint);
+ItemVectors text_vectors(const data::SequenceDataset& dataset, const ItemVectorOptions& options) {
   std::string source;
   std::vector<std::string> texts = load_texts(dataset, options, &source);
   semantic_id::TextEmbeddings e = semantic_id::embed_item_texts(texts, options.embedding);
@@ -101,6 +99,50 @@ ItemVectors item_content_vectors(const data::SequenceDataset& dataset, const Ite
                            "vectors)",
                            source, e.vocabulary_size, e.width, e.empty_items);
   return out;
+}
+
+// Only the training part of each sequence: validation and test events never shape the codes.
+ItemVectors cooccurrence_vectors(const data::SequenceDataset& dataset, const ItemVectorOptions& options) {
+  std::vector<int64_t> lengths(static_cast<size_t>(dataset.num_users()));
+  for (int64_t u = 0; u < dataset.num_users(); ++u) lengths[u] = data::LeaveOneOut::train_length(dataset, u);
+  semantic_id::CooccurrenceOptions o = options.cooccurrence;
+  o.width = options.embedding.width;
+  o.seed = options.embedding.seed;
+  semantic_id::CooccurrenceVectors c = semantic_id::cooccurrence_item_vectors(dataset.sequences, lengths,
+                                                                              dataset.n_items, o);
+  ItemVectors out;
+  out.values = std::move(c.values);
+  out.dim = c.width;
+  out.source = fmt::format("co-occurrence of the training events (window {}, PPMI with {} nonzeros, subspace "
+                           "width {} after {} power iterations; {} items without pairs got random vectors)",
+                           o.window, c.pairs, c.width, o.power_iterations, c.isolated_items);
+  return out;
+}
+
+// [a, b] / sqrt(2) row by row: unit rows stay unit rows.
+ItemVectors side_by_side(const ItemVectors& a, const ItemVectors& b, int64_t rows) {
+  ItemVectors out;
+  out.dim = a.dim + b.dim;
+  out.values.resize(static_cast<size_t>(rows * out.dim));
+  const float scale = 1.0f / std::sqrt(2.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = out.values.data() + r * out.dim;
+    for (int64_t j = 0; j < a.dim; ++j) row[j] = a.values[r * a.dim + j] * scale;
+    for (int64_t j = 0; j < b.dim; ++j) row[a.dim + j] = b.values[r * b.dim + j] * scale;
+  }
+  out.source = a.source + " | " + b.source + " (side by side, each scaled by 1/sqrt(2))";
+  return out;
+}
+
+}  // namespace
+
+ItemVectors item_content_vectors(const data::SequenceDataset& dataset, const ItemVectorOptions& options) {
+  if (!options.checkpoint.empty()) return vectors_from_checkpoint(dataset, options.checkpoint);
+  if (options.kind == "text") return text_vectors(dataset, options);
+  if (options.kind == "cooccurrence") return cooccurrence_vectors(dataset, options);
+  MUONREC_CHECK(options.kind == "text+cooccurrence",
+                "item vectors: unknown kind '{}' (text, cooccurrence, text+cooccurrence)", options.kind);
+  return side_by_side(text_vectors(dataset, options), cooccurrence_vectors(dataset, options), dataset.n_items + 1);
 }
 
 TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const TigerPipelineOptions& options,

@@ -13,6 +13,7 @@
 
 #include "data/dataset.h"
 #include "engine/device.h"
+#include "models/semantic_id/cooccurrence.h"
 #include "models/semantic_id/rq_kmeans.h"
 #include "models/semantic_id/tfidf.h"
 #include "models/tiger.h"
@@ -20,9 +21,14 @@
 
 namespace muonrec {
 
-// Where the item vectors come from, first match wins:
+// Where the item vectors come from: a checkpoint if one is given, else `kind`:
 //   checkpoint   a muonrec checkpoint's param.item.weight, rows 1..n_items, L2-normalised (collaborative
 //                vectors, e.g. from a SASRec run on the same data)
+//   kind         "text": the item texts below; "cooccurrence": collaborative vectors from the training
+//                part of the sequences alone (semantic_id/cooccurrence.h; no model to train first);
+//                "text+cooccurrence": both unit vectors side by side, each scaled by 1/sqrt(2), so an
+//                item's code follows what it is and who buys it alike
+// The texts, first match wins:
 //   texts        item texts given directly ([n_items + 1], index 0 unused)
 //   movies       a MovieLens movies.dat; items map to MovieIDs through movie_map ('item_id MovieID' per
 //                line, e.g. sas_to_original_items.txt) or, without it, the dataset's source ids (right
@@ -35,7 +41,9 @@ struct ItemVectorOptions {
   std::vector<std::string> texts;
   std::string movies, movie_map;
   std::string item_text = "auto";
-  semantic_id::TextEmbeddingOptions embedding;
+  std::string kind = "text";
+  semantic_id::TextEmbeddingOptions embedding;   // its width is the width of every kind
+  semantic_id::CooccurrenceOptions cooccurrence; // its width and seed are taken from `embedding`
 };
 
 struct ItemVectors {

@@ -16,7 +16,7 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
   cmd->add_option("--sid-iterations", sid.iterations, "tiger: Lloyd iterations per level at most")
       ->capture_default_str();
   cmd->add_flag("--sid-balanced", sid.balanced, "tiger: balanced k-means assignment (clusters capped at n/k)");
-  cmd->add_option("--sid-width", vectors.embedding.width, "tiger: width of the projected TF-IDF item vectors")
+  cmd->add_option("--sid-width", vectors.embedding.width, "tiger: width of the item vectors (TF-IDF projection, co-occurrence subspace)")
       ->capture_default_str();
   cmd->add_option("--sid-history", pipeline.model.max_items, "tiger: history items the model reads")
       ->capture_default_str();
@@ -27,6 +27,11 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
   cmd->add_option("--item-text", vectors.item_text,
                   "tiger: 'auto' (DATASTEM_item_asin.txt + DATASTEM_item_titles.txt beside the data), a prefix "
                   "P (P_item_asin.txt + P_item_titles.txt, as given or beside the data), or 'none'")
+      ->capture_default_str();
+  cmd->add_option("--item-vectors", vectors.kind,
+                  "tiger: what the semantic IDs cluster: 'text' (item texts), 'cooccurrence' (PPMI of the training "
+                  "events, no text needed) or 'text+cooccurrence'")
+      ->check(CLI::IsMember({"text", "cooccurrence", "text+cooccurrence"}))
       ->capture_default_str();
   cmd->add_option("--movies", vectors.movies, "tiger: MovieLens movies.dat for the item texts (title and genres)");
   cmd->add_option("--movie-map", vectors.movie_map,

@@ -14,8 +14,8 @@ bool is_token_byte(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
 }
 
-// Key of the stream that draws the tiny vectors of empty items, apart from the projection's.
-constexpr uint64_t kEmptyStreamKey = 0x9E3779B97F4A7C15ull;
+// Key of the streams that draw the vectors of items without features, apart from the projection's.
+constexpr uint64_t kItemStreamKey = 0x9E3779B97F4A7C15ull;
 
 }  // namespace
 
@@ -104,6 +104,19 @@ Tfidf fit_tfidf(const std::vector<std::string>& documents, const TfidfOptions& o
   return out;
 }
 
+void random_item_vector(uint64_t seed, int64_t item, double norm, float* row, int64_t width) {
+  // Offsets item*width ...: the vector is a function of (seed, item) only.
+  PhiloxGenerator gen(seed ^ kItemStreamKey, static_cast<uint64_t>(item) * width);
+  std::vector<double> draw(static_cast<size_t>(width));
+  double n2 = 0.0;
+  for (double& x : draw) {
+    x = gen.normal();
+    n2 += x * x;
+  }
+  const double s = norm / std::sqrt(std::max(n2, 1e-30));
+  for (int64_t j = 0; j < width; ++j) row[j] = static_cast<float>(draw[j] * s);
+}
+
 TextEmbeddings embed_item_texts(const std::vector<std::string>& texts, const TextEmbeddingOptions& options) {
   MUONREC_CHECK(!texts.empty(), "embed_item_texts: texts must have n_items + 1 entries (index 0 is padding)");
   MUONREC_CHECK(options.width >= 1, "embed_item_texts: width must be >= 1, got {}", options.width);
@@ -146,17 +159,8 @@ TextEmbeddings embed_item_texts(const std::vector<std::string>& texts, const Tex
       for (int64_t j = 0; j < width; ++j) row[j] = static_cast<float>(acc[j] * inv);
       continue;
     }
-    // Empty row: a tiny vector drawn from this item's own stream (offsets item*width ...), so it is
-    // a function of (seed, item) only.
     ++out.empty_items;
-    PhiloxGenerator gen(options.seed ^ kEmptyStreamKey, static_cast<uint64_t>(item) * width);
-    double n2 = 0.0;
-    for (int64_t j = 0; j < width; ++j) {
-      acc[j] = gen.normal();
-      n2 += acc[j] * acc[j];
-    }
-    const double s = options.empty_norm / std::sqrt(std::max(n2, 1e-30));
-    for (int64_t j = 0; j < width; ++j) row[j] = static_cast<float>(acc[j] * s);
+    random_item_vector(options.seed, item, options.empty_norm, row, width);
   }
   return out;
 }

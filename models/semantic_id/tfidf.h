@@ -84,6 +84,10 @@ struct TextEmbeddings {
   const float* row(int64_t item) const { return values.data() + item * width; }
 };
 
+// A random vector of length `norm` for an item without features, from the item's own stream: a pure
+// function of (seed, item), so it never depends on which other items lack features.
+void random_item_vector(uint64_t seed, int64_t item, double norm, float* row, int64_t width);
+
 // texts: [n_items + 1] as returned by the item_text loaders (texts[0] is ignored: the TF-IDF is fit
 // on items 1..n_items only).
 TextEmbeddings embed_item_texts(const std::vector<std::string>& texts, const TextEmbeddingOptions& options = {});
