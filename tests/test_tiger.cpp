@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -456,4 +457,32 @@ TEST(TigerPipeline, ItemVectorSources) {
   EXPECT_EQ(v.values, (std::vector<float>{0, 0, 0.6f, 0.8f, 0, 1, 1, 0}));
   ds.n_items = 4;
   EXPECT_THROW(item_content_vectors(ds, o), Error);  // the table is too short for 4 items
+}
+
+TEST(TigerPipeline, CooccurrenceAndSideBySideVectors) {
+  // Users 0 and 1 hold out their last two events (validation, test): item 5 appears only there, so
+  // the co-occurrence vectors must not have seen it (a random vector, counted as without pairs).
+  data::SequenceDataset ds = dataset_from({{1, 2, 3, 4, 5, 5}, {2, 1, 4, 3, 5, 5}, {3, 4, 1, 2}}, 5);
+  ItemVectorOptions o;
+  o.kind = "cooccurrence";
+  o.embedding.width = 4;
+  ItemVectors c = item_content_vectors(ds, o);
+  EXPECT_EQ(c.dim, 4);
+  EXPECT_NE(c.source.find("1 items without pairs"), std::string::npos) << c.source;
+
+  o.kind = "text+cooccurrence";
+  o.texts = {"", "red soap", "red brush", "blue soap", "blue brush", "green soap"};
+  o.embedding.tfidf.min_df = 1;
+  ItemVectors both = item_content_vectors(ds, o);
+  o.kind = "text";
+  ItemVectors text = item_content_vectors(ds, o);
+  ASSERT_EQ(both.dim, 8);
+  const float s = 1.0f / std::sqrt(2.0f);
+  for (int64_t item = 1; item <= 5; ++item)
+    for (int64_t j = 0; j < 4; ++j) {
+      EXPECT_FLOAT_EQ(both.values[item * 8 + j], text.values[item * 4 + j] * s);
+      EXPECT_FLOAT_EQ(both.values[item * 8 + 4 + j], c.values[item * 4 + j] * s);
+    }
+  o.kind = "pictures";
+  testkit::expect_error([&] { item_content_vectors(ds, o); }, {"unknown kind 'pictures'"});
 }
