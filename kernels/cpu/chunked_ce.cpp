@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/loss.h"
 #include "kernels/cpu/matmul.h"
 
 namespace muonrec::kernels::cpu {
@@ -41,16 +42,9 @@ void fold_tile(const float* logits, const int64_t* targets, int64_t rows, int64_
 void gradient_tile(float* logits, const int64_t* targets, const float* logsumexp, float factor, int64_t rows,
                    int64_t width, int64_t chunk_begin) {
 #pragma omp parallel for
-  for (int64_t r = 0; r < rows; ++r) {
-    float* z = logits + r * width;
-    if (targets[r] < 0) {
-      std::fill(z, z + width, 0.0f);
-      continue;
-    }
-    for (int64_t c = 0; c < width; ++c) z[c] = std::exp(z[c] - logsumexp[r]) * factor;
-    const int64_t t = targets[r] - chunk_begin;
-    if (t >= 0 && t < width) z[t] -= factor;
-  }
+  for (int64_t r = 0; r < rows; ++r)
+    cross_entropy_gradient_row(logits + r * width, targets[r], logsumexp[r], factor, width, chunk_begin,
+                               logits + r * width);
 }
 
 }  // namespace

@@ -30,16 +30,20 @@ void cross_entropy_backward(const float* logits, const int64_t* targets, const f
                             int64_t classes) {
   const float factor = valid_count[0] > 0 ? dloss[0] / valid_count[0] : 0.0f;
 #pragma omp parallel for
-  for (int64_t r = 0; r < rows; ++r) {
-    float* dz = dlogits + r * classes;
-    if (targets[r] < 0) {
-      std::fill(dz, dz + classes, 0.0f);
-      continue;
-    }
-    const float* z = logits + r * classes;
-    for (int64_t c = 0; c < classes; ++c) dz[c] = std::exp(z[c] - logsumexp[r]) * factor;
-    dz[targets[r]] -= factor;
+  for (int64_t r = 0; r < rows; ++r)
+    cross_entropy_gradient_row(logits + r * classes, targets[r], logsumexp[r], factor, classes, 0,
+                               dlogits + r * classes);
+}
+
+void cross_entropy_gradient_row(const float* z, int64_t target, float logsumexp, float factor, int64_t width,
+                                int64_t chunk_begin, float* dz) {
+  if (target < 0) {
+    std::fill(dz, dz + width, 0.0f);
+    return;
   }
+  for (int64_t c = 0; c < width; ++c) dz[c] = std::exp(z[c] - logsumexp) * factor;
+  const int64_t t = target - chunk_begin;
+  if (t >= 0 && t < width) dz[t] -= factor;
 }
 
 }  // namespace muonrec::kernels::cpu

@@ -16,4 +16,10 @@ void cross_entropy_backward(const float* logits, const int64_t* targets, const f
                             const float* valid_count, const float* dloss, float* dlogits, int64_t rows,
                             int64_t classes);
 
+// One row of that gradient over a window of `width` logits starting at class chunk_begin (the whole
+// row: chunk_begin 0, width = classes): dz[c] = (exp(z[c] - logsumexp) - [c == target]) * factor,
+// all 0 when target < 0. z and dz may be the same array. Shared by the full and the chunked loss.
+void cross_entropy_gradient_row(const float* z, int64_t target, float logsumexp, float factor, int64_t width,
+                                int64_t chunk_begin, float* dz);
+
 }  // namespace muonrec::kernels::cpu
