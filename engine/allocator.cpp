@@ -1,11 +1,11 @@
 #include "engine/allocator.h"
 
 #include <atomic>
-#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
 #include "engine/error.h"
+#include "engine/host_block_cache.h"
 #ifdef MUONREC_WITH_CUDA
 #include "engine/cuda_check.h"
 #endif
@@ -14,8 +14,6 @@ namespace muonrec {
 namespace {
 
 std::atomic<size_t> g_allocated[2];
-
-constexpr size_t kHostAlignment = 64;  // a cache line: vector loads never split lines
 
 #ifdef MUONREC_WITH_CUDA
 // Host-to-device uploads up to a slot's size go through pinned staging slots: the host copies into
@@ -67,9 +65,7 @@ UploadStaging& upload_staging() {
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
   if (bytes == 0) return;
   if (device == Device::CPU) {
-    size_t rounded = (bytes + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
-    data_ = std::aligned_alloc(kHostAlignment, rounded);
-    MUONREC_CHECK(data_ != nullptr, "out of host memory allocating {} bytes", bytes);
+    data_ = host_allocate(bytes);
   } else {
 #ifdef MUONREC_WITH_CUDA
     CUDA_CHECK(cudaMallocAsync(&data_, bytes, current_stream()));
@@ -84,7 +80,7 @@ Storage::~Storage() {
   if (!data_) return;
   g_allocated[static_cast<int>(device_)] -= bytes_;
   if (device_ == Device::CPU) {
-    std::free(data_);
+    host_release(data_, bytes_);
   } else {
 #ifdef MUONREC_WITH_CUDA
     cudaFreeAsync(data_, current_stream());  // no throw from a destructor

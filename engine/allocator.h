@@ -1,6 +1,6 @@
-// Storage for tensor data. CPU: 64-byte aligned host memory. CUDA: stream-ordered allocation from a
-// pool whose release threshold keeps freed memory cached, so steady-state training allocates
-// nothing from the driver (and a captured step can replay).
+// Storage for tensor data. CPU: 64-byte aligned host memory, reused through engine/host_block_cache.h.
+// CUDA: stream-ordered allocation from a pool whose release threshold keeps freed memory cached, so
+// steady-state training allocates nothing from the driver (and a captured step can replay).
 #pragma once
 
 #include <cstddef>

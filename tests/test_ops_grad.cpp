@@ -130,6 +130,22 @@ TEST(OpsForward, dropout_same_generator_state_same_mask_and_rate) {
   EXPECT_EQ(ops::dropout(x, 0.3f, g1, false).to_f32_vector(), x.to_f32_vector());
 }
 
+// Element i keeps its value exactly when the Philox draw of (seed, offset, i) is >= p, on a length
+// that is not a multiple of four and is long enough to be split over threads.
+TEST(OpsForward, dropout_mask_is_the_per_element_philox_draw) {
+  const int64_t n = 40003;
+  Tensor x = random_tensor({n}, 5);
+  PhiloxGenerator gen(7, 11);
+  const uint64_t offset = gen.offset();
+  const std::vector<float> out = ops::dropout(x, 0.25f, gen, true).to_f32_vector();
+  const std::vector<float> in = x.to_f32_vector();
+  const float keep_scale = 1.0f / 0.75f;
+  for (int64_t i = 0; i < n; ++i) {
+    const bool keep = philox_uniform(7, offset, static_cast<uint64_t>(i)) >= 0.25f;
+    ASSERT_EQ(out[i], keep ? in[i] * keep_scale : 0.0f) << "element " << i;
+  }
+}
+
 TEST(OpsForward, bf16_round_trip_and_rounding) {
   Tensor x = Tensor::from_f32({1.0f, 1.00390625f, -3.5f, 1e-3f}, {4});
   Tensor back = ops::cast(ops::cast(x, DType::BF16), DType::F32);

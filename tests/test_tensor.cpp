@@ -1,4 +1,5 @@
-// Tensors: construction, dtypes, views, devices, the RNG.
+// Tensors: construction, dtypes, views, devices, the RNG, the host block cache.
+#include "engine/host_block_cache.h"
 #include "test_util.h"
 
 using namespace muonrec;
@@ -71,4 +72,40 @@ TEST(Rng, streams_are_reproducible_and_distinct) {
   }
   EXPECT_NEAR(sum / 20000, 0.0, 0.03);
   EXPECT_NEAR(sq / 20000, 1.0, 0.05);
+}
+
+TEST(HostBlockCache, size_classes_round_up_by_at_most_an_eighth) {
+  EXPECT_EQ(host_block_size(1), 64u);
+  EXPECT_EQ(host_block_size(4096), 4096u);
+  EXPECT_EQ(host_block_size(4097), 4608u);
+  EXPECT_EQ(host_block_size(size_t{1} << 20), size_t{1} << 20);
+  EXPECT_EQ(host_block_size((size_t{1} << 20) + 1), (size_t{1} << 20) + (size_t{1} << 17));
+  for (size_t bytes = 1; bytes < (size_t{1} << 26); bytes = bytes * 3 / 2 + 7) {
+    const size_t size = host_block_size(bytes);
+    EXPECT_GE(size, bytes);
+    EXPECT_EQ(size % 64, 0u) << bytes;
+    if (bytes > 4096) EXPECT_LE(size, bytes + bytes / 8) << bytes;
+  }
+}
+
+TEST(HostBlockCache, freed_block_serves_the_next_request_of_its_class_within_the_limit) {
+  release_cached_host_memory();
+  const size_t bytes = 3 << 20;  // above glibc's default mmap threshold
+  void* first = host_allocate(bytes);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(first) % 64, 0u);
+  host_release(first, bytes);
+  EXPECT_EQ(host_cached_bytes(), host_block_size(bytes));
+  void* again = host_allocate(bytes - 1000);  // same class
+  EXPECT_EQ(again, first);
+  EXPECT_EQ(host_cached_bytes(), 0u);
+  {
+    Tensor t = Tensor::zeros({int64_t{1} << 20}, DType::F32);  // storage returns to the cache
+  }
+  EXPECT_EQ(host_cached_bytes(), host_block_size(size_t{4} << 20));
+
+  set_host_cache_limit(0);  // frees the idle tensor block; a released block is not kept
+  EXPECT_EQ(host_cached_bytes(), 0u);
+  host_release(again, bytes);
+  EXPECT_EQ(host_cached_bytes(), 0u);
+  set_host_cache_limit(size_t{4} << 30);
 }

@@ -1,0 +1,30 @@
+// Host memory for CPU tensors, kept for reuse after a tensor dies. A training step allocates and
+// frees the same sizes every step; straight from malloc, blocks above glibc's mmap threshold
+// (activations of a few MiB and more) come fresh from the kernel each time, so every step pays a
+// page fault and the kernel's zeroing for every page it touches (over a quarter of a CPU TIGER step
+// before this cache). Blocks are rounded up to size classes (eight per power of two, at most 12.5%
+// slack) and a freed block waits in its class's free list for the next request of that class.
+//
+// The cache holds at most a limit of idle bytes (4 GiB by default, or MUONREC_HOST_CACHE_MB read at
+// first use; 0 turns caching off); a block freed beyond it goes back to the system at once.
+#pragma once
+
+#include <cstddef>
+
+namespace muonrec {
+
+// 64-byte aligned (a cache line: vector loads never split lines); throws when memory runs out.
+void* host_allocate(size_t bytes);
+// Returns a block from host_allocate; `bytes` is the size it was asked for.
+void host_release(void* data, size_t bytes);
+
+// The size a request of `bytes` is served with (its class).
+size_t host_block_size(size_t bytes);
+// Bytes in idle cached blocks.
+size_t host_cached_bytes();
+// Limit of idle cached bytes; lowering it frees idle blocks down to the new limit.
+void set_host_cache_limit(size_t bytes);
+// Frees every idle block.
+void release_cached_host_memory();
+
+}  // namespace muonrec
