@@ -135,14 +135,16 @@ TEST(OpsForward, dropout_same_generator_state_same_mask_and_rate) {
 TEST(OpsForward, dropout_mask_is_the_per_element_philox_draw) {
   const int64_t n = 40003;
   Tensor x = random_tensor({n}, 5);
-  PhiloxGenerator gen(7, 11);
-  const uint64_t offset = gen.offset();
-  const std::vector<float> out = ops::dropout(x, 0.25f, gen, true).to_f32_vector();
   const std::vector<float> in = x.to_f32_vector();
-  const float keep_scale = 1.0f / 0.75f;
-  for (int64_t i = 0; i < n; ++i) {
-    const bool keep = philox_uniform(7, offset, static_cast<uint64_t>(i)) >= 0.25f;
-    ASSERT_EQ(out[i], keep ? in[i] * keep_scale : 0.0f) << "element " << i;
+  for (float p : {0.1f, 0.25f, 0.3f}) {  // 0.1 and 0.3 are not multiples of 2^-24
+    PhiloxGenerator gen(7, 11);
+    const uint64_t offset = gen.offset();
+    const std::vector<float> out = ops::dropout(x, p, gen, true).to_f32_vector();
+    const float keep_scale = 1.0f / (1.0f - p);
+    for (int64_t i = 0; i < n; ++i) {
+      const bool keep = philox_uniform(7, offset, static_cast<uint64_t>(i)) >= p;
+      ASSERT_EQ(out[i], keep ? in[i] * keep_scale : 0.0f) << "p " << p << " element " << i;
+    }
   }
 }
 

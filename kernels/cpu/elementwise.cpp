@@ -1,9 +1,12 @@
 #include "kernels/cpu/elementwise.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 
 #include "engine/dtype.h"
 #include "engine/rng.h"
+#include "kernels/cpu/philox_draws.h"
 
 namespace muonrec::kernels::cpu {
 
@@ -28,19 +31,30 @@ void scale_rows_forward(const float* x, const float* row_factor, float* out, int
     for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = x[r * cols + c] * row_factor[r];
 }
 
-// One Philox call per group of four elements: its four draws are those of elements 4g..4g+3 (the
-// mapping of philox_uniform, as the CUDA kernel does), not ten rounds per element with three draws
-// thrown away. The rounds dominate the cost, so large tensors are split over threads.
+// Element i's draw is word i % 4 of Philox counter i / 4 (engine/rng.h's philox_uniform, as the
+// CUDA kernel draws it). Draws come in blocks from philox_draws (vectorised), and large tensors are
+// split over threads: the rounds dominate the cost.
 void dropout_forward(const float* x, float* out, int64_t n, float p, uint64_t seed, uint64_t offset) {
-  constexpr int64_t kParallelElements = 1 << 15;
+  constexpr int64_t kBlockElements = 1024, kParallelElements = 1 << 15;
   const float keep_scale = 1.0f / (1.0f - p);
-  const int64_t groups = (n + 3) / 4;
+  const uint32_t keep_from = static_cast<uint32_t>(std::ceil(static_cast<double>(p) * 16777216.0));
+  const int64_t blocks = (n + kBlockElements - 1) / kBlockElements;
 #pragma omp parallel for schedule(static) if (n >= kParallelElements)
-  for (int64_t group = 0; group < groups; ++group) {
-    const Philox4x32 draws = philox4x32(static_cast<uint64_t>(group), offset, seed);
-    const int64_t first = group * 4, count = std::min<int64_t>(4, n - first);
-    for (int64_t k = 0; k < count; ++k)
-      out[first + k] = uint_to_unit_float(draws.v[k]) >= p ? x[first + k] * keep_scale : 0.0f;
+  for (int64_t block = 0; block < blocks; ++block) {
+    const int64_t first = block * kBlockElements, count = std::min(kBlockElements, n - first);
+    uint32_t draws[kBlockElements];
+    philox_draws(static_cast<uint64_t>(first / 4), (count + 3) / 4, offset, seed, draws);
+    // Branch-free so that it vectorises (a kept/dropped branch mispredicts at random). The draw's
+    // uniform (top 24 bits) / 2^24 is >= p exactly when those bits are >= keep_from; a dropped
+    // element's bits are cleared to +0.0f, as the CUDA kernel writes.
+    for (int64_t k = 0; k < count; ++k) {
+      const uint32_t keep_mask = 0u - static_cast<uint32_t>((draws[k] >> 8) >= keep_from);
+      const float kept = x[first + k] * keep_scale;
+      uint32_t bits;
+      std::memcpy(&bits, &kept, sizeof bits);
+      bits &= keep_mask;
+      std::memcpy(out + first + k, &bits, sizeof bits);
+    }
   }
 }
 
