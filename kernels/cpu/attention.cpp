@@ -5,6 +5,8 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/vector_math.h"
+
 namespace muonrec::kernels::cpu {
 namespace {
 
@@ -17,12 +19,6 @@ struct HeadView {
   const float* key(int64_t t) const { return q + t * row + width; }
   const float* value(int64_t t) const { return q + t * row + 2 * width; }
 };
-
-float dot(const float* a, const float* b, int64_t n) {
-  float total = 0.0f;
-  for (int64_t c = 0; c < n; ++c) total += a[c] * b[c];
-  return total;
-}
 
 // Scaled scores of query i against every key, -inf where the mask hides the key. Returns their
 // maximum, finite because a query always attends itself.
@@ -63,8 +59,7 @@ void attention_forward(const float* qkv, const float* valid, float* out, float* 
         for (int64_t j = 0; j < seq; ++j) {
           const float pij = p[j] * inv;
           if (pij == 0.0f) continue;
-          const float* v = head.value(j);
-          for (int64_t c = 0; c < head_dim; ++c) o[c] += pij * v[c];
+          axpy(pij, head.value(j), o, head_dim);
         }
       }
     }
@@ -100,11 +95,9 @@ void attention_backward(const float* qkv, const float* valid, const float* out, 
           const float* k = head.key(j);
           float* dk = dq_b + j * row + width;
           float* dv = dk + width;
-          for (int64_t c = 0; c < head_dim; ++c) {
-            dq[c] += ds * k[c];
-            dk[c] += ds * head.query(i)[c];
-            dv[c] += pij * dout_i[c];
-          }
+          axpy(ds, k, dq, head_dim);
+          axpy(ds, head.query(i), dk, head_dim);
+          axpy(pij, dout_i, dv, head_dim);
         }
       }
     }

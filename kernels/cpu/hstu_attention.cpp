@@ -1,5 +1,6 @@
 #include "kernels/cpu/hstu_attention.h"
 
+#include "kernels/cpu/vector_math.h"
 #include "kernels/hstu_time_bucket.h"
 
 #include <algorithm>
@@ -18,12 +19,6 @@ struct HeadColumns {
 HeadColumns head_columns(int64_t heads, int64_t head_dim, int64_t h) {
   const int64_t d = heads * head_dim, base = h * head_dim;
   return HeadColumns{base, d + base, 2 * d + base, 3 * d + base};
-}
-
-float dot(const float* a, const float* b, int64_t n) {
-  float acc = 0.0f;
-  for (int64_t c = 0; c < n; ++c) acc += a[c] * b[c];
-  return acc;
 }
 
 // Relative attention bias of query i and key j in sequence b (the same for every head).
@@ -57,8 +52,7 @@ void hstu_attention_forward(const float* uvqk, const float* valid, const float* 
           const float z = dot(q, seq_b + j * row + col.k, head_dim) +
                           relative_bias(pos_bias, time_bias, time_buckets, b, seq, i, j);
           const float w = z * sigmoid(z) * inv_seq;
-          const float* v = seq_b + j * row + col.v;
-          for (int64_t c = 0; c < head_dim; ++c) o[c] += w * v[c];
+          axpy(w, seq_b + j * row + col.v, o, head_dim);
         }
       }
     }
@@ -102,11 +96,9 @@ void hstu_attention_backward(const float* uvqk, const float* valid, const float*
           const float dz = dot(dy, v, head_dim) * s * (1.0f + z * (1.0f - s)) * inv_seq;
           float* dk = dseq_b + j * row + col.k;
           float* dv = dseq_b + j * row + col.v;
-          for (int64_t c = 0; c < head_dim; ++c) {
-            dq[c] += dz * k[c];
-            dk[c] += dz * q[c];
-            dv[c] += w * dy[c];
-          }
+          axpy(dz, k, dq, head_dim);
+          axpy(dz, q, dk, head_dim);
+          axpy(w, dy, dv, head_dim);
           dpos[j - i + seq - 1] += dz;
           if (time_columns) dtime[time_buckets[(b * seq + i) * seq + j]] += dz;
         }

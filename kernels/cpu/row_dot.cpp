@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "kernels/cpu/vector_math.h"
+
 namespace muonrec::kernels::cpu {
 
 void row_dot_forward(const float* h, const float* c, float* out, int64_t rows, int64_t per_row, int64_t dim) {
@@ -10,9 +12,7 @@ void row_dot_forward(const float* h, const float* c, float* out, int64_t rows, i
     const float* hr = h + r * dim;
     for (int64_t m = 0; m < per_row; ++m) {
       const float* cm = c + (r * per_row + m) * dim;
-      float dot = 0.0f;
-      for (int64_t k = 0; k < dim; ++k) dot += hr[k] * cm[k];
-      out[r * per_row + m] = dot;
+      out[r * per_row + m] = dot(hr, cm, dim);
     }
   }
 }
