@@ -1,8 +1,10 @@
 #include "engine/host_block_cache.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <list>
 #include <mutex>
-#include <string>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -12,11 +14,11 @@ namespace muonrec {
 namespace {
 
 constexpr size_t kAlignment = 64;
-constexpr size_t kDefaultLimit = size_t{4} << 30;
+constexpr size_t kMaxDefaultLimit = size_t{4} << 30;
 
-size_t limit_from_environment() {
+std::optional<size_t> limit_from_environment() {
   const char* text = std::getenv("MUONREC_HOST_CACHE_MB");
-  if (!text || !*text) return kDefaultLimit;
+  if (!text || !*text) return std::nullopt;
   char* end = nullptr;
   const unsigned long long megabytes = std::strtoull(text, &end, 10);
   MUONREC_CHECK(*end == '\0' && text[0] != '-', "MUONREC_HOST_CACHE_MB='{}' is not a whole number of MiB", text);
@@ -29,11 +31,14 @@ class HostBlockCache {
     const size_t size = host_block_size(bytes);
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      auto it = free_.find(size);
-      if (it != free_.end() && !it->second.empty()) {
-        void* block = it->second.back();
+      auto it = by_size_.find(size);
+      if (it != by_size_.end() && !it->second.empty()) {
+        const auto entry = it->second.back();  // the most recently freed block of the class
         it->second.pop_back();
+        void* block = entry->data;
+        idle_.erase(entry);
         cached_ -= size;
+        add_live(size);
         return block;
       }
     }
@@ -43,20 +48,26 @@ class HostBlockCache {
       block = std::aligned_alloc(kAlignment, size);
     }
     MUONREC_CHECK(block != nullptr, "out of host memory allocating {} bytes", bytes);
+    std::lock_guard<std::mutex> lock(mutex_);
+    add_live(size);
     return block;
   }
 
   void release(void* block, size_t bytes) {
     const size_t size = host_block_size(bytes);
+    std::vector<void*> evicted;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (cached_ + size <= limit()) {
-        free_[size].push_back(block);
+      live_ -= size;
+      if (size > limit()) {
+        evicted.push_back(block);
+      } else {
+        by_size_[size].push_back(idle_.insert(idle_.end(), IdleBlock{block, size}));
         cached_ += size;
-        return;
+        trim(evicted);
       }
     }
-    std::free(block);
+    for (void* p : evicted) std::free(p);
   }
 
   size_t cached() {
@@ -65,40 +76,68 @@ class HostBlockCache {
   }
 
   void set_limit(size_t bytes) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    limit_ = bytes;
-    limit_known_ = true;
-    for (auto& [size, blocks] : free_) {
-      while (cached_ > limit_ && !blocks.empty()) {
-        std::free(blocks.back());
-        blocks.pop_back();
-        cached_ -= size;
-      }
+    std::vector<void*> evicted;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      fixed_limit_ = bytes;
+      trim(evicted);
     }
+    for (void* p : evicted) std::free(p);
   }
 
   void release_all() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (auto& [size, blocks] : free_)
-      for (void* block : blocks) std::free(block);
-    free_.clear();
-    cached_ = 0;
+    std::vector<void*> evicted;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (const IdleBlock& b : idle_) evicted.push_back(b.data);
+      idle_.clear();
+      by_size_.clear();
+      cached_ = 0;
+    }
+    for (void* p : evicted) std::free(p);
   }
 
  private:
+  struct IdleBlock {
+    void* data;
+    size_t size;
+  };
+  using Entry = std::list<IdleBlock>::iterator;
+
+  void add_live(size_t size) {  // under mutex_
+    live_ += size;
+    peak_live_ = std::max(peak_live_, live_);
+  }
+
+  // Idle bytes allowed: a fixed limit when one was set, else as many as were ever live at once
+  // (up to 4 GiB), so the cache at most doubles the peak footprint.
   size_t limit() {  // under mutex_
-    if (!limit_known_) {
-      limit_ = limit_from_environment();
-      limit_known_ = true;
+    if (!environment_read_) {
+      environment_read_ = true;
+      if (!fixed_limit_) fixed_limit_ = limit_from_environment();
     }
-    return limit_;
+    return fixed_limit_ ? *fixed_limit_ : std::min(peak_live_, kMaxDefaultLimit);
+  }
+
+  // Evicts the least recently freed blocks until the idle bytes fit the limit.
+  void trim(std::vector<void*>& evicted) {  // under mutex_
+    const size_t allowed = limit();
+    while (cached_ > allowed) {
+      const IdleBlock oldest = idle_.front();
+      std::vector<Entry>& same_size = by_size_[oldest.size];
+      same_size.erase(std::find(same_size.begin(), same_size.end(), idle_.begin()));
+      idle_.pop_front();
+      cached_ -= oldest.size;
+      evicted.push_back(oldest.data);
+    }
   }
 
   std::mutex mutex_;
-  std::unordered_map<size_t, std::vector<void*>> free_;
-  size_t cached_ = 0;
-  size_t limit_ = 0;
-  bool limit_known_ = false;
+  std::list<IdleBlock> idle_;                             // oldest first
+  std::unordered_map<size_t, std::vector<Entry>> by_size_;  // per class, newest last
+  size_t cached_ = 0, live_ = 0, peak_live_ = 0;
+  std::optional<size_t> fixed_limit_;
+  bool environment_read_ = false;
 };
 
 // Never destroyed: tensors held by other statics may be freed after this file's statics would be.

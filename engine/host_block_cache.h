@@ -5,8 +5,11 @@
 // before this cache). Blocks are rounded up to size classes (eight per power of two, at most 12.5%
 // slack) and a freed block waits in its class's free list for the next request of that class.
 //
-// The cache holds at most a limit of idle bytes (4 GiB by default, or MUONREC_HOST_CACHE_MB read at
-// first use; 0 turns caching off); a block freed beyond it goes back to the system at once.
+// Idle blocks are bounded: by default to the most bytes ever live at once (up to 4 GiB), so caching
+// at most doubles the peak footprint; MUONREC_HOST_CACHE_MB (read at first use) or
+// set_host_cache_limit fixes the bound instead (0 turns caching off). Beyond the bound, the least
+// recently freed blocks go back to the system first, so sizes of a past phase (evaluation batches)
+// make room for those in use now.
 #pragma once
 
 #include <cstddef>
@@ -22,7 +25,7 @@ void host_release(void* data, size_t bytes);
 size_t host_block_size(size_t bytes);
 // Bytes in idle cached blocks.
 size_t host_cached_bytes();
-// Limit of idle cached bytes; lowering it frees idle blocks down to the new limit.
+// Fixes the bound on idle cached bytes; lowering it frees the oldest idle blocks down to it.
 void set_host_cache_limit(size_t bytes);
 // Frees every idle block.
 void release_cached_host_memory();

@@ -108,6 +108,7 @@ TEST(HostBlockCache, size_classes_round_up_by_at_most_an_eighth) {
 
 TEST(HostBlockCache, freed_block_serves_the_next_request_of_its_class_within_the_limit) {
   release_cached_host_memory();
+  set_host_cache_limit(size_t{1} << 30);
   const size_t bytes = 3 << 20;  // above glibc's default mmap threshold
   void* first = host_allocate(bytes);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(first) % 64, 0u);
@@ -125,5 +126,28 @@ TEST(HostBlockCache, freed_block_serves_the_next_request_of_its_class_within_the
   EXPECT_EQ(host_cached_bytes(), 0u);
   host_release(again, bytes);
   EXPECT_EQ(host_cached_bytes(), 0u);
-  set_host_cache_limit(size_t{4} << 30);
+  set_host_cache_limit(size_t{1} << 30);
+}
+
+TEST(HostBlockCache, over_the_limit_the_least_recently_freed_blocks_go_first) {
+  release_cached_host_memory();
+  const size_t a = 1 << 20, b = 2 << 20, c = 3 << 20;  // three classes
+  set_host_cache_limit(b + c);
+  void* block_a = host_allocate(a);
+  void* block_b = host_allocate(b);
+  void* block_c = host_allocate(c);
+  host_release(block_a, a);
+  host_release(block_b, b);
+  EXPECT_EQ(host_cached_bytes(), a + b);
+  host_release(block_c, c);  // a, the oldest, makes room
+  EXPECT_EQ(host_cached_bytes(), b + c);
+  void* fresh_a = host_allocate(a);  // a miss: the cache is unchanged
+  EXPECT_EQ(host_cached_bytes(), b + c);
+  EXPECT_EQ(host_allocate(c), block_c);
+  EXPECT_EQ(host_cached_bytes(), b);
+  host_release(fresh_a, a);
+  host_release(block_c, c);  // b is now the oldest and goes
+  EXPECT_EQ(host_cached_bytes(), a + c);
+  release_cached_host_memory();
+  set_host_cache_limit(size_t{1} << 30);
 }
