@@ -159,7 +159,8 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
       const auto eval_start = Clock::now();
       RankingMetrics valid = evaluate_tiger(model, catalog, dataset, data::EvalSplit::Validation, valid_eval);
       record["valid"] = json::parse(valid.to_json());
-      log << fmt::format("epoch {} validation: {}  ({:.1f} s)\n", epoch, valid.summary(), seconds_since(eval_start));
+      log << fmt::format("epoch {} validation: {}  ({:.1f} s)\n", epoch, valid.summary(), seconds_since(eval_start))
+          << std::flush;
       if (valid.ndcg10 > best_valid) {
         best_valid = valid.ndcg10;
         result.best_epoch = epoch;
@@ -173,10 +174,15 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
 
   // The test of the best validation epoch, with that epoch's parameters.
   if (!best_params.empty()) restore(model.parameters(), best_params);
+  // Decoding every test user takes minutes on a CPU: say what is running.
+  log << fmt::format("testing epoch {} (best validation) with beam {}...\n", result.best_epoch,
+                     options.generate.beam_width)
+      << std::flush;
   const auto test_start = Clock::now();
   result.test_at_best = evaluate_tiger(model, catalog, dataset, data::EvalSplit::Test, test_eval);
   log << fmt::format("epoch {} test (best validation): {}  ({:.1f} s)\n", result.best_epoch,
-                     result.test_at_best.summary(), seconds_since(test_start));
+                     result.test_at_best.summary(), seconds_since(test_start))
+      << std::flush;
   if (!o.checkpoint_path.empty()) {
     save_tiger_checkpoint(o.checkpoint_path, model, *tokenizer,
                           {{"epoch", std::to_string(result.best_epoch)},

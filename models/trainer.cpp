@@ -187,7 +187,7 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
     if (epoch % options.eval_every == 0 || epoch == options.epochs) {
       RankingMetrics valid = evaluate_model(model, dataset, data::EvalSplit::Validation, eval);
       record["valid"] = json::parse(valid.to_json());
-      log << fmt::format("epoch {} validation: {}\n", epoch, valid.summary());
+      log << fmt::format("epoch {} validation: {}\n", epoch, valid.summary()) << std::flush;
       if (valid.ndcg10 > position.best_valid) {
         position.best_valid = valid.ndcg10;
         position.best_epoch = result.best_epoch = epoch;
@@ -196,7 +196,8 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
         position.best_valid_json = valid.to_json();
         position.test_at_best_json = result.test_at_best.to_json();
         record["test"] = json::parse(result.test_at_best.to_json());
-        log << fmt::format("epoch {} test (new best validation): {}\n", epoch, result.test_at_best.summary());
+        log << fmt::format("epoch {} test (new best validation): {}\n", epoch, result.test_at_best.summary())
+            << std::flush;
         if (!options.checkpoint_path.empty()) {
           auto meta = position.to_metadata();
           meta["epoch"] = std::to_string(epoch);
