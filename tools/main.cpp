@@ -86,10 +86,11 @@ int run_train(const DataArgs& data_args, ModelConfig config, TrainOptions option
 }
 
 int run_eval(const DataArgs& data_args, const std::string& checkpoint, const std::string& device_arg,
-             const std::string& split_name, EvalOptions eval) {
+             const std::string& split_name, EvalOptions eval, int64_t beam_width) {
   data::EvalSplit tiger_split = split_name == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
   if (is_tiger_checkpoint(load_safetensors(checkpoint)))
-    return run_eval_tiger(checkpoint, data_args.load(), tiger_split, eval, parse_device(device_arg));
+    return run_eval_tiger(checkpoint, data_args.load(), tiger_split, eval, beam_width, parse_device(device_arg));
+  MUONREC_CHECK(beam_width == 0, "eval: --beam applies to tiger checkpoints only ({} is not one)", checkpoint);
   SafetensorsFile file;
   auto model = load_model_checkpoint(checkpoint, parse_device(device_arg), &file);
   data::SequenceDataset dataset = data_args.load();
@@ -194,6 +195,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
   eval_cmd->add_option("--batch", eval.batch_size, "users per evaluation batch")->capture_default_str();
   eval_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
+  int64_t eval_beam = 0;
+  eval_cmd->add_option("--beam", eval_beam, "tiger checkpoints: beam width (0: the width it was trained with)")
+      ->capture_default_str();
 
   CLI::App* baseline_cmd = app.add_subcommand("baseline", "most-popular baseline with full ranking");
   data_args.add_to(baseline_cmd);
@@ -220,7 +224,7 @@ int main(int argc, char** argv) {
     }
     if (*eval_cmd) {
       eval.filter_seen = !no_filter_seen;
-      return run_eval(data_args, checkpoint, device, split, eval);
+      return run_eval(data_args, checkpoint, device, split, eval, eval_beam);
     }
     if (*baseline_cmd) {
       EvalOptions o;

@@ -4,6 +4,8 @@
 
 #include <iostream>
 
+#include "engine/error.h"
+
 namespace muonrec {
 
 void TigerCliArgs::add_to(CLI::App* cmd) {
@@ -70,13 +72,15 @@ int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& mod
 }
 
 int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& dataset, data::EvalSplit split,
-                   const EvalOptions& eval, Device device) {
+                   const EvalOptions& eval, int64_t beam_width, Device device) {
+  MUONREC_CHECK(beam_width >= 0, "eval: --beam {} is negative", beam_width);
   SafetensorsFile file = load_safetensors(checkpoint);
   TigerBundle bundle = load_tiger_checkpoint(file, device);
   TigerEvalOptions o;
   o.filter_seen = eval.filter_seen;
   auto beam = file.metadata.find("beam_width");
   if (beam != file.metadata.end()) o.generate.beam_width = std::stoll(beam->second);
+  if (beam_width > 0) o.generate.beam_width = beam_width;
   RankingMetrics m = evaluate_tiger(*bundle.model, bundle.catalog, dataset, split, o);
   std::cout << fmt::format("{} ({}, tiger, beam {}): {}\n", data::split_name(split), checkpoint,
                            o.generate.beam_width, m.summary());

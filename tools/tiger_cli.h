@@ -26,8 +26,9 @@ struct TigerCliArgs {
 int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& model, const TrainOptions& train,
                     TigerCliArgs args, Device device, bool show_baseline);
 
-// `muonrec eval` of a tiger checkpoint: beam search with the beam width it was trained with.
+// `muonrec eval` of a tiger checkpoint: beam search with `beam_width` beams, or (0) with the width
+// it was trained with. A wider beam searches more of the code space for the same model.
 int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& dataset, data::EvalSplit split,
-                   const EvalOptions& eval, Device device);
+                   const EvalOptions& eval, int64_t beam_width, Device device);
 
 }  // namespace muonrec
