@@ -5,7 +5,6 @@
 #include <cstring>
 
 #include "engine/dtype.h"
-#include "engine/rng.h"
 #include "kernels/cpu/philox_draws.h"
 
 namespace muonrec::kernels::cpu {
