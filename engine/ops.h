@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "engine/rng.h"
 #include "engine/tensor.h"
@@ -63,6 +64,19 @@ Tensor attention(const Tensor& qkv, const Tensor& valid, int heads, bool causal)
 inline Tensor causal_attention(const Tensor& qkv, const Tensor& valid, int heads) {
   return attention(qkv, valid, heads, /*causal=*/true);
 }
+// Evaluation-only attention of S new positions appended to cached causal contexts (a decoder's KV
+// cache, no gradient): qkv_new [N, S, 3d] packs the new positions' q, k, v as attention() does;
+// context_qkv [R, T, 3d] and context_valid [R, T] are R contexts of T positions; new row n continues
+// context context_rows[n]. Query s of row n attends the valid keys of its context and new keys
+// 0..s. Returns [N, S, d]: what causal attention over the concatenated [context, new] rows gives
+// at the new positions, without computing the context's queries or copying its keys per row.
+Tensor attention_continued(const Tensor& qkv_new, const Tensor& context_qkv, const Tensor& context_valid,
+                           const std::vector<int64_t>& context_rows, int heads);
+// The same result through the gather and attention ops: each row's concatenation is built and every
+// query of it computed. It is what attention_continued runs on CUDA until that has a kernel of its
+// own; tests hold it to the CPU kernel.
+Tensor attention_continued_by_gather(const Tensor& qkv_new, const Tensor& context_qkv, const Tensor& context_valid,
+                                     const std::vector<int64_t>& context_rows, int heads);
 
 // ---- losses and reductions ----
 // Mean over rows with target >= 0 of -log softmax(logits[row])[target]. targets: i64 [N], a

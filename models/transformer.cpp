@@ -67,14 +67,12 @@ Tensor TransformerBlocks::forward(Tensor x, const Tensor& valid, int64_t heads, 
   if (cache) {
     MUONREC_CHECK(causal && !training, "transformer: a KV cache is for causal evaluation only");
     *cache = Cache();
-    cache->rows = x.dim(0);
-    cache->T = x.dim(1);
-    cache->valid_host = valid.to_f32_vector();
+    cache->valid = valid;
   }
   for (const Block& block : blocks_) {
     NVTX_RANGE("transformer.block");
     Tensor qkv = block.qkv(block.ln1(x));
-    if (cache) cache->qkv.push_back(qkv.reshape({cache->rows * cache->T, qkv.dim(2)}));
+    if (cache) cache->qkv.push_back(qkv);
     Tensor a = ops::attention(qkv, valid, static_cast<int>(heads), causal);
     x = finish_block(block, x, a, p, training, gen);
   }
@@ -84,43 +82,14 @@ Tensor TransformerBlocks::forward(Tensor x, const Tensor& valid, int64_t heads, 
 Tensor TransformerBlocks::forward_continued(Tensor x, const Cache& cache, const std::vector<int64_t>& context_rows,
                                             int64_t heads) const {
   NVTX_RANGE("transformer.forward_continued");
-  const int64_t N = x.dim(0), S = x.dim(1), d = x.dim(2), R = cache.rows, T = cache.T, L = T + S;
-  MUONREC_CHECK(static_cast<int64_t>(context_rows.size()) == N && cache.qkv.size() == blocks_.size(),
-                "transformer: continuation of {} rows with {} context rows and a cache of {} blocks", N,
-                context_rows.size(), cache.qkv.size());
-  // Row n of the continued batch: its context row's T positions, then its S new ones. They are
-  // gathered from one table [context q,k,v; new q,k,v] per block.
-  std::vector<int64_t> gather(static_cast<size_t>(N * L)), pick(static_cast<size_t>(N * S));
-  std::vector<float> valid(static_cast<size_t>(N * L), 1.0f);
-  for (int64_t n = 0; n < N; ++n) {
-    const int64_t c = context_rows[n];
-    MUONREC_CHECK(c >= 0 && c < R, "transformer: context row {} outside 0..{}", c, R - 1);
-    for (int64_t t = 0; t < T; ++t) {
-      gather[n * L + t] = c * T + t;
-      valid[n * L + t] = cache.valid_host[c * T + t];
-    }
-    for (int64_t j = 0; j < S; ++j) {
-      gather[n * L + T + j] = R * T + n * S + j;
-      pick[n * S + j] = n * L + T + j;
-    }
-  }
-  const Device device = x.device();
-  Tensor gather_ids = Tensor::from_i64(gather, {N * L}, device), pick_ids = Tensor::from_i64(pick, {N * S}, device);
-  Tensor valid_full = Tensor::from_f32(valid, {N, L}, device);
+  MUONREC_CHECK(cache.qkv.size() == blocks_.size(), "transformer: a cache of {} blocks for {} blocks",
+                cache.qkv.size(), blocks_.size());
   PhiloxGenerator no_dropout(0);
   for (size_t b = 0; b < blocks_.size(); ++b) {
     const Block& block = blocks_[b];
-    Tensor qkv_new = block.qkv(block.ln1(x));
-    const int64_t width = qkv_new.dim(2);
-    Tensor table = Tensor::empty({R * T + N * S, width}, DType::F32, device);
-    table.narrow_rows(0, R * T).copy_from(cache.qkv[b]);
-    table.narrow_rows(R * T, N * S).copy_from(qkv_new.reshape({N * S, width}));
-    Tensor qkv_full = ops::embedding(table, gather_ids).reshape({N, L, width});
-    // Every query of the concatenated rows is computed, but only the new ones are kept: attention is
-    // cheap beside the per-position matrices that the context no longer costs.
-    Tensor a = ops::attention(qkv_full, valid_full, static_cast<int>(heads), /*causal=*/true);
-    Tensor a_new = ops::embedding(a.reshape({N * L, d}), pick_ids).reshape({N, S, d});
-    x = finish_block(block, x, a_new, 0.0f, false, no_dropout);
+    Tensor a = ops::attention_continued(block.qkv(block.ln1(x)), cache.qkv[b], cache.valid, context_rows,
+                                        static_cast<int>(heads));
+    x = finish_block(block, x, a, 0.0f, false, no_dropout);
   }
   return x;
 }

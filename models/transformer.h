@@ -22,9 +22,8 @@ class TransformerBlocks {
   // Each block's packed q, k, v of a context, kept so that continuations of the context (the beams of
   // a generative decoder) run only their new positions: a KV cache.
   struct Cache {
-    std::vector<Tensor> qkv;        // per block: [rows * T, 3d]
-    std::vector<float> valid_host;  // [rows, T], the context's key mask
-    int64_t rows = 0, T = 0;
+    std::vector<Tensor> qkv;  // per block: [rows, T, 3d]
+    Tensor valid;             // [rows, T], the context's key mask
   };
 
   // x [B, T, d] through every block; valid [B, T] masks attention keys (see ops::attention). With

@@ -125,6 +125,23 @@ TEST(OpsGpuParity, attention_T200_H2_D50_padded_and_all_padding_rows) {
   }
 }
 
+TEST(OpsGpuParity, attention_continued_S3_of_T40_contexts_H2_D50) {
+  SKIP_WITHOUT_GPU();
+  // Evaluation only (no gradient): forward values of 12 rows continuing 4 padded contexts.
+  const int64_t R = 4, T = 40, N = 12, S = 3, d = 100;
+  std::vector<float> valid(R * T, 1.0f);
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t t = 0; t < r * 13; ++t) valid[r * T + t] = 0.0f;
+  std::vector<int64_t> context_rows(N);
+  for (int64_t n = 0; n < N; ++n) context_rows[n] = (n * 5) % R;
+  Tensor context_qkv = random_tensor({R, T, 3 * d}, 24), qkv_new = random_tensor({N, S, 3 * d}, 25);
+  Tensor context_valid = Tensor::from_f32(valid, {R, T});
+  Tensor cpu = ops::attention_continued(qkv_new, context_qkv, context_valid, context_rows, 2);
+  Tensor gpu = ops::attention_continued(qkv_new.to(Device::CUDA), context_qkv.to(Device::CUDA),
+                                        context_valid.to(Device::CUDA), context_rows, 2);
+  EXPECT_LT(relative_error(gpu, cpu), 1e-5);
+}
+
 TEST(OpsGpuParity, row_dot_300_rows_of_129_candidates_d72) {
   SKIP_WITHOUT_GPU();
   // 129 = 1 + 128 negatives; d = 72 is not a multiple of the warp width.

@@ -97,6 +97,47 @@ TEST(OpsForward, bidirectional_attention_sees_every_valid_key) {
   EXPECT_GT(std::fabs(out[1 * d] - causal[1 * d]) + std::fabs(out[1 * d + 1] - causal[1 * d + 1]), 1e-4);
 }
 
+TEST(OpsForward, attention_continued_equals_causal_attention_over_concatenated_rows) {
+  // Three contexts of T = 7 (context 1 left-padded by 3, context 2 all padding), five new rows of
+  // S = 3 continuing contexts {2, 0, 2, 1, 0}; two heads of width 5 (not a multiple of 8).
+  const int64_t R = 3, T = 7, N = 5, S = 3, L = T + S, d = 10, packed = 3 * d;
+  const std::vector<int64_t> context_rows = {2, 0, 2, 1, 0};
+  Tensor context_qkv = random_tensor({R, T, packed}, 61), qkv_new = random_tensor({N, S, packed}, 62);
+  std::vector<float> context_valid(R * T, 1.0f);
+  for (int64_t t = 0; t < 3; ++t) context_valid[1 * T + t] = 0.0f;
+  for (int64_t t = 0; t < T; ++t) context_valid[2 * T + t] = 0.0f;
+  Tensor valid = Tensor::from_f32(context_valid, {R, T});
+
+  // The reference: each row's [context, new] positions written out, causal attention over all of them.
+  const std::vector<float> context_host = context_qkv.to_f32_vector(), new_host = qkv_new.to_f32_vector();
+  std::vector<float> full(N * L * packed), full_valid(N * L, 1.0f);
+  for (int64_t n = 0; n < N; ++n) {
+    const int64_t c = context_rows[n];
+    std::copy_n(context_host.begin() + c * T * packed, T * packed, full.begin() + n * L * packed);
+    std::copy_n(new_host.begin() + n * S * packed, S * packed, full.begin() + (n * L + T) * packed);
+    std::copy_n(context_valid.begin() + c * T, T, full_valid.begin() + n * L);
+  }
+  const std::vector<float> attended =
+      ops::causal_attention(Tensor::from_f32(full, {N, L, packed}), Tensor::from_f32(full_valid, {N, L}), 2)
+          .to_f32_vector();
+  std::vector<float> expected;
+  for (int64_t n = 0; n < N; ++n)
+    expected.insert(expected.end(), attended.begin() + (n * L + T) * d, attended.begin() + (n + 1) * L * d);
+
+  Tensor direct = ops::attention_continued(qkv_new, context_qkv, valid, context_rows, 2);
+  ASSERT_EQ(direct.shape(), (Shape{N, S, d}));
+  EXPECT_LT(testkit::relative_error(direct.to_f32_vector(), expected), 1e-6);
+  EXPECT_LT(testkit::relative_error(ops::attention_continued_by_gather(qkv_new, context_qkv, valid, context_rows, 2)
+                                        .to_f32_vector(),
+                                    expected),
+            1e-6);
+
+  // A context row out of range, mismatched widths, and inputs that ask for a gradient are refused.
+  EXPECT_THROW(ops::attention_continued(qkv_new, context_qkv, valid, {0, 1, 2, 3, 0}, 2), Error);
+  EXPECT_THROW(ops::attention_continued(qkv_new, random_tensor({R, T, 3 * 8}, 63), valid, context_rows, 2), Error);
+  EXPECT_THROW(ops::attention_continued(param({N, S, packed}, 64), context_qkv, valid, context_rows, 2), Error);
+}
+
 TEST(OpsForward, row_dot_matches_hand_computation_and_checks_shapes) {
   Tensor h = Tensor::from_f32({1, 2, -1, 0.5f}, {2, 2});
   Tensor c = Tensor::from_f32({1, 1, 3, -1, 0, 0, /* row 1 */ 2, 4, 1, 1, -2, 0}, {2, 3, 2});

@@ -34,6 +34,25 @@ float row_scores(const HeadView& head, const float* valid, int64_t i, int64_t se
   return max_score;
 }
 
+// Turns masked scores p[0..n) (-inf where hidden, maximum max_score) into probabilities and writes
+// o = sum_j P_j value(j). Returns the log of the softmax denominator.
+template <class ValueAt>
+float softmax_weighted_sum(float* p, int64_t n, float max_score, ValueAt value, float* o, int64_t head_dim) {
+  double total = 0.0;
+  for (int64_t j = 0; j < n; ++j) {
+    p[j] = std::isinf(p[j]) ? 0.0f : std::exp(p[j] - max_score);
+    total += p[j];
+  }
+  const float inv = static_cast<float>(1.0 / total);
+  std::fill(o, o + head_dim, 0.0f);
+  for (int64_t j = 0; j < n; ++j) {
+    const float pj = p[j] * inv;
+    if (pj == 0.0f) continue;
+    axpy(pj, value(j), o, head_dim);
+  }
+  return max_score + static_cast<float>(std::log(total));
+}
+
 }  // namespace
 
 void attention_forward(const float* qkv, const float* valid, float* out, float* lse, int64_t batch, int64_t seq,
@@ -47,20 +66,44 @@ void attention_forward(const float* qkv, const float* valid, float* out, float* 
       std::vector<float> p(static_cast<size_t>(seq));
       for (int64_t i = 0; i < seq; ++i) {
         const float max_score = row_scores(head, valid + b * seq, i, seq, scale, causal, p.data());
-        double total = 0.0;
-        for (int64_t j = 0; j < seq; ++j) {
-          p[j] = std::isinf(p[j]) ? 0.0f : std::exp(p[j] - max_score);
-          total += p[j];
+        lse[(b * heads + h) * seq + i] =
+            softmax_weighted_sum(p.data(), seq, max_score, [&](int64_t j) { return head.value(j); },
+                                 out + (b * seq + i) * width + h * head_dim, head_dim);
+      }
+    }
+  }
+}
+
+void attention_continued_forward(const float* qkv_new, const float* context_qkv, const float* context_valid,
+                                 const int64_t* context_rows, float* out, int64_t rows, int64_t new_len,
+                                 int64_t context_len, int64_t heads, int64_t head_dim) {
+  const int64_t width = heads * head_dim, T = context_len, S = new_len;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const float hidden = -std::numeric_limits<float>::infinity();
+#pragma omp parallel for collapse(2)
+  for (int64_t n = 0; n < rows; ++n) {
+    for (int64_t h = 0; h < heads; ++h) {
+      const int64_t c = context_rows[n];
+      const HeadView context{context_qkv + c * T * 3 * width + h * head_dim, width, 3 * width, head_dim};
+      const HeadView fresh{qkv_new + n * S * 3 * width + h * head_dim, width, 3 * width, head_dim};
+      const float* valid = context_valid + c * T;
+      // Keys 0..T-1 are the context's, T..T+s the new positions up to the query's own.
+      std::vector<float> p(static_cast<size_t>(T + S));
+      for (int64_t s = 0; s < S; ++s) {
+        const float* q = fresh.query(s);
+        float max_score = hidden;
+        for (int64_t t = 0; t < T; ++t) {
+          p[t] = valid[t] != 0.0f ? dot(q, context.key(t), head_dim) * scale : hidden;
+          max_score = std::max(max_score, p[t]);
         }
-        lse[(b * heads + h) * seq + i] = max_score + static_cast<float>(std::log(total));
-        const float inv = static_cast<float>(1.0 / total);
-        float* o = out + (b * seq + i) * width + h * head_dim;
-        std::fill(o, o + head_dim, 0.0f);
-        for (int64_t j = 0; j < seq; ++j) {
-          const float pij = p[j] * inv;
-          if (pij == 0.0f) continue;
-          axpy(pij, head.value(j), o, head_dim);
+        for (int64_t j = 0; j <= s; ++j) {
+          p[T + j] = dot(q, fresh.key(j), head_dim) * scale;
+          max_score = std::max(max_score, p[T + j]);
         }
+        softmax_weighted_sum(
+            p.data(), T + s + 1, max_score,
+            [&](int64_t j) { return j < T ? context.value(j) : fresh.value(j - T); },
+            out + (n * S + s) * width + h * head_dim, head_dim);
       }
     }
   }
