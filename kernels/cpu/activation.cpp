@@ -1,43 +1,81 @@
 #include "kernels/cpu/activation.h"
 
-#include <cmath>
+#include <algorithm>
+
+#include "kernels/cpu/vector_functions.h"
 
 namespace muonrec::kernels::cpu {
 namespace {
 
 constexpr float kInvSqrt2 = 0.70710678118654752f;
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;
+// Elements go through in blocks of kBlock, each block's exp or erf in one vectorised call on a
+// buffer on the stack; tensors of kParallel elements or more are split over threads.
+constexpr int64_t kBlock = 1024, kParallel = int64_t{1} << 15;
 
-float forward_one(Activation kind, float x) {
-  switch (kind) {
-    case Activation::GELU: return 0.5f * x * (1.0f + std::erf(x * kInvSqrt2));
-    case Activation::SILU: return x / (1.0f + std::exp(-x));
-    case Activation::RELU: return x > 0.0f ? x : 0.0f;
-  }
-  return 0.0f;
-}
-
-float derivative(Activation kind, float x) {
-  switch (kind) {
-    case Activation::GELU:  // Phi(x) + x * phi(x)
-      return 0.5f * (1.0f + std::erf(x * kInvSqrt2)) + x * kInvSqrt2Pi * std::exp(-0.5f * x * x);
-    case Activation::SILU: {
-      float s = 1.0f / (1.0f + std::exp(-x));
-      return s * (1.0f + x * (1.0f - s));
-    }
-    case Activation::RELU: return x > 0.0f ? 1.0f : 0.0f;
-  }
-  return 0.0f;
+// Calls f(first, count) for every block of [0, n).
+template <class BlockFn>
+void for_each_block(int64_t n, BlockFn f) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (n >= kParallel)
+  for (int64_t b = 0; b < blocks; ++b) f(b * kBlock, std::min(kBlock, n - b * kBlock));
 }
 
 }  // namespace
 
 void activation_forward(Activation kind, const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = forward_one(kind, x[i]);
+  for_each_block(n, [&](int64_t first, int64_t count) {
+    const float* xb = x + first;
+    float* yb = y + first;
+    float buf[kBlock] = {};  // zeroed, so no lane is ever read uninitialised; cheap beside the exp or erf
+    switch (kind) {
+      case Activation::GELU:  // x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, torch's exact form
+        for (int64_t i = 0; i < count; ++i) buf[i] = xb[i] * kInvSqrt2;
+        erf_array(buf, buf, count);
+        for (int64_t i = 0; i < count; ++i) yb[i] = 0.5f * xb[i] * (1.0f + buf[i]);
+        break;
+      case Activation::SILU:  // x sigmoid(x)
+        for (int64_t i = 0; i < count; ++i) buf[i] = -xb[i];
+        exp_array(buf, buf, count);
+        for (int64_t i = 0; i < count; ++i) yb[i] = xb[i] / (1.0f + buf[i]);
+        break;
+      case Activation::RELU:
+        for (int64_t i = 0; i < count; ++i) yb[i] = xb[i] > 0.0f ? xb[i] : 0.0f;
+        break;
+    }
+  });
 }
 
 void activation_backward(Activation kind, const float* x, const float* dy, float* dx, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * derivative(kind, x[i]);
+  for_each_block(n, [&](int64_t first, int64_t count) {
+    const float* xb = x + first;
+    const float* dyb = dy + first;
+    float* dxb = dx + first;
+    float buf[kBlock] = {}, gauss[kBlock] = {};
+    switch (kind) {
+      case Activation::GELU:  // Phi(x) + x phi(x)
+        for (int64_t i = 0; i < count; ++i) {
+          buf[i] = xb[i] * kInvSqrt2;
+          gauss[i] = -0.5f * xb[i] * xb[i];
+        }
+        erf_array(buf, buf, count);
+        exp_array(gauss, gauss, count);
+        for (int64_t i = 0; i < count; ++i)
+          dxb[i] = dyb[i] * (0.5f * (1.0f + buf[i]) + xb[i] * kInvSqrt2Pi * gauss[i]);
+        break;
+      case Activation::SILU:  // s (1 + x (1 - s)), s = sigmoid(x)
+        for (int64_t i = 0; i < count; ++i) buf[i] = -xb[i];
+        exp_array(buf, buf, count);
+        for (int64_t i = 0; i < count; ++i) {
+          const float s = 1.0f / (1.0f + buf[i]);
+          dxb[i] = dyb[i] * (s * (1.0f + xb[i] * (1.0f - s)));
+        }
+        break;
+      case Activation::RELU:
+        for (int64_t i = 0; i < count; ++i) dxb[i] = dyb[i] * (xb[i] > 0.0f ? 1.0f : 0.0f);
+        break;
+    }
+  });
 }
 
 }  // namespace muonrec::kernels::cpu

@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/vector_functions.h"
 #include "kernels/cpu/vector_math.h"
 
 namespace muonrec::kernels::cpu {
@@ -38,11 +39,10 @@ float row_scores(const HeadView& head, const float* valid, int64_t i, int64_t se
 // o = sum_j P_j value(j). Returns the log of the softmax denominator.
 template <class ValueAt>
 float softmax_weighted_sum(float* p, int64_t n, float max_score, ValueAt value, float* o, int64_t head_dim) {
+  for (int64_t j = 0; j < n; ++j) p[j] -= max_score;
+  exp_array(p, p, n);  // hidden keys: exp(-inf) = 0
   double total = 0.0;
-  for (int64_t j = 0; j < n; ++j) {
-    p[j] = std::isinf(p[j]) ? 0.0f : std::exp(p[j] - max_score);
-    total += p[j];
-  }
+  for (int64_t j = 0; j < n; ++j) total += p[j];
   const float inv = static_cast<float>(1.0 / total);
   std::fill(o, o + head_dim, 0.0f);
   for (int64_t j = 0; j < n; ++j) {
@@ -130,9 +130,11 @@ void attention_backward(const float* qkv, const float* valid, const float* out, 
         double delta = 0.0;
         for (int64_t c = 0; c < head_dim; ++c) delta += static_cast<double>(dout_i[c]) * out_i[c];
         float* dq = dq_b + i * row;
+        for (int64_t j = 0; j < seq; ++j) p[j] -= row_lse;
+        exp_array(p.data(), p.data(), seq);  // the probabilities; hidden keys get exp(-inf) = 0
         for (int64_t j = 0; j < seq; ++j) {
-          if (std::isinf(p[j])) continue;
-          const float pij = std::exp(p[j] - row_lse);
+          const float pij = p[j];
+          if (pij == 0.0f) continue;
           // dS_ij = P_ij (dP_ij - delta_i) with dP_ij = dout_i . v_j, times the score scale.
           const float ds = pij * (dot(dout_i, head.value(j), head_dim) - static_cast<float>(delta)) * scale;
           const float* k = head.key(j);

@@ -1,9 +1,9 @@
 #include "kernels/cpu/philox_draws.h"
 
 #include "engine/rng.h"
+#include "kernels/cpu/cpu_features.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define MUONREC_PHILOX_AVX2 1
+#ifdef MUONREC_X86_DISPATCH
 #include <immintrin.h>
 #endif
 
@@ -18,7 +18,7 @@ void philox_draws_scalar(uint64_t first_counter, int64_t counters, uint64_t coun
   }
 }
 
-#ifdef MUONREC_PHILOX_AVX2
+#ifdef MUONREC_X86_DISPATCH
 // Each 64-bit lane carries one 32-bit word of one counter. _mm256_mul_epu32 reads only the low half
 // of a lane, so the high halves left by the XORs never need masking; the low halves are exactly the
 // scalar words, and only they are stored.
@@ -65,18 +65,13 @@ __attribute__((target("avx2"))) int64_t philox_draws_avx2(uint64_t first_counter
   }
   return i;
 }
-
-bool cpu_has_avx2() {
-  static const bool has = __builtin_cpu_supports("avx2");
-  return has;
-}
 #endif
 
 }  // namespace
 
 void philox_draws(uint64_t first_counter, int64_t counters, uint64_t counter_hi, uint64_t key, uint32_t* draws) {
   int64_t done = 0;
-#ifdef MUONREC_PHILOX_AVX2
+#ifdef MUONREC_X86_DISPATCH
   if (cpu_has_avx2()) done = philox_draws_avx2(first_counter, counters, counter_hi, key, draws);
 #endif
   philox_draws_scalar(first_counter + static_cast<uint64_t>(done), counters - done, counter_hi, key, draws + 4 * done);
