@@ -14,9 +14,9 @@
 
 namespace muonrec::kernels::cpu {
 
-// y[i] = exp(x[i]); y may be x.
+// y[i] = exp(x[i]); y is x or does not overlap it.
 void exp_array(const float* x, float* y, int64_t n);
-// y[i] = erf(x[i]); y may be x.
+// y[i] = erf(x[i]); y is x or does not overlap it.
 void erf_array(const float* x, float* y, int64_t n);
 
 }  // namespace muonrec::kernels::cpu
