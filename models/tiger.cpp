@@ -165,23 +165,25 @@ std::vector<float> TigerModel::start_generation(const TigerBatch& history, Trans
   return last_position_log_probs(ln_(x), 0);
 }
 
-std::vector<float> TigerModel::continue_generation(const TransformerBlocks::Cache& cache,
+std::vector<float> TigerModel::continue_generation(TransformerBlocks::Cache& cache,
                                                    const std::vector<int64_t>& context_rows,
-                                                   const std::vector<int64_t>& prefix_tokens, int64_t S) {
+                                                   const std::vector<int64_t>& parent_rows,
+                                                   const std::vector<int64_t>& tokens) {
   NVTX_RANGE("tiger.continue_generation");
   NoGradGuard no_grad;
   PhiloxGenerator unused(0);
-  const auto N = static_cast<int64_t>(context_rows.size());
-  MUONREC_CHECK(S >= 1 && S < vocab_.code_length() && static_cast<int64_t>(prefix_tokens.size()) == N * S,
-                "tiger: continuation needs {} x S prefix tokens with 1 <= S < {}", N, vocab_.code_length());
+  const auto N = static_cast<int64_t>(tokens.size());
+  const int64_t S = cache.generated.empty() ? 1 : cache.generated[0].dim(1) + 1;
+  MUONREC_CHECK(S < vocab_.code_length() && static_cast<int64_t>(context_rows.size()) == N,
+                "tiger: continuation {} of a {}-level code, with {} tokens for {} context rows", S,
+                vocab_.code_length(), N, context_rows.size());
   for (int64_t n = 0; n < N; ++n)
-    for (int64_t j = 0; j < S; ++j)
-      MUONREC_CHECK(vocab_.level_of(prefix_tokens[n * S + j]) == j,
-                    "tiger: prefix token {} of row {} is not at level {}", prefix_tokens[n * S + j], n, j);
+    MUONREC_CHECK(vocab_.level_of(tokens[n]) == S - 1, "tiger: token {} of beam {} is not at level {}", tokens[n], n,
+                  S - 1);
   // The item being generated has recency 0.
-  const std::vector<int64_t> positions(prefix_tokens.size(), 0);
-  TigerBatch prefix = make_tiger_batch(vocab_, prefix_tokens, positions, {}, N, S, device_);
-  Tensor x = blocks_.forward_continued(embed(prefix, false, unused), cache, context_rows, config_.heads);
+  const std::vector<int64_t> positions(tokens.size(), 0);
+  TigerBatch newest = make_tiger_batch(vocab_, tokens, positions, {}, N, 1, device_);
+  Tensor x = blocks_.forward_continued(embed(newest, false, unused), cache, context_rows, parent_rows, config_.heads);
   return last_position_log_probs(ln_(x), S);
 }
 

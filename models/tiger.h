@@ -72,14 +72,16 @@ class TigerModel {
 
   // Generation with the histories encoded once. start_generation runs the history windows (a batch
   // without prefix, e.g. from fill_generation_window), keeps every block's keys and values in
-  // `cache`, and returns next_code_log_probs(history, 0). continue_generation then scores the next
-  // code after a prefix: row n holds the S prefix tokens (levels 0..S-1, host [N * S]) of an item
-  // generated after history row context_rows[n]; returns log-softmax over level S's codes [N * vocab(S)],
-  // equal up to rounding to next_code_log_probs on history + prefix.
+  // `cache`, and returns next_code_log_probs(history, 0). Each continue_generation call then adds
+  // one code to every beam: beam n appends token tokens[n] (host, level S-1 for the call's S-th
+  // code) to beam parent_rows[n] of the previous call (parent_rows empty on the first call) after
+  // history row context_rows[n]. Only that newest position runs through the blocks; the cache keeps
+  // the generated ones. Returns log-softmax over level S's codes [N * vocab(S)], equal up to rounding
+  // to next_code_log_probs on history + the beam's whole prefix.
   std::vector<float> start_generation(const TigerBatch& history, TransformerBlocks::Cache& cache);
-  std::vector<float> continue_generation(const TransformerBlocks::Cache& cache,
-                                         const std::vector<int64_t>& context_rows,
-                                         const std::vector<int64_t>& prefix_tokens, int64_t S);
+  std::vector<float> continue_generation(TransformerBlocks::Cache& cache, const std::vector<int64_t>& context_rows,
+                                         const std::vector<int64_t>& parent_rows,
+                                         const std::vector<int64_t>& tokens);
 
   ParameterList& parameters() { return params_; }
   const TigerConfig& config() const { return config_; }

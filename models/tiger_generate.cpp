@@ -29,7 +29,8 @@ std::vector<std::vector<semantic_id::BeamHit>> tiger_generate(TigerModel& model,
   const auto n_users = static_cast<int64_t>(histories.size());
   std::vector<std::vector<semantic_id::BeamHit>> results(static_cast<size_t>(n_users));
   std::vector<int64_t> ids, positions;
-  std::vector<int64_t> prefix_tokens;
+  std::vector<int64_t> newest_tokens, parent_rows, previous_users;
+  std::vector<std::vector<int64_t>> previous_prefixes;
   for (int64_t first = 0; first < n_users; first += options.users_per_chunk) {
     const int64_t count = std::min(options.users_per_chunk, n_users - first);
     // Only the newest max_items items of a history can reach the window.
@@ -38,8 +39,8 @@ std::vector<std::vector<semantic_id::BeamHit>> tiger_generate(TigerModel& model,
       const int64_t n = std::min<int64_t>(static_cast<int64_t>(h.size()), max_items);
       return {h.data() + h.size() - n, n};
     };
-    // The histories are encoded once per chunk (step 0); later steps run only the prefix tokens
-    // of every beam against that cache.
+    // The histories are encoded once per chunk (step 0); later steps run only each beam's newest
+    // code against that cache.
     TransformerBlocks::Cache cache;
     semantic_id::BatchStepScorer scorer = [&](const std::vector<int64_t>& users,
                                               const std::vector<std::vector<int64_t>>& prefixes,
@@ -62,11 +63,30 @@ std::vector<std::vector<semantic_id::BeamHit>> tiger_generate(TigerModel& model,
         }
         lp = model.start_generation(make_tiger_batch(vocab, ids, positions, {}, rows, T, model.device()), cache);
       } else {
-        prefix_tokens.clear();
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t l = 0; l < level; ++l) prefix_tokens.push_back(vocab.token(l, prefixes[r][l]));
-        lp = model.continue_generation(cache, users, prefix_tokens, level);
+        // Each beam runs only its newest code; the rest of its prefix is its parent's, the beam of
+        // the previous step (same user, same codes but the last), whose positions the cache holds.
+        newest_tokens.clear();
+        parent_rows.clear();
+        size_t parent = 0;
+        for (int64_t r = 0; r < rows; ++r) {
+          newest_tokens.push_back(vocab.token(level - 1, prefixes[r][level - 1]));
+          if (level == 1) continue;
+          // Both steps list beams user by user, so the search only moves forward.
+          auto is_parent = [&](size_t p) {
+            return previous_users[p] == users[r] &&
+                   std::equal(previous_prefixes[p].begin(), previous_prefixes[p].end(), prefixes[r].begin());
+          };
+          while (parent < previous_users.size() && previous_users[parent] < users[r]) ++parent;
+          size_t p = parent;
+          while (p < previous_users.size() && !is_parent(p)) ++p;
+          MUONREC_CHECK(p < previous_users.size(), "tiger generate: beam {} of user {} extends no beam of the last step",
+                        r, users[r]);
+          parent_rows.push_back(static_cast<int64_t>(p));
+        }
+        lp = model.continue_generation(cache, users, parent_rows, newest_tokens);
       }
+      previous_users = users;
+      previous_prefixes = prefixes;
       const int64_t V = vocab.vocab(level);
       for (int64_t r = 0; r < rows; ++r) log_probs[r].assign(lp.begin() + r * V, lp.begin() + (r + 1) * V);
     };

@@ -79,18 +79,61 @@ Tensor TransformerBlocks::forward(Tensor x, const Tensor& valid, int64_t heads, 
   return x;
 }
 
-Tensor TransformerBlocks::forward_continued(Tensor x, const Cache& cache, const std::vector<int64_t>& context_rows,
-                                            int64_t heads) const {
+namespace {
+
+// The last position of each row of x [N, S, width]: [N, 1, width].
+Tensor last_positions(const Tensor& x) {
+  const int64_t N = x.dim(0), S = x.dim(1), width = x.dim(2);
+  if (S == 1) return x;
+  std::vector<int64_t> last(static_cast<size_t>(N));
+  for (int64_t n = 0; n < N; ++n) last[n] = n * S + S - 1;
+  return ops::embedding(x.reshape({N * S, width}), Tensor::from_i64(last, {N}, x.device())).reshape({N, 1, width});
+}
+
+}  // namespace
+
+Tensor TransformerBlocks::forward_continued(Tensor x, Cache& cache, const std::vector<int64_t>& context_rows,
+                                            const std::vector<int64_t>& parent_rows, int64_t heads) const {
   NVTX_RANGE("transformer.forward_continued");
+  const int64_t N = x.dim(0);
+  MUONREC_CHECK(x.rank() == 3 && x.dim(1) == 1, "transformer: a continuation takes one new position per beam, got {}",
+                shape_str(x.shape()));
   MUONREC_CHECK(cache.qkv.size() == blocks_.size(), "transformer: a cache of {} blocks for {} blocks",
                 cache.qkv.size(), blocks_.size());
+  const bool first = cache.generated.empty();
+  const int64_t beams_before = first ? 0 : cache.generated[0].dim(0), S_before = first ? 0 : cache.generated[0].dim(1);
+  MUONREC_CHECK(static_cast<int64_t>(parent_rows.size()) == (first ? 0 : N),
+                "transformer: {} parent rows for {} beams ({} before them)", parent_rows.size(), N,
+                first ? "no generated positions" : "generated positions");
+  // Beam n's positions are its parent's S-1 generated ones, then its newest: rows of one table
+  // [the previous beams' generated positions; the newest positions] per block.
+  const int64_t S = S_before + 1, table_rows = beams_before * S_before + N;
+  std::vector<int64_t> ids(static_cast<size_t>(N * S));
+  for (int64_t n = 0; n < N; ++n) {
+    if (!first)
+      MUONREC_CHECK(parent_rows[n] >= 0 && parent_rows[n] < beams_before,
+                    "transformer: beam {} continues beam {}, outside 0..{}", n, parent_rows[n], beams_before - 1);
+    for (int64_t j = 0; j < S_before; ++j) ids[n * S + j] = parent_rows[n] * S_before + j;
+    ids[n * S + S_before] = beams_before * S_before + n;
+  }
+  const Tensor position_ids = Tensor::from_i64(ids, {N * S}, x.device());
   PhiloxGenerator no_dropout(0);
+  std::vector<Tensor> generated;
   for (size_t b = 0; b < blocks_.size(); ++b) {
     const Block& block = blocks_[b];
-    Tensor a = ops::attention_continued(block.qkv(block.ln1(x)), cache.qkv[b], cache.valid, context_rows,
-                                        static_cast<int>(heads));
-    x = finish_block(block, x, a, 0.0f, false, no_dropout);
+    Tensor qkv = block.qkv(block.ln1(x));
+    if (!first) {
+      const int64_t width = qkv.dim(2);
+      Tensor table = Tensor::empty({table_rows, width}, DType::F32, x.device());
+      table.narrow_rows(0, beams_before * S_before).copy_from(cache.generated[b].reshape({beams_before * S_before, width}));
+      table.narrow_rows(beams_before * S_before, N).copy_from(qkv.reshape({N, width}));
+      qkv = ops::embedding(table, position_ids).reshape({N, S, width});
+    }
+    generated.push_back(qkv);
+    Tensor a = ops::attention_continued(qkv, cache.qkv[b], cache.valid, context_rows, static_cast<int>(heads));
+    x = finish_block(block, x, last_positions(a), 0.0f, false, no_dropout);
   }
+  cache.generated = std::move(generated);
   return x;
 }
 

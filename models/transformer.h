@@ -19,22 +19,26 @@ class TransformerBlocks {
   // Registers `count` blocks of width d (feed-forward ff) in `params`, drawing from `gen`.
   TransformerBlocks(ParameterList& params, int64_t count, int64_t d, int64_t ff, PhiloxGenerator& gen,
                     Device device);
-  // Each block's packed q, k, v of a context, kept so that continuations of the context (the beams of
-  // a generative decoder) run only their new positions: a KV cache.
+  // Each block's packed q, k, v of a context and of the positions generated after it, kept so that
+  // continuations of the context (the beams of a generative decoder) run only their newest
+  // position: a KV cache.
   struct Cache {
-    std::vector<Tensor> qkv;  // per block: [rows, T, 3d]
-    Tensor valid;             // [rows, T], the context's key mask
+    std::vector<Tensor> qkv;        // per block: [rows, T, 3d], the contexts
+    Tensor valid;                   // [rows, T], the contexts' key mask
+    std::vector<Tensor> generated;  // per block: [beams, S, 3d], each beam's S generated positions
   };
 
   // x [B, T, d] through every block; valid [B, T] masks attention keys (see ops::attention). With
-  // `cache` (causal, evaluation only), also records each block's q, k, v for forward_continued.
+  // `cache` (causal, evaluation only), also records each block's q, k, v as the cache's contexts.
   Tensor forward(Tensor x, const Tensor& valid, int64_t heads, bool causal, float dropout, bool training,
                  PhiloxGenerator& gen, Cache* cache = nullptr) const;
-  // Causal continuation, evaluation mode: x [N, S, d] are S new positions appended to context row
-  // context_rows[n] of `cache`. Returns them after every block, as forward() over the concatenated
-  // [context, new] rows would (up to rounding), while the context's positions cost nothing again.
-  Tensor forward_continued(Tensor x, const Cache& cache, const std::vector<int64_t>& context_rows,
-                           int64_t heads) const;
+  // Causal continuation, evaluation mode: x [N, 1, d] is the newest position of N beams; beam n
+  // follows context row context_rows[n] and, when the cache already holds S-1 generated positions
+  // per beam, those of beam parent_rows[n] (empty on the first call). Returns x after every block,
+  // as forward() over [context, generated, newest] would give at the newest position (up to
+  // rounding), and leaves the N beams' S generated positions in the cache.
+  Tensor forward_continued(Tensor x, Cache& cache, const std::vector<int64_t>& context_rows,
+                           const std::vector<int64_t>& parent_rows, int64_t heads) const;
 
  private:
   struct Block {

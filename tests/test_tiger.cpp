@@ -271,26 +271,46 @@ TEST(TigerModelTest, CachedGenerationMatchesFullForward) {
     EXPECT_LT(testkit::relative_error(std::vector<float>(first.begin() + r * 4, first.begin() + r * 4 + 4), expected),
               1e-5);
   }
-  // Three continuations with prefixes of two tokens: rows 0 and 2 continue history 0, row 1 history 1.
-  const std::vector<int64_t> context_rows = {0, 1, 0};
-  const std::vector<std::vector<int64_t>> prefixes = {{1, 2}, {3, 0}, {0, 3}};
-  std::vector<int64_t> prefix_tokens;
-  for (const auto& p : prefixes)
-    for (int64_t l = 0; l < 2; ++l) prefix_tokens.push_back(vocab.token(l, p[l]));
-  std::vector<float> next = model.continue_generation(cache, context_rows, prefix_tokens, 2);
-  const int64_t V = vocab.vocab(2);
-  ASSERT_EQ(next.size(), static_cast<size_t>(3 * V));
-  for (int n = 0; n < 3; ++n) {
-    const auto& h = histories[context_rows[n]];
-    std::vector<int64_t> tokens = {prefix_tokens[n * 2], prefix_tokens[n * 2 + 1]};
-    std::vector<int64_t> full(T + 2), full_pos(T + 2);
-    fill_generation_window(catalog.tokens, h.data(), static_cast<int64_t>(h.size()), tokens, T + 2, full.data(),
+  // Step 1: three beams with one code each; beams 0 and 2 continue history 0, beam 1 history 1.
+  // Step 2: four beams with two codes, extending the step-1 beams out of order (beam 0 twice).
+  const int64_t V1 = vocab.vocab(1), V2 = vocab.vocab(2);
+  auto expected_after = [&](int64_t context, const std::vector<int64_t>& codes) {
+    const auto& h = histories[context];
+    std::vector<int64_t> tokens;
+    for (size_t l = 0; l < codes.size(); ++l) tokens.push_back(vocab.token(static_cast<int64_t>(l), codes[l]));
+    const int64_t L = T + static_cast<int64_t>(codes.size());
+    std::vector<int64_t> full(L), full_pos(L);
+    fill_generation_window(catalog.tokens, h.data(), static_cast<int64_t>(h.size()), tokens, L, full.data(),
                            full_pos.data());
-    auto expected = model.next_code_log_probs(make_tiger_batch(vocab, full, full_pos, {}, 1, T + 2, Device::CPU), 2);
-    EXPECT_LT(testkit::relative_error(std::vector<float>(next.begin() + n * V, next.begin() + (n + 1) * V), expected),
+    return model.next_code_log_probs(make_tiger_batch(vocab, full, full_pos, {}, 1, L, Device::CPU),
+                                     static_cast<int64_t>(codes.size()));
+  };
+  const std::vector<int64_t> step1_contexts = {0, 1, 0}, step1_codes = {1, 3, 0};
+  std::vector<int64_t> step1_tokens;
+  for (int64_t c : step1_codes) step1_tokens.push_back(vocab.token(0, c));
+  std::vector<float> step1 = model.continue_generation(cache, step1_contexts, {}, step1_tokens);
+  ASSERT_EQ(step1.size(), static_cast<size_t>(3 * V1));
+  for (int n = 0; n < 3; ++n)
+    EXPECT_LT(testkit::relative_error(std::vector<float>(step1.begin() + n * V1, step1.begin() + (n + 1) * V1),
+                                      expected_after(step1_contexts[n], {step1_codes[n]})),
               1e-5)
-        << "continuation " << n;
+        << "step 1, beam " << n;
+  const std::vector<int64_t> parents = {2, 0, 1, 0}, step2_codes = {3, 2, 0, 1};
+  std::vector<int64_t> step2_contexts, step2_tokens;
+  for (size_t n = 0; n < parents.size(); ++n) {
+    step2_contexts.push_back(step1_contexts[parents[n]]);
+    step2_tokens.push_back(vocab.token(1, step2_codes[n]));
   }
+  std::vector<float> step2 = model.continue_generation(cache, step2_contexts, parents, step2_tokens);
+  ASSERT_EQ(step2.size(), static_cast<size_t>(4 * V2));
+  for (int n = 0; n < 4; ++n)
+    EXPECT_LT(testkit::relative_error(std::vector<float>(step2.begin() + n * V2, step2.begin() + (n + 1) * V2),
+                                      expected_after(step2_contexts[n], {step1_codes[parents[n]], step2_codes[n]})),
+              1e-5)
+        << "step 2, beam " << n;
+  // A token of the wrong level, and parents outside the previous step, are refused.
+  EXPECT_THROW(model.continue_generation(cache, {0}, {0}, {vocab.token(0, 1)}), Error);
+  EXPECT_THROW(model.continue_generation(cache, {0}, {4}, {vocab.token(2, 1)}), Error);
 }
 
 // ---------------------------------------------------------------------------------------------
