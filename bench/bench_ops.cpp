@@ -2,7 +2,7 @@
 // ../shared/bench/torch_ref.py --micro (same op names, so bench/compare.py pairs them): causal
 // attention, embedding lookup, full-softmax cross-entropy over the catalogue. Backward is driven by
 // a fixed random cotangent (loss = sum(out * g)), which adds one elementwise product and a sum to
-// what the peer times.
+// what the peer times. Also the decoding attention (no peer row).
 //   bench_ops [--device cuda|cpu] [--small]   (--small: only the ML-1M-size shapes)
 #include <functional>
 #include <iostream>
@@ -79,6 +79,29 @@ void hstu_attention_case(int64_t B, int64_t H, int64_t T, int64_t D, Device devi
                 fmt::format(R"(, "TFLOPs": {:.1f})", flops / ms / 1e9));
 }
 
+// Decoding attention (evaluation only): N beams of S new positions, each after one of R cached
+// contexts of T positions, as TIGER's beam search runs it (20 beams per user, 4-token codes, a
+// 20-item history). The _by_gather row times the same result through gather + full causal
+// attention, what the op replaced on the CPU (and still is on CUDA).
+void attention_continued_case(int64_t R, int64_t beams, int64_t T, int64_t S, int64_t H, int64_t D, Device device) {
+  NoGradGuard no_grad;
+  const int64_t N = R * beams, width = 3 * H * D;
+  Tensor qkv_new = random_input({N, S, width}, 11, device, false), context = random_input({R, T, width}, 12, device, false);
+  Tensor valid = Tensor::full({R, T}, 1.0f, device);
+  std::vector<int64_t> rows(static_cast<size_t>(N));
+  for (int64_t n = 0; n < N; ++n) rows[n] = n / beams;
+  // Bytes floor: each beam reads its context's keys and values (2/3 of its packed rows) and its new
+  // rows, and writes its outputs.
+  const double bytes = 4.0 * (N * T * 2 * H * D + N * S * width + N * S * H * D);
+  for (bool gather : {false, true}) {
+    auto op = gather ? ops::attention_continued_by_gather : ops::attention_continued;
+    const double ms = bench::median_ms([&] { op(qkv_new, context, valid, rows, static_cast<int>(H)); }, device, 2, 10);
+    bench::report(fmt::format("attention_continued{}_R{}x{}_T{}S{}H{}D{}", gather ? "_by_gather" : "", R, beams, T,
+                              S, H, D),
+                  ms, fmt::format(R"(, "GBs": {:.1f})", bytes / ms / 1e6));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -88,6 +111,7 @@ int main(int argc, char** argv) {
     const bool small = args.small;
     attention_case(128, 1, 200, 64, device);
     hstu_attention_case(128, 1, 200, 64, device);
+    attention_continued_case(64, 20, 80, 3, 2, 64, device);
     if (!small) {
       attention_case(128, 4, 200, 64, device);
       hstu_attention_case(128, 4, 200, 64, device);
