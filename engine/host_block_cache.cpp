@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <list>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -15,6 +16,7 @@ namespace {
 
 constexpr size_t kAlignment = 64;
 constexpr size_t kMaxDefaultLimit = size_t{4} << 30;
+constexpr size_t kMaxOversize = 4;
 
 std::optional<size_t> limit_from_environment() {
   const char* text = std::getenv("MUONREC_HOST_CACHE_MB");
@@ -31,14 +33,20 @@ class HostBlockCache {
     const size_t size = host_block_size(bytes);
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      auto it = by_size_.find(size);
-      if (it != by_size_.end() && !it->second.empty()) {
+      // The smallest idle class that fits, up to kMaxOversize times the request: batches whose
+      // shapes vary (TIGER cuts each batch to its longest history) then reuse the blocks of the
+      // longest ones instead of faulting in fresh pages while those sit idle.
+      auto it = by_size_.lower_bound(size);
+      if (it != by_size_.end() && it->first <= kMaxOversize * size) {
+        const size_t served = it->first;
         const auto entry = it->second.back();  // the most recently freed block of the class
         it->second.pop_back();
+        if (it->second.empty()) by_size_.erase(it);
         void* block = entry->data;
         idle_.erase(entry);
-        cached_ -= size;
-        add_live(size);
+        cached_ -= served;
+        add_live(served);
+        if (served != size) oversized_[block] = served;
         return block;
       }
     }
@@ -54,10 +62,15 @@ class HostBlockCache {
   }
 
   void release(void* block, size_t bytes) {
-    const size_t size = host_block_size(bytes);
+    size_t size = host_block_size(bytes);
     std::vector<void*> evicted;
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      // A block served from a larger class goes back to that class.
+      if (const auto it = oversized_.find(block); it != oversized_.end()) {
+        size = it->second;
+        oversized_.erase(it);
+      }
       live_ -= size;
       if (size > limit()) {
         evicted.push_back(block);
@@ -124,8 +137,9 @@ class HostBlockCache {
     const size_t allowed = limit();
     while (cached_ > allowed) {
       const IdleBlock oldest = idle_.front();
-      std::vector<Entry>& same_size = by_size_[oldest.size];
-      same_size.erase(std::find(same_size.begin(), same_size.end(), idle_.begin()));
+      const auto same_size = by_size_.find(oldest.size);
+      same_size->second.erase(std::find(same_size->second.begin(), same_size->second.end(), idle_.begin()));
+      if (same_size->second.empty()) by_size_.erase(same_size);
       idle_.pop_front();
       cached_ -= oldest.size;
       evicted.push_back(oldest.data);
@@ -134,7 +148,8 @@ class HostBlockCache {
 
   std::mutex mutex_;
   std::list<IdleBlock> idle_;                             // oldest first
-  std::unordered_map<size_t, std::vector<Entry>> by_size_;  // per class, newest last
+  std::map<size_t, std::vector<Entry>> by_size_;  // classes with idle blocks, each newest last
+  std::unordered_map<void*, size_t> oversized_;   // live blocks served from a larger class: its size
   size_t cached_ = 0, live_ = 0, peak_live_ = 0;
   std::optional<size_t> fixed_limit_;
   bool environment_read_ = false;

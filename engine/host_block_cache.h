@@ -3,7 +3,9 @@
 // (activations of a few MiB and more) come fresh from the kernel each time, so every step pays a
 // page fault and the kernel's zeroing for every page it touches (over a quarter of a CPU TIGER step
 // before this cache). Blocks are rounded up to size classes (eight per power of two, at most 12.5%
-// slack) and a freed block waits in its class's free list for the next request of that class.
+// slack) and a freed block waits in its class's free list for the next request of that class, or
+// of a smaller one down to a quarter of its size when its own class has nothing idle (then it
+// returns to its own class when freed).
 //
 // Idle blocks are bounded: by default to the most bytes ever live at once (up to 4 GiB), so caching
 // at most doubles the peak footprint; MUONREC_HOST_CACHE_MB (read at first use) or

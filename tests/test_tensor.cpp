@@ -129,9 +129,30 @@ TEST(HostBlockCache, freed_block_serves_the_next_request_of_its_class_within_the
   set_host_cache_limit(size_t{1} << 30);
 }
 
+TEST(HostBlockCache, an_idle_block_up_to_4x_larger_serves_a_request_and_returns_to_its_class) {
+  release_cached_host_memory();
+  set_host_cache_limit(size_t{1} << 30);
+  const size_t large = 6 << 20;
+  void* block = host_allocate(large);
+  host_release(block, large);
+  void* smaller = host_allocate(large / 4);  // a quarter: served by the idle large block
+  EXPECT_EQ(smaller, block);
+  EXPECT_EQ(host_cached_bytes(), 0u);
+  void* tiny = host_allocate(large / 5);  // under a quarter: nothing idle serves it
+  EXPECT_NE(tiny, block);
+  host_release(smaller, large / 4);  // back in the large class, not the quarter's
+  EXPECT_EQ(host_cached_bytes(), host_block_size(large));
+  EXPECT_EQ(host_allocate(large), block);
+  host_release(block, large);
+  host_release(tiny, large / 5);
+  EXPECT_EQ(host_cached_bytes(), host_block_size(large) + host_block_size(large / 5));
+  release_cached_host_memory();
+}
+
 TEST(HostBlockCache, over_the_limit_the_least_recently_freed_blocks_go_first) {
   release_cached_host_memory();
-  const size_t a = 1 << 20, b = 2 << 20, c = 3 << 20;  // three classes
+  // Three classes; a's requests cannot take b's or c's blocks (more than 4x a).
+  const size_t a = 1 << 20, b = 5 << 20, c = 6 << 20;
   set_host_cache_limit(b + c);
   void* block_a = host_allocate(a);
   void* block_b = host_allocate(b);
