@@ -1,5 +1,6 @@
 #include "kernels/cpu/hstu_attention.h"
 
+#include "kernels/cpu/vector_functions.h"
 #include "kernels/cpu/vector_math.h"
 #include "kernels/hstu_time_bucket.h"
 
@@ -9,8 +10,6 @@
 
 namespace muonrec::kernels::cpu {
 namespace {
-
-float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 
 // Column offsets of the four blocks of a uvqk row and of head h inside them.
 struct HeadColumns {
@@ -29,6 +28,23 @@ float relative_bias(const float* pos_bias, const float* time_bias, const int32_t
   return bias;
 }
 
+// Pre-activations z_j = q_i . k_j + bias(i, j) of query i against keys 0..i (0 where key j is
+// padding), and sigmoid(z_j) beside them: the exps of a row in one vectorised call.
+void row_pre_activations(const float* seq_b, const float* valid_b, const HeadColumns& col, int64_t row,
+                         int64_t head_dim, const float* pos_bias, const float* time_bias,
+                         const int32_t* time_buckets, int64_t b, int64_t seq, int64_t i, float* z,
+                         float* sigmoid) {
+  const float* q = seq_b + i * row + col.q;
+  for (int64_t j = 0; j <= i; ++j) {
+    z[j] = valid_b[j] == 0.0f ? 0.0f
+                              : dot(q, seq_b + j * row + col.k, head_dim) +
+                                    relative_bias(pos_bias, time_bias, time_buckets, b, seq, i, j);
+    sigmoid[j] = -z[j];
+  }
+  exp_array(sigmoid, sigmoid, i + 1);
+  for (int64_t j = 0; j <= i; ++j) sigmoid[j] = 1.0f / (1.0f + sigmoid[j]);
+}
+
 }  // namespace
 
 void hstu_attention_forward(const float* uvqk, const float* valid, const float* pos_bias, const float* time_bias,
@@ -41,17 +57,17 @@ void hstu_attention_forward(const float* uvqk, const float* valid, const float* 
     for (int64_t h = 0; h < heads; ++h) {
       const HeadColumns col = head_columns(heads, head_dim, h);
       const float* seq_b = uvqk + b * seq * row;
+      std::vector<float> z(static_cast<size_t>(seq)), s(static_cast<size_t>(seq));
       for (int64_t i = 0; i < seq; ++i) {
-        const float* q = seq_b + i * row + col.q;
+        row_pre_activations(seq_b, valid + b * seq, col, row, head_dim, pos_bias, time_bias, time_buckets, b, seq, i,
+                            z.data(), s.data());
         float* o = out + (b * seq + i) * d + h * head_dim;
         std::fill(o, o + head_dim, 0.0f);
         // Masked keys are skipped, not multiplied by 0, so padding never reaches the output even
         // when its values are not finite.
         for (int64_t j = 0; j <= i; ++j) {
           if (valid[b * seq + j] == 0.0f) continue;
-          const float z = dot(q, seq_b + j * row + col.k, head_dim) +
-                          relative_bias(pos_bias, time_bias, time_buckets, b, seq, i, j);
-          const float w = z * sigmoid(z) * inv_seq;
+          const float w = z[j] * s[j] * inv_seq;
           axpy(w, seq_b + j * row + col.v, o, head_dim);
         }
       }
@@ -81,16 +97,18 @@ void hstu_attention_backward(const float* uvqk, const float* valid, const float*
       float* dseq_b = duvqk + b * seq * row;
       double* dpos = partials.data() + (b * heads + h) * partial_width;
       double* dtime = dpos + num_offsets;
+      std::vector<float> zs(static_cast<size_t>(seq)), ss(static_cast<size_t>(seq));
       for (int64_t i = 0; i < seq; ++i) {
         const float* q = seq_b + i * row + col.q;
         const float* dy = dout + (b * seq + i) * d + h * head_dim;
         float* dq = dseq_b + i * row + col.q;
+        row_pre_activations(seq_b, valid + b * seq, col, row, head_dim, pos_bias, time_bias, time_buckets, b, seq, i,
+                            zs.data(), ss.data());
         for (int64_t j = 0; j <= i; ++j) {
           if (valid[b * seq + j] == 0.0f) continue;
           const float* k = seq_b + j * row + col.k;
           const float* v = seq_b + j * row + col.v;
-          const float z = dot(q, k, head_dim) + relative_bias(pos_bias, time_bias, time_buckets, b, seq, i, j);
-          const float s = sigmoid(z);
+          const float z = zs[j], s = ss[j];
           const float w = z * s * inv_seq;
           // dz = dw * SiLU'(z) / T with dw = dy_i . v_j and SiLU'(z) = s (1 + z (1 - s)).
           const float dz = dot(dy, v, head_dim) * s * (1.0f + z * (1.0f - s)) * inv_seq;
