@@ -88,25 +88,10 @@ ContinuedShape check_continued(const Tensor& qkv_new, const Tensor& context_qkv,
   return shape;
 }
 
-}  // namespace
-
-Tensor attention_continued(const Tensor& qkv_new, const Tensor& context_qkv, const Tensor& context_valid,
-                           const std::vector<int64_t>& context_rows, int heads) {
-  NVTX_RANGE("attention_continued");
-  const ContinuedShape shape = check_continued(qkv_new, context_qkv, context_valid, context_rows, heads);
-  if (qkv_new.device() == Device::CUDA)
-    return attention_continued_by_gather(qkv_new, context_qkv, context_valid, context_rows, heads);
-  Tensor out = Tensor::empty({shape.rows, shape.new_len, shape.width}, DType::F32, qkv_new.device());
-  kernels::cpu::attention_continued_forward(f32(qkv_new), f32(context_qkv), f32(context_valid), context_rows.data(),
-                                            f32_mut(out), shape.rows, shape.new_len, shape.context_len,
-                                            static_cast<int64_t>(heads), shape.width / heads);
-  return out;
-}
-
-Tensor attention_continued_by_gather(const Tensor& qkv_new, const Tensor& context_qkv, const Tensor& context_valid,
-                                     const std::vector<int64_t>& context_rows, int heads) {
+// attention_continued_by_gather on arguments check_continued has accepted.
+Tensor continued_by_gather(const ContinuedShape& shape, const Tensor& qkv_new, const Tensor& context_qkv,
+                           const Tensor& context_valid, const std::vector<int64_t>& context_rows, int heads) {
   NVTX_RANGE("attention_continued_by_gather");
-  const ContinuedShape shape = check_continued(qkv_new, context_qkv, context_valid, context_rows, heads);
   const int64_t N = shape.rows, S = shape.new_len, R = shape.context_rows, T = shape.context_len, L = T + S;
   const int64_t packed = 3 * shape.width;
   // Row n of the concatenated batch: its context's T positions, then its S new ones, gathered from
@@ -133,6 +118,27 @@ Tensor attention_continued_by_gather(const Tensor& qkv_new, const Tensor& contex
   Tensor a = attention(qkv_full, Tensor::from_f32(valid, {N, L}, device), heads, /*causal=*/true);
   return embedding(a.reshape({N * L, shape.width}), Tensor::from_i64(pick, {N * S}, device))
       .reshape({N, S, shape.width});
+}
+
+}  // namespace
+
+Tensor attention_continued(const Tensor& qkv_new, const Tensor& context_qkv, const Tensor& context_valid,
+                           const std::vector<int64_t>& context_rows, int heads) {
+  NVTX_RANGE("attention_continued");
+  const ContinuedShape shape = check_continued(qkv_new, context_qkv, context_valid, context_rows, heads);
+  if (qkv_new.device() == Device::CUDA)
+    return continued_by_gather(shape, qkv_new, context_qkv, context_valid, context_rows, heads);
+  Tensor out = Tensor::empty({shape.rows, shape.new_len, shape.width}, DType::F32, qkv_new.device());
+  kernels::cpu::attention_continued_forward(f32(qkv_new), f32(context_qkv), f32(context_valid), context_rows.data(),
+                                            f32_mut(out), shape.rows, shape.new_len, shape.context_len,
+                                            static_cast<int64_t>(heads), shape.width / heads);
+  return out;
+}
+
+Tensor attention_continued_by_gather(const Tensor& qkv_new, const Tensor& context_qkv, const Tensor& context_valid,
+                                     const std::vector<int64_t>& context_rows, int heads) {
+  return continued_by_gather(check_continued(qkv_new, context_qkv, context_valid, context_rows, heads), qkv_new,
+                             context_qkv, context_valid, context_rows, heads);
 }
 
 }  // namespace muonrec::ops
