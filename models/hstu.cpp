@@ -21,6 +21,10 @@ HSTU::HSTU(const ModelConfig& config, Device device, uint64_t seed) : Sequential
                 "hstu: n_items, d and max_len must be positive");
   MUONREC_CHECK(config.heads > 0 && config.d % config.heads == 0, "hstu: d={} is not divisible by heads={}", config.d,
                 config.heads);
+  // HSTU's U, V, Q, K all split d among the heads (reference/MODELS.md); it has no separate head width.
+  MUONREC_CHECK(config.head_dim == 0 || config.head_dim * config.heads == config.d,
+                "hstu: head_dim {} x heads {} must equal d={} (HSTU's heads split d; leave head_dim 0)",
+                config.head_dim, config.heads, config.d);
   PhiloxGenerator gen(seed);
   const int64_t d = config.d, T = config.max_len;
   // Item row 0 is padding: zero, as torch's padding_idx leaves it.

@@ -96,6 +96,7 @@ std::string ModelConfig::to_json() const {
   j["temperature"] = loss.temperature;
   j["l2_normalize"] = loss.l2_normalize;
   j["mask_prob"] = mask_prob;
+  j["head_dim"] = head_dim;
   return j.dump();
 }
 
@@ -134,6 +135,7 @@ ModelConfig ModelConfig::from_json(const std::string& text) {
   optional_field("temperature", c.loss.temperature);
   optional_field("l2_normalize", c.loss.l2_normalize);
   optional_field("mask_prob", c.mask_prob);
+  optional_field("head_dim", c.head_dim);
   return c;
 }
 

@@ -58,13 +58,14 @@ struct ModelConfig {
   int64_t d = 64;
   int64_t blocks = 2;
   int64_t heads = 1;
-  int64_t ff = 0;  // 0: same as d
+  int64_t head_dim = 0;  // 0: d / heads (see attention_width in models/transformer.h)
+  int64_t ff = 0;        // 0: same as d
   float dropout = 0.2f;
   LossConfig loss;
   float mask_prob = 0.2f;  // BERT4Rec: probability that a training position is masked (cloze)
   std::string to_json() const;
-  // Throws naming the bad field. The loss and mask_prob fields are optional (checkpoints written
-  // before they existed load with the defaults).
+  // Throws naming the bad field. The loss, mask_prob and head_dim fields are optional (checkpoints
+  // written before they existed load with the defaults).
   static ModelConfig from_json(const std::string& text);
 };
 

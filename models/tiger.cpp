@@ -13,7 +13,8 @@ namespace muonrec {
 
 std::string TigerConfig::to_json() const {
   nlohmann::json j = {{"kind", "tiger"}, {"vocab_sizes", vocab_sizes}, {"max_items", max_items}, {"d", d},
-                      {"blocks", blocks}, {"heads", heads},             {"ff", ff},               {"dropout", dropout}};
+                      {"blocks", blocks}, {"heads", heads},             {"ff", ff},               {"dropout", dropout},
+                      {"head_dim", head_dim}};
   return j.dump();
 }
 
@@ -43,6 +44,7 @@ TigerConfig TigerConfig::from_json(const std::string& text) {
   field("heads", c.heads);
   field("ff", c.ff);
   field("dropout", c.dropout);
+  if (j.contains("head_dim")) field("head_dim", c.head_dim);
   return c;
 }
 
@@ -83,16 +85,15 @@ TigerBatch make_tiger_batch(const SemanticIdVocab& vocab, const std::vector<int6
 TigerModel::TigerModel(const TigerConfig& config, Device device, uint64_t seed)
     : config_(config), vocab_(config.vocab_sizes), device_(device) {
   MUONREC_CHECK(config.max_items > 0 && config.d > 0 && config.blocks >= 0, "tiger: max_items and d must be positive");
-  MUONREC_CHECK(config.heads > 0 && config.d % config.heads == 0, "tiger: d={} is not divisible by heads={}", config.d,
-                config.heads);
   PhiloxGenerator gen(seed);
   const int64_t d = config.d, ff = config.ff > 0 ? config.ff : config.d;
+  const int64_t attention = attention_width("tiger", d, config.heads, config.head_dim);
   Tensor token = init_normal({vocab_.size(), d}, 0.02f, gen, Device::CPU);
   std::fill(token.data<float>(), token.data<float>() + d, 0.0f);  // padding row, as padding_idx
   token_ = params_.add("token.weight", token.to(device), /*embedding=*/true);
   pos_ = params_.add("pos.weight", init_normal({config.max_items + 1, d}, 0.02f, gen, device), /*embedding=*/true);
   level_ = params_.add("level.weight", init_normal({config.code_length(), d}, 0.02f, gen, device), /*embedding=*/true);
-  blocks_ = TransformerBlocks(params_, config.blocks, d, ff, gen, device);
+  blocks_ = TransformerBlocks(params_, config.blocks, d, attention, ff, gen, device);
   ln_ = LayerNorm(params_, "ln", d, 1e-5f, device);
 }
 

@@ -33,13 +33,15 @@ struct TigerConfig {
   int64_t d = 64;
   int64_t blocks = 2;
   int64_t heads = 1;
-  int64_t ff = 0;  // 0: same as d
+  int64_t head_dim = 0;  // 0: d / heads (see attention_width in models/transformer.h)
+  int64_t ff = 0;        // 0: same as d
   float dropout = 0.1f;
 
   int64_t code_length() const { return static_cast<int64_t>(vocab_sizes.size()); }
   int64_t window() const { return max_items * code_length(); }  // longest token window
   std::string to_json() const;                                   // with "kind": "tiger"
-  static TigerConfig from_json(const std::string& text);         // throws naming the bad field
+  // Throws naming the bad field; head_dim is optional (older checkpoints lack it: d / heads).
+  static TigerConfig from_json(const std::string& text);
 };
 
 // One batch on the model's device: ids [B, T] (0 = padding), positions [B, T] (item recency, as the

@@ -16,15 +16,14 @@ TransformerEncoder::TransformerEncoder(ParameterList& params, const ModelConfig&
   const char* kind = config.kind.c_str();
   MUONREC_CHECK(config.n_items > 0 && config.d > 0 && config.max_len > 0 && config.blocks >= 0,
                 "{}: n_items, d and max_len must be positive", kind);
-  MUONREC_CHECK(config.heads > 0 && config.d % config.heads == 0, "{}: d={} is not divisible by heads={}", kind,
-                config.d, config.heads);
   const int64_t d = config.d, ff = config.ff > 0 ? config.ff : config.d;
+  const int64_t attention = attention_width(kind, d, config.heads, config.head_dim);
   // Item row 0 is padding: zero, as torch's padding_idx leaves it.
   Tensor item = init_normal({item_rows, d}, 0.02f, gen, Device::CPU);
   std::fill(item.data<float>(), item.data<float>() + d, 0.0f);
   item_ = params.add("item.weight", item.to(device), /*embedding=*/true);
   pos_ = params.add("pos.weight", init_normal({config.max_len, d}, 0.02f, gen, device), /*embedding=*/true);
-  blocks_ = TransformerBlocks(params, config.blocks, d, ff, gen, device);
+  blocks_ = TransformerBlocks(params, config.blocks, d, attention, ff, gen, device);
   ln_ = LayerNorm(params, "ln", d, 1e-5f, device);
 }
 
@@ -40,14 +39,22 @@ Tensor TransformerEncoder::forward(const SequenceBatch& batch, bool causal, bool
   return ln_(blocks_.forward(x, batch.valid, config_.heads, causal, p, training, gen));
 }
 
-TransformerBlocks::TransformerBlocks(ParameterList& params, int64_t count, int64_t d, int64_t ff,
+int64_t attention_width(const char* who, int64_t d, int64_t heads, int64_t head_dim) {
+  MUONREC_CHECK(heads > 0, "{}: heads must be positive, got {}", who, heads);
+  MUONREC_CHECK(head_dim >= 0, "{}: head_dim must be positive (or 0: d / heads), got {}", who, head_dim);
+  if (head_dim > 0) return heads * head_dim;
+  MUONREC_CHECK(d % heads == 0, "{}: d={} is not divisible by heads={} (or set head_dim)", who, d, heads);
+  return d;
+}
+
+TransformerBlocks::TransformerBlocks(ParameterList& params, int64_t count, int64_t d, int64_t attention, int64_t ff,
                                      PhiloxGenerator& gen, Device device) {
   for (int64_t b = 0; b < count; ++b) {
     const std::string prefix = "blocks." + std::to_string(b) + ".";
     Block block;
     block.ln1 = LayerNorm(params, prefix + "ln1", d, 1e-5f, device);
-    block.qkv = Linear(params, prefix + "qkv", d, 3 * d, true, gen, device);
-    block.proj = Linear(params, prefix + "proj", d, d, true, gen, device);
+    block.qkv = Linear(params, prefix + "qkv", d, 3 * attention, true, gen, device);
+    block.proj = Linear(params, prefix + "proj", attention, d, true, gen, device);
     block.ln2 = LayerNorm(params, prefix + "ln2", d, 1e-5f, device);
     block.fc1 = Linear(params, prefix + "fc1", d, ff, true, gen, device);
     block.fc2 = Linear(params, prefix + "fc2", ff, d, true, gen, device);

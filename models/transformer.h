@@ -10,22 +10,30 @@
 
 namespace muonrec {
 
+// The width of the attention's packed q, k and v (each): heads * head_dim. head_dim 0 means
+// d / heads (SASRec's and the peer's layout), which must then divide; a set head_dim decouples the
+// attention's width from d, as T5's d_kv does (TIGER's 6 heads of 64 over d = 128). `who` names the
+// model in errors.
+int64_t attention_width(const char* who, int64_t d, int64_t heads, int64_t head_dim);
+
 // The pre-LN blocks alone (blocks.{b}.{ln1,qkv,proj,ln2,fc1,fc2}), for models that embed their
 // input differently (TIGER's semantic-ID tokens) but share the block math:
 //   x += drop(proj(attention(qkv(ln1 x))));  x += drop(fc2(drop(gelu(fc1(ln2 x)))))
+// qkv maps d to 3 x attention width and proj maps the attention width back to d.
 class TransformerBlocks {
  public:
   TransformerBlocks() = default;
-  // Registers `count` blocks of width d (feed-forward ff) in `params`, drawing from `gen`.
-  TransformerBlocks(ParameterList& params, int64_t count, int64_t d, int64_t ff, PhiloxGenerator& gen,
-                    Device device);
+  // Registers `count` blocks of width d (attention width `attention`, feed-forward ff) in `params`,
+  // drawing from `gen`.
+  TransformerBlocks(ParameterList& params, int64_t count, int64_t d, int64_t attention, int64_t ff,
+                    PhiloxGenerator& gen, Device device);
   // Each block's packed q, k, v of a context and of the positions generated after it, kept so that
   // continuations of the context (the beams of a generative decoder) run only their newest
   // position: a KV cache.
   struct Cache {
-    std::vector<Tensor> qkv;        // per block: [rows, T, 3d], the contexts
+    std::vector<Tensor> qkv;        // per block: [rows, T, 3 x attention width], the contexts
     Tensor valid;                   // [rows, T], the contexts' key mask
-    std::vector<Tensor> generated;  // per block: [beams, S, 3d], each beam's S generated positions
+    std::vector<Tensor> generated;  // per block: [beams, S, 3 x attention width], each beam's S generated positions
   };
 
   // x [B, T, d] through every block; valid [B, T] masks attention keys (see ops::attention). With

@@ -39,3 +39,63 @@ TEST(SASRec, parameter_names_follow_the_peer) {
   c.kind = "nope";
   EXPECT_THROW(make_model(c, Device::CPU, 3), Error);
 }
+
+// A head width set apart from d (heads x head_dim != d): each head's q, k, v rows and proj columns
+// widened with zeros, and q scaled by sqrt(6 / 4) so the logits keep their 1/sqrt(head_dim) scale,
+// give the model with d / heads exactly: the layout puts head h at rows h x head_dim of each of
+// q, k, v and the attention scales by the head width it is given, not by d / heads.
+TEST(SASRec, head_dim_apart_from_d_widens_each_head) {
+  ModelConfig c;
+  c.n_items = 10;
+  c.max_len = 5;
+  c.d = 8;
+  c.blocks = 2;
+  c.heads = 2;
+  c.dropout = 0.0f;
+  auto narrow = make_model(c, Device::CPU, 3);
+  c.head_dim = 6;
+  auto wide = make_model(c, Device::CPU, 4);
+  EXPECT_EQ(wide->parameters().find("blocks.0.qkv.weight").shape(), (Shape{36, 8}));
+  EXPECT_EQ(wide->parameters().find("blocks.0.proj.weight").shape(), (Shape{8, 12}));
+  EXPECT_EQ(ModelConfig::from_json(c.to_json()).head_dim, 6);
+
+  const int64_t narrow_dh = 4, wide_dh = 6, d = 8;
+  const float q_scale = std::sqrt(static_cast<float>(wide_dh) / static_cast<float>(narrow_dh));
+  for (const auto& p : narrow->parameters().all()) {
+    const std::vector<float> from = p.tensor.to_f32_vector();
+    Tensor to = wide->parameters().find(p.name);  // a handle: writes land in the parameter
+    float* out = to.data<float>();
+    std::fill(out, out + to.numel(), 0.0f);
+    const bool is_qkv = p.name.find(".qkv.") != std::string::npos;
+    const bool is_proj = p.name.find(".proj.weight") != std::string::npos;
+    if (is_qkv) {
+      const int64_t cols = p.tensor.rank() == 2 ? d : 1;
+      for (int64_t part = 0; part < 3; ++part)
+        for (int64_t h = 0; h < c.heads; ++h)
+          for (int64_t j = 0; j < narrow_dh; ++j)
+            for (int64_t k = 0; k < cols; ++k)
+              out[((part * c.heads + h) * wide_dh + j) * cols + k] =
+                  from[((part * c.heads + h) * narrow_dh + j) * cols + k] * (part == 0 ? q_scale : 1.0f);
+    } else if (is_proj) {
+      for (int64_t r = 0; r < d; ++r)
+        for (int64_t h = 0; h < c.heads; ++h)
+          for (int64_t j = 0; j < narrow_dh; ++j)
+            out[r * c.heads * wide_dh + h * wide_dh + j] = from[r * c.heads * narrow_dh + h * narrow_dh + j];
+    } else {
+      ASSERT_EQ(to.shape(), p.tensor.shape()) << p.name;
+      std::copy(from.begin(), from.end(), out);
+    }
+  }
+  PhiloxGenerator gen(0);
+  NoGradGuard no_grad;
+  SequenceBatch batch = make_sequence_batch({0, 3, 7, 2, 9, /**/ 4, 1, 8, 6, 5}, std::vector<int64_t>(10, 0), {}, 2, 5,
+                                            Device::CPU);
+  const std::vector<float> expected = narrow->hidden(batch, false, gen).to_f32_vector();
+  EXPECT_LT(testkit::relative_error(wide->hidden(batch, false, gen).to_f32_vector(), expected), 1e-5);
+
+  c.head_dim = -1;
+  EXPECT_THROW(make_model(c, Device::CPU, 3), Error);
+  c.head_dim = 5;  // hstu's heads split d
+  c.kind = "hstu";
+  EXPECT_THROW(make_model(c, Device::CPU, 3), Error);
+}

@@ -95,13 +95,14 @@ std::vector<int64_t> ints(const Tensor& t) {
   return std::vector<int64_t>(p, p + t.numel());
 }
 
-TigerConfig small_config(const std::vector<int64_t>& vocab_sizes) {
+TigerConfig small_config(const std::vector<int64_t>& vocab_sizes, int64_t head_dim = 0) {
   TigerConfig c;
   c.vocab_sizes = vocab_sizes;
   c.max_items = 6;
   c.d = 32;
   c.blocks = 1;
   c.heads = 2;
+  c.head_dim = head_dim;
   c.dropout = 0.0f;
   return c;
 }
@@ -211,10 +212,15 @@ TEST(TigerTokens, BatchSplitsTargetsByLevel) {
 // ---------------------------------------------------------------------------------------------
 // Model
 
-TEST(TigerModelTest, ShortWindowMatchesPaddedWindowAndIsCausal) {
+// Each model test runs with the heads splitting d (head_dim 0) and with heads wider than d / heads
+// (2 x 24 over d 32: the cache then holds rows of 3 x 48).
+class TigerModelTest : public ::testing::TestWithParam<int64_t> {};
+INSTANTIATE_TEST_SUITE_P(HeadDims, TigerModelTest, ::testing::Values(0, 24));
+
+TEST_P(TigerModelTest, ShortWindowMatchesPaddedWindowAndIsCausal) {
   std::vector<int64_t> vocab_sizes;
   TigerCatalog catalog = small_catalog(20, &vocab_sizes);
-  TigerModel model(small_config(vocab_sizes), Device::CPU, 5);
+  TigerModel model(small_config(vocab_sizes, GetParam()), Device::CPU, 5);
   const int64_t W = model.config().window();
   const std::vector<int64_t> items = {3, 9, 14};
   std::vector<int64_t> full(W), full_pos(W), cut(10), cut_pos(10);
@@ -243,16 +249,23 @@ TEST(TigerModelTest, ShortWindowMatchesPaddedWindowAndIsCausal) {
   // Parameter names and the config round trip.
   EXPECT_NO_THROW(model.parameters().find("token.weight"));
   EXPECT_NO_THROW(model.parameters().find("level.weight"));
-  EXPECT_NO_THROW(model.parameters().find("blocks.0.qkv.weight"));
+  const int64_t attention = GetParam() > 0 ? 2 * GetParam() : model.config().d;
+  EXPECT_EQ(model.parameters().find("blocks.0.qkv.weight").shape(), (Shape{3 * attention, model.config().d}));
+  EXPECT_EQ(model.parameters().find("blocks.0.proj.weight").shape(), (Shape{model.config().d, attention}));
   TigerConfig again = TigerConfig::from_json(model.config().to_json());
   EXPECT_EQ(again.to_json(), model.config().to_json());
+  // Checkpoints written before head_dim existed load with d / heads.
+  EXPECT_EQ(TigerConfig::from_json(R"({"kind": "tiger", "vocab_sizes": [4, 4], "max_items": 3, "d": 8, )"
+                                   R"("blocks": 1, "heads": 2, "ff": 0, "dropout": 0.1})")
+                .head_dim,
+            0);
   EXPECT_THROW(TigerConfig::from_json(R"({"kind": "sasrec"})"), Error);
 }
 
-TEST(TigerModelTest, CachedGenerationMatchesFullForward) {
+TEST_P(TigerModelTest, CachedGenerationMatchesFullForward) {
   std::vector<int64_t> vocab_sizes;
   TigerCatalog catalog = small_catalog(20, &vocab_sizes);
-  TigerModel model(small_config(vocab_sizes), Device::CPU, 9);
+  TigerModel model(small_config(vocab_sizes, GetParam()), Device::CPU, 9);
   const SemanticIdVocab& vocab = model.vocab();
   // Two histories of different lengths (the shorter one left-padded in the context batch).
   const std::vector<std::vector<int64_t>> histories = {{3, 9, 14}, {5}};

@@ -62,9 +62,11 @@ int run_train(const DataArgs& data_args, ModelConfig config, TrainOptions option
   Device device = parse_device(device_arg);
   auto model = make_model(config, device, options.seed);
   const std::string masking = config.kind == "bert4rec" ? fmt::format(" mask-prob={}", config.mask_prob) : "";
-  std::cout << fmt::format("model: {} d={} blocks={} heads={} ff={} maxlen={} dropout={}{} loss: {} ({} parameters) "
+  std::cout << fmt::format("model: {} d={} blocks={} heads={}x{} ff={} maxlen={} dropout={}{} loss: {} ({} parameters) "
                            "on {}{}\n",
-                           config.kind, config.d, config.blocks, config.heads, config.ff > 0 ? config.ff : config.d,
+                           config.kind, config.d, config.blocks, config.heads,
+                           config.head_dim > 0 ? config.head_dim : config.d / config.heads,
+                           config.ff > 0 ? config.ff : config.d,
                            config.max_len, config.dropout, masking, config.loss.describe(),
                            model->parameters().numel(), device_name(device),
                            device == Device::CUDA ? fmt::format(" (matmul {})", matmul_precision_name(matmul_precision()))
@@ -125,6 +127,10 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--d", config.d, "hidden width")->capture_default_str();
   train_cmd->add_option("--blocks", config.blocks, "transformer blocks")->capture_default_str();
   train_cmd->add_option("--heads", config.heads, "attention heads")->capture_default_str();
+  train_cmd->add_option("--head-dim", config.head_dim,
+                        "sasrec, bert4rec, tiger: width of each attention head (0: d / heads); heads x head-dim "
+                        "may differ from d, as T5's d_kv")
+      ->capture_default_str();
   train_cmd->add_option("--ff", config.ff, "feed-forward width (0: same as d)")->capture_default_str();
   train_cmd->add_option("--maxlen", config.max_len, "window length T")->capture_default_str();
   train_cmd->add_option("--dropout", config.dropout, "dropout probability")->capture_default_str();

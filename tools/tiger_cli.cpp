@@ -52,6 +52,7 @@ int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& mod
   o.model.d = model.d;
   o.model.blocks = model.blocks;
   o.model.heads = model.heads;
+  o.model.head_dim = model.head_dim;
   o.model.ff = model.ff;
   o.model.dropout = model.dropout;
   o.tokenizer.seed = train.seed;
