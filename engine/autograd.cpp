@@ -11,9 +11,10 @@ namespace {
 
 thread_local bool t_grad_enabled = true;
 
+// The output's gradient slot, not the output itself: the tape keeps no values alive.
 struct TapeEntry {
   std::shared_ptr<Node> node;
-  std::shared_ptr<TensorImpl> output;
+  std::shared_ptr<GradSlot> output;
 };
 thread_local std::vector<TapeEntry> t_tape;
 
@@ -32,23 +33,31 @@ bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
 }
 
 void record_node(Tensor& output, std::shared_ptr<Node> node) {
-  output.impl()->requires_grad = true;
   output.impl()->is_leaf = false;
-  t_tape.push_back({std::move(node), output.impl()});
+  GradSlot& slot = output.impl()->slot();
+  slot.requires_grad = true;
+  t_tape.push_back({std::move(node), output.impl()->grad_slot});
 }
 
-void accumulate_grad(const Tensor& t, const Tensor& grad) {
-  if (!t.defined() || !t.requires_grad()) return;
-  MUONREC_CHECK(grad.shape() == t.shape(), "internal: gradient of shape {} for a tensor of shape {}",
-                shape_str(grad.shape()), shape_str(t.shape()));
+GradTarget::GradTarget(const Tensor& t)
+    : slot_(t.defined() ? t.impl()->grad_slot : nullptr),
+      shape_(t.defined() ? t.shape() : Shape{}),
+      device_(t.defined() ? t.device() : Device::CPU) {}
+
+void accumulate_grad(const GradTarget& target, const Tensor& grad) {
+  if (!target.requires_grad()) return;
+  MUONREC_CHECK(grad.shape() == target.shape(), "internal: gradient of shape {} for a tensor of shape {}",
+                shape_str(grad.shape()), shape_str(target.shape()));
   NoGradGuard no_grad;
-  Tensor existing = t.grad();
-  if (t.impl()->grad_persistent) {
-    ops::add_into(existing, grad);
+  GradSlot& slot = *target.slot_;
+  if (slot.grad_persistent) {
+    ops::add_into(Tensor::from_impl(slot.grad), grad);
     return;
   }
-  t.impl()->grad = existing.defined() ? ops::add(existing, grad).impl() : grad.impl();
+  slot.grad = slot.grad ? ops::add(Tensor::from_impl(slot.grad), grad).impl() : grad.impl();
 }
+
+void accumulate_grad(const Tensor& t, const Tensor& grad) { accumulate_grad(GradTarget(t), grad); }
 
 void backward(const Tensor& loss) {
   NVTX_RANGE("backward");
@@ -56,14 +65,14 @@ void backward(const Tensor& loss) {
   MUONREC_CHECK(loss.requires_grad(), "backward: the loss does not depend on any tensor that requires a gradient");
   std::vector<TapeEntry> tape;
   tape.swap(t_tape);  // the tape is consumed even when a backward throws
-  loss.impl()->grad = Tensor::full(loss.shape(), 1.0f, loss.device()).impl();
+  loss.impl()->slot().grad = Tensor::full(loss.shape(), 1.0f, loss.device()).impl();
   NoGradGuard no_grad;
   for (auto it = tape.rbegin(); it != tape.rend(); ++it) {
     std::shared_ptr<TensorImpl> grad = it->output->grad;
     if (!grad) continue;  // this output does not reach the loss
     it->node->backward(Tensor::from_impl(grad));
     // Intermediate gradients are written once and consumed here; free them as the walk goes on.
-    if (!it->output->is_leaf) it->output->grad.reset();
+    it->output->grad.reset();  // outputs are never leaves
     it->node.reset();
   }
 }

@@ -40,7 +40,29 @@ bool any_requires_grad(std::initializer_list<const Tensor*> inputs);
 // Marks `output` as produced by `node` and appends both to the tape.
 void record_node(Tensor& output, std::shared_ptr<Node> node);
 
-// Adds `grad` to t's gradient (or sets it when there is none). No-op when t does not require grad.
+// Where an input's gradient goes (its gradient slot, shape and device) without its values. A node
+// whose backward needs only that of an input (add, scale, dropout, views, a bias) holds this in
+// place of the tensor, so the input's storage is freed as soon as the forward is done with it
+// instead of living until backward.
+class GradTarget {
+ public:
+  GradTarget() = default;
+  explicit GradTarget(const Tensor& t);
+  const Shape& shape() const { return shape_; }
+  Device device() const { return device_; }
+  int64_t numel() const { return shape_numel(shape_); }
+  bool requires_grad() const { return slot_ && slot_->requires_grad; }
+
+ private:
+  friend void accumulate_grad(const GradTarget& target, const Tensor& grad);
+  std::shared_ptr<GradSlot> slot_;
+  Shape shape_;
+  Device device_ = Device::CPU;
+};
+
+// Adds `grad` to the target's gradient (or sets it when there is none). No-op when it does not
+// require grad.
+void accumulate_grad(const GradTarget& target, const Tensor& grad);
 void accumulate_grad(const Tensor& t, const Tensor& grad);
 
 // Seeds d(loss)/d(loss) = 1 (loss must have one element), runs the tape backwards, clears it.

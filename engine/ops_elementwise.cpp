@@ -11,8 +11,9 @@ bool is_suffix(const Shape& small, const Shape& big) {
   return std::equal(small.rbegin(), small.rend(), big.rbegin());
 }
 
+// Nodes hold a GradTarget for an input whose backward needs only its shape (see engine/autograd.h).
 struct AddNode : Node {
-  Tensor a, b;
+  GradTarget a, b;
   const char* name() const override { return "add"; }
   void backward(const Tensor& g) override {
     accumulate_grad(a, g);
@@ -38,14 +39,15 @@ struct MulNode : Node {
 };
 
 struct ScaleNode : Node {
-  Tensor x;
+  GradTarget x;
   float factor;
   const char* name() const override { return "scale"; }
   void backward(const Tensor& g) override { accumulate_grad(x, scale(g, factor)); }
 };
 
 struct ScaleRowsNode : Node {
-  Tensor x, row_factor;
+  GradTarget x;
+  Tensor row_factor;
   const char* name() const override { return "scale_rows"; }
   void backward(const Tensor& g) override { accumulate_grad(x, scale_rows(g, row_factor)); }
 };
@@ -63,7 +65,7 @@ struct ActivationNode : Node {
 };
 
 struct DropoutNode : Node {
-  Tensor x;
+  GradTarget x;
   float p;
   uint64_t seed, offset;
   const char* name() const override { return "dropout"; }
@@ -76,11 +78,11 @@ struct DropoutNode : Node {
 };
 
 struct SumNode : Node {
-  Tensor x;
+  GradTarget x;
   float factor;  // 1 for sum, 1/n for mean
   const char* name() const override { return "sum"; }
   void backward(const Tensor& g) override {
-    Tensor dx = empty_like(x);
+    Tensor dx = Tensor::empty(x.shape(), DType::F32, x.device());
     MUONREC_DISPATCH(x.device(), broadcast_scalar, f32(g), factor, f32_mut(dx), x.numel());
     accumulate_grad(x, dx);
   }
@@ -109,7 +111,7 @@ Tensor reduce_all(const Tensor& x, float factor, const char* label) {
   Tensor out = factor == 1.0f ? total : scale(total, factor);
   if (any_requires_grad({&x})) {
     auto node = std::make_shared<SumNode>();
-    node->x = x;
+    node->x = GradTarget(x);
     node->factor = factor;
     record_node(out, node);
   }
@@ -150,8 +152,8 @@ Tensor add(const Tensor& a, const Tensor& b) {
   if (a.numel() > 0) MUONREC_DISPATCH(a.device(), add_forward, f32(a), f32(b), f32_mut(out), a.numel(), b.numel());
   if (any_requires_grad({&a, &b})) {
     auto node = std::make_shared<AddNode>();
-    node->a = a;
-    node->b = b;
+    node->a = GradTarget(a);
+    node->b = GradTarget(b);
     record_node(out, node);
   }
   return out;
@@ -189,7 +191,7 @@ Tensor scale(const Tensor& x, float factor) {
   MUONREC_DISPATCH(x.device(), scale_forward, f32(x), factor, f32_mut(out), x.numel());
   if (any_requires_grad({&x})) {
     auto node = std::make_shared<ScaleNode>();
-    node->x = x;
+    node->x = GradTarget(x);
     node->factor = factor;
     record_node(out, node);
   }
@@ -206,7 +208,7 @@ Tensor scale_rows(const Tensor& x, const Tensor& row_factor) {
   MUONREC_DISPATCH(x.device(), scale_rows_forward, f32(x), f32(row_factor), f32_mut(out), rows_of(x), x.dim(-1));
   if (any_requires_grad({&x})) {
     auto node = std::make_shared<ScaleRowsNode>();
-    node->x = x;
+    node->x = GradTarget(x);
     node->row_factor = row_factor;
     record_node(out, node);
   }
@@ -227,7 +229,7 @@ Tensor dropout(const Tensor& x, float p, PhiloxGenerator& generator, bool traini
   MUONREC_DISPATCH(x.device(), dropout_forward, f32(x), f32_mut(out), x.numel(), p, generator.seed(), offset);
   if (any_requires_grad({&x})) {
     auto node = std::make_shared<DropoutNode>();
-    node->x = x;
+    node->x = GradTarget(x);
     node->p = p;
     node->seed = generator.seed();
     node->offset = offset;

@@ -14,7 +14,7 @@ struct EmbeddingNode : Node {
     // The kernels accumulate into the rows in use. A persistent gradient buffer (the training
     // arena, zeroed once per step) takes them in place, so a step never writes the whole table;
     // otherwise a zero gradient is made first and accumulated as usual.
-    const bool in_place = weight.impl()->grad_persistent;
+    const bool in_place = weight.has_grad_buffer();
     Tensor dw = in_place ? weight.grad() : Tensor::zeros(weight.shape(), DType::F32, weight.device());
     MUONREC_DISPATCH(g.device(), embedding_backward, f32(g), ids.data<int64_t>(), f32_mut(dw), ids.numel(),
                      weight.dim(0), weight.dim(1));

@@ -7,12 +7,12 @@ using namespace detail;
 namespace {
 
 struct SplitLastNode : Node {
-  Tensor x;
+  GradTarget x;  // only where the gradient goes: the backward needs no values of x
   int64_t start, width;
   const char* name() const override { return "split_last"; }
   void backward(const Tensor& g) override {
-    Tensor dx = empty_like(x);
-    MUONREC_DISPATCH(x.device(), split_last_backward, f32(g), f32_mut(dx), rows_of(x), x.dim(-1), start, width);
+    Tensor dx = Tensor::empty(x.shape(), DType::F32, x.device());
+    MUONREC_DISPATCH(x.device(), split_last_backward, f32(g), f32_mut(dx), rows_of(dx), dx.dim(-1), start, width);
     accumulate_grad(x, dx);
   }
 };
@@ -33,7 +33,7 @@ Tensor split_last(const Tensor& x, int64_t start, int64_t width) {
   MUONREC_DISPATCH(x.device(), split_last_forward, f32(x), f32_mut(out), rows_of(x), cols, start, width);
   if (any_requires_grad({&x})) {
     auto node = std::make_shared<SplitLastNode>();
-    node->x = x;
+    node->x = GradTarget(x);
     node->start = start;
     node->width = width;
     record_node(out, node);

@@ -6,7 +6,7 @@ namespace muonrec::ops::detail {
 namespace {
 
 struct ViewNode : Node {
-  Tensor base;
+  GradTarget base;  // not the tensor: a dropped view must not keep the base's storage alive
   int64_t offset_elements;
   const char* name() const override { return "view"; }
   void backward(const Tensor& g) override {
@@ -25,7 +25,7 @@ struct ViewNode : Node {
 void record_view_backward(const Tensor& base, Tensor& view, int64_t offset_elements) {
   if (!any_requires_grad({&base})) return;
   auto node = std::make_shared<ViewNode>();
-  node->base = base;
+  node->base = GradTarget(base);
   node->offset_elements = offset_elements;
   record_node(view, node);
 }

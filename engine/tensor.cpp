@@ -140,38 +140,47 @@ void Tensor::copy_from(const Tensor& src) {
   copy_bytes(raw_data(), device(), src.raw_data(), src.device(), nbytes());
 }
 
-bool Tensor::requires_grad() const { return impl_ && impl_->requires_grad; }
+bool Tensor::requires_grad() const { return impl_ && impl_->grad_slot && impl_->grad_slot->requires_grad; }
 
 Tensor& Tensor::set_requires_grad(bool enabled) {
   MUONREC_CHECK(!enabled || dtype() == DType::F32, "only f32 tensors can require gradients");
-  impl_->requires_grad = enabled;
+  if (enabled || impl_->grad_slot) impl_->slot().requires_grad = enabled;
   return *this;
 }
 
-Tensor Tensor::grad() const { return impl_->grad ? Tensor(impl_->grad) : Tensor(); }
+Tensor Tensor::grad() const {
+  return impl_->grad_slot && impl_->grad_slot->grad ? Tensor(impl_->grad_slot->grad) : Tensor();
+}
+
 void Tensor::set_grad(const Tensor& grad) const {
-  if (impl_->grad_persistent) {
-    Tensor::from_impl(impl_->grad).copy_from(grad);
+  GradSlot& slot = impl_->slot();
+  if (slot.grad_persistent) {
+    Tensor::from_impl(slot.grad).copy_from(grad);
     return;
   }
-  impl_->grad = grad.impl_;
+  slot.grad = grad.impl_;
 }
 
 void Tensor::zero_grad() const {
-  if (impl_->grad_persistent) {
-    Tensor::from_impl(impl_->grad).fill_zero();
+  if (!impl_->grad_slot) return;
+  GradSlot& slot = *impl_->grad_slot;
+  if (slot.grad_persistent) {
+    Tensor::from_impl(slot.grad).fill_zero();
     return;
   }
-  impl_->grad.reset();
+  slot.grad.reset();
 }
 
 void Tensor::attach_grad_buffer(const Tensor& buffer) const {
   MUONREC_CHECK(buffer.shape() == shape() && buffer.dtype() == DType::F32 && buffer.device() == device(),
                 "attach_grad_buffer: buffer {} {} on {} for a tensor {} on {}", dtype_name(buffer.dtype()),
                 shape_str(buffer.shape()), device_name(buffer.device()), shape_str(shape()), device_name(device()));
-  impl_->grad = buffer.impl_;
-  impl_->grad_persistent = true;
+  GradSlot& slot = impl_->slot();
+  slot.grad = buffer.impl_;
+  slot.grad_persistent = true;
 }
+bool Tensor::has_grad_buffer() const { return impl_->grad_slot && impl_->grad_slot->grad_persistent; }
+
 bool Tensor::is_leaf() const { return impl_->is_leaf; }
 
 static Tensor make_view(const Tensor& base, Shape shape, size_t extra_offset) {

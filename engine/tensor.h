@@ -75,6 +75,7 @@ class Tensor {
   // gradient is always defined, backward adds into it in place, and its address never changes, so
   // a fused optimizer can keep a pointer table and a captured graph can replay.
   void attach_grad_buffer(const Tensor& buffer) const;
+  bool has_grad_buffer() const;
   // A leaf is a tensor the user made (a parameter, an input); op outputs are not leaves.
   bool is_leaf() const;
 
@@ -86,15 +87,25 @@ class Tensor {
   std::shared_ptr<TensorImpl> impl_;
 };
 
+// Where a tensor's gradient lives. Apart from the values so that autograd (the tape, and nodes that
+// need only where an input's gradient goes) can hold it without keeping the storage alive.
+struct GradSlot {
+  bool requires_grad = false;
+  bool grad_persistent = false;  // grad is a fixed buffer: accumulate in place, never replace
+  std::shared_ptr<TensorImpl> grad;
+};
+
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
   size_t offset_bytes = 0;
   Shape shape;
   DType dtype = DType::F32;
-  bool requires_grad = false;
   bool is_leaf = true;
-  bool grad_persistent = false;  // grad is a fixed buffer: accumulate in place, never replace
-  std::shared_ptr<TensorImpl> grad;
+  std::shared_ptr<GradSlot> grad_slot;  // made when the tensor first requires or is given a gradient
+  GradSlot& slot() {
+    if (!grad_slot) grad_slot = std::make_shared<GradSlot>();
+    return *grad_slot;
+  }
 };
 
 // Validation used by every op: the message names the op and the argument.

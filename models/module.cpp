@@ -31,7 +31,7 @@ int64_t ParameterList::numel() const {
 void ParameterList::zero_grad() {
   for (Tensor& arena : grad_arenas_) arena.fill_zero();
   for (auto& p : params_)
-    if (!p.tensor.impl()->grad_persistent) p.tensor.zero_grad();
+    if (!p.tensor.has_grad_buffer()) p.tensor.zero_grad();
 }
 
 void ParameterList::allocate_grad_arena() {

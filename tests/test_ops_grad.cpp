@@ -320,3 +320,30 @@ TEST(Autograd, shared_input_used_twice_sums_both_paths) {
   backward(ops::sum(ops::add(w, w)));
   EXPECT_EQ(w.grad().to_f32_vector(), (std::vector<float>{2, 2, 2, 2}));
 }
+
+// Ops whose backward needs only where an input's gradient goes (scale, dropout, add, views,
+// split_last, sum) do not keep the input's values: an intermediate nobody else holds is freed when
+// the forward drops it, long before backward, and the gradients still arrive.
+TEST(Autograd, intermediates_only_routed_through_are_freed_before_backward) {
+  Tensor x = param({4, 6}, 33);
+  PhiloxGenerator gen(7);
+  std::vector<std::weak_ptr<Storage>> dropped;
+  std::vector<float> kept_mask;
+  Tensor loss;
+  {
+    Tensor h = ops::scale(x, 2.0f);
+    Tensor d = ops::dropout(h, 0.5f, gen, /*training=*/true);
+    Tensor v = d.reshape({2, 12}).narrow_rows(1, 1).reshape({2, 6});
+    Tensor s = ops::split_last(v, 1, 4);
+    for (float value : d.to_f32_vector()) kept_mask.push_back(value != 0.0f ? 1.0f : 0.0f);
+    for (const Tensor* t : {&h, &d, &s}) dropped.push_back(t->impl()->storage);
+    loss = ops::sum(ops::add(s, Tensor::full({4}, 1.0f)));
+  }
+  for (size_t i = 0; i < dropped.size(); ++i) EXPECT_TRUE(dropped[i].expired()) << "intermediate " << i << " kept";
+  backward(loss);
+  // d loss / d x = 2 x 2 (dropout's 1/(1-p)) where kept, inside rows 2..3 and columns 1..4 only.
+  std::vector<float> expected(24, 0.0f);
+  for (int64_t r = 2; r < 4; ++r)
+    for (int64_t c = 1; c < 5; ++c) expected[r * 6 + c] = 4.0f * kept_mask[r * 6 + c];
+  EXPECT_EQ(x.grad().to_f32_vector(), expected);
+}
