@@ -7,6 +7,7 @@
 #include "models/bert4rec.h"
 #include "models/trainer.h"
 #include "test_util.h"
+#include "tiny_model_config.h"
 #include "train_util.h"
 
 using namespace muonrec;
@@ -14,15 +15,7 @@ using namespace muonrec;
 namespace {
 
 ModelConfig tiny_config(int64_t n_items, int64_t max_len) {
-  ModelConfig c;
-  c.kind = "bert4rec";
-  c.n_items = n_items;
-  c.max_len = max_len;
-  c.d = 8;
-  c.blocks = 1;
-  c.heads = 2;
-  c.dropout = 0.0f;
-  return c;
+  return testkit::tiny_model_config("bert4rec", n_items, max_len, 1);
 }
 
 // rows x T left-padded windows of random length 0..T with items in 1..n.

@@ -3,6 +3,7 @@
 // timestamps; the time buckets on hand-computed gaps; short training runs with both optimizers.
 #include "fixture_util.h"
 #include "models/hstu.h"
+#include "tiny_model_config.h"
 #include "train_util.h"
 
 using namespace muonrec;
@@ -10,17 +11,7 @@ using muonrec::testkit::check_model_against_fixture;
 
 namespace {
 
-ModelConfig tiny_config() {
-  ModelConfig c;
-  c.kind = "hstu";
-  c.n_items = 12;
-  c.max_len = 6;
-  c.d = 8;
-  c.blocks = 2;
-  c.heads = 2;
-  c.dropout = 0.0f;
-  return c;
-}
+ModelConfig tiny_config() { return testkit::tiny_model_config("hstu", 12, 6, 2); }
 
 // Two left-padded histories of the tiny config's window, with targets and timestamps.
 struct TinyBatch {

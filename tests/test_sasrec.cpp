@@ -1,6 +1,7 @@
 // SASRec against the PyTorch fixture (float64 reference stored as float32): hidden state, loss,
 // last-position scores and every parameter gradient, on CPU and (where present) on the GPU.
 #include "fixture_util.h"
+#include "tiny_model_config.h"
 
 using namespace muonrec;
 using muonrec::testkit::check_model_against_fixture;
@@ -19,12 +20,7 @@ TEST(SASRecFixture, matches_pytorch_on_gpu) {
 }
 
 TEST(SASRec, parameter_names_follow_the_peer) {
-  ModelConfig c;
-  c.n_items = 10;
-  c.max_len = 4;
-  c.d = 8;
-  c.blocks = 1;
-  c.heads = 2;
+  ModelConfig c = testkit::tiny_model_config("sasrec", 10, 4, 1);
   auto model = make_model(c, Device::CPU, 3);
   std::vector<std::string> names;
   for (const auto& p : model->parameters().all()) names.push_back(p.name);
@@ -45,13 +41,7 @@ TEST(SASRec, parameter_names_follow_the_peer) {
 // give the model with d / heads exactly: the layout puts head h at rows h x head_dim of each of
 // q, k, v and the attention scales by the head width it is given, not by d / heads.
 TEST(SASRec, head_dim_apart_from_d_widens_each_head) {
-  ModelConfig c;
-  c.n_items = 10;
-  c.max_len = 5;
-  c.d = 8;
-  c.blocks = 2;
-  c.heads = 2;
-  c.dropout = 0.0f;
+  ModelConfig c = testkit::tiny_model_config("sasrec", 10, 5, 2);
   auto narrow = make_model(c, Device::CPU, 3);
   c.head_dim = 6;
   auto wide = make_model(c, Device::CPU, 4);
