@@ -1,7 +1,9 @@
 // Reverse-mode autograd on a tape. Each differentiable op that sees an input requiring gradients
-// pushes a Node (holding what its backward needs) and its output onto the thread's tape;
-// backward(loss) walks the tape in reverse. Gradients are combined out of place, so a gradient
-// tensor is never mutated after it is handed on and aliasing between gradients is harmless.
+// pushes a Node (holding what its backward needs, and no more) and its output's gradient slot onto
+// the thread's tape (never the output's values: an intermediate lives only as long as something
+// still reads it); backward(loss) walks the tape in reverse. Gradients are combined out of place,
+// so a gradient tensor is never mutated after it is handed on and aliasing between gradients is
+// harmless.
 // Parameter (leaf) gradients accumulate across backward calls until zero_grad().
 #pragma once
 
