@@ -43,9 +43,9 @@ bool any_requires_grad(std::initializer_list<const Tensor*> inputs);
 void record_node(Tensor& output, std::shared_ptr<Node> node);
 
 // Where an input's gradient goes (its gradient slot, shape and device) without its values. A node
-// whose backward needs only that of an input (add, scale, dropout, views, a bias) holds this in
-// place of the tensor, so the input's storage is freed as soon as the forward is done with it
-// instead of living until backward.
+// whose backward needs only that of an input (add, scale, dropout, sum, split_last, views) holds
+// this in place of the tensor, so the input's storage is freed as soon as the forward is done with
+// it instead of living until backward.
 class GradTarget {
  public:
   GradTarget() = default;

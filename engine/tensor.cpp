@@ -179,6 +179,7 @@ void Tensor::attach_grad_buffer(const Tensor& buffer) const {
   slot.grad = buffer.impl_;
   slot.grad_persistent = true;
 }
+
 bool Tensor::has_grad_buffer() const { return impl_->grad_slot && impl_->grad_slot->grad_persistent; }
 
 bool Tensor::is_leaf() const { return impl_->is_leaf; }

@@ -75,7 +75,7 @@ class Tensor {
   // gradient is always defined, backward adds into it in place, and its address never changes, so
   // a fused optimizer can keep a pointer table and a captured graph can replay.
   void attach_grad_buffer(const Tensor& buffer) const;
-  bool has_grad_buffer() const;
+  bool has_grad_buffer() const;  // since attach_grad_buffer
   // A leaf is a tensor the user made (a parameter, an input); op outputs are not leaves.
   bool is_leaf() const;
 
