@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <fstream>
 
@@ -14,6 +15,34 @@ std::string format_duration(double seconds) {
   return s >= 3600 ? fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
                    : fmt::format("{}:{:02}", s / 60, s % 60);
 }
+
+ProgressLog::ProgressLog(std::ostream& log, double interval_seconds, int64_t epochs, int64_t steps_per_epoch)
+    : log_(log), interval_seconds_(interval_seconds), epochs_(epochs), steps_per_epoch_(steps_per_epoch) {}
+
+void ProgressLog::start_epoch(int64_t epoch) {
+  epoch_ = epoch;
+  pending_.clear();
+  loss_sum_ = 0;
+  loss_count_ = 0;
+}
+
+void ProgressLog::add_loss(const Tensor& loss) { pending_.push_back(loss); }
+
+void ProgressLog::after_step(int64_t step_in_epoch, const Tensor& grad_norm, double steps_per_second,
+                             int64_t steps_left) {
+  if (seconds_since(last_line_) < interval_seconds_ && step_in_epoch != steps_per_epoch_) return;
+  for (const Tensor& loss : pending_) loss_sum_ += loss.item();
+  loss_count_ += static_cast<int64_t>(pending_.size());
+  pending_.clear();
+  const std::string norm = grad_norm.defined() ? fmt::format("  grad-norm {:.3f}", grad_norm.item()) : "";
+  log_ << fmt::format("epoch {}/{}  step {}/{}  loss {:.4f}{}  {:.1f} steps/s  ETA {}\n", epoch_, epochs_,
+                      step_in_epoch, steps_per_epoch_, epoch_loss(), norm, steps_per_second,
+                      format_duration(steps_left / std::max(steps_per_second, 1e-9)))
+       << std::flush;
+  last_line_ = Clock::now();
+}
+
+double ProgressLog::epoch_loss() const { return loss_sum_ / static_cast<double>(std::max<int64_t>(loss_count_, 1)); }
 
 void append_jsonl_line(const std::string& path, const std::string& json_line) {
   if (path.empty()) return;

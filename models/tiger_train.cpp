@@ -1,7 +1,6 @@
 #include "models/tiger_train.h"
 
 #include <algorithm>
-#include <chrono>
 #include <nlohmann/json.hpp>
 #include <ostream>
 
@@ -15,10 +14,7 @@
 namespace muonrec {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using nlohmann::json;
-
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 // Batches per length bucket: the epoch's shuffled users are cut into runs of this many batches and
 // each run is sorted by history length before it is split, so that a batch (whose window is cut to
@@ -112,16 +108,14 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   TrainResult result;
   double best_valid = -1.0;
   std::vector<Tensor> best_params;
-  auto last_print = Clock::now();
+  ProgressLog progress(log, o.progress_seconds, o.epochs, steps_per_epoch);
   const int64_t last_epoch = o.stop_after_epoch > 0 ? std::min(o.stop_after_epoch, o.epochs) : o.epochs;
   for (int64_t epoch = 1; epoch <= last_epoch; ++epoch) {
     NVTX_RANGE("epoch");
     const auto epoch_start = Clock::now();
     const std::vector<std::vector<int64_t>> batches = epoch_batches(train_lengths, B, o.seed, epoch);
-    std::vector<Tensor> pending_losses;
+    progress.start_epoch(epoch);
     Tensor grad_norm;
-    double loss_sum = 0;
-    int64_t loss_count = 0;
     for (int64_t step = 0; step < steps_per_epoch; ++step) {
       NVTX_RANGE("train_step");
       TigerBatch batch = training_batch(catalog, dataset, batches[step], W, model.device());
@@ -131,27 +125,18 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
         backward(loss);
         if (o.max_grad_norm > 0) grad_norm = model.parameters().clip_grad_norm(o.max_grad_norm);
         optimizer.step();
-        pending_losses.push_back(loss);
+        progress.add_loss(loss);
         result.tokens += batch.targets;
       }
-      if (seconds_since(last_print) >= o.progress_seconds || step + 1 == steps_per_epoch) {
-        for (const Tensor& l : pending_losses) loss_sum += l.item();
-        loss_count += static_cast<int64_t>(pending_losses.size());
-        pending_losses.clear();
-        const double rate = optimizer.steps() / std::max(result.train_seconds + seconds_since(epoch_start), 1e-9);
-        std::string norm = grad_norm.defined() ? fmt::format("  grad-norm {:.3f}", grad_norm.item()) : "";
-        log << fmt::format("epoch {}/{}  step {}/{}  loss {:.4f}{}  {:.1f} steps/s  ETA {}\n", epoch, o.epochs,
-                           step + 1, steps_per_epoch, loss_sum / std::max<int64_t>(loss_count, 1), norm, rate,
-                           format_duration((total_steps - optimizer.steps()) / std::max(rate, 1e-9)))
-            << std::flush;
-        last_print = Clock::now();
-      }
+      progress.after_step(step + 1, grad_norm,
+                          optimizer.steps() / std::max(result.train_seconds + seconds_since(epoch_start), 1e-9),
+                          total_steps - optimizer.steps());
     }
     device_synchronize();
     const double epoch_seconds = seconds_since(epoch_start);
     result.train_seconds += epoch_seconds;
     result.epoch_seconds.push_back(epoch_seconds);
-    const double epoch_loss = loss_sum / std::max<int64_t>(loss_count, 1);
+    const double epoch_loss = progress.epoch_loss();
     result.epoch_losses.push_back(epoch_loss);
     json record = {{"kind", "epoch"}, {"model", "tiger"},        {"epoch", epoch},
                    {"loss", epoch_loss}, {"seconds", epoch_seconds}, {"steps", optimizer.steps()}};

@@ -1,6 +1,5 @@
 #include "models/trainer.h"
 
-#include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -14,10 +13,7 @@
 namespace muonrec {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using nlohmann::json;
-
-double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 void append_jsonl(const std::string& path, const json& record) { append_jsonl_line(path, record.dump()); }
 
@@ -134,7 +130,7 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
                        optimizer.steps());
   }
 
-  auto last_print = Clock::now();
+  ProgressLog progress(log, options.progress_seconds, options.epochs, steps_per_epoch);
   double train_seconds = 0;
   int64_t steps_this_run = 0;
   data::Batch batch;
@@ -144,11 +140,9 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
     NVTX_RANGE("epoch");
     auto epoch_start = Clock::now();
     batcher.start_epoch(epoch);
-    // Losses stay on the device; they are read only when a progress line is printed.
-    std::vector<Tensor> pending_losses;
+    progress.start_epoch(epoch);
     Tensor grad_norm;  // of the latest step, when clipping
-    double loss_sum = 0;
-    int64_t loss_count = 0, step_in_epoch = 0;
+    int64_t step_in_epoch = 0;
     while (batcher.next(batch)) {
       NVTX_RANGE("train_step");
       // The model turns the window into its own input (e.g. BERT4Rec's cloze masking), drawing from
@@ -159,27 +153,18 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
       backward(loss);
       if (options.max_grad_norm > 0) grad_norm = model.parameters().clip_grad_norm(options.max_grad_norm);
       optimizer.step();
-      pending_losses.push_back(loss);
+      progress.add_loss(loss);
       result.tokens += static_cast<int64_t>(input.target_items.size());
       ++step_in_epoch;
       ++steps_this_run;
-      if (seconds_since(last_print) >= options.progress_seconds || step_in_epoch == steps_per_epoch) {
-        for (const Tensor& l : pending_losses) loss_sum += l.item();
-        loss_count += static_cast<int64_t>(pending_losses.size());
-        pending_losses.clear();
-        double rate = steps_this_run / std::max(train_seconds + seconds_since(epoch_start), 1e-9);
-        std::string norm = grad_norm.defined() ? fmt::format("  grad-norm {:.3f}", grad_norm.item()) : "";
-        log << fmt::format("epoch {}/{}  step {}/{}  loss {:.4f}{}  {:.1f} steps/s  ETA {}\n", epoch, options.epochs,
-                           step_in_epoch, steps_per_epoch, loss_sum / std::max<int64_t>(loss_count, 1), norm, rate,
-                           format_duration((total_steps - optimizer.steps()) / std::max(rate, 1e-9)))
-            << std::flush;
-        last_print = Clock::now();
-      }
+      progress.after_step(step_in_epoch, grad_norm,
+                          steps_this_run / std::max(train_seconds + seconds_since(epoch_start), 1e-9),
+                          total_steps - optimizer.steps());
     }
     device_synchronize();
     const double epoch_seconds = seconds_since(epoch_start);
     train_seconds += epoch_seconds;
-    const double epoch_loss = loss_sum / std::max<int64_t>(loss_count, 1);
+    const double epoch_loss = progress.epoch_loss();
     result.epoch_losses.push_back(epoch_loss);
     result.epoch_seconds.push_back(epoch_seconds);
     json record = {{"kind", "epoch"}, {"epoch", epoch}, {"loss", epoch_loss}, {"seconds", epoch_seconds},

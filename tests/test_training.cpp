@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "models/run_log.h"
 #include "models/trainer.h"
 #include "test_util.h"
 #include "train_util.h"
@@ -162,4 +163,31 @@ TEST(Training, resume_rejects_a_file_that_is_not_a_training_state) {
     EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
   }
   std::filesystem::remove(path);
+}
+
+// Progress lines come when due (here: only at an epoch's last step, or at every step with a zero
+// interval), with the mean of the epoch's losses read so far and the latest gradient norm.
+TEST(ProgressLog, prints_when_due_with_the_epoch_mean_loss) {
+  std::ostringstream out;
+  ProgressLog quiet(out, 1e9, 2, 3);
+  quiet.start_epoch(1);
+  for (float loss : {1.0f, 2.0f, 6.0f}) quiet.add_loss(Tensor::full({}, loss));
+  quiet.after_step(1, Tensor(), 2.0, 5);
+  quiet.after_step(2, Tensor(), 2.0, 4);
+  EXPECT_EQ(out.str(), "");
+  quiet.after_step(3, Tensor::full({}, 0.5f), 2.0, 4);
+  EXPECT_EQ(out.str(), "epoch 1/2  step 3/3  loss 3.0000  grad-norm 0.500  2.0 steps/s  ETA 0:02\n");
+  EXPECT_DOUBLE_EQ(quiet.epoch_loss(), 3.0);
+  quiet.start_epoch(2);
+  EXPECT_DOUBLE_EQ(quiet.epoch_loss(), 0.0);
+
+  std::ostringstream every;
+  ProgressLog chatty(every, 0.0, 1, 3);
+  chatty.start_epoch(1);
+  chatty.add_loss(Tensor::full({}, 4.0f));
+  chatty.after_step(1, Tensor(), 1.0, 2);
+  chatty.add_loss(Tensor::full({}, 2.0f));
+  chatty.after_step(2, Tensor(), 1.0, 1);
+  EXPECT_EQ(every.str(), "epoch 1/1  step 1/3  loss 4.0000  1.0 steps/s  ETA 0:02\n"
+                         "epoch 1/1  step 2/3  loss 3.0000  1.0 steps/s  ETA 0:01\n");
 }
