@@ -147,11 +147,18 @@ ItemVectors item_content_vectors(const data::SequenceDataset& dataset, const Ite
 
 TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const TigerPipelineOptions& options,
                                Device device, std::ostream& log) {
-  ItemVectors vectors = item_content_vectors(dataset, options.vectors);
-  log << "item vectors: " << vectors.source << "\n";
   semantic_id::RqKMeans tokenizer(options.tokenizer);
-  tokenizer.fit(vectors.values, vectors.dim);
-  log << "semantic IDs: " << tokenizer.report().summary() << "\n" << std::flush;
+  const std::string& resume = options.train.train.resume_path;
+  if (resume.empty()) {
+    ItemVectors vectors = item_content_vectors(dataset, options.vectors);
+    log << "item vectors: " << vectors.source << "\n";
+    tokenizer.fit(vectors.values, vectors.dim);
+    log << "semantic IDs: " << tokenizer.report().summary() << "\n" << std::flush;
+  } else {
+    // The codes the model was trained on, not a refit (item vectors may draw differently).
+    tokenizer = semantic_id::RqKMeans::from_state_dict(load_safetensors(resume).tensors, "semantic_id.");
+    log << fmt::format("semantic IDs: the tokenizer of {} ({} levels)\n", resume, tokenizer.levels()) << std::flush;
+  }
 
   TigerConfig config = options.model;
   config.vocab_sizes = tokenizer.vocab_sizes();

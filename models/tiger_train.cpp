@@ -10,6 +10,7 @@
 #include "engine/error.h"
 #include "engine/nvtx.h"
 #include "models/run_log.h"
+#include "models/training_position.h"
 
 namespace muonrec {
 namespace {
@@ -75,6 +76,29 @@ void restore(ParameterList& params, const std::vector<Tensor>& saved) {
   }
 }
 
+// A training state keeps the best validation epoch's parameters beside the current ones, under
+// this prefix, so a resumed run tests the same parameters an uninterrupted one would.
+constexpr const char* kBestPrefix = "best.";
+
+std::map<std::string, Tensor> best_tensors(const ParameterList& params, const std::vector<Tensor>& best) {
+  std::map<std::string, Tensor> out;
+  for (size_t i = 0; i < best.size(); ++i) out[kBestPrefix + params.all()[i].name] = best[i];
+  return out;
+}
+
+// The best parameters of a training state (empty when it had no validation yet), on `device`.
+std::vector<Tensor> load_best(const SafetensorsFile& state, const ParameterList& params, Device device) {
+  std::vector<Tensor> out;
+  if (!state.contains(kBestPrefix + params.all().front().name)) return out;
+  for (const NamedParameter& p : params.all()) {
+    const Tensor& saved = state.at(kBestPrefix + p.name);
+    MUONREC_CHECK(saved.shape() == p.tensor.shape(), "{}: {}{} has shape {}, the model's {}", state.path,
+                  kBestPrefix, p.name, shape_str(saved.shape()), shape_str(p.tensor.shape()));
+    out.push_back(saved.to(device));
+  }
+  return out;
+}
+
 }  // namespace
 
 TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const data::SequenceDataset& dataset,
@@ -83,9 +107,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   const TrainOptions& o = options.train;
   MUONREC_CHECK(o.epochs > 0 && o.batch_size > 0 && o.eval_every > 0,
                 "tiger train: epochs, batch size and eval interval must be positive");
-  MUONREC_CHECK(o.resume_path.empty() && o.last_checkpoint_path.empty(),
-                "tiger train: --resume and --save-last are not supported for tiger yet");
-  MUONREC_CHECK(o.checkpoint_path.empty() || tokenizer != nullptr,
+  MUONREC_CHECK((o.checkpoint_path.empty() && o.last_checkpoint_path.empty()) || tokenizer != nullptr,
                 "tiger train: a checkpoint needs the tokenizer (pass it to train_tiger)");
   MUONREC_CHECK(catalog.tokens.n_items == dataset.n_items, "tiger train: the catalog has {} items, the dataset {}",
                 catalog.tokens.n_items, dataset.n_items);
@@ -106,11 +128,26 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
     log << fmt::format("validation on a fixed sample of {} of {} users\n", std::min(options.valid_users, users), users);
 
   TrainResult result;
-  double best_valid = -1.0;
+  TrainingPosition position;
   std::vector<Tensor> best_params;
+  if (!o.resume_path.empty()) {
+    SafetensorsFile state = load_safetensors(o.resume_path);
+    MUONREC_CHECK(is_tiger_checkpoint(state), "{}: not a tiger training state (its config has no kind 'tiger')",
+                  o.resume_path);
+    model.parameters().load_from(state, "param.");
+    optimizer.load_state(state);
+    position = TrainingPosition::from_metadata(state);
+    dropout_rng.set_offset(position.dropout_offset);
+    best_params = load_best(state, model.parameters(), model.device());
+    result.best_epoch = position.best_epoch;
+    result.best_valid = metrics_from_json(position.best_valid_json);
+    log << fmt::format("resumed from {} after epoch {} (step {})\n", o.resume_path, position.epoch,
+                       optimizer.steps());
+  }
   ProgressLog progress(log, o.progress_seconds, o.epochs, steps_per_epoch);
+  int64_t steps_this_run = 0;
   const int64_t last_epoch = o.stop_after_epoch > 0 ? std::min(o.stop_after_epoch, o.epochs) : o.epochs;
-  for (int64_t epoch = 1; epoch <= last_epoch; ++epoch) {
+  for (int64_t epoch = position.epoch + 1; epoch <= last_epoch; ++epoch) {
     NVTX_RANGE("epoch");
     const auto epoch_start = Clock::now();
     const std::vector<std::vector<int64_t>> batches = epoch_batches(train_lengths, B, o.seed, epoch);
@@ -127,9 +164,10 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
         optimizer.step();
         progress.add_loss(loss);
         result.tokens += batch.targets;
+        ++steps_this_run;
       }
       progress.after_step(step + 1, grad_norm,
-                          optimizer.steps() / std::max(result.train_seconds + seconds_since(epoch_start), 1e-9),
+                          steps_this_run / std::max(result.train_seconds + seconds_since(epoch_start), 1e-9),
                           total_steps - optimizer.steps());
     }
     device_synchronize();
@@ -140,22 +178,37 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
     result.epoch_losses.push_back(epoch_loss);
     json record = {{"kind", "epoch"}, {"model", "tiger"},        {"epoch", epoch},
                    {"loss", epoch_loss}, {"seconds", epoch_seconds}, {"steps", optimizer.steps()}};
-    if (epoch % o.eval_every == 0 || epoch == last_epoch) {
+    if (epoch % o.eval_every == 0 || epoch == o.epochs) {
       const auto eval_start = Clock::now();
       RankingMetrics valid = evaluate_tiger(model, catalog, dataset, data::EvalSplit::Validation, valid_eval);
       record["valid"] = json::parse(valid.to_json());
       log << fmt::format("epoch {} validation: {}  ({:.1f} s)\n", epoch, valid.summary(), seconds_since(eval_start))
           << std::flush;
-      if (valid.ndcg10 > best_valid) {
-        best_valid = valid.ndcg10;
-        result.best_epoch = epoch;
+      if (valid.ndcg10 > position.best_valid) {
+        position.best_valid = valid.ndcg10;
+        position.best_epoch = result.best_epoch = epoch;
+        position.best_valid_json = valid.to_json();
         result.best_valid = valid;
         best_params = snapshot(model.parameters());
       }
     }
     append_jsonl_line(o.metrics_path, record.dump());
+    position.epoch = epoch;
+    position.dropout_offset = dropout_rng.offset();
+    if (!o.last_checkpoint_path.empty()) {
+      std::map<std::string, Tensor> state = optimizer.state();
+      for (auto& [name, tensor] : best_tensors(model.parameters(), best_params)) state[name] = tensor;
+      auto meta = position.to_metadata();
+      meta["data"] = dataset.source;
+      save_tiger_checkpoint(o.last_checkpoint_path, model, *tokenizer, meta, state);
+    }
   }
-  result.steps = optimizer.steps();
+  result.steps = steps_this_run;
+  if (last_epoch < o.epochs) {
+    log << fmt::format("stopped after epoch {} of {}: continue with --resume {}\n", last_epoch, o.epochs,
+                       o.last_checkpoint_path.empty() ? "<a --save-last file>" : o.last_checkpoint_path);
+    return result;
+  }
 
   // The test of the best validation epoch, with that epoch's parameters.
   if (!best_params.empty()) restore(model.parameters(), best_params);
@@ -188,10 +241,12 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
 }
 
 void save_tiger_checkpoint(const std::string& path, TigerModel& model, const semantic_id::RqKMeans& tokenizer,
-                           const std::map<std::string, std::string>& metadata) {
+                           const std::map<std::string, std::string>& metadata,
+                           const std::map<std::string, Tensor>& training_state) {
   MUONREC_CHECK(tokenizer.vocab_sizes() == model.config().vocab_sizes,
                 "{}: the tokenizer's vocabulary does not match the model's", path);
-  std::map<std::string, Tensor> tensors = model.parameters().named("param.");
+  std::map<std::string, Tensor> tensors = training_state;
+  for (auto& [name, tensor] : model.parameters().named("param.")) tensors[name] = tensor;
   for (auto& [name, tensor] : tokenizer.state_dict("semantic_id.")) tensors[name] = tensor;
   std::map<std::string, std::string> meta = metadata;
   for (auto& [key, value] : tokenizer.metadata("semantic_id.")) meta[key] = value;

@@ -4,7 +4,10 @@
 // OptimizerSet, the same progress lines and JSONL records as the sequential trainer, validation by
 // constrained beam search every eval_every epochs, and the test metrics of the best validation
 // epoch (its parameters are kept in memory and restored for the test). Each batch is cut to its
-// longest window, so short histories cost less; shapes vary from batch to batch.
+// longest window, so short histories cost less; shapes vary from batch to batch. As the sequential
+// trainer: --save-last writes the whole training state after every epoch (with the best epoch's
+// parameters), --resume continues from it bit for bit, and a run stopped by stop_after_epoch
+// skips the test, which the resumed run does.
 #pragma once
 
 #include <cstdint>
@@ -23,24 +26,26 @@ namespace muonrec {
 
 struct TigerTrainOptions {
   // epochs, batch_size (users per step), optimizer, seed, max_grad_norm, eval_every,
-  // progress_seconds, eval.filter_seen, metrics_path, checkpoint_path, stop_after_epoch. Resuming
-  // (resume_path, last_checkpoint_path) is not supported for TIGER and is rejected.
+  // progress_seconds, eval.filter_seen, metrics_path, checkpoint_path, last_checkpoint_path,
+  // resume_path, stop_after_epoch.
   TrainOptions train;
   TigerGenerateOptions generate;
   int64_t valid_users = 0;  // validate on a fixed random sample of this many users (0: all)
   int64_t test_users = 0;   // same for the final test (0: all)
 };
 
-// tokenizer: saved into the checkpoint with the model (required when a checkpoint path is given).
+// tokenizer: saved into the checkpoints with the model (required when a checkpoint path is given).
+// When resuming, the catalog must be the one of the state's tokenizer (run_tiger_pipeline loads it).
 TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const data::SequenceDataset& dataset,
                         const TigerTrainOptions& options, std::ostream& log,
                         const semantic_id::RqKMeans* tokenizer = nullptr);
 
 // A TIGER checkpoint: the model's parameters ("param.*"), the tokenizer's state_dict
 // ("semantic_id.*"), and in the metadata the model config (kind "tiger"), the tokenizer's facts and
-// `metadata`.
+// `metadata`; a training state adds the optimizer's and the best parameters' tensors.
 void save_tiger_checkpoint(const std::string& path, TigerModel& model, const semantic_id::RqKMeans& tokenizer,
-                           const std::map<std::string, std::string>& metadata);
+                           const std::map<std::string, std::string>& metadata,
+                           const std::map<std::string, Tensor>& training_state = {});
 bool is_tiger_checkpoint(const SafetensorsFile& file);
 
 struct TigerBundle {
