@@ -48,6 +48,13 @@ double TrainResult::median_epoch_seconds() const {
   return sorted[sorted.size() / 2];
 }
 
+std::string TrainResult::summary_lines() const {
+  std::string out;
+  if (best_epoch > 0) out += fmt::format("best validation epoch {}: {}\n", best_epoch, best_valid.summary());
+  if (test_at_best.users > 0) out += fmt::format("test at that epoch:     {}\n", test_at_best.summary());
+  return out;
+}
+
 TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dataset, const TrainOptions& options,
                         std::ostream& log) {
   MUONREC_CHECK(options.epochs > 0 && options.batch_size > 0 && options.eval_every > 0,

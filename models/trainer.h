@@ -45,6 +45,9 @@ struct TrainResult {
 
   double tokens_per_second() const { return tokens / std::max(train_seconds, 1e-9); }
   double median_epoch_seconds() const;
+  // "best validation epoch N: ..." and "test at that epoch: ..." lines, each only when there is
+  // something to say (a run stopped early to be resumed may not have validated or tested yet).
+  std::string summary_lines() const;
 };
 
 TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dataset, const TrainOptions& options,

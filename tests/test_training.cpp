@@ -191,3 +191,17 @@ TEST(ProgressLog, prints_when_due_with_the_epoch_mean_loss) {
   EXPECT_EQ(every.str(), "epoch 1/1  step 1/3  loss 4.0000  1.0 steps/s  ETA 0:02\n"
                          "epoch 1/1  step 2/3  loss 3.0000  1.0 steps/s  ETA 0:01\n");
 }
+
+TEST(TrainResult, summary_lines_only_say_what_the_run_measured) {
+  TrainResult stopped;  // stopped before any validation
+  EXPECT_EQ(stopped.summary_lines(), "");
+  TrainResult done;
+  done.best_epoch = 3;
+  done.best_valid.users = 10;
+  done.best_valid.ndcg10 = 0.25;
+  EXPECT_EQ(done.summary_lines(), "best validation epoch 3: " + done.best_valid.summary() + "\n");
+  done.test_at_best.users = 10;
+  done.test_at_best.hr10 = 0.5;
+  EXPECT_EQ(done.summary_lines(), "best validation epoch 3: " + done.best_valid.summary() +
+                                      "\ntest at that epoch:     " + done.test_at_best.summary() + "\n");
+}

@@ -74,8 +74,7 @@ int run_train(const DataArgs& data_args, ModelConfig config, TrainOptions option
   std::cout << fmt::format("training: batch {} for {} epochs, seed {}\n", options.batch_size, options.epochs,
                            options.seed);
   TrainResult result = train_model(*model, dataset, options, std::cout);
-  std::cout << fmt::format("best validation epoch {}: {}\n", result.best_epoch, result.best_valid.summary());
-  std::cout << fmt::format("test at that epoch:     {}\n", result.test_at_best.summary());
+  std::cout << result.summary_lines();
   if (show_baseline) {
     RankingMetrics pop = evaluate_popularity(dataset, data::EvalSplit::Test, options.eval);
     std::cout << fmt::format("most-popular baseline:  {}\n", pop.summary());

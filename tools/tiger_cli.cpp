@@ -60,8 +60,7 @@ int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& mod
   o.train.train = train;
   std::cout << fmt::format("training: batch {} for {} epochs, seed {}\n", train.batch_size, train.epochs, train.seed);
   TrainResult result = run_tiger_pipeline(dataset, o, device, std::cout);
-  std::cout << fmt::format("best validation epoch {}: {}\n", result.best_epoch, result.best_valid.summary());
-  std::cout << fmt::format("test at that epoch:     {}\n", result.test_at_best.summary());
+  std::cout << result.summary_lines();
   if (show_baseline) {
     RankingMetrics pop = evaluate_popularity(dataset, data::EvalSplit::Test, train.eval);
     std::cout << fmt::format("most-popular baseline:  {}\n", pop.summary());
