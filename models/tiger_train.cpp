@@ -89,7 +89,7 @@ std::map<std::string, Tensor> best_tensors(const ParameterList& params, const st
 // The best parameters of a training state (empty when it had no validation yet), on `device`.
 std::vector<Tensor> load_best(const SafetensorsFile& state, const ParameterList& params, Device device) {
   std::vector<Tensor> out;
-  if (!state.contains(kBestPrefix + params.all().front().name)) return out;
+  if (params.all().empty() || !state.contains(kBestPrefix + params.all().front().name)) return out;
   for (const NamedParameter& p : params.all()) {
     const Tensor& saved = state.at(kBestPrefix + p.name);
     MUONREC_CHECK(saved.shape() == p.tensor.shape(), "{}: {}{} has shape {}, the model's {}", state.path,
