@@ -54,9 +54,19 @@ struct ItemVectors {
 
 ItemVectors item_content_vectors(const data::SequenceDataset& dataset, const ItemVectorOptions& options);
 
+// RQ-KMeans options with balanced assignment on.
+inline semantic_id::RqKMeansOptions balanced_tokenizer_options() {
+  semantic_id::RqKMeansOptions options;
+  options.balanced = true;
+  return options;
+}
+
 struct TigerPipelineOptions {
   ItemVectorOptions vectors;
-  semantic_id::RqKMeansOptions tokenizer;
+  // Balanced assignment by default: on Beauty it beat plain k-means with both seeds tried (Recall@10
+  // 0.0719 / 0.0670 against 0.0656 / 0.0618, README), as more even clusters leave fewer items
+  // sharing a code prefix.
+  semantic_id::RqKMeansOptions tokenizer = balanced_tokenizer_options();
   TigerConfig model;  // vocab_sizes are taken from the fitted tokenizer
   TigerTrainOptions train;
 };

@@ -17,7 +17,8 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
   cmd->add_option("--sid-codebook", sid.codebook_size, "tiger: centroids per RQ-KMeans level")->capture_default_str();
   cmd->add_option("--sid-iterations", sid.iterations, "tiger: Lloyd iterations per level at most")
       ->capture_default_str();
-  cmd->add_flag("--sid-balanced", sid.balanced, "tiger: balanced k-means assignment (clusters capped at n/k)");
+  cmd->add_flag("--sid-balanced,!--sid-unbalanced", sid.balanced,
+                "tiger: balanced k-means assignment, clusters capped at n/k (the default), or plain nearest-centroid");
   cmd->add_option("--sid-width", vectors.embedding.width, "tiger: width of the item vectors (TF-IDF projection, co-occurrence subspace)")
       ->capture_default_str();
   cmd->add_option("--sid-history", pipeline.model.max_items, "tiger: history items the model reads")
