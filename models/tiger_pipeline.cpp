@@ -168,7 +168,7 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
   for (int64_t v : config.vocab_sizes) sizes += (sizes.empty() ? "" : "+") + std::to_string(v);
   log << fmt::format("model: tiger (decoder-only) d={} blocks={} heads={}x{} ff={} history={} items ({} tokens) "
                      "vocabulary 1+{} dropout={} ({} parameters) on {}; beam {}\n",
-                     config.d, config.blocks, config.heads, config.head_dim > 0 ? config.head_dim : config.d / config.heads,
+                     config.d, config.blocks, config.heads, head_width(config.d, config.heads, config.head_dim),
                      config.ff > 0 ? config.ff : config.d, config.max_items,
                      config.window(), sizes, config.dropout, model.parameters().numel(), device_name(device),
                      options.train.generate.beam_width);

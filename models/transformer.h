@@ -15,6 +15,8 @@ namespace muonrec {
 // attention's width from d, as T5's d_kv does (TIGER's 6 heads of 64 over d = 128). `who` names the
 // model in errors.
 int64_t attention_width(const char* who, int64_t d, int64_t heads, int64_t head_dim);
+// Each head's width under the same rule (for messages; attention_width validates).
+inline int64_t head_width(int64_t d, int64_t heads, int64_t head_dim) { return head_dim > 0 ? head_dim : d / heads; }
 
 // The pre-LN blocks alone (blocks.{b}.{ln1,qkv,proj,ln2,fc1,fc2}), for models that embed their
 // input differently (TIGER's semantic-ID tokens) but share the block math:

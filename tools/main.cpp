@@ -9,6 +9,7 @@
 #include "engine/error.h"
 #include "engine/precision.h"
 #include "models/trainer.h"
+#include "models/transformer.h"
 #include "tools/tiger_cli.h"
 
 using namespace muonrec;
@@ -65,7 +66,7 @@ int run_train(const DataArgs& data_args, ModelConfig config, TrainOptions option
   std::cout << fmt::format("model: {} d={} blocks={} heads={}x{} ff={} maxlen={} dropout={}{} loss: {} ({} parameters) "
                            "on {}{}\n",
                            config.kind, config.d, config.blocks, config.heads,
-                           config.head_dim > 0 ? config.head_dim : config.d / config.heads,
+                           head_width(config.d, config.heads, config.head_dim),
                            config.ff > 0 ? config.ff : config.d,
                            config.max_len, config.dropout, masking, config.loss.describe(),
                            model->parameters().numel(), device_name(device),
