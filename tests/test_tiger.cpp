@@ -424,9 +424,8 @@ TopicData topic_data() {
 
 }  // namespace
 
-TEST(TigerPipeline, BeatsMostPopularAndCheckpointReproducesTestMetrics) {
-  TopicData data = topic_data();
-  TempDir dir;
+// The small pipeline of the tests below: the topic items' TF-IDF vectors, 2 x 8 codes, the small model.
+TigerPipelineOptions topic_pipeline(const TopicData& data, int64_t epochs, const std::string& optimizer) {
   TigerPipelineOptions o;
   o.vectors.texts = data.texts;
   o.vectors.embedding.width = 16;
@@ -434,7 +433,14 @@ TEST(TigerPipeline, BeatsMostPopularAndCheckpointReproducesTestMetrics) {
   o.tokenizer.levels = 2;
   o.tokenizer.codebook_size = 8;
   o.model = small_config({});
-  o.train = small_train_options(10, "adamw");
+  o.train = small_train_options(epochs, optimizer);
+  return o;
+}
+
+TEST(TigerPipeline, BeatsMostPopularAndCheckpointReproducesTestMetrics) {
+  TopicData data = topic_data();
+  TempDir dir;
+  TigerPipelineOptions o = topic_pipeline(data, 10, "adamw");
   o.train.train.checkpoint_path = dir.path("tiger.safetensors");
   o.train.train.metrics_path = dir.path("metrics.jsonl");
   o.train.generate.beam_width = 20;
@@ -473,15 +479,8 @@ TEST(TigerPipeline, ResumedRunReproducesTheUninterruptedRunBitForBit) {
   TopicData data = topic_data();
   TempDir dir;
   for (std::string optimizer : {"adamw", "muon"}) {
-    TigerPipelineOptions o;
-    o.vectors.texts = data.texts;
-    o.vectors.embedding.width = 16;
-    o.vectors.embedding.tfidf.min_df = 1;
-    o.tokenizer.levels = 2;
-    o.tokenizer.codebook_size = 8;
-    o.model = small_config({});
+    TigerPipelineOptions o = topic_pipeline(data, 4, optimizer);
     o.model.dropout = 0.1f;
-    o.train = small_train_options(4, optimizer);
     o.train.train.eval_every = 2;
     o.train.valid_users = 40;
     o.train.test_users = 40;
