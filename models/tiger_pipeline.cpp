@@ -156,7 +156,10 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
     log << "semantic IDs: " << tokenizer.report().summary() << "\n" << std::flush;
   } else {
     // The codes the model was trained on, not a refit (item vectors may draw differently).
-    tokenizer = semantic_id::RqKMeans::from_state_dict(load_safetensors(resume).tensors, "semantic_id.");
+    SafetensorsFile state = load_safetensors(resume);
+    MUONREC_CHECK(is_tiger_checkpoint(state), "{}: not a tiger training state (its config has no kind 'tiger')",
+                  resume);
+    tokenizer = semantic_id::RqKMeans::from_state_dict(state.tensors, "semantic_id.");
     log << fmt::format("semantic IDs: the tokenizer of {} ({} levels)\n", resume, tokenizer.levels()) << std::flush;
   }
 

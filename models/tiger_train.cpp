@@ -105,8 +105,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
                         const TigerTrainOptions& options, std::ostream& log,
                         const semantic_id::RqKMeans* tokenizer) {
   const TrainOptions& o = options.train;
-  MUONREC_CHECK(o.epochs > 0 && o.batch_size > 0 && o.eval_every > 0,
-                "tiger train: epochs, batch size and eval interval must be positive");
+  o.check("tiger train");
   MUONREC_CHECK((o.checkpoint_path.empty() && o.last_checkpoint_path.empty()) || tokenizer != nullptr,
                 "tiger train: a checkpoint needs the tokenizer (pass it to train_tiger)");
   MUONREC_CHECK(catalog.tokens.n_items == dataset.n_items, "tiger train: the catalog has {} items, the dataset {}",
@@ -131,14 +130,12 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   TrainingPosition position;
   std::vector<Tensor> best_params;
   if (!o.resume_path.empty()) {
-    SafetensorsFile state = load_safetensors(o.resume_path);
-    MUONREC_CHECK(is_tiger_checkpoint(state), "{}: not a tiger training state (its config has no kind 'tiger')",
-                  o.resume_path);
-    model.parameters().load_from(state, "param.");
-    optimizer.load_state(state);
-    position = TrainingPosition::from_metadata(state);
+    TrainingState state = open_training_state(o, model.config().to_json(), dataset);
+    position = state.position;
+    model.parameters().load_from(state.file, "param.");
+    optimizer.load_state(state.file);
     dropout_rng.set_offset(position.dropout_offset);
-    best_params = load_best(state, model.parameters(), model.device());
+    best_params = load_best(state.file, model.parameters(), model.device());
     result.best_epoch = position.best_epoch;
     result.best_valid = metrics_from_json(position.best_valid_json);
     log << fmt::format("resumed from {} after epoch {} (step {})\n", o.resume_path, position.epoch,
@@ -146,7 +143,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   }
   ProgressLog progress(log, o.progress_seconds, o.epochs, steps_per_epoch);
   int64_t steps_this_run = 0;
-  const int64_t last_epoch = o.stop_after_epoch > 0 ? std::min(o.stop_after_epoch, o.epochs) : o.epochs;
+  const int64_t last_epoch = last_epoch_of_run(o);
   for (int64_t epoch = position.epoch + 1; epoch <= last_epoch; ++epoch) {
     NVTX_RANGE("epoch");
     const auto epoch_start = Clock::now();
@@ -198,15 +195,13 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
     if (!o.last_checkpoint_path.empty()) {
       std::map<std::string, Tensor> state = optimizer.state();
       for (auto& [name, tensor] : best_tensors(model.parameters(), best_params)) state[name] = tensor;
-      auto meta = position.to_metadata();
-      meta["data"] = dataset.source;
-      save_tiger_checkpoint(o.last_checkpoint_path, model, *tokenizer, meta, state);
+      save_tiger_checkpoint(o.last_checkpoint_path, model, *tokenizer,
+                            training_state_metadata(position, model.config().to_json(), dataset), state);
     }
   }
   result.steps = steps_this_run;
   if (last_epoch < o.epochs) {
-    log << fmt::format("stopped after epoch {} of {}: continue with --resume {}\n", last_epoch, o.epochs,
-                       o.last_checkpoint_path.empty() ? "<a --save-last file>" : o.last_checkpoint_path);
+    log << stopped_early_line(o);
     return result;
   }
 

@@ -41,6 +41,17 @@ std::unique_ptr<SequentialModel> load_model_checkpoint(const std::string& path, 
   return model;
 }
 
+void TrainOptions::check(const std::string& who) const {
+  MUONREC_CHECK(epochs > 0 && batch_size > 0 && eval_every > 0,
+                "{}: epochs, batch size and eval interval must be positive (got {}, {}, {})", who, epochs,
+                batch_size, eval_every);
+  MUONREC_CHECK(stop_after_epoch >= 0, "{}: --stop-after-epoch must not be negative (got {})", who, stop_after_epoch);
+  MUONREC_CHECK(stop_after_epoch == 0 || stop_after_epoch >= epochs || !last_checkpoint_path.empty(),
+                "{}: --stop-after-epoch {} ends the run before epoch {} with nowhere to keep its state: "
+                "add --save-last FILE to resume it later",
+                who, stop_after_epoch, epochs);
+}
+
 double TrainResult::median_epoch_seconds() const {
   if (epoch_seconds.empty()) return 0.0;
   std::vector<double> sorted = epoch_seconds;
@@ -57,8 +68,7 @@ std::string TrainResult::summary_lines() const {
 
 TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dataset, const TrainOptions& options,
                         std::ostream& log) {
-  MUONREC_CHECK(options.epochs > 0 && options.batch_size > 0 && options.eval_every > 0,
-                "train: epochs, batch size and eval interval must be positive");
+  options.check("train");
   const int64_t T = model.config().max_len;
   data::TrainBatcher batcher(dataset, T, options.batch_size, options.seed);
   const int64_t steps_per_epoch = batcher.batches_per_epoch();
@@ -76,10 +86,10 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
   TrainResult result;
   TrainingPosition position;
   if (!options.resume_path.empty()) {
-    SafetensorsFile state = load_safetensors(options.resume_path);
-    model.parameters().load_from(state, "param.");
-    optimizer.load_state(state);
-    position = TrainingPosition::from_metadata(state);
+    TrainingState state = open_training_state(options, model.config().to_json(), dataset);
+    position = state.position;
+    model.parameters().load_from(state.file, "param.");
+    optimizer.load_state(state.file);
     dropout_rng.set_offset(position.dropout_offset);
     result.best_epoch = position.best_epoch;
     result.best_valid = metrics_from_json(position.best_valid_json);
@@ -92,8 +102,7 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
   double train_seconds = 0;
   int64_t steps_this_run = 0;
   data::Batch batch;
-  const int64_t last_epoch = options.stop_after_epoch > 0 ? std::min(options.stop_after_epoch, options.epochs)
-                                                         : options.epochs;
+  const int64_t last_epoch = last_epoch_of_run(options);
   for (int64_t epoch = position.epoch + 1; epoch <= last_epoch; ++epoch) {
     NVTX_RANGE("epoch");
     auto epoch_start = Clock::now();
@@ -127,6 +136,10 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
     result.epoch_seconds.push_back(epoch_seconds);
     json record = {{"kind", "epoch"}, {"epoch", epoch}, {"loss", epoch_loss}, {"seconds", epoch_seconds},
                    {"steps", optimizer.steps()}};
+    // Where the run stands now: the best checkpoint below is a training state too.
+    position.epoch = epoch;
+    position.dropout_offset = dropout_rng.offset();
+    const std::string config_json = model.config().to_json();
     if (epoch % options.eval_every == 0 || epoch == options.epochs) {
       RankingMetrics valid = evaluate_model(model, dataset, data::EvalSplit::Validation, eval);
       record["valid"] = json::parse(valid.to_json());
@@ -141,23 +154,17 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
         record["test"] = json::parse(result.test_at_best.to_json());
         log << fmt::format("epoch {} test (new best validation): {}\n", epoch, result.test_at_best.summary())
             << std::flush;
-        if (!options.checkpoint_path.empty()) {
-          auto meta = position.to_metadata();
-          meta["epoch"] = std::to_string(epoch);
-          meta["data"] = dataset.source;
-          save_checkpoint(options.checkpoint_path, model, optimizer, meta);
-        }
+        if (!options.checkpoint_path.empty())
+          save_checkpoint(options.checkpoint_path, model, optimizer,
+                          training_state_metadata(position, config_json, dataset));
       }
     }
-    position.epoch = epoch;
-    position.dropout_offset = dropout_rng.offset();
-    if (!options.last_checkpoint_path.empty()) {
-      auto meta = position.to_metadata();
-      meta["data"] = dataset.source;
-      save_checkpoint(options.last_checkpoint_path, model, optimizer, meta);
-    }
+    if (!options.last_checkpoint_path.empty())
+      save_checkpoint(options.last_checkpoint_path, model, optimizer,
+                      training_state_metadata(position, config_json, dataset));
     append_jsonl(options.metrics_path, record);
   }
+  if (last_epoch < options.epochs) log << stopped_early_line(options);
   result.steps = steps_this_run;
   result.train_seconds = train_seconds;
   append_jsonl(options.metrics_path, {{"kind", "result"},

@@ -32,6 +32,10 @@ struct TrainOptions {
   std::string last_checkpoint_path; // the full training state after every epoch (for --resume); empty: none
   std::string resume_path;          // continue from such a state; empty: start fresh
   int64_t stop_after_epoch = 0;     // end the run early after this epoch (0: run all), e.g. for time-boxed jobs
+
+  // Throws, prefixed by `who`, on settings no run can use: non-positive epochs, batch size or
+  // eval interval, or a run stopped early with nowhere to save its state (no last_checkpoint_path).
+  void check(const std::string& who) const;
 };
 
 struct TrainResult {

@@ -2,11 +2,47 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "engine/error.h"
 
 namespace muonrec {
+
+namespace {
+
+std::string data_shape(const data::SequenceDataset& dataset) {
+  return fmt::format("{} users, {} items, {} events", dataset.num_users(), dataset.n_items, dataset.num_events());
+}
+
+const std::string& required(const SafetensorsFile& file, const char* key) {
+  auto it = file.metadata.find(key);
+  MUONREC_CHECK(it != file.metadata.end(),
+                "{}: not a training state (no '{}' metadata); resume from a file written by --save-last", file.path,
+                key);
+  return it->second;
+}
+
+// "d: 64 in the state, 128 now; blocks: ..." for every top-level field that differs.
+std::string config_differences(const std::string& saved_json, const std::string& now_json) {
+  const nlohmann::json saved = nlohmann::json::parse(saved_json), now = nlohmann::json::parse(now_json);
+  std::string out;
+  auto add = [&](const std::string& key, const nlohmann::json* a, const nlohmann::json* b) {
+    out += fmt::format("{}{}: {} in the state, {} now", out.empty() ? "" : "; ", key, a ? a->dump() : "absent",
+                       b ? b->dump() : "absent");
+  };
+  for (auto& [key, value] : saved.items()) {
+    auto it = now.find(key);
+    if (it == now.end()) add(key, &value, nullptr);
+    else if (*it != value) add(key, &value, &*it);
+  }
+  for (auto& [key, value] : now.items())
+    if (!saved.contains(key)) add(key, nullptr, &value);
+  return out;
+}
+
+}  // namespace
 
 std::map<std::string, std::string> TrainingPosition::to_metadata() const {
   return {{"epoch", std::to_string(epoch)},
@@ -19,13 +55,7 @@ std::map<std::string, std::string> TrainingPosition::to_metadata() const {
 
 TrainingPosition TrainingPosition::from_metadata(const SafetensorsFile& file) {
   TrainingPosition p;
-  auto get = [&](const char* key) -> const std::string& {
-    auto it = file.metadata.find(key);
-    MUONREC_CHECK(it != file.metadata.end(),
-                  "{}: not a training state (no '{}' metadata); resume from a file written by --save-last", file.path,
-                  key);
-    return it->second;
-  };
+  auto get = [&](const char* key) -> const std::string& { return required(file, key); };
   p.epoch = std::stoll(get("epoch"));
   p.dropout_offset = std::stoull(get("dropout_offset"));
   p.best_valid = std::stod(get("best_valid_ndcg10"));
@@ -48,6 +78,48 @@ RankingMetrics metrics_from_json(const std::string& text) {
   m.ndcg200 = j.at("ndcg200");
   m.mrr = j.at("mrr");
   return m;
+}
+
+
+std::map<std::string, std::string> training_state_metadata(const TrainingPosition& position,
+                                                           const std::string& config_json,
+                                                           const data::SequenceDataset& dataset) {
+  std::map<std::string, std::string> meta = position.to_metadata();
+  meta["config"] = config_json;
+  meta["data"] = dataset.source;
+  meta["data_shape"] = data_shape(dataset);
+  return meta;
+}
+
+TrainingState open_training_state(const TrainOptions& options, const std::string& config_json,
+                                  const data::SequenceDataset& dataset) {
+  TrainingState state{load_safetensors(options.resume_path), {}};
+  const SafetensorsFile& file = state.file;
+  state.position = TrainingPosition::from_metadata(file);
+  const std::string differences = config_differences(required(file, "config"), config_json);
+  MUONREC_CHECK(differences.empty(), "{}: the state was written for another model ({}); resume with its flags",
+                file.path, differences);
+  // The path may differ (another working directory); the data may not.
+  auto shape = file.metadata.find("data_shape");
+  MUONREC_CHECK(shape == file.metadata.end() || shape->second == data_shape(dataset),
+                "{}: the state was trained on {} ({}), this run reads {} ({})", file.path,
+                file.metadata.count("data") ? file.metadata.at("data") : "other data", shape->second, dataset.source,
+                data_shape(dataset));
+  MUONREC_CHECK(options.stop_after_epoch == 0 || options.stop_after_epoch > state.position.epoch,
+                "{}: --stop-after-epoch {} is not after the state's epoch {}", file.path, options.stop_after_epoch,
+                state.position.epoch);
+  MUONREC_CHECK(state.position.epoch < options.epochs, "{}: the state has already finished epoch {} of --epochs {}",
+                file.path, state.position.epoch, options.epochs);
+  return state;
+}
+
+int64_t last_epoch_of_run(const TrainOptions& options) {
+  return options.stop_after_epoch > 0 ? std::min(options.stop_after_epoch, options.epochs) : options.epochs;
+}
+
+std::string stopped_early_line(const TrainOptions& options) {
+  return fmt::format("stopped after epoch {} of {}: continue with --resume {}\n", last_epoch_of_run(options),
+                     options.epochs, options.last_checkpoint_path);
 }
 
 }  // namespace muonrec

@@ -7,8 +7,10 @@
 #include <map>
 #include <string>
 
+#include "data/dataset.h"
 #include "engine/safetensors.h"
 #include "models/evaluate.h"
+#include "models/trainer.h"
 
 namespace muonrec {
 
@@ -25,5 +27,27 @@ struct TrainingPosition {
 };
 
 RankingMetrics metrics_from_json(const std::string& text);  // RankingMetrics::to_json's inverse
+
+// The metadata a --save-last file carries besides the position: the model config (JSON) and the
+// data's shape, which open_training_state compares with the resuming run's.
+std::map<std::string, std::string> training_state_metadata(const TrainingPosition& position,
+                                                           const std::string& config_json,
+                                                           const data::SequenceDataset& dataset);
+
+// A --resume file, opened and checked before any tensor is read from it.
+struct TrainingState {
+  SafetensorsFile file;
+  TrainingPosition position;
+};
+// Throws, naming the file, when it is not a training state (a best-epoch --checkpoint has no
+// position), when it was written for another model config (naming each field that differs) or
+// for data of another shape, or when --stop-after-epoch does not lie after its epoch.
+TrainingState open_training_state(const TrainOptions& options, const std::string& config_json,
+                                  const data::SequenceDataset& dataset);
+
+// The last epoch this run trains: --stop-after-epoch when given, else the last of all.
+int64_t last_epoch_of_run(const TrainOptions& options);
+// "stopped after epoch N of M: continue with --resume FILE"
+std::string stopped_early_line(const TrainOptions& options);
 
 }  // namespace muonrec

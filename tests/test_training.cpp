@@ -101,7 +101,8 @@ TEST(Training, popularity_metrics_are_exact_on_a_tiny_dataset) {
 namespace {
 
 // Trains 4 epochs straight, and 2 + 2 epochs through --save-last / --resume, on one device; losses,
-// weights and test metrics must agree bit for bit (every kernel on the path is deterministic).
+// weights and test metrics must agree bit for bit (every kernel on the path is deterministic). The
+// best checkpoint of epoch 2 (the first validation is always a new best) resumes the same way.
 void expect_resume_is_bit_identical(Device device) {
   data::SequenceDataset ds = small_dataset();
   for (std::string optimizer : {"adamw", "muon"}) {
@@ -118,22 +119,30 @@ void expect_resume_is_bit_identical(Device device) {
     TrainOptions first_half = options;
     first_half.stop_after_epoch = 2;
     first_half.last_checkpoint_path = temp_file(optimizer + "_" + device_name(device) + "_last.safetensors");
+    first_half.checkpoint_path = temp_file(optimizer + "_" + device_name(device) + "_best.safetensors");
     auto interrupted = make_model(small_config(ds.n_items), device, 9);
     train_model(*interrupted, ds, first_half, log);
+    EXPECT_NE(log.str().find("stopped after epoch 2 of 4: continue with --resume " + first_half.last_checkpoint_path),
+              std::string::npos)
+        << log.str();
 
-    TrainOptions second_half = options;
-    second_half.resume_path = first_half.last_checkpoint_path;
-    auto resumed = make_model(small_config(ds.n_items), device, 123);  // weights come from the state
-    TrainResult rest = train_model(*resumed, ds, second_half, log);
+    for (const std::string& state : {first_half.last_checkpoint_path, first_half.checkpoint_path}) {
+      TrainOptions second_half = options;
+      second_half.resume_path = state;
+      auto resumed = make_model(small_config(ds.n_items), device, 123);  // weights come from the state
+      TrainResult rest = train_model(*resumed, ds, second_half, log);
 
-    ASSERT_EQ(full.epoch_losses.size(), 4u);
-    ASSERT_EQ(rest.epoch_losses.size(), 2u);
-    EXPECT_EQ(rest.epoch_losses[0], full.epoch_losses[2]) << optimizer;
-    EXPECT_EQ(rest.epoch_losses[1], full.epoch_losses[3]) << optimizer;
-    for (const auto& p : straight->parameters().all())
-      EXPECT_EQ(p.tensor.to_f32_vector(), resumed->parameters().find(p.name).to_f32_vector()) << optimizer << " " << p.name;
-    EXPECT_EQ(rest.test_at_best.to_json(), full.test_at_best.to_json()) << optimizer;
+      ASSERT_EQ(full.epoch_losses.size(), 4u);
+      ASSERT_EQ(rest.epoch_losses.size(), 2u) << state;
+      EXPECT_EQ(rest.epoch_losses[0], full.epoch_losses[2]) << optimizer << " " << state;
+      EXPECT_EQ(rest.epoch_losses[1], full.epoch_losses[3]) << optimizer << " " << state;
+      for (const auto& p : straight->parameters().all())
+        EXPECT_EQ(p.tensor.to_f32_vector(), resumed->parameters().find(p.name).to_f32_vector())
+            << optimizer << " " << p.name << " " << state;
+      EXPECT_EQ(rest.test_at_best.to_json(), full.test_at_best.to_json()) << optimizer << " " << state;
+    }
     std::filesystem::remove(first_half.last_checkpoint_path);
+    std::filesystem::remove(first_half.checkpoint_path);
   }
 }
 
@@ -163,6 +172,69 @@ TEST(Training, resume_rejects_a_file_that_is_not_a_training_state) {
     EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
   }
   std::filesystem::remove(path);
+}
+
+namespace {
+
+// The message of the Error `run` throws ("" and a test failure when it throws none).
+template <typename Run>
+std::string error_of(Run run) {
+  try {
+    run();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no error";
+  return "";
+}
+
+}  // namespace
+
+// A state resumes only the run that wrote it: the same model config, data of the same shape, and a
+// --stop-after-epoch still ahead; each refusal names the file and what differs.
+TEST(Training, resume_refuses_a_state_written_for_another_run) {
+  data::SequenceDataset ds = small_dataset();
+  TrainOptions options = small_options(3);
+  options.stop_after_epoch = 1;
+  options.last_checkpoint_path = temp_file("other_run_last.safetensors");
+  std::ostringstream log;
+  train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, options, log);
+
+  TrainOptions resume = small_options(3);
+  resume.resume_path = options.last_checkpoint_path;
+  ModelConfig wider = small_config(ds.n_items);
+  wider.d = 16;
+  wider.dropout = 0.0f;
+  std::string message = error_of([&] { train_model(*make_model(wider, Device::CPU, 1), ds, resume, log); });
+  EXPECT_NE(message.find(resume.resume_path), std::string::npos) << message;
+  EXPECT_NE(message.find("d: 32 in the state, 16 now"), std::string::npos) << message;
+  EXPECT_NE(message.find("dropout: 0.1"), std::string::npos) << message;
+
+  data::SequenceDataset other = testkit::small_synthetic_dataset(300, 120, 10, 30);
+  message = error_of([&] { train_model(*make_model(small_config(other.n_items), Device::CPU, 1), other, resume, log); });
+  EXPECT_NE(message.find("400 users"), std::string::npos) << message;
+  EXPECT_NE(message.find("300 users"), std::string::npos) << message;
+
+  TrainOptions behind = resume;
+  behind.stop_after_epoch = 1;
+  behind.last_checkpoint_path = temp_file("other_run_again.safetensors");
+  message = error_of([&] { train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, behind, log); });
+  EXPECT_NE(message.find("--stop-after-epoch 1 is not after the state's epoch 1"), std::string::npos) << message;
+  std::filesystem::remove(options.last_checkpoint_path);
+}
+
+TEST(TrainOptions, check_refuses_an_early_stop_with_nowhere_to_keep_the_state) {
+  TrainOptions options = small_options(3);
+  options.stop_after_epoch = 2;
+  std::string message = error_of([&] { options.check("train"); });
+  EXPECT_NE(message.find("add --save-last"), std::string::npos) << message;
+  options.last_checkpoint_path = "state.safetensors";
+  options.check("train");
+  options.batch_size = 0;
+  message = error_of([&] { options.check("train"); });
+  EXPECT_NE(message.find("train: epochs, batch size and eval interval must be positive (got 3, 0, 3)"),
+            std::string::npos)
+      << message;
 }
 
 // Progress lines come when due (here: only at an epoch's last step, or at every step with a zero
