@@ -108,9 +108,13 @@ bool TrainBatcher::next(Batch& batch) {
 }
 
 std::vector<Batch> make_eval_batches(const SequenceDataset& ds, EvalSplit split, int64_t T, int64_t batch_size) {
+  return make_window_batches(ds, LeaveOneOut::examples(ds, split), T, batch_size);
+}
+
+std::vector<Batch> make_window_batches(const SequenceDataset& ds, const std::vector<EvalExample>& examples, int64_t T,
+                                       int64_t batch_size) {
   check_shape(T, batch_size);
   const bool with_ts = ds.has_timestamps();
-  const std::vector<EvalExample> examples = LeaveOneOut::examples(ds, split);
   const int64_t n = static_cast<int64_t>(examples.size());
   std::vector<Batch> batches((n + batch_size - 1) / batch_size);
   for (size_t b = 0; b < batches.size(); ++b) {

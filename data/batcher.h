@@ -65,5 +65,9 @@ class TrainBatcher {
 // size with filler rows. The evaluator finds the full history (to filter seen items) through
 // user_rows and LeaveOneOut::example.
 std::vector<Batch> make_eval_batches(const SequenceDataset& ds, EvalSplit split, int64_t T, int64_t batch_size);
+// The same windows for any examples: the last T items of each example's input prefix, right-aligned,
+// its target (0: none, when recommending after a whole history) at the last position.
+std::vector<Batch> make_window_batches(const SequenceDataset& ds, const std::vector<EvalExample>& examples, int64_t T,
+                                       int64_t batch_size);
 
 }  // namespace muonrec::data

@@ -77,24 +77,29 @@ std::vector<int64_t> input_history(const data::SequenceDataset& dataset, const d
 
 }  // namespace
 
+std::vector<float> last_position_scores(SequentialModel& model, const data::Batch& batch) {
+  NoGradGuard no_grad;
+  PhiloxGenerator unused_dropout(0);
+  const int64_t T = batch.T;
+  // Only the last position is scored; the model shapes its input (BERT4Rec appends [MASK]).
+  SequenceBatch input = model.prepare_eval_batch(batch);
+  Tensor h = model.hidden(input, false, unused_dropout);
+  std::vector<int64_t> last(static_cast<size_t>(batch.rows));
+  for (int64_t b = 0; b < batch.rows; ++b) last[b] = b * T + T - 1;
+  Tensor last_h = ops::embedding(h.reshape({batch.rows * T, model.config().d}),
+                                 Tensor::from_i64(last, {batch.rows}, model.device()));
+  return model.scores(last_h).to_f32_vector();
+}
+
 RankingMetrics evaluate_model(SequentialModel& model, const data::SequenceDataset& dataset, data::EvalSplit split,
                               const EvalOptions& options) {
   NVTX_RANGE("evaluate");
-  NoGradGuard no_grad;
-  PhiloxGenerator unused_dropout(0);
   const int64_t n_items = dataset.n_items, T = options.max_len;
   MUONREC_CHECK(n_items == model.config().n_items, "dataset has {} items, the model {}", n_items,
                 model.config().n_items);
   RankingAccumulator acc;
   for (const data::Batch& batch : data::make_eval_batches(dataset, split, T, options.batch_size)) {
-    // Only the last position is scored; the model shapes its input (BERT4Rec appends [MASK]).
-    SequenceBatch input = model.prepare_eval_batch(batch);
-    Tensor h = model.hidden(input, false, unused_dropout);
-    std::vector<int64_t> last(static_cast<size_t>(batch.rows));
-    for (int64_t b = 0; b < batch.rows; ++b) last[b] = b * T + T - 1;
-    Tensor last_h = ops::embedding(h.reshape({batch.rows * T, model.config().d}),
-                                   Tensor::from_i64(last, {batch.rows}, model.device()));
-    std::vector<float> scores = model.scores(last_h).to_f32_vector();
+    std::vector<float> scores = last_position_scores(model, batch);
     for (int64_t b = 0; b < batch.real_rows; ++b) {
       data::EvalExample example = data::LeaveOneOut::example(dataset, batch.user_rows[b], split);
       std::vector<int64_t> seen = options.filter_seen ? input_history(dataset, example) : std::vector<int64_t>{};

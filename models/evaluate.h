@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "data/batcher.h"
 #include "data/dataset.h"
 #include "data/split.h"
 #include "models/sequential_model.h"
@@ -41,6 +42,10 @@ struct EvalOptions {
   int64_t batch_size = 256;
   int64_t max_len = 200;  // window length fed to the model
 };
+
+// The model's scores over every item at the last position of each row of a window batch
+// (data::make_window_batches): [batch.rows * n_items] on the host, row-major.
+std::vector<float> last_position_scores(SequentialModel& model, const data::Batch& batch);
 
 RankingMetrics evaluate_model(SequentialModel& model, const data::SequenceDataset& dataset, data::EvalSplit split,
                               const EvalOptions& options);

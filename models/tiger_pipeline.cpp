@@ -53,44 +53,9 @@ std::pair<std::string, std::string> find_side_files(const std::string& data_path
   return {};
 }
 
-std::vector<std::string> load_texts(const data::SequenceDataset& ds, const ItemVectorOptions& o, std::string* source) {
-  semantic_id::ItemTextReport report;
-  std::vector<std::string> texts;
-  if (!o.texts.empty()) {
-    MUONREC_CHECK(static_cast<int64_t>(o.texts.size()) == ds.n_items + 1,
-                  "item texts: {} given for {} items (expected n_items + 1, index 0 unused)", o.texts.size(),
-                  ds.n_items);
-    *source = "item texts given by the caller";
-    return o.texts;
-  }
-  if (!o.movies.empty()) {
-    texts = o.movie_map.empty()
-                ? semantic_id::load_movielens_item_texts(o.movies, ds.item_source_ids, {}, &report)
-                : semantic_id::load_movielens_item_texts_mapped(o.movies, o.movie_map, ds.n_items, {}, &report);
-    *source = fmt::format("{}{}; {}", o.movies, o.movie_map.empty() ? "" : " via " + o.movie_map, report.summary());
-  } else {
-    MUONREC_CHECK(o.item_text != "none",
-                  "tiger needs item vectors: give item texts (--item-text PREFIX, --movies FILE) or "
-                  "--item-vectors-from-checkpoint FILE");
-    std::string prefix = o.item_text;
-    if (prefix == "auto") {
-      prefix = fs::path(ds.source).stem().string();
-      std::transform(prefix.begin(), prefix.end(), prefix.begin(), [](unsigned char c) { return std::tolower(c); });
-    }
-    auto [asin, titles] = find_side_files(ds.source, prefix);
-    MUONREC_CHECK(!asin.empty(),
-                  "tiger: no item texts found for {} ({}_item_asin.txt and {}_item_titles.txt, as given or beside "
-                  "the data file); give --item-text PREFIX, --movies FILE or --item-vectors-from-checkpoint FILE",
-                  ds.source, prefix, prefix);
-    texts = semantic_id::load_asin_item_texts(asin, titles, ds.n_items, &report);
-    *source = fmt::format("{} + {}; {}", asin, titles, report.summary());
-  }
-  return texts;
-}
-
 ItemVectors text_vectors(const data::SequenceDataset& dataset, const ItemVectorOptions& options) {
   std::string source;
-  std::vector<std::string> texts = load_texts(dataset, options, &source);
+  std::vector<std::string> texts = load_item_texts(dataset, options, &source);
   semantic_id::TextEmbeddings e = semantic_id::embed_item_texts(texts, options.embedding);
   ItemVectors out;
   out.values = std::move(e.values);
@@ -135,6 +100,41 @@ ItemVectors side_by_side(const ItemVectors& a, const ItemVectors& b, int64_t row
 }
 
 }  // namespace
+
+std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const ItemVectorOptions& o, std::string* source) {
+  semantic_id::ItemTextReport report;
+  std::vector<std::string> texts;
+  if (!o.texts.empty()) {
+    MUONREC_CHECK(static_cast<int64_t>(o.texts.size()) == ds.n_items + 1,
+                  "item texts: {} given for {} items (expected n_items + 1, index 0 unused)", o.texts.size(),
+                  ds.n_items);
+    *source = "item texts given by the caller";
+    return o.texts;
+  }
+  if (!o.movies.empty()) {
+    texts = o.movie_map.empty()
+                ? semantic_id::load_movielens_item_texts(o.movies, ds.item_source_ids, {}, &report)
+                : semantic_id::load_movielens_item_texts_mapped(o.movies, o.movie_map, ds.n_items, {}, &report);
+    *source = fmt::format("{}{}; {}", o.movies, o.movie_map.empty() ? "" : " via " + o.movie_map, report.summary());
+  } else {
+    MUONREC_CHECK(o.item_text != "none",
+                  "tiger needs item vectors: give item texts (--item-text PREFIX, --movies FILE) or "
+                  "--item-vectors-from-checkpoint FILE");
+    std::string prefix = o.item_text;
+    if (prefix == "auto") {
+      prefix = fs::path(ds.source).stem().string();
+      std::transform(prefix.begin(), prefix.end(), prefix.begin(), [](unsigned char c) { return std::tolower(c); });
+    }
+    auto [asin, titles] = find_side_files(ds.source, prefix);
+    MUONREC_CHECK(!asin.empty(),
+                  "tiger: no item texts found for {} ({}_item_asin.txt and {}_item_titles.txt, as given or beside "
+                  "the data file); give --item-text PREFIX, --movies FILE or --item-vectors-from-checkpoint FILE",
+                  ds.source, prefix, prefix);
+    texts = semantic_id::load_asin_item_texts(asin, titles, ds.n_items, &report);
+    *source = fmt::format("{} + {}; {}", asin, titles, report.summary());
+  }
+  return texts;
+}
 
 ItemVectors item_content_vectors(const data::SequenceDataset& dataset, const ItemVectorOptions& options) {
   if (!options.checkpoint.empty()) return vectors_from_checkpoint(dataset, options.checkpoint);

@@ -53,6 +53,10 @@ struct ItemVectors {
 };
 
 ItemVectors item_content_vectors(const data::SequenceDataset& dataset, const ItemVectorOptions& options);
+// The item texts the options name ([n_items + 1], index 0 empty), first match as listed above;
+// `source` gets one line for the log (files and how many items have a text).
+std::vector<std::string> load_item_texts(const data::SequenceDataset& dataset, const ItemVectorOptions& options,
+                                         std::string* source);
 
 // RQ-KMeans options with balanced assignment on.
 inline semantic_id::RqKMeansOptions balanced_tokenizer_options() {

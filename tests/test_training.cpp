@@ -174,22 +174,6 @@ TEST(Training, resume_rejects_a_file_that_is_not_a_training_state) {
   std::filesystem::remove(path);
 }
 
-namespace {
-
-// The message of the Error `run` throws ("" and a test failure when it throws none).
-template <typename Run>
-std::string error_of(Run run) {
-  try {
-    run();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no error";
-  return "";
-}
-
-}  // namespace
-
 // A state resumes only the run that wrote it: the same model config, data of the same shape, and a
 // --stop-after-epoch still ahead; each refusal names the file and what differs.
 TEST(Training, resume_refuses_a_state_written_for_another_run) {
@@ -205,36 +189,31 @@ TEST(Training, resume_refuses_a_state_written_for_another_run) {
   ModelConfig wider = small_config(ds.n_items);
   wider.d = 16;
   wider.dropout = 0.0f;
-  std::string message = error_of([&] { train_model(*make_model(wider, Device::CPU, 1), ds, resume, log); });
-  EXPECT_NE(message.find(resume.resume_path), std::string::npos) << message;
-  EXPECT_NE(message.find("d: 32 in the state, 16 now"), std::string::npos) << message;
-  EXPECT_NE(message.find("dropout: 0.1"), std::string::npos) << message;
+  testkit::expect_error([&] { train_model(*make_model(wider, Device::CPU, 1), ds, resume, log); },
+                        {resume.resume_path, "d: 32 in the state, 16 now", "dropout: 0.1"});
 
   data::SequenceDataset other = testkit::small_synthetic_dataset(300, 120, 10, 30);
-  message = error_of([&] { train_model(*make_model(small_config(other.n_items), Device::CPU, 1), other, resume, log); });
-  EXPECT_NE(message.find("400 users"), std::string::npos) << message;
-  EXPECT_NE(message.find("300 users"), std::string::npos) << message;
+  testkit::expect_error(
+      [&] { train_model(*make_model(small_config(other.n_items), Device::CPU, 1), other, resume, log); },
+      {"400 users", "300 users"});
 
   TrainOptions behind = resume;
   behind.stop_after_epoch = 1;
   behind.last_checkpoint_path = temp_file("other_run_again.safetensors");
-  message = error_of([&] { train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, behind, log); });
-  EXPECT_NE(message.find("--stop-after-epoch 1 is not after the state's epoch 1"), std::string::npos) << message;
+  testkit::expect_error([&] { train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, behind, log); },
+                        {"--stop-after-epoch 1 is not after the state's epoch 1"});
   std::filesystem::remove(options.last_checkpoint_path);
 }
 
 TEST(TrainOptions, check_refuses_an_early_stop_with_nowhere_to_keep_the_state) {
   TrainOptions options = small_options(3);
   options.stop_after_epoch = 2;
-  std::string message = error_of([&] { options.check("train"); });
-  EXPECT_NE(message.find("add --save-last"), std::string::npos) << message;
+  testkit::expect_error([&] { options.check("train"); }, {"add --save-last"});
   options.last_checkpoint_path = "state.safetensors";
   options.check("train");
   options.batch_size = 0;
-  message = error_of([&] { options.check("train"); });
-  EXPECT_NE(message.find("train: epochs, batch size and eval interval must be positive (got 3, 0, 3)"),
-            std::string::npos)
-      << message;
+  testkit::expect_error([&] { options.check("train"); },
+                        {"train: epochs, batch size and eval interval must be positive (got 3, 0, 3)"});
 }
 
 // Progress lines come when due (here: only at an epoch's last step, or at every step with a zero

@@ -1,4 +1,4 @@
-// The muonrec command line: train, eval, baseline, info. Errors become one line and exit code 1.
+// The muonrec command line: train, eval, recommend, baseline, info. Errors become one line and exit code 1.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -10,6 +10,7 @@
 #include "engine/precision.h"
 #include "models/trainer.h"
 #include "models/transformer.h"
+#include "tools/recommend_cli.h"
 #include "tools/tiger_cli.h"
 
 using namespace muonrec;
@@ -32,7 +33,8 @@ struct DataArgs {
     cmd->add_option("--synthetic-seed", synthetic_seed, "seed of the synthetic dataset")->capture_default_str();
   }
 
-  data::SequenceDataset load() const {
+  // The summary lines go to `log` (standard error when standard output carries results).
+  data::SequenceDataset load(std::ostream& log = std::cout) const {
     data::SequenceDataset ds;
     if (path == "synthetic") {
       data::SyntheticOptions o;
@@ -45,9 +47,9 @@ struct DataArgs {
       o.format = data::parse_format(format);
       ds = data::read_dataset(path, o);
     }
-    std::cout << fmt::format("data: {}: {} users, {} items, {} events{}\n", ds.source, ds.num_users(), ds.n_items,
-                             ds.num_events(), ds.has_timestamps() ? ", with timestamps" : "");
-    if (ds.report.users_dropped_short > 0) std::cout << "data: " << ds.report.summary() << "\n";
+    log << fmt::format("data: {}: {} users, {} items, {} events{}\n", ds.source, ds.num_users(), ds.n_items,
+                       ds.num_events(), ds.has_timestamps() ? ", with timestamps" : "");
+    if (ds.report.users_dropped_short > 0) log << "data: " << ds.report.summary() << "\n";
     return ds;
   }
 };
@@ -205,6 +207,13 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--beam", eval_beam, "tiger checkpoints: beam width (0: the width it was trained with)")
       ->capture_default_str();
 
+  RecommendCliArgs recommend_args;
+  CLI::App* recommend_cmd =
+      app.add_subcommand("recommend", "top-K next items for users from a checkpoint, after their whole histories");
+  data_args.add_to(recommend_cmd);
+  recommend_args.add_to(recommend_cmd);
+  recommend_cmd->add_option("--device", device, "auto, cpu or cuda")->capture_default_str();
+
   CLI::App* baseline_cmd = app.add_subcommand("baseline", "most-popular baseline with full ranking");
   data_args.add_to(baseline_cmd);
   baseline_cmd->add_option("--split", split, "test or valid")->check(CLI::IsMember({"test", "valid"}))
@@ -232,6 +241,7 @@ int main(int argc, char** argv) {
       eval.filter_seen = !no_filter_seen;
       return run_eval(data_args, checkpoint, device, split, eval, eval_beam);
     }
+    if (*recommend_cmd) return run_recommend(recommend_args, data_args.load(std::cerr), parse_device(device));
     if (*baseline_cmd) {
       EvalOptions o;
       o.filter_seen = !no_filter_seen;

@@ -1,0 +1,87 @@
+#include "models/recommend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_set>
+
+#include "data/batcher.h"
+#include "engine/error.h"
+#include "models/evaluate.h"
+
+namespace muonrec {
+namespace {
+
+void check_rows(const data::SequenceDataset& dataset, const std::vector<int64_t>& rows, int64_t k) {
+  MUONREC_CHECK(k >= 1, "recommend: k must be >= 1, got {}", k);
+  for (int64_t row : rows)
+    MUONREC_CHECK(row >= 0 && row < dataset.num_users(), "recommend: row {} is outside the dataset's {} users", row,
+                  dataset.num_users());
+}
+
+const std::vector<int64_t>& history(const data::SequenceDataset& dataset, int64_t row) {
+  return dataset.sequences[static_cast<size_t>(row)];
+}
+
+}  // namespace
+
+std::vector<ScoredItem> top_k_items(const float* scores, int64_t n_items, int64_t k,
+                                    const std::vector<int64_t>& excluded) {
+  const std::unordered_set<int64_t> skip(excluded.begin(), excluded.end());
+  std::vector<ScoredItem> candidates;
+  candidates.reserve(static_cast<size_t>(n_items));
+  for (int64_t item = 1; item <= n_items; ++item)
+    if (!skip.count(item)) candidates.push_back({item, scores[item - 1]});
+  // NaN ranks last, as in the evaluation.
+  auto before = [](const ScoredItem& a, const ScoredItem& b) {
+    if (std::isnan(a.score) != std::isnan(b.score)) return std::isnan(b.score);
+    return a.score > b.score || (!(b.score > a.score) && a.item < b.item);
+  };
+  const size_t keep = std::min(candidates.size(), static_cast<size_t>(k));
+  std::partial_sort(candidates.begin(), candidates.begin() + keep, candidates.end(), before);
+  candidates.resize(keep);
+  return candidates;
+}
+
+std::vector<std::vector<ScoredItem>> recommend(SequentialModel& model, const data::SequenceDataset& dataset,
+                                               const std::vector<int64_t>& rows, const RecommendOptions& options) {
+  check_rows(dataset, rows, options.k);
+  const int64_t n_items = model.config().n_items;
+  MUONREC_CHECK(dataset.n_items == n_items, "recommend: the dataset has {} items, the model {}", dataset.n_items,
+                n_items);
+  std::vector<data::EvalExample> whole;
+  for (int64_t row : rows) whole.push_back({row, 0, static_cast<int64_t>(history(dataset, row).size())});
+  std::vector<std::vector<ScoredItem>> out;
+  for (const data::Batch& batch :
+       data::make_window_batches(dataset, whole, model.config().max_len, options.batch_size)) {
+    std::vector<float> scores = last_position_scores(model, batch);
+    for (int64_t b = 0; b < batch.real_rows; ++b) {
+      const std::vector<int64_t>& seen = history(dataset, batch.user_rows[b]);
+      out.push_back(top_k_items(scores.data() + b * n_items, n_items, options.k,
+                                options.filter_seen ? seen : std::vector<int64_t>{}));
+    }
+  }
+  return out;
+}
+
+std::vector<std::vector<ScoredItem>> recommend_tiger(TigerModel& model, const TigerCatalog& catalog,
+                                                     const data::SequenceDataset& dataset,
+                                                     const std::vector<int64_t>& rows, const RecommendOptions& options,
+                                                     const TigerGenerateOptions& generate) {
+  check_rows(dataset, rows, options.k);
+  MUONREC_CHECK(catalog.tokens.n_items == dataset.n_items, "recommend: the dataset has {} items, the catalog {}",
+                dataset.n_items, catalog.tokens.n_items);
+  std::vector<std::vector<int64_t>> histories;
+  for (int64_t row : rows) histories.push_back(history(dataset, row));
+  std::vector<std::vector<semantic_id::BeamHit>> hits = tiger_generate(model, catalog, histories, generate);
+  std::vector<std::vector<ScoredItem>> out(rows.size());
+  for (size_t u = 0; u < rows.size(); ++u) {
+    const std::unordered_set<int64_t> seen(histories[u].begin(), histories[u].end());
+    for (const semantic_id::BeamHit& hit : hits[u]) {
+      if (static_cast<int64_t>(out[u].size()) == options.k) break;
+      if (!options.filter_seen || !seen.count(hit.item)) out[u].push_back({hit.item, hit.score});
+    }
+  }
+  return out;
+}
+
+}  // namespace muonrec

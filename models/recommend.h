@@ -1,0 +1,43 @@
+// Serving a trained model: the top-K next items for users given their whole histories (every event,
+// the held-out ones included), as a deployed recommender would rank them. The same scores as the
+// evaluation (full ranking for the sequential models, constrained beam search for TIGER), with the
+// user's own items left out unless filter_seen is off.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "data/dataset.h"
+#include "models/sequential_model.h"
+#include "models/tiger.h"
+#include "models/tiger_generate.h"
+
+namespace muonrec {
+
+struct ScoredItem {
+  int64_t item = 0;    // dense item id, 1..n_items (data::SequenceDataset::item_source_ids maps it back)
+  float score = 0.0f;  // the model's score: a logit, or for TIGER the code's log-probability
+};
+
+struct RecommendOptions {
+  int64_t k = 10;
+  bool filter_seen = true;   // leave out the items of the user's history
+  int64_t batch_size = 256;  // users scored together (sequential models)
+};
+
+// The k highest scores[c] (item c+1), descending, ties by ascending item id, without `excluded` items.
+std::vector<ScoredItem> top_k_items(const float* scores, int64_t n_items, int64_t k,
+                                    const std::vector<int64_t>& excluded);
+
+// For each dataset row in `rows`: the top options.k items after the row's whole sequence.
+std::vector<std::vector<ScoredItem>> recommend(SequentialModel& model, const data::SequenceDataset& dataset,
+                                               const std::vector<int64_t>& rows, const RecommendOptions& options);
+
+// TIGER: the beam's items in order, the history's items dropped, at most k; fewer when the beam of
+// `generate.beam_width` returns fewer unseen items (widen the beam to get k).
+std::vector<std::vector<ScoredItem>> recommend_tiger(TigerModel& model, const TigerCatalog& catalog,
+                                                     const data::SequenceDataset& dataset,
+                                                     const std::vector<int64_t>& rows, const RecommendOptions& options,
+                                                     const TigerGenerateOptions& generate);
+
+}  // namespace muonrec

@@ -1,0 +1,34 @@
+// `muonrec recommend`: the top-K next items for chosen users (or all) from a checkpoint of any
+// model, given each user's whole history, as tab-separated lines in the data's own ids.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "models/recommend.h"
+#include "models/tiger_pipeline.h"
+
+namespace muonrec {
+
+struct RecommendCliArgs {
+  std::string checkpoint;
+  std::vector<int64_t> users;  // the data's user ids; empty: every user
+  RecommendOptions options;
+  int64_t beam_width = 0;      // tiger: beams (0: the larger of the trained width and 2k)
+  std::string output;          // TSV file; empty: standard output
+  ItemVectorOptions titles;    // where item titles come from (item_text "none": no title column)
+
+  // Registers --checkpoint, --user, --k, --include-seen, --beam, --output, --item-text, --movies,
+  // --movie-map on the recommend command.
+  void add_to(CLI::App* cmd);
+};
+
+// Writes "user<TAB>rank<TAB>item<TAB>score[<TAB>title]" lines (rank from 1) with a header, and a
+// summary line on standard output when writing to a file.
+int run_recommend(const RecommendCliArgs& args, const data::SequenceDataset& dataset, Device device);
+
+}  // namespace muonrec
