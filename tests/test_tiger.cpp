@@ -21,6 +21,7 @@
 #include "models/tiger_generate.h"
 #include "models/tiger_pipeline.h"
 #include "models/tiger_tokens.h"
+#include "models/recommend.h"
 #include "models/tiger_train.h"
 #include "test_util.h"
 
@@ -369,6 +370,32 @@ TEST_P(TigerGeneration, LearnsDeterministicSuccessorAndReturnsValidDistinctRanke
   EXPECT_EQ(hits[0][0].item, 7);
   EXPECT_EQ(hits[1][0].item, 1);
   EXPECT_EQ(hits[2][0].item, 12);
+
+  // Serving: unfiltered, the beam's own list; filtered, the same order without the history's items.
+  data::SequenceDataset users = dataset_from({{4, 5, 6}, {29, 30}, {7, 8, 6, 5}}, n_items);
+  RecommendOptions serve;
+  serve.k = 8;
+  serve.filter_seen = false;
+  auto lists = recommend_tiger(model, catalog, users, {0, 1}, serve, gen);
+  ASSERT_EQ(lists.size(), 2u);
+  for (size_t u = 0; u < 2; ++u) {
+    ASSERT_EQ(lists[u].size(), hits[u].size());
+    for (size_t k = 0; k < hits[u].size(); ++k) {
+      EXPECT_EQ(lists[u][k].item, hits[u][k].item);
+      EXPECT_EQ(lists[u][k].score, hits[u][k].score);
+    }
+  }
+  serve.filter_seen = true;
+  serve.k = 3;
+  lists = recommend_tiger(model, catalog, users, {2}, serve, gen);
+  auto beam = tiger_generate(model, catalog, {users.sequences[2]}, gen)[0];
+  std::vector<int64_t> expected;
+  for (const auto& hit : beam)
+    if (hit.item < 5 || hit.item > 8) expected.push_back(hit.item);
+  expected.resize(3);
+  ASSERT_EQ(lists[0].size(), 3u);
+  for (size_t k = 0; k < 3; ++k) EXPECT_EQ(lists[0][k].item, expected[k]);
+  EXPECT_EQ(beam[0].item, 6);  // the successor of the last item, 5: already seen, so filtered out
 }
 
 INSTANTIATE_TEST_SUITE_P(Optimizers, TigerGeneration, ::testing::Values("adamw", "muon"));

@@ -2,7 +2,7 @@
 # On the GPU machine (see .library device README): build for sm_90, run the whole test suite,
 # compute-sanitizer on the GPU kernel tests, the benchmarks against the PyTorch peer, and
 # optionally a training run; logs and tables land in $OUT (default build-gpu/out). Stages:
-#   tools/gpu_check.sh [build] [tests] [sanitize] [bench] [train-sasrec] [train-hstu] [e2e] [large] [profile]
+#   tools/gpu_check.sh [build] [tests] [sanitize] [bench] [models] [train-sasrec] [train-hstu] [train-tiger] [e2e] [large] [profile]
 #   (default: build tests sanitize bench; training reads MUONREC_EPOCHS/BLOCKS/HEADS/OPTIM/MATMUL)
 # Reads fixtures, data and torch_ref.py from $MUONREC_SHARED (default: .shared, see stage_shared.sh).
 set -uo pipefail
@@ -15,6 +15,10 @@ mkdir -p "$out"
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build tests sanitize bench)
 summary=()
+# The README's best TIGER setting (co-occurrence semantic IDs, d 128, ff 512; Muon's rates, cosine).
+tiger_flags="--item-vectors cooccurrence --sid-levels 3 --sid-codebook 256 --sid-history 20 --beam 20 --d 128 \
+  --blocks 2 --heads 2 --ff 512 --dropout 0.1 --batch 256 --adam-lr 3e-3 --muon-lr 0.02 --schedule cosine \
+  --warmup-steps 100"
 note() { summary+=("$1"); echo "== $1"; }
 
 for stage in "${stages[@]}"; do
@@ -43,6 +47,30 @@ for stage in "${stages[@]}"; do
       python3 "$MUONREC_SHARED/bench/torch_ref.py" --micro > "$out/micro_torch.jsonl" 2> "$out/torch_micro.err"
       python3 bench/compare.py "$out/micro_muonrec.jsonl" "$out/micro_torch.jsonl" --markdown | tee "$out/micro_table.md"
       note "bench: $(wc -l < "$out/micro_muonrec.jsonl") muonrec rows, $(wc -l < "$out/micro_torch.jsonl") torch rows"
+      ;;
+    models)
+      # Every model with each optimizer on the GPU, briefly: sasrec, bert4rec and hstu on ML-1M (3
+      # epochs), tiger on Beauty (2 epochs, 2000 sampled users); each line gives the test metrics.
+      for optim in adamw muon; do
+        for model in sasrec bert4rec hstu; do
+          "$build/tools/muonrec" train --model "$model" --data "$MUONREC_SHARED/data/ml-1m/ml-1m.txt" --d 64 \
+            --blocks 2 --heads 1 --maxlen 200 --dropout 0.2 --optim "$optim" --epochs 3 --eval-every 3 --device cuda \
+            > "$out/models_${model}_$optim.log" 2>&1
+          note "$model $optim (GPU, 3 epochs): exit $? | $(grep -E '^test at that epoch' "$out/models_${model}_$optim.log")"
+        done
+        "$build/tools/muonrec" train --model tiger --data "$MUONREC_SHARED/data/beauty/Beauty.txt" $tiger_flags \
+          --optim "$optim" --epochs 2 --eval-every 2 --valid-users 2000 --test-users 2000 --device cuda \
+          > "$out/models_tiger_$optim.log" 2>&1
+        note "tiger $optim (GPU, 2 epochs): exit $? | $(grep -E 'test \(best validation\)' "$out/models_tiger_$optim.log")"
+      done
+      ;;
+    train-tiger)
+      # The README's best TIGER row on Beauty (24 epochs, every test user), with MUONREC_OPTIM.
+      optim=${MUONREC_OPTIM:-muon}
+      "$build/tools/muonrec" train --model tiger --data "$MUONREC_SHARED/data/beauty/Beauty.txt" $tiger_flags \
+        --optim "$optim" --epochs "${MUONREC_EPOCHS:-24}" --eval-every 2 --valid-users 2000 --device cuda \
+        --metrics "$out/beauty_tiger_$optim.jsonl" > "$out/beauty_tiger_$optim.log" 2>&1
+      note "tiger $optim Beauty: exit $? | $(grep -E 'test \(best validation\)' "$out/beauty_tiger_$optim.log") | $(grep -E '^training time' "$out/beauty_tiger_$optim.log")"
       ;;
     train-sasrec|train-hstu)
       model=${stage#train-}
