@@ -1,7 +1,9 @@
-// Trains a small SASRec on the built-in synthetic data through the C++ API and prints test metrics.
+// Trains a small SASRec on the built-in synthetic data through the C++ API, prints the test metrics
+// and the first user's top 5 next items.
 #include <iostream>
 
 #include "data/synthetic.h"
+#include "models/recommend.h"
 #include "models/trainer.h"
 
 int main() {
@@ -25,5 +27,12 @@ int main() {
   options.eval_every = 3;
   TrainResult result = train_model(*model, dataset, options, std::cout);
   std::cout << "test: " << result.test_at_best.summary() << "\n";
-  return result.test_at_best.users == dataset.num_users() ? 0 : 1;
+
+  RecommendOptions serve;
+  serve.k = 5;
+  std::vector<ScoredItem> top = recommend(*model, dataset, {0}, serve).front();
+  std::cout << "user " << dataset.user_ids[0] << " next:";
+  for (const ScoredItem& s : top) std::cout << " " << dataset.item_source_ids[s.item] << " (" << s.score << ")";
+  std::cout << "\n";
+  return result.test_at_best.users == dataset.num_users() && top.size() == 5 ? 0 : 1;
 }
