@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ostream>
 #include <unordered_set>
+
+#include <fmt/format.h>
 
 #include "data/batcher.h"
 #include "engine/error.h"
@@ -82,6 +85,44 @@ std::vector<std::vector<ScoredItem>> recommend_tiger(TigerModel& model, const Ti
     }
   }
   return out;
+}
+
+std::vector<int64_t> rows_of_users(const data::SequenceDataset& dataset, const std::vector<int64_t>& users) {
+  std::vector<int64_t> rows;
+  if (users.empty()) {
+    for (int64_t row = 0; row < dataset.num_users(); ++row) rows.push_back(row);
+    return rows;
+  }
+  const std::vector<int64_t>& ids = dataset.user_ids;  // ascending
+  for (int64_t user : users) {
+    auto it = std::lower_bound(ids.begin(), ids.end(), user);
+    MUONREC_CHECK(it != ids.end() && *it == user, "recommend: user {} is not in {}{}", user, dataset.source,
+                  dataset.report.users_dropped_short == 0
+                      ? ""
+                      : fmt::format(" (or is among the {} users dropped for having fewer than {} events)",
+                                    dataset.report.users_dropped_short, dataset.report.min_events_per_user));
+    rows.push_back(it - ids.begin());
+  }
+  return rows;
+}
+
+void write_recommendations(std::ostream& out, const data::SequenceDataset& dataset, const std::vector<int64_t>& rows,
+                           const std::vector<std::vector<ScoredItem>>& lists, const std::vector<std::string>& titles) {
+  MUONREC_CHECK(lists.size() == rows.size(), "write_recommendations: {} lists for {} users", lists.size(),
+                rows.size());
+  out << "user\trank\titem\tscore" << (titles.empty() ? "" : "\ttitle") << "\n";
+  for (size_t u = 0; u < rows.size(); ++u)
+    for (size_t r = 0; r < lists[u].size(); ++r) {
+      const ScoredItem& s = lists[u][r];
+      out << fmt::format("{}\t{}\t{}\t{:.6g}", dataset.user_ids[rows[u]], r + 1, dataset.item_source_ids[s.item],
+                         s.score);
+      if (!titles.empty()) {
+        std::string title = titles[s.item];
+        std::replace_if(title.begin(), title.end(), [](char c) { return c == '\t' || c == '\n' || c == '\r'; }, ' ');
+        out << "\t" << title;
+      }
+      out << "\n";
+    }
 }
 
 }  // namespace muonrec

@@ -10,6 +10,7 @@
 #include "engine/safetensors.h"
 #include "data/split.h"
 #include "models/semantic_id/item_text.h"
+#include "models/training_position.h"
 
 namespace muonrec {
 namespace {
@@ -55,7 +56,8 @@ std::pair<std::string, std::string> find_side_files(const std::string& data_path
 
 ItemVectors text_vectors(const data::SequenceDataset& dataset, const ItemVectorOptions& options) {
   std::string source;
-  std::vector<std::string> texts = load_item_texts(dataset, options, &source);
+  std::vector<std::string> texts =
+      load_item_texts(dataset, options, &source, "tiger", ", or --item-vectors-from-checkpoint FILE");
   semantic_id::TextEmbeddings e = semantic_id::embed_item_texts(texts, options.embedding);
   ItemVectors out;
   out.values = std::move(e.values);
@@ -101,7 +103,8 @@ ItemVectors side_by_side(const ItemVectors& a, const ItemVectors& b, int64_t row
 
 }  // namespace
 
-std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const ItemVectorOptions& o, std::string* source) {
+std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const ItemVectorOptions& o, std::string* source,
+                                         const std::string& who, const std::string& other_choices) {
   semantic_id::ItemTextReport report;
   std::vector<std::string> texts;
   if (!o.texts.empty()) {
@@ -112,14 +115,15 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
     return o.texts;
   }
   if (!o.movies.empty()) {
+    semantic_id::MovieTextOptions movie;
+    movie.append_genres = o.movie_genres;
     texts = o.movie_map.empty()
-                ? semantic_id::load_movielens_item_texts(o.movies, ds.item_source_ids, {}, &report)
-                : semantic_id::load_movielens_item_texts_mapped(o.movies, o.movie_map, ds.n_items, {}, &report);
+                ? semantic_id::load_movielens_item_texts(o.movies, ds.item_source_ids, movie, &report)
+                : semantic_id::load_movielens_item_texts_mapped(o.movies, o.movie_map, ds.n_items, movie, &report);
     *source = fmt::format("{}{}; {}", o.movies, o.movie_map.empty() ? "" : " via " + o.movie_map, report.summary());
   } else {
-    MUONREC_CHECK(o.item_text != "none",
-                  "tiger needs item vectors: give item texts (--item-text PREFIX, --movies FILE) or "
-                  "--item-vectors-from-checkpoint FILE");
+    MUONREC_CHECK(o.item_text != "none", "{} needs item texts: give --item-text PREFIX or --movies FILE{}", who,
+                  other_choices);
     std::string prefix = o.item_text;
     if (prefix == "auto") {
       prefix = fs::path(ds.source).stem().string();
@@ -127,9 +131,9 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
     }
     auto [asin, titles] = find_side_files(ds.source, prefix);
     MUONREC_CHECK(!asin.empty(),
-                  "tiger: no item texts found for {} ({}_item_asin.txt and {}_item_titles.txt, as given or beside "
-                  "the data file); give --item-text PREFIX, --movies FILE or --item-vectors-from-checkpoint FILE",
-                  ds.source, prefix, prefix);
+                  "{}: no item texts found for {} ({}_item_asin.txt and {}_item_titles.txt, as given or beside "
+                  "the data file); give --item-text PREFIX or --movies FILE{}",
+                  who, ds.source, prefix, prefix, other_choices);
     texts = semantic_id::load_asin_item_texts(asin, titles, ds.n_items, &report);
     *source = fmt::format("{} + {}; {}", asin, titles, report.summary());
   }
@@ -147,6 +151,7 @@ ItemVectors item_content_vectors(const data::SequenceDataset& dataset, const Ite
 
 TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const TigerPipelineOptions& options,
                                Device device, std::ostream& log) {
+  options.train.train.check("tiger train");  // before minutes of item vectors and k-means
   semantic_id::RqKMeans tokenizer(options.tokenizer);
   const std::string& resume = options.train.train.resume_path;
   if (resume.empty()) {
@@ -159,6 +164,7 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
     SafetensorsFile state = load_safetensors(resume);
     MUONREC_CHECK(is_tiger_checkpoint(state), "{}: not a tiger training state (its config has no kind 'tiger')",
                   resume);
+    check_state_data(state, dataset);
     tokenizer = semantic_id::RqKMeans::from_state_dict(state.tensors, "semantic_id.");
     log << fmt::format("semantic IDs: the tokenizer of {} ({} levels)\n", resume, tokenizer.levels()) << std::flush;
   }

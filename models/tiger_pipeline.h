@@ -41,6 +41,7 @@ struct ItemVectorOptions {
   std::vector<std::string> texts;
   std::string movies, movie_map;
   std::string item_text = "auto";
+  bool movie_genres = true;  // MovieLens: the genres as words after the title
   std::string kind = "text";
   semantic_id::TextEmbeddingOptions embedding;   // its width is the width of every kind
   semantic_id::CooccurrenceOptions cooccurrence; // its width and seed are taken from `embedding`
@@ -54,9 +55,11 @@ struct ItemVectors {
 
 ItemVectors item_content_vectors(const data::SequenceDataset& dataset, const ItemVectorOptions& options);
 // The item texts the options name ([n_items + 1], index 0 empty), first match as listed above;
-// `source` gets one line for the log (files and how many items have a text).
+// `source` gets one line for the log (files and how many items have a text). Errors begin with
+// `who` and end with `other_choices` (flags besides --item-text and --movies the caller offers).
 std::vector<std::string> load_item_texts(const data::SequenceDataset& dataset, const ItemVectorOptions& options,
-                                         std::string* source);
+                                         std::string* source, const std::string& who,
+                                         const std::string& other_choices = "");
 
 // RQ-KMeans options with balanced assignment on.
 inline semantic_id::RqKMeansOptions balanced_tokenizer_options() {

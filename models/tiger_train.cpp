@@ -126,11 +126,14 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   if (options.valid_users > 0)
     log << fmt::format("validation on a fixed sample of {} of {} users\n", std::min(options.valid_users, users), users);
 
+  const RunIdentity run = run_identity(
+      o, model.config().to_json(), [](const std::string& saved) { return TigerConfig::from_json(saved).to_json(); },
+      total_steps);
   TrainResult result;
   TrainingPosition position;
   std::vector<Tensor> best_params;
   if (!o.resume_path.empty()) {
-    TrainingState state = open_training_state(o, model.config().to_json(), dataset);
+    TrainingState state = open_training_state(o, run, dataset, log);
     position = state.position;
     model.parameters().load_from(state.file, "param.");
     optimizer.load_state(state.file);
@@ -196,7 +199,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
       std::map<std::string, Tensor> state = optimizer.state();
       for (auto& [name, tensor] : best_tensors(model.parameters(), best_params)) state[name] = tensor;
       save_tiger_checkpoint(o.last_checkpoint_path, model, *tokenizer,
-                            training_state_metadata(position, model.config().to_json(), dataset), state);
+                            training_state_metadata(position, run, dataset), state);
     }
   }
   result.steps = steps_this_run;
@@ -255,6 +258,11 @@ bool is_tiger_checkpoint(const SafetensorsFile& file) {
   if (it == file.metadata.end()) return false;
   json j = json::parse(it->second, nullptr, /*allow_exceptions=*/false);
   return j.is_object() && j.value("kind", "") == "tiger";
+}
+
+int64_t trained_beam_width(const SafetensorsFile& file, int64_t fallback) {
+  auto it = file.metadata.find("beam_width");
+  return it == file.metadata.end() ? fallback : std::stoll(it->second);
 }
 
 TigerBundle load_tiger_checkpoint(const SafetensorsFile& file, Device device) {

@@ -47,6 +47,8 @@ void save_tiger_checkpoint(const std::string& path, TigerModel& model, const sem
                            const std::map<std::string, std::string>& metadata,
                            const std::map<std::string, Tensor>& training_state = {});
 bool is_tiger_checkpoint(const SafetensorsFile& file);
+// The beam width a tiger checkpoint was tested with, or `fallback` when it does not say.
+int64_t trained_beam_width(const SafetensorsFile& file, int64_t fallback);
 
 struct TigerBundle {
   std::unique_ptr<TigerModel> model;

@@ -33,11 +33,16 @@ void save_checkpoint(const std::string& path, SequentialModel& model, const Opti
 std::unique_ptr<SequentialModel> load_model_checkpoint(const std::string& path, Device device,
                                                        SafetensorsFile* file_out) {
   SafetensorsFile file = load_safetensors(path);
-  MUONREC_CHECK(file.metadata.count("config"), "{}: not a muonrec checkpoint (no 'config' metadata)", path);
+  auto model = load_model_checkpoint(file, device);
+  if (file_out) *file_out = std::move(file);
+  return model;
+}
+
+std::unique_ptr<SequentialModel> load_model_checkpoint(const SafetensorsFile& file, Device device) {
+  MUONREC_CHECK(file.metadata.count("config"), "{}: not a muonrec checkpoint (no 'config' metadata)", file.path);
   ModelConfig config = ModelConfig::from_json(file.metadata.at("config"));
   auto model = make_model(config, device, 0);
   model->parameters().load_from(file, "param.");
-  if (file_out) *file_out = std::move(file);
   return model;
 }
 
@@ -83,10 +88,13 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
   EvalOptions eval = options.eval;
   eval.max_len = T;
 
+  const RunIdentity run = run_identity(
+      options, model.config().to_json(),
+      [](const std::string& saved) { return ModelConfig::from_json(saved).to_json(); }, total_steps);
   TrainResult result;
   TrainingPosition position;
   if (!options.resume_path.empty()) {
-    TrainingState state = open_training_state(options, model.config().to_json(), dataset);
+    TrainingState state = open_training_state(options, run, dataset, log);
     position = state.position;
     model.parameters().load_from(state.file, "param.");
     optimizer.load_state(state.file);
@@ -139,7 +147,6 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
     // Where the run stands now: the best checkpoint below is a training state too.
     position.epoch = epoch;
     position.dropout_offset = dropout_rng.offset();
-    const std::string config_json = model.config().to_json();
     if (epoch % options.eval_every == 0 || epoch == options.epochs) {
       RankingMetrics valid = evaluate_model(model, dataset, data::EvalSplit::Validation, eval);
       record["valid"] = json::parse(valid.to_json());
@@ -156,12 +163,12 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
             << std::flush;
         if (!options.checkpoint_path.empty())
           save_checkpoint(options.checkpoint_path, model, optimizer,
-                          training_state_metadata(position, config_json, dataset));
+                          training_state_metadata(position, run, dataset));
       }
     }
     if (!options.last_checkpoint_path.empty())
       save_checkpoint(options.last_checkpoint_path, model, optimizer,
-                      training_state_metadata(position, config_json, dataset));
+                      training_state_metadata(position, run, dataset));
     append_jsonl(options.metrics_path, record);
   }
   if (last_epoch < options.epochs) log << stopped_early_line(options);

@@ -64,5 +64,6 @@ void save_checkpoint(const std::string& path, SequentialModel& model, const Opti
 // Rebuilds the model a checkpoint describes on `device` and loads its parameters.
 std::unique_ptr<SequentialModel> load_model_checkpoint(const std::string& path, Device device,
                                                        SafetensorsFile* file_out = nullptr);
+std::unique_ptr<SequentialModel> load_model_checkpoint(const SafetensorsFile& file, Device device);
 
 }  // namespace muonrec

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <ostream>
 
 #include <nlohmann/json.hpp>
 
@@ -28,9 +29,13 @@ const std::string& required(const SafetensorsFile& file, const char* key) {
 std::string config_differences(const std::string& saved_json, const std::string& now_json) {
   const nlohmann::json saved = nlohmann::json::parse(saved_json), now = nlohmann::json::parse(now_json);
   std::string out;
+  // The configs hold floats widened to double: print them as the floats they are (0.1, not 0.100000001).
+  auto text = [](const nlohmann::json* v) {
+    if (!v) return std::string("absent");
+    return v->is_number_float() ? fmt::format("{}", static_cast<float>(v->get<double>())) : v->dump();
+  };
   auto add = [&](const std::string& key, const nlohmann::json* a, const nlohmann::json* b) {
-    out += fmt::format("{}{}: {} in the state, {} now", out.empty() ? "" : "; ", key, a ? a->dump() : "absent",
-                       b ? b->dump() : "absent");
+    out += fmt::format("{}{}: {} in the state, {} now", out.empty() ? "" : "; ", key, text(a), text(b));
   };
   for (auto& [key, value] : saved.items()) {
     auto it = now.find(key);
@@ -81,35 +86,77 @@ RankingMetrics metrics_from_json(const std::string& text) {
 }
 
 
-std::map<std::string, std::string> training_state_metadata(const TrainingPosition& position,
-                                                           const std::string& config_json,
+RunIdentity run_identity(const TrainOptions& options, std::string config_json,
+                         std::function<std::string(const std::string&)> normalize_config, int64_t total_steps) {
+  RunIdentity run;
+  run.config_json = std::move(config_json);
+  run.normalize_config = std::move(normalize_config);
+  const OptimizerConfig& o = options.optimizer;
+  run.optimizer = o.optimizer == "muon" ? fmt::format("muon (policy {})", o.param_policy) : o.optimizer;
+  run.batch_size = options.batch_size;
+  run.total_steps = total_steps;
+  run.seed = options.seed;
+  return run;
+}
+
+std::map<std::string, std::string> training_state_metadata(const TrainingPosition& position, const RunIdentity& run,
                                                            const data::SequenceDataset& dataset) {
   std::map<std::string, std::string> meta = position.to_metadata();
-  meta["config"] = config_json;
+  meta["config"] = run.config_json;
+  meta["optimizer"] = run.optimizer;
+  meta["batch_size"] = std::to_string(run.batch_size);
+  meta["total_steps"] = std::to_string(run.total_steps);
+  meta["seed"] = std::to_string(run.seed);
   meta["data"] = dataset.source;
   meta["data_shape"] = data_shape(dataset);
   return meta;
 }
 
-TrainingState open_training_state(const TrainOptions& options, const std::string& config_json,
-                                  const data::SequenceDataset& dataset) {
+void check_state_data(const SafetensorsFile& file, const data::SequenceDataset& dataset) {
+  // The path may differ (another working directory); the data may not.
+  auto shape = file.metadata.find("data_shape");
+  if (shape == file.metadata.end()) return;
+  auto source = file.metadata.find("data");
+  MUONREC_CHECK(shape->second == data_shape(dataset), "{}: the state was trained on {} ({}), this run reads {} ({})",
+                file.path, source == file.metadata.end() ? "other data" : source->second, shape->second,
+                dataset.source, data_shape(dataset));
+}
+
+TrainingState open_training_state(const TrainOptions& options, const RunIdentity& run,
+                                  const data::SequenceDataset& dataset, std::ostream& log) {
   TrainingState state{load_safetensors(options.resume_path), {}};
   const SafetensorsFile& file = state.file;
   state.position = TrainingPosition::from_metadata(file);
-  const std::string differences = config_differences(required(file, "config"), config_json);
+  check_state_data(file, dataset);
+  const std::string differences =
+      config_differences(run.normalize_config(required(file, "config")), run.config_json);
   MUONREC_CHECK(differences.empty(), "{}: the state was written for another model ({}); resume with its flags",
                 file.path, differences);
-  // The path may differ (another working directory); the data may not.
-  auto shape = file.metadata.find("data_shape");
-  MUONREC_CHECK(shape == file.metadata.end() || shape->second == data_shape(dataset),
-                "{}: the state was trained on {} ({}), this run reads {} ({})", file.path,
-                file.metadata.count("data") ? file.metadata.at("data") : "other data", shape->second, dataset.source,
-                data_shape(dataset));
+  auto recorded = [&](const char* key) {
+    auto it = file.metadata.find(key);
+    return it == file.metadata.end() ? std::string() : it->second;
+  };
+  const std::string optimizer = recorded("optimizer");
+  MUONREC_CHECK(optimizer.empty() || optimizer == run.optimizer,
+                "{}: the state holds the optimizer state of {}, this run asks for {}; resume with its --optim and "
+                "--param-policy",
+                file.path, optimizer, run.optimizer);
   MUONREC_CHECK(options.stop_after_epoch == 0 || options.stop_after_epoch > state.position.epoch,
                 "{}: --stop-after-epoch {} is not after the state's epoch {}", file.path, options.stop_after_epoch,
                 state.position.epoch);
-  MUONREC_CHECK(state.position.epoch < options.epochs, "{}: the state has already finished epoch {} of --epochs {}",
-                file.path, state.position.epoch, options.epochs);
+  // epoch == epochs is a finished run: resuming it only repeats what follows the last epoch (TIGER's test).
+  MUONREC_CHECK(state.position.epoch <= options.epochs, "{}: the state is at epoch {}, past --epochs {}", file.path,
+                state.position.epoch, options.epochs);
+  std::string changes;
+  auto note = [&](const char* what, const std::string& then, const std::string& now) {
+    if (!then.empty() && then != now)
+      changes += fmt::format("{}{} {} (the state's run: {})", changes.empty() ? "" : ", ", what, now, then);
+  };
+  note("batch", recorded("batch_size"), std::to_string(run.batch_size));
+  note("seed", recorded("seed"), std::to_string(run.seed));
+  note("schedule steps", recorded("total_steps"), std::to_string(run.total_steps));
+  if (!changes.empty())
+    log << fmt::format("resuming with {}: the run will not repeat the uninterrupted one\n", changes);
   return state;
 }
 

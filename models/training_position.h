@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <iosfwd>
 #include <map>
 #include <string>
 
@@ -28,22 +30,40 @@ struct TrainingPosition {
 
 RankingMetrics metrics_from_json(const std::string& text);  // RankingMetrics::to_json's inverse
 
-// The metadata a --save-last file carries besides the position: the model config (JSON) and the
-// data's shape, which open_training_state compares with the resuming run's.
-std::map<std::string, std::string> training_state_metadata(const TrainingPosition& position,
-                                                           const std::string& config_json,
+// What a run is, as a state records it and a resuming run is compared with.
+struct RunIdentity {
+  std::string config_json;  // the model config, as its to_json writes it
+  // A saved config through the model's from_json and to_json: fields that older files lack get
+  // their defaults, so they compare equal to a run that leaves them at the default.
+  std::function<std::string(const std::string&)> normalize_config;
+  std::string optimizer;    // "adamw", or "muon (policy P)": the optimizer state's layout
+  int64_t batch_size = 0, total_steps = 0;
+  uint64_t seed = 0;
+};
+RunIdentity run_identity(const TrainOptions& options, std::string config_json,
+                         std::function<std::string(const std::string&)> normalize_config, int64_t total_steps);
+
+// The metadata of a --save-last file (and of a sequential model's --checkpoint): the position, the
+// run's identity and the data's shape.
+std::map<std::string, std::string> training_state_metadata(const TrainingPosition& position, const RunIdentity& run,
                                                            const data::SequenceDataset& dataset);
 
-// A --resume file, opened and checked before any tensor is read from it.
+// Throws, naming the file, when the state was trained on data of another shape (users, items,
+// events). Files without the record (older ones) pass.
+void check_state_data(const SafetensorsFile& file, const data::SequenceDataset& dataset);
+
+// A --resume file, opened and checked before its tensors are loaded into the model.
 struct TrainingState {
   SafetensorsFile file;
   TrainingPosition position;
 };
-// Throws, naming the file, when it is not a training state (a best-epoch --checkpoint has no
-// position), when it was written for another model config (naming each field that differs) or
-// for data of another shape, or when --stop-after-epoch does not lie after its epoch.
-TrainingState open_training_state(const TrainOptions& options, const std::string& config_json,
-                                  const data::SequenceDataset& dataset);
+// Throws, naming the file, when it is not a training state (a TIGER --checkpoint has no position),
+// was trained on data of another shape, for another model config (naming each field that differs)
+// or with another optimizer, or when --stop-after-epoch does not lie after its epoch or --epochs
+// is behind it. A different batch size, seed or schedule length is allowed and noted in `log`: the
+// resumed run then no longer repeats the uninterrupted one.
+TrainingState open_training_state(const TrainOptions& options, const RunIdentity& run,
+                                  const data::SequenceDataset& dataset, std::ostream& log);
 
 // The last epoch this run trains: --stop-after-epoch when given, else the last of all.
 int64_t last_epoch_of_run(const TrainOptions& options);

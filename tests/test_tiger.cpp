@@ -501,7 +501,7 @@ TEST(TigerPipeline, BeatsMostPopularAndCheckpointReproducesTestMetrics) {
 // tokenizer from the state and the best epoch's parameters with it): epoch losses, the best
 // checkpoint's parameters and the test metrics agree bit for bit, with AdamW and with Muon (cosine
 // schedule and dropout, so the optimizer state, the step count and the dropout stream must all
-// carry over). A stopped run skips the test and says how to go on.
+// carry over). A stopped run skips the test and says how to go on; the finished state reruns it.
 TEST(TigerPipeline, ResumedRunReproducesTheUninterruptedRunBitForBit) {
   TopicData data = topic_data();
   TempDir dir;
@@ -533,6 +533,7 @@ TEST(TigerPipeline, ResumedRunReproducesTheUninterruptedRunBitForBit) {
     second.vectors.texts.clear();  // nothing to refit from: the tokenizer comes from the state
     second.train.train.resume_path = first.train.train.last_checkpoint_path;
     second.train.train.checkpoint_path = dir.path(optimizer + "_resumed.safetensors");
+    second.train.train.last_checkpoint_path = first.train.train.last_checkpoint_path;
     TrainResult rest = run_tiger_pipeline(data.ds, second, Device::CPU, log);
 
     ASSERT_EQ(full.epoch_losses.size(), 4u);
@@ -548,6 +549,14 @@ TEST(TigerPipeline, ResumedRunReproducesTheUninterruptedRunBitForBit) {
       ASSERT_EQ(tensor.shape(), other.shape()) << name;
       EXPECT_EQ(std::memcmp(tensor.raw_data(), other.raw_data(), tensor.nbytes()), 0) << optimizer << " " << name;
     }
+
+    // The finished state (after epoch 4) resumes to the test alone, with the best epoch's parameters.
+    TigerPipelineOptions finished = second;
+    finished.train.train.checkpoint_path.clear();
+    finished.train.train.last_checkpoint_path.clear();
+    TrainResult retest = run_tiger_pipeline(data.ds, finished, Device::CPU, log);
+    EXPECT_TRUE(retest.epoch_losses.empty());
+    EXPECT_EQ(retest.test_at_best.to_json(), full.test_at_best.to_json()) << optimizer;
   }
   // A file that is not a tiger training state is refused, naming it.
   TigerPipelineOptions bad;

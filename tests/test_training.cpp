@@ -1,6 +1,7 @@
 // End to end on the built-in synthetic dataset (CPU): the model learns far beyond the most-popular
 // baseline, training is deterministic for a seed, and a checkpoint reproduces the test metrics.
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "models/run_log.h"
@@ -174,8 +175,10 @@ TEST(Training, resume_rejects_a_file_that_is_not_a_training_state) {
   std::filesystem::remove(path);
 }
 
-// A state resumes only the run that wrote it: the same model config, data of the same shape, and a
-// --stop-after-epoch still ahead; each refusal names the file and what differs.
+// A state resumes only the run that wrote it: the same model config, data of the same shape, the
+// same optimizer, and a --stop-after-epoch still ahead; each refusal names the file and what
+// differs. Fields that older states lack compare as their defaults; a different batch size is
+// accepted with a note.
 TEST(Training, resume_refuses_a_state_written_for_another_run) {
   data::SequenceDataset ds = small_dataset();
   TrainOptions options = small_options(3);
@@ -188,21 +191,51 @@ TEST(Training, resume_refuses_a_state_written_for_another_run) {
   resume.resume_path = options.last_checkpoint_path;
   ModelConfig wider = small_config(ds.n_items);
   wider.d = 16;
-  wider.dropout = 0.0f;
+  wider.dropout = 0.2f;
   testkit::expect_error([&] { train_model(*make_model(wider, Device::CPU, 1), ds, resume, log); },
-                        {resume.resume_path, "d: 32 in the state, 16 now", "dropout: 0.1"});
+                        {resume.resume_path, "another model (d: 32 in the state, 16 now; dropout: 0.1 in the state, "
+                                             "0.2 now)"});
 
-  data::SequenceDataset other = testkit::small_synthetic_dataset(300, 120, 10, 30);
+  // Data of another shape is named as such, before the model's item count differs too.
+  data::SequenceDataset other = testkit::small_synthetic_dataset(300, 90, 10, 30);
   testkit::expect_error(
       [&] { train_model(*make_model(small_config(other.n_items), Device::CPU, 1), other, resume, log); },
-      {"400 users", "300 users"});
+      {"400 users, 120 items", "300 users, 90 items"});
+
+  TrainOptions muon = resume;
+  muon.optimizer.optimizer = "muon";
+  testkit::expect_error([&] { train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, muon, log); },
+                        {"the optimizer state of adamw, this run asks for muon (policy muonrec)"});
 
   TrainOptions behind = resume;
   behind.stop_after_epoch = 1;
   behind.last_checkpoint_path = temp_file("other_run_again.safetensors");
   testkit::expect_error([&] { train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, behind, log); },
                         {"--stop-after-epoch 1 is not after the state's epoch 1"});
+
+  // An older state: its config without head_dim (added later), no data shape, no run record.
+  SafetensorsFile state = load_safetensors(options.last_checkpoint_path);
+  nlohmann::json config = nlohmann::json::parse(state.metadata.at("config"));
+  config.erase("head_dim");
+  state.metadata["config"] = config.dump();
+  for (const char* key : {"data_shape", "optimizer", "batch_size", "seed", "total_steps"}) state.metadata.erase(key);
+  const std::string old_state = temp_file("older_state.safetensors");
+  save_safetensors(old_state, state.tensors, state.metadata);
+  TrainOptions from_old = resume;
+  from_old.resume_path = old_state;
+  from_old.batch_size = 32;
+  std::ostringstream old_log;
+  TrainResult rest = train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, from_old, old_log);
+  EXPECT_EQ(rest.epoch_losses.size(), 2u);
+
+  TrainOptions other_batch = resume;
+  other_batch.batch_size = 32;
+  std::ostringstream batch_log;
+  train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, other_batch, batch_log);
+  EXPECT_NE(batch_log.str().find("resuming with batch 32 (the state's run: 64), schedule steps"), std::string::npos)
+      << batch_log.str();
   std::filesystem::remove(options.last_checkpoint_path);
+  std::filesystem::remove(old_state);
 }
 
 TEST(TrainOptions, check_refuses_an_early_stop_with_nowhere_to_keep_the_state) {

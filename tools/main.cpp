@@ -186,7 +186,8 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--checkpoint", train.checkpoint_path, "save the best-validation model here (safetensors)");
   train_cmd->add_option("--save-last", train.last_checkpoint_path,
                         "save the full training state here after every epoch (for --resume)");
-  train_cmd->add_option("--resume", train.resume_path, "continue from a --save-last file or a --checkpoint (same model flags and data)");
+  train_cmd->add_option("--resume", train.resume_path, "continue from a --save-last file, or a sasrec/bert4rec/hstu --checkpoint (same model flags, optimizer "
+                        "and data)");
   train_cmd->add_option("--stop-after-epoch", train.stop_after_epoch, "end the run after this epoch (with --save-last, to resume later)");
   train_cmd->add_flag("--baseline", baseline, "also report the most-popular baseline on the test split");
   TigerCliArgs tiger;

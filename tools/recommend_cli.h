@@ -27,8 +27,8 @@ struct RecommendCliArgs {
   void add_to(CLI::App* cmd);
 };
 
-// Writes "user<TAB>rank<TAB>item<TAB>score[<TAB>title]" lines (rank from 1) with a header, and a
-// summary line on standard output when writing to a file.
+// Writes the TSV of write_recommendations (models/recommend.h) to --output or standard output; the
+// log lines (titles, timing, users with short lists) go to standard error.
 int run_recommend(const RecommendCliArgs& args, const data::SequenceDataset& dataset, Device device);
 
 }  // namespace muonrec

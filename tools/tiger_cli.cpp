@@ -79,9 +79,7 @@ int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& d
   TigerBundle bundle = load_tiger_checkpoint(file, device);
   TigerEvalOptions o;
   o.filter_seen = eval.filter_seen;
-  auto beam = file.metadata.find("beam_width");
-  if (beam != file.metadata.end()) o.generate.beam_width = std::stoll(beam->second);
-  if (beam_width > 0) o.generate.beam_width = beam_width;
+  o.generate.beam_width = beam_width > 0 ? beam_width : trained_beam_width(file, o.generate.beam_width);
   RankingMetrics m = evaluate_tiger(*bundle.model, bundle.catalog, dataset, split, o);
   std::cout << fmt::format("{} ({}, tiger, beam {}): {}\n", data::split_name(split), checkpoint,
                            o.generate.beam_width, m.summary());
