@@ -2,7 +2,9 @@
 // agree with the leave-one-out evaluation of the same model.
 #include <cmath>
 #include <set>
+#include <sstream>
 
+#include "data/dataset.h"
 #include "models/recommend.h"
 #include "test_util.h"
 #include "tiny_model_config.h"
@@ -100,4 +102,46 @@ TEST(Recommend, refuses_bad_requests_naming_them) {
   testkit::expect_error([&] { recommend(*model, ds, {20}, options); }, {"row 20 is outside the dataset's 20 users"});
   auto other = make_model(testkit::tiny_model_config("sasrec", ds.n_items + 1, 8, 1), Device::CPU, 1);
   testkit::expect_error([&] { recommend(*other, ds, {0}, options); }, {"the dataset has 30 items, the model 31"});
+}
+
+// The TSV speaks the data file's ids: users and items of a MovieLens CSV map back from the dense
+// ids, titles join with their tabs as spaces, and an absent user is named.
+TEST(Recommend, writes_the_data_files_own_ids_and_titles) {
+  testkit::TempDir tmp;
+  const std::string path = tmp.write("ratings.csv",
+                                     "userId,movieId,rating,timestamp\n"
+                                     "7,31,2.5,10\n7,1029,3.0,11\n7,1061,3.0,12\n"
+                                     "40,31,4,20\n40,2,0.5,21\n40,1172,5.0,22\n40,1129,1.0,23\n");
+  const data::SequenceDataset ds = data::read_dataset(path);
+  ASSERT_EQ(ds.n_items, 6);  // dense 1..6 = movies 2, 31, 1029, 1061, 1129, 1172
+  auto model = make_model(testkit::tiny_model_config("sasrec", ds.n_items, 4, 1), Device::CPU, 2);
+  const std::vector<int64_t> rows = rows_of_users(ds, {40});
+  ASSERT_EQ(rows, (std::vector<int64_t>{1}));
+  RecommendOptions options;
+  options.k = 3;
+  const auto lists = recommend(*model, ds, rows, options);
+  ASSERT_EQ(lists[0].size(), 2u);  // 6 items, 4 of them seen
+  std::vector<std::string> titles(7);
+  for (int64_t item = 1; item <= 6; ++item) titles[item] = "movie\t" + std::to_string(ds.item_source_ids[item]);
+  std::ostringstream out;
+  write_recommendations(out, ds, rows, lists, titles);
+  std::istringstream lines(out.str());
+  std::string line;
+  std::getline(lines, line);
+  EXPECT_EQ(line, "user\trank\titem\tscore\ttitle");
+  std::set<std::string> items;
+  for (int rank = 1; std::getline(lines, line); ++rank) {
+    std::vector<std::string> fields;
+    std::istringstream cells(line);
+    for (std::string cell; std::getline(cells, cell, '\t');) fields.push_back(cell);
+    ASSERT_EQ(fields.size(), 5u) << line;
+    EXPECT_EQ(fields[0], "40");
+    EXPECT_EQ(fields[1], std::to_string(rank));
+    EXPECT_EQ(fields[4], "movie " + fields[2]);
+    items.insert(fields[2]);
+  }
+  EXPECT_EQ(items, (std::set<std::string>{"1029", "1061"}));  // the movies user 40 has not rated
+
+  EXPECT_EQ(rows_of_users(ds, {}).size(), 2u);
+  testkit::expect_error([&] { rows_of_users(ds, {7, 8}); }, {"user 8 is not in", path});
 }
