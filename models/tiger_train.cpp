@@ -134,15 +134,11 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   std::vector<Tensor> best_params;
   if (!o.resume_path.empty()) {
     TrainingState state = open_training_state(o, run, dataset, log);
+    restore_training_state(state, model.parameters(), optimizer, dropout_rng, log);
     position = state.position;
-    model.parameters().load_from(state.file, "param.");
-    optimizer.load_state(state.file);
-    dropout_rng.set_offset(position.dropout_offset);
     best_params = load_best(state.file, model.parameters(), model.device());
     result.best_epoch = position.best_epoch;
     result.best_valid = metrics_from_json(position.best_valid_json);
-    log << fmt::format("resumed from {} after epoch {} (step {})\n", o.resume_path, position.epoch,
-                       optimizer.steps());
   }
   ProgressLog progress(log, o.progress_seconds, o.epochs, steps_per_epoch);
   int64_t steps_this_run = 0;

@@ -95,15 +95,11 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
   TrainingPosition position;
   if (!options.resume_path.empty()) {
     TrainingState state = open_training_state(options, run, dataset, log);
+    restore_training_state(state, model.parameters(), optimizer, dropout_rng, log);
     position = state.position;
-    model.parameters().load_from(state.file, "param.");
-    optimizer.load_state(state.file);
-    dropout_rng.set_offset(position.dropout_offset);
     result.best_epoch = position.best_epoch;
     result.best_valid = metrics_from_json(position.best_valid_json);
     result.test_at_best = metrics_from_json(position.test_at_best_json);
-    log << fmt::format("resumed from {} after epoch {} (step {})\n", options.resume_path, position.epoch,
-                       optimizer.steps());
   }
 
   ProgressLog progress(log, options.progress_seconds, options.epochs, steps_per_epoch);

@@ -160,6 +160,15 @@ TrainingState open_training_state(const TrainOptions& options, const RunIdentity
   return state;
 }
 
+void restore_training_state(const TrainingState& state, ParameterList& params, OptimizerSet& optimizer,
+                            PhiloxGenerator& dropout_rng, std::ostream& log) {
+  params.load_from(state.file, "param.");
+  optimizer.load_state(state.file);
+  dropout_rng.set_offset(state.position.dropout_offset);
+  log << fmt::format("resumed from {} after epoch {} (step {})\n", state.file.path, state.position.epoch,
+                     optimizer.steps());
+}
+
 int64_t last_epoch_of_run(const TrainOptions& options) {
   return options.stop_after_epoch > 0 ? std::min(options.stop_after_epoch, options.epochs) : options.epochs;
 }

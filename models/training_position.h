@@ -10,8 +10,10 @@
 #include <string>
 
 #include "data/dataset.h"
+#include "engine/rng.h"
 #include "engine/safetensors.h"
 #include "models/evaluate.h"
+#include "models/module.h"
 #include "models/trainer.h"
 
 namespace muonrec {
@@ -64,6 +66,11 @@ struct TrainingState {
 // resumed run then no longer repeats the uninterrupted one.
 TrainingState open_training_state(const TrainOptions& options, const RunIdentity& run,
                                   const data::SequenceDataset& dataset, std::ostream& log);
+
+// Loads a checked state into the run: the parameters, the optimizer state and the dropout stream's
+// offset; logs "resumed from FILE after epoch N (step S)".
+void restore_training_state(const TrainingState& state, ParameterList& params, OptimizerSet& optimizer,
+                            PhiloxGenerator& dropout_rng, std::ostream& log);
 
 // The last epoch this run trains: --stop-after-epoch when given, else the last of all.
 int64_t last_epoch_of_run(const TrainOptions& options);
