@@ -99,6 +99,10 @@ Tensor row_dot(const Tensor& h, const Tensor& c);
 // Columns [start, start + width) of the last axis, as a new tensor (e.g. the u block of HSTU's
 // packed projection). Backward scatters the gradient into those columns, zeros elsewhere.
 Tensor split_last(const Tensor& x, int64_t start, int64_t width);
+// [a; b] along the leading axis: a [Ra, ...] and b [Rb, ...] with the same trailing axes give
+// [Ra + Rb, ...]. A copy on any device (no kernel of its own); the backward hands each input its
+// rows of the gradient. For sequences built of two parts, e.g. a decoder's keys after its encoder's.
+Tensor concat_rows(const Tensor& a, const Tensor& b);
 // HSTU pointwise attention over the SiLU-activated projection uvqk[B, T, 4d] (u, v, q, k along the
 // last axis, as torch's split; heads of d/H inside each). Per head:
 //   w_ij = SiLU(q_i.k_j + pos_bias[j - i + T - 1] + time_bias[time_buckets[b, i, j]]) / T

@@ -1,4 +1,7 @@
-// Column blocks of the last axis (split_last): a copy, since views stay contiguous (DESIGN.md).
+// Column blocks of the last axis (split_last) and rows joined along the leading one (concat_rows):
+// copies, since views stay contiguous (DESIGN.md).
+#include <algorithm>
+
 #include "engine/dispatch.h"
 #include "engine/ops.h"
 
@@ -17,7 +20,39 @@ struct SplitLastNode : Node {
   }
 };
 
+struct ConcatRowsNode : Node {
+  GradTarget a, b;  // the backward needs only where each part's rows go
+  const char* name() const override { return "concat_rows"; }
+  void backward(const Tensor& g) override {
+    const int64_t rows_a = a.shape()[0];
+    accumulate_grad(a, g.narrow_rows(0, rows_a));
+    accumulate_grad(b, g.narrow_rows(rows_a, g.dim(0) - rows_a));
+  }
+};
+
 }  // namespace
+
+Tensor concat_rows(const Tensor& a, const Tensor& b) {
+  NVTX_RANGE("concat_rows");
+  check_dtype(a, DType::F32, "concat_rows", "a");
+  check_dtype(b, DType::F32, "concat_rows", "b");
+  check_same_device(a, b, "concat_rows");
+  MUONREC_CHECK(a.rank() >= 1 && a.rank() == b.rank() && std::equal(a.shape().begin() + 1, a.shape().end(),
+                                                                      b.shape().begin() + 1),
+                "concat_rows: {} and {} differ beyond the leading axis", shape_str(a.shape()), shape_str(b.shape()));
+  Shape out_shape = a.shape();
+  out_shape[0] += b.dim(0);
+  Tensor out = Tensor::empty(out_shape, DType::F32, a.device());
+  if (a.numel() > 0) out.narrow_rows(0, a.dim(0)).copy_from(a);
+  if (b.numel() > 0) out.narrow_rows(a.dim(0), b.dim(0)).copy_from(b);
+  if (any_requires_grad({&a, &b})) {
+    auto node = std::make_shared<ConcatRowsNode>();
+    node->a = GradTarget(a);
+    node->b = GradTarget(b);
+    record_node(out, node);
+  }
+  return out;
+}
 
 Tensor split_last(const Tensor& x, int64_t start, int64_t width) {
   NVTX_RANGE("split_last");

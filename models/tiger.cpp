@@ -14,7 +14,7 @@ namespace muonrec {
 std::string TigerConfig::to_json() const {
   nlohmann::json j = {{"kind", "tiger"}, {"vocab_sizes", vocab_sizes}, {"max_items", max_items}, {"d", d},
                       {"blocks", blocks}, {"heads", heads},             {"ff", ff},               {"dropout", dropout},
-                      {"head_dim", head_dim}};
+                      {"head_dim", head_dim}, {"encoder_blocks", encoder_blocks}};
   return j.dump();
 }
 
@@ -45,6 +45,7 @@ TigerConfig TigerConfig::from_json(const std::string& text) {
   field("ff", c.ff);
   field("dropout", c.dropout);
   if (j.contains("head_dim")) field("head_dim", c.head_dim);
+  if (j.contains("encoder_blocks")) field("encoder_blocks", c.encoder_blocks);
   return c;
 }
 
@@ -82,6 +83,41 @@ TigerBatch make_tiger_batch(const SemanticIdVocab& vocab, const std::vector<int6
   return out;
 }
 
+TigerBatch make_tiger_seq2seq_batch(const SemanticIdVocab& vocab, const std::vector<int64_t>& ids,
+                                    const std::vector<int64_t>& positions, const std::vector<int64_t>& target_tokens,
+                                    int64_t batch, int64_t T, Device device) {
+  const int64_t C = vocab.code_length();
+  MUONREC_CHECK(static_cast<int64_t>(target_tokens.size()) == batch * C,
+                "tiger batch: {} target tokens for {} rows of {}-token codes", target_tokens.size(), batch, C);
+  TigerBatch out = make_tiger_batch(vocab, ids, positions, {}, batch, T, device);
+  // Decoder position l reads the target's token l - 1 (position 0, the start, reads none) and
+  // predicts its token l.
+  std::vector<int64_t> decoder_ids(target_tokens.size()), slots(target_tokens.size());
+  std::vector<std::vector<int64_t>> target_positions(C), codes(C);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t l = 0; l < C; ++l) {
+      const int64_t token = target_tokens[b * C + l];
+      MUONREC_CHECK(vocab.level_of(token) == l, "tiger batch: target token {} of row {} is not at level {}", token, b,
+                    l);
+      decoder_ids[b * C + l] = l == 0 ? 0 : target_tokens[b * C + l - 1];
+      slots[b * C + l] = l;
+      target_positions[l].push_back(b * C + l);
+      codes[l].push_back(vocab.code_of(token));
+    }
+  out.decoder_ids = Tensor::from_i64(decoder_ids, {batch, C}, device);
+  out.decoder_slots = Tensor::from_i64(slots, {batch, C}, device);
+  out.target_positions.clear();
+  out.target_codes.clear();
+  out.target_counts.clear();
+  for (int64_t l = 0; l < C; ++l) {
+    out.target_positions.push_back(Tensor::from_i64(target_positions[l], {batch}, device));
+    out.target_codes.push_back(Tensor::from_i64(codes[l], {batch}, device));
+    out.target_counts.push_back(batch);
+  }
+  out.targets = batch * C;
+  return out;
+}
+
 TigerModel::TigerModel(const TigerConfig& config, Device device, uint64_t seed)
     : config_(config), vocab_(config.vocab_sizes), device_(device) {
   MUONREC_CHECK(config.max_items > 0 && config.d > 0 && config.blocks >= 0, "tiger: max_items and d must be positive");
@@ -95,6 +131,13 @@ TigerModel::TigerModel(const TigerConfig& config, Device device, uint64_t seed)
   level_ = params_.add("level.weight", init_normal({config.code_length(), d}, 0.02f, gen, device), /*embedding=*/true);
   blocks_ = TransformerBlocks(params_, config.blocks, d, attention, ff, gen, device);
   ln_ = LayerNorm(params_, "ln", d, 1e-5f, device);
+  MUONREC_CHECK(config.encoder_blocks >= 0, "tiger: encoder_blocks must be >= 0, got {}", config.encoder_blocks);
+  if (config.encoder_decoder()) {
+    encoder_ = TransformerBlocks(params_, config.encoder_blocks, d, attention, ff, gen, device, "encoder.blocks.");
+    encoder_ln_ = LayerNorm(params_, "encoder.ln", d, 1e-5f, device);
+    slot_ = params_.add("decoder.slot.weight", init_normal({config.code_length(), d}, 0.02f, gen, device),
+                        /*embedding=*/true);
+  }
 }
 
 Tensor TigerModel::embed(const TigerBatch& batch, bool training, PhiloxGenerator& gen) const {
@@ -104,11 +147,32 @@ Tensor TigerModel::embed(const TigerBatch& batch, bool training, PhiloxGenerator
   return ops::scale_rows(ops::dropout(x, config_.dropout, gen, training), batch.valid);
 }
 
+Tensor TigerModel::encode(const TigerBatch& history, bool training, PhiloxGenerator& gen) const {
+  const Tensor x = embed(history, training, gen);
+  return encoder_ln_(
+      encoder_.forward(x, history.valid, config_.heads, /*causal=*/false, config_.dropout, training, gen));
+}
+
+Tensor TigerModel::embed_decoder(const Tensor& ids, const Tensor& slots, bool training, PhiloxGenerator& gen) const {
+  // Id 0 (the start) reads token row 0, the padding row: nothing else reads it unmasked, so in an
+  // encoder-decoder it learns as part of the start's input.
+  Tensor x = ops::scale(ops::embedding(token_, ids), std::sqrt(static_cast<float>(config_.d)));
+  return ops::dropout(ops::add(x, ops::embedding(slot_, slots)), config_.dropout, gen, training);
+}
+
 Tensor TigerModel::hidden(const TigerBatch& batch, bool training, PhiloxGenerator& gen) {
   NVTX_RANGE("tiger.hidden");
   const int64_t T = batch.ids.dim(1), W = config_.window();
   MUONREC_CHECK(T <= W, "tiger: window {} exceeds {} tokens (max_items {} x code length {})", T, W,
                 config_.max_items, config_.code_length());
+  MUONREC_CHECK(config_.encoder_decoder() == batch.decoder_ids.defined(), "tiger: a {} batch for a {} model",
+                batch.decoder_ids.defined() ? "encoder-decoder" : "decoder-only",
+                config_.encoder_decoder() ? "encoder-decoder" : "decoder-only");
+  if (config_.encoder_decoder()) {
+    const Tensor context = encode(batch, training, gen);
+    const Tensor x = embed_decoder(batch.decoder_ids, batch.decoder_slots, training, gen);
+    return ln_(blocks_.forward_with_context(x, context, batch.valid, config_.heads, config_.dropout, training, gen));
+  }
   Tensor x = embed(batch, training, gen);
   return ln_(blocks_.forward(x, batch.valid, config_.heads, /*causal=*/true, config_.dropout, training, gen));
 }
@@ -150,6 +214,7 @@ std::vector<float> TigerModel::last_position_log_probs(const Tensor& h, int64_t 
 
 std::vector<float> TigerModel::next_code_log_probs(const TigerBatch& batch, int64_t level) {
   NVTX_RANGE("tiger.next_code_log_probs");
+  MUONREC_CHECK(!config_.encoder_decoder(), "tiger: next_code_log_probs is the decoder-only model's");
   NoGradGuard no_grad;
   PhiloxGenerator unused(0);
   return last_position_log_probs(hidden(batch, false, unused), level);
@@ -161,6 +226,15 @@ std::vector<float> TigerModel::start_generation(const TigerBatch& history, Trans
   PhiloxGenerator unused(0);
   MUONREC_CHECK(history.ids.dim(1) <= config_.window(), "tiger: history window {} exceeds {} tokens",
                 history.ids.dim(1), config_.window());
+  if (config_.encoder_decoder()) {
+    const int64_t B = history.ids.dim(0);
+    cache = blocks_.context_cache(encode(history, false, unused), history.valid);
+    std::vector<int64_t> rows(static_cast<size_t>(B));
+    for (int64_t b = 0; b < B; ++b) rows[b] = b;
+    const Tensor start = embed_decoder(Tensor::zeros({B, 1}, DType::I64, device_),
+                                       Tensor::zeros({B, 1}, DType::I64, device_), false, unused);
+    return last_position_log_probs(ln_(blocks_.forward_continued(start, cache, rows, {}, config_.heads)), 0);
+  }
   Tensor x = blocks_.forward(embed(history, false, unused), history.valid, config_.heads, /*causal=*/true, 0.0f,
                              false, unused, &cache);
   return last_position_log_probs(ln_(x), 0);
@@ -174,13 +248,25 @@ std::vector<float> TigerModel::continue_generation(TransformerBlocks::Cache& cac
   NoGradGuard no_grad;
   PhiloxGenerator unused(0);
   const auto N = static_cast<int64_t>(tokens.size());
-  const int64_t S = cache.generated.empty() ? 1 : cache.generated[0].dim(1) + 1;
+  // The encoder-decoder's cache also holds the start position.
+  const int64_t start = config_.encoder_decoder() ? 1 : 0;
+  MUONREC_CHECK(start == 0 || !cache.generated.empty(), "tiger: continue_generation before start_generation");
+  const int64_t S = cache.generated.empty() ? 1 : cache.generated[0].dim(1) + 1 - start;
   MUONREC_CHECK(S < vocab_.code_length() && static_cast<int64_t>(context_rows.size()) == N,
                 "tiger: continuation {} of a {}-level code, with {} tokens for {} context rows", S,
                 vocab_.code_length(), N, context_rows.size());
   for (int64_t n = 0; n < N; ++n)
     MUONREC_CHECK(vocab_.level_of(tokens[n]) == S - 1, "tiger: token {} of beam {} is not at level {}", tokens[n], n,
                   S - 1);
+  if (config_.encoder_decoder()) {
+    // The first code extends its user's start position, the start's row being the user's.
+    const std::vector<int64_t>& parents = S == 1 && parent_rows.empty() ? context_rows : parent_rows;
+    // Code S-1 sits in decoder slot S.
+    const Tensor x = embed_decoder(Tensor::from_i64(tokens, {N, 1}, device_),
+                                   Tensor::from_i64(std::vector<int64_t>(tokens.size(), S), {N, 1}, device_), false,
+                                   unused);
+    return last_position_log_probs(ln_(blocks_.forward_continued(x, cache, context_rows, parents, config_.heads)), S);
+  }
   // The item being generated has recency 0.
   const std::vector<int64_t> positions(tokens.size(), 0);
   TigerBatch newest = make_tiger_batch(vocab_, tokens, positions, {}, N, 1, device_);

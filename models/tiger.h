@@ -2,12 +2,19 @@
 // Retrieval"): a transformer reads a user's history as semantic-ID tokens (models/tiger_tokens.h)
 // and generates the next item's tokens, one level at a time.
 //
-// Deviation from the paper: TIGER is a T5 encoder-decoder (the encoder reads the history, the
-// decoder generates the item's code while cross-attending to it). This is a decoder-only variant:
-// history tokens and the generated prefix form one causal sequence. It reuses the engine's
-// pre-LN causal blocks (the same math as SASRec, no cross-attention op needed), trains on every
-// position of the history at once (each item's tokens are predicted from the items before it, as
-// SASRec's all-position training), and generates the code as continued next-token prediction.
+// Two architectures (TigerConfig::encoder_blocks):
+// - Decoder-only (encoder_blocks 0, the default): history tokens and the generated prefix form one
+//   causal sequence through the engine's pre-LN causal blocks (SASRec's math). It trains on every
+//   position of the history at once (each item's tokens are predicted from the items before it, as
+//   SASRec's all-position training) and generates the code as continued next-token prediction.
+// - Encoder-decoder, as the paper's T5: `encoder_blocks` bidirectional blocks read the history
+//   (encoder.blocks.*, encoder.ln), and the decoder blocks run over [start, code_0 .. code_{C-2}],
+//   each position attending the encoded history and the decoder positions before it in one softmax
+//   (TransformerBlocks::forward_with_context: the history's keys and values are the block's own
+//   projection of the encoder output, where T5 has a separate cross-attention). Decoder position s
+//   predicts level s; its input is token * sqrt(d) + decoder.slot[s] (slot 0, the start, has no
+//   token). It trains on one target item per example: every item of a user's training part after
+//   the first, with the items before it as history (the models/tiger_train.h examples).
 //
 // Parameters: token.weight [vocab, d] (row 0 padding, zero), pos.weight [max_items + 1, d] (the
 // recency of a token's item, see models/tiger_tokens.h), level.weight [code_length, d] (which level
@@ -36,20 +43,28 @@ struct TigerConfig {
   int64_t head_dim = 0;  // 0: d / heads (see attention_width in models/transformer.h)
   int64_t ff = 0;        // 0: same as d
   float dropout = 0.1f;
+  int64_t encoder_blocks = 0;  // 0: decoder-only; else the encoder-decoder's encoder depth
+
+  bool encoder_decoder() const { return encoder_blocks > 0; }
 
   int64_t code_length() const { return static_cast<int64_t>(vocab_sizes.size()); }
   int64_t window() const { return max_items * code_length(); }  // longest token window
   std::string to_json() const;                                   // with "kind": "tiger"
-  // Throws naming the bad field; head_dim is optional (older checkpoints lack it: d / heads).
+  // Throws naming the bad field; head_dim and encoder_blocks are optional (older checkpoints lack
+  // them: d / heads, decoder-only).
   static TigerConfig from_json(const std::string& text);
 };
 
 // One batch on the model's device: ids [B, T] (0 = padding), positions [B, T] (item recency, as the
 // window functions of models/tiger_tokens.h fill it), levels [B, T] (each token's level; 0 at
 // padding, where the input is zeroed anyway), valid [B, T]. For training, per level l: the
-// flat positions (b*T + t) whose target is a level-l token, and those targets' codes.
+// flat positions (b*T + t) whose target is a level-l token, and those targets' codes. An
+// encoder-decoder batch has the history in ids..valid and the decoder's inputs in decoder_ids (the
+// target's tokens shifted right, 0 for the start) and decoder_slots [B, code length]; its target
+// positions are then decoder positions (b*C + l).
 struct TigerBatch {
   Tensor ids, positions, levels, valid;
+  Tensor decoder_ids, decoder_slots;
   std::vector<Tensor> target_positions, target_codes;
   std::vector<int64_t> target_counts;
   int64_t targets = 0;
@@ -60,16 +75,22 @@ TigerBatch make_tiger_batch(const SemanticIdVocab& vocab, const std::vector<int6
                             const std::vector<int64_t>& positions, const std::vector<int64_t>& targets,
                             int64_t batch, int64_t T, Device device);
 
+// Encoder-decoder training batch: the histories as generation windows (ids, positions [B*T] as
+// fill_generation_window fills them) and each row's target item's tokens [B * code length].
+TigerBatch make_tiger_seq2seq_batch(const SemanticIdVocab& vocab, const std::vector<int64_t>& ids,
+                                    const std::vector<int64_t>& positions, const std::vector<int64_t>& target_tokens,
+                                    int64_t batch, int64_t T, Device device);
+
 class TigerModel {
  public:
   TigerModel(const TigerConfig& config, Device device, uint64_t seed);
 
-  // Final hidden states [B, T, d] for T <= window().
+  // Final hidden states for T <= window(): [B, T, d], or the decoder's [B, code length, d].
   Tensor hidden(const TigerBatch& batch, bool training, PhiloxGenerator& generator);
   // Mean over target positions of the cross-entropy within each target's level.
   Tensor loss(const TigerBatch& batch, bool training, PhiloxGenerator& generator);
   // Log-softmax over level `level`'s codes at the last position of every row, on the host:
-  // [B * vocab(level)] row-major. Evaluation mode (no dropout, no gradient).
+  // [B * vocab(level)] row-major. Evaluation mode (no dropout, no gradient). Decoder-only.
   std::vector<float> next_code_log_probs(const TigerBatch& batch, int64_t level);
 
   // Generation with the histories encoded once. start_generation runs the history windows (a batch
@@ -79,7 +100,9 @@ class TigerModel {
   // code) to beam parent_rows[n] of the previous call (parent_rows empty on the first call) after
   // history row context_rows[n]. Only that newest position runs through the blocks; the cache keeps
   // the generated ones. Returns log-softmax over level S's codes [N * vocab(S)], equal up to rounding
-  // to next_code_log_probs on history + the beam's whole prefix.
+  // to next_code_log_probs on history + the beam's whole prefix. Encoder-decoder: the history is
+  // encoded once, the cache holds each decoder block's projection of it, and start_generation runs
+  // the start position (which the first continuation's beams extend).
   std::vector<float> start_generation(const TigerBatch& history, TransformerBlocks::Cache& cache);
   std::vector<float> continue_generation(TransformerBlocks::Cache& cache, const std::vector<int64_t>& context_rows,
                                          const std::vector<int64_t>& parent_rows,
@@ -93,6 +116,10 @@ class TigerModel {
  private:
   // token * sqrt(d) + pos + level, dropout, zeroed at padding.
   Tensor embed(const TigerBatch& batch, bool training, PhiloxGenerator& gen) const;
+  // The encoder-decoder's encoder: the embedded history through the bidirectional blocks and ln.
+  Tensor encode(const TigerBatch& history, bool training, PhiloxGenerator& gen) const;
+  // The decoder's input: token * sqrt(d) (none for id 0, the start) + slot, dropout. [N, S, d].
+  Tensor embed_decoder(const Tensor& ids, const Tensor& slots, bool training, PhiloxGenerator& gen) const;
   // Log-softmax over level `level`'s codes of the last position of each row of h [B, T, d] (after ln).
   std::vector<float> last_position_log_probs(const Tensor& h, int64_t level) const;
 
@@ -103,6 +130,10 @@ class TigerModel {
   Tensor token_, pos_, level_;
   TransformerBlocks blocks_;
   LayerNorm ln_;
+  // Encoder-decoder only.
+  TransformerBlocks encoder_;
+  LayerNorm encoder_ln_;
+  Tensor slot_;
 };
 
 }  // namespace muonrec

@@ -175,9 +175,14 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
   TigerModel model(config, device, options.train.train.seed);
   std::string sizes;
   for (int64_t v : config.vocab_sizes) sizes += (sizes.empty() ? "" : "+") + std::to_string(v);
-  log << fmt::format("model: tiger (decoder-only) d={} blocks={} heads={}x{} ff={} history={} items ({} tokens) "
+  const std::string layout =
+      config.encoder_decoder()
+          ? fmt::format("encoder-decoder) d={} encoder blocks={} decoder blocks={}", config.d, config.encoder_blocks,
+                        config.blocks)
+          : fmt::format("decoder-only) d={} blocks={}", config.d, config.blocks);
+  log << fmt::format("model: tiger ({} heads={}x{} ff={} history={} items ({} tokens) "
                      "vocabulary 1+{} dropout={} ({} parameters) on {}; beam {}\n",
-                     config.d, config.blocks, config.heads, head_width(config.d, config.heads, config.head_dim),
+                     layout, config.heads, head_width(config.d, config.heads, config.head_dim),
                      config.ff > 0 ? config.ff : config.d, config.max_items,
                      config.window(), sizes, config.dropout, model.parameters().numel(), device_name(device),
                      options.train.generate.beam_width);

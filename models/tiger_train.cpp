@@ -17,24 +17,24 @@ namespace {
 
 using nlohmann::json;
 
-// Batches per length bucket: the epoch's shuffled users are cut into runs of this many batches and
+// Batches per length bucket: the epoch's shuffled examples are cut into runs of this many batches and
 // each run is sorted by history length before it is split, so that a batch (whose window is cut to
 // its longest row) holds histories of similar length. On Beauty this cuts the padded tokens about
 // threefold; the batches' order is shuffled again so lengths do not drift through the epoch.
 constexpr int64_t kBucketBatches = 8;
 
-// The users of each batch of an epoch: a pure function of (lengths, batch size, seed, epoch).
+// The examples of each batch of an epoch: a pure function of (lengths, batch size, seed, epoch).
 std::vector<std::vector<int64_t>> epoch_batches(const std::vector<int64_t>& lengths, int64_t B, uint64_t seed,
                                                 int64_t epoch) {
-  const auto users = static_cast<int64_t>(lengths.size());
-  std::vector<int64_t> order = data::epoch_permutation(users, seed, epoch);
-  for (int64_t begin = 0; begin < users; begin += kBucketBatches * B) {
-    auto first = order.begin() + begin, last = order.begin() + std::min(users, begin + kBucketBatches * B);
+  const auto rows = static_cast<int64_t>(lengths.size());
+  std::vector<int64_t> order = data::epoch_permutation(rows, seed, epoch);
+  for (int64_t begin = 0; begin < rows; begin += kBucketBatches * B) {
+    auto first = order.begin() + begin, last = order.begin() + std::min(rows, begin + kBucketBatches * B);
     std::stable_sort(first, last, [&](int64_t a, int64_t b) { return lengths[a] < lengths[b]; });
   }
   std::vector<std::vector<int64_t>> batches;
-  for (int64_t begin = 0; begin < users; begin += B)
-    batches.emplace_back(order.begin() + begin, order.begin() + std::min(users, begin + B));
+  for (int64_t begin = 0; begin < rows; begin += B)
+    batches.emplace_back(order.begin() + begin, order.begin() + std::min(rows, begin + B));
   std::vector<int64_t> batch_order =
       data::epoch_permutation(static_cast<int64_t>(batches.size()), seed ^ 0xba7c4e5ull, epoch);
   std::vector<std::vector<int64_t>> shuffled;
@@ -42,18 +42,35 @@ std::vector<std::vector<int64_t>> epoch_batches(const std::vector<int64_t>& leng
   return shuffled;
 }
 
-// The windows of `users`, cut to the longest of them.
-TigerBatch training_batch(const TigerCatalog& catalog, const data::SequenceDataset& ds,
-                          const std::vector<int64_t>& users, int64_t window, Device device) {
-  const int64_t C = catalog.tokens.vocab.code_length(), rows = static_cast<int64_t>(users.size());
+// The training examples, each a user's first `count` items. Decoder-only: one per user, its whole
+// training part, every position a target at once. Encoder-decoder: one per item of a user's
+// training part after the first, the target of items before it.
+struct TrainingExamples {
+  std::vector<int64_t> user, count;
+
+  TrainingExamples(const data::SequenceDataset& ds, bool encoder_decoder) {
+    for (int64_t u = 0; u < ds.num_users(); ++u) {
+      const int64_t train = data::LeaveOneOut::train_length(ds, u);
+      for (int64_t c = encoder_decoder ? 2 : train; c <= train; ++c) {
+        user.push_back(u);
+        count.push_back(c);
+      }
+    }
+  }
+  int64_t size() const { return static_cast<int64_t>(user.size()); }
+};
+
+// The decoder-only windows of `picked` examples, cut to the longest of them.
+TigerBatch window_batch(const TigerCatalog& catalog, const data::SequenceDataset& ds, const TrainingExamples& examples,
+                        const std::vector<int64_t>& picked, int64_t window, Device device) {
+  const int64_t C = catalog.tokens.vocab.code_length(), rows = static_cast<int64_t>(picked.size());
   // Only the newest items that can reach a window of `window` tokens (+1 for the shifted targets).
   const int64_t needed_items = (window + 1 + C - 1) / C;
   std::vector<std::pair<const int64_t*, int64_t>> spans;
   int64_t T = 1;
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t row = users[r];
-    const int64_t train = data::LeaveOneOut::train_length(ds, row), n = std::min(train, needed_items);
-    spans.emplace_back(ds.sequences[row].data() + train - n, n);
+  for (int64_t e : picked) {
+    const int64_t count = examples.count[e], n = std::min(count, needed_items);
+    spans.emplace_back(ds.sequences[examples.user[e]].data() + count - n, n);
     T = std::max(T, std::min(window, n * C - 1));
   }
   std::vector<int64_t> ids(static_cast<size_t>(rows * T)), positions(ids.size()), targets(ids.size());
@@ -61,6 +78,29 @@ TigerBatch training_batch(const TigerCatalog& catalog, const data::SequenceDatas
     fill_training_window(catalog.tokens, spans[r].first, spans[r].second, T, ids.data() + r * T,
                          positions.data() + r * T, targets.data() + r * T);
   return make_tiger_batch(catalog.tokens.vocab, ids, positions, targets, rows, T, device);
+}
+
+// The encoder-decoder examples: each history as the generation window, and its target's tokens.
+TigerBatch seq2seq_batch(const TigerCatalog& catalog, const data::SequenceDataset& ds,
+                         const TrainingExamples& examples, const std::vector<int64_t>& picked, int64_t max_items,
+                         Device device) {
+  const ItemTokens& tokens = catalog.tokens;
+  const int64_t C = tokens.vocab.code_length(), rows = static_cast<int64_t>(picked.size());
+  std::vector<std::pair<const int64_t*, int64_t>> histories;
+  std::vector<int64_t> target_tokens;
+  int64_t T = 1;
+  for (int64_t e : picked) {
+    const int64_t* items = ds.sequences[examples.user[e]].data();
+    const int64_t target = examples.count[e] - 1, n = std::min(target, max_items);
+    histories.emplace_back(items + target - n, n);
+    T = std::max(T, n * C);
+    target_tokens.insert(target_tokens.end(), tokens.item(items[target]), tokens.item(items[target]) + C);
+  }
+  std::vector<int64_t> ids(static_cast<size_t>(rows * T)), positions(ids.size());
+  for (int64_t r = 0; r < rows; ++r)
+    fill_generation_window(tokens, histories[r].first, histories[r].second, {}, T, ids.data() + r * T,
+                           positions.data() + r * T);
+  return make_tiger_seq2seq_batch(tokens.vocab, ids, positions, target_tokens, rows, T, device);
 }
 
 std::vector<Tensor> snapshot(ParameterList& params) {
@@ -110,10 +150,10 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
                 "tiger train: a checkpoint needs the tokenizer (pass it to train_tiger)");
   MUONREC_CHECK(catalog.tokens.n_items == dataset.n_items, "tiger train: the catalog has {} items, the dataset {}",
                 catalog.tokens.n_items, dataset.n_items);
-  const int64_t users = dataset.num_users(), B = o.batch_size, W = model.config().window();
-  const int64_t steps_per_epoch = (users + B - 1) / B;
-  std::vector<int64_t> train_lengths(static_cast<size_t>(users));
-  for (int64_t u = 0; u < users; ++u) train_lengths[u] = data::LeaveOneOut::train_length(dataset, u);
+  const TigerConfig& config = model.config();
+  const int64_t users = dataset.num_users(), B = o.batch_size, W = config.window();
+  const TrainingExamples examples(dataset, config.encoder_decoder());
+  const int64_t steps_per_epoch = (examples.size() + B - 1) / B;
   const int64_t total_steps = steps_per_epoch * o.epochs;
   model.parameters().allocate_grad_arena();
   OptimizerConfig optimizer_config = o.optimizer;
@@ -146,12 +186,15 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   for (int64_t epoch = position.epoch + 1; epoch <= last_epoch; ++epoch) {
     NVTX_RANGE("epoch");
     const auto epoch_start = Clock::now();
-    const std::vector<std::vector<int64_t>> batches = epoch_batches(train_lengths, B, o.seed, epoch);
+    const std::vector<std::vector<int64_t>> batches = epoch_batches(examples.count, B, o.seed, epoch);
     progress.start_epoch(epoch);
     Tensor grad_norm;
     for (int64_t step = 0; step < steps_per_epoch; ++step) {
       NVTX_RANGE("train_step");
-      TigerBatch batch = training_batch(catalog, dataset, batches[step], W, model.device());
+      TigerBatch batch =
+          config.encoder_decoder()
+              ? seq2seq_batch(catalog, dataset, examples, batches[step], config.max_items, model.device())
+              : window_batch(catalog, dataset, examples, batches[step], W, model.device());
       if (batch.targets > 0) {
         model.parameters().zero_grad();
         Tensor loss = model.loss(batch, true, dropout_rng);

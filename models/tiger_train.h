@@ -1,6 +1,9 @@
-// Training a TIGER model (models/tiger.h): one token window per user per epoch from the user's
-// training part (fill_training_window), users shuffled by data::epoch_permutation (a pure function
-// of seed and epoch) and grouped into batches of similar history length, AdamW and/or Muon through
+// Training a TIGER model (models/tiger.h). Each epoch visits every training example once: for the
+// decoder-only model one token window per user from the user's training part
+// (fill_training_window); for the encoder-decoder one example per item of that part after the
+// first (the items before it, as a generation window, and its tokens as the decoder's targets).
+// Examples are shuffled by data::epoch_permutation (a pure function of seed and epoch) and grouped
+// into batches of similar history length, AdamW and/or Muon through
 // OptimizerSet, the same progress lines and JSONL records as the sequential trainer, validation by
 // constrained beam search every eval_every epochs, and the test metrics of the best validation
 // epoch (its parameters are kept in memory and restored for the test). Each batch is cut to its
@@ -25,7 +28,7 @@
 namespace muonrec {
 
 struct TigerTrainOptions {
-  // epochs, batch_size (users per step), optimizer, seed, max_grad_norm, eval_every,
+  // epochs, batch_size (examples per step), optimizer, seed, max_grad_norm, eval_every,
   // progress_seconds, eval.filter_seen, metrics_path, checkpoint_path, last_checkpoint_path,
   // resume_path, stop_after_epoch.
   TrainOptions train;

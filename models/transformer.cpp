@@ -48,9 +48,9 @@ int64_t attention_width(const char* who, int64_t d, int64_t heads, int64_t head_
 }
 
 TransformerBlocks::TransformerBlocks(ParameterList& params, int64_t count, int64_t d, int64_t attention, int64_t ff,
-                                     PhiloxGenerator& gen, Device device) {
+                                     PhiloxGenerator& gen, Device device, const std::string& names) {
   for (int64_t b = 0; b < count; ++b) {
-    const std::string prefix = "blocks." + std::to_string(b) + ".";
+    const std::string prefix = names + std::to_string(b) + ".";
     Block block;
     block.ln1 = LayerNorm(params, prefix + "ln1", d, 1e-5f, device);
     block.qkv = Linear(params, prefix + "qkv", d, 3 * attention, true, gen, device);
@@ -142,6 +142,52 @@ Tensor TransformerBlocks::forward_continued(Tensor x, Cache& cache, const std::v
   }
   cache.generated = std::move(generated);
   return x;
+}
+
+Tensor TransformerBlocks::forward_with_context(Tensor x, const Tensor& context, const Tensor& context_valid,
+                                               int64_t heads, float p, bool training, PhiloxGenerator& gen) const {
+  NVTX_RANGE("transformer.forward_with_context");
+  MUONREC_CHECK(x.rank() == 3 && context.rank() == 3 && x.dim(0) == context.dim(0) && x.dim(2) == context.dim(2) &&
+                    context_valid.shape() == Shape({context.dim(0), context.dim(1)}),
+                "transformer: x {} after a context {} with key mask {}", shape_str(x.shape()),
+                shape_str(context.shape()), shape_str(context_valid.shape()));
+  const int64_t N = x.dim(0), S = x.dim(1), T = context.dim(1), L = T + S, d = x.dim(2);
+  const Device device = x.device();
+  // Row n of the joined batch is context row n's T positions, then x row n's S: rows of the table
+  // [every context position; every x position], which each block projects in one product.
+  std::vector<int64_t> join(static_cast<size_t>(N * L)), pick(static_cast<size_t>(N * S));
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t t = 0; t < T; ++t) join[n * L + t] = n * T + t;
+    for (int64_t s = 0; s < S; ++s) {
+      join[n * L + T + s] = N * T + n * S + s;
+      pick[n * S + s] = n * L + T + s;
+    }
+  }
+  const Tensor join_ids = Tensor::from_i64(join, {N * L}, device);
+  const Tensor pick_ids = Tensor::from_i64(pick, {N * S}, device);
+  // The key mask of the joined rows, built on the device (x's positions are all keys).
+  const Tensor valid = ops::embedding(ops::concat_rows(context_valid.reshape({N * T, 1}),
+                                                       Tensor::full({N * S, 1}, 1.0f, device)),
+                                      join_ids)
+                           .reshape({N, L});
+  const Tensor context_rows = context.reshape({N * T, d});
+  for (const Block& block : blocks_) {
+    NVTX_RANGE("transformer.block");
+    Tensor table = block.qkv(block.ln1(ops::concat_rows(context_rows, x.reshape({N * S, d}))));
+    const int64_t width = table.dim(1);
+    Tensor joined = ops::embedding(table, join_ids).reshape({N, L, width});
+    Tensor a = ops::attention(joined, valid, static_cast<int>(heads), /*causal=*/true);
+    Tensor own = ops::embedding(a.reshape({N * L, width / 3}), pick_ids).reshape({N, S, width / 3});
+    x = finish_block(block, x, own, p, training, gen);
+  }
+  return x;
+}
+
+TransformerBlocks::Cache TransformerBlocks::context_cache(const Tensor& context, const Tensor& context_valid) const {
+  Cache cache;
+  cache.valid = context_valid;
+  for (const Block& block : blocks_) cache.qkv.push_back(block.qkv(block.ln1(context)));
+  return cache;
 }
 
 }  // namespace muonrec

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "models/sequential_model.h"
@@ -25,10 +26,10 @@ inline int64_t head_width(int64_t d, int64_t heads, int64_t head_dim) { return h
 class TransformerBlocks {
  public:
   TransformerBlocks() = default;
-  // Registers `count` blocks of width d (attention width `attention`, feed-forward ff) in `params`,
-  // drawing from `gen`.
+  // Registers `count` blocks of width d (attention width `attention`, feed-forward ff) in `params`
+  // as {prefix}{b}.*, drawing from `gen`.
   TransformerBlocks(ParameterList& params, int64_t count, int64_t d, int64_t attention, int64_t ff,
-                    PhiloxGenerator& gen, Device device);
+                    PhiloxGenerator& gen, Device device, const std::string& prefix = "blocks.");
   // Each block's packed q, k, v of a context and of the positions generated after it, kept so that
   // continuations of the context (the beams of a generative decoder) run only their newest
   // position: a KV cache.
@@ -49,6 +50,19 @@ class TransformerBlocks {
   // rounding), and leaves the N beams' S generated positions in the cache.
   Tensor forward_continued(Tensor x, Cache& cache, const std::vector<int64_t>& context_rows,
                            const std::vector<int64_t>& parent_rows, int64_t heads) const;
+
+  // A decoder over an encoded context (TIGER's encoder-decoder): x [N, S, d] runs through the
+  // blocks, and each block's causal attention also sees, before x's positions, the valid positions
+  // of context [N, T, d] (context_valid [N, T]) projected by that block's own ln1 and qkv. The
+  // context is the same in every block (an encoder's output), so this is self- and
+  // cross-attention in one softmax. Equal to forward_continued from context_cache(context) with x's
+  // positions added one at a time. Returns x after the blocks [N, S, d]; trains (gradients reach
+  // the context).
+  Tensor forward_with_context(Tensor x, const Tensor& context, const Tensor& context_valid, int64_t heads, float p,
+                              bool training, PhiloxGenerator& gen) const;
+  // The cache forward_continued needs to decode after `context` as forward_with_context does:
+  // each block's q, k, v of the context, and its key mask. Evaluation only.
+  Cache context_cache(const Tensor& context, const Tensor& context_valid) const;
 
  private:
   struct Block {

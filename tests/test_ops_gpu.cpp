@@ -90,6 +90,12 @@ TEST(OpsGpuParity, embedding_with_repeats) {
                          1e-6);
 }
 
+TEST(OpsGpuParity, concat_rows) {
+  SKIP_WITHOUT_GPU();
+  expect_gpu_matches_cpu([](auto& in) { return ops::concat_rows(in[0], in[1]); },
+                         {random_tensor({7, 3, 11}, 18), random_tensor({5, 3, 11}, 19)}, 1e-7);
+}
+
 TEST(OpsGpuParity, causal_attention_padded_T37_H2_D24) {
   SKIP_WITHOUT_GPU();
   const int64_t B = 5, T = 37, d = 48;

@@ -148,6 +148,18 @@ TEST(OpsForward, row_dot_matches_hand_computation_and_checks_shapes) {
   EXPECT_THROW(ops::row_dot(h, Tensor::empty({2, 2})), Error);     // c is not [R, M, d]
 }
 
+TEST(OpsForward, concat_rows_stacks_the_leading_axis_and_checks_the_rest) {
+  Tensor a = Tensor::from_f32({1, 2, 3, 4}, {1, 2, 2});
+  Tensor b = Tensor::from_f32({5, 6, 7, 8, 9, 10, 11, 12}, {2, 2, 2});
+  Tensor c = ops::concat_rows(a, b);
+  EXPECT_EQ(c.shape(), (Shape{3, 2, 2}));
+  EXPECT_EQ(c.to_f32_vector(), (std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}));
+  EXPECT_EQ(ops::concat_rows(Tensor::empty({0, 2, 2}), a).to_f32_vector(), a.to_f32_vector());
+  testkit::expect_error([&] { ops::concat_rows(a, Tensor::empty({2, 4})); },
+                        {"concat_rows", "[1, 2, 2]", "[2, 4]", "beyond the leading axis"});
+  testkit::expect_error([&] { ops::concat_rows(a, Tensor::empty({2, 2, 3})); }, {"[2, 2, 3]"});
+}
+
 TEST(OpsForward, embedding_rejects_out_of_range_ids) {
   Tensor w = random_tensor({4, 3}, 3);
   EXPECT_THROW(ops::embedding(w, Tensor::from_i64({1, 4}, {2})), Error);
@@ -293,6 +305,14 @@ TEST(OpsGrad, sum_mean_and_views) {
   expect_gradients_match([](auto& in) { return ops::mean(in[0]); }, {param({3, 3}, 27)});
   expect_gradients_match([](auto& in) { return ops::scale(in[0].reshape({-1}), 2.0f); }, {param({2, 3}, 28)});
   expect_gradients_match([](auto& in) { return ops::scale(in[0].narrow_rows(1, 2), 3.0f); }, {param({4, 3}, 29)});
+}
+
+TEST(OpsGrad, concat_rows_both_parts_and_each_alone) {
+  // The helper weighs every output element differently, so rows routed to the wrong part fail.
+  expect_gradients_match([](auto& in) { return ops::concat_rows(in[0], in[1]); }, {param({2, 3}, 31), param({3, 3}, 32)});
+  Tensor fixed = random_tensor({3, 3}, 34);
+  expect_gradients_match([fixed](auto& in) { return ops::concat_rows(in[0], fixed); }, {param({2, 3}, 35)});
+  expect_gradients_match([fixed](auto& in) { return ops::concat_rows(fixed, in[0]); }, {param({1, 3}, 36)});
 }
 
 TEST(Autograd, parameter_gradients_accumulate_until_cleared) {

@@ -261,6 +261,10 @@ TEST_P(TigerModelTest, ShortWindowMatchesPaddedWindowAndIsCausal) {
                                    R"("blocks": 1, "heads": 2, "ff": 0, "dropout": 0.1})")
                 .head_dim,
             0);
+  // And before encoder_blocks existed, as the decoder-only model.
+  EXPECT_FALSE(TigerConfig::from_json(R"({"kind": "tiger", "vocab_sizes": [4, 4], "max_items": 3, "d": 8, )"
+                                      R"("blocks": 1, "heads": 2, "ff": 0, "dropout": 0.1})")
+                   .encoder_decoder());
   EXPECT_THROW(TigerConfig::from_json(R"({"kind": "sasrec"})"), Error);
 }
 
@@ -326,6 +330,87 @@ TEST_P(TigerModelTest, CachedGenerationMatchesFullForward) {
   // A token of the wrong level, and parents outside the previous step, are refused.
   EXPECT_THROW(model.continue_generation(cache, {0}, {0}, {vocab.token(0, 1)}), Error);
   EXPECT_THROW(model.continue_generation(cache, {0}, {4}, {vocab.token(2, 1)}), Error);
+}
+
+namespace {
+
+// Log-softmax of each row of h [rows, d] against token rows [offset, offset + V) of `table`.
+std::vector<float> level_log_probs(const std::vector<float>& h, const std::vector<float>& table, int64_t d,
+                                   int64_t offset, int64_t V) {
+  const int64_t rows = static_cast<int64_t>(h.size()) / d;
+  std::vector<float> out(static_cast<size_t>(rows * V));
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<double> logits(static_cast<size_t>(V));
+    for (int64_t v = 0; v < V; ++v)
+      for (int64_t k = 0; k < d; ++k) logits[v] += static_cast<double>(h[r * d + k]) * table[(offset + v) * d + k];
+    const double max = *std::max_element(logits.begin(), logits.end());
+    double sum = 0;
+    for (double z : logits) sum += std::exp(z - max);
+    for (int64_t v = 0; v < V; ++v) out[r * V + v] = static_cast<float>(logits[v] - max - std::log(sum));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_P(TigerModelTest, EncoderDecoderGenerationMatchesTheTrainingForward) {
+  std::vector<int64_t> vocab_sizes;
+  TigerCatalog catalog = small_catalog(20, &vocab_sizes);
+  TigerConfig config = small_config(vocab_sizes, GetParam());
+  config.encoder_blocks = 2;
+  TigerModel model(config, Device::CPU, 13);
+  const SemanticIdVocab& vocab = model.vocab();
+  const int64_t C = vocab.code_length(), d = config.d;
+  EXPECT_EQ(model.parameters().find("encoder.blocks.1.qkv.weight").shape(), model.parameters().find("blocks.0.qkv.weight").shape());
+  EXPECT_EQ(model.parameters().find("decoder.slot.weight").shape(), (Shape{C, d}));
+  EXPECT_EQ(TigerConfig::from_json(config.to_json()).encoder_blocks, 2);
+
+  // Two histories (the second left-padded) and their targets, as a training batch.
+  const std::vector<std::vector<int64_t>> histories = {{3, 9, 14}, {5}};
+  const std::vector<int64_t> targets = {7, 18};
+  const int64_t T = 9;
+  std::vector<int64_t> ids(2 * T), pos(2 * T), target_tokens;
+  for (int r = 0; r < 2; ++r) {
+    fill_generation_window(catalog.tokens, histories[r].data(), static_cast<int64_t>(histories[r].size()), {}, T,
+                           ids.data() + r * T, pos.data() + r * T);
+    target_tokens.insert(target_tokens.end(), catalog.tokens.item(targets[r]), catalog.tokens.item(targets[r]) + C);
+  }
+  TigerBatch batch = make_tiger_seq2seq_batch(vocab, ids, pos, target_tokens, 2, T, Device::CPU);
+  EXPECT_EQ(ints(batch.decoder_ids), (std::vector<int64_t>{0, target_tokens[0], target_tokens[1], 0,
+                                                             target_tokens[3], target_tokens[4]}));
+  EXPECT_EQ(ints(batch.target_positions[1]), (std::vector<int64_t>{1, 4}));
+  EXPECT_EQ(ints(batch.target_codes[2]), (std::vector<int64_t>{vocab.code_of(target_tokens[2]),
+                                                              vocab.code_of(target_tokens[5])}));
+  PhiloxGenerator unused(0);
+  const std::vector<float> h = model.hidden(batch, false, unused).to_f32_vector();  // [2, C, d]
+  const std::vector<float> table = model.parameters().find("token.weight").to_f32_vector();
+  // What the training forward gives decoder position l of row r, over level l's codes.
+  auto trained = [&](int64_t r, int64_t l) {
+    const auto row = h.begin() + (r * C + l) * d;
+    return level_log_probs(std::vector<float>(row, row + d), table, d, vocab.offset(l), vocab.vocab(l));
+  };
+  auto slice = [](const std::vector<float>& v, int64_t n, int64_t V) {
+    return std::vector<float>(v.begin() + n * V, v.begin() + (n + 1) * V);
+  };
+
+  // Generation: the start, then each target's codes, with the beams in swapped order at step 1 and
+  // swapped back at step 2 (each extends the other's row of the step before).
+  TransformerBlocks::Cache cache;
+  const std::vector<float> start = model.start_generation(make_tiger_batch(vocab, ids, pos, {}, 2, T, Device::CPU), cache);
+  const std::vector<float> step1 = model.continue_generation(cache, {1, 0}, {}, {target_tokens[3], target_tokens[0]});
+  const std::vector<float> step2 =
+      model.continue_generation(cache, {0, 1}, {1, 0}, {target_tokens[1], target_tokens[4]});
+  for (int64_t r = 0; r < 2; ++r) {
+    EXPECT_LT(testkit::relative_error(slice(start, r, vocab.vocab(0)), trained(r, 0)), 1e-5) << "start, row " << r;
+    EXPECT_LT(testkit::relative_error(slice(step1, 1 - r, vocab.vocab(1)), trained(r, 1)), 1e-5) << "step 1, row " << r;
+    EXPECT_LT(testkit::relative_error(slice(step2, r, vocab.vocab(2)), trained(r, 2)), 1e-5) << "step 2, row " << r;
+  }
+  // A decoder-only batch is refused, and so is a wrong-level target.
+  EXPECT_THROW(model.hidden(make_tiger_batch(vocab, ids, pos, {}, 2, T, Device::CPU), false, unused), Error);
+  std::vector<int64_t> shifted(target_tokens.begin() + 1, target_tokens.end());
+  shifted.push_back(target_tokens[0]);
+  testkit::expect_error([&] { make_tiger_seq2seq_batch(vocab, ids, pos, shifted, 2, T, Device::CPU); },
+                        {"target token", "not at level 0"});
 }
 
 // ---------------------------------------------------------------------------------------------
