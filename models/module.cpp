@@ -1,5 +1,7 @@
 #include "models/module.h"
 
+#include <algorithm>
+
 #include <cmath>
 
 #include "engine/dispatch.h"
@@ -61,6 +63,14 @@ void ParameterList::load_from(const SafetensorsFile& file, const std::string& pr
                   "{}: parameter '{}' is {} {}, the model expects F32 {}", file.path, key, dtype_name(src.dtype()),
                   shape_str(src.shape()), shape_str(p.tensor.shape()));
     p.tensor.copy_from(src);
+  }
+  // A parameter the model lacks means another architecture (e.g. an encoder-decoder's encoder):
+  // loading the rest would silently give a different model.
+  for (const auto& [key, tensor] : file.tensors) {
+    if (key.rfind(prefix, 0) != 0) continue;
+    const std::string name = key.substr(prefix.size());
+    MUONREC_CHECK(std::any_of(params_.begin(), params_.end(), [&](const NamedParameter& p) { return p.name == name; }),
+                  "{}: parameter '{}' is not in this model (a checkpoint of another architecture?)", file.path, key);
   }
 }
 

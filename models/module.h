@@ -36,7 +36,8 @@ class ParameterList {
   // one-element tensor there (read it only when needed: reading synchronises). Needs the arena.
   Tensor clip_grad_norm(float max_norm);
   // Copies tensors named prefix + parameter name from `file` into the parameters (in place, any
-  // device). Every parameter must be present with its exact shape; errors name the tensor.
+  // device). Every parameter must be present with its exact shape, and every tensor under the
+  // prefix must be a parameter (another architecture's checkpoint is refused); errors name the tensor.
   void load_from(const SafetensorsFile& file, const std::string& prefix);
   // name -> tensor with the prefix prepended (for saving).
   std::map<std::string, Tensor> named(const std::string& prefix) const;

@@ -120,7 +120,11 @@ TigerBatch make_tiger_seq2seq_batch(const SemanticIdVocab& vocab, const std::vec
 
 TigerModel::TigerModel(const TigerConfig& config, Device device, uint64_t seed)
     : config_(config), vocab_(config.vocab_sizes), device_(device) {
-  MUONREC_CHECK(config.max_items > 0 && config.d > 0 && config.blocks >= 0, "tiger: max_items and d must be positive");
+  MUONREC_CHECK(config.max_items > 0 && config.d > 0, "tiger: max_items and d must be positive");
+  // Generation keeps each beam's positions in the blocks' cache: it needs a block to keep them in.
+  MUONREC_CHECK(config.blocks >= 1 && config.encoder_blocks >= 0,
+                "tiger: blocks must be >= 1 and encoder_blocks >= 0, got {} and {}", config.blocks,
+                config.encoder_blocks);
   PhiloxGenerator gen(seed);
   const int64_t d = config.d, ff = config.ff > 0 ? config.ff : config.d;
   const int64_t attention = attention_width("tiger", d, config.heads, config.head_dim);
@@ -131,7 +135,6 @@ TigerModel::TigerModel(const TigerConfig& config, Device device, uint64_t seed)
   level_ = params_.add("level.weight", init_normal({config.code_length(), d}, 0.02f, gen, device), /*embedding=*/true);
   blocks_ = TransformerBlocks(params_, config.blocks, d, attention, ff, gen, device);
   ln_ = LayerNorm(params_, "ln", d, 1e-5f, device);
-  MUONREC_CHECK(config.encoder_blocks >= 0, "tiger: encoder_blocks must be >= 0, got {}", config.encoder_blocks);
   if (config.encoder_decoder()) {
     encoder_ = TransformerBlocks(params_, config.encoder_blocks, d, attention, ff, gen, device, "encoder.blocks.");
     encoder_ln_ = LayerNorm(params_, "encoder.ln", d, 1e-5f, device);
@@ -154,7 +157,7 @@ Tensor TigerModel::encode(const TigerBatch& history, bool training, PhiloxGenera
 }
 
 Tensor TigerModel::embed_decoder(const Tensor& ids, const Tensor& slots, bool training, PhiloxGenerator& gen) const {
-  // Id 0 (the start) reads token row 0, the padding row: nothing else reads it unmasked, so in an
+  // Id 0 (the start) reads token row 0, the padding row: nothing else reads it unmasked, so in the
   // encoder-decoder it learns as part of the start's input.
   Tensor x = ops::scale(ops::embedding(token_, ids), std::sqrt(static_cast<float>(config_.d)));
   return ops::dropout(ops::add(x, ops::embedding(slot_, slots)), config_.dropout, gen, training);

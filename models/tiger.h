@@ -10,15 +10,21 @@
 // - Encoder-decoder, as the paper's T5: `encoder_blocks` bidirectional blocks read the history
 //   (encoder.blocks.*, encoder.ln), and the decoder blocks run over [start, code_0 .. code_{C-2}],
 //   each position attending the encoded history and the decoder positions before it in one softmax
-//   (TransformerBlocks::forward_with_context: the history's keys and values are the block's own
-//   projection of the encoder output, where T5 has a separate cross-attention). Decoder position s
-//   predicts level s; its input is token * sqrt(d) + decoder.slot[s] (slot 0, the start, has no
-//   token). It trains on one target item per example: every item of a user's training part after
-//   the first, with the items before it as history (the models/tiger_train.h examples).
+//   (TransformerBlocks::forward_with_context: the history's keys and values come from the same
+//   ln1 and qkv weights that project the block's decoder positions, where T5 has a separate
+//   cross-attention with weights of its own). Decoder position s predicts level s; its input is
+//   token * sqrt(d) + decoder.slot[s], the start (s = 0) reading token id 0. It trains on one
+//   target item per example: every item of a user's training part after the first, with the items
+//   before it as history (the models/tiger_train.h examples). Each decoder block computes the
+//   attention of every history position too and keeps the decoder's (a training cost: an attention
+//   with only the decoder's queries and a backward would save it).
 //
-// Parameters: token.weight [vocab, d] (row 0 padding, zero), pos.weight [max_items + 1, d] (the
-// recency of a token's item, see models/tiger_tokens.h), level.weight [code_length, d] (which level
-// of the tuple a token is), blocks.{b}.{ln1,qkv,proj,ln2,fc1,fc2}, ln. Input =
+// Parameters: token.weight [vocab, d] (row 0 padding: zero in the decoder-only model; in the
+// encoder-decoder it is the start position's token and learns like the others, padding being masked
+// anyway), pos.weight [max_items + 1, d] (the recency of a token's item, see
+// models/tiger_tokens.h), level.weight [code_length, d] (which level of the tuple a token is),
+// blocks.{b}.{ln1,qkv,proj,ln2,fc1,fc2}, ln; the encoder-decoder adds
+// encoder.blocks.{b}.{...}, encoder.ln and decoder.slot.weight [code_length, d]. Input =
 // token * sqrt(d) + pos + level; output logits tied to token.weight. The softmax of the loss and of
 // generation is over the target level's token range only (a token's level is known from where it
 // sits in the item's code, so the other levels' tokens are never candidates).
@@ -101,8 +107,9 @@ class TigerModel {
   // history row context_rows[n]. Only that newest position runs through the blocks; the cache keeps
   // the generated ones. Returns log-softmax over level S's codes [N * vocab(S)], equal up to rounding
   // to next_code_log_probs on history + the beam's whole prefix. Encoder-decoder: the history is
-  // encoded once, the cache holds each decoder block's projection of it, and start_generation runs
-  // the start position (which the first continuation's beams extend).
+  // encoded once, the cache holds each decoder block's projection of it, start_generation runs the
+  // start position (which the first continuation's beams extend), and the results equal the
+  // training forward's (hidden() on a make_tiger_seq2seq_batch) at the same decoder positions.
   std::vector<float> start_generation(const TigerBatch& history, TransformerBlocks::Cache& cache);
   std::vector<float> continue_generation(TransformerBlocks::Cache& cache, const std::vector<int64_t>& context_rows,
                                          const std::vector<int64_t>& parent_rows,
@@ -118,7 +125,7 @@ class TigerModel {
   Tensor embed(const TigerBatch& batch, bool training, PhiloxGenerator& gen) const;
   // The encoder-decoder's encoder: the embedded history through the bidirectional blocks and ln.
   Tensor encode(const TigerBatch& history, bool training, PhiloxGenerator& gen) const;
-  // The decoder's input: token * sqrt(d) (none for id 0, the start) + slot, dropout. [N, S, d].
+  // The decoder's input: token * sqrt(d) + slot, dropout (ids [N, S], 0 at the start). [N, S, d].
   Tensor embed_decoder(const Tensor& ids, const Tensor& slots, bool training, PhiloxGenerator& gen) const;
   // Log-softmax over level `level`'s codes of the last position of each row of h [B, T, d] (after ln).
   std::vector<float> last_position_log_probs(const Tensor& h, int64_t level) const;

@@ -175,14 +175,13 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
   TigerModel model(config, device, options.train.train.seed);
   std::string sizes;
   for (int64_t v : config.vocab_sizes) sizes += (sizes.empty() ? "" : "+") + std::to_string(v);
-  const std::string layout =
+  const std::string blocks =
       config.encoder_decoder()
-          ? fmt::format("encoder-decoder) d={} encoder blocks={} decoder blocks={}", config.d, config.encoder_blocks,
-                        config.blocks)
-          : fmt::format("decoder-only) d={} blocks={}", config.d, config.blocks);
-  log << fmt::format("model: tiger ({} heads={}x{} ff={} history={} items ({} tokens) "
+          ? fmt::format("encoder blocks={} decoder blocks={}", config.encoder_blocks, config.blocks)
+          : fmt::format("blocks={}", config.blocks);
+  log << fmt::format("model: tiger ({}) d={} {} heads={}x{} ff={} history={} items ({} tokens) "
                      "vocabulary 1+{} dropout={} ({} parameters) on {}; beam {}\n",
-                     layout, config.heads, head_width(config.d, config.heads, config.head_dim),
+                     config.encoder_decoder() ? "encoder-decoder" : "decoder-only", config.d, blocks, config.heads, head_width(config.d, config.heads, config.head_dim),
                      config.ff > 0 ? config.ff : config.d, config.max_items,
                      config.window(), sizes, config.dropout, model.parameters().numel(), device_name(device),
                      options.train.generate.beam_width);

@@ -165,7 +165,7 @@ Tensor TransformerBlocks::forward_with_context(Tensor x, const Tensor& context, 
   }
   const Tensor join_ids = Tensor::from_i64(join, {N * L}, device);
   const Tensor pick_ids = Tensor::from_i64(pick, {N * S}, device);
-  // The key mask of the joined rows, built on the device (x's positions are all keys).
+  // The key mask of the joined rows, gathered on the device (x's positions are all keys).
   const Tensor valid = ops::embedding(ops::concat_rows(context_valid.reshape({N * T, 1}),
                                                        Tensor::full({N * S, 1}, 1.0f, device)),
                                       join_ids)

@@ -27,9 +27,9 @@ class TransformerBlocks {
  public:
   TransformerBlocks() = default;
   // Registers `count` blocks of width d (attention width `attention`, feed-forward ff) in `params`
-  // as {prefix}{b}.*, drawing from `gen`.
+  // as {names}{b}.*, drawing from `gen`.
   TransformerBlocks(ParameterList& params, int64_t count, int64_t d, int64_t attention, int64_t ff,
-                    PhiloxGenerator& gen, Device device, const std::string& prefix = "blocks.");
+                    PhiloxGenerator& gen, Device device, const std::string& names = "blocks.");
   // Each block's packed q, k, v of a context and of the positions generated after it, kept so that
   // continuations of the context (the beams of a generative decoder) run only their newest
   // position: a KV cache.

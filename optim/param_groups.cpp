@@ -13,7 +13,8 @@ std::vector<bool> muon_assignment(const std::vector<NamedParameter>& params, con
       to_muon[i] = !params[i].embedding && params[i].tensor.rank() >= 2;
   } else if (policy == "hidden") {
     for (size_t i = 0; i < params.size(); ++i)
-      to_muon[i] = params[i].tensor.rank() == 2 && params[i].name.rfind("blocks.", 0) == 0;
+      to_muon[i] = params[i].tensor.rank() == 2 && (params[i].name.rfind("blocks.", 0) == 0 ||
+                                                    params[i].name.rfind("encoder.blocks.", 0) == 0);
   } else if (policy.rfind("regex:", 0) == 0) {
     std::regex pattern;
     try {

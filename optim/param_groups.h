@@ -16,7 +16,8 @@ namespace muonrec {
 // Policies (--param-policy):
 //   muonrec       MuonRec's recipe: embeddings and every parameter with fewer than 2 dims go to
 //                 AdamW, everything else (scoring heads included) to Muon.
-//   hidden        only the 2-D weights inside the blocks ("blocks.*") go to Muon (the peer's split).
+//   hidden        only the 2-D weights inside the blocks ("blocks.*", and a TIGER encoder's
+//                 "encoder.blocks.*") go to Muon (the peer's split).
 //   regex:PATTERN the 2-D parameters whose name matches PATTERN (ECMAScript, whole name) go to Muon.
 // Returns, per parameter, whether Muon takes it. Throws on an unknown policy, or when a regex
 // selects a tensor that is not 2-D.

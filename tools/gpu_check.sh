@@ -50,7 +50,8 @@ for stage in "${stages[@]}"; do
       ;;
     models)
       # Every model with each optimizer on the GPU, briefly: sasrec, bert4rec and hstu on ML-1M (3
-      # epochs), tiger on Beauty (2 epochs, 2000 sampled users); each line gives the test metrics.
+      # epochs), tiger on Beauty (2 epochs, 2000 sampled users; the encoder-decoder 1 epoch); each line
+      # gives the test metrics.
       for optim in adamw muon; do
         for model in sasrec bert4rec hstu; do
           "$build/tools/muonrec" train --model "$model" --data "$MUONREC_SHARED/data/ml-1m/ml-1m.txt" --d 64 \
@@ -71,11 +72,12 @@ for stage in "${stages[@]}"; do
     train-tiger)
       # The README's best TIGER row on Beauty (24 epochs, every test user), with MUONREC_OPTIM
       # (MUONREC_ENCODER_BLOCKS=N: the encoder-decoder).
-      optim=${MUONREC_OPTIM:-muon}
+      optim=${MUONREC_OPTIM:-muon} encoder=${MUONREC_ENCODER_BLOCKS:-0}
+      run=beauty_tiger_${optim}_E${encoder}
       "$build/tools/muonrec" train --model tiger --data "$MUONREC_SHARED/data/beauty/Beauty.txt" $tiger_flags \
-        --encoder-blocks "${MUONREC_ENCODER_BLOCKS:-0}" --optim "$optim" --epochs "${MUONREC_EPOCHS:-24}" --eval-every 2 --valid-users 2000 --device cuda \
-        --metrics "$out/beauty_tiger_$optim.jsonl" > "$out/beauty_tiger_$optim.log" 2>&1
-      note "tiger $optim Beauty: exit $? | $(grep -E 'test \(best validation\)' "$out/beauty_tiger_$optim.log") | $(grep -E '^training time' "$out/beauty_tiger_$optim.log")"
+        --encoder-blocks "$encoder" --optim "$optim" --epochs "${MUONREC_EPOCHS:-24}" --eval-every 2 \
+        --valid-users 2000 --device cuda --metrics "$out/$run.jsonl" > "$out/$run.log" 2>&1
+      note "$run: exit $? | $(grep -E 'test \(best validation\)' "$out/$run.log") | $(grep -E '^training time' "$out/$run.log")"
       ;;
     train-sasrec|train-hstu)
       model=${stage#train-}

@@ -26,6 +26,7 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
   cmd->add_option("--encoder-blocks", pipeline.model.encoder_blocks,
                   "tiger: 0 for the decoder-only model; N > 0 for the paper's encoder-decoder, N bidirectional "
                   "blocks reading the history and --blocks decoder blocks, trained on one example per target item")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd->add_option("--beam", train.generate.beam_width, "tiger: beam width = items returned per user")
       ->capture_default_str();
