@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
   train_cmd->add_flag("--l2-normalize", config.loss.l2_normalize,
                       "with --loss sampled: L2-normalise hidden states and item vectors (cosine logits)");
   train_cmd->add_option("--epochs", train.epochs, "epochs")->capture_default_str();
-  train_cmd->add_option("--batch", train.batch_size, "users per batch")->capture_default_str();
+  train_cmd->add_option("--batch", train.batch_size, "users per batch (tiger --encoder-blocks: target items)")->capture_default_str();
   OptimizerConfig& opt = train.optimizer;
   train_cmd->add_option("--optim", opt.optimizer, "adamw (everything) or muon (split by --param-policy)")
       ->check(CLI::IsMember({"adamw", "muon"}))->capture_default_str();
