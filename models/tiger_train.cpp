@@ -183,7 +183,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   ProgressLog progress(log, o.progress_seconds, o.epochs, steps_per_epoch);
   int64_t steps_this_run = 0;
   const int64_t last_epoch = last_epoch_of_run(o);
-  for (int64_t epoch = position.epoch + 1; epoch <= last_epoch; ++epoch) {
+  for (int64_t epoch = position.epoch + 1; epoch <= last_epoch && !patience_exhausted(o, position); ++epoch) {
     NVTX_RANGE("epoch");
     const auto epoch_start = Clock::now();
     const std::vector<std::vector<int64_t>> batches = epoch_batches(examples.count, B, o.seed, epoch);
@@ -242,7 +242,10 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
     }
   }
   result.steps = steps_this_run;
-  if (last_epoch < o.epochs) {
+  if (patience_exhausted(o, position)) {
+    result.patience_stop_epoch = position.epoch;
+    log << patience_stop_line(o, position);
+  } else if (last_epoch < o.epochs) {
     log << stopped_early_line(o);
     return result;
   }
@@ -269,6 +272,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   append_jsonl_line(o.metrics_path, json{{"kind", "result"},
                                          {"model", "tiger"},
                                          {"best_epoch", result.best_epoch},
+                                         {"patience_stop_epoch", result.patience_stop_epoch},
                                          {"train_seconds", result.train_seconds},
                                          {"tokens_per_s", result.tokens_per_second()},
                                          {"valid", json::parse(result.best_valid.to_json())},

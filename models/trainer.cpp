@@ -51,6 +51,7 @@ void TrainOptions::check(const std::string& who) const {
                 "{}: epochs, batch size and eval interval must be positive (got {}, {}, {})", who, epochs,
                 batch_size, eval_every);
   MUONREC_CHECK(stop_after_epoch >= 0, "{}: --stop-after-epoch must not be negative (got {})", who, stop_after_epoch);
+  MUONREC_CHECK(patience >= 0, "{}: --patience must not be negative (got {})", who, patience);
   MUONREC_CHECK(stop_after_epoch == 0 || stop_after_epoch >= epochs || !last_checkpoint_path.empty(),
                 "{}: --stop-after-epoch {} ends the run before epoch {} with nowhere to keep its state: "
                 "add --save-last FILE to resume it later",
@@ -107,7 +108,7 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
   int64_t steps_this_run = 0;
   data::Batch batch;
   const int64_t last_epoch = last_epoch_of_run(options);
-  for (int64_t epoch = position.epoch + 1; epoch <= last_epoch; ++epoch) {
+  for (int64_t epoch = position.epoch + 1; epoch <= last_epoch && !patience_exhausted(options, position); ++epoch) {
     NVTX_RANGE("epoch");
     auto epoch_start = Clock::now();
     batcher.start_epoch(epoch);
@@ -167,11 +168,17 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
                       training_state_metadata(position, run, dataset));
     append_jsonl(options.metrics_path, record);
   }
-  if (last_epoch < options.epochs) log << stopped_early_line(options);
+  if (patience_exhausted(options, position)) {
+    result.patience_stop_epoch = position.epoch;
+    log << patience_stop_line(options, position);
+  } else if (last_epoch < options.epochs) {
+    log << stopped_early_line(options);
+  }
   result.steps = steps_this_run;
   result.train_seconds = train_seconds;
   append_jsonl(options.metrics_path, {{"kind", "result"},
                                       {"best_epoch", result.best_epoch},
+                                      {"patience_stop_epoch", result.patience_stop_epoch},
                                       {"train_seconds", train_seconds},
                                       {"median_epoch_seconds", result.median_epoch_seconds()},
                                       {"tokens_per_s", result.tokens_per_second()},

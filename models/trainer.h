@@ -32,15 +32,21 @@ struct TrainOptions {
   std::string last_checkpoint_path; // the full training state after every epoch (for --resume); empty: none
   std::string resume_path;          // continue from such a state; empty: start fresh
   int64_t stop_after_epoch = 0;     // end the run early after this epoch (0: run all), e.g. for time-boxed jobs
+  // Early stopping: end the run once this many validations in a row have not raised the best
+  // validation NDCG@10 (0: never). Counts validations, not epochs (see eval_every). The test
+  // metrics are those of the best epoch either way.
+  int64_t patience = 0;
 
   // Throws, prefixed by `who`, on settings no run can use: non-positive epochs, batch size or
-  // eval interval, or a run stopped early with nowhere to save its state (no last_checkpoint_path).
+  // eval interval, negative patience, or a run stopped early with nowhere to save its state (no
+  // last_checkpoint_path).
   void check(const std::string& who) const;
 };
 
 struct TrainResult {
   RankingMetrics best_valid, test_at_best;
   int64_t best_epoch = 0;
+  int64_t patience_stop_epoch = 0;   // the epoch after which --patience ended the run (0: it did not)
   int64_t steps = 0;                 // optimizer steps taken in this call
   double train_seconds = 0;          // training steps only (no evaluation), this call
   int64_t tokens = 0;                // positions with a target trained on, this call

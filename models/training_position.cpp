@@ -178,4 +178,24 @@ std::string stopped_early_line(const TrainOptions& options) {
                      options.epochs, options.last_checkpoint_path);
 }
 
+int64_t validations_since_best(const TrainOptions& options, const TrainingPosition& position) {
+  const auto validations_through = [&](int64_t epoch) {
+    // Every eval_every-th epoch, and the last one when it is not such an epoch.
+    const int64_t regular = epoch / options.eval_every;
+    return regular + (epoch >= options.epochs && options.epochs % options.eval_every != 0 ? 1 : 0);
+  };
+  return validations_through(position.epoch) - validations_through(position.best_epoch);
+}
+
+bool patience_exhausted(const TrainOptions& options, const TrainingPosition& position) {
+  return options.patience > 0 && position.best_epoch > 0 &&
+         validations_since_best(options, position) >= options.patience;
+}
+
+std::string patience_stop_line(const TrainOptions& options, const TrainingPosition& position) {
+  return fmt::format(
+      "early stop after epoch {}: validation NDCG@10 has not improved for {} validations (best {:.4f} at epoch {})\n",
+      position.epoch, validations_since_best(options, position), position.best_valid, position.best_epoch);
+}
+
 }  // namespace muonrec

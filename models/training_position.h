@@ -77,4 +77,14 @@ int64_t last_epoch_of_run(const TrainOptions& options);
 // "stopped after epoch N of M: continue with --resume FILE"
 std::string stopped_early_line(const TrainOptions& options);
 
+// Validations after the best one, up to the position's epoch (validations run after every
+// eval_every-th epoch and after the last). Derived from the position alone, so a resumed run
+// counts the validations of the run it continues.
+int64_t validations_since_best(const TrainOptions& options, const TrainingPosition& position);
+// Whether --patience ends the run at this position: patience > 0 and that many validations since
+// the best one.
+bool patience_exhausted(const TrainOptions& options, const TrainingPosition& position);
+// "early stop after epoch N: validation NDCG@10 has not improved for P validations (best B at epoch E)"
+std::string patience_stop_line(const TrainOptions& options, const TrainingPosition& position);
+
 }  // namespace muonrec

@@ -757,6 +757,29 @@ TEST(TigerPipeline, ResumedRunReproducesTheUninterruptedRunBitForBit) {
   }
 }
 
+// --patience ends a TIGER run as it ends a sequential one, and the best epoch is still tested. With
+// a learning rate of 0 no validation after the first improves: patience 1 stops after epoch 2.
+TEST(TigerPipeline, PatienceStopsTheRunAndTestsTheBestEpoch) {
+  TopicData data = topic_data();
+  TigerPipelineOptions o = topic_pipeline(data, 5, "adamw");
+  o.train.train.optimizer.adamw.lr = 0.0f;
+  o.train.train.eval_every = 1;
+  o.train.valid_users = 40;
+  o.train.test_users = 40;
+  std::ostringstream all_log;
+  TrainResult all = run_tiger_pipeline(data.ds, o, Device::CPU, all_log);
+  ASSERT_EQ(all.epoch_losses.size(), 5u);
+  o.train.train.patience = 1;
+  std::ostringstream log;
+  TrainResult stopped = run_tiger_pipeline(data.ds, o, Device::CPU, log);
+  EXPECT_EQ(stopped.epoch_losses.size(), 2u);
+  EXPECT_EQ(stopped.patience_stop_epoch, 2);
+  EXPECT_EQ(stopped.best_epoch, 1);
+  EXPECT_NE(log.str().find("early stop after epoch 2"), std::string::npos) << log.str();
+  EXPECT_GT(stopped.test_at_best.users, 0);
+  EXPECT_EQ(stopped.test_at_best.to_json(), all.test_at_best.to_json());
+}
+
 TEST(TigerPipeline, ItemVectorSources) {
   TempDir dir;
   const std::string data_path = dir.write("Toy.txt", "1 1 2 3\n2 2 3 1\n");

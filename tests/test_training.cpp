@@ -6,6 +6,7 @@
 
 #include "models/run_log.h"
 #include "models/trainer.h"
+#include "models/training_position.h"
 #include "test_util.h"
 #include "train_util.h"
 
@@ -247,6 +248,82 @@ TEST(TrainOptions, check_refuses_an_early_stop_with_nowhere_to_keep_the_state) {
   options.batch_size = 0;
   testkit::expect_error([&] { options.check("train"); },
                         {"train: epochs, batch size and eval interval must be positive (got 3, 0, 3)"});
+}
+
+// Validations run after every eval_every-th epoch and after the last: patience counts those after
+// the best one.
+TEST(Patience, counts_the_validations_after_the_best_one) {
+  TrainOptions options = small_options(10);
+  options.eval_every = 3;  // validations after epochs 3, 6, 9 and 10
+  TrainingPosition position;
+  position.best_epoch = 3;
+  const std::vector<std::pair<int64_t, int64_t>> epoch_and_count = {{3, 0}, {5, 0}, {6, 1}, {8, 1}, {9, 2}, {10, 3}};
+  for (const auto& [epoch, count] : epoch_and_count) {
+    position.epoch = epoch;
+    EXPECT_EQ(validations_since_best(options, position), count) << "epoch " << epoch;
+  }
+  options.eval_every = 5;  // 10 is a multiple: no extra validation after the last epoch
+  position.best_epoch = 5;
+  position.epoch = 10;
+  EXPECT_EQ(validations_since_best(options, position), 1);
+
+  options.patience = 0;  // off
+  position.epoch = 10;
+  EXPECT_FALSE(patience_exhausted(options, position));
+  options.patience = 1;
+  EXPECT_TRUE(patience_exhausted(options, position));
+  options.patience = 2;
+  EXPECT_FALSE(patience_exhausted(options, position));
+  options.patience = 1;
+  position.best_epoch = 0;  // no validation yet
+  position.epoch = 3;
+  EXPECT_FALSE(patience_exhausted(options, position));
+  options.patience = -1;
+  testkit::expect_error([&] { options.check("train"); }, {"train: --patience must not be negative (got -1)"});
+}
+
+// With a learning rate of 0 the model never changes, so no validation after the first beats it:
+// patience 2 ends the run after epoch 3 (best at epoch 1), where patience 0 runs all 6 epochs. The
+// test metrics are the best epoch's, and a state saved at the stop resumes to the same stop.
+TEST(Patience, ends_the_run_when_validation_stops_improving) {
+  data::SequenceDataset ds = small_dataset();
+  TrainOptions options = small_options(6);
+  options.eval_every = 1;
+  options.optimizer.adamw.lr = 0.0f;
+  testkit::TempDir dir;
+  options.metrics_path = dir.path("metrics.jsonl");
+  std::ostringstream all_log;
+  TrainResult all = train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, options, all_log);
+  EXPECT_EQ(all.epoch_losses.size(), 6u);
+  EXPECT_EQ(all.patience_stop_epoch, 0);
+  EXPECT_EQ(all_log.str().find("early stop"), std::string::npos);
+
+  options.patience = 2;
+  options.last_checkpoint_path = dir.path("state.safetensors");
+  std::ostringstream log;
+  TrainResult stopped = train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, options, log);
+  EXPECT_EQ(stopped.epoch_losses.size(), 3u);
+  EXPECT_EQ(stopped.patience_stop_epoch, 3);
+  EXPECT_EQ(stopped.best_epoch, 1);
+  EXPECT_EQ(stopped.test_at_best.to_json(), all.test_at_best.to_json());
+  EXPECT_NE(log.str().find("early stop after epoch 3: validation NDCG@10 has not improved for 2 validations (best "),
+            std::string::npos)
+      << log.str();
+  EXPECT_EQ(log.str().find("continue with --resume"), std::string::npos) << log.str();
+
+  TrainOptions resume = options;
+  resume.resume_path = options.last_checkpoint_path;
+  std::ostringstream resume_log;
+  TrainResult again = train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, resume, resume_log);
+  EXPECT_TRUE(again.epoch_losses.empty());
+  EXPECT_EQ(again.patience_stop_epoch, 3);
+  EXPECT_EQ(again.test_at_best.to_json(), all.test_at_best.to_json());
+
+  std::ifstream metrics(options.metrics_path);
+  std::string line, last;
+  while (std::getline(metrics, line))
+    if (!line.empty()) last = line;
+  EXPECT_EQ(nlohmann::json::parse(last).at("patience_stop_epoch"), 3);
 }
 
 // Progress lines come when due (here: only at an epoch's last step, or at every step with a zero

@@ -188,6 +188,11 @@ int main(int argc, char** argv) {
                         "save the full training state here after every epoch (for --resume)");
   train_cmd->add_option("--resume", train.resume_path, "continue from a --save-last file, or a sasrec/bert4rec/hstu --checkpoint (same model flags, optimizer "
                         "and data)");
+  train_cmd->add_option("--patience", train.patience,
+                        "early stopping: end the run after N validations in a row without a better validation "
+                        "NDCG@10 (0: never); test metrics come from the best epoch")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   train_cmd->add_option("--stop-after-epoch", train.stop_after_epoch, "end the run after this epoch (with --save-last, to resume later)");
   train_cmd->add_flag("--baseline", baseline, "also report the most-popular baseline on the test split");
   TigerCliArgs tiger;
