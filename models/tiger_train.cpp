@@ -169,6 +169,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   const RunIdentity run = run_identity(
       o, model.config().to_json(), [](const std::string& saved) { return TigerConfig::from_json(saved).to_json(); },
       total_steps);
+  append_jsonl_line(o.metrics_path, run_record_json(run, o, dataset, model.device()));
   TrainResult result;
   TrainingPosition position;
   std::vector<Tensor> best_params;
@@ -262,12 +263,14 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
                      result.test_at_best.summary(), seconds_since(test_start))
       << std::flush;
   if (!o.checkpoint_path.empty()) {
-    save_tiger_checkpoint(o.checkpoint_path, model, *tokenizer,
-                          {{"epoch", std::to_string(result.best_epoch)},
-                           {"best_valid", result.best_valid.to_json()},
-                           {"test_metrics", result.test_at_best.to_json()},
-                           {"beam_width", std::to_string(options.generate.beam_width)},
-                           {"data", dataset.source}});
+    std::map<std::string, std::string> metadata = {{"epoch", std::to_string(result.best_epoch)},
+                                                   {"best_valid", result.best_valid.to_json()},
+                                                   {"test_metrics", result.test_at_best.to_json()},
+                                                   {"beam_width", std::to_string(options.generate.beam_width)},
+                                                   {"data", dataset.source}};
+    if (!o.command.empty()) metadata["command"] = o.command;
+    if (!o.settings.empty()) metadata["settings"] = o.settings;
+    save_tiger_checkpoint(o.checkpoint_path, model, *tokenizer, metadata);
   }
   append_jsonl_line(o.metrics_path, json{{"kind", "result"},
                                          {"model", "tiger"},

@@ -92,6 +92,7 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
   const RunIdentity run = run_identity(
       options, model.config().to_json(),
       [](const std::string& saved) { return ModelConfig::from_json(saved).to_json(); }, total_steps);
+  append_jsonl_line(options.metrics_path, run_record_json(run, options, dataset, model.device()));
   TrainResult result;
   TrainingPosition position;
   if (!options.resume_path.empty()) {

@@ -36,6 +36,12 @@ struct TrainOptions {
   // validation NDCG@10 (0: never). Counts validations, not epochs (see eval_every). The test
   // metrics are those of the best epoch either way.
   int64_t patience = 0;
+  // How the run was started, for the record: the command line (or whatever a program embedding
+  // the engine wants to say) and every setting it resolved to (the CLI writes TOML that
+  // `muonrec train --config` reads back). Both go into the metrics file's "run" record and into
+  // the checkpoints' metadata; empty: not recorded.
+  std::string command;
+  std::string settings;
 
   // Throws, prefixed by `who`, on settings no run can use: non-positive epochs, batch size or
   // eval interval, negative patience, or a run stopped early with nowhere to save its state (no

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/error.h"
+#include "engine/version.h"
 
 namespace muonrec {
 
@@ -96,6 +97,8 @@ RunIdentity run_identity(const TrainOptions& options, std::string config_json,
   run.batch_size = options.batch_size;
   run.total_steps = total_steps;
   run.seed = options.seed;
+  run.command = options.command;
+  run.settings = options.settings;
   return run;
 }
 
@@ -109,7 +112,31 @@ std::map<std::string, std::string> training_state_metadata(const TrainingPositio
   meta["seed"] = std::to_string(run.seed);
   meta["data"] = dataset.source;
   meta["data_shape"] = data_shape(dataset);
+  if (!run.command.empty()) meta["command"] = run.command;
+  if (!run.settings.empty()) meta["settings"] = run.settings;
   return meta;
+}
+
+std::string run_record_json(const RunIdentity& run, const TrainOptions& options, const data::SequenceDataset& dataset,
+                            Device device) {
+  nlohmann::json record = {{"kind", "run"},
+                           {"muonrec", version()},
+                           {"command", run.command},
+                           {"settings", run.settings},
+                           {"model", nlohmann::json::parse(run.config_json)},
+                           {"optimizer", run.optimizer},
+                           {"batch_size", run.batch_size},
+                           {"seed", run.seed},
+                           {"epochs", options.epochs},
+                           {"total_steps", run.total_steps},
+                           {"data",
+                            {{"source", dataset.source},
+                             {"users", dataset.num_users()},
+                             {"items", dataset.n_items},
+                             {"events", dataset.num_events()}}},
+                           {"device", device_name(device)},
+                           {"resumed_from", options.resume_path}};
+  return record.dump();
 }
 
 void check_state_data(const SafetensorsFile& file, const data::SequenceDataset& dataset) {

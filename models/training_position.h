@@ -10,6 +10,7 @@
 #include <string>
 
 #include "data/dataset.h"
+#include "engine/device.h"
 #include "engine/rng.h"
 #include "engine/safetensors.h"
 #include "models/evaluate.h"
@@ -41,6 +42,7 @@ struct RunIdentity {
   std::string optimizer;    // "adamw", or "muon (policy P)": the optimizer state's layout
   int64_t batch_size = 0, total_steps = 0;
   uint64_t seed = 0;
+  std::string command, settings;  // TrainOptions' record of the invocation (not compared on resume)
 };
 RunIdentity run_identity(const TrainOptions& options, std::string config_json,
                          std::function<std::string(const std::string&)> normalize_config, int64_t total_steps);
@@ -49,6 +51,13 @@ RunIdentity run_identity(const TrainOptions& options, std::string config_json,
 // run's identity and the data's shape.
 std::map<std::string, std::string> training_state_metadata(const TrainingPosition& position, const RunIdentity& run,
                                                            const data::SequenceDataset& dataset);
+
+// The metrics file's first record of an invocation (a resumed run adds its own): {"kind": "run"}
+// with the engine version, the command and settings, the model config, the optimizer, batch size,
+// seed, epochs and schedule length, the data (source and shape), the device and the state resumed
+// from, if any.
+std::string run_record_json(const RunIdentity& run, const TrainOptions& options, const data::SequenceDataset& dataset,
+                            Device device);
 
 // Throws, naming the file, when the state was trained on data of another shape (users, items,
 // events). Files without the record (older ones) pass.

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <tuple>
@@ -656,10 +657,12 @@ TEST(TigerPipeline, BeatsMostPopularAndCheckpointReproducesTestMetrics) {
   EXPECT_EQ(bundle.tokenizer.levels(), 2);
 
   std::ifstream metrics(o.train.train.metrics_path);
-  std::string line;
+  std::string line, first;
   int lines = 0;
-  while (std::getline(metrics, line)) ++lines;
-  EXPECT_EQ(lines, 11);  // 10 epochs and the result
+  while (std::getline(metrics, line))
+    if (lines++ == 0) first = line;
+  EXPECT_EQ(lines, 12);  // the run, 10 epochs and the result
+  EXPECT_EQ(nlohmann::json::parse(first).at("model").at("kind"), "tiger");
 }
 
 // 4 epochs straight, and 2 + 2 through --save-last / --resume (the resumed run loads the

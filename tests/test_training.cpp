@@ -65,10 +65,12 @@ TEST(Training, sasrec_beats_most_popular_and_checkpoint_reproduces_test_metrics)
   EXPECT_EQ(again.to_json(), result.test_at_best.to_json());
 
   std::ifstream metrics(options.metrics_path);
-  std::string line;
+  std::string line, first;
   int lines = 0;
-  while (std::getline(metrics, line)) ++lines;
-  EXPECT_EQ(lines, 9);  // 8 epochs and the result
+  while (std::getline(metrics, line))
+    if (lines++ == 0) first = line;
+  EXPECT_EQ(lines, 10);  // the run, 8 epochs and the result
+  EXPECT_EQ(nlohmann::json::parse(first).at("kind"), "run");
   std::filesystem::remove(options.checkpoint_path);
   std::filesystem::remove(options.metrics_path);
 }

@@ -8,8 +8,10 @@
 #include "engine/device.h"
 #include "engine/error.h"
 #include "engine/precision.h"
+#include "engine/version.h"
 #include "models/trainer.h"
 #include "models/transformer.h"
+#include "models/checkpoint_info.h"
 #include "tools/recommend_cli.h"
 #include "tools/tiger_cli.h"
 
@@ -53,6 +55,20 @@ struct DataArgs {
     return ds;
   }
 };
+
+// argv as one line a shell would split back into the same words.
+std::string command_line(int argc, char** argv) {
+  std::string line;
+  for (int i = 0; i < argc; ++i) {
+    const std::string word = argv[i];
+    const bool plain = !word.empty() && word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                               "0123456789-_=+./:,@%") == std::string::npos;
+    std::string quoted = "'";
+    for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    line += (i ? " " : "") + (plain ? word : quoted + "'");
+  }
+  return line;
+}
 
 constexpr const char* kMatmulPrecisionHelp =
     "GPU matrix products: fp32 (exact, the default), tf32 or bf16 (tensor cores, fp32 accumulation; the PyTorch "
@@ -123,6 +139,14 @@ int main(int argc, char** argv) {
   std::string loss_name = "full";
 
   CLI::App* train_cmd = app.add_subcommand("train", "train a model, validate, report test metrics at the best epoch");
+  // `muonrec train --config FILE`: CLI11 reads config files at the top level only, so the option
+  // belongs to the app and train hands it up (fallthrough). Keys are "train.FLAG = value" (or
+  // FLAG = value under a [train] section); an unknown key is an error, not silently ignored.
+  app.set_config("--config", "",
+                 "read settings from this TOML file ('train.FLAG = value' lines, as the 'settings' of a --metrics "
+                 "file's run record); flags given on the command line win");
+  app.allow_config_extras(CLI::config_extras_mode::error);
+  train_cmd->fallthrough();
   data_args.add_to(train_cmd);
   train_cmd->add_option("--model", config.kind, "model: sasrec, bert4rec, hstu or tiger (semantic-ID generation)")
       ->capture_default_str();
@@ -226,7 +250,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   baseline_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
 
-  CLI::App* info_cmd = app.add_subcommand("info", "build and device information");
+  CLI::App* info_cmd = app.add_subcommand("info", "build and device information, or what a checkpoint holds");
+  std::string info_checkpoint;
+  info_cmd->add_option("--checkpoint", info_checkpoint,
+                       "describe this checkpoint: model, training position, metrics, the command that wrote it");
 
   CLI11_PARSE(app, argc, argv);
   try {
@@ -239,6 +266,8 @@ int main(int argc, char** argv) {
       opt.muon.adjust_lr = parse_muon_adjust_lr(muon_adjust);
       opt.muon.newton_schulz = newton_schulz_by_name(ns_table);
       opt.muon.newton_schulz.precision = ns_precision == "bf16" ? NsPrecision::BF16 : NsPrecision::FP32;
+      train.command = command_line(argc, argv);
+      train.settings = app.config_to_str(/*default_also=*/false, /*write_description=*/false);
       if (config.kind == "tiger")
         return run_train_tiger(data_args.load(), config, train, tiger, parse_device(device), baseline);
       return run_train(data_args, config, train, device, baseline);
@@ -257,10 +286,14 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*info_cmd) {
+      if (!info_checkpoint.empty()) {
+        std::cout << describe_checkpoint(load_safetensors(info_checkpoint));
+        return 0;
+      }
 #ifdef MUONREC_WITH_CUDA
-      std::cout << "muonrec: built with CUDA\n";
+      std::cout << "muonrec " << version() << ": built with CUDA\n";
 #else
-      std::cout << "muonrec: built without CUDA (CPU only)\n";
+      std::cout << "muonrec " << version() << ": built without CUDA (CPU only)\n";
 #endif
       std::cout << (cuda_available() ? "GPU: available\n" : "GPU: " + cuda_unavailable_reason() + "\n");
       return 0;

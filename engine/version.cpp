@@ -1,0 +1,7 @@
+#include "engine/version.h"
+
+namespace muonrec {
+
+const char* version() { return MUONREC_VERSION; }
+
+}  // namespace muonrec

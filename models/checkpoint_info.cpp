@@ -1,0 +1,77 @@
+#include "models/checkpoint_info.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/error.h"
+#include "models/training_position.h"
+
+namespace muonrec {
+namespace {
+
+bool starts_with(const std::string& text, const std::string& prefix) { return text.rfind(prefix, 0) == 0; }
+
+// "blocks=2 d=64 dropout=0.2 ...": the config's fields but its kind, floats printed as the floats
+// they are (the JSON holds them widened to double: 0.2 reads 0.20000000298023224).
+std::string config_fields(const nlohmann::json& config) {
+  std::string out;
+  for (const auto& [key, value] : config.items()) {
+    if (key == "kind") continue;
+    const std::string text = value.is_number_float() ? fmt::format("{}", static_cast<float>(value.get<double>()))
+                             : value.is_string()     ? value.get<std::string>()
+                                                     : value.dump();
+    out += fmt::format("{}{}={}", out.empty() ? "" : " ", key, text);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string describe_checkpoint(const SafetensorsFile& file) {
+  const auto& meta = file.metadata;
+  auto value = [&](const char* key) {
+    auto it = meta.find(key);
+    return it == meta.end() ? std::string() : it->second;
+  };
+  MUONREC_CHECK(meta.count("config"), "{}: not a muonrec checkpoint (no 'config' metadata)", file.path);
+  const nlohmann::json config = nlohmann::json::parse(value("config"));
+  int64_t parameters = 0, parameter_tensors = 0, optimizer_tensors = 0, tokenizer_tensors = 0;
+  for (const auto& [name, tensor] : file.tensors) {
+    if (starts_with(name, "param.")) {
+      parameters += tensor.numel();
+      ++parameter_tensors;
+    } else if (starts_with(name, "semantic_id.")) {
+      ++tokenizer_tensors;
+    } else if (!starts_with(name, "best.")) {
+      ++optimizer_tensors;
+    }
+  }
+  std::string out = fmt::format("checkpoint: {} ({})\n", file.path, value("format").empty() ? "no format tag" : value("format"));
+  out += fmt::format("model: {} {}\n", config.value("kind", std::string("?")), config_fields(config));
+  out += fmt::format("parameters: {} in {} tensors{}{}\n", parameters, parameter_tensors,
+                     optimizer_tensors ? fmt::format("; optimizer state: {} tensors", optimizer_tensors) : "",
+                     tokenizer_tensors ? fmt::format("; semantic-ID tokenizer: {} tensors", tokenizer_tensors) : "");
+  if (!value("data").empty())
+    out += fmt::format("data: {}{}\n", value("data"), value("data_shape").empty() ? "" : " (" + value("data_shape") + ")");
+  if (!value("optimizer").empty())
+    out += fmt::format("training: after epoch {}, best validation epoch {}; optimizer {}, batch {}, seed {}, {} "
+                       "steps in the schedule\n",
+                       value("epoch"), value("best_epoch"), value("optimizer"), value("batch_size"), value("seed"),
+                       value("total_steps"));
+  else if (!value("epoch").empty())
+    out += fmt::format("training: the parameters of epoch {} (best validation)\n", value("epoch"));
+  auto metrics_line = [&](const char* key, const char* label) {
+    const std::string text = value(key);
+    if (text.empty()) return;
+    const RankingMetrics metrics = metrics_from_json(text);
+    if (metrics.users > 0) out += fmt::format("{} {}\n", label, metrics.summary());
+  };
+  metrics_line("best_valid", "best validation:");
+  metrics_line("test_metrics", "test at that epoch:");
+  if (!value("beam_width").empty()) out += fmt::format("beam width: {}\n", value("beam_width"));
+  if (!value("command").empty()) out += fmt::format("command: {}\n", value("command"));
+  return out;
+}
+
+}  // namespace muonrec
