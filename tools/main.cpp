@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <iostream>
+#include <sstream>
 
 #include "data/synthetic.h"
 #include "engine/device.h"
@@ -68,6 +69,22 @@ std::string command_line(int argc, char** argv) {
     line += (i ? " " : "") + (plain ? word : quoted + "'");
   }
   return line;
+}
+
+// The options given to this run (command line and --config file) as TOML that --config reads back,
+// without the ones that say where outputs go or how far this invocation goes (--metrics,
+// --checkpoint, --save-last, --resume, --stop-after-epoch): rerunning the settings must not append
+// to the first run's metrics or overwrite its checkpoint. The command line keeps them all.
+std::string run_settings(const CLI::App& app) {
+  static const char* const kJobOnly[] = {"metrics", "checkpoint", "save-last", "resume", "stop-after-epoch"};
+  std::istringstream lines(app.config_to_str(/*default_also=*/false, /*write_description=*/false));
+  std::string settings;
+  for (std::string line; std::getline(lines, line);) {
+    bool job_only = false;
+    for (const char* key : kJobOnly) job_only |= line.rfind(fmt::format("train.{}=", key), 0) == 0;
+    if (!job_only && !line.empty()) settings += line + "\n";
+  }
+  return settings;
 }
 
 constexpr const char* kMatmulPrecisionHelp =
@@ -267,7 +284,7 @@ int main(int argc, char** argv) {
       opt.muon.newton_schulz = newton_schulz_by_name(ns_table);
       opt.muon.newton_schulz.precision = ns_precision == "bf16" ? NsPrecision::BF16 : NsPrecision::FP32;
       train.command = command_line(argc, argv);
-      train.settings = app.config_to_str(/*default_also=*/false, /*write_description=*/false);
+      train.settings = run_settings(app);
       if (config.kind == "tiger")
         return run_train_tiger(data_args.load(), config, train, tiger, parse_device(device), baseline);
       return run_train(data_args, config, train, device, baseline);
