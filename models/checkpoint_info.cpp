@@ -70,6 +70,7 @@ std::string describe_checkpoint(const SafetensorsFile& file) {
   metrics_line("best_valid", "best validation:");
   metrics_line("test_metrics", "test at that epoch:");
   if (!value("beam_width").empty()) out += fmt::format("beam width: {}\n", value("beam_width"));
+  if (!value("muonrec_version").empty()) out += fmt::format("written by: muonrec {}\n", value("muonrec_version"));
   if (!value("command").empty()) out += fmt::format("command: {}\n", value("command"));
   return out;
 }

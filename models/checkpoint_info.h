@@ -1,6 +1,7 @@
 // What a checkpoint holds, in a few lines a person can read (`muonrec info --checkpoint FILE`):
 // the model, its parameter count, the data it was trained on, where the training stood, the
-// metrics it recorded and the command that wrote it. Reads only the metadata and tensor shapes.
+// metrics it recorded, the engine version and the command that wrote it. Uses the metadata and
+// the tensor shapes only.
 #pragma once
 
 #include <string>

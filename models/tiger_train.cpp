@@ -169,7 +169,6 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   const RunIdentity run = run_identity(
       o, model.config().to_json(), [](const std::string& saved) { return TigerConfig::from_json(saved).to_json(); },
       total_steps);
-  append_jsonl_line(o.metrics_path, run_record_json(run, o, dataset, model.device()));
   TrainResult result;
   TrainingPosition position;
   std::vector<Tensor> best_params;
@@ -181,6 +180,8 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
     result.best_epoch = position.best_epoch;
     result.best_valid = metrics_from_json(position.best_valid_json);
   }
+  // After the resume checks: a refused state leaves no record of a run that never started.
+  append_jsonl_line(o.metrics_path, run_record_json(run, o, dataset, model.device()));
   ProgressLog progress(log, o.progress_seconds, o.epochs, steps_per_epoch);
   int64_t steps_this_run = 0;
   const int64_t last_epoch = last_epoch_of_run(o);
@@ -224,10 +225,8 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
       record["valid"] = json::parse(valid.to_json());
       log << fmt::format("epoch {} validation: {}  ({:.1f} s)\n", epoch, valid.summary(), seconds_since(eval_start))
           << std::flush;
-      if (valid.ndcg10 > position.best_valid) {
-        position.best_valid = valid.ndcg10;
-        position.best_epoch = result.best_epoch = epoch;
-        position.best_valid_json = valid.to_json();
+      if (position.record_validation(epoch, valid)) {
+        result.best_epoch = epoch;
         result.best_valid = valid;
         best_params = snapshot(model.parameters());
       }
@@ -243,13 +242,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
     }
   }
   result.steps = steps_this_run;
-  if (patience_exhausted(o, position)) {
-    result.patience_stop_epoch = position.epoch;
-    log << patience_stop_line(o, position);
-  } else if (last_epoch < o.epochs) {
-    log << stopped_early_line(o);
-    return result;
-  }
+  if (end_of_run(o, position, result, log) == RunEnd::Paused) return result;
 
   // The test of the best validation epoch, with that epoch's parameters.
   if (!best_params.empty()) restore(model.parameters(), best_params);
@@ -268,8 +261,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
                                                    {"test_metrics", result.test_at_best.to_json()},
                                                    {"beam_width", std::to_string(options.generate.beam_width)},
                                                    {"data", dataset.source}};
-    if (!o.command.empty()) metadata["command"] = o.command;
-    if (!o.settings.empty()) metadata["settings"] = o.settings;
+    add_provenance(metadata, o.command, o.settings);
     save_tiger_checkpoint(o.checkpoint_path, model, *tokenizer, metadata);
   }
   append_jsonl_line(o.metrics_path, json{{"kind", "result"},

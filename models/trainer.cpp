@@ -92,7 +92,6 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
   const RunIdentity run = run_identity(
       options, model.config().to_json(),
       [](const std::string& saved) { return ModelConfig::from_json(saved).to_json(); }, total_steps);
-  append_jsonl_line(options.metrics_path, run_record_json(run, options, dataset, model.device()));
   TrainResult result;
   TrainingPosition position;
   if (!options.resume_path.empty()) {
@@ -103,6 +102,8 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
     result.best_valid = metrics_from_json(position.best_valid_json);
     result.test_at_best = metrics_from_json(position.test_at_best_json);
   }
+  // After the resume checks: a refused state leaves no record of a run that never started.
+  append_jsonl_line(options.metrics_path, run_record_json(run, options, dataset, model.device()));
 
   ProgressLog progress(log, options.progress_seconds, options.epochs, steps_per_epoch);
   double train_seconds = 0;
@@ -149,12 +150,10 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
       RankingMetrics valid = evaluate_model(model, dataset, data::EvalSplit::Validation, eval);
       record["valid"] = json::parse(valid.to_json());
       log << fmt::format("epoch {} validation: {}\n", epoch, valid.summary()) << std::flush;
-      if (valid.ndcg10 > position.best_valid) {
-        position.best_valid = valid.ndcg10;
-        position.best_epoch = result.best_epoch = epoch;
+      if (position.record_validation(epoch, valid)) {
+        result.best_epoch = epoch;
         result.best_valid = valid;
         result.test_at_best = evaluate_model(model, dataset, data::EvalSplit::Test, eval);
-        position.best_valid_json = valid.to_json();
         position.test_at_best_json = result.test_at_best.to_json();
         record["test"] = json::parse(result.test_at_best.to_json());
         log << fmt::format("epoch {} test (new best validation): {}\n", epoch, result.test_at_best.summary())
@@ -169,12 +168,7 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
                       training_state_metadata(position, run, dataset));
     append_jsonl(options.metrics_path, record);
   }
-  if (patience_exhausted(options, position)) {
-    result.patience_stop_epoch = position.epoch;
-    log << patience_stop_line(options, position);
-  } else if (last_epoch < options.epochs) {
-    log << stopped_early_line(options);
-  }
+  end_of_run(options, position, result, log);
   result.steps = steps_this_run;
   result.train_seconds = train_seconds;
   append_jsonl(options.metrics_path, {{"kind", "result"},

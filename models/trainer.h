@@ -37,8 +37,9 @@ struct TrainOptions {
   // metrics are those of the best epoch either way.
   int64_t patience = 0;
   // How the run was started, for the record: the command line (or whatever a program embedding
-  // the engine wants to say) and every setting it resolved to (the CLI writes TOML that
-  // `muonrec train --config` reads back). Both go into the metrics file's "run" record and into
+  // the engine wants to say) and the settings it was given (the CLI writes the flags given on the
+  // command line and in a --config file, but output paths, as TOML that `muonrec train --config`
+  // reads back; flags left out take the defaults of the version that reads them). Both go into the metrics file's "run" record and into
   // the checkpoints' metadata; empty: not recorded.
   std::string command;
   std::string settings;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <ostream>
 
 #include <nlohmann/json.hpp>
@@ -55,6 +56,7 @@ std::map<std::string, std::string> TrainingPosition::to_metadata() const {
           {"dropout_offset", std::to_string(dropout_offset)},
           {"best_valid_ndcg10", fmt::format("{:.17g}", best_valid)},
           {"best_epoch", std::to_string(best_epoch)},
+          {"validations_since_best", std::to_string(validations_since_best)},
           {"best_valid", best_valid_json},
           {"test_metrics", test_at_best_json}};
 }
@@ -66,9 +68,23 @@ TrainingPosition TrainingPosition::from_metadata(const SafetensorsFile& file) {
   p.dropout_offset = std::stoull(get("dropout_offset"));
   p.best_valid = std::stod(get("best_valid_ndcg10"));
   p.best_epoch = std::stoll(get("best_epoch"));
+  const auto since_best = file.metadata.find("validations_since_best");
+  p.validations_since_best = since_best == file.metadata.end() ? 0 : std::stoll(since_best->second);
   p.best_valid_json = get("best_valid");
   p.test_at_best_json = get("test_metrics");
   return p;
+}
+
+bool TrainingPosition::record_validation(int64_t epoch, const RankingMetrics& valid) {
+  if (valid.ndcg10 <= best_valid) {
+    ++validations_since_best;
+    return false;
+  }
+  best_valid = valid.ndcg10;
+  best_epoch = epoch;
+  best_valid_json = valid.to_json();
+  validations_since_best = 0;
+  return true;
 }
 
 RankingMetrics metrics_from_json(const std::string& text) {
@@ -112,8 +128,7 @@ std::map<std::string, std::string> training_state_metadata(const TrainingPositio
   meta["seed"] = std::to_string(run.seed);
   meta["data"] = dataset.source;
   meta["data_shape"] = data_shape(dataset);
-  if (!run.command.empty()) meta["command"] = run.command;
-  if (!run.settings.empty()) meta["settings"] = run.settings;
+  add_provenance(meta, run.command, run.settings);
   return meta;
 }
 
@@ -135,7 +150,8 @@ std::string run_record_json(const RunIdentity& run, const TrainOptions& options,
                              {"items", dataset.n_items},
                              {"events", dataset.num_events()}}},
                            {"device", device_name(device)},
-                           {"resumed_from", options.resume_path}};
+                           {"resumed_from", options.resume_path},
+                           {"cwd", std::filesystem::current_path().string()}};
   return record.dump();
 }
 
@@ -205,24 +221,29 @@ std::string stopped_early_line(const TrainOptions& options) {
                      options.epochs, options.last_checkpoint_path);
 }
 
-int64_t validations_since_best(const TrainOptions& options, const TrainingPosition& position) {
-  const auto validations_through = [&](int64_t epoch) {
-    // Every eval_every-th epoch, and the last one when it is not such an epoch.
-    const int64_t regular = epoch / options.eval_every;
-    return regular + (epoch >= options.epochs && options.epochs % options.eval_every != 0 ? 1 : 0);
-  };
-  return validations_through(position.epoch) - validations_through(position.best_epoch);
-}
-
 bool patience_exhausted(const TrainOptions& options, const TrainingPosition& position) {
-  return options.patience > 0 && position.best_epoch > 0 &&
-         validations_since_best(options, position) >= options.patience;
+  return options.patience > 0 && position.validations_since_best >= options.patience;
 }
 
-std::string patience_stop_line(const TrainOptions& options, const TrainingPosition& position) {
-  return fmt::format(
-      "early stop after epoch {}: validation NDCG@10 has not improved for {} validations (best {:.4f} at epoch {})\n",
-      position.epoch, validations_since_best(options, position), position.best_valid, position.best_epoch);
+RunEnd end_of_run(const TrainOptions& options, const TrainingPosition& position, TrainResult& result,
+                  std::ostream& log) {
+  if (position.epoch >= options.epochs) return RunEnd::Finished;
+  if (patience_exhausted(options, position)) {
+    result.patience_stop_epoch = position.epoch;
+    log << fmt::format("early stop after epoch {}: validation NDCG@10 has not improved for {} validations (best "
+                       "{:.4f} at epoch {})\n",
+                       position.epoch, position.validations_since_best, position.best_valid, position.best_epoch);
+    return RunEnd::Patience;
+  }
+  log << stopped_early_line(options);
+  return RunEnd::Paused;
+}
+
+void add_provenance(std::map<std::string, std::string>& metadata, const std::string& command,
+                    const std::string& settings) {
+  metadata["muonrec_version"] = version();
+  if (!command.empty()) metadata["command"] = command;
+  if (!settings.empty()) metadata["settings"] = settings;
 }
 
 }  // namespace muonrec

@@ -24,10 +24,16 @@ struct TrainingPosition {
   uint64_t dropout_offset = 0;  // the dropout generator's offset after it
   double best_valid = -1.0;     // best validation NDCG@10 so far
   int64_t best_epoch = 0;
+  int64_t validations_since_best = 0;  // validations after the best one (what --patience counts)
   std::string best_valid_json = RankingMetrics().to_json(), test_at_best_json = RankingMetrics().to_json();
 
+  // Records the validation after `epoch`; returns whether it is a new best (higher NDCG@10), which
+  // then becomes best_valid, best_epoch and best_valid_json.
+  bool record_validation(int64_t epoch, const RankingMetrics& valid);
+
   std::map<std::string, std::string> to_metadata() const;
-  // Throws naming the file and the missing key when the file is not a training state.
+  // Throws naming the file and the missing key when the file is not a training state. A file
+  // written before --patience existed counts no validations since its best.
   static TrainingPosition from_metadata(const SafetensorsFile& file);
 };
 
@@ -86,14 +92,25 @@ int64_t last_epoch_of_run(const TrainOptions& options);
 // "stopped after epoch N of M: continue with --resume FILE"
 std::string stopped_early_line(const TrainOptions& options);
 
-// Validations after the best one, up to the position's epoch (validations run after every
-// eval_every-th epoch and after the last). Derived from the position alone, so a resumed run
-// counts the validations of the run it continues.
-int64_t validations_since_best(const TrainOptions& options, const TrainingPosition& position);
-// Whether --patience ends the run at this position: patience > 0 and that many validations since
-// the best one.
+// Whether --patience ends the run at this position: patience > 0 and at least that many
+// validations since the best one (the count carries over a resume, whatever the resumed run's
+// --eval-every).
 bool patience_exhausted(const TrainOptions& options, const TrainingPosition& position);
-// "early stop after epoch N: validation NDCG@10 has not improved for P validations (best B at epoch E)"
-std::string patience_stop_line(const TrainOptions& options, const TrainingPosition& position);
+
+// How a training loop's run of epochs ended.
+enum class RunEnd {
+  Finished,  // all --epochs trained (patience running out at the last epoch included)
+  Patience,  // --patience ended it before the last epoch: the best epoch is tested as usual
+  Paused,    // --stop-after-epoch ended it: the test is left to the resumed run
+};
+// Says how the run ended at `position` (logs "early stop after epoch N: ..." or "stopped after
+// epoch N of M: continue with --resume FILE") and records a patience stop in `result`.
+RunEnd end_of_run(const TrainOptions& options, const TrainingPosition& position, TrainResult& result,
+                  std::ostream& log);
+
+// Adds what says how a file was made to checkpoint metadata: the engine version, and the run's
+// command and settings when it has them.
+void add_provenance(std::map<std::string, std::string>& metadata, const std::string& command,
+                    const std::string& settings);
 
 }  // namespace muonrec

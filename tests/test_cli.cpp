@@ -134,7 +134,8 @@ TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
 }
 
 TEST(Cli, PatienceEndsTheRunEarly) {
-  // A learning rate of 0: no validation after the first improves on it.
+  // A learning rate of 0: no validation after the first improves on it (the trainer tests cover
+  // real trajectories; this one checks the flag and the lines it prints).
   const CliRun run = run_cli("train " + kData + " --maxlen 20 --d 16 --epochs 6 --eval-every 1 --lr 0 --patience 2 "
                              "--device cpu");
   ASSERT_EQ(run.exit_code, 0) << run.output;
@@ -159,7 +160,9 @@ TEST(Cli, TigerTrainsAndItsCheckpointEvaluatesTheSame) {
   EXPECT_NE(eval.output.find(test_line.substr(test_line.find("HR@10"))), std::string::npos)
       << "train: " << test_line << "\neval: " << eval.output;
   const CliRun info = run_cli("info --checkpoint " + checkpoint);
+  ASSERT_EQ(info.exit_code, 0) << info.output;
   EXPECT_NE(info.output.find("model: tiger "), std::string::npos) << info.output;
+  EXPECT_NE(info.output.find("written by: muonrec "), std::string::npos) << info.output;
   EXPECT_NE(info.output.find("semantic-ID tokenizer"), std::string::npos) << info.output;
   EXPECT_NE(info.output.find("command: "), std::string::npos) << info.output;
 }
@@ -193,6 +196,14 @@ TEST(Cli, BadInputFailsWithAMessage) {
   const CliRun stop = run_cli("train " + kData + " --epochs 3 --stop-after-epoch 1 --device cpu");
   EXPECT_EQ(stop.exit_code, 1);
   EXPECT_NE(stop.output.find("add --save-last"), std::string::npos) << stop.output;
+
+  // --config carries train flags: eval and the others refuse it rather than take its data or
+  // filtering silently.
+  const std::string config = dir.write("run.toml", "train.no-filter-seen=true\n");
+  const CliRun eval_config = run_cli("--config " + config + " eval --checkpoint x.safetensors");
+  EXPECT_EQ(eval_config.exit_code, 1);
+  EXPECT_NE(eval_config.output.find("--config applies to 'muonrec train' only"), std::string::npos)
+      << eval_config.output;
 
   const CliRun not_checkpoint = run_cli("info --checkpoint " + dir.write("notes.txt", "hello"));
   EXPECT_EQ(not_checkpoint.exit_code, 1);

@@ -760,27 +760,56 @@ TEST(TigerPipeline, ResumedRunReproducesTheUninterruptedRunBitForBit) {
   }
 }
 
-// --patience ends a TIGER run as it ends a sequential one, and the best epoch is still tested. With
-// a learning rate of 0 no validation after the first improves: patience 1 stops after epoch 2.
+// --patience ends a TIGER run as it ends a sequential one, and the test runs on the best epoch's
+// parameters: the same metrics as a run that ends at that epoch (constant schedule, deterministic
+// on the CPU, so both runs train the same epochs alike). The stop is read off the trace of the
+// run without patience: the first validation that does not beat the best.
 TEST(TigerPipeline, PatienceStopsTheRunAndTestsTheBestEpoch) {
   TopicData data = topic_data();
-  TigerPipelineOptions o = topic_pipeline(data, 5, "adamw");
-  o.train.train.optimizer.adamw.lr = 0.0f;
+  TempDir dir;
+  TigerPipelineOptions o = topic_pipeline(data, 8, "adamw");
+  o.train.train.optimizer.adamw.lr = 0.1f;  // too high for this model: validation does not rise steadily
   o.train.train.eval_every = 1;
   o.train.valid_users = 40;
   o.train.test_users = 40;
+  o.train.train.metrics_path = dir.path("all.jsonl");
   std::ostringstream all_log;
   TrainResult all = run_tiger_pipeline(data.ds, o, Device::CPU, all_log);
-  ASSERT_EQ(all.epoch_losses.size(), 5u);
+  ASSERT_EQ(all.epoch_losses.size(), 8u);
+  int64_t best_epoch = 0, stop_epoch = 0;
+  double best = -1;
+  std::ifstream trace(o.train.train.metrics_path);
+  for (std::string line; std::getline(trace, line) && stop_epoch == 0;) {
+    const nlohmann::json record = nlohmann::json::parse(line);
+    if (record.at("kind") != "epoch") continue;
+    const double ndcg10 = record.at("valid").at("ndcg10");
+    if (ndcg10 > best) {
+      best = ndcg10;
+      best_epoch = record.at("epoch");
+    } else {
+      stop_epoch = record.at("epoch");
+    }
+  }
+  ASSERT_GT(stop_epoch, 1) << "validation improved at every epoch: no stop to test\n" << all_log.str();
+  ASSERT_LT(stop_epoch, 8);
+
+  o.train.train.metrics_path.clear();
   o.train.train.patience = 1;
   std::ostringstream log;
   TrainResult stopped = run_tiger_pipeline(data.ds, o, Device::CPU, log);
-  EXPECT_EQ(stopped.epoch_losses.size(), 2u);
-  EXPECT_EQ(stopped.patience_stop_epoch, 2);
-  EXPECT_EQ(stopped.best_epoch, 1);
-  EXPECT_NE(log.str().find("early stop after epoch 2"), std::string::npos) << log.str();
+  EXPECT_EQ(stopped.epoch_losses.size(), static_cast<size_t>(stop_epoch));
+  EXPECT_EQ(stopped.patience_stop_epoch, stop_epoch);
+  EXPECT_EQ(stopped.best_epoch, best_epoch);
+  EXPECT_NE(log.str().find("early stop after epoch " + std::to_string(stop_epoch)), std::string::npos) << log.str();
+
+  TigerPipelineOptions until_best = o;
+  until_best.train.train.patience = 0;
+  until_best.train.train.epochs = best_epoch;
+  std::ostringstream best_log;
+  TrainResult at_best = run_tiger_pipeline(data.ds, until_best, Device::CPU, best_log);
+  EXPECT_EQ(at_best.best_epoch, best_epoch);
   EXPECT_GT(stopped.test_at_best.users, 0);
-  EXPECT_EQ(stopped.test_at_best.to_json(), all.test_at_best.to_json());
+  EXPECT_EQ(stopped.test_at_best.to_json(), at_best.test_at_best.to_json());
 }
 
 TEST(TigerPipeline, ItemVectorSources) {

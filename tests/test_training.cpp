@@ -1,6 +1,7 @@
 // End to end on the built-in synthetic dataset (CPU): the model learns far beyond the most-popular
 // baseline, training is deterministic for a seed, and a checkpoint reproduces the test metrics.
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -252,80 +253,131 @@ TEST(TrainOptions, check_refuses_an_early_stop_with_nowhere_to_keep_the_state) {
                         {"train: epochs, batch size and eval interval must be positive (got 3, 0, 3)"});
 }
 
-// Validations run after every eval_every-th epoch and after the last: patience counts those after
-// the best one.
-TEST(Patience, counts_the_validations_after_the_best_one) {
+// Patience counts the validations since the best one, carried in the position (and so across a
+// resume, whatever the resumed run's --eval-every); ties are not improvements.
+TEST(Patience, counts_validations_since_the_best_one) {
   TrainOptions options = small_options(10);
-  options.eval_every = 3;  // validations after epochs 3, 6, 9 and 10
   TrainingPosition position;
-  position.best_epoch = 3;
-  const std::vector<std::pair<int64_t, int64_t>> epoch_and_count = {{3, 0}, {5, 0}, {6, 1}, {8, 1}, {9, 2}, {10, 3}};
-  for (const auto& [epoch, count] : epoch_and_count) {
-    position.epoch = epoch;
-    EXPECT_EQ(validations_since_best(options, position), count) << "epoch " << epoch;
-  }
-  options.eval_every = 5;  // 10 is a multiple: no extra validation after the last epoch
-  position.best_epoch = 5;
-  position.epoch = 10;
-  EXPECT_EQ(validations_since_best(options, position), 1);
-
+  auto validation = [](double ndcg10) {
+    RankingMetrics m;
+    m.users = 10;
+    m.ndcg10 = ndcg10;
+    return m;
+  };
+  EXPECT_TRUE(position.record_validation(2, validation(0.1)));
+  EXPECT_FALSE(position.record_validation(4, validation(0.1)));  // a tie
+  EXPECT_FALSE(position.record_validation(6, validation(0.05)));
+  EXPECT_EQ(position.best_epoch, 2);
+  EXPECT_EQ(position.validations_since_best, 2);
   options.patience = 0;  // off
-  position.epoch = 10;
   EXPECT_FALSE(patience_exhausted(options, position));
-  options.patience = 1;
-  EXPECT_TRUE(patience_exhausted(options, position));
   options.patience = 2;
+  EXPECT_TRUE(patience_exhausted(options, position));
+  options.patience = 3;
   EXPECT_FALSE(patience_exhausted(options, position));
-  options.patience = 1;
-  position.best_epoch = 0;  // no validation yet
-  position.epoch = 3;
-  EXPECT_FALSE(patience_exhausted(options, position));
+  EXPECT_TRUE(position.record_validation(8, validation(0.2)));
+  EXPECT_EQ(position.validations_since_best, 0);
+  EXPECT_EQ(position.best_epoch, 8);
+
+  SafetensorsFile file;
+  file.path = "state.safetensors";
+  position.validations_since_best = 3;
+  file.metadata = position.to_metadata();
+  EXPECT_EQ(TrainingPosition::from_metadata(file).validations_since_best, 3);
+  file.metadata.erase("validations_since_best");  // a file from before --patience
+  EXPECT_EQ(TrainingPosition::from_metadata(file).validations_since_best, 0);
+
   options.patience = -1;
   testkit::expect_error([&] { options.check("train"); }, {"train: --patience must not be negative (got -1)"});
 }
 
-// With a learning rate of 0 the model never changes, so no validation after the first beats it:
-// patience 2 ends the run after epoch 3 (best at epoch 1), where patience 0 runs all 6 epochs. The
-// test metrics are the best epoch's, and a state saved at the stop resumes to the same stop.
-TEST(Patience, ends_the_run_when_validation_stops_improving) {
+// The validation NDCG@10 of each epoch and the test metrics recorded at each new best, from a
+// --metrics file.
+struct ValidationTrace {
+  std::map<int64_t, double> ndcg10;
+  std::map<int64_t, std::string> test_json;
+};
+ValidationTrace read_validation_trace(const std::string& metrics_path) {
+  ValidationTrace trace;
+  std::ifstream in(metrics_path);
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json record = nlohmann::json::parse(line);
+    if (record.at("kind") != "epoch" || !record.contains("valid")) continue;
+    trace.ndcg10[record.at("epoch")] = record.at("valid").at("ndcg10");
+    if (record.contains("test")) trace.test_json[record.at("epoch")] = record.at("test").dump();
+  }
+  return trace;
+}
+
+// A run with --patience 1 ends after the first validation that does not beat the best, found in
+// the trace of the same run without patience (training is deterministic on the CPU); its test
+// metrics are those of the best epoch, and the state saved at the stop resumes to the same stop.
+TEST(Patience, ends_the_run_at_the_first_validation_without_a_new_best) {
   data::SequenceDataset ds = small_dataset();
-  TrainOptions options = small_options(6);
+  TrainOptions options = small_options(8);
   options.eval_every = 1;
-  options.optimizer.adamw.lr = 0.0f;
+  options.optimizer.adamw.lr = 0.3f;  // too high for this model: validation peaks early (epoch 3 of 8)
   testkit::TempDir dir;
-  options.metrics_path = dir.path("metrics.jsonl");
+  options.metrics_path = dir.path("all.jsonl");
   std::ostringstream all_log;
   TrainResult all = train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, options, all_log);
-  EXPECT_EQ(all.epoch_losses.size(), 6u);
+  ASSERT_EQ(all.epoch_losses.size(), 8u);
   EXPECT_EQ(all.patience_stop_epoch, 0);
-  EXPECT_EQ(all_log.str().find("early stop"), std::string::npos);
+  const ValidationTrace trace = read_validation_trace(options.metrics_path);
+  ASSERT_EQ(trace.ndcg10.size(), 8u);
+  int64_t best_epoch = 0, stop_epoch = 0;
+  double best = -1;
+  for (const auto& [epoch, ndcg10] : trace.ndcg10) {
+    if (ndcg10 > best) {
+      best = ndcg10;
+      best_epoch = epoch;
+    } else {
+      stop_epoch = epoch;
+      break;
+    }
+  }
+  ASSERT_GT(stop_epoch, 0) << "validation improved at every epoch: no stop to test\n" << all_log.str();
+  ASSERT_LT(stop_epoch, 8);
 
-  options.patience = 2;
+  options.patience = 1;
+  options.metrics_path = dir.path("patience.jsonl");
   options.last_checkpoint_path = dir.path("state.safetensors");
   std::ostringstream log;
   TrainResult stopped = train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, options, log);
-  EXPECT_EQ(stopped.epoch_losses.size(), 3u);
-  EXPECT_EQ(stopped.patience_stop_epoch, 3);
-  EXPECT_EQ(stopped.best_epoch, 1);
-  EXPECT_EQ(stopped.test_at_best.to_json(), all.test_at_best.to_json());
-  EXPECT_NE(log.str().find("early stop after epoch 3: validation NDCG@10 has not improved for 2 validations (best "),
+  EXPECT_EQ(stopped.epoch_losses.size(), static_cast<size_t>(stop_epoch));
+  EXPECT_EQ(stopped.patience_stop_epoch, stop_epoch);
+  EXPECT_EQ(stopped.best_epoch, best_epoch);
+  EXPECT_EQ(nlohmann::json::parse(stopped.test_at_best.to_json()).dump(), trace.test_json.at(best_epoch));
+  EXPECT_NE(log.str().find(fmt::format("early stop after epoch {}: validation NDCG@10 has not improved for 1 "
+                                       "validations (best ",
+                                       stop_epoch)),
             std::string::npos)
       << log.str();
   EXPECT_EQ(log.str().find("continue with --resume"), std::string::npos) << log.str();
-
-  TrainOptions resume = options;
-  resume.resume_path = options.last_checkpoint_path;
-  std::ostringstream resume_log;
-  TrainResult again = train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, resume, resume_log);
-  EXPECT_TRUE(again.epoch_losses.empty());
-  EXPECT_EQ(again.patience_stop_epoch, 3);
-  EXPECT_EQ(again.test_at_best.to_json(), all.test_at_best.to_json());
-
   std::ifstream metrics(options.metrics_path);
   std::string line, last;
   while (std::getline(metrics, line))
     if (!line.empty()) last = line;
-  EXPECT_EQ(nlohmann::json::parse(last).at("patience_stop_epoch"), 3);
+  EXPECT_EQ(nlohmann::json::parse(last).at("patience_stop_epoch"), stop_epoch);
+
+  TrainOptions resume = options;
+  resume.resume_path = options.last_checkpoint_path;
+  resume.eval_every = 3;  // the count carries over, whatever the new interval
+  std::ostringstream resume_log;
+  TrainResult again = train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, resume, resume_log);
+  EXPECT_TRUE(again.epoch_losses.empty()) << resume_log.str();
+  EXPECT_EQ(again.patience_stop_epoch, stop_epoch);
+  EXPECT_EQ(again.test_at_best.to_json(), stopped.test_at_best.to_json());
+
+  // Patience running out at the last epoch is a finished run, not an early stop.
+  TrainOptions to_the_end = small_options(stop_epoch);
+  to_the_end.eval_every = 1;
+  to_the_end.optimizer.adamw.lr = options.optimizer.adamw.lr;
+  to_the_end.patience = 1;
+  std::ostringstream end_log;
+  TrainResult finished = train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, to_the_end, end_log);
+  EXPECT_EQ(finished.patience_stop_epoch, 0);
+  EXPECT_EQ(end_log.str().find("early stop"), std::string::npos) << end_log.str();
 }
 
 // Progress lines come when due (here: only at an epoch's last step, or at every step with a zero

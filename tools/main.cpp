@@ -160,8 +160,8 @@ int main(int argc, char** argv) {
   // belongs to the app and train hands it up (fallthrough). Keys are "train.FLAG = value" (or
   // FLAG = value under a [train] section); an unknown key is an error, not silently ignored.
   app.set_config("--config", "",
-                 "read settings from this TOML file ('train.FLAG = value' lines, as the 'settings' of a --metrics "
-                 "file's run record); flags given on the command line win");
+                 "train only: read settings from this TOML file ('train.FLAG = value' lines, as the 'settings' "
+                 "of a --metrics file's run record); flags given on the command line win");
   app.allow_config_extras(CLI::config_extras_mode::error);
   train_cmd->fallthrough();
   data_args.add_to(train_cmd);
@@ -274,6 +274,10 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
+    // The subcommands share variables (data, device, filtering), so a file's train.* keys would
+    // silently change what eval, recommend or baseline compute.
+    MUONREC_CHECK(app.get_config_ptr()->count() == 0 || *train_cmd,
+                  "--config applies to 'muonrec train' only (a run's settings are train flags)");
     set_matmul_precision(parse_matmul_precision(matmul_precision));
     if (*train_cmd) {
       train.eval.filter_seen = !no_filter_seen;
