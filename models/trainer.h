@@ -38,9 +38,10 @@ struct TrainOptions {
   int64_t patience = 0;
   // How the run was started, for the record: the command line (or whatever a program embedding
   // the engine wants to say) and the settings it was given (the CLI writes the flags given on the
-  // command line and in a --config file, but output paths, as TOML that `muonrec train --config`
-  // reads back; flags left out take the defaults of the version that reads them). Both go into the metrics file's "run" record and into
-  // the checkpoints' metadata; empty: not recorded.
+  // command line and in a --config file, except output paths, as TOML that `muonrec train
+  // --config` reads back; flags left out take the defaults of the version that reads them). Both
+  // go into the metrics file's "run" record and into the checkpoints' metadata; empty: not
+  // recorded.
   std::string command;
   std::string settings;
 
