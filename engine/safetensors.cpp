@@ -75,7 +75,8 @@ SafetensorsFile load_safetensors(const std::string& path) {
   uint64_t header_bytes;
   std::memcpy(&header_bytes, bytes.data(), 8);
   MUONREC_CHECK(header_bytes <= kMaxHeaderBytes && 8 + header_bytes <= bytes.size(),
-                "{}: header length {} exceeds the file size {}", path, header_bytes, bytes.size());
+                "{}: not a safetensors file, or a truncated one (its header length {} exceeds the file size {})", path,
+                header_bytes, bytes.size());
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_bytes));
