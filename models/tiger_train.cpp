@@ -184,8 +184,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   append_jsonl_line(o.metrics_path, run_record_json(run, o, dataset, model.device()));
   ProgressLog progress(log, o.progress_seconds, o.epochs, steps_per_epoch);
   int64_t steps_this_run = 0;
-  const int64_t last_epoch = last_epoch_of_run(o);
-  for (int64_t epoch = position.epoch + 1; epoch <= last_epoch && !patience_exhausted(o, position); ++epoch) {
+  for (int64_t epoch = position.epoch + 1; trains_epoch(o, position, epoch); ++epoch) {
     NVTX_RANGE("epoch");
     const auto epoch_start = Clock::now();
     const std::vector<std::vector<int64_t>> batches = epoch_batches(examples.count, B, o.seed, epoch);

@@ -109,8 +109,7 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
   double train_seconds = 0;
   int64_t steps_this_run = 0;
   data::Batch batch;
-  const int64_t last_epoch = last_epoch_of_run(options);
-  for (int64_t epoch = position.epoch + 1; epoch <= last_epoch && !patience_exhausted(options, position); ++epoch) {
+  for (int64_t epoch = position.epoch + 1; trains_epoch(options, position, epoch); ++epoch) {
     NVTX_RANGE("epoch");
     auto epoch_start = Clock::now();
     batcher.start_epoch(epoch);

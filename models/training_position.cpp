@@ -212,17 +212,13 @@ void restore_training_state(const TrainingState& state, ParameterList& params, O
                      optimizer.steps());
 }
 
-int64_t last_epoch_of_run(const TrainOptions& options) {
-  return options.stop_after_epoch > 0 ? std::min(options.stop_after_epoch, options.epochs) : options.epochs;
-}
-
-std::string stopped_early_line(const TrainOptions& options) {
-  return fmt::format("stopped after epoch {} of {}: continue with --resume {}\n", last_epoch_of_run(options),
-                     options.epochs, options.last_checkpoint_path);
-}
-
 bool patience_exhausted(const TrainOptions& options, const TrainingPosition& position) {
   return options.patience > 0 && position.validations_since_best >= options.patience;
+}
+
+bool trains_epoch(const TrainOptions& options, const TrainingPosition& position, int64_t epoch) {
+  const int64_t last = options.stop_after_epoch > 0 ? std::min(options.stop_after_epoch, options.epochs) : options.epochs;
+  return epoch <= last && !patience_exhausted(options, position);
 }
 
 RunEnd end_of_run(const TrainOptions& options, const TrainingPosition& position, TrainResult& result,
@@ -235,7 +231,8 @@ RunEnd end_of_run(const TrainOptions& options, const TrainingPosition& position,
                        position.epoch, position.validations_since_best, position.best_valid, position.best_epoch);
     return RunEnd::Patience;
   }
-  log << stopped_early_line(options);
+  log << fmt::format("stopped after epoch {} of {}: continue with --resume {}\n", position.epoch, options.epochs,
+                     options.last_checkpoint_path);
   return RunEnd::Paused;
 }
 

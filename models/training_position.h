@@ -87,10 +87,9 @@ TrainingState open_training_state(const TrainOptions& options, const RunIdentity
 void restore_training_state(const TrainingState& state, ParameterList& params, OptimizerSet& optimizer,
                             PhiloxGenerator& dropout_rng, std::ostream& log);
 
-// The last epoch this run trains: --stop-after-epoch when given, else the last of all.
-int64_t last_epoch_of_run(const TrainOptions& options);
-// "stopped after epoch N of M: continue with --resume FILE"
-std::string stopped_early_line(const TrainOptions& options);
+// Whether the run goes on to train `epoch` from `position`: not past --epochs or
+// --stop-after-epoch, and --patience not exhausted.
+bool trains_epoch(const TrainOptions& options, const TrainingPosition& position, int64_t epoch);
 
 // Whether --patience ends the run at this position: patience > 0 and at least that many
 // validations since the best one (the count carries over a resume, whatever the resumed run's

@@ -10,9 +10,9 @@
 #include "engine/error.h"
 #include "engine/precision.h"
 #include "engine/version.h"
+#include "models/checkpoint_info.h"
 #include "models/trainer.h"
 #include "models/transformer.h"
-#include "models/checkpoint_info.h"
 #include "tools/recommend_cli.h"
 #include "tools/tiger_cli.h"
 
