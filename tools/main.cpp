@@ -1,4 +1,4 @@
-// The muonrec command line: train, eval, recommend, baseline, info. Errors become one line and exit code 1.
+// The muonrec command line: train, eval, recommend, baseline, compare, info. Errors become one line and exit code 1.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -11,6 +11,7 @@
 #include "engine/precision.h"
 #include "engine/version.h"
 #include "models/checkpoint_info.h"
+#include "models/run_compare.h"
 #include "models/trainer.h"
 #include "models/transformer.h"
 #include "tools/recommend_cli.h"
@@ -272,6 +273,19 @@ int main(int argc, char** argv) {
   info_cmd->add_option("--checkpoint", info_checkpoint,
                        "describe this checkpoint: model, training position, metrics, the command that wrote it");
 
+  CLI::App* compare_cmd = app.add_subcommand(
+      "compare", "runs side by side from their --metrics files: best validation, the test at that epoch, and the "
+                 "optimizer steps each needed to reach a common validation target");
+  std::vector<std::string> compare_files;
+  CompareOptions compare;
+  compare_cmd->add_option("files", compare_files, "metrics files written by 'muonrec train --metrics'")->required();
+  compare_cmd->add_option("--metric", compare.metric, "validation metric: ndcg10, hr10, mrr, hr1, ndcg50, ...")
+      ->capture_default_str();
+  compare_cmd->add_option("--target", compare.target,
+                          "validation value each run is timed to (0: the lowest best value among the runs)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
   try {
     // The subcommands share variables (data, device, filtering), so a file's train.* keys would
@@ -304,6 +318,13 @@ int main(int argc, char** argv) {
       data::SequenceDataset ds = data_args.load();
       auto s = split == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
       std::cout << fmt::format("most-popular ({}): {}\n", split, evaluate_popularity(ds, s, o).summary());
+      return 0;
+    }
+    if (*compare_cmd) {
+      std::vector<RunHistory> runs;
+      for (const std::string& file : compare_files)
+        for (RunHistory& run : read_run_histories(file)) runs.push_back(std::move(run));
+      std::cout << format_comparison(compare_runs(runs, compare));
       return 0;
     }
     if (*info_cmd) {

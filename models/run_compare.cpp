@@ -1,0 +1,161 @@
+#include "models/run_compare.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "engine/error.h"
+
+namespace muonrec {
+namespace {
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) lines.push_back(line);
+  return lines;
+}
+
+// "train.muon-lr=0.02" -> "muon-lr=0.02", "train.optim=\"muon\"" -> "optim=muon".
+std::string short_setting(std::string line) {
+  if (line.rfind("train.", 0) == 0) line.erase(0, 6);
+  const size_t eq = line.find('=');
+  if (eq != std::string::npos && line.size() >= eq + 3 && line[eq + 1] == '"' && line.back() == '"')
+    line = line.substr(0, eq + 1) + line.substr(eq + 2, line.size() - eq - 3);
+  return line;
+}
+
+// The settings of each run that are not shared by all of them, space-separated.
+std::vector<std::string> setting_differences(const std::vector<RunHistory>& runs) {
+  std::vector<std::set<std::string>> settings;
+  for (const RunHistory& run : runs) {
+    const std::vector<std::string> lines = lines_of(run.settings);
+    settings.emplace_back(lines.begin(), lines.end());
+  }
+  std::vector<std::string> differences;
+  for (const std::set<std::string>& own : settings) {
+    std::string words;
+    for (const std::string& line : own) {
+      const bool shared = std::all_of(settings.begin(), settings.end(),
+                                      [&](const std::set<std::string>& other) { return other.count(line) > 0; });
+      if (!shared) words += (words.empty() ? "" : " ") + short_setting(line);
+    }
+    differences.push_back(words);
+  }
+  return differences;
+}
+
+// "ndcg10" -> "NDCG@10", "hr1" -> "HR@1", "mrr" -> "MRR".
+std::string display_name(const std::string& metric) {
+  std::string name;
+  size_t i = 0;
+  for (; i < metric.size() && !std::isdigit(static_cast<unsigned char>(metric[i])); ++i)
+    name += static_cast<char>(std::toupper(static_cast<unsigned char>(metric[i])));
+  return i < metric.size() ? name + "@" + metric.substr(i) : name;
+}
+
+std::string steps_change(const RunSummary& run, const RunSummary& first) {
+  if (run.reached == nullptr || first.reached == nullptr || first.reached->steps == 0) return "";
+  if (&run == &first) return "";
+  return fmt::format("{:+.1f}%", 100.0 * (double(run.reached->steps) / double(first.reached->steps) - 1.0));
+}
+
+// Columns padded to their widest cell, two spaces apart.
+std::string aligned(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows)
+    for (size_t c = 0; c < row.size(); ++c) {
+      if (widths.size() <= c) widths.push_back(0);
+      widths[c] = std::max(widths[c], row[c].size());
+    }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) line += fmt::format("{:<{}}", row[c], c + 1 < row.size() ? widths[c] + 2 : 0);
+    out += line.substr(0, line.find_last_not_of(' ') + 1) + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+RunComparison compare_runs(const std::vector<RunHistory>& runs, const CompareOptions& options) {
+  MUONREC_CHECK(!runs.empty(), "compare: no runs");
+  RunComparison comparison;
+  comparison.metric = options.metric;
+  const std::vector<std::string> differences = setting_differences(runs);
+  bool metric_seen = false;
+  std::optional<double> lowest_best;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    RunSummary summary;
+    summary.run = &runs[i];
+    summary.differences = differences[i];
+    for (const ValidationPoint& point : runs[i].validations) {
+      auto value = point.valid.find(options.metric);
+      if (value == point.valid.end()) continue;
+      metric_seen = true;
+      if (summary.best == nullptr || value->second > summary.best->valid.at(options.metric)) summary.best = &point;
+    }
+    if (summary.best != nullptr) {
+      const double best = summary.best->valid.at(options.metric);
+      lowest_best = lowest_best ? std::min(*lowest_best, best) : best;
+    }
+    comparison.runs.push_back(summary);
+  }
+  if (!metric_seen) {
+    std::string known;
+    for (const RunHistory& run : runs)
+      for (const ValidationPoint& point : run.validations)
+        for (const auto& [name, value] : point.valid) known += known.find(name) == std::string::npos ? " " + name : "";
+    MUONREC_CHECK(false, "compare: no validation records with the metric '{}'{}", options.metric,
+                  known.empty() ? " (the runs have no validation records)" : " (they have:" + known + ")");
+  }
+  comparison.target = options.target > 0 ? options.target : *lowest_best;
+  for (RunSummary& summary : comparison.runs)
+    for (const ValidationPoint& point : summary.run->validations) {
+      auto value = point.valid.find(options.metric);
+      if (value != point.valid.end() && value->second >= comparison.target) {
+        summary.reached = &point;
+        break;
+      }
+    }
+  return comparison;
+}
+
+std::string format_comparison(const RunComparison& comparison) {
+  const std::string metric = display_name(comparison.metric);
+  std::vector<std::vector<std::string>> rows = {{"run", "model", "optimizer", "best valid " + metric, "epoch", "step",
+                                                 "test " + metric, "train s",
+                                                 fmt::format("steps to {:.4f}", comparison.target), "vs first",
+                                                 "settings that differ"}};
+  for (const RunSummary& summary : comparison.runs) {
+    const RunHistory& run = *summary.run;
+    std::vector<std::string> row = {run.name, run.model, run.optimizer};
+    if (summary.best != nullptr) {
+      const ValidationPoint& best = *summary.best;
+      // The epoch record's test metrics, or the result record's (the same epoch's: the best one).
+      const auto& test = !best.test.empty() ? best.test : run.final_test;
+      auto test_value = test.find(comparison.metric);
+      row.insert(row.end(), {fmt::format("{:.4f}", best.valid.at(comparison.metric)), std::to_string(best.epoch),
+                             std::to_string(best.steps),
+                             test_value == test.end() ? "-" : fmt::format("{:.4f}", test_value->second),
+                             fmt::format("{:.1f}", run.train_seconds)});
+    } else {
+      row.insert(row.end(), {"-", "-", "-", "-", "-"});
+    }
+    row.push_back(summary.reached != nullptr ? fmt::format("{} (epoch {}, {:.1f} s)", summary.reached->steps,
+                                                           summary.reached->epoch, summary.reached->train_seconds)
+                                             : "not reached");
+    row.push_back(steps_change(summary, comparison.runs.front()));
+    row.push_back(summary.differences.empty() ? "-" : summary.differences);
+    rows.push_back(row);
+  }
+  return aligned(rows);
+}
+
+}  // namespace muonrec

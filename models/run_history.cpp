@@ -1,0 +1,124 @@
+#include "models/run_history.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "engine/error.h"
+
+namespace muonrec {
+namespace {
+
+using nlohmann::json;
+
+// Where a record came from, for error messages.
+struct RecordPlace {
+  const std::string& path;
+  int64_t line;
+};
+
+const json& field(const json& record, const char* name, RecordPlace at) {
+  auto it = record.find(name);
+  MUONREC_CHECK(it != record.end(), "{}, line {}: a '{}' record without '{}'", at.path, at.line,
+                record.value("kind", std::string("?")), name);
+  return *it;
+}
+
+double number(const json& record, const char* name, RecordPlace at) {
+  const json& value = field(record, name, at);
+  MUONREC_CHECK(value.is_number(), "{}, line {}: '{}' is not a number", at.path, at.line, name);
+  return value.get<double>();
+}
+
+std::string text(const json& record, const char* name, RecordPlace at) {
+  const json& value = field(record, name, at);
+  MUONREC_CHECK(value.is_string(), "{}, line {}: '{}' is not a string", at.path, at.line, name);
+  return value.get<std::string>();
+}
+
+std::map<std::string, double> metric_values(const json& metrics, RecordPlace at) {
+  MUONREC_CHECK(metrics.is_object(), "{}, line {}: metrics are not a JSON object", at.path, at.line);
+  std::map<std::string, double> values;
+  for (const auto& [name, value] : metrics.items())
+    if (value.is_number() && name != "users") values[name] = value.get<double>();
+  return values;
+}
+
+// A run under construction: its epochs' durations, so that a resumed invocation that redoes an
+// epoch (the state was saved before that epoch's record was lost, or after it was written twice)
+// replaces what the first invocation recorded from there on.
+struct RunBuilder {
+  RunHistory run;
+  std::map<int64_t, double> epoch_seconds;
+
+  void add_epoch(const json& record, RecordPlace at) {
+    const auto epoch = static_cast<int64_t>(number(record, "epoch", at));
+    epoch_seconds.erase(epoch_seconds.lower_bound(epoch), epoch_seconds.end());
+    while (!run.validations.empty() && run.validations.back().epoch >= epoch) run.validations.pop_back();
+    epoch_seconds[epoch] = number(record, "seconds", at);
+    if (!record.contains("valid")) return;
+    ValidationPoint point;
+    point.epoch = epoch;
+    point.steps = static_cast<int64_t>(number(record, "steps", at));
+    for (const auto& [e, seconds] : epoch_seconds) point.train_seconds += seconds;
+    point.valid = metric_values(record["valid"], at);
+    if (record.contains("test")) point.test = metric_values(record["test"], at);
+    run.validations.push_back(std::move(point));
+  }
+};
+
+}  // namespace
+
+std::vector<RunHistory> read_run_histories(const std::string& path) {
+  std::ifstream in(path);
+  MUONREC_CHECK(in.good(), "cannot open metrics file {}", path);
+  std::vector<RunBuilder> runs;
+  const auto current = [&]() -> RunBuilder& {
+    if (runs.empty()) {  // records from before run records existed
+      runs.emplace_back();
+      runs.back().run.model = "?";
+      runs.back().run.optimizer = "?";
+    }
+    return runs.back();
+  };
+  int64_t line_number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_number;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const RecordPlace at{path, line_number};
+    json record = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    MUONREC_CHECK(record.is_object(), "{}, line {}: not a JSON object (a metrics file has one record per line)", path,
+                  line_number);
+    const std::string kind = text(record, "kind", at);
+    if (kind == "run") {
+      const bool resumed = !record.value("resumed_from", std::string()).empty();
+      if (!resumed || runs.empty()) runs.emplace_back();
+      RunHistory& run = runs.back().run;
+      const json& model = field(record, "model", at);
+      run.model = model.is_object() ? model.value("kind", std::string("?")) : "?";
+      run.optimizer = text(record, "optimizer", at);
+      run.settings = record.value("settings", std::string());
+      run.epochs = record.value("epochs", int64_t{0});
+      run.finished = false;
+    } else if (kind == "epoch") {
+      current().add_epoch(record, at);
+    } else if (kind == "result") {
+      RunHistory& run = current().run;
+      run.final_test = metric_values(field(record, "test", at), at);
+      run.finished = true;
+    }
+    // Other kinds are not part of a run's curve; newer writers may add some.
+  }
+  MUONREC_CHECK(!runs.empty(), "{}: no training records (is it a --metrics file?)", path);
+  std::vector<RunHistory> histories;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    RunHistory run = std::move(runs[i].run);
+    for (const auto& [epoch, seconds] : runs[i].epoch_seconds) run.train_seconds += seconds;
+    run.name = runs.size() == 1 ? path : fmt::format("{}#{}", path, i + 1);
+    histories.push_back(std::move(run));
+  }
+  return histories;
+}
+
+}  // namespace muonrec

@@ -1,0 +1,208 @@
+// Runs read back from --metrics files and compared: real training runs (AdamW against Muon, a run
+// paused and resumed) and hand-written files for the rules (redone epochs, several runs in a file,
+// records from before run records, bad lines).
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "models/run_compare.h"
+#include "models/run_history.h"
+#include "models/trainer.h"
+#include "test_util.h"
+#include "tiny_model_config.h"
+#include "train_util.h"
+
+using namespace muonrec;
+
+namespace {
+
+// Epoch records of a metrics file that carry a validation: (epoch, steps, valid NDCG@10).
+struct Validated {
+  int64_t epoch, steps;
+  double ndcg10;
+};
+
+std::vector<Validated> validated_epochs(const std::string& path) {
+  std::vector<Validated> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    auto record = nlohmann::json::parse(line);
+    if (record["kind"] == "epoch" && record.contains("valid"))
+      out.push_back({record["epoch"].get<int64_t>(), record["steps"].get<int64_t>(),
+                     record["valid"]["ndcg10"].get<double>()});
+  }
+  return out;
+}
+
+TrainOptions options_for(const std::string& optimizer, const std::string& metrics_path) {
+  TrainOptions o;
+  o.epochs = 4;
+  o.batch_size = 64;
+  o.eval_every = 1;
+  o.progress_seconds = 1e9;
+  o.optimizer.optimizer = optimizer;
+  o.optimizer.adamw.lr = 5e-3f;
+  o.metrics_path = metrics_path;
+  o.settings = "train.epochs=4\ntrain.optim=\"" + optimizer + "\"\n";
+  return o;
+}
+
+TrainResult train_small(const data::SequenceDataset& ds, const TrainOptions& options) {
+  ModelConfig c = testkit::tiny_model_config("sasrec", ds.n_items, /*max_len=*/20, /*blocks=*/1);
+  c.d = 16;
+  auto model = make_model(c, Device::CPU, 1);
+  std::ostringstream log;
+  return train_model(*model, ds, options, log);
+}
+
+}  // namespace
+
+TEST(RunCompare, reads_real_runs_and_times_them_to_the_lower_best) {
+  testkit::TempDir dir;
+  const data::SequenceDataset ds = testkit::small_synthetic_dataset(300, 80, 8, 20);
+  const TrainResult adamw = train_small(ds, options_for("adamw", dir.path("adamw.jsonl")));
+  const TrainResult muon = train_small(ds, options_for("muon", dir.path("muon.jsonl")));
+
+  std::vector<RunHistory> runs = read_run_histories(dir.path("adamw.jsonl"));
+  for (RunHistory& run : read_run_histories(dir.path("muon.jsonl"))) runs.push_back(std::move(run));
+  ASSERT_EQ(runs.size(), 2u);
+  const TrainResult* results[] = {&adamw, &muon};
+  const char* files[] = {"adamw.jsonl", "muon.jsonl"};
+  for (size_t r = 0; r < 2; ++r) {
+    const RunHistory& run = runs[r];
+    EXPECT_EQ(run.name, dir.path(files[r]));
+    EXPECT_EQ(run.model, "sasrec");
+    EXPECT_EQ(run.optimizer.rfind(r == 0 ? "adamw" : "muon", 0), 0u) << run.optimizer;
+    EXPECT_EQ(run.epochs, 4);
+    EXPECT_TRUE(run.finished);
+    const std::vector<Validated> records = validated_epochs(dir.path(files[r]));
+    ASSERT_EQ(run.validations.size(), records.size());
+    for (size_t i = 0; i < records.size(); ++i) {
+      EXPECT_EQ(run.validations[i].epoch, records[i].epoch);
+      EXPECT_EQ(run.validations[i].steps, records[i].steps);
+      EXPECT_DOUBLE_EQ(run.validations[i].valid.at("ndcg10"), records[i].ndcg10);
+    }
+    EXPECT_NEAR(run.train_seconds, results[r]->train_seconds, 1e-6);
+    EXPECT_NEAR(run.final_test.at("ndcg10"), results[r]->test_at_best.ndcg10, 1e-6);
+  }
+
+  const RunComparison comparison = compare_runs(runs, {});
+  const double lower_best = std::min(adamw.best_valid.ndcg10, muon.best_valid.ndcg10);
+  EXPECT_NEAR(comparison.target, lower_best, 1e-6);
+  for (size_t r = 0; r < 2; ++r) {
+    const RunSummary& summary = comparison.runs[r];
+    ASSERT_NE(summary.best, nullptr);
+    EXPECT_EQ(summary.best->epoch, results[r]->best_epoch);
+    // The first validation at or above the target, read off the file.
+    ASSERT_NE(summary.reached, nullptr);
+    for (const Validated& v : validated_epochs(dir.path(files[r]))) {
+      if (v.ndcg10 < comparison.target) continue;
+      EXPECT_EQ(summary.reached->epoch, v.epoch);
+      EXPECT_EQ(summary.reached->steps, v.steps);
+      break;
+    }
+    EXPECT_EQ(summary.differences, r == 0 ? "optim=adamw" : "optim=muon");
+  }
+
+  const std::string table = format_comparison(comparison);
+  EXPECT_NE(table.find("best valid NDCG@10"), std::string::npos) << table;
+  EXPECT_NE(table.find(fmt::format("steps to {:.4f}", lower_best)), std::string::npos) << table;
+  const double change = 100.0 * (double(comparison.runs[1].reached->steps) / comparison.runs[0].reached->steps - 1);
+  EXPECT_NE(table.find(fmt::format("{:+.1f}%", change)), std::string::npos) << table;
+
+  // Another metric and an explicit target above every run: nobody reaches it.
+  CompareOptions high;
+  high.metric = "hr10";
+  high.target = 1.5;
+  const RunComparison unreachable = compare_runs(runs, high);
+  EXPECT_EQ(unreachable.runs[0].reached, nullptr);
+  EXPECT_NE(format_comparison(unreachable).find("not reached"), std::string::npos);
+  testkit::expect_error([&] { compare_runs(runs, {"ndcg11"}); }, {"'ndcg11'", "ndcg10", "hr10"});
+}
+
+TEST(RunCompare, a_resumed_run_reads_as_the_uninterrupted_one) {
+  testkit::TempDir dir;
+  const data::SequenceDataset ds = testkit::small_synthetic_dataset(300, 80, 8, 20);
+  train_small(ds, options_for("adamw", dir.path("whole.jsonl")));
+  TrainOptions first = options_for("adamw", dir.path("paused.jsonl"));
+  first.last_checkpoint_path = dir.path("state.safetensors");
+  first.stop_after_epoch = 2;
+  train_small(ds, first);
+  TrainOptions rest = options_for("adamw", dir.path("paused.jsonl"));
+  rest.resume_path = first.last_checkpoint_path;
+  train_small(ds, rest);
+
+  const std::vector<RunHistory> whole = read_run_histories(dir.path("whole.jsonl"));
+  const std::vector<RunHistory> paused = read_run_histories(dir.path("paused.jsonl"));
+  ASSERT_EQ(paused.size(), 1u);
+  ASSERT_EQ(paused[0].validations.size(), whole[0].validations.size());
+  for (size_t i = 0; i < whole[0].validations.size(); ++i) {
+    EXPECT_EQ(paused[0].validations[i].epoch, whole[0].validations[i].epoch);
+    EXPECT_EQ(paused[0].validations[i].steps, whole[0].validations[i].steps);
+    EXPECT_EQ(paused[0].validations[i].valid, whole[0].validations[i].valid);
+  }
+  EXPECT_TRUE(paused[0].finished);
+  EXPECT_EQ(paused[0].final_test, whole[0].final_test);
+}
+
+TEST(RunHistory, redone_epochs_replace_earlier_records_and_fresh_runs_start_anew) {
+  testkit::TempDir dir;
+  auto epoch = [](int e, int steps, double seconds, double ndcg) {
+    return fmt::format(R"({{"kind":"epoch","epoch":{},"steps":{},"seconds":{},"loss":1,"valid":{{"ndcg10":{},"users":9}}}})",
+                       e, steps, seconds, ndcg);
+  };
+  const std::string run = R"({"kind":"run","model":{"kind":"hstu"},"optimizer":"muon","epochs":3,"resumed_from":""})";
+  const std::string resumed = R"({"kind":"run","model":{"kind":"hstu"},"optimizer":"muon","epochs":3,)"
+                              R"("resumed_from":"s.safetensors"})";
+  // Epoch 2 was recorded, but the state saved was epoch 1's: the resumed invocation redoes epoch 2.
+  dir.write("m.jsonl", run + "\n" + epoch(1, 10, 1.0, 0.1) + "\n" + epoch(2, 20, 1.0, 0.2) + "\n\n" + resumed + "\n" +
+                           epoch(2, 20, 2.0, 0.25) + "\n" + epoch(3, 30, 2.0, 0.3) + "\n" +
+                           R"({"kind":"result","test":{"ndcg10":0.28}})" + "\n" + run + "\n" +
+                           epoch(1, 10, 1.0, 0.15) + "\n");
+  const std::vector<RunHistory> runs = read_run_histories(dir.path("m.jsonl"));
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].name, dir.path("m.jsonl") + "#1");
+  EXPECT_EQ(runs[1].name, dir.path("m.jsonl") + "#2");
+  ASSERT_EQ(runs[0].validations.size(), 3u);
+  EXPECT_DOUBLE_EQ(runs[0].validations[1].valid.at("ndcg10"), 0.25);
+  EXPECT_EQ(runs[0].validations[1].valid.count("users"), 0u);
+  EXPECT_DOUBLE_EQ(runs[0].validations[1].train_seconds, 3.0);  // epoch 1, and the redone epoch 2
+  EXPECT_DOUBLE_EQ(runs[0].train_seconds, 5.0);
+  EXPECT_TRUE(runs[0].finished);
+  EXPECT_DOUBLE_EQ(runs[0].final_test.at("ndcg10"), 0.28);
+  EXPECT_EQ(runs[0].model, "hstu");
+  EXPECT_FALSE(runs[1].finished);
+  ASSERT_EQ(runs[1].validations.size(), 1u);
+
+  // The second run's best (0.15) is the target: the first run reaches it at epoch 2 (step 20).
+  const RunComparison comparison = compare_runs(runs, {});
+  EXPECT_DOUBLE_EQ(comparison.target, 0.15);
+  EXPECT_EQ(comparison.runs[0].reached->steps, 20);
+  EXPECT_EQ(comparison.runs[0].best->epoch, 3);
+  EXPECT_EQ(comparison.runs[1].reached->steps, 10);
+
+  // Records from before run records existed form one run of unknown identity.
+  dir.write("old.jsonl", epoch(1, 10, 1.0, 0.1) + "\n");
+  const std::vector<RunHistory> old = read_run_histories(dir.path("old.jsonl"));
+  ASSERT_EQ(old.size(), 1u);
+  EXPECT_EQ(old[0].model, "?");
+  EXPECT_EQ(old[0].name, dir.path("old.jsonl"));
+}
+
+TEST(RunHistory, bad_files_are_refused_naming_file_and_line) {
+  testkit::TempDir dir;
+  dir.write("broken.jsonl", R"({"kind":"run","model":{},"optimizer":"adamw"})" "\n{\"kind\": \"epo\n");
+  testkit::expect_error([&] { read_run_histories(dir.path("broken.jsonl")); }, {"broken.jsonl, line 2", "JSON"});
+  dir.write("no_steps.jsonl", R"({"kind":"epoch","epoch":1,"seconds":1,"valid":{"ndcg10":0.1}})" "\n");
+  testkit::expect_error([&] { read_run_histories(dir.path("no_steps.jsonl")); },
+                        {"no_steps.jsonl, line 1", "'steps'"});
+  dir.write("text.jsonl", R"({"kind":"epoch","epoch":"one","seconds":1})" "\n");
+  testkit::expect_error([&] { read_run_histories(dir.path("text.jsonl")); }, {"line 1", "'epoch' is not a number"});
+  dir.write("empty.jsonl", "\n");
+  testkit::expect_error([&] { read_run_histories(dir.path("empty.jsonl")); }, {"empty.jsonl", "no training records"});
+  testkit::expect_error([&] { read_run_histories(dir.path("missing.jsonl")); }, {"cannot open", "missing.jsonl"});
+}
