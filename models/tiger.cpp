@@ -227,8 +227,8 @@ std::vector<float> TigerModel::start_generation(const TigerBatch& history, Trans
   NVTX_RANGE("tiger.start_generation");
   NoGradGuard no_grad;
   PhiloxGenerator unused(0);
-  MUONREC_CHECK(history.ids.dim(1) <= config_.window(), "tiger: history window {} exceeds {} tokens",
-                history.ids.dim(1), config_.window());
+  MUONREC_CHECK(history.ids.dim(1) <= config_.history_window(), "tiger: history window {} exceeds {} tokens",
+                history.ids.dim(1), config_.history_window());
   if (config_.encoder_decoder()) {
     const int64_t B = history.ids.dim(0);
     cache = blocks_.context_cache(encode(history, false, unused), history.valid);

@@ -54,7 +54,13 @@ struct TigerConfig {
   bool encoder_decoder() const { return encoder_blocks > 0; }
 
   int64_t code_length() const { return static_cast<int64_t>(vocab_sizes.size()); }
-  int64_t window() const { return max_items * code_length(); }  // longest token window
+  // Tokens of max_items whole history items: what generation starts from, and the encoder's input.
+  int64_t history_window() const { return max_items * code_length(); }
+  // Longest token window the blocks read. Decoder-only: the history window and the first
+  // code_length - 1 codes of the item being generated after it (a training window ends at its
+  // newest item's next-to-last code, a generation step appends up to code_length - 1 codes to the
+  // history), so training sees every history item whole, as generation does.
+  int64_t window() const { return history_window() + (encoder_decoder() ? 0 : code_length() - 1); }
   std::string to_json() const;                                   // with "kind": "tiger"
   // Throws naming the bad field; head_dim and encoder_blocks are optional (older checkpoints lack
   // them: d / heads, decoder-only).

@@ -17,7 +17,7 @@ std::vector<std::vector<semantic_id::BeamHit>> tiger_generate(TigerModel& model,
   const ItemTokens& tokens = catalog.tokens;
   const semantic_id::PrefixTrie& trie = catalog.trie;
   const SemanticIdVocab& vocab = model.vocab();
-  const int64_t C = vocab.code_length(), W = model.config().window(), max_items = model.config().max_items;
+  const int64_t C = vocab.code_length(), W = model.config().history_window(), max_items = model.config().max_items;
   MUONREC_CHECK(options.beam_width >= 1 && options.users_per_chunk >= 1,
                 "tiger generate: beam width and users per chunk must be positive");
   MUONREC_CHECK(tokens.vocab.vocab_sizes() == vocab.vocab_sizes() && trie.depth() == C,

@@ -3,19 +3,20 @@
 // its evaluation with the same RankingAccumulator as the full-ranking models.
 //
 // The histories of a chunk of users are encoded once (TigerModel::start_generation keeps every
-// block's keys and values: a KV cache); each later step runs only the prefix tokens of every live
-// beam of the chunk, in one batch, against that cache. (The prefix itself, at most levels tokens, is
-// recomputed at every step rather than cached.)
+// block's keys and values: a KV cache); each later step runs only the newest code of every live
+// beam of the chunk, in one batch, against that cache and the cached codes of the beam's parent.
+// The history is the last max_items items, whole: with the codes generated after it, the blocks
+// read at most TigerConfig::window() tokens, the longest training window.
 //
 // Metrics: the beam returns at most beam_width items in descending joint log-probability of the
 // full code. Items of the user's input history are dropped from that list (the other models'
 // "seen items filtered" protocol, unless filter_seen is off; the target itself is never dropped),
 // and the target's rank is its position in what remains. A target that was not returned gets rank
-// n_items - 1 (beyond every cut-off). So HR@K and NDCG@K are exact for K up to the number of unseen
-// items returned (beam_width minus the history items the beam produced; keep beam_width well above
-// K), and lower bounds beyond it: with the default beam of 20, HR@10/NDCG@10 are exact for users
-// whose beam holds at most 10 history items, while HR@50, HR@200, NDCG@50/200 and MRR are lower
-// bounds.
+// n_items - 1, the worst it could have (a hit only at cut-offs no smaller than the catalogue). So
+// HR@K and NDCG@K are exact for K up to the number of unseen items returned (beam_width minus the
+// history items the beam produced; keep beam_width well above K), and lower bounds beyond it: with
+// the default beam of 20, HR@10/NDCG@10 are exact for users whose beam holds at most 10 history
+// items, while HR@50, HR@200, NDCG@50/200 and MRR are lower bounds.
 #pragma once
 
 #include <cstdint>

@@ -183,7 +183,7 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
                      "vocabulary 1+{} dropout={} ({} parameters) on {}; beam {}\n",
                      config.encoder_decoder() ? "encoder-decoder" : "decoder-only", config.d, blocks, config.heads, head_width(config.d, config.heads, config.head_dim),
                      config.ff > 0 ? config.ff : config.d, config.max_items,
-                     config.window(), sizes, config.dropout, model.parameters().numel(), device_name(device),
+                     config.history_window(), sizes, config.dropout, model.parameters().numel(), device_name(device),
                      options.train.generate.beam_width);
   return train_tiger(model, catalog, dataset, options.train, log, &tokenizer);
 }

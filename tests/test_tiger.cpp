@@ -334,6 +334,37 @@ TEST_P(TigerModelTest, CachedGenerationMatchesFullForward) {
   EXPECT_THROW(model.continue_generation(cache, {0}, {4}, {vocab.token(2, 1)}), Error);
 }
 
+// Generation scores an item with the context a training window gives its codes: for a history
+// longer than max_items, code l of the item is predicted from the window() - (C - 1 - l) tokens
+// before it, as at the matching position of the training window that ends at the item's
+// next-to-last code. (Every history item whole, then the generated codes.)
+TEST_P(TigerModelTest, GenerationScoresItemsAsTheirTrainingWindowsDo) {
+  std::vector<int64_t> vocab_sizes;
+  TigerCatalog catalog = small_catalog(20, &vocab_sizes);
+  TigerModel model(small_config(vocab_sizes, GetParam()), Device::CPU, 13);
+  const SemanticIdVocab& vocab = model.vocab();
+  const int64_t C = vocab.code_length(), W = model.config().window();
+  const std::vector<int64_t> history = {3, 9, 14, 1, 2, 7, 11, 4, 19};  // 9 items, max_items 6
+  TigerGenerateOptions options;
+  options.beam_width = 20;  // every item of the catalogue comes back, with its full score
+  const auto hits = tiger_generate(model, catalog, {history}, options);
+  ASSERT_EQ(hits[0].size(), 20u);
+  for (const semantic_id::BeamHit& hit : hits[0]) {
+    std::vector<int64_t> prefix;
+    double expected = 0;
+    for (int64_t l = 0; l < C; ++l) {
+      const int64_t T = W - (C - 1 - l);
+      std::vector<int64_t> ids(T), positions(T);
+      fill_generation_window(catalog.tokens, history.data(), static_cast<int64_t>(history.size()), prefix, T,
+                             ids.data(), positions.data());
+      const int64_t code = catalog.tokens.item(hit.item)[l] - vocab.offset(l);
+      expected += model.next_code_log_probs(make_tiger_batch(vocab, ids, positions, {}, 1, T, Device::CPU), l)[code];
+      prefix.push_back(catalog.tokens.item(hit.item)[l]);
+    }
+    EXPECT_NEAR(hit.score, expected, 1e-4) << "item " << hit.item;
+  }
+}
+
 namespace {
 
 // Log-softmax of each row of h [rows, d] against token rows [offset, offset + V) of `table`.
