@@ -19,8 +19,8 @@ class HSTU : public SequentialModel {
   // Uses batch.timestamps (time bias) when defined; without timestamps the time biases are unused.
   Tensor hidden(const SequenceBatch& batch, bool training, PhiloxGenerator& generator) override;
   Tensor scoring_matrix() override;
-  // The raw table: with --loss sampled, pass --l2-normalize --temperature 0.05 to train the cosine
-  // logits scores() uses.
+  // The raw table: with --loss sampled, pass --l2-normalize --temperature 0.05 to train (and
+  // rank by) the cosine logits of the full softmax.
   Tensor item_embeddings() override { return item_; }
 
  private:

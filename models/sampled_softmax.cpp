@@ -76,4 +76,17 @@ Tensor sampled_softmax_loss(const Tensor& h, const Tensor& item_table, const std
   return ops::cross_entropy(logits, Tensor::zeros({rows}, DType::I64, device));  // class 0: the positive
 }
 
+Tensor sampled_softmax_scores(const Tensor& h, const Tensor& item_table, int64_t n_items, float temperature,
+                              bool l2_normalize) {
+  NVTX_RANGE("sampled_softmax_scores");
+  MUONREC_CHECK(temperature > 0.0f, "sampled_softmax_scores: temperature must be positive, got {}", temperature);
+  Tensor query = h, items = item_table.narrow_rows(1, n_items);
+  if (l2_normalize) {
+    query = ops::l2_normalize(h, kNormEps);
+    items = ops::l2_normalize(items, kNormEps);
+  }
+  Tensor logits = ops::linear(query, items);
+  return temperature != 1.0f ? ops::scale(logits, 1.0f / temperature) : logits;
+}
+
 }  // namespace muonrec

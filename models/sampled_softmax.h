@@ -27,4 +27,10 @@ std::vector<int64_t> draw_sampled_candidates(const std::vector<int64_t>& positiv
 Tensor sampled_softmax_loss(const Tensor& h, const Tensor& item_table, const std::vector<int64_t>& candidates,
                             int64_t per_row, float temperature, bool l2_normalize);
 
+// The logits that loss trains, against every item: [N, n_items], column c for row c + 1 of
+// item_table (rows 1..n_items). What a model trained with it is evaluated and serves by: with
+// l2_normalize the items' norms must not rank them, as they never entered the loss.
+Tensor sampled_softmax_scores(const Tensor& h, const Tensor& item_table, int64_t n_items, float temperature,
+                              bool l2_normalize);
+
 }  // namespace muonrec

@@ -35,6 +35,10 @@ Tensor SequentialModel::loss(const SequenceBatch& batch, bool training, PhiloxGe
 
 Tensor SequentialModel::scores(const Tensor& h) {
   NVTX_RANGE("scores");
+  // Items are ranked by the logits the loss trained.
+  const LossConfig& loss = config_.loss;
+  if (loss.kind == LossConfig::Kind::SampledSoftmax)
+    return sampled_softmax_scores(h, item_embeddings(), config_.n_items, loss.temperature, loss.l2_normalize);
   return ops::linear(h, scoring_matrix());
 }
 

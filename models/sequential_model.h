@@ -77,7 +77,9 @@ class SequentialModel {
   // The matrix that scores items: scores(h) = h @ scoring_matrix()^T, [n_items, d], row c is item
   // c+1 (differentiable: tied item embeddings, normalised and scaled where the model says so).
   virtual Tensor scoring_matrix() = 0;
-  // Scores over items 1..n for hidden rows h [N, d]: [N, n_items] (column c is item c+1).
+  // Scores over items 1..n for hidden rows h [N, d]: [N, n_items] (column c is item c+1): the
+  // logits of the training loss, h @ scoring_matrix()^T for the full softmax, and for the sampled
+  // one its logits against every item (sampled_softmax_scores).
   Tensor scores(const Tensor& h);
   // The item table as the sampled softmax reads it: [rows, d], row i is item i (row 0 padding;
   // rows past n_items, such as BERT4Rec's [MASK], are never candidates). The raw parameter: the

@@ -76,6 +76,45 @@ TEST(SampledSoftmax, candidates_covering_the_catalogue_give_the_full_softmax) {
         h0, table0);
     expect_same(sampled, full, 1e-5);
     EXPECT_EQ(sampled.dtable[0], 0.0f);  // the padding row is never a candidate
+    // The scores a model ranks by are those logits.
+    auto scored = run(
+        [&](const Tensor& h, const Tensor& table) {
+          return ops::cross_entropy(sampled_softmax_scores(h, table, n, temperature, l2), targets);
+        },
+        h0, table0);
+    expect_same(scored, sampled, 1e-5);
+  }
+}
+
+// With L2-normalised logits an item's norm never entered the loss, so it must not rank the item:
+// scaling one item's vector leaves every model's scores alone. Without normalisation it counts.
+TEST(SampledSoftmax, models_rank_items_by_the_logits_they_trained) {
+  for (const std::string kind : {"sasrec", "bert4rec", "hstu"}) {
+    for (bool l2 : {true, false}) {
+      SCOPED_TRACE(kind + (l2 ? ", L2-normalised" : ", plain"));
+      ModelConfig c;
+      c.kind = kind;
+      c.n_items = 12;
+      c.max_len = 6;
+      c.d = 8;
+      c.blocks = 1;
+      c.heads = 2;
+      c.dropout = 0.0f;
+      c.loss.kind = LossConfig::Kind::SampledSoftmax;
+      c.loss.l2_normalize = l2;
+      c.loss.temperature = 0.05f;
+      auto model = make_model(c, Device::CPU, 3);
+      const Tensor h = random_tensor({3, c.d}, 8);
+      const std::vector<float> before = model->scores(h).to_f32_vector();
+      float* item5 = model->item_embeddings().data<float>() + 5 * c.d;
+      for (int64_t k = 0; k < c.d; ++k) item5[k] *= 10.0f;
+      const std::vector<float> after = model->scores(h).to_f32_vector();
+      if (l2) {
+        EXPECT_LT(relative_error(after, before), 1e-5);
+      } else {
+        EXPECT_GT(relative_error(after, before), 0.1);
+      }
+    }
   }
 }
 
