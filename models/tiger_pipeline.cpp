@@ -185,7 +185,22 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
                      config.ff > 0 ? config.ff : config.d, config.max_items,
                      config.history_window(), sizes, config.dropout, model.parameters().numel(), device_name(device),
                      options.train.generate.beam_width);
-  return train_tiger(model, catalog, dataset, options.train, log, &tokenizer);
+  // A resumed run reads the state's codes: flags asking for other ones would go unheard. (Files by
+  // name: a resumed run may run from another directory.)
+  TigerTrainOptions train = options.train;
+  const ItemVectorOptions& v = options.vectors;
+  auto file_name = [](const std::string& path) { return fs::path(path).filename().string(); };
+  train.train.fixed_settings.insert({{"sid-levels", std::to_string(options.tokenizer.levels)},
+                                     {"sid-codebook", std::to_string(options.tokenizer.codebook_size)},
+                                     {"sid-iterations", std::to_string(options.tokenizer.iterations)},
+                                     {"sid-balanced", options.tokenizer.balanced ? "true" : "false"},
+                                     {"sid-width", std::to_string(v.embedding.width)},
+                                     {"item-vectors", v.kind},
+                                     {"item-text", file_name(v.item_text)},
+                                     {"movies", file_name(v.movies)},
+                                     {"movie-map", file_name(v.movie_map)},
+                                     {"item-vectors-from-checkpoint", file_name(v.checkpoint)}});
+  return train_tiger(model, catalog, dataset, train, log, &tokenizer);
 }
 
 }  // namespace muonrec

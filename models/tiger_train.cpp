@@ -166,9 +166,12 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   if (options.valid_users > 0)
     log << fmt::format("validation on a fixed sample of {} of {} users\n", std::min(options.valid_users, users), users);
 
-  const RunIdentity run = run_identity(
+  RunIdentity run = run_identity(
       o, model.config().to_json(), [](const std::string& saved) { return TigerConfig::from_json(saved).to_json(); },
       total_steps);
+  // The validation the best epoch is chosen by.
+  run.fixed["beam"] = std::to_string(options.generate.beam_width);
+  run.fixed["valid-users"] = std::to_string(options.valid_users);
   TrainResult result;
   TrainingPosition position;
   std::vector<Tensor> best_params;

@@ -44,6 +44,9 @@ struct TrainOptions {
   // recorded.
   std::string command;
   std::string settings;
+  // Settings, by flag name, that a resumed run must keep besides the model's and the optimizer's
+  // (what a pipeline built before training: TIGER's semantic-ID flags). See RunIdentity::fixed.
+  std::map<std::string, std::string> fixed_settings;
 
   // Throws, prefixed by `who`, on settings no run can use: non-positive epochs, batch size or
   // eval interval, negative patience, or a run stopped early with nowhere to save its state (no

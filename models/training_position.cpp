@@ -27,6 +27,24 @@ const std::string& required(const SafetensorsFile& file, const char* key) {
   return it->second;
 }
 
+// "--flag value (the state's run: value), ..." for the settings of `now` whose value differs from
+// the one the file records under `key` (a JSON object of flag -> value). A flag the file does not
+// record was added since it was written and passes.
+std::string settings_differences(const SafetensorsFile& file, const char* key,
+                                 const std::map<std::string, std::string>& now) {
+  auto it = file.metadata.find(key);
+  if (it == file.metadata.end()) return "";
+  const nlohmann::json then = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+  MUONREC_CHECK(then.is_object(), "{}: its '{}' metadata is not a JSON object", file.path, key);
+  std::string out;
+  for (const auto& [flag, value] : now) {
+    auto was = then.find(flag);
+    if (was == then.end() || !was->is_string() || was->get<std::string>() == value) continue;
+    out += fmt::format("{}--{} {} (the state's run: {})", out.empty() ? "" : ", ", flag, value, was->get<std::string>());
+  }
+  return out;
+}
+
 // "d: 64 in the state, 128 now; blocks: ..." for every top-level field that differs.
 std::string config_differences(const std::string& saved_json, const std::string& now_json) {
   const nlohmann::json saved = nlohmann::json::parse(saved_json), now = nlohmann::json::parse(now_json);
@@ -115,6 +133,31 @@ RunIdentity run_identity(const TrainOptions& options, std::string config_json,
   run.seed = options.seed;
   run.command = options.command;
   run.settings = options.settings;
+  auto text = [](auto value) { return fmt::format("{}", value); };
+  run.tunable = {{"lr", text(o.adamw.lr)},
+                 {"beta1", text(o.adamw.beta1)},
+                 {"beta2", text(o.adamw.beta2)},
+                 {"adam-eps", text(o.adamw.eps)},
+                 {"adam-wd", text(o.adamw.weight_decay)},
+                 {"schedule", o.schedule.kind == LrSchedule::Kind::Cosine ? "cosine" : "constant"},
+                 {"warmup-steps", text(o.schedule.warmup_steps)},
+                 {"min-lr", text(o.schedule.min_lr)},
+                 {"clip-grad-norm", text(options.max_grad_norm)}};
+  if (o.optimizer == "muon") {
+    const MuonOptions& m = o.muon;
+    std::string table;
+    for (const auto& abc : m.newton_schulz.coefficients)
+      table += fmt::format("{}({}, {}, {})", table.empty() ? "" : " ", abc[0], abc[1], abc[2]);
+    run.tunable.insert({{"muon-lr", text(m.lr)},
+                        {"muon-momentum", text(m.momentum)},
+                        {"muon-wd", text(m.weight_decay)},
+                        {"muon-no-nesterov", m.nesterov ? "false" : "true"},
+                        {"muon-adjust-lr", m.adjust_lr == MuonAdjustLr::Original ? "original" : "match_rms_adamw"},
+                        {"ns-coefficients", table},
+                        {"ns-precision", m.newton_schulz.precision == NsPrecision::BF16 ? "bf16" : "fp32"}});
+  }
+  run.fixed = options.fixed_settings;
+  run.fixed["no-filter-seen"] = options.eval.filter_seen ? "false" : "true";
   return run;
 }
 
@@ -128,6 +171,8 @@ std::map<std::string, std::string> training_state_metadata(const TrainingPositio
   meta["seed"] = std::to_string(run.seed);
   meta["data"] = dataset.source;
   meta["data_shape"] = data_shape(dataset);
+  meta["tunable_settings"] = nlohmann::json(run.tunable).dump();
+  meta["fixed_settings"] = nlohmann::json(run.fixed).dump();
   add_provenance(meta, run.command, run.settings);
   return meta;
 }
@@ -190,6 +235,9 @@ TrainingState open_training_state(const TrainOptions& options, const RunIdentity
   // epoch == epochs is a finished run: resuming it only repeats what follows the last epoch (TIGER's test).
   MUONREC_CHECK(state.position.epoch <= options.epochs, "{}: the state is at epoch {}, past --epochs {}", file.path,
                 state.position.epoch, options.epochs);
+  const std::string fixed_changes = settings_differences(file, "fixed_settings", run.fixed);
+  MUONREC_CHECK(fixed_changes.empty(), "{}: the state's run was made with other settings, which a resumed run keeps: "
+                "{}; resume with its flags", file.path, fixed_changes);
   std::string changes;
   auto note = [&](const char* what, const std::string& then, const std::string& now) {
     if (!then.empty() && then != now)
@@ -198,6 +246,9 @@ TrainingState open_training_state(const TrainOptions& options, const RunIdentity
   note("batch", recorded("batch_size"), std::to_string(run.batch_size));
   note("seed", recorded("seed"), std::to_string(run.seed));
   note("schedule steps", recorded("total_steps"), std::to_string(run.total_steps));
+  const std::string tunable_changes =
+      settings_differences(file, "tunable_settings", run.tunable);
+  if (!tunable_changes.empty()) changes += (changes.empty() ? "" : ", ") + tunable_changes;
   if (!changes.empty())
     log << fmt::format("resuming with {}: the run will not repeat the uninterrupted one\n", changes);
   return state;

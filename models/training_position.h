@@ -49,6 +49,11 @@ struct RunIdentity {
   int64_t batch_size = 0, total_steps = 0;
   uint64_t seed = 0;
   std::string command, settings;  // TrainOptions' record of the invocation (not compared on resume)
+  // Settings by flag name (the value as text). A resumed run may change `tunable` ones (the
+  // optimizer's hyperparameters and schedule, gradient clipping): noted, as the run then no longer
+  // repeats the uninterrupted one. It may not change `fixed` ones: how validation picks the best
+  // epoch (seen-item filtering; TIGER's beam and validation sample) and TrainOptions::fixed_settings.
+  std::map<std::string, std::string> tunable, fixed;
 };
 RunIdentity run_identity(const TrainOptions& options, std::string config_json,
                          std::function<std::string(const std::string&)> normalize_config, int64_t total_steps);
@@ -76,9 +81,10 @@ struct TrainingState {
 };
 // Throws, naming the file, when it is not a training state (a TIGER --checkpoint has no position),
 // was trained on data of another shape, for another model config (naming each field that differs)
-// or with another optimizer, or when --stop-after-epoch does not lie after its epoch or --epochs
-// is behind it. A different batch size, seed or schedule length is allowed and noted in `log`: the
-// resumed run then no longer repeats the uninterrupted one.
+// or with another optimizer, or other fixed settings (RunIdentity::fixed, naming each), or when
+// --stop-after-epoch does not lie after its epoch or --epochs is behind it. A different batch size,
+// seed, schedule length or tunable setting is allowed and noted in `log`: the resumed run then no
+// longer repeats the uninterrupted one. Files from before a record existed pass its check.
 TrainingState open_training_state(const TrainOptions& options, const RunIdentity& run,
                                   const data::SequenceDataset& dataset, std::ostream& log);
 

@@ -732,6 +732,14 @@ TEST(TigerPipeline, ResumedRunReproducesTheUninterruptedRunBitForBit) {
         << first_log.str();
     EXPECT_EQ(stopped.test_at_best.users, 0);  // no test yet
 
+    // Codes or a validation other than the state's are refused, before anything trains.
+    TigerPipelineOptions other_codes = o;
+    other_codes.tokenizer.codebook_size = 3;
+    other_codes.train.generate.beam_width = 5;
+    other_codes.train.train.resume_path = first.train.train.last_checkpoint_path;
+    testkit::expect_error([&] { run_tiger_pipeline(data.ds, other_codes, Device::CPU, log); },
+                          {"other settings", "--beam 5 (the state's run: ", "--sid-codebook 3 (the state's run: "});
+
     TigerPipelineOptions second = o;
     second.vectors.texts.clear();  // nothing to refit from: the tokenizer comes from the state
     second.train.train.resume_path = first.train.train.last_checkpoint_path;

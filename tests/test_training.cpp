@@ -211,6 +211,13 @@ TEST(Training, resume_refuses_a_state_written_for_another_run) {
   testkit::expect_error([&] { train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, muon, log); },
                         {"the optimizer state of adamw, this run asks for muon (policy muonrec)"});
 
+  // Validation must pick the best epoch as before.
+  TrainOptions unfiltered = resume;
+  unfiltered.eval.filter_seen = false;
+  testkit::expect_error(
+      [&] { train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, unfiltered, log); },
+      {resume.resume_path, "other settings", "--no-filter-seen true (the state's run: false)", "resume with its flags"});
+
   TrainOptions behind = resume;
   behind.stop_after_epoch = 1;
   behind.last_checkpoint_path = temp_file("other_run_again.safetensors");
@@ -222,12 +229,15 @@ TEST(Training, resume_refuses_a_state_written_for_another_run) {
   nlohmann::json config = nlohmann::json::parse(state.metadata.at("config"));
   config.erase("head_dim");
   state.metadata["config"] = config.dump();
-  for (const char* key : {"data_shape", "optimizer", "batch_size", "seed", "total_steps"}) state.metadata.erase(key);
+  for (const char* key : {"data_shape", "optimizer", "batch_size", "seed", "total_steps", "tunable_settings",
+                          "fixed_settings"})
+    state.metadata.erase(key);
   const std::string old_state = temp_file("older_state.safetensors");
   save_safetensors(old_state, state.tensors, state.metadata);
   TrainOptions from_old = resume;
   from_old.resume_path = old_state;
   from_old.batch_size = 32;
+  from_old.eval.filter_seen = false;
   std::ostringstream old_log;
   TrainResult rest = train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, from_old, old_log);
   EXPECT_EQ(rest.epoch_losses.size(), 2u);
@@ -238,6 +248,16 @@ TEST(Training, resume_refuses_a_state_written_for_another_run) {
   train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, other_batch, batch_log);
   EXPECT_NE(batch_log.str().find("resuming with batch 32 (the state's run: 64), schedule steps"), std::string::npos)
       << batch_log.str();
+  // Other optimizer hyperparameters: allowed, and said.
+  TrainOptions other_lr = resume;
+  other_lr.optimizer.adamw.lr = 1e-3f;
+  other_lr.max_grad_norm = 1.0f;
+  std::ostringstream lr_log;
+  train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, other_lr, lr_log);
+  EXPECT_NE(lr_log.str().find("resuming with --clip-grad-norm 1 (the state's run: 0), --lr 0.001 (the state's run: "
+                              "0.005): the run will not repeat"),
+            std::string::npos)
+      << lr_log.str();
   std::filesystem::remove(options.last_checkpoint_path);
   std::filesystem::remove(old_state);
 }
