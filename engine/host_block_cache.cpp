@@ -166,7 +166,7 @@ HostBlockCache& cache() {
 size_t host_block_size(size_t bytes) {
   if (bytes <= 4096) return (bytes + kAlignment - 1) / kAlignment * kAlignment;
   size_t power = 4096;
-  while (power * 2 <= bytes) power *= 2;
+  while (power <= bytes / 2) power *= 2;  // not power * 2 <= bytes: that wraps for bytes >= 2^63
   const size_t step = power / 8;  // >= 512, a multiple of kAlignment
   return (bytes + step - 1) / step * step;
 }

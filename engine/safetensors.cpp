@@ -1,6 +1,7 @@
 #include "engine/safetensors.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -21,13 +22,32 @@ namespace {
 constexpr uint64_t kMaxHeaderBytes = 100u << 20;
 
 std::vector<char> read_all(const std::string& path) {
+  MUONREC_CHECK(!std::filesystem::is_directory(path), "{}: is a directory, not a safetensors file", path);
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   MUONREC_CHECK(in, "{}: cannot open file", path);
   std::streamsize size = in.tellg();
+  MUONREC_CHECK(size >= 0, "{}: cannot read its size", path);
   in.seekg(0);
   std::vector<char> bytes(static_cast<size_t>(size));
   MUONREC_CHECK(in.read(bytes.data(), size), "{}: read failed", path);
   return bytes;
+}
+
+// The element count of a tensor's shape, refused (naming it) when a dimension is negative or the
+// count could not fit in the data section: checked before anything is allocated for it.
+int64_t element_count(const std::string& path, const std::string& name, const Shape& shape, size_t data_bytes) {
+  for (int64_t s : shape) {
+    MUONREC_CHECK(s >= 0, "{}: tensor '{}' has a negative dimension in shape {}", path, name, shape_str(shape));
+    if (s == 0) return 0;
+  }
+  uint64_t n = 1;
+  for (int64_t s : shape) {
+    MUONREC_CHECK(n <= data_bytes / static_cast<uint64_t>(s),
+                  "{}: tensor '{}' of shape {} has more elements than the {}-byte data section holds", path, name,
+                  shape_str(shape), data_bytes);
+    n *= static_cast<uint64_t>(s);
+  }
+  return static_cast<int64_t>(n);
 }
 
 Tensor tensor_from_entry(const std::string& path, const std::string& name, const nlohmann::json& entry,
@@ -41,9 +61,10 @@ Tensor tensor_from_entry(const std::string& path, const std::string& name, const
                 "{}: tensor '{}' has data_offsets outside the {}-byte data section", path, name, data_bytes);
   size_t bytes = offsets[1] - offsets[0];
   const char* src = data + offsets[0];
+  const auto numel = static_cast<size_t>(element_count(path, name, shape, data_bytes));
   if (dtype_str == "F64") {
-    MUONREC_CHECK(bytes == static_cast<size_t>(shape_numel(shape)) * 8, "{}: tensor '{}' has {} bytes for F64 {}",
-                  path, name, bytes, shape_str(shape));
+    MUONREC_CHECK(numel <= data_bytes / 8 && bytes == numel * 8, "{}: tensor '{}' has {} bytes for F64 {}", path, name,
+                  bytes, shape_str(shape));
     Tensor t = Tensor::empty(shape, DType::F32);
     float* dst = t.data<float>();
     for (int64_t i = 0; i < t.numel(); ++i) {
@@ -59,9 +80,10 @@ Tensor tensor_from_entry(const std::string& path, const std::string& name, const
   } catch (const Error& e) {
     MUONREC_FAIL("{}: tensor '{}': {}", path, name, e.what());
   }
+  const size_t expected = numel * dtype_size(dtype);  // numel <= data_bytes: no overflow
+  MUONREC_CHECK(bytes == expected, "{}: tensor '{}' has {} bytes for {} {} ({} expected)", path, name, bytes,
+                dtype_str, shape_str(shape), expected);
   Tensor t = Tensor::empty(shape, dtype);
-  MUONREC_CHECK(bytes == t.nbytes(), "{}: tensor '{}' has {} bytes for {} {} ({} expected)", path, name, bytes,
-                dtype_str, shape_str(shape), t.nbytes());
   std::memcpy(t.raw_data(), src, bytes);
   return t;
 }

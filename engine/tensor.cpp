@@ -17,7 +17,8 @@ int64_t shape_numel(const Shape& shape) {
   int64_t n = 1;
   for (int64_t s : shape) {
     MUONREC_CHECK(s >= 0, "negative dimension in shape {}", shape_str(shape));
-    n *= s;
+    MUONREC_CHECK(!__builtin_mul_overflow(n, s, &n), "shape {} has more elements than 64 bits count",
+                  shape_str(shape));
   }
   return n;
 }
@@ -26,7 +27,10 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
   impl->dtype = dtype;
-  impl->storage = std::make_shared<Storage>(static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype), device);
+  size_t bytes = 0;
+  MUONREC_CHECK(!__builtin_mul_overflow(static_cast<size_t>(shape_numel(shape)), dtype_size(dtype), &bytes),
+                "shape {} has more bytes than 64 bits count", shape_str(shape));
+  impl->storage = std::make_shared<Storage>(bytes, device);
   return Tensor(std::move(impl));
 }
 

@@ -35,7 +35,8 @@ std::string describe_checkpoint(const SafetensorsFile& file) {
     return it == meta.end() ? std::string() : it->second;
   };
   MUONREC_CHECK(meta.count("config"), "{}: not a muonrec checkpoint (no 'config' metadata)", file.path);
-  const nlohmann::json config = nlohmann::json::parse(value("config"));
+  const nlohmann::json config = nlohmann::json::parse(value("config"), nullptr, /*allow_exceptions=*/false);
+  MUONREC_CHECK(config.is_object(), "{}: its 'config' metadata is not a JSON object", file.path);
   int64_t parameters = 0, parameter_tensors = 0, optimizer_tensors = 0, tokenizer_tensors = 0;
   for (const auto& [name, tensor] : file.tensors) {
     if (starts_with(name, "param.")) {
@@ -64,7 +65,12 @@ std::string describe_checkpoint(const SafetensorsFile& file) {
   auto metrics_line = [&](const char* key, const char* label) {
     const std::string text = value(key);
     if (text.empty()) return;
-    const RankingMetrics metrics = metrics_from_json(text);
+    RankingMetrics metrics;
+    try {
+      metrics = metrics_from_json(text);
+    } catch (const nlohmann::json::exception&) {
+      MUONREC_FAIL("{}: its '{}' metadata is not a metrics JSON object", file.path, key);
+    }
     if (metrics.users > 0) out += fmt::format("{} {}\n", label, metrics.summary());
   };
   metrics_line("best_valid", "best validation:");

@@ -71,5 +71,23 @@ TEST(Safetensors, corrupt_files_name_the_problem) {
   expect_error(with_header(R"({"x":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}})", "12345678"), "C64");
   uint64_t huge = 1ull << 40;
   expect_error(std::string(reinterpret_cast<const char*>(&huge), 8) + "{}", "exceeds the file size");
+  // Shapes that no data section holds are refused before anything is allocated for them: counts
+  // that wrap 64 bits (2^61 F64 values are 2^64 bytes, 2^32 x 2^32 elements are 2^64) and ones in
+  // the terabytes.
+  expect_error(with_header(R"({"x":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}})", ""),
+               "'x' has a negative dimension");
+  for (const char* entry : {R"({"x":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,0]}})",
+                            R"({"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})",
+                            R"({"x":{"dtype":"BF16","shape":[1000000000000],"data_offsets":[0,8]}})"})
+    expect_error(with_header(entry, "12345678"), "more elements than the");
+  // A zero-size tensor still loads, whatever its other dimensions.
+  {
+    const std::string path = temp_path("empty_tensor.safetensors");
+    write_bytes(path, with_header(R"({"x":{"dtype":"F32","shape":[1000000000000,0],"data_offsets":[0,0]}})", ""));
+    EXPECT_EQ(load_safetensors(path).at("x").numel(), 0);
+    std::filesystem::remove(path);
+  }
+  testkit::expect_error([] { load_safetensors(std::filesystem::temp_directory_path().string()); },
+                        {"is a directory, not a safetensors file"});
   EXPECT_THROW(load_safetensors(temp_path("does_not_exist.safetensors")), Error);
 }

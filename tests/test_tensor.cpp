@@ -98,6 +98,11 @@ TEST(HostBlockCache, size_classes_round_up_by_at_most_an_eighth) {
   EXPECT_EQ(host_block_size(4097), 4608u);
   EXPECT_EQ(host_block_size(size_t{1} << 20), size_t{1} << 20);
   EXPECT_EQ(host_block_size((size_t{1} << 20) + 1), (size_t{1} << 20) + (size_t{1} << 17));
+  EXPECT_EQ(host_block_size(size_t{1} << 63), size_t{1} << 63);  // the doubling must not wrap to 0
+  // Sizes past 64 bits are refused, not wrapped into small allocations.
+  testkit::expect_error([] { Tensor::empty({int64_t{1} << 62}, DType::F32); }, {"more bytes than 64 bits"});
+  testkit::expect_error([] { Tensor::empty({int64_t{1} << 32, int64_t{1} << 32}, DType::F32); },
+                        {"more elements than 64 bits"});
   for (size_t bytes = 1; bytes < (size_t{1} << 26); bytes = bytes * 3 / 2 + 7) {
     const size_t size = host_block_size(bytes);
     EXPECT_GE(size, bytes);
