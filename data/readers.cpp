@@ -94,17 +94,18 @@ std::string read_whole_file(const std::string& path) {
   return text;
 }
 
-// Walks the lines of a buffer; the last line needs no terminating newline.
+// Walks the lines of a buffer, ended by "\n", "\r\n" or a lone "\r" (old Mac files, which would
+// otherwise read as one line whose fields run on across records); the last line needs no ending.
 class LineCursor {
  public:
   explicit LineCursor(std::string_view text) : text_(text) {}
   // The next line, trimmed, and its 1-based number; false at the end.
   bool next(std::string_view& line, int64_t& number) {
     if (pos_ >= text_.size()) return false;
-    size_t end = text_.find('\n', pos_);
+    size_t end = text_.find_first_of("\r\n", pos_);
     if (end == std::string_view::npos) end = text_.size();
     line = trim(text_.substr(pos_, end - pos_));
-    pos_ = end + 1;
+    pos_ = end + (text_.compare(end, 2, "\r\n") == 0 ? 2 : 1);
     number = ++line_number_;
     return true;
   }

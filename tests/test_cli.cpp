@@ -64,7 +64,8 @@ TEST(Cli, TrainThenEvalRecommendAndInfoFromTheCheckpoint) {
   ASSERT_NE(test_line.find("NDCG@10"), std::string::npos) << train.output;
 
   // eval reproduces the test metrics of the best epoch to the printed digit.
-  const CliRun eval = run_cli("eval " + kData + " --device cpu --checkpoint " + checkpoint);
+  // --batch: users decoded together, which changes no result.
+  const CliRun eval = run_cli("eval " + kData + " --device cpu --batch 7 --checkpoint " + checkpoint);
   ASSERT_EQ(eval.exit_code, 0) << eval.output;
   EXPECT_NE(eval.output.find("test (" + checkpoint + "): " + test_line.substr(test_line.find("HR@10"))),
             std::string::npos)
@@ -167,6 +168,29 @@ TEST(Cli, TigerTrainsAndItsCheckpointEvaluatesTheSame) {
   EXPECT_NE(info.output.find("command: "), std::string::npos) << info.output;
 }
 
+// Two runs' metrics files side by side: the table names both, the setting that differs, and the
+// steps each took to the common target; an unknown metric is refused.
+TEST(Cli, CompareSetsRunsSideBySide) {
+  muonrec::testkit::TempDir dir;
+  for (const std::string optimizer : {"adamw", "muon"}) {
+    const CliRun run = run_cli("train " + kSmallSasrec + " --optim " + optimizer + " --metrics " +
+                               dir.path(optimizer + ".jsonl"));
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+  }
+  const CliRun compare = run_cli("compare " + dir.path("adamw.jsonl") + " " + dir.path("muon.jsonl"));
+  ASSERT_EQ(compare.exit_code, 0) << compare.output;
+  EXPECT_NE(compare.output.find("best valid NDCG@10"), std::string::npos) << compare.output;
+  EXPECT_NE(compare.output.find("steps to "), std::string::npos) << compare.output;
+  EXPECT_NE(line_after(compare.output, dir.path("adamw.jsonl")).find("optim=adamw"), std::string::npos)
+      << compare.output;
+  EXPECT_NE(line_after(compare.output, dir.path("muon.jsonl")).find("optim=muon"), std::string::npos)
+      << compare.output;
+  const CliRun unknown = run_cli("compare " + dir.path("adamw.jsonl") + " --metric ndcg11");
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.output.find("no validation records with the metric 'ndcg11'"), std::string::npos)
+      << unknown.output;
+}
+
 // Bad input ends with exit code 1 (CLI11's own codes for flag errors) and one line that says what
 // is wrong and where.
 TEST(Cli, BadInputFailsWithAMessage) {
@@ -204,6 +228,19 @@ TEST(Cli, BadInputFailsWithAMessage) {
   EXPECT_EQ(eval_config.exit_code, 1);
   EXPECT_NE(eval_config.output.find("--config applies to 'muonrec train' only"), std::string::npos)
       << eval_config.output;
+
+  // Data flags that would go unheard.
+  const CliRun format = run_cli("baseline --format bogus");
+  EXPECT_EQ(format.exit_code, 1);
+  EXPECT_NE(format.output.find("unknown data format 'bogus'"), std::string::npos) << format.output;
+  const CliRun synthetic = run_cli("baseline --data " + dir.write("pairs.txt", "1 1\n1 2\n1 3\n") +
+                                   " --synthetic-users 5");
+  EXPECT_EQ(synthetic.exit_code, 1);
+  EXPECT_NE(synthetic.output.find("--synthetic-users applies to --data synthetic only"), std::string::npos)
+      << synthetic.output;
+  const CliRun batch = run_cli("eval --checkpoint x.safetensors --batch 0");
+  EXPECT_EQ(batch.exit_code, 1);
+  EXPECT_NE(batch.output.find("--batch must be positive"), std::string::npos) << batch.output;
 
   const CliRun not_checkpoint = run_cli("info --checkpoint " + dir.write("notes.txt", "hello"));
   EXPECT_EQ(not_checkpoint.exit_code, 1);

@@ -158,6 +158,11 @@ TEST(DataReaders, CrlfTrailingWhitespaceAndBlankLines) {
   EXPECT_EQ(csv.sequences, (Seqs{{2, 1, 3}}));
   EXPECT_EQ(csv.report.blank_lines, 1);
   EXPECT_EQ(csv.report.lines, 5);
+  // Old Mac line endings (a lone CR) end lines too: not one long line of user and item ids.
+  const SequenceDataset cr = read_dataset(tmp.write("cr.txt", "1 1\r1 2\r\r1 3\r2 4\r2 5\r2 6\r"));
+  EXPECT_EQ(cr.sequences, (Seqs{{1, 2, 3}, {4, 5, 6}}));
+  EXPECT_EQ(cr.report.lines, 7);
+  EXPECT_EQ(cr.report.blank_lines, 1);
 }
 
 TEST(DataReaders, ShortUsersAreDroppedAndCounted) {

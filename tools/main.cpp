@@ -27,18 +27,26 @@ struct DataArgs {
   int64_t synthetic_users = 2000;
   int64_t synthetic_items = 500;
   uint64_t synthetic_seed = 7;
+  std::vector<CLI::Option*> synthetic_options;  // of every subcommand: only the one run counts
 
   void add_to(CLI::App* cmd) {
     cmd->add_option("--data", path, "dataset file, or 'synthetic' for the built-in generator")->capture_default_str();
     cmd->add_option("--format", format, "auto, pairs ('user item'), sequences ('user i1 i2 ...'), ml-dat, ml-csv")
         ->capture_default_str();
-    cmd->add_option("--synthetic-users", synthetic_users, "users of the synthetic dataset")->capture_default_str();
-    cmd->add_option("--synthetic-items", synthetic_items, "items of the synthetic dataset")->capture_default_str();
-    cmd->add_option("--synthetic-seed", synthetic_seed, "seed of the synthetic dataset")->capture_default_str();
+    synthetic_options.push_back(
+        cmd->add_option("--synthetic-users", synthetic_users, "users of the synthetic dataset")->capture_default_str());
+    synthetic_options.push_back(
+        cmd->add_option("--synthetic-items", synthetic_items, "items of the synthetic dataset")->capture_default_str());
+    synthetic_options.push_back(
+        cmd->add_option("--synthetic-seed", synthetic_seed, "seed of the synthetic dataset")->capture_default_str());
   }
 
   // The summary lines go to `log` (standard error when standard output carries results).
   data::SequenceDataset load(std::ostream& log = std::cout) const {
+    const data::Format parsed_format = data::parse_format(format);  // a misspelt format fails either way
+    for (const CLI::Option* option : synthetic_options)
+      MUONREC_CHECK(path == "synthetic" || option->count() == 0, "{} applies to --data synthetic only (not {})",
+                    option->get_name(), path);
     data::SequenceDataset ds;
     if (path == "synthetic") {
       data::SyntheticOptions o;
@@ -48,7 +56,7 @@ struct DataArgs {
       ds = data::make_synthetic_dataset(o);
     } else {
       data::ReadOptions o;
-      o.format = data::parse_format(format);
+      o.format = parsed_format;
       ds = data::read_dataset(path, o);
     }
     log << fmt::format("data: {}: {} users, {} items, {} events{}\n", ds.source, ds.num_users(), ds.n_items,
@@ -123,11 +131,15 @@ int run_train(const DataArgs& data_args, ModelConfig config, TrainOptions option
   return 0;
 }
 
+// batch_given: --batch was on the command line (TIGER then decodes that many users together; its
+// default is its own).
 int run_eval(const DataArgs& data_args, const std::string& checkpoint, const std::string& device_arg,
-             const std::string& split_name, EvalOptions eval, int64_t beam_width) {
+             const std::string& split_name, EvalOptions eval, int64_t beam_width, bool batch_given) {
+  MUONREC_CHECK(eval.batch_size > 0, "eval: --batch must be positive, got {}", eval.batch_size);
   data::EvalSplit tiger_split = split_name == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
   if (is_tiger_checkpoint(load_safetensors(checkpoint)))
-    return run_eval_tiger(checkpoint, data_args.load(), tiger_split, eval, beam_width, parse_device(device_arg));
+    return run_eval_tiger(checkpoint, data_args.load(), tiger_split, eval, beam_width, batch_given ? eval.batch_size : 0,
+                          parse_device(device_arg));
   MUONREC_CHECK(beam_width == 0, "eval: --beam applies to tiger checkpoints only ({} is not one)", checkpoint);
   SafetensorsFile file;
   auto model = load_model_checkpoint(checkpoint, parse_device(device_arg), &file);
@@ -249,7 +261,9 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--device", device, "auto, cpu or cuda")->capture_default_str();
   eval_cmd->add_option("--matmul-precision", matmul_precision, kMatmulPrecisionHelp)
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
-  eval_cmd->add_option("--batch", eval.batch_size, "users per evaluation batch")->capture_default_str();
+  CLI::Option* eval_batch =
+      eval_cmd->add_option("--batch", eval.batch_size, "users per evaluation batch (tiger checkpoints: users decoded together)")
+          ->capture_default_str();
   eval_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
   int64_t eval_beam = 0;
   eval_cmd->add_option("--beam", eval_beam, "tiger checkpoints: beam width (0: the width it was trained with)")
@@ -309,7 +323,7 @@ int main(int argc, char** argv) {
     }
     if (*eval_cmd) {
       eval.filter_seen = !no_filter_seen;
-      return run_eval(data_args, checkpoint, device, split, eval, eval_beam);
+      return run_eval(data_args, checkpoint, device, split, eval, eval_beam, eval_batch->count() > 0);
     }
     if (*recommend_cmd) return run_recommend(recommend_args, data_args.load(std::cerr), parse_device(device));
     if (*baseline_cmd) {

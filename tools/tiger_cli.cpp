@@ -78,13 +78,14 @@ int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& mod
 }
 
 int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& dataset, data::EvalSplit split,
-                   const EvalOptions& eval, int64_t beam_width, Device device) {
+                   const EvalOptions& eval, int64_t beam_width, int64_t users_per_chunk, Device device) {
   MUONREC_CHECK(beam_width >= 0, "eval: --beam {} is negative", beam_width);
   SafetensorsFile file = load_safetensors(checkpoint);
   TigerBundle bundle = load_tiger_checkpoint(file, device);
   TigerEvalOptions o;
   o.filter_seen = eval.filter_seen;
   o.generate.beam_width = beam_width > 0 ? beam_width : trained_beam_width(file, o.generate.beam_width);
+  if (users_per_chunk > 0) o.generate.users_per_chunk = users_per_chunk;
   RankingMetrics m = evaluate_tiger(*bundle.model, bundle.catalog, dataset, split, o);
   std::cout << fmt::format("{} ({}, tiger, beam {}): {}\n", data::split_name(split), checkpoint,
                            o.generate.beam_width, m.summary());
