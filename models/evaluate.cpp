@@ -1,6 +1,7 @@
 #include "models/evaluate.h"
 
 #include <algorithm>
+#include <numeric>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -111,8 +112,16 @@ RankingMetrics evaluate_model(SequentialModel& model, const data::SequenceDatase
 
 RankingMetrics evaluate_popularity(const data::SequenceDataset& dataset, data::EvalSplit split,
                                    const EvalOptions& options) {
-  std::vector<int64_t> counts = data::item_popularity(dataset);
-  std::vector<float> scores(counts.begin() + 1, counts.end());
+  // A ranked list, as a most-popular recommender serves one: by training count, ties by item id.
+  // (Scored by the counts alone, the many items that tie on a count would all rank level with the
+  // target, ahead of it by none: the baseline would look better than any list it could serve.)
+  const std::vector<int64_t> counts = data::item_popularity(dataset);
+  std::vector<int64_t> order(static_cast<size_t>(dataset.n_items));
+  std::iota(order.begin(), order.end(), int64_t{1});
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return counts[a] > counts[b]; });
+  std::vector<float> scores(order.size());  // n_items - list position: exact in float up to 2^24 items
+  for (size_t position = 0; position < order.size(); ++position)
+    scores[static_cast<size_t>(order[position] - 1)] = static_cast<float>(order.size() - position);
   RankingAccumulator acc;
   for (const data::EvalExample& example : data::LeaveOneOut::examples(dataset, split)) {
     std::vector<int64_t> seen = options.filter_seen ? input_history(dataset, example) : std::vector<int64_t>{};

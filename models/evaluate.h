@@ -49,7 +49,7 @@ std::vector<float> last_position_scores(SequentialModel& model, const data::Batc
 
 RankingMetrics evaluate_model(SequentialModel& model, const data::SequenceDataset& dataset, data::EvalSplit split,
                               const EvalOptions& options);
-// Scores every item by its count in the training parts (the most-popular baseline).
+// The most-popular baseline: every item ranked by its count in the training parts, ties by item id.
 RankingMetrics evaluate_popularity(const data::SequenceDataset& dataset, data::EvalSplit split,
                                    const EvalOptions& options);
 
