@@ -52,6 +52,13 @@ void TrainOptions::check(const std::string& who) const {
                 batch_size, eval_every);
   MUONREC_CHECK(stop_after_epoch >= 0, "{}: --stop-after-epoch must not be negative (got {})", who, stop_after_epoch);
   MUONREC_CHECK(patience >= 0, "{}: --patience must not be negative (got {})", who, patience);
+  const LrSchedule& schedule = optimizer.schedule;
+  MUONREC_CHECK(max_grad_norm >= 0 && schedule.warmup_steps >= 0 && schedule.min_lr >= 0,
+                "{}: --clip-grad-norm, --warmup-steps and --min-lr must not be negative (got {}, {}, {})", who,
+                max_grad_norm, schedule.warmup_steps, schedule.min_lr);
+  MUONREC_CHECK(optimizer.adamw.lr >= 0 && optimizer.muon.lr >= 0,
+                "{}: learning rates must not be negative (got AdamW {}, Muon {})", who, optimizer.adamw.lr,
+                optimizer.muon.lr);
   MUONREC_CHECK(stop_after_epoch == 0 || stop_after_epoch >= epochs || !last_checkpoint_path.empty(),
                 "{}: --stop-after-epoch {} ends the run before epoch {} with nowhere to keep its state: "
                 "add --save-last FILE to resume it later",

@@ -49,8 +49,8 @@ struct TrainOptions {
   std::map<std::string, std::string> fixed_settings;
 
   // Throws, prefixed by `who`, on settings no run can use: non-positive epochs, batch size or
-  // eval interval, negative patience, or a run stopped early with nowhere to save its state (no
-  // last_checkpoint_path).
+  // eval interval; negative patience, clipping norm, warmup, learning rates or cosine floor; or a
+  // run stopped early with nowhere to save its state (no last_checkpoint_path).
   void check(const std::string& who) const;
 };
 

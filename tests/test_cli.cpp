@@ -238,6 +238,9 @@ TEST(Cli, BadInputFailsWithAMessage) {
   EXPECT_EQ(synthetic.exit_code, 1);
   EXPECT_NE(synthetic.output.find("--synthetic-users applies to --data synthetic only"), std::string::npos)
       << synthetic.output;
+  const CliRun unread = run_cli("train --model hstu --sid-levels 2");
+  EXPECT_EQ(unread.exit_code, 1);
+  EXPECT_NE(unread.output.find("--sid-levels applies to --model tiger only"), std::string::npos) << unread.output;
   const CliRun batch = run_cli("eval --checkpoint x.safetensors --batch 0");
   EXPECT_EQ(batch.exit_code, 1);
   EXPECT_NE(batch.output.find("--batch must be positive"), std::string::npos) << batch.output;

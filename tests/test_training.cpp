@@ -272,6 +272,12 @@ TEST(TrainOptions, check_refuses_an_early_stop_with_nowhere_to_keep_the_state) {
   options.batch_size = 0;
   testkit::expect_error([&] { options.check("train"); },
                         {"train: epochs, batch size and eval interval must be positive (got 3, 0, 3)"});
+  options.batch_size = 64;
+  options.optimizer.schedule.warmup_steps = -5;
+  testkit::expect_error([&] { options.check("train"); }, {"--warmup-steps and --min-lr must not be negative (got 0, -5"});
+  options.optimizer.schedule.warmup_steps = 0;
+  options.optimizer.muon.lr = -0.02f;
+  testkit::expect_error([&] { options.check("train"); }, {"learning rates must not be negative", "Muon -0.02"});
 }
 
 // Patience counts the validations since the best one, carried in the position (and so across a

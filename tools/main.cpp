@@ -21,6 +21,14 @@ using namespace muonrec;
 
 namespace {
 
+// A number option that must not be negative. (CLI11 reads "-1" into an unsigned option as 2^64 - 1,
+// and its own NonNegativeNumber prints the range up to the largest double.)
+const CLI::Validator kNotNegative(
+    [](std::string& value) {
+      return value.find('-') == std::string::npos ? std::string() : "must not be negative, got " + value;
+    },
+    "NONNEGATIVE");
+
 struct DataArgs {
   std::string path = "synthetic";
   std::string format = "auto";
@@ -37,8 +45,9 @@ struct DataArgs {
         cmd->add_option("--synthetic-users", synthetic_users, "users of the synthetic dataset")->capture_default_str());
     synthetic_options.push_back(
         cmd->add_option("--synthetic-items", synthetic_items, "items of the synthetic dataset")->capture_default_str());
-    synthetic_options.push_back(
-        cmd->add_option("--synthetic-seed", synthetic_seed, "seed of the synthetic dataset")->capture_default_str());
+    synthetic_options.push_back(cmd->add_option("--synthetic-seed", synthetic_seed, "seed of the synthetic dataset")
+                                    ->check(kNotNegative)
+                                    ->capture_default_str());
   }
 
   // The summary lines go to `log` (standard error when standard output carries results).
@@ -190,16 +199,18 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--ff", config.ff, "feed-forward width (0: same as d)")->capture_default_str();
   train_cmd->add_option("--maxlen", config.max_len, "window length T")->capture_default_str();
   train_cmd->add_option("--dropout", config.dropout, "dropout probability")->capture_default_str();
-  train_cmd->add_option("--mask-prob", config.mask_prob, "bert4rec: probability that a training item is masked")
-      ->capture_default_str();
+  const CLI::Option* mask_prob =
+      train_cmd->add_option("--mask-prob", config.mask_prob, "bert4rec: probability that a training item is masked")
+          ->capture_default_str();
   train_cmd->add_option("--loss", loss_name, "full (softmax over every item) or sampled (uniform negatives)")
       ->check(CLI::IsMember({"full", "sampled"}))->capture_default_str();
-  train_cmd->add_option("--negatives", config.loss.negatives, "with --loss sampled: negatives per target")
-      ->capture_default_str();
-  train_cmd->add_option("--temperature", config.loss.temperature, "with --loss sampled: logits divided by this")
-      ->capture_default_str();
-  train_cmd->add_flag("--l2-normalize", config.loss.l2_normalize,
-                      "with --loss sampled: L2-normalise hidden states and item vectors (cosine logits)");
+  const std::vector<const CLI::Option*> sampled_loss_options = {
+      train_cmd->add_option("--negatives", config.loss.negatives, "with --loss sampled: negatives per target")
+          ->capture_default_str(),
+      train_cmd->add_option("--temperature", config.loss.temperature, "with --loss sampled: logits divided by this")
+          ->capture_default_str(),
+      train_cmd->add_flag("--l2-normalize", config.loss.l2_normalize,
+                          "with --loss sampled: L2-normalise hidden states and item vectors (cosine logits)")};
   train_cmd->add_option("--epochs", train.epochs, "epochs")->capture_default_str();
   train_cmd->add_option("--batch", train.batch_size, "users per batch (tiger --encoder-blocks: target items)")->capture_default_str();
   OptimizerConfig& opt = train.optimizer;
@@ -229,7 +240,9 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--min-lr", opt.schedule.min_lr, "cosine floor")->capture_default_str();
   train_cmd->add_option("--clip-grad-norm", train.max_grad_norm, "global-norm gradient clipping (0: off)")
       ->capture_default_str();
-  train_cmd->add_option("--seed", train.seed, "seed for weights, shuffling and dropout")->capture_default_str();
+  train_cmd->add_option("--seed", train.seed, "seed for weights, shuffling and dropout")
+      ->check(kNotNegative)
+      ->capture_default_str();
   train_cmd->add_option("--device", device, "auto, cpu or cuda")->capture_default_str();
   train_cmd->add_option("--matmul-precision", matmul_precision, kMatmulPrecisionHelp)
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
@@ -245,7 +258,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--patience", train.patience,
                         "early stopping: end the run after N validations in a row without a better validation "
                         "NDCG@10 (0: never); test metrics come from the best epoch")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNotNegative)
       ->capture_default_str();
   train_cmd->add_option("--stop-after-epoch", train.stop_after_epoch, "end the run after this epoch (with --save-last, to resume later)");
   train_cmd->add_flag("--baseline", baseline, "also report the most-popular baseline on the test split");
@@ -297,7 +310,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   compare_cmd->add_option("--target", compare.target,
                           "validation value each run is timed to (0: the lowest best value among the runs)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNotNegative)
       ->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
@@ -315,6 +328,14 @@ int main(int argc, char** argv) {
       opt.muon.adjust_lr = parse_muon_adjust_lr(muon_adjust);
       opt.muon.newton_schulz = newton_schulz_by_name(ns_table);
       opt.muon.newton_schulz.precision = ns_precision == "bf16" ? NsPrecision::BF16 : NsPrecision::FP32;
+      // A flag the chosen model or loss does not read is an error, not silently ignored.
+      const auto refuse_unread = [](const std::vector<const CLI::Option*>& options, bool read, const char* reader) {
+        for (const CLI::Option* option : options)
+          MUONREC_CHECK(read || option->count() == 0, "{} applies to {} only", option->get_name(), reader);
+      };
+      refuse_unread({mask_prob}, config.kind == "bert4rec", "--model bert4rec");
+      refuse_unread(sampled_loss_options, loss_name == "sampled", "--loss sampled");
+      refuse_unread(tiger.options, config.kind == "tiger", "--model tiger");
       train.command = command_line(argc, argv);
       train.settings = run_settings(app);
       if (config.kind == "tiger")

@@ -12,6 +12,7 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
   semantic_id::RqKMeansOptions& sid = pipeline.tokenizer;
   ItemVectorOptions& vectors = pipeline.vectors;
   TigerTrainOptions& train = pipeline.train;
+  const size_t registered_before = cmd->get_options().size();
   cmd->add_option("--sid-levels", sid.levels, "tiger: RQ-KMeans levels (a disambiguation token follows them)")
       ->capture_default_str();
   cmd->add_option("--sid-codebook", sid.codebook_size, "tiger: centroids per RQ-KMeans level")->capture_default_str();
@@ -50,6 +51,8 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
       ->capture_default_str();
   cmd->add_option("--test-users", train.test_users, "tiger: test on a fixed sample of N users (0: all)")
       ->capture_default_str();
+  const std::vector<CLI::Option*> all = cmd->get_options();
+  options.assign(all.begin() + static_cast<std::ptrdiff_t>(registered_before), all.end());
 }
 
 int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& model, const TrainOptions& train,
