@@ -264,6 +264,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
                                                    {"beam_width", std::to_string(options.generate.beam_width)},
                                                    {"data", dataset.source}};
     add_provenance(metadata, o.command, o.settings);
+    add_item_numbering(metadata, dataset);
     save_tiger_checkpoint(o.checkpoint_path, model, *tokenizer, metadata);
   }
   append_jsonl_line(o.metrics_path, json{{"kind", "result"},

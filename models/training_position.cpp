@@ -171,6 +171,7 @@ std::map<std::string, std::string> training_state_metadata(const TrainingPositio
   meta["seed"] = std::to_string(run.seed);
   meta["data"] = dataset.source;
   meta["data_shape"] = data_shape(dataset);
+  add_item_numbering(meta, dataset);
   meta["tunable_settings"] = nlohmann::json(run.tunable).dump();
   meta["fixed_settings"] = nlohmann::json(run.fixed).dump();
   add_provenance(meta, run.command, run.settings);
@@ -200,6 +201,28 @@ std::string run_record_json(const RunIdentity& run, const TrainOptions& options,
   return record.dump();
 }
 
+namespace {
+std::string item_numbering(const data::SequenceDataset& dataset) {
+  uint64_t hash = 14695981039346656037ull;  // FNV-1a over the source ids' bytes
+  for (int64_t id : dataset.item_source_ids)
+    for (int shift = 0; shift < 64; shift += 8) hash = (hash ^ ((static_cast<uint64_t>(id) >> shift) & 0xff)) * 1099511628211ull;
+  return fmt::format("{} items, fnv1a {:016x}", dataset.n_items, hash);
+}
+}  // namespace
+
+void add_item_numbering(std::map<std::string, std::string>& metadata, const data::SequenceDataset& dataset) {
+  metadata["item_numbering"] = item_numbering(dataset);
+}
+
+void check_item_numbering(const SafetensorsFile& file, const data::SequenceDataset& dataset) {
+  auto recorded = file.metadata.find("item_numbering");
+  if (recorded == file.metadata.end()) return;
+  MUONREC_CHECK(recorded->second == item_numbering(dataset),
+                "{}: the model was trained on data that numbers its items otherwise ({}; {} here: {}): its scores "
+                "would name the wrong items",
+                file.path, recorded->second, dataset.source, item_numbering(dataset));
+}
+
 void check_state_data(const SafetensorsFile& file, const data::SequenceDataset& dataset) {
   // The path may differ (another working directory); the data may not.
   auto shape = file.metadata.find("data_shape");
@@ -216,6 +239,7 @@ TrainingState open_training_state(const TrainOptions& options, const RunIdentity
   const SafetensorsFile& file = state.file;
   state.position = TrainingPosition::from_metadata(file);
   check_state_data(file, dataset);
+  check_item_numbering(file, dataset);
   const std::string differences =
       config_differences(run.normalize_config(required(file, "config")), run.config_json);
   MUONREC_CHECK(differences.empty(), "{}: the state was written for another model ({}); resume with its flags",

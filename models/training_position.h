@@ -74,6 +74,13 @@ std::string run_record_json(const RunIdentity& run, const TrainOptions& options,
 // events). Files without the record (older ones) pass.
 void check_state_data(const SafetensorsFile& file, const data::SequenceDataset& dataset);
 
+// Checkpoints record how the data numbered its items (a fingerprint of the item ids of the source
+// behind every dense id), so that a model is never read against data that numbers them otherwise:
+// its scores would land on the wrong items, silently (MovieLens files renumbered after an edit,
+// say). check_item_numbering throws, naming the file, on a mismatch; files without it pass.
+void add_item_numbering(std::map<std::string, std::string>& metadata, const data::SequenceDataset& dataset);
+void check_item_numbering(const SafetensorsFile& file, const data::SequenceDataset& dataset);
+
 // A --resume file, opened and checked before its tensors are loaded into the model.
 struct TrainingState {
   SafetensorsFile file;

@@ -212,6 +212,17 @@ TEST(Training, resume_refuses_a_state_written_for_another_run) {
   testkit::expect_error([&] { train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, muon, log); },
                         {"the optimizer state of adamw, this run asks for muon (policy muonrec)"});
 
+  // Data that numbers its items otherwise, in the same shape: refused by resume (and by eval and
+  // recommend, which check the same record).
+  data::SequenceDataset renumbered = ds;
+  renumbered.item_source_ids[5] = 1000;
+  EXPECT_NO_THROW(check_item_numbering(load_safetensors(options.last_checkpoint_path), ds));
+  testkit::expect_error([&] { check_item_numbering(load_safetensors(options.last_checkpoint_path), renumbered); },
+                        {options.last_checkpoint_path, "numbers its items otherwise", "120 items, fnv1a "});
+  testkit::expect_error(
+      [&] { train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), renumbered, resume, log); },
+      {"numbers its items otherwise"});
+
   // Validation must pick the best epoch as before.
   TrainOptions unfiltered = resume;
   unfiltered.eval.filter_seen = false;

@@ -13,6 +13,7 @@
 #include "models/checkpoint_info.h"
 #include "models/run_compare.h"
 #include "models/trainer.h"
+#include "models/training_position.h"
 #include "models/transformer.h"
 #include "tools/recommend_cli.h"
 #include "tools/tiger_cli.h"
@@ -153,6 +154,7 @@ int run_eval(const DataArgs& data_args, const std::string& checkpoint, const std
   SafetensorsFile file;
   auto model = load_model_checkpoint(checkpoint, parse_device(device_arg), &file);
   data::SequenceDataset dataset = data_args.load();
+  check_item_numbering(file, dataset);
   data::EvalSplit split = split_name == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
   eval.max_len = model->config().max_len;
   RankingMetrics m = evaluate_model(*model, dataset, split, eval);

@@ -8,6 +8,7 @@
 
 #include "engine/error.h"
 #include "models/run_log.h"
+#include "models/training_position.h"
 #include "models/tiger_train.h"
 #include "models/trainer.h"
 
@@ -18,6 +19,7 @@ std::vector<std::vector<ScoredItem>> recommend_from(const std::string& checkpoin
                                                     const std::vector<int64_t>& rows, const RecommendCliArgs& args,
                                                     Device device) {
   SafetensorsFile file = load_safetensors(checkpoint);
+  check_item_numbering(file, dataset);
   if (!is_tiger_checkpoint(file)) {
     MUONREC_CHECK(args.beam_width == 0, "recommend: --beam applies to tiger checkpoints only ({} is not one)",
                   checkpoint);

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "engine/error.h"
+#include "models/training_position.h"
 
 namespace muonrec {
 
@@ -84,6 +85,7 @@ int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& d
                    const EvalOptions& eval, int64_t beam_width, int64_t users_per_chunk, Device device) {
   MUONREC_CHECK(beam_width >= 0, "eval: --beam {} is negative", beam_width);
   SafetensorsFile file = load_safetensors(checkpoint);
+  check_item_numbering(file, dataset);
   TigerBundle bundle = load_tiger_checkpoint(file, device);
   TigerEvalOptions o;
   o.filter_seen = eval.filter_seen;
