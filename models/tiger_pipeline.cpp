@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <ostream>
 
 #include "engine/error.h"
@@ -19,6 +20,14 @@ namespace fs = std::filesystem;
 
 ItemVectors vectors_from_checkpoint(const data::SequenceDataset& ds, const std::string& path) {
   SafetensorsFile file = load_safetensors(path);
+  // A model of other data holds other items' vectors: refused by its item count and numbering.
+  check_item_numbering(file, ds);
+  auto config = file.metadata.find("config");
+  if (config != file.metadata.end()) {
+    const nlohmann::json j = nlohmann::json::parse(config->second, nullptr, /*allow_exceptions=*/false);
+    MUONREC_CHECK(!j.is_object() || !j.contains("n_items") || j["n_items"] == ds.n_items,
+                  "{}: a model of {} items; {} has {}", path, j.value("n_items", int64_t{0}), ds.source, ds.n_items);
+  }
   const Tensor& table = file.at("param.item.weight");
   MUONREC_CHECK(table.rank() == 2 && table.dim(0) >= ds.n_items + 1,
                 "{}: param.item.weight has {} rows; the dataset needs {} (items 1..{} and padding)", path,

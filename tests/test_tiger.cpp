@@ -25,6 +25,7 @@
 #include "models/tiger_tokens.h"
 #include "models/recommend.h"
 #include "models/tiger_train.h"
+#include "models/training_position.h"
 #include "test_util.h"
 
 using namespace muonrec;
@@ -878,6 +879,18 @@ TEST(TigerPipeline, ItemVectorSources) {
   EXPECT_EQ(v.values, (std::vector<float>{0, 0, 0.6f, 0.8f, 0, 1, 1, 0}));
   ds.n_items = 4;
   EXPECT_THROW(item_content_vectors(ds, o), Error);  // the table is too short for 4 items
+  ds.n_items = 3;
+  // A model of other data: another item count, or the same count numbered otherwise.
+  save_safetensors(ckpt, {{"param.item.weight", Tensor::from_f32(std::vector<float>(12, 1.0f), {6, 2})}},
+                   {{"config", R"({"kind": "sasrec", "n_items": 5})"}});
+  testkit::expect_error([&] { item_content_vectors(ds, o); }, {ckpt, "a model of 5 items", "has 3"});
+  data::SequenceDataset renumbered = ds;
+  renumbered.item_source_ids[2] = 7;
+  std::map<std::string, std::string> numbering;
+  add_item_numbering(numbering, renumbered);
+  save_safetensors(ckpt, {{"param.item.weight", Tensor::from_f32({0, 0, 3, 4, 0, 2, 1, 0}, {4, 2})}}, numbering);
+  testkit::expect_error([&] { item_content_vectors(ds, o); }, {ckpt, "numbers its items otherwise"});
+  EXPECT_EQ(item_content_vectors(renumbered, o).dim, 2);
 }
 
 TEST(TigerPipeline, CooccurrenceAndSideBySideVectors) {
