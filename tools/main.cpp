@@ -147,13 +147,15 @@ int run_eval(const DataArgs& data_args, const std::string& checkpoint, const std
              const std::string& split_name, EvalOptions eval, int64_t beam_width, bool batch_given) {
   MUONREC_CHECK(eval.batch_size > 0, "eval: --batch must be positive, got {}", eval.batch_size);
   data::EvalSplit tiger_split = split_name == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
+  // Standard output carries the metrics alone (a summary line, then JSON); the data lines go to
+  // standard error.
   if (is_tiger_checkpoint(load_safetensors(checkpoint)))
-    return run_eval_tiger(checkpoint, data_args.load(), tiger_split, eval, beam_width, batch_given ? eval.batch_size : 0,
-                          parse_device(device_arg));
+    return run_eval_tiger(checkpoint, data_args.load(std::cerr), tiger_split, eval, beam_width,
+                          batch_given ? eval.batch_size : 0, parse_device(device_arg));
   MUONREC_CHECK(beam_width == 0, "eval: --beam applies to tiger checkpoints only ({} is not one)", checkpoint);
   SafetensorsFile file;
   auto model = load_model_checkpoint(checkpoint, parse_device(device_arg), &file);
-  data::SequenceDataset dataset = data_args.load();
+  data::SequenceDataset dataset = data_args.load(std::cerr);
   check_item_numbering(file, dataset);
   data::EvalSplit split = split_name == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
   eval.max_len = model->config().max_len;
