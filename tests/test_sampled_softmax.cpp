@@ -7,6 +7,7 @@
 #include "models/sampled_softmax.h"
 #include "models/trainer.h"
 #include "test_util.h"
+#include "tiny_model_config.h"
 #include "train_util.h"
 
 using namespace muonrec;
@@ -92,14 +93,7 @@ TEST(SampledSoftmax, models_rank_items_by_the_logits_they_trained) {
   for (const std::string kind : {"sasrec", "bert4rec", "hstu"}) {
     for (bool l2 : {true, false}) {
       SCOPED_TRACE(kind + (l2 ? ", L2-normalised" : ", plain"));
-      ModelConfig c;
-      c.kind = kind;
-      c.n_items = 12;
-      c.max_len = 6;
-      c.d = 8;
-      c.blocks = 1;
-      c.heads = 2;
-      c.dropout = 0.0f;
+      ModelConfig c = testkit::tiny_model_config(kind, /*n_items=*/12, /*max_len=*/6, /*blocks=*/1);
       c.loss.kind = LossConfig::Kind::SampledSoftmax;
       c.loss.l2_normalize = l2;
       c.loss.temperature = 0.05f;
@@ -190,13 +184,7 @@ TEST(SampledSoftmax, model_config_round_trip_and_old_configs_default_to_full_sof
 }
 
 TEST(SampledSoftmax, model_loss_draws_from_the_training_generator) {
-  ModelConfig c;
-  c.n_items = 30;
-  c.max_len = 6;
-  c.d = 8;
-  c.blocks = 1;
-  c.heads = 2;
-  c.dropout = 0.0f;
+  ModelConfig c = testkit::tiny_model_config("sasrec", /*n_items=*/30, /*max_len=*/6, /*blocks=*/1);
   c.loss.kind = LossConfig::Kind::SampledSoftmax;
   c.loss.negatives = 10;
   auto model = make_model(c, Device::CPU, 1);
