@@ -65,6 +65,20 @@ std::string steps_change(const RunSummary& run, const RunSummary& first) {
   return fmt::format("{:+.1f}%", 100.0 * (double(run.reached->steps) / double(first.reached->steps) - 1.0));
 }
 
+// "| a | b |" lines, a separator under the header row.
+std::string markdown_table(const std::vector<std::vector<std::string>>& rows) {
+  std::string out;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    for (const std::string& cell : rows[r]) out += "| " + cell + " ";
+    out += "|\n";
+    if (r == 0) {
+      for (size_t c = 0; c < rows[0].size(); ++c) out += "|---";
+      out += "|\n";
+    }
+  }
+  return out;
+}
+
 // Columns padded to their widest cell, two spaces apart.
 std::string aligned(const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> widths;
@@ -127,7 +141,7 @@ RunComparison compare_runs(const std::vector<RunHistory>& runs, const CompareOpt
   return comparison;
 }
 
-std::string format_comparison(const RunComparison& comparison) {
+std::string format_comparison(const RunComparison& comparison, bool markdown) {
   const std::string metric = display_name(comparison.metric);
   std::vector<std::vector<std::string>> rows = {{"run", "model", "optimizer", "best valid " + metric, "epoch", "step",
                                                  "test " + metric, "train s",
@@ -155,7 +169,7 @@ std::string format_comparison(const RunComparison& comparison) {
     row.push_back(summary.differences.empty() ? "-" : summary.differences);
     rows.push_back(row);
   }
-  return aligned(rows);
+  return markdown ? markdown_table(rows) : aligned(rows);
 }
 
 }  // namespace muonrec

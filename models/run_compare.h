@@ -33,8 +33,8 @@ struct RunComparison {
 // Throws when the metric is not among the runs' validation metrics.
 RunComparison compare_runs(const std::vector<RunHistory>& runs, const CompareOptions& options);
 
-// A table a row per run; the last column is each run's steps to the target relative to the first
-// run's ("-32.4%": fewer steps).
-std::string format_comparison(const RunComparison& comparison);
+// A table a row per run, in aligned columns or as a Markdown table; "vs first" is each run's steps to
+// the target relative to the first run's ("-32.4%": fewer steps).
+std::string format_comparison(const RunComparison& comparison, bool markdown = false);
 
 }  // namespace muonrec

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -113,6 +114,12 @@ TEST(RunCompare, reads_real_runs_and_times_them_to_the_lower_best) {
   EXPECT_NE(table.find(fmt::format("steps to {:.4f}", lower_best)), std::string::npos) << table;
   const double change = 100.0 * (double(comparison.runs[1].reached->steps) / comparison.runs[0].reached->steps - 1);
   EXPECT_NE(table.find(fmt::format("{:+.1f}%", change)), std::string::npos) << table;
+  // The same rows as Markdown: a header, its separator, a line per run.
+  const std::string markdown = format_comparison(comparison, /*markdown=*/true);
+  EXPECT_EQ(markdown.rfind("| run | model | optimizer | best valid NDCG@10 |", 0), 0u) << markdown;
+  EXPECT_NE(markdown.find("\n|---|---|"), std::string::npos) << markdown;
+  EXPECT_EQ(std::count(markdown.begin(), markdown.end(), '\n'), 4) << markdown;
+  EXPECT_NE(markdown.find(fmt::format("| {:+.1f}% |", change)), std::string::npos) << markdown;
 
   // Another metric and an explicit target above every run: nobody reaches it.
   CompareOptions high;

@@ -316,6 +316,8 @@ int main(int argc, char** argv) {
                           "validation value each run is timed to (0: the lowest best value among the runs)")
       ->check(kNotNegative)
       ->capture_default_str();
+  bool compare_markdown = false;
+  compare_cmd->add_flag("--markdown", compare_markdown, "print a Markdown table");
 
   CLI11_PARSE(app, argc, argv);
   try {
@@ -363,7 +365,7 @@ int main(int argc, char** argv) {
       std::vector<RunHistory> runs;
       for (const std::string& file : compare_files)
         for (RunHistory& run : read_run_histories(file)) runs.push_back(std::move(run));
-      std::cout << format_comparison(compare_runs(runs, compare));
+      std::cout << format_comparison(compare_runs(runs, compare), compare_markdown);
       return 0;
     }
     if (*info_cmd) {
