@@ -8,9 +8,13 @@ on one GPU, and prints seconds per epoch (median), the ratio, and the test NDCG@
       [--d 64 --blocks 2 --heads 1 --ff 0] [--matmul-precision fp32,bf16] [--out DIR] [--markdown]
 
 Settings follow reference/PERF.md: T=200, batch 128, dropout 0.2, AdamW lr 1e-3 (Muon lr 0.02 on
-the 2-D block weights with --optim muon, the peer's split), seen items filtered in evaluation. The
-peer always runs under bf16 autocast; --matmul-precision lists ours (fp32, tf32, bf16 products):
-each model runs once per listed precision against one run of the peer.
+the 2-D block weights with --optim muon, the peer's split), seen items filtered in evaluation as the
+peer filters them: the items of its 200-item input window (--filter-seen-last 200; muonrec's default
+filters the whole history). The peer always runs under bf16 autocast; --matmul-precision lists ours
+(fp32, tf32, bf16 products): each model runs once per listed precision against one run of the peer.
+Known differences the table does not remove: the peer's SASRec applies dropout 0.2 to the attention
+probabilities (MODELS.md has none, nor do we), and its training loop reads a token count back from
+the GPU every step (a synchronisation ours does not make).
 """
 import argparse
 import json
@@ -47,7 +51,7 @@ def ours(a, model, precision):
     cmd = [a.muonrec, "train", "--model", model, "--data", a.data, "--d", str(a.d), "--blocks", str(a.blocks),
            "--heads", str(a.heads), "--ff", str(a.ff), "--maxlen", "200", "--batch", "128", "--dropout", "0.2",
            "--lr", "1e-3", "--epochs", str(a.epochs), "--eval-every", str(a.epochs), "--device", "cuda",
-           "--metrics", metrics, "--matmul-precision", precision]
+           "--metrics", metrics, "--matmul-precision", precision, "--filter-seen-last", "200"]
     if a.optim == "muon":
         cmd += ["--optim", "muon", "--param-policy", "hidden", "--muon-lr", "0.02"]
     run(cmd, os.path.join(a.out, f"muonrec_{model}_{precision}.log"))

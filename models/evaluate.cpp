@@ -69,11 +69,19 @@ std::string RankingMetrics::to_json() const {
   return j.dump();
 }
 
+std::vector<int64_t> seen_items(const int64_t* history, int64_t length, int64_t last) {
+  MUONREC_CHECK(last >= 0, "seen items: the last {} items?", last);
+  const int64_t n = last > 0 ? std::min(last, length) : length;
+  return std::vector<int64_t>(history + length - n, history + length);
+}
+
 namespace {
 
-std::vector<int64_t> input_history(const data::SequenceDataset& dataset, const data::EvalExample& example) {
-  const auto& seq = dataset.sequences[static_cast<size_t>(example.row)];
-  return std::vector<int64_t>(seq.begin(), seq.begin() + example.input_length);
+std::vector<int64_t> filtered_items(const data::SequenceDataset& dataset, const data::EvalExample& example,
+                                    const EvalOptions& options) {
+  if (!options.filter_seen) return {};
+  return seen_items(dataset.sequences[static_cast<size_t>(example.row)].data(), example.input_length,
+                    options.filter_seen_last);
 }
 
 }  // namespace
@@ -103,8 +111,7 @@ RankingMetrics evaluate_model(SequentialModel& model, const data::SequenceDatase
     std::vector<float> scores = last_position_scores(model, batch);
     for (int64_t b = 0; b < batch.real_rows; ++b) {
       data::EvalExample example = data::LeaveOneOut::example(dataset, batch.user_rows[b], split);
-      std::vector<int64_t> seen = options.filter_seen ? input_history(dataset, example) : std::vector<int64_t>{};
-      acc.add(scores.data() + b * n_items, n_items, example.target, seen);
+      acc.add(scores.data() + b * n_items, n_items, example.target, filtered_items(dataset, example, options));
     }
   }
   return acc.result();
@@ -124,8 +131,7 @@ RankingMetrics evaluate_popularity(const data::SequenceDataset& dataset, data::E
     scores[static_cast<size_t>(order[position] - 1)] = static_cast<float>(order.size() - position);
   RankingAccumulator acc;
   for (const data::EvalExample& example : data::LeaveOneOut::examples(dataset, split)) {
-    std::vector<int64_t> seen = options.filter_seen ? input_history(dataset, example) : std::vector<int64_t>{};
-    acc.add(scores.data(), dataset.n_items, example.target, seen);
+    acc.add(scores.data(), dataset.n_items, example.target, filtered_items(dataset, example, options));
   }
   return acc.result();
 }

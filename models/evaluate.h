@@ -39,9 +39,16 @@ class RankingAccumulator {
 
 struct EvalOptions {
   bool filter_seen = true;
+  // With filter_seen: remove only the last N items of the input history (0: all of it, MODELS.md's
+  // protocol). The PyTorch peer removes those of its model window alone: N = its maxlen.
+  int64_t filter_seen_last = 0;
   int64_t batch_size = 256;
   int64_t max_len = 200;  // window length fed to the model
 };
+
+// What filtering removes for a user whose input history is history[0 .. length): all of it, or its
+// last `last` items (last > 0).
+std::vector<int64_t> seen_items(const int64_t* history, int64_t length, int64_t last);
 
 // The model's scores over every item at the last position of each row of a window batch
 // (data::make_window_batches): [batch.rows * n_items] on the host, row-major.

@@ -132,9 +132,12 @@ RankingMetrics evaluate_tiger(TigerModel& model, const TigerCatalog& catalog, co
   }
   auto hits = tiger_generate(model, catalog, histories, options.generate);
   RankingAccumulator acc;
-  const std::vector<int64_t> nothing_seen;
   for (size_t i = 0; i < examples.size(); ++i) {
-    const int64_t rank = rank_in_hits(hits[i], examples[i].target, options.filter_seen ? histories[i] : nothing_seen);
+    const std::vector<int64_t> seen =
+        options.filter_seen ? seen_items(histories[i].data(), static_cast<int64_t>(histories[i].size()),
+                                         options.filter_seen_last)
+                            : std::vector<int64_t>{};
+    const int64_t rank = rank_in_hits(hits[i], examples[i].target, seen);
     acc.add_rank(rank >= 0 ? rank : dataset.n_items - 1);
   }
   return acc.result();

@@ -46,6 +46,7 @@ std::vector<std::vector<semantic_id::BeamHit>> tiger_generate(TigerModel& model,
 struct TigerEvalOptions {
   TigerGenerateOptions generate;
   bool filter_seen = true;
+  int64_t filter_seen_last = 0;  // as EvalOptions'
   int64_t max_users = 0;  // evaluate a fixed random sample of this many users (0: all)
   uint64_t sample_seed = 0;
 };

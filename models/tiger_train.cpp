@@ -161,8 +161,9 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   OptimizerSet optimizer(model.parameters().all(), optimizer_config);
   for (const std::string& line : optimizer.describe()) log << "optimizer: " << line << "\n";
   PhiloxGenerator dropout_rng(o.seed ^ 0x5eed5eedull);
-  TigerEvalOptions valid_eval{options.generate, o.eval.filter_seen, options.valid_users, o.seed};
-  TigerEvalOptions test_eval{options.generate, o.eval.filter_seen, options.test_users, o.seed};
+  TigerEvalOptions valid_eval{options.generate, o.eval.filter_seen, o.eval.filter_seen_last, options.valid_users,
+                              o.seed};
+  TigerEvalOptions test_eval{options.generate, o.eval.filter_seen, o.eval.filter_seen_last, options.test_users, o.seed};
   if (options.valid_users > 0)
     log << fmt::format("validation on a fixed sample of {} of {} users\n", std::min(options.valid_users, users), users);
 

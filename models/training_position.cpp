@@ -158,6 +158,7 @@ RunIdentity run_identity(const TrainOptions& options, std::string config_json,
   }
   run.fixed = options.fixed_settings;
   run.fixed["no-filter-seen"] = options.eval.filter_seen ? "false" : "true";
+  run.fixed["filter-seen-last"] = std::to_string(options.eval.filter_seen_last);
   return run;
 }
 

@@ -772,7 +772,7 @@ TEST(TigerPipeline, ResumedRunReproducesTheUninterruptedRunBitForBit) {
       testkit::expect_error([&] { load_tiger_checkpoint(as_decoder_only, Device::CPU); },
                             {"parameter 'param.", "is not in this model"});
     }
-    const TigerEvalOptions test_eval{o.train.generate, o.train.train.eval.filter_seen, o.train.test_users,
+    const TigerEvalOptions test_eval{o.train.generate, o.train.train.eval.filter_seen, 0, o.train.test_users,
                                      o.train.train.seed};
     EXPECT_EQ(evaluate_tiger(*bundle.model, bundle.catalog, data.ds, data::EvalSplit::Test, test_eval).to_json(),
               full.test_at_best.to_json())

@@ -102,6 +102,18 @@ TEST(Training, popularity_metrics_are_exact_on_a_tiny_dataset) {
   EXPECT_EQ(m.users, 3);
   EXPECT_NEAR(m.hr1, 1.0 / 3.0, 1e-12);  // user 2's target (item 1) ranks first
   EXPECT_NEAR(m.mrr, (0.25 + 1.0 + 0.5) / 3.0, 1e-12);
+
+  // Seen items filtered: the inputs {1, 2, 3}, {1, 3, 2}, {1, 4, 3} leave each target 4, 1 (a
+  // target is never filtered) and 2 first.
+  o.filter_seen = true;
+  EXPECT_NEAR(evaluate_popularity(ds, data::EvalSplit::Test, o).mrr, 1.0, 1e-12);
+  // Only the last item of each input: {3}, {2}, {3} leave ranks 2, 0 and 1.
+  o.filter_seen_last = 1;
+  EXPECT_NEAR(evaluate_popularity(ds, data::EvalSplit::Test, o).mrr, (1.0 / 3.0 + 1.0 + 0.5) / 3.0, 1e-12);
+  const std::vector<int64_t> history = {5, 6, 7};
+  EXPECT_EQ(seen_items(history.data(), 3, 0), history);
+  EXPECT_EQ(seen_items(history.data(), 3, 2), (std::vector<int64_t>{6, 7}));
+  EXPECT_EQ(seen_items(history.data(), 3, 9), history);
 }
 
 namespace {

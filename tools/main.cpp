@@ -106,6 +106,10 @@ std::string run_settings(const CLI::App& app) {
   return settings;
 }
 
+constexpr const char* kFilterSeenLastHelp =
+    "filter only the last N items of the input history out of the candidates (0: all of them); the PyTorch peer "
+    "filters its model window, N = --maxlen";
+
 constexpr const char* kMatmulPrecisionHelp =
     "GPU matrix products: fp32 (exact, the default), tf32 or bf16 (tensor cores, fp32 accumulation; the PyTorch "
     "peer trains under bf16 autocast)";
@@ -253,6 +257,9 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--eval-every", train.eval_every, "validate every N epochs")->capture_default_str();
   train_cmd->add_option("--eval-batch", train.eval.batch_size, "users per evaluation batch")->capture_default_str();
   train_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
+  train_cmd->add_option("--filter-seen-last", train.eval.filter_seen_last, kFilterSeenLastHelp)
+      ->check(kNotNegative)
+      ->capture_default_str();
   train_cmd->add_option("--metrics", train.metrics_path, "append per-epoch metrics to this JSONL file");
   train_cmd->add_option("--checkpoint", train.checkpoint_path, "save the best-validation model here (safetensors)");
   train_cmd->add_option("--save-last", train.last_checkpoint_path,
@@ -282,6 +289,9 @@ int main(int argc, char** argv) {
       eval_cmd->add_option("--batch", eval.batch_size, "users per evaluation batch (tiger checkpoints: users decoded together)")
           ->capture_default_str();
   eval_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
+  eval_cmd->add_option("--filter-seen-last", eval.filter_seen_last, kFilterSeenLastHelp)
+      ->check(kNotNegative)
+      ->capture_default_str();
   int64_t eval_beam = 0;
   eval_cmd->add_option("--beam", eval_beam, "tiger checkpoints: beam width (0: the width it was trained with)")
       ->capture_default_str();
@@ -298,6 +308,9 @@ int main(int argc, char** argv) {
   baseline_cmd->add_option("--split", split, "test or valid")->check(CLI::IsMember({"test", "valid"}))
       ->capture_default_str();
   baseline_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
+  baseline_cmd->add_option("--filter-seen-last", eval.filter_seen_last, kFilterSeenLastHelp)
+      ->check(kNotNegative)
+      ->capture_default_str();
 
   CLI::App* info_cmd = app.add_subcommand("info", "build and device information, or what a checkpoint holds");
   std::string info_checkpoint;
@@ -354,11 +367,10 @@ int main(int argc, char** argv) {
     }
     if (*recommend_cmd) return run_recommend(recommend_args, data_args.load(std::cerr), parse_device(device));
     if (*baseline_cmd) {
-      EvalOptions o;
-      o.filter_seen = !no_filter_seen;
+      eval.filter_seen = !no_filter_seen;  // eval's options: the baseline reads its filtering
       data::SequenceDataset ds = data_args.load();
       auto s = split == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
-      std::cout << fmt::format("most-popular ({}): {}\n", split, evaluate_popularity(ds, s, o).summary());
+      std::cout << fmt::format("most-popular ({}): {}\n", split, evaluate_popularity(ds, s, eval).summary());
       return 0;
     }
     if (*compare_cmd) {

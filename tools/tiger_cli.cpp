@@ -89,6 +89,7 @@ int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& d
   TigerBundle bundle = load_tiger_checkpoint(file, device);
   TigerEvalOptions o;
   o.filter_seen = eval.filter_seen;
+  o.filter_seen_last = eval.filter_seen_last;
   o.generate.beam_width = beam_width > 0 ? beam_width : trained_beam_width(file, o.generate.beam_width);
   if (users_per_chunk > 0) o.generate.users_per_chunk = users_per_chunk;
   RankingMetrics m = evaluate_tiger(*bundle.model, bundle.catalog, dataset, split, o);
