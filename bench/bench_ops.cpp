@@ -90,15 +90,15 @@ void attention_continued_case(int64_t R, int64_t beams, int64_t T, int64_t S, in
   Tensor valid = Tensor::full({R, T}, 1.0f, device);
   std::vector<int64_t> rows(static_cast<size_t>(N));
   for (int64_t n = 0; n < N; ++n) rows[n] = n / beams;
-  // Bytes floor: each beam reads its context's keys and values (2/3 of its packed rows) and its new
-  // rows, and writes its outputs.
-  const double bytes = 4.0 * (N * T * 2 * H * D + N * S * width + N * S * H * D);
+  // Bytes floor: the R contexts' keys and values (2/3 of their packed rows; the beams of a context
+  // share them), the beams' new rows, and their outputs.
+  const double bytes = 4.0 * (R * T * 2 * H * D + N * S * width + N * S * H * D);
   for (bool gather : {false, true}) {
     auto op = gather ? ops::attention_continued_by_gather : ops::attention_continued;
     const double ms = bench::median_ms([&] { op(qkv_new, context, valid, rows, static_cast<int>(H)); }, device, 2, 10);
     bench::report(fmt::format("attention_continued{}_R{}x{}_T{}S{}H{}D{}", gather ? "_by_gather" : "", R, beams, T,
                               S, H, D),
-                  ms, fmt::format(R"(, "GBs": {:.1f})", bytes / ms / 1e6));
+                  ms, fmt::format(R"(, "GBps": {:.1f})", bytes / ms / 1e6));
   }
 }
 

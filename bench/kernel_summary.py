@@ -9,6 +9,13 @@ from collections import defaultdict
 UNIT_TO_US = {"nsecond": 1e-3, "ns": 1e-3, "usecond": 1.0, "us": 1.0, "msecond": 1e3, "ms": 1e3, "second": 1e6}
 
 
+def short_name(kernel):
+    """A demangled kernel name without its return type, parameter list and anonymous namespace (whose
+    parentheses would otherwise cut every name of ours to 'void muonrec::kernels::cuda::')."""
+    name = kernel.replace("(anonymous namespace)::", "").split("(")[0]
+    return name[len("void "):] if name.startswith("void ") else name
+
+
 def main():
     total_us, launches = defaultdict(float), defaultdict(int)
     with open(sys.argv[1]) as f:
@@ -20,7 +27,7 @@ def main():
         for row in rows:
             if row[col["Metric Name"]] != "gpu__time_duration.sum":
                 continue
-            name = row[col["Kernel Name"]].split("(")[0][:70]
+            name = short_name(row[col["Kernel Name"]])[:70]
             value = float(row[col["Metric Value"]].replace(",", ""))
             total_us[name] += value * UNIT_TO_US.get(row[col["Metric Unit"]], 1.0)
             launches[name] += 1
