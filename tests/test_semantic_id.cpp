@@ -515,6 +515,17 @@ TEST(RqKMeans, SaveLoadRoundTrip) {
   codes[4 * 5 + 1] = 8;
   broken["sid.codes"] = Tensor::from_i64(codes, {n + 1, 4});
   expect_error([&] { RqKMeans::from_state_dict(broken, "sid."); }, {"item 5 position 1", "outside [0, 8)"});
+  // A vocabulary wider than the codebook, and two items with one code.
+  broken = state;
+  std::vector<int64_t> vocab = state.at("sid.vocab_sizes").to_i64_vector();
+  vocab[0] = 300;
+  broken["sid.vocab_sizes"] = Tensor::from_i64(vocab, {4});
+  expect_error([&] { RqKMeans::from_state_dict(broken, "sid."); }, {"level 0 has a vocabulary of 300, the codebook 8"});
+  broken = state;
+  codes = state.at("sid.codes").to_i64_vector();
+  std::copy(codes.begin() + 4 * 2, codes.begin() + 4 * 3, codes.begin() + 4 * 7);  // item 7 takes item 2's code
+  broken["sid.codes"] = Tensor::from_i64(codes, {n + 1, 4});
+  expect_error([&] { RqKMeans::from_state_dict(broken, "sid."); }, {"items 2 and 7 share a code"});
 }
 
 TEST(RqKMeans, BeautyEndToEnd) {

@@ -577,7 +577,11 @@ RqKMeans RqKMeans::from_state_dict(const std::map<std::string, Tensor>& tensors,
   r.codes_ = codes.to_i64_vector();
   r.n_items_ = codes.dim(0) - 1;
   r.report_.disambiguation_size = vocab.back();
-  // Validate the codes against the vocabularies, so a corrupt checkpoint fails here, not in decoding.
+  // Validate the vocabularies and codes, so a corrupt checkpoint fails here, not in decoding: every
+  // level's vocabulary is the codebook, and every item's full code is its own.
+  for (int64_t l = 0; l < opt.levels; ++l)
+    MUONREC_CHECK(vocab[l] == opt.codebook_size, "RqKMeans state: level {} has a vocabulary of {}, the codebook {}", l,
+                  vocab[l], opt.codebook_size);
   const int64_t w = opt.levels + 1;
   for (int64_t i = 1; i <= r.n_items_; ++i)
     for (int64_t l = 0; l < w; ++l) {
@@ -585,9 +589,13 @@ RqKMeans RqKMeans::from_state_dict(const std::map<std::string, Tensor>& tensors,
       MUONREC_CHECK(c >= 0 && c < vocab[l], "RqKMeans state: item {} position {} code {} outside [0, {})", i, l, c,
                     vocab[l]);
     }
-  std::map<std::vector<int64_t>, int64_t> prefixes;
-  for (int64_t i = 1; i <= r.n_items_; ++i)
+  std::map<std::vector<int64_t>, int64_t> prefixes, full_codes;
+  for (int64_t i = 1; i <= r.n_items_; ++i) {
     ++prefixes[std::vector<int64_t>(r.codes_.begin() + i * w, r.codes_.begin() + i * w + opt.levels)];
+    const auto [previous, unique] =
+        full_codes.emplace(std::vector<int64_t>(r.codes_.begin() + i * w, r.codes_.begin() + (i + 1) * w), i);
+    MUONREC_CHECK(unique, "RqKMeans state: items {} and {} share a code", previous->second, i);
+  }
   r.report_.unique_prefixes = static_cast<int64_t>(prefixes.size());
   for (auto& [key, size] : prefixes)
     if (size > 1) r.report_.colliding_items += size;
