@@ -538,7 +538,9 @@ TEST_P(TigerGeneration, LearnsDeterministicSuccessorAndReturnsValidDistinctRanke
   // The test split: the target follows the last input item. Chance at rank 0 is 1/30.
   EXPECT_GT(result.test_at_best.hr1, 0.7) << result.test_at_best.summary() << "\n" << log.str();
 
-  std::vector<std::vector<int64_t>> histories = {{4, 5, 6}, {29, 30}, {11}};
+  // Histories like the training ones (runs of successors). Items 7 and 23 share their first two
+  // codes, as do 12 and 28: the disambiguation token decides.
+  std::vector<std::vector<int64_t>> histories = {{4, 5, 6}, {13, 14, 15}, {11}};
   TigerGenerateOptions gen;
   gen.beam_width = 8;
   gen.users_per_chunk = 2;  // two chunks
@@ -558,11 +560,11 @@ TEST_P(TigerGeneration, LearnsDeterministicSuccessorAndReturnsValidDistinctRanke
     EXPECT_EQ(distinct.size(), hits[u].size());
   }
   EXPECT_EQ(hits[0][0].item, 7);
-  EXPECT_EQ(hits[1][0].item, 1);
+  EXPECT_EQ(hits[1][0].item, 16);
   EXPECT_EQ(hits[2][0].item, 12);
 
   // Serving: unfiltered, the beam's own list; filtered, the same order without the history's items.
-  data::SequenceDataset users = dataset_from({{4, 5, 6}, {29, 30}, {7, 8, 6, 5}}, n_items);
+  data::SequenceDataset users = dataset_from({{4, 5, 6}, {13, 14, 15}, {7, 8, 6, 5}}, n_items);
   RecommendOptions serve;
   serve.k = 8;
   serve.filter_seen = false;
@@ -585,13 +587,11 @@ TEST_P(TigerGeneration, LearnsDeterministicSuccessorAndReturnsValidDistinctRanke
   expected.resize(3);
   ASSERT_EQ(lists[0].size(), 3u);
   for (size_t k = 0; k < 3; ++k) EXPECT_EQ(lists[0][k].item, expected[k]);
-  // The filter had something to remove: a seen item among the first hits. The decoder-only model
-  // follows the last item, 5, to its successor 6; the encoder-decoder reads this out-of-order
-  // history as a whole and need not.
+  // The filter had something to remove: a seen item among the first hits (this out-of-order
+  // history is unlike any training one, so which comes first is the model's guess).
   ASSERT_GE(beam.size(), 4u);
   EXPECT_TRUE(std::any_of(beam.begin(), beam.begin() + 4, [](const auto& hit) { return hit.item >= 5 && hit.item <= 8; }))
       << beam[0].item << " " << beam[1].item << " " << beam[2].item << " " << beam[3].item;
-  if (encoder_blocks == 0) EXPECT_EQ(beam[0].item, 6);
 }
 
 INSTANTIATE_TEST_SUITE_P(OptimizersAndArchitectures, TigerGeneration,
