@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -122,12 +123,14 @@ RunComparison compare_runs(const std::vector<RunHistory>& runs, const CompareOpt
     comparison.runs.push_back(summary);
   }
   if (!metric_seen) {
-    std::string known;
+    std::set<std::string> names;
     for (const RunHistory& run : runs)
       for (const ValidationPoint& point : run.validations)
-        for (const auto& [name, value] : point.valid) known += known.find(name) == std::string::npos ? " " + name : "";
-    MUONREC_CHECK(false, "compare: no validation records with the metric '{}'{}", options.metric,
-                  known.empty() ? " (the runs have no validation records)" : " (they have:" + known + ")");
+        for (const auto& [name, value] : point.valid) names.insert(name);
+    std::string known;
+    for (const std::string& name : names) known += " " + name;
+    MUONREC_FAIL("compare: no validation records with the metric '{}'{}", options.metric,
+                 known.empty() ? " (the runs have no validation records)" : " (they have:" + known + ")");
   }
   comparison.target = options.target > 0 ? options.target : *lowest_best;
   for (RunSummary& summary : comparison.runs)
@@ -149,11 +152,15 @@ std::string format_comparison(const RunComparison& comparison, bool markdown) {
                                                  "settings that differ"}};
   for (const RunSummary& summary : comparison.runs) {
     const RunHistory& run = *summary.run;
-    std::vector<std::string> row = {run.name, run.model, run.optimizer};
+    std::vector<std::string> row = {run.finished ? run.name : run.name + " (unfinished)", run.model, run.optimizer};
     if (summary.best != nullptr) {
       const ValidationPoint& best = *summary.best;
-      // The epoch record's test metrics, or the result record's (the same epoch's: the best one).
-      const auto& test = !best.test.empty() ? best.test : run.final_test;
+      // The epoch record's test metrics, or the result record's where they are this epoch's (the
+      // run's best by NDCG@10, which another metric's best epoch need not be).
+      static const std::map<std::string, double> none;
+      const auto& test = !best.test.empty()                  ? best.test
+                         : run.final_test_epoch == best.epoch ? run.final_test
+                                                              : none;
       auto test_value = test.find(comparison.metric);
       row.insert(row.end(), {fmt::format("{:.4f}", best.valid.at(comparison.metric)), std::to_string(best.epoch),
                              std::to_string(best.steps),

@@ -99,13 +99,13 @@ std::vector<RunHistory> read_run_histories(const std::string& path) {
       run.model = model.is_object() ? model.value("kind", std::string("?")) : "?";
       run.optimizer = text(record, "optimizer", at);
       run.settings = record.value("settings", std::string());
-      run.epochs = record.value("epochs", int64_t{0});
       run.finished = false;
     } else if (kind == "epoch") {
       current().add_epoch(record, at);
     } else if (kind == "result") {
       RunHistory& run = current().run;
       run.final_test = metric_values(field(record, "test", at), at);
+      run.final_test_epoch = static_cast<int64_t>(number(record, "best_epoch", at));
       run.finished = true;
     }
     // Other kinds are not part of a run's curve; newer writers may add some.

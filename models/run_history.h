@@ -23,10 +23,10 @@ struct RunHistory {
   std::string model;     // "sasrec", "hstu", ... ("?" for records written before run records existed)
   std::string optimizer;
   std::string settings;  // the run record's TOML settings ("train.FLAG=value" lines)
-  int64_t epochs = 0;    // epochs the run was set to train
   std::vector<ValidationPoint> validations;
   double train_seconds = 0;  // all its epochs (a redone epoch counted once)
-  std::map<std::string, double> final_test;  // the result record's test metrics (the best validation epoch's)
+  std::map<std::string, double> final_test;  // the result record's test metrics
+  int64_t final_test_epoch = 0;              // the epoch they are of (the best validation NDCG@10)
   bool finished = false;                     // a result record ends the run
 };
 

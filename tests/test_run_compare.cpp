@@ -78,7 +78,6 @@ TEST(RunCompare, reads_real_runs_and_times_them_to_the_lower_best) {
     EXPECT_EQ(run.name, dir.path(files[r]));
     EXPECT_EQ(run.model, "sasrec");
     EXPECT_EQ(run.optimizer.rfind(r == 0 ? "adamw" : "muon", 0), 0u) << run.optimizer;
-    EXPECT_EQ(run.epochs, 4);
     EXPECT_TRUE(run.finished);
     const std::vector<Validated> records = validated_epochs(dir.path(files[r]));
     ASSERT_EQ(run.validations.size(), records.size());
@@ -158,9 +157,11 @@ TEST(RunCompare, a_resumed_run_reads_as_the_uninterrupted_one) {
 
 TEST(RunHistory, redone_epochs_replace_earlier_records_and_fresh_runs_start_anew) {
   testkit::TempDir dir;
+  // HR@10 peaks at epoch 2, NDCG@10 at epoch 3.
   auto epoch = [](int e, int steps, double seconds, double ndcg) {
-    return fmt::format(R"({{"kind":"epoch","epoch":{},"steps":{},"seconds":{},"loss":1,"valid":{{"ndcg10":{},"users":9}}}})",
-                       e, steps, seconds, ndcg);
+    return fmt::format(R"({{"kind":"epoch","epoch":{},"steps":{},"seconds":{},"loss":1,)"
+                       R"("valid":{{"ndcg10":{},"hr10":{},"users":9}}}})",
+                       e, steps, seconds, ndcg, e == 2 ? 0.9 : 0.5);
   };
   const std::string run = R"({"kind":"run","model":{"kind":"hstu"},"optimizer":"muon","epochs":3,"resumed_from":""})";
   const std::string resumed = R"({"kind":"run","model":{"kind":"hstu"},"optimizer":"muon","epochs":3,)"
@@ -168,7 +169,7 @@ TEST(RunHistory, redone_epochs_replace_earlier_records_and_fresh_runs_start_anew
   // Epoch 2 was recorded, but the state saved was epoch 1's: the resumed invocation redoes epoch 2.
   dir.write("m.jsonl", run + "\n" + epoch(1, 10, 1.0, 0.1) + "\n" + epoch(2, 20, 1.0, 0.2) + "\n\n" + resumed + "\n" +
                            epoch(2, 20, 2.0, 0.25) + "\n" + epoch(3, 30, 2.0, 0.3) + "\n" +
-                           R"({"kind":"result","test":{"ndcg10":0.28}})" + "\n" + run + "\n" +
+                           R"({"kind":"result","best_epoch":3,"test":{"ndcg10":0.28,"hr10":0.6}})" + "\n" + run + "\n" +
                            epoch(1, 10, 1.0, 0.15) + "\n");
   const std::vector<RunHistory> runs = read_run_histories(dir.path("m.jsonl"));
   ASSERT_EQ(runs.size(), 2u);
@@ -181,6 +182,7 @@ TEST(RunHistory, redone_epochs_replace_earlier_records_and_fresh_runs_start_anew
   EXPECT_DOUBLE_EQ(runs[0].train_seconds, 5.0);
   EXPECT_TRUE(runs[0].finished);
   EXPECT_DOUBLE_EQ(runs[0].final_test.at("ndcg10"), 0.28);
+  EXPECT_EQ(runs[0].final_test_epoch, 3);
   EXPECT_EQ(runs[0].model, "hstu");
   EXPECT_FALSE(runs[1].finished);
   ASSERT_EQ(runs[1].validations.size(), 1u);
@@ -191,6 +193,15 @@ TEST(RunHistory, redone_epochs_replace_earlier_records_and_fresh_runs_start_anew
   EXPECT_EQ(comparison.runs[0].reached->steps, 20);
   EXPECT_EQ(comparison.runs[0].best->epoch, 3);
   EXPECT_EQ(comparison.runs[1].reached->steps, 10);
+  // The result record's test belongs to epoch 3: the table shows it beside NDCG@10's best epoch, not
+  // beside HR@10's (epoch 2, with no test of its own); the run still training says so.
+  const std::string by_ndcg = format_comparison(comparison, /*markdown=*/true);
+  EXPECT_NE(by_ndcg.find("#1 | hstu | muon | 0.3000 | 3 | 30 | 0.2800 |"), std::string::npos) << by_ndcg;
+  EXPECT_NE(by_ndcg.find("#2 (unfinished) |"), std::string::npos) << by_ndcg;
+  CompareOptions hr10;
+  hr10.metric = "hr10";
+  const std::string by_hr = format_comparison(compare_runs(runs, hr10), /*markdown=*/true);
+  EXPECT_NE(by_hr.find("#1 | hstu | muon | 0.9000 | 2 | 20 | - |"), std::string::npos) << by_hr;
 
   // Records from before run records existed form one run of unknown identity.
   dir.write("old.jsonl", epoch(1, 10, 1.0, 0.1) + "\n");
