@@ -22,6 +22,9 @@ import os
 import subprocess
 import sys
 
+# The peer's input window (T), which is also what it filters seen items from.
+WINDOW = 200
+
 
 def run(cmd, log_path):
     with open(log_path, "w") as log:
@@ -49,9 +52,9 @@ def ours(a, model, precision):
     if os.path.exists(metrics):
         os.remove(metrics)
     cmd = [a.muonrec, "train", "--model", model, "--data", a.data, "--d", str(a.d), "--blocks", str(a.blocks),
-           "--heads", str(a.heads), "--ff", str(a.ff), "--maxlen", "200", "--batch", "128", "--dropout", "0.2",
+           "--heads", str(a.heads), "--ff", str(a.ff), "--maxlen", str(WINDOW), "--batch", "128", "--dropout", "0.2",
            "--lr", "1e-3", "--epochs", str(a.epochs), "--eval-every", str(a.epochs), "--device", "cuda",
-           "--metrics", metrics, "--matmul-precision", precision, "--filter-seen-last", "200"]
+           "--metrics", metrics, "--matmul-precision", precision, "--filter-seen-last", str(WINDOW)]
     if a.optim == "muon":
         cmd += ["--optim", "muon", "--param-policy", "hidden", "--muon-lr", "0.02"]
     run(cmd, os.path.join(a.out, f"muonrec_{model}_{precision}.log"))

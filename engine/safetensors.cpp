@@ -1,5 +1,6 @@
 #include "engine/safetensors.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -36,10 +37,9 @@ std::vector<char> read_all(const std::string& path) {
 // The element count of a tensor's shape, refused (naming it) when a dimension is negative or the
 // count could not fit in the data section: checked before anything is allocated for it.
 int64_t element_count(const std::string& path, const std::string& name, const Shape& shape, size_t data_bytes) {
-  for (int64_t s : shape) {
+  for (int64_t s : shape)
     MUONREC_CHECK(s >= 0, "{}: tensor '{}' has a negative dimension in shape {}", path, name, shape_str(shape));
-    if (s == 0) return 0;
-  }
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   uint64_t n = 1;
   for (int64_t s : shape) {
     MUONREC_CHECK(n <= data_bytes / static_cast<uint64_t>(s),

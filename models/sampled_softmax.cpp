@@ -79,14 +79,21 @@ Tensor sampled_softmax_loss(const Tensor& h, const Tensor& item_table, const std
 Tensor sampled_softmax_scores(const Tensor& h, const Tensor& item_table, int64_t n_items, float temperature,
                               bool l2_normalize) {
   NVTX_RANGE("sampled_softmax_scores");
+  check_same_device(h, item_table, "sampled_softmax_scores");
+  MUONREC_CHECK(h.rank() == 2 && item_table.rank() == 2 && h.dim(1) == item_table.dim(1) &&
+                    item_table.dim(0) > n_items,
+                "sampled_softmax_scores: h must be [N, d] and item_table [> {}, d], got {} and {}", n_items,
+                shape_str(h.shape()), shape_str(item_table.shape()));
   MUONREC_CHECK(temperature > 0.0f, "sampled_softmax_scores: temperature must be positive, got {}", temperature);
   Tensor query = h, items = item_table.narrow_rows(1, n_items);
   if (l2_normalize) {
     query = ops::l2_normalize(h, kNormEps);
     items = ops::l2_normalize(items, kNormEps);
   }
-  Tensor logits = ops::linear(query, items);
-  return temperature != 1.0f ? ops::scale(logits, 1.0f / temperature) : logits;
+  // The temperature scales the [n_items, d] item side, not the [N, n_items] logits (as HSTU's
+  // scoring matrix does): the same product up to rounding, at a fraction of the traffic.
+  if (temperature != 1.0f) items = ops::scale(items, 1.0f / temperature);
+  return ops::linear(query, items);
 }
 
 }  // namespace muonrec

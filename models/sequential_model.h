@@ -74,8 +74,8 @@ class SequentialModel {
   virtual ~SequentialModel() = default;
   // Final hidden states [B, T, d]. `generator` drives dropout when training.
   virtual Tensor hidden(const SequenceBatch& batch, bool training, PhiloxGenerator& generator) = 0;
-  // The matrix that scores items: scores(h) = h @ scoring_matrix()^T, [n_items, d], row c is item
-  // c+1 (differentiable: tied item embeddings, normalised and scaled where the model says so).
+  // The matrix the full softmax scores items with: logits h @ scoring_matrix()^T, [n_items, d], row c
+  // is item c+1 (differentiable: tied item embeddings, normalised and scaled where the model says so).
   virtual Tensor scoring_matrix() = 0;
   // Scores over items 1..n for hidden rows h [N, d]: [N, n_items] (column c is item c+1): the
   // logits of the training loss, h @ scoring_matrix()^T for the full softmax, and for the sampled

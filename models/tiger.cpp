@@ -166,8 +166,9 @@ Tensor TigerModel::embed_decoder(const Tensor& ids, const Tensor& slots, bool tr
 Tensor TigerModel::hidden(const TigerBatch& batch, bool training, PhiloxGenerator& gen) {
   NVTX_RANGE("tiger.hidden");
   const int64_t T = batch.ids.dim(1), W = config_.window();
-  MUONREC_CHECK(T <= W, "tiger: window {} exceeds {} tokens (max_items {} x code length {})", T, W,
-                config_.max_items, config_.code_length());
+  MUONREC_CHECK(T <= W, "tiger: window {} exceeds the {} tokens of {} history items of {} codes{}", T, W,
+                config_.max_items, config_.code_length(),
+                config_.encoder_decoder() ? "" : " and the generated codes after them");
   MUONREC_CHECK(config_.encoder_decoder() == batch.decoder_ids.defined(), "tiger: a {} batch for a {} model",
                 batch.decoder_ids.defined() ? "encoder-decoder" : "decoder-only",
                 config_.encoder_decoder() ? "encoder-decoder" : "decoder-only");

@@ -174,7 +174,6 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
     MUONREC_CHECK(is_tiger_checkpoint(state), "{}: not a tiger training state (its config has no kind 'tiger')",
                   resume);
     check_state_data(state, dataset);
-    check_item_numbering(state, dataset);
     tokenizer = semantic_id::RqKMeans::from_state_dict(state.tensors, "semantic_id.");
     log << fmt::format("semantic IDs: the tokenizer of {} ({} levels)\n", resume, tokenizer.levels()) << std::flush;
   }

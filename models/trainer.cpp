@@ -47,9 +47,9 @@ std::unique_ptr<SequentialModel> load_model_checkpoint(const SafetensorsFile& fi
 }
 
 void TrainOptions::check(const std::string& who) const {
-  MUONREC_CHECK(epochs > 0 && batch_size > 0 && eval_every > 0,
-                "{}: epochs, batch size and eval interval must be positive (got {}, {}, {})", who, epochs,
-                batch_size, eval_every);
+  MUONREC_CHECK(epochs > 0 && batch_size > 0 && eval_every > 0 && eval.batch_size > 0,
+                "{}: epochs, batch size, eval interval and eval batch size must be positive (got {}, {}, {}, {})", who,
+                epochs, batch_size, eval_every, eval.batch_size);
   MUONREC_CHECK(stop_after_epoch >= 0, "{}: --stop-after-epoch must not be negative (got {})", who, stop_after_epoch);
   MUONREC_CHECK(patience >= 0, "{}: --patience must not be negative (got {})", who, patience);
   const LrSchedule& schedule = optimizer.schedule;

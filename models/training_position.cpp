@@ -227,11 +227,12 @@ void check_item_numbering(const SafetensorsFile& file, const data::SequenceDatas
 void check_state_data(const SafetensorsFile& file, const data::SequenceDataset& dataset) {
   // The path may differ (another working directory); the data may not.
   auto shape = file.metadata.find("data_shape");
-  if (shape == file.metadata.end()) return;
   auto source = file.metadata.find("data");
-  MUONREC_CHECK(shape->second == data_shape(dataset), "{}: the state was trained on {} ({}), this run reads {} ({})",
-                file.path, source == file.metadata.end() ? "other data" : source->second, shape->second,
-                dataset.source, data_shape(dataset));
+  MUONREC_CHECK(shape == file.metadata.end() || shape->second == data_shape(dataset),
+                "{}: the state was trained on {} ({}), this run reads {} ({})", file.path,
+                source == file.metadata.end() ? "other data" : source->second, shape->second, dataset.source,
+                data_shape(dataset));
+  check_item_numbering(file, dataset);
 }
 
 TrainingState open_training_state(const TrainOptions& options, const RunIdentity& run,
@@ -240,7 +241,6 @@ TrainingState open_training_state(const TrainOptions& options, const RunIdentity
   const SafetensorsFile& file = state.file;
   state.position = TrainingPosition::from_metadata(file);
   check_state_data(file, dataset);
-  check_item_numbering(file, dataset);
   const std::string differences =
       config_differences(run.normalize_config(required(file, "config")), run.config_json);
   MUONREC_CHECK(differences.empty(), "{}: the state was written for another model ({}); resume with its flags",

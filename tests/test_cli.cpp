@@ -241,6 +241,17 @@ TEST(Cli, BadInputFailsWithAMessage) {
   const CliRun unread = run_cli("train --model hstu --sid-levels 2");
   EXPECT_EQ(unread.exit_code, 1);
   EXPECT_NE(unread.output.find("--sid-levels applies to --model tiger only"), std::string::npos) << unread.output;
+  const CliRun tiger_window = run_cli("train --model tiger --maxlen 50");
+  EXPECT_EQ(tiger_window.exit_code, 1);
+  EXPECT_NE(tiger_window.output.find("--maxlen applies to --model sasrec, bert4rec or hstu only"), std::string::npos)
+      << tiger_window.output;
+  const CliRun synthetic_format = run_cli("baseline --format pairs");
+  EXPECT_EQ(synthetic_format.exit_code, 1);
+  EXPECT_NE(synthetic_format.output.find("--format applies to data files only"), std::string::npos)
+      << synthetic_format.output;
+  const CliRun both_filters = run_cli("baseline --no-filter-seen --filter-seen-last 3");
+  EXPECT_NE(both_filters.exit_code, 0);
+  EXPECT_NE(both_filters.output.find("excludes"), std::string::npos) << both_filters.output;
   const CliRun batch = run_cli("eval --checkpoint x.safetensors --batch 0");
   EXPECT_EQ(batch.exit_code, 1);
   EXPECT_NE(batch.output.find("--batch must be positive"), std::string::npos) << batch.output;

@@ -1,4 +1,6 @@
 // safetensors: round trip, the PyTorch fixtures, and corrupt files.
+#include <fmt/format.h>
+
 #include <fstream>
 
 #include "engine/safetensors.h"
@@ -74,8 +76,9 @@ TEST(Safetensors, corrupt_files_name_the_problem) {
   // Shapes that no data section holds are refused before anything is allocated for them: counts
   // that wrap 64 bits (2^61 F64 values are 2^64 bytes, 2^32 x 2^32 elements are 2^64) and ones in
   // the terabytes.
-  expect_error(with_header(R"({"x":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}})", ""),
-               "'x' has a negative dimension");
+  for (const char* shape : {"[-1]", "[0,-1]"})
+    expect_error(with_header(fmt::format(R"({{"x":{{"dtype":"F32","shape":{},"data_offsets":[0,0]}}}})", shape), ""),
+                 "'x' has a negative dimension");
   for (const char* entry : {R"({"x":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,0]}})",
                             R"({"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})",
                             R"({"x":{"dtype":"BF16","shape":[1000000000000],"data_offsets":[0,8]}})"})

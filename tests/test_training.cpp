@@ -294,7 +294,7 @@ TEST(TrainOptions, check_refuses_an_early_stop_with_nowhere_to_keep_the_state) {
   options.check("train");
   options.batch_size = 0;
   testkit::expect_error([&] { options.check("train"); },
-                        {"train: epochs, batch size and eval interval must be positive (got 3, 0, 3)"});
+                        {"train: epochs, batch size, eval interval and eval batch size must be positive (got 3, 0, 3, 256)"});
   options.batch_size = 64;
   options.optimizer.schedule.warmup_steps = -5;
   testkit::expect_error([&] { options.check("train"); }, {"--warmup-steps and --min-lr must not be negative (got 0, -5"});

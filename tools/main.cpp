@@ -26,7 +26,10 @@ namespace {
 // and its own NonNegativeNumber prints the range up to the largest double.)
 const CLI::Validator kNotNegative(
     [](std::string& value) {
-      return value.find('-') == std::string::npos ? std::string() : "must not be negative, got " + value;
+      char* end = nullptr;
+      const double number = std::strtod(value.c_str(), &end);
+      // Text that is no number is left to the option's own conversion, which names it.
+      return end != value.c_str() && number < 0 ? "must not be negative, got " + value : std::string();
     },
     "NONNEGATIVE");
 
@@ -54,6 +57,8 @@ struct DataArgs {
   // The summary lines go to `log` (standard error when standard output carries results).
   data::SequenceDataset load(std::ostream& log = std::cout) const {
     const data::Format parsed_format = data::parse_format(format);  // a misspelt format fails either way
+    MUONREC_CHECK(path != "synthetic" || parsed_format == data::Format::Auto,
+                  "--format applies to data files only (not --data synthetic)");
     for (const CLI::Option* option : synthetic_options)
       MUONREC_CHECK(path == "synthetic" || option->count() == 0, "{} applies to --data synthetic only (not {})",
                     option->get_name(), path);
@@ -205,12 +210,12 @@ int main(int argc, char** argv) {
                         "may differ from d, as T5's d_kv")
       ->capture_default_str();
   train_cmd->add_option("--ff", config.ff, "feed-forward width (0: same as d)")->capture_default_str();
-  train_cmd->add_option("--maxlen", config.max_len, "window length T")->capture_default_str();
+  const CLI::Option* maxlen = train_cmd->add_option("--maxlen", config.max_len, "window length T")->capture_default_str();
   train_cmd->add_option("--dropout", config.dropout, "dropout probability")->capture_default_str();
   const CLI::Option* mask_prob =
       train_cmd->add_option("--mask-prob", config.mask_prob, "bert4rec: probability that a training item is masked")
           ->capture_default_str();
-  train_cmd->add_option("--loss", loss_name, "full (softmax over every item) or sampled (uniform negatives)")
+  const CLI::Option* loss = train_cmd->add_option("--loss", loss_name, "full (softmax over every item) or sampled (uniform negatives)")
       ->check(CLI::IsMember({"full", "sampled"}))->capture_default_str();
   const std::vector<const CLI::Option*> sampled_loss_options = {
       train_cmd->add_option("--negatives", config.loss.negatives, "with --loss sampled: negatives per target")
@@ -256,9 +261,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
   train_cmd->add_option("--eval-every", train.eval_every, "validate every N epochs")->capture_default_str();
   train_cmd->add_option("--eval-batch", train.eval.batch_size, "users per evaluation batch")->capture_default_str();
-  train_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
+  CLI::Option* train_keep_seen =
+      train_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
   train_cmd->add_option("--filter-seen-last", train.eval.filter_seen_last, kFilterSeenLastHelp)
       ->check(kNotNegative)
+      ->excludes(train_keep_seen)
       ->capture_default_str();
   train_cmd->add_option("--metrics", train.metrics_path, "append per-epoch metrics to this JSONL file");
   train_cmd->add_option("--checkpoint", train.checkpoint_path, "save the best-validation model here (safetensors)");
@@ -288,9 +295,11 @@ int main(int argc, char** argv) {
   CLI::Option* eval_batch =
       eval_cmd->add_option("--batch", eval.batch_size, "users per evaluation batch (tiger checkpoints: users decoded together)")
           ->capture_default_str();
-  eval_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
+  CLI::Option* eval_keep_seen =
+      eval_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
   eval_cmd->add_option("--filter-seen-last", eval.filter_seen_last, kFilterSeenLastHelp)
       ->check(kNotNegative)
+      ->excludes(eval_keep_seen)
       ->capture_default_str();
   int64_t eval_beam = 0;
   eval_cmd->add_option("--beam", eval_beam, "tiger checkpoints: beam width (0: the width it was trained with)")
@@ -307,9 +316,11 @@ int main(int argc, char** argv) {
   data_args.add_to(baseline_cmd);
   baseline_cmd->add_option("--split", split, "test or valid")->check(CLI::IsMember({"test", "valid"}))
       ->capture_default_str();
-  baseline_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
+  CLI::Option* baseline_keep_seen =
+      baseline_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
   baseline_cmd->add_option("--filter-seen-last", eval.filter_seen_last, kFilterSeenLastHelp)
       ->check(kNotNegative)
+      ->excludes(baseline_keep_seen)
       ->capture_default_str();
 
   CLI::App* info_cmd = app.add_subcommand("info", "build and device information, or what a checkpoint holds");
@@ -355,6 +366,7 @@ int main(int argc, char** argv) {
       refuse_unread({mask_prob}, config.kind == "bert4rec", "--model bert4rec");
       refuse_unread(sampled_loss_options, loss_name == "sampled", "--loss sampled");
       refuse_unread(tiger.options, config.kind == "tiger", "--model tiger");
+      refuse_unread({maxlen, loss}, config.kind != "tiger", "--model sasrec, bert4rec or hstu");
       train.command = command_line(argc, argv);
       train.settings = run_settings(app);
       if (config.kind == "tiger")
@@ -368,7 +380,7 @@ int main(int argc, char** argv) {
     if (*recommend_cmd) return run_recommend(recommend_args, data_args.load(std::cerr), parse_device(device));
     if (*baseline_cmd) {
       eval.filter_seen = !no_filter_seen;  // eval's options: the baseline reads its filtering
-      data::SequenceDataset ds = data_args.load();
+      data::SequenceDataset ds = data_args.load(std::cerr);
       auto s = split == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
       std::cout << fmt::format("most-popular ({}): {}\n", split, evaluate_popularity(ds, s, eval).summary());
       return 0;
