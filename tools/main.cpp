@@ -111,9 +111,16 @@ std::string run_settings(const CLI::App& app) {
   return settings;
 }
 
-constexpr const char* kFilterSeenLastHelp =
-    "filter only the last N items of the input history out of the candidates (0: all of them); the PyTorch peer "
-    "filters its model window, N = --maxlen";
+// --no-filter-seen and --filter-seen-last (which exclude each other), for every evaluating command.
+void add_seen_filter_flags(CLI::App* cmd, bool& keep_seen, int64_t& filter_seen_last) {
+  CLI::Option* keep = cmd->add_flag("--no-filter-seen", keep_seen, "keep items of the input history as candidates");
+  cmd->add_option("--filter-seen-last", filter_seen_last,
+                  "filter only the last N items of the input history out of the candidates (0: all of them); the "
+                  "PyTorch peer filters its model window, N = --maxlen")
+      ->check(kNotNegative)
+      ->excludes(keep)
+      ->capture_default_str();
+}
 
 constexpr const char* kMatmulPrecisionHelp =
     "GPU matrix products: fp32 (exact, the default), tf32 or bf16 (tensor cores, fp32 accumulation; the PyTorch "
@@ -261,12 +268,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
   train_cmd->add_option("--eval-every", train.eval_every, "validate every N epochs")->capture_default_str();
   train_cmd->add_option("--eval-batch", train.eval.batch_size, "users per evaluation batch")->capture_default_str();
-  CLI::Option* train_keep_seen =
-      train_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
-  train_cmd->add_option("--filter-seen-last", train.eval.filter_seen_last, kFilterSeenLastHelp)
-      ->check(kNotNegative)
-      ->excludes(train_keep_seen)
-      ->capture_default_str();
+  add_seen_filter_flags(train_cmd, no_filter_seen, train.eval.filter_seen_last);
   train_cmd->add_option("--metrics", train.metrics_path, "append per-epoch metrics to this JSONL file");
   train_cmd->add_option("--checkpoint", train.checkpoint_path, "save the best-validation model here (safetensors)");
   train_cmd->add_option("--save-last", train.last_checkpoint_path,
@@ -295,12 +297,7 @@ int main(int argc, char** argv) {
   CLI::Option* eval_batch =
       eval_cmd->add_option("--batch", eval.batch_size, "users per evaluation batch (tiger checkpoints: users decoded together)")
           ->capture_default_str();
-  CLI::Option* eval_keep_seen =
-      eval_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
-  eval_cmd->add_option("--filter-seen-last", eval.filter_seen_last, kFilterSeenLastHelp)
-      ->check(kNotNegative)
-      ->excludes(eval_keep_seen)
-      ->capture_default_str();
+  add_seen_filter_flags(eval_cmd, no_filter_seen, eval.filter_seen_last);
   int64_t eval_beam = 0;
   eval_cmd->add_option("--beam", eval_beam, "tiger checkpoints: beam width (0: the width it was trained with)")
       ->capture_default_str();
@@ -316,12 +313,7 @@ int main(int argc, char** argv) {
   data_args.add_to(baseline_cmd);
   baseline_cmd->add_option("--split", split, "test or valid")->check(CLI::IsMember({"test", "valid"}))
       ->capture_default_str();
-  CLI::Option* baseline_keep_seen =
-      baseline_cmd->add_flag("--no-filter-seen", no_filter_seen, "keep items of the input history as candidates");
-  baseline_cmd->add_option("--filter-seen-last", eval.filter_seen_last, kFilterSeenLastHelp)
-      ->check(kNotNegative)
-      ->excludes(baseline_keep_seen)
-      ->capture_default_str();
+  add_seen_filter_flags(baseline_cmd, no_filter_seen, eval.filter_seen_last);
 
   CLI::App* info_cmd = app.add_subcommand("info", "build and device information, or what a checkpoint holds");
   std::string info_checkpoint;
