@@ -207,7 +207,8 @@ TEST(Cli, BadInputFailsWithAMessage) {
 
   const CliRun model = run_cli("train " + kData + " --model gru4rec --device cpu");
   EXPECT_EQ(model.exit_code, 1);
-  EXPECT_NE(model.output.find("unknown model 'gru4rec'"), std::string::npos) << model.output;
+  EXPECT_NE(model.output.find("unknown model 'gru4rec' (available: sasrec, bert4rec, hstu, tiger)"), std::string::npos)
+      << model.output;
 
   const CliRun flag = run_cli("train --bogus 3");
   EXPECT_NE(flag.exit_code, 0);

@@ -1,4 +1,5 @@
-// The muonrec command line: train, eval, recommend, baseline, compare, info. Errors become one line and exit code 1.
+// The muonrec command line: train, eval, recommend, baseline, compare, info. An error while running
+// becomes one line and exit code 1; flag errors get CLI11's message and exit codes.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -350,6 +351,9 @@ int main(int argc, char** argv) {
       opt.muon.adjust_lr = parse_muon_adjust_lr(muon_adjust);
       opt.muon.newton_schulz = newton_schulz_by_name(ns_table);
       opt.muon.newton_schulz.precision = ns_precision == "bf16" ? NsPrecision::BF16 : NsPrecision::FP32;
+      MUONREC_CHECK(config.kind == "tiger" || config.kind == "sasrec" || config.kind == "bert4rec" ||
+                        config.kind == "hstu",
+                    "unknown model '{}' (available: sasrec, bert4rec, hstu, tiger)", config.kind);
       // A flag the chosen model or loss does not read is an error, not silently ignored.
       const auto refuse_unread = [](const std::vector<const CLI::Option*>& options, bool read, const char* reader) {
         for (const CLI::Option* option : options)
