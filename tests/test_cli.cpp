@@ -33,6 +33,18 @@ CliRun run_cli(const std::string& args) {
   return run;
 }
 
+// `muonrec ARGS` fails saying `message`: exit code 1 for an error while running, any non-zero code
+// for CLI11's flag errors (flag_error).
+void expect_refused(const std::string& args, const std::string& message, bool flag_error = false) {
+  const CliRun run = run_cli(args);
+  if (flag_error) {
+    EXPECT_NE(run.exit_code, 0) << args;
+  } else {
+    EXPECT_EQ(run.exit_code, 1) << args;
+  }
+  EXPECT_NE(run.output.find(message), std::string::npos) << args << "\n" << run.output;
+}
+
 // The text after `prefix` on the first line that starts with it ("" when none does).
 std::string line_after(const std::string& output, const std::string& prefix) {
   std::istringstream lines(output);
@@ -129,9 +141,7 @@ TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
   EXPECT_NE(shorter.output.find("for 1 epochs"), std::string::npos) << shorter.output;
 
   const std::string bad = dir.write("bad.toml", settings + "train.epocs=3\n");
-  const CliRun refused = run_cli("train --config " + bad);
-  EXPECT_NE(refused.exit_code, 0);
-  EXPECT_NE(refused.output.find("epocs"), std::string::npos) << refused.output;
+  expect_refused("train --config " + bad, "epocs", /*flag_error=*/true);
 }
 
 TEST(Cli, PatienceEndsTheRunEarly) {
@@ -185,10 +195,8 @@ TEST(Cli, CompareSetsRunsSideBySide) {
       << compare.output;
   EXPECT_NE(line_after(compare.output, dir.path("muon.jsonl")).find("optim=muon"), std::string::npos)
       << compare.output;
-  const CliRun unknown = run_cli("compare " + dir.path("adamw.jsonl") + " --metric ndcg11");
-  EXPECT_EQ(unknown.exit_code, 1);
-  EXPECT_NE(unknown.output.find("no validation records with the metric 'ndcg11'"), std::string::npos)
-      << unknown.output;
+  expect_refused("compare " + dir.path("adamw.jsonl") + " --metric ndcg11",
+                 "no validation records with the metric 'ndcg11'");
 }
 
 // Bad input ends with exit code 1 (CLI11's own codes for flag errors) and one line that says what
@@ -201,64 +209,28 @@ TEST(Cli, BadInputFailsWithAMessage) {
   EXPECT_NE(missing.output.find(dir.path("absent.txt")), std::string::npos) << missing.output;
 
   const std::string broken = dir.write("broken.txt", "1 1\n1 2\n1 x3\n");
-  const CliRun unreadable = run_cli("train --data " + broken + " --format pairs --device cpu");
-  EXPECT_EQ(unreadable.exit_code, 1);
-  EXPECT_NE(unreadable.output.find(broken + ", line 3"), std::string::npos) << unreadable.output;
-
-  const CliRun model = run_cli("train " + kData + " --model gru4rec --device cpu");
-  EXPECT_EQ(model.exit_code, 1);
-  EXPECT_NE(model.output.find("unknown model 'gru4rec' (available: sasrec, bert4rec, hstu, tiger)"), std::string::npos)
-      << model.output;
-
-  const CliRun flag = run_cli("train --bogus 3");
-  EXPECT_NE(flag.exit_code, 0);
-  EXPECT_NE(flag.output.find("--bogus"), std::string::npos) << flag.output;
-
-  const CliRun negative = run_cli("train --patience -1");
-  EXPECT_NE(negative.exit_code, 0);
-  EXPECT_NE(negative.output.find("--patience"), std::string::npos) << negative.output;
-
-  const CliRun stop = run_cli("train " + kData + " --epochs 3 --stop-after-epoch 1 --device cpu");
-  EXPECT_EQ(stop.exit_code, 1);
-  EXPECT_NE(stop.output.find("add --save-last"), std::string::npos) << stop.output;
+  expect_refused("train --data " + broken + " --format pairs --device cpu", broken + ", line 3");
+  expect_refused("train " + kData + " --model gru4rec --device cpu",
+                 "unknown model 'gru4rec' (available: sasrec, bert4rec, hstu, tiger)");
+  expect_refused("train --bogus 3", "--bogus", /*flag_error=*/true);
+  expect_refused("train --patience -1", "--patience", /*flag_error=*/true);
+  expect_refused("train " + kData + " --epochs 3 --stop-after-epoch 1 --device cpu", "add --save-last");
 
   // --config carries train flags: eval and the others refuse it rather than take its data or
   // filtering silently.
   const std::string config = dir.write("run.toml", "train.no-filter-seen=true\n");
-  const CliRun eval_config = run_cli("--config " + config + " eval --checkpoint x.safetensors");
-  EXPECT_EQ(eval_config.exit_code, 1);
-  EXPECT_NE(eval_config.output.find("--config applies to 'muonrec train' only"), std::string::npos)
-      << eval_config.output;
+  expect_refused("--config " + config + " eval --checkpoint x.safetensors",
+                 "--config applies to 'muonrec train' only");
 
-  // Data flags that would go unheard.
-  const CliRun format = run_cli("baseline --format bogus");
-  EXPECT_EQ(format.exit_code, 1);
-  EXPECT_NE(format.output.find("unknown data format 'bogus'"), std::string::npos) << format.output;
-  const CliRun synthetic = run_cli("baseline --data " + dir.write("pairs.txt", "1 1\n1 2\n1 3\n") +
-                                   " --synthetic-users 5");
-  EXPECT_EQ(synthetic.exit_code, 1);
-  EXPECT_NE(synthetic.output.find("--synthetic-users applies to --data synthetic only"), std::string::npos)
-      << synthetic.output;
-  const CliRun unread = run_cli("train --model hstu --sid-levels 2");
-  EXPECT_EQ(unread.exit_code, 1);
-  EXPECT_NE(unread.output.find("--sid-levels applies to --model tiger only"), std::string::npos) << unread.output;
-  const CliRun tiger_window = run_cli("train --model tiger --maxlen 50");
-  EXPECT_EQ(tiger_window.exit_code, 1);
-  EXPECT_NE(tiger_window.output.find("--maxlen applies to --model sasrec, bert4rec or hstu only"), std::string::npos)
-      << tiger_window.output;
-  const CliRun synthetic_format = run_cli("baseline --format pairs");
-  EXPECT_EQ(synthetic_format.exit_code, 1);
-  EXPECT_NE(synthetic_format.output.find("--format applies to data files only"), std::string::npos)
-      << synthetic_format.output;
-  const CliRun both_filters = run_cli("baseline --no-filter-seen --filter-seen-last 3");
-  EXPECT_NE(both_filters.exit_code, 0);
-  EXPECT_NE(both_filters.output.find("excludes"), std::string::npos) << both_filters.output;
-  const CliRun batch = run_cli("eval --checkpoint x.safetensors --batch 0");
-  EXPECT_EQ(batch.exit_code, 1);
-  EXPECT_NE(batch.output.find("--batch must be positive"), std::string::npos) << batch.output;
+  // Flags that would go unheard.
+  expect_refused("baseline --format bogus", "unknown data format 'bogus'");
+  expect_refused("baseline --data " + dir.write("pairs.txt", "1 1\n1 2\n1 3\n") + " --synthetic-users 5",
+                 "--synthetic-users applies to --data synthetic only");
+  expect_refused("train --model hstu --sid-levels 2", "--sid-levels applies to --model tiger only");
+  expect_refused("train --model tiger --maxlen 50", "--maxlen applies to --model sasrec, bert4rec or hstu only");
+  expect_refused("baseline --format pairs", "--format applies to data files only");
+  expect_refused("baseline --no-filter-seen --filter-seen-last 3", "excludes", /*flag_error=*/true);
+  expect_refused("eval --checkpoint x.safetensors --batch 0", "--batch must be positive");
 
-  const CliRun not_checkpoint = run_cli("info --checkpoint " + dir.write("notes.txt", "hello"));
-  EXPECT_EQ(not_checkpoint.exit_code, 1);
-  EXPECT_NE(not_checkpoint.output.find("notes.txt: not a safetensors file"), std::string::npos)
-      << not_checkpoint.output;
+  expect_refused("info --checkpoint " + dir.write("notes.txt", "hello"), "notes.txt: not a safetensors file");
 }
