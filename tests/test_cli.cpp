@@ -227,6 +227,8 @@ TEST(Cli, BadInputFailsWithAMessage) {
   expect_refused("baseline --data " + dir.write("pairs.txt", "1 1\n1 2\n1 3\n") + " --synthetic-users 5",
                  "--synthetic-users applies to --data synthetic only");
   expect_refused("train --model hstu --sid-levels 2", "--sid-levels applies to --model tiger only");
+  expect_refused("train --muon-lr 0.02", "--muon-lr applies to --optim muon only");
+  expect_refused("train --optim adamw --ns-precision fp32", "--ns-precision applies to --optim muon only");
   expect_refused("train --model tiger --maxlen 50", "--maxlen applies to --model sasrec, bert4rec or hstu only");
   expect_refused("baseline --format pairs", "--format applies to data files only");
   expect_refused("baseline --no-filter-seen --filter-seen-last 3", "excludes", /*flag_error=*/true);

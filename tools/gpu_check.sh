@@ -15,10 +15,11 @@ mkdir -p "$out"
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build tests sanitize bench)
 summary=()
-# The README's best TIGER setting (co-occurrence semantic IDs, d 128, ff 512; Muon's rates, cosine).
+# The README's best TIGER setting (co-occurrence semantic IDs, d 128, ff 512; AdamW's rate, cosine).
 tiger_flags="--item-vectors cooccurrence --sid-levels 3 --sid-codebook 256 --sid-history 20 --beam 20 --d 128 \
-  --blocks 2 --heads 2 --ff 512 --dropout 0.1 --batch 256 --adam-lr 3e-3 --muon-lr 0.02 --schedule cosine \
-  --warmup-steps 100"
+  --blocks 2 --heads 2 --ff 512 --dropout 0.1 --batch 256 --adam-lr 3e-3 --schedule cosine --warmup-steps 100"
+# Muon's rate, for the runs with --optim muon (the AdamW runs refuse Muon's flags).
+muon_flags() { [ "$1" = muon ] && echo "--muon-lr 0.02"; }
 note() { summary+=("$1"); echo "== $1"; }
 
 for stage in "${stages[@]}"; do
@@ -60,12 +61,12 @@ for stage in "${stages[@]}"; do
           note "$model $optim (GPU, 3 epochs): exit $? | $(grep -E '^test at that epoch' "$out/models_${model}_$optim.log")"
         done
         "$build/tools/muonrec" train --model tiger --data "$MUONREC_SHARED/data/beauty/Beauty.txt" $tiger_flags \
-          --optim "$optim" --epochs 2 --eval-every 2 --valid-users 2000 --test-users 2000 --device cuda \
+          --optim "$optim" $(muon_flags "$optim") --epochs 2 --eval-every 2 --valid-users 2000 --test-users 2000 --device cuda \
           > "$out/models_tiger_$optim.log" 2>&1
         note "tiger $optim (GPU, 2 epochs): exit $? | $(grep -E 'test \(best validation\)' "$out/models_tiger_$optim.log")"
       done
       "$build/tools/muonrec" train --model tiger --data "$MUONREC_SHARED/data/beauty/Beauty.txt" $tiger_flags \
-        --encoder-blocks 2 --optim muon --epochs 1 --eval-every 1 --valid-users 2000 --test-users 2000 --device cuda \
+        --encoder-blocks 2 --optim muon --muon-lr 0.02 --epochs 1 --eval-every 1 --valid-users 2000 --test-users 2000 --device cuda \
         > "$out/models_tiger_encoder_decoder.log" 2>&1
       note "tiger encoder-decoder muon (GPU, 1 epoch): exit $? | $(grep -E 'test \(best validation\)' "$out/models_tiger_encoder_decoder.log")"
       ;;
@@ -75,7 +76,7 @@ for stage in "${stages[@]}"; do
       optim=${MUONREC_OPTIM:-muon} encoder=${MUONREC_ENCODER_BLOCKS:-0}
       run=beauty_tiger_${optim}_E${encoder}
       "$build/tools/muonrec" train --model tiger --data "$MUONREC_SHARED/data/beauty/Beauty.txt" $tiger_flags \
-        --encoder-blocks "$encoder" --optim "$optim" --epochs "${MUONREC_EPOCHS:-24}" --eval-every 2 \
+        --encoder-blocks "$encoder" --optim "$optim" $(muon_flags "$optim") --epochs "${MUONREC_EPOCHS:-24}" --eval-every 2 \
         --valid-users 2000 --device cuda --metrics "$out/$run.jsonl" > "$out/$run.log" 2>&1
       note "$run: exit $? | $(grep -E 'test \(best validation\)' "$out/$run.log") | $(grep -E '^training time' "$out/$run.log")"
       ;;

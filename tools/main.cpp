@@ -237,24 +237,29 @@ int main(int argc, char** argv) {
   OptimizerConfig& opt = train.optimizer;
   train_cmd->add_option("--optim", opt.optimizer, "adamw (everything) or muon (split by --param-policy)")
       ->check(CLI::IsMember({"adamw", "muon"}))->capture_default_str();
-  train_cmd->add_option("--param-policy", opt.param_policy,
-                        "with --optim muon: muonrec (embeddings and <2-D to AdamW, rest to Muon), hidden (2-D "
-                        "block weights to Muon), regex:PATTERN")->capture_default_str();
   train_cmd->add_option("--lr,--adam-lr", opt.adamw.lr, "AdamW learning rate")->capture_default_str();
   train_cmd->add_option("--beta1", opt.adamw.beta1, "AdamW beta1")->capture_default_str();
   train_cmd->add_option("--beta2", opt.adamw.beta2, "AdamW beta2")->capture_default_str();
   train_cmd->add_option("--adam-eps", opt.adamw.eps, "AdamW epsilon")->capture_default_str();
   train_cmd->add_option("--wd,--adam-wd", opt.adamw.weight_decay, "AdamW decoupled weight decay")->capture_default_str();
-  train_cmd->add_option("--muon-lr", opt.muon.lr, "Muon learning rate")->capture_default_str();
-  train_cmd->add_option("--muon-momentum", opt.muon.momentum, "Muon momentum")->capture_default_str();
-  train_cmd->add_option("--muon-wd", opt.muon.weight_decay, "Muon decoupled weight decay")->capture_default_str();
-  train_cmd->add_flag("--muon-no-nesterov", muon_no_nesterov, "plain EMA momentum instead of Nesterov");
-  train_cmd->add_option("--muon-adjust-lr", muon_adjust, "original or match_rms_adamw")
-      ->check(CLI::IsMember({"original", "match_rms_adamw"}))->capture_default_str();
-  train_cmd->add_option("--ns-coefficients", ns_table, "Newton-Schulz table: quintic or polar-express")
-      ->check(CLI::IsMember({"quintic", "polar-express"}))->capture_default_str();
-  train_cmd->add_option("--ns-precision", ns_precision, "Newton-Schulz products: bf16 (as torch) or fp32")
-      ->check(CLI::IsMember({"bf16", "fp32"}))->capture_default_str();
+  const std::vector<const CLI::Option*> muon_options = {
+      train_cmd->add_option("--param-policy", opt.param_policy,
+                            "with --optim muon: muonrec (embeddings and <2-D to AdamW, rest to Muon), hidden (2-D "
+                            "block weights to Muon), regex:PATTERN")
+          ->capture_default_str(),
+      train_cmd->add_option("--muon-lr", opt.muon.lr, "Muon learning rate")->capture_default_str(),
+      train_cmd->add_option("--muon-momentum", opt.muon.momentum, "Muon momentum")->capture_default_str(),
+      train_cmd->add_option("--muon-wd", opt.muon.weight_decay, "Muon decoupled weight decay")->capture_default_str(),
+      train_cmd->add_flag("--muon-no-nesterov", muon_no_nesterov, "plain EMA momentum instead of Nesterov"),
+      train_cmd->add_option("--muon-adjust-lr", muon_adjust, "original or match_rms_adamw")
+          ->check(CLI::IsMember({"original", "match_rms_adamw"}))
+          ->capture_default_str(),
+      train_cmd->add_option("--ns-coefficients", ns_table, "Newton-Schulz table: quintic or polar-express")
+          ->check(CLI::IsMember({"quintic", "polar-express"}))
+          ->capture_default_str(),
+      train_cmd->add_option("--ns-precision", ns_precision, "Newton-Schulz products: bf16 (as torch) or fp32")
+          ->check(CLI::IsMember({"bf16", "fp32"}))
+          ->capture_default_str()};
   train_cmd->add_option("--schedule", schedule, "constant or cosine")->check(CLI::IsMember({"constant", "cosine"}))
       ->capture_default_str();
   train_cmd->add_option("--warmup-steps", opt.schedule.warmup_steps, "linear warmup steps")->capture_default_str();
@@ -360,6 +365,7 @@ int main(int argc, char** argv) {
           MUONREC_CHECK(read || option->count() == 0, "{} applies to {} only", option->get_name(), reader);
       };
       refuse_unread({mask_prob}, config.kind == "bert4rec", "--model bert4rec");
+      refuse_unread(muon_options, opt.optimizer == "muon", "--optim muon");
       refuse_unread(sampled_loss_options, loss_name == "sampled", "--loss sampled");
       refuse_unread(tiger.options, config.kind == "tiger", "--model tiger");
       refuse_unread({maxlen, loss}, config.kind != "tiger", "--model sasrec, bert4rec or hstu");
