@@ -75,15 +75,15 @@ std::vector<std::vector<ScoredItem>> recommend_tiger(TigerModel& model, const Ti
                 dataset.n_items, catalog.tokens.n_items);
   std::vector<std::vector<int64_t>> histories;
   for (int64_t row : rows) histories.push_back(history(dataset, row));
-  std::vector<std::vector<semantic_id::BeamHit>> hits = tiger_generate(model, catalog, histories, generate);
+  // Seen items are excluded inside the search, so the beams go to items that can be served.
+  std::vector<std::vector<semantic_id::BeamHit>> hits =
+      tiger_generate(model, catalog, histories, generate, options.filter_seen ? histories : std::vector<std::vector<int64_t>>{});
   std::vector<std::vector<ScoredItem>> out(rows.size());
-  for (size_t u = 0; u < rows.size(); ++u) {
-    const std::unordered_set<int64_t> seen(histories[u].begin(), histories[u].end());
+  for (size_t u = 0; u < rows.size(); ++u)
     for (const semantic_id::BeamHit& hit : hits[u]) {
       if (static_cast<int64_t>(out[u].size()) == options.k) break;
-      if (!options.filter_seen || !seen.count(hit.item)) out[u].push_back({hit.item, hit.score});
+      out[u].push_back({hit.item, hit.score});
     }
-  }
   return out;
 }
 

@@ -11,7 +11,8 @@ namespace muonrec {
 
 std::vector<std::vector<semantic_id::BeamHit>> tiger_generate(TigerModel& model, const TigerCatalog& catalog,
                                                               const std::vector<std::vector<int64_t>>& histories,
-                                                              const TigerGenerateOptions& options) {
+                                                              const TigerGenerateOptions& options,
+                                                              const std::vector<std::vector<int64_t>>& excluded) {
   NVTX_RANGE("tiger.generate");
   NoGradGuard no_grad;
   const ItemTokens& tokens = catalog.tokens;
@@ -23,6 +24,8 @@ std::vector<std::vector<semantic_id::BeamHit>> tiger_generate(TigerModel& model,
   MUONREC_CHECK(tokens.vocab.vocab_sizes() == vocab.vocab_sizes() && trie.depth() == C,
                 "tiger generate: the item tokens / trie (depth {}) do not match the model's vocabulary ({} levels)",
                 trie.depth(), C);
+  MUONREC_CHECK(excluded.empty() || excluded.size() == histories.size(),
+                "tiger generate: {} excluded-item lists for {} users", excluded.size(), histories.size());
   semantic_id::BeamSearchOptions beam;
   beam.top_k = beam.beam_width = options.beam_width;
 
@@ -90,19 +93,13 @@ std::vector<std::vector<semantic_id::BeamHit>> tiger_generate(TigerModel& model,
       const int64_t V = vocab.vocab(level);
       for (int64_t r = 0; r < rows; ++r) log_probs[r].assign(lp.begin() + r * V, lp.begin() + (r + 1) * V);
     };
-    auto hits = semantic_id::constrained_beam_search_batch(trie, count, scorer, beam);
+    const std::vector<std::vector<int64_t>> chunk_excluded =
+        excluded.empty() ? std::vector<std::vector<int64_t>>{}
+                         : std::vector<std::vector<int64_t>>(excluded.begin() + first, excluded.begin() + first + count);
+    auto hits = semantic_id::constrained_beam_search_batch(trie, count, scorer, beam, chunk_excluded);
     for (int64_t u = 0; u < count; ++u) results[first + u] = std::move(hits[u]);
   }
   return results;
-}
-
-int64_t rank_in_hits(const std::vector<semantic_id::BeamHit>& hits, int64_t target, const std::vector<int64_t>& seen) {
-  int64_t rank = 0;
-  for (const semantic_id::BeamHit& hit : hits) {
-    if (hit.item == target) return rank;
-    if (std::find(seen.begin(), seen.end(), hit.item) == seen.end()) ++rank;
-  }
-  return -1;
 }
 
 RankingMetrics evaluate_tiger(TigerModel& model, const TigerCatalog& catalog, const data::SequenceDataset& dataset, data::EvalSplit split,
@@ -130,15 +127,22 @@ RankingMetrics evaluate_tiger(TigerModel& model, const TigerCatalog& catalog, co
     const auto& seq = dataset.sequences[static_cast<size_t>(e.row)];
     histories.emplace_back(seq.begin(), seq.begin() + e.input_length);
   }
-  auto hits = tiger_generate(model, catalog, histories, options.generate);
+  // Seen items (never the target) are excluded inside the search, so the beams go to the rest.
+  std::vector<std::vector<int64_t>> seen;
+  if (options.filter_seen)
+    for (size_t i = 0; i < examples.size(); ++i) {
+      seen.push_back(seen_items(histories[i].data(), static_cast<int64_t>(histories[i].size()),
+                                options.filter_seen_last));
+      auto& s = seen.back();
+      s.erase(std::remove(s.begin(), s.end(), examples[i].target), s.end());
+    }
+  auto hits = tiger_generate(model, catalog, histories, options.generate, seen);
   RankingAccumulator acc;
   for (size_t i = 0; i < examples.size(); ++i) {
-    const std::vector<int64_t> seen =
-        options.filter_seen ? seen_items(histories[i].data(), static_cast<int64_t>(histories[i].size()),
-                                         options.filter_seen_last)
-                            : std::vector<int64_t>{};
-    const int64_t rank = rank_in_hits(hits[i], examples[i].target, seen);
-    acc.add_rank(rank >= 0 ? rank : dataset.n_items - 1);
+    const std::vector<semantic_id::BeamHit>& h = hits[i];
+    auto found = std::find_if(h.begin(), h.end(),
+                              [&](const semantic_id::BeamHit& hit) { return hit.item == examples[i].target; });
+    acc.add_rank(found != h.end() ? found - h.begin() : dataset.n_items - 1);
   }
   return acc.result();
 }

@@ -9,14 +9,13 @@
 // read at most TigerConfig::window() tokens, the longest training window.
 //
 // Metrics: the beam returns at most beam_width items in descending joint log-probability of the
-// full code. Items of the user's input history are dropped from that list (the other models'
-// "seen items filtered" protocol, unless filter_seen is off; the target itself is never dropped),
-// and the target's rank is its position in what remains. A target that was not returned gets rank
-// n_items - 1, the worst it could have (a hit only at cut-offs no smaller than the catalogue). So
-// HR@K and NDCG@K are exact for K up to the number of unseen items returned (beam_width minus the
-// history items the beam produced; keep beam_width well above K), and lower bounds beyond it: with
-// the default beam of 20, HR@10/NDCG@10 are exact for users whose beam holds at most 10 history
-// items, while HR@50, HR@200, NDCG@50/200 and MRR are lower bounds.
+// full code. Items of the user's input history are excluded inside the search (the other models'
+// "seen items filtered" protocol, unless filter_seen is off; the target itself is never excluded),
+// so no beam is spent on them, and the target's rank is its position in the list. A target that was
+// not returned gets rank n_items - 1, the worst it could have (a hit only at cut-offs no smaller than
+// the catalogue). So HR@K and NDCG@K are exact for K up to beam_width (keep beam_width at least K;
+// the default of 20 makes HR@10/NDCG@10 exact), while HR@50, HR@200, NDCG@50/200 and MRR are lower
+// bounds.
 #pragma once
 
 #include <cstdint>
@@ -38,10 +37,12 @@ struct TigerGenerateOptions {
 };
 
 // histories[u] is user u's input (oldest first; only the last max_items items are read). Returns, per user, the items
-// in descending score order (ties: ascending item id), at most beam_width.
+// in descending score order (ties: ascending item id), at most beam_width. excluded, when not empty,
+// lists per user the items never to return (constrained_beam_search_batch's).
 std::vector<std::vector<semantic_id::BeamHit>> tiger_generate(TigerModel& model, const TigerCatalog& catalog,
                                                               const std::vector<std::vector<int64_t>>& histories,
-                                                              const TigerGenerateOptions& options);
+                                                              const TigerGenerateOptions& options,
+                                                              const std::vector<std::vector<int64_t>>& excluded = {});
 
 struct TigerEvalOptions {
   TigerGenerateOptions generate;
@@ -50,9 +51,6 @@ struct TigerEvalOptions {
   int64_t max_users = 0;  // evaluate a fixed random sample of this many users (0: all)
   uint64_t sample_seed = 0;
 };
-
-// The rank of `target` in `hits` after dropping `seen` items (never the target), or -1 when absent.
-int64_t rank_in_hits(const std::vector<semantic_id::BeamHit>& hits, int64_t target, const std::vector<int64_t>& seen);
 
 RankingMetrics evaluate_tiger(TigerModel& model, const TigerCatalog& catalog, const data::SequenceDataset& dataset, data::EvalSplit split,
                               const TigerEvalOptions& options);

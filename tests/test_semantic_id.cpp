@@ -615,6 +615,14 @@ TEST(PrefixTrie, ChildrenAndItems) {
   EXPECT_EQ(trie.tokens(node), (std::vector<int64_t>{0, 5}));
   EXPECT_EQ(trie.child(node, 1), -1);
   EXPECT_EQ(trie.leaf_item(trie.find({2, 0, 0})), 4);
+  // Upward: an item's leaf, then its parents up to the root.
+  EXPECT_EQ(trie.leaf(5), trie.find({2, 5, 0}));
+  EXPECT_EQ(trie.parent(trie.leaf(5)), trie.find({2, 5}));
+  EXPECT_EQ(trie.parent(trie.find({2, 5})), node);
+  EXPECT_EQ(trie.parent(node), PrefixTrie::kRoot);
+  EXPECT_EQ(trie.parent(PrefixTrie::kRoot), -1);
+  EXPECT_EQ(trie.leaf(0), -1);
+  EXPECT_EQ(trie.leaf(7), -1);
 }
 
 TEST(PrefixTrie, FromRqKMeansAndBadCodes) {
@@ -811,6 +819,48 @@ TEST(BeamSearch, BatchMatchesSingleUser) {
   for (int64_t u = 0; u < 3; ++u) expect_same_hits(got[u], constrained_beam_search(trie, fake_scorer(vocab, u), o), 4);
   EXPECT_TRUE(got[0][0].item != got[1][0].item || got[1][0].item != got[2][0].item) << "users should differ";
   EXPECT_TRUE(constrained_beam_search_batch(trie, 0, batch, o).empty());
+}
+
+// Excluded items (a user's history) are searched as if absent: the beams go to the other items, so
+// even a beam as narrow as top_k returns top_k of them.
+TEST(BeamSearch, ExcludedItemsAreSearchedAsIfAbsent) {
+  const std::vector<int64_t> vocab = {6, 5, 4};
+  const std::vector<int64_t> codes = random_codes(60, 6);
+  PrefixTrie trie(codes, 3);
+  const std::vector<float> scale = {100.0f, 10.0f, 1.0f};  // width top_k is exact (see above)
+  const std::vector<BeamHit> ranked = brute_force(codes, 3, 0, scale);
+  // The best first token's items, all of them (a whole branch closes), and the next two best items.
+  std::set<int64_t> excluded;
+  for (const BeamHit& h : ranked)
+    if (h.code[0] == ranked[0].code[0]) excluded.insert(h.item);
+  const size_t branch = excluded.size();
+  for (const BeamHit& h : ranked)
+    if (excluded.size() < branch + 2) excluded.insert(h.item);
+  std::vector<BeamHit> want;
+  for (const BeamHit& h : ranked)
+    if (!excluded.count(h.item)) want.push_back(h);
+
+  BatchStepScorer batch = [&](const std::vector<int64_t>& users, const std::vector<std::vector<int64_t>>& prefixes,
+                              std::vector<std::vector<float>>& log_probs) {
+    for (size_t b = 0; b < prefixes.size(); ++b) {
+      log_probs[b].resize(vocab[prefixes[b].size()]);
+      for (size_t t = 0; t < log_probs[b].size(); ++t)
+        log_probs[b][t] = fake_log_prob(users[b], prefixes[b], static_cast<int64_t>(t), scale);
+    }
+  };
+  BeamSearchOptions o;
+  o.top_k = 5;
+  const std::vector<int64_t> user0(excluded.begin(), excluded.end());
+  std::vector<std::vector<BeamHit>> got = constrained_beam_search_batch(trie, 2, batch, o, {user0, {}});
+  expect_same_hits(got[0], want, 5);
+  // User 1 excludes nothing: the plain search.
+  expect_same_hits(got[1], constrained_beam_search(trie, fake_scorer(vocab, 1, scale), o), 5);
+  // Filtering the plain search's list afterwards would leave fewer than top_k.
+  std::vector<BeamHit> plain = constrained_beam_search(trie, fake_scorer(vocab, 0, scale), o);
+  EXPECT_TRUE(std::all_of(plain.begin(), plain.end(), [&](const BeamHit& h) { return excluded.count(h.item) > 0; }));
+
+  expect_error([&] { constrained_beam_search_batch(trie, 2, batch, o, {user0}); }, {"1 excluded-item lists for 2 users"});
+  expect_error([&] { constrained_beam_search_batch(trie, 1, batch, o, {{61}}); }, {"excluded item 61", "60 items"});
 }
 
 TEST(BeamSearch, BadScorerOutput) {

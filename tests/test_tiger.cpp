@@ -563,7 +563,7 @@ TEST_P(TigerGeneration, LearnsDeterministicSuccessorAndReturnsValidDistinctRanke
   EXPECT_EQ(hits[1][0].item, 16);
   EXPECT_EQ(hits[2][0].item, 12);
 
-  // Serving: unfiltered, the beam's own list; filtered, the same order without the history's items.
+  // Serving: unfiltered, the beam's own list; filtered, a search that excludes the history's items.
   data::SequenceDataset users = dataset_from({{4, 5, 6}, {13, 14, 15}, {7, 8, 6, 5}}, n_items);
   RecommendOptions serve;
   serve.k = 8;
@@ -580,15 +580,19 @@ TEST_P(TigerGeneration, LearnsDeterministicSuccessorAndReturnsValidDistinctRanke
   serve.filter_seen = true;
   serve.k = 3;
   lists = recommend_tiger(model, catalog, users, {2}, serve, gen);
-  auto beam = tiger_generate(model, catalog, {users.sequences[2]}, gen)[0];
-  std::vector<int64_t> expected;
-  for (const auto& hit : beam)
-    if (hit.item < 5 || hit.item > 8) expected.push_back(hit.item);
-  expected.resize(3);
+  const std::vector<int64_t>& seen = users.sequences[2];
+  auto beam = tiger_generate(model, catalog, {seen}, gen)[0];
+  auto unseen_beam = tiger_generate(model, catalog, {seen}, gen, {seen})[0];
   ASSERT_EQ(lists[0].size(), 3u);
-  for (size_t k = 0; k < 3; ++k) EXPECT_EQ(lists[0][k].item, expected[k]);
-  // The filter had something to remove: a seen item among the first hits (this out-of-order
-  // history is unlike any training one, so which comes first is the model's guess).
+  for (size_t k = 0; k < 3; ++k) {
+    EXPECT_EQ(lists[0][k].item, unseen_beam[k].item);
+    EXPECT_EQ(lists[0][k].score, unseen_beam[k].score);
+  }
+  // The excluding search returns a full beam of unseen items.
+  ASSERT_EQ(unseen_beam.size(), static_cast<size_t>(gen.beam_width));
+  for (const auto& hit : unseen_beam) EXPECT_TRUE(hit.item < 5 || hit.item > 8) << hit.item;
+  // There was something to exclude: a seen item among the first hits (this out-of-order history is
+  // unlike any training one, so which comes first is the model's guess).
   ASSERT_GE(beam.size(), 4u);
   EXPECT_TRUE(std::any_of(beam.begin(), beam.begin() + 4, [](const auto& hit) { return hit.item >= 5 && hit.item <= 8; }))
       << beam[0].item << " " << beam[1].item << " " << beam[2].item << " " << beam[3].item;
@@ -597,15 +601,6 @@ TEST_P(TigerGeneration, LearnsDeterministicSuccessorAndReturnsValidDistinctRanke
 INSTANTIATE_TEST_SUITE_P(OptimizersAndArchitectures, TigerGeneration,
                          ::testing::Values(std::make_tuple("adamw", 0), std::make_tuple("muon", 0),
                                            std::make_tuple("adamw", 1), std::make_tuple("muon", 1)));
-
-TEST(TigerGenerationRanks, SeenItemsAreDroppedButNeverTheTarget) {
-  std::vector<semantic_id::BeamHit> hits(4);
-  for (int i = 0; i < 4; ++i) hits[i].item = 10 + i;  // 10 11 12 13
-  EXPECT_EQ(rank_in_hits(hits, 12, {}), 2);
-  EXPECT_EQ(rank_in_hits(hits, 12, {10}), 1);
-  EXPECT_EQ(rank_in_hits(hits, 12, {10, 11, 12}), 0);
-  EXPECT_EQ(rank_in_hits(hits, 99, {}), -1);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Pipeline

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_map>
 
 #include "engine/error.h"
 
@@ -21,11 +22,36 @@ struct Candidate {
   int32_t node;
 };
 
+// How many of a user's excluded items lie under each trie node: a node whose items are all
+// excluded leads nowhere, so no beam is spent on it.
+class ExcludedItems {
+ public:
+  ExcludedItems(const PrefixTrie& trie, std::vector<int64_t> items) : trie_(&trie) {
+    std::sort(items.begin(), items.end());
+    items.erase(std::unique(items.begin(), items.end()), items.end());
+    for (int64_t item : items) {
+      int32_t node = trie.leaf(item);
+      MUONREC_CHECK(node >= 0, "constrained_beam_search: excluded item {} is not one of the {} items", item,
+                    trie.n_items());
+      for (; node >= 0; node = trie.parent(node)) ++below_[node];
+    }
+  }
+  bool closed(int32_t node) const {
+    auto it = below_.find(node);
+    return it != below_.end() && it->second == trie_->node_count(node);
+  }
+
+ private:
+  const PrefixTrie* trie_;
+  std::unordered_map<int32_t, int64_t> below_;
+};
+
 }  // namespace
 
 std::vector<std::vector<BeamHit>> constrained_beam_search_batch(const PrefixTrie& trie, int64_t n_users,
                                                                 const BatchStepScorer& scorer,
-                                                                const BeamSearchOptions& options) {
+                                                                const BeamSearchOptions& options,
+                                                                const std::vector<std::vector<int64_t>>& excluded) {
   MUONREC_CHECK(n_users >= 0, "constrained_beam_search: n_users must be >= 0, got {}", n_users);
   MUONREC_CHECK(options.top_k >= 1, "constrained_beam_search: top_k must be >= 1, got {}", options.top_k);
   const int64_t width = options.beam_width == 0 ? options.top_k : options.beam_width;
@@ -35,6 +61,10 @@ std::vector<std::vector<BeamHit>> constrained_beam_search_batch(const PrefixTrie
   std::vector<std::vector<BeamHit>> results(static_cast<size_t>(n_users));
   if (n_users == 0 || trie.depth() == 0 || trie.num_nodes() == 0 || trie.n_items() == 0) return results;
   const int64_t depth = trie.depth();
+  MUONREC_CHECK(excluded.empty() || static_cast<int64_t>(excluded.size()) == n_users,
+                "constrained_beam_search: {} excluded-item lists for {} users", excluded.size(), n_users);
+  std::vector<ExcludedItems> closed_nodes;
+  for (const std::vector<int64_t>& items : excluded) closed_nodes.emplace_back(trie, items);
 
   std::vector<std::vector<Beam>> beams(static_cast<size_t>(n_users));
   for (auto& b : beams) b.push_back(Beam{PrefixTrie::kRoot, 0.0f, {}});
@@ -71,6 +101,7 @@ std::vector<std::vector<BeamHit>> constrained_beam_search_batch(const PrefixTrie
                       "token {} is allowed",
                       step, lp.size(), u, b, tokens.empty() ? 0 : tokens.back());
         for (size_t t = 0; t < tokens.size(); ++t) {
+          if (!closed_nodes.empty() && closed_nodes[u].closed(kids[t])) continue;
           const float v = lp[tokens[t]];
           MUONREC_CHECK(!std::isnan(v) && v != INFINITY,
                         "constrained_beam_search: step {}: log-probability of token {} for user {} beam {} is {}",

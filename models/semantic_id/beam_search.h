@@ -46,9 +46,13 @@ using BatchStepScorer = std::function<void(const std::vector<int64_t>& users,
 std::vector<BeamHit> constrained_beam_search(const PrefixTrie& trie, const StepScorer& scorer,
                                              const BeamSearchOptions& options = {});
 
-// One result list per user 0..n_users-1; one scorer call per step covers all users.
+// One result list per user 0..n_users-1; one scorer call per step covers all users. excluded, when
+// not empty, holds one list of item ids per user that the search never returns: prefixes whose
+// items are all excluded are not expanded, so the beams go to the remaining items (the top_k
+// results are then those a search over a trie without them would give).
 std::vector<std::vector<BeamHit>> constrained_beam_search_batch(const PrefixTrie& trie, int64_t n_users,
                                                                 const BatchStepScorer& scorer,
-                                                                const BeamSearchOptions& options = {});
+                                                                const BeamSearchOptions& options = {},
+                                                                const std::vector<std::vector<int64_t>>& excluded = {});
 
 }  // namespace muonrec::semantic_id

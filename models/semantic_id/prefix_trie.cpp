@@ -28,6 +28,7 @@ PrefixTrie::PrefixTrie(const std::vector<int64_t>& codes, int64_t depth) : depth
     return a < b;
   });
   nodes_.emplace_back();
+  leaves_.assign(static_cast<size_t>(n_items_ + 1), -1);
   for (int64_t item : order) {
     const int64_t* code = codes.data() + item * depth;
     int32_t node = kRoot;
@@ -41,6 +42,7 @@ PrefixTrie::PrefixTrie(const std::vector<int64_t>& codes, int64_t depth) : depth
         cur.tokens.push_back(code[l]);
         cur.children.push_back(next);
         nodes_.emplace_back();  // invalidates `cur`
+        nodes_[next].parent = node;
         node = next;
       } else {
         node = cur.children.back();
@@ -49,6 +51,7 @@ PrefixTrie::PrefixTrie(const std::vector<int64_t>& codes, int64_t depth) : depth
     }
     MUONREC_CHECK(nodes_[node].item == 0, "PrefixTrie: items {} and {} have the same code", nodes_[node].item, item);
     nodes_[node].item = item;
+    leaves_[item] = node;
   }
 }
 

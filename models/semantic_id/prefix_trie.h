@@ -40,6 +40,9 @@ class PrefixTrie {
   // Item at a leaf (a full-depth node), else 0.
   int64_t leaf_item(int32_t node) const { return nodes_.at(node).item; }
   int64_t node_count(int32_t node) const { return nodes_.at(node).count; }
+  // The node above `node` (-1 for the root), and the leaf of an item (-1 for an id outside 1..n_items).
+  int32_t parent(int32_t node) const { return nodes_.at(node).parent; }
+  int32_t leaf(int64_t item) const { return item >= 1 && item <= n_items_ ? leaves_[item] : -1; }
 
  private:
   struct Node {
@@ -47,10 +50,12 @@ class PrefixTrie {
     std::vector<int32_t> children;  // parallel to tokens
     int64_t item = 0;               // leaves only
     int64_t count = 0;              // items below
+    int32_t parent = -1;
   };
   int64_t depth_ = 0;
   int64_t n_items_ = 0;
   std::vector<Node> nodes_;
+  std::vector<int32_t> leaves_;  // by item id; entry 0 unused
 };
 
 }  // namespace muonrec::semantic_id
