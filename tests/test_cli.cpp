@@ -176,6 +176,10 @@ TEST(Cli, TigerTrainsAndItsCheckpointEvaluatesTheSame) {
   EXPECT_NE(info.output.find("written by: muonrec "), std::string::npos) << info.output;
   EXPECT_NE(info.output.find("semantic-ID tokenizer"), std::string::npos) << info.output;
   EXPECT_NE(info.output.find("command: "), std::string::npos) << info.output;
+  // Serving: the search excludes each user's items, so a beam as wide as k fills every list.
+  const CliRun serve = run_cli("recommend " + kData + " --device cpu --k 5 --beam 5 --checkpoint " + checkpoint);
+  ASSERT_EQ(serve.exit_code, 0) << serve.output;
+  EXPECT_EQ(serve.output.find("got fewer than"), std::string::npos) << serve.output;
 }
 
 // Two runs' metrics files side by side: the table names both, the setting that differs, and the

@@ -28,9 +28,9 @@ std::vector<std::vector<ScoredItem>> recommend_from(const std::string& checkpoin
   }
   TigerBundle bundle = load_tiger_checkpoint(file, device);
   TigerGenerateOptions generate;
-  // The history's items take beam slots when filtered: by default leave room for k others.
+  // The search excludes the history's items itself, so k beams return k unseen items.
   generate.beam_width =
-      args.beam_width > 0 ? args.beam_width : std::max(trained_beam_width(file, generate.beam_width), 2 * args.options.k);
+      args.beam_width > 0 ? args.beam_width : std::max(trained_beam_width(file, generate.beam_width), args.options.k);
   MUONREC_CHECK(generate.beam_width >= args.options.k, "recommend: --beam {} is narrower than --k {}",
                 generate.beam_width, args.options.k);
   return recommend_tiger(*bundle.model, bundle.catalog, dataset, rows, args.options, generate);
@@ -44,7 +44,7 @@ void RecommendCliArgs::add_to(CLI::App* cmd) {
   cmd->add_option("--user", users, "user id as in the data file (repeat for several; default: every user)");
   cmd->add_option("--k", options.k, "items per user")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_flag("--include-seen{false}", options.filter_seen, "keep items the user already has as candidates");
-  cmd->add_option("--beam", beam_width, "tiger: beam width, at least k (0: the trained width, at least 2k)")
+  cmd->add_option("--beam", beam_width, "tiger: beam width, at least k (0: the trained width, at least k)")
       ->check(CLI::NonNegativeNumber)->capture_default_str();
   cmd->add_option("--output", output, "write the TSV here instead of standard output");
   titles.item_text = "none";
@@ -82,8 +82,8 @@ int run_recommend(const RecommendCliArgs& args, const data::SequenceDataset& dat
     return static_cast<int64_t>(list.size()) < args.options.k;
   });
   if (short_lists > 0)
-    std::cerr << fmt::format("recommend: {} of {} users got fewer than {} items (too few unseen items, or for tiger a "
-                             "beam of mostly their own items: widen --beam)\n",
+    std::cerr << fmt::format("recommend: {} of {} users got fewer than {} items (the catalogue has fewer unseen "
+                             "items)\n",
                              short_lists, rows.size(), args.options.k);
   std::cerr << fmt::format("recommended up to {} items for {} users in {:.1f} s{}\n", args.options.k, rows.size(),
                            seconds, args.output.empty() ? "" : ": " + args.output);
