@@ -18,7 +18,7 @@ struct RecommendCliArgs {
   std::string checkpoint;
   std::vector<int64_t> users;  // the data's user ids; empty: every user
   RecommendOptions options;
-  int64_t beam_width = 0;      // tiger: beams (0: the larger of the trained width and 2k)
+  int64_t beam_width = 0;      // tiger: beams (0: the larger of the trained width and k)
   std::string output;          // TSV file; empty: standard output
   ItemVectorOptions titles;    // where item titles come from (item_text "none": no title column)
 
