@@ -101,7 +101,9 @@ std::vector<int64_t> rows_of_users(const data::SequenceDataset& dataset, const s
                       ? ""
                       : fmt::format(" (or is among the {} users dropped for having fewer than {} events)",
                                     dataset.report.users_dropped_short, dataset.report.min_events_per_user));
-    rows.push_back(it - ids.begin());
+    const int64_t row = it - ids.begin();
+    MUONREC_CHECK(std::find(rows.begin(), rows.end(), row) == rows.end(), "recommend: user {} is given twice", user);
+    rows.push_back(row);
   }
   return rows;
 }

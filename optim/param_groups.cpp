@@ -1,5 +1,6 @@
 #include "optim/param_groups.h"
 
+#include <algorithm>
 #include <regex>
 
 #include "engine/error.h"
@@ -27,6 +28,13 @@ std::vector<bool> muon_assignment(const std::vector<NamedParameter>& params, con
       MUONREC_CHECK(params[i].tensor.rank() == 2, "--param-policy {} selects '{}' of shape {}: Muon needs 2-D tensors",
                     policy, params[i].name, shape_str(params[i].tensor.shape()));
       to_muon[i] = true;
+    }
+    if (std::find(to_muon.begin(), to_muon.end(), true) == to_muon.end()) {
+      std::string names;
+      for (size_t i = 0; i < params.size(); ++i)
+        if (params[i].tensor.rank() == 2) names += (names.empty() ? "" : ", ") + params[i].name;
+      MUONREC_FAIL("--param-policy {} selects no parameter (the pattern must match a whole name); the 2-D ones: {}",
+                   policy, names);
     }
   } else {
     MUONREC_FAIL("unknown parameter policy '{}' (available: muonrec, hidden, regex:PATTERN)", policy);

@@ -20,7 +20,7 @@ namespace muonrec {
 //                 "encoder.blocks.*") go to Muon (the peer's split).
 //   regex:PATTERN the 2-D parameters whose name matches PATTERN (ECMAScript, whole name) go to Muon.
 // Returns, per parameter, whether Muon takes it. Throws on an unknown policy, or when a regex
-// selects a tensor that is not 2-D.
+// selects a tensor that is not 2-D or no tensor at all.
 std::vector<bool> muon_assignment(const std::vector<NamedParameter>& params, const std::string& policy);
 
 struct OptimizerConfig {

@@ -237,6 +237,19 @@ TEST(Cli, BadInputFailsWithAMessage) {
   expect_refused("baseline --format pairs", "--format applies to data files only");
   expect_refused("baseline --no-filter-seen --filter-seen-last 3", "excludes", /*flag_error=*/true);
   expect_refused("eval --checkpoint x.safetensors --batch 0", "--batch must be positive");
+  expect_refused("train --min-lr 1e-6", "--min-lr applies to --schedule cosine only");
+  expect_refused("train --device cpu --matmul-precision bf16", "--matmul-precision bf16 applies to GPU products");
+  expect_refused("train --model tiger --eval-batch 7", "--eval-batch applies to --model sasrec, bert4rec or hstu only");
+  expect_refused("train --model tiger --item-vectors cooccurrence --movies movies.dat",
+                 "--movies applies to --item-vectors text or text+cooccurrence only");
+  expect_refused("train --model tiger --item-vectors-from-checkpoint x.safetensors --sid-width 8", "excludes",
+                 /*flag_error=*/true);
+  expect_refused("train --model tiger --movie-map map.txt", "requires --movies", /*flag_error=*/true);
+
+  // Numbers out of range, said plainly.
+  expect_refused("train --model tiger --beam 0", "--beam: must be positive, got 0", /*flag_error=*/true);
+  expect_refused("train --ff -3", "--ff: must not be negative, got -3", /*flag_error=*/true);
+  expect_refused("recommend --checkpoint x.safetensors --k 0", "--k: must be positive, got 0", /*flag_error=*/true);
 
   expect_refused("info --checkpoint " + dir.write("notes.txt", "hello"), "notes.txt: not a safetensors file");
 }

@@ -264,6 +264,8 @@ TEST(ParamGroups, policies_split_sasrec_as_documented) {
             (std::vector<std::string>{"blocks.0.fc1.weight", "blocks.0.fc2.weight"}));
   EXPECT_THROW(muon_names("regex:.*bias"), Error);  // 1-D tensors cannot go to Muon
   EXPECT_THROW(muon_names("regex:(("), Error);
+  // The pattern matches whole names: a fragment selects nothing, and that is refused.
+  testkit::expect_error([] { muon_names("regex:fc1"); }, {"regex:fc1 selects no parameter", "blocks.0.fc1.weight"});
   EXPECT_THROW(muon_names("everything"), Error);
 }
 

@@ -144,4 +144,5 @@ TEST(Recommend, writes_the_data_files_own_ids_and_titles) {
 
   EXPECT_EQ(rows_of_users(ds, {}).size(), 2u);
   testkit::expect_error([&] { rows_of_users(ds, {7, 8}); }, {"user 8 is not in", path});
+  testkit::expect_error([&] { rows_of_users(ds, {7, 7}); }, {"user 7 is given twice"});
 }

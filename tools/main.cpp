@@ -16,23 +16,13 @@
 #include "models/trainer.h"
 #include "models/training_position.h"
 #include "models/transformer.h"
+#include "tools/cli_checks.h"
 #include "tools/recommend_cli.h"
 #include "tools/tiger_cli.h"
 
 using namespace muonrec;
 
 namespace {
-
-// A number option that must not be negative. (CLI11 reads "-1" into an unsigned option as 2^64 - 1,
-// and its own NonNegativeNumber prints the range up to the largest double.)
-const CLI::Validator kNotNegative(
-    [](std::string& value) {
-      char* end = nullptr;
-      const double number = std::strtod(value.c_str(), &end);
-      // Text that is no number is left to the option's own conversion, which names it.
-      return end != value.c_str() && number < 0 ? "must not be negative, got " + value : std::string();
-    },
-    "NONNEGATIVE");
 
 struct DataArgs {
   std::string path = "synthetic";
@@ -117,7 +107,7 @@ void add_seen_filter_flags(CLI::App* cmd, bool& keep_seen, int64_t& filter_seen_
   CLI::Option* keep = cmd->add_flag("--no-filter-seen", keep_seen, "keep items of the input history as candidates");
   cmd->add_option("--filter-seen-last", filter_seen_last,
                   "filter only the last N items of the input history out of the candidates (0: all of them); the "
-                  "PyTorch peer filters its model window, N = --maxlen")
+                  "PyTorch peer filters its model window, N = the training --maxlen")
       ->check(kNotNegative)
       ->excludes(keep)
       ->capture_default_str();
@@ -210,14 +200,15 @@ int main(int argc, char** argv) {
   data_args.add_to(train_cmd);
   train_cmd->add_option("--model", config.kind, "model: sasrec, bert4rec, hstu or tiger (semantic-ID generation)")
       ->capture_default_str();
-  train_cmd->add_option("--d", config.d, "hidden width")->capture_default_str();
-  train_cmd->add_option("--blocks", config.blocks, "transformer blocks")->capture_default_str();
-  train_cmd->add_option("--heads", config.heads, "attention heads")->capture_default_str();
+  train_cmd->add_option("--d", config.d, "hidden width")->check(kPositive)->capture_default_str();
+  train_cmd->add_option("--blocks", config.blocks, "transformer blocks")->check(kNotNegative)->capture_default_str();
+  train_cmd->add_option("--heads", config.heads, "attention heads")->check(kPositive)->capture_default_str();
   train_cmd->add_option("--head-dim", config.head_dim,
                         "sasrec, bert4rec, tiger: width of each attention head (0: d / heads); heads x head-dim "
                         "may differ from d, as T5's d_kv")
+      ->check(kNotNegative)
       ->capture_default_str();
-  train_cmd->add_option("--ff", config.ff, "feed-forward width (0: same as d)")->capture_default_str();
+  train_cmd->add_option("--ff", config.ff, "feed-forward width (0: same as d)")->check(kNotNegative)->capture_default_str();
   const CLI::Option* maxlen = train_cmd->add_option("--maxlen", config.max_len, "window length T")->capture_default_str();
   train_cmd->add_option("--dropout", config.dropout, "dropout probability")->capture_default_str();
   const CLI::Option* mask_prob =
@@ -245,7 +236,7 @@ int main(int argc, char** argv) {
   const std::vector<const CLI::Option*> muon_options = {
       train_cmd->add_option("--param-policy", opt.param_policy,
                             "with --optim muon: muonrec (embeddings and <2-D to AdamW, rest to Muon), hidden (2-D "
-                            "block weights to Muon), regex:PATTERN")
+                            "block weights to Muon), regex:PATTERN (2-D tensors whose whole name matches)")
           ->capture_default_str(),
       train_cmd->add_option("--muon-lr", opt.muon.lr, "Muon learning rate")->capture_default_str(),
       train_cmd->add_option("--muon-momentum", opt.muon.momentum, "Muon momentum")->capture_default_str(),
@@ -263,7 +254,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--schedule", schedule, "constant or cosine")->check(CLI::IsMember({"constant", "cosine"}))
       ->capture_default_str();
   train_cmd->add_option("--warmup-steps", opt.schedule.warmup_steps, "linear warmup steps")->capture_default_str();
-  train_cmd->add_option("--min-lr", opt.schedule.min_lr, "cosine floor")->capture_default_str();
+  const CLI::Option* min_lr = train_cmd->add_option("--min-lr", opt.schedule.min_lr, "cosine floor")->capture_default_str();
   train_cmd->add_option("--clip-grad-norm", train.max_grad_norm, "global-norm gradient clipping (0: off)")
       ->capture_default_str();
   train_cmd->add_option("--seed", train.seed, "seed for weights, shuffling and dropout")
@@ -273,7 +264,9 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--matmul-precision", matmul_precision, kMatmulPrecisionHelp)
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
   train_cmd->add_option("--eval-every", train.eval_every, "validate every N epochs")->capture_default_str();
-  train_cmd->add_option("--eval-batch", train.eval.batch_size, "users per evaluation batch")->capture_default_str();
+  const CLI::Option* eval_batch_size =
+      train_cmd->add_option("--eval-batch", train.eval.batch_size, "users per evaluation batch (tiger: --beam-users)")
+          ->capture_default_str();
   add_seen_filter_flags(train_cmd, no_filter_seen, train.eval.filter_seen_last);
   train_cmd->add_option("--metrics", train.metrics_path, "append per-epoch metrics to this JSONL file");
   train_cmd->add_option("--checkpoint", train.checkpoint_path, "save the best-validation model here (safetensors)");
@@ -347,6 +340,8 @@ int main(int argc, char** argv) {
     // silently change what eval, recommend or baseline compute.
     MUONREC_CHECK(app.get_config_ptr()->count() == 0 || *train_cmd,
                   "--config applies to 'muonrec train' only (a run's settings are train flags)");
+    MUONREC_CHECK(device != "cpu" || matmul_precision == "fp32",
+                  "--matmul-precision {} applies to GPU products (the CPU computes in fp32)", matmul_precision);
     set_matmul_precision(parse_matmul_precision(matmul_precision));
     if (*train_cmd) {
       train.eval.filter_seen = !no_filter_seen;
@@ -368,7 +363,8 @@ int main(int argc, char** argv) {
       refuse_unread(muon_options, opt.optimizer == "muon", "--optim muon");
       refuse_unread(sampled_loss_options, loss_name == "sampled", "--loss sampled");
       refuse_unread(tiger.options, config.kind == "tiger", "--model tiger");
-      refuse_unread({maxlen, loss}, config.kind != "tiger", "--model sasrec, bert4rec or hstu");
+      refuse_unread({maxlen, loss, eval_batch_size}, config.kind != "tiger", "--model sasrec, bert4rec or hstu");
+      refuse_unread({min_lr}, schedule == "cosine", "--schedule cosine");
       train.command = command_line(argc, argv);
       train.settings = run_settings(app);
       if (config.kind == "tiger")

@@ -1,5 +1,7 @@
 #include "tools/recommend_cli.h"
 
+#include "tools/cli_checks.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -42,10 +44,10 @@ void RecommendCliArgs::add_to(CLI::App* cmd) {
   cmd->add_option("--checkpoint", checkpoint, "checkpoint written by 'muonrec train --checkpoint' (any model)")
       ->required();
   cmd->add_option("--user", users, "user id as in the data file (repeat for several; default: every user)");
-  cmd->add_option("--k", options.k, "items per user")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--k", options.k, "items per user")->check(kPositive)->capture_default_str();
   cmd->add_flag("--include-seen{false}", options.filter_seen, "keep items the user already has as candidates");
   cmd->add_option("--beam", beam_width, "tiger: beam width, at least k (0: the trained width, at least k)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(kNotNegative)->capture_default_str();
   cmd->add_option("--output", output, "write the TSV here instead of standard output");
   titles.item_text = "none";
   titles.movie_genres = false;
@@ -85,7 +87,8 @@ int run_recommend(const RecommendCliArgs& args, const data::SequenceDataset& dat
     std::cerr << fmt::format("recommend: {} of {} users got fewer than {} items (the catalogue has fewer unseen "
                              "items)\n",
                              short_lists, rows.size(), args.options.k);
-  std::cerr << fmt::format("recommended up to {} items for {} users in {:.1f} s{}\n", args.options.k, rows.size(),
+  std::cerr << fmt::format("recommended up to {} items for {} user{} in {:.1f} s{}\n", args.options.k, rows.size(),
+                           rows.size() == 1 ? "" : "s",
                            seconds, args.output.empty() ? "" : ": " + args.output);
   return 0;
 }

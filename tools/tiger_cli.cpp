@@ -1,5 +1,7 @@
 #include "tools/tiger_cli.h"
 
+#include "tools/cli_checks.h"
+
 #include <fmt/format.h>
 
 #include <iostream>
@@ -20,37 +22,51 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
   cmd->add_option("--sid-iterations", sid.iterations, "tiger: Lloyd iterations per level at most")
       ->capture_default_str();
   cmd->add_flag("--sid-balanced,!--sid-unbalanced", sid.balanced,
-                "tiger: balanced k-means assignment, clusters capped at n/k (the default), or plain nearest-centroid");
-  cmd->add_option("--sid-width", vectors.embedding.width, "tiger: width of the item vectors (TF-IDF projection, co-occurrence subspace)")
+                "tiger: --sid-balanced (the default): balanced k-means assignment, clusters capped at n/k; "
+                "--sid-unbalanced: plain nearest-centroid");
+  CLI::Option* width = cmd->add_option("--sid-width", vectors.embedding.width, "tiger: width of the item vectors (TF-IDF projection, co-occurrence subspace)")
       ->capture_default_str();
   cmd->add_option("--sid-history", pipeline.model.max_items, "tiger: history items the model reads")
       ->capture_default_str();
   cmd->add_option("--encoder-blocks", pipeline.model.encoder_blocks,
                   "tiger: 0 for the decoder-only model; N > 0 for the paper's encoder-decoder, N bidirectional "
                   "blocks reading the history and --blocks decoder blocks, trained on one example per target item")
-      ->check(CLI::NonNegativeNumber)
+      ->check(kNotNegative)
       ->capture_default_str();
   cmd->add_option("--beam", train.generate.beam_width, "tiger: beam width = items returned per user")
+      ->check(kPositive)
       ->capture_default_str();
   cmd->add_option("--beam-users", train.generate.users_per_chunk, "tiger: users decoded together")
+      ->check(kPositive)
       ->capture_default_str();
-  cmd->add_option("--item-text", vectors.item_text,
+  CLI::Option* item_text = cmd->add_option("--item-text", vectors.item_text,
                   "tiger: 'auto' (DATASTEM_item_asin.txt + DATASTEM_item_titles.txt beside the data), a prefix "
                   "P (P_item_asin.txt + P_item_titles.txt, as given or beside the data), or 'none'")
       ->capture_default_str();
-  cmd->add_option("--item-vectors", vectors.kind,
+  CLI::Option* kind = cmd->add_option("--item-vectors", vectors.kind,
                   "tiger: what the semantic IDs cluster: 'text' (item texts), 'cooccurrence' (PPMI of the training "
                   "events, no text needed) or 'text+cooccurrence'")
       ->check(CLI::IsMember({"text", "cooccurrence", "text+cooccurrence"}))
       ->capture_default_str();
-  cmd->add_option("--movies", vectors.movies, "tiger: MovieLens movies.dat for the item texts (title and genres)");
-  cmd->add_option("--movie-map", vectors.movie_map,
-                  "tiger: 'item_id MovieID' map for --movies (e.g. sas_to_original_items.txt)");
+  CLI::Option* movies =
+      cmd->add_option("--movies", vectors.movies, "tiger: MovieLens movies.dat for the item texts (title and genres)");
+  CLI::Option* movie_map = cmd->add_option("--movie-map", vectors.movie_map,
+                                           "tiger: 'item_id MovieID' map for --movies (e.g. sas_to_original_items.txt)")
+                               ->needs(movies);
+  // A trained model's item table replaces the other item vectors, their text and their width.
   cmd->add_option("--item-vectors-from-checkpoint", vectors.checkpoint,
-                  "tiger: cluster the item embeddings (param.item.weight) of this trained checkpoint instead of text");
+                  "tiger: cluster the item embeddings (param.item.weight) of this trained checkpoint instead of text")
+      ->excludes(kind)
+      ->excludes(item_text)
+      ->excludes(movies)
+      ->excludes(movie_map)
+      ->excludes(width);
+  text_options = {item_text, movies, movie_map};
   cmd->add_option("--valid-users", train.valid_users, "tiger: validate on a fixed sample of N users (0: all)")
+      ->check(kNotNegative)
       ->capture_default_str();
   cmd->add_option("--test-users", train.test_users, "tiger: test on a fixed sample of N users (0: all)")
+      ->check(kNotNegative)
       ->capture_default_str();
   const std::vector<CLI::Option*> all = cmd->get_options();
   options.assign(all.begin() + static_cast<std::ptrdiff_t>(registered_before), all.end());
@@ -59,6 +75,9 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
 int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& model, const TrainOptions& train,
                     TigerCliArgs args, Device device, bool show_baseline) {
   TigerPipelineOptions& o = args.pipeline;
+  for (const CLI::Option* option : args.text_options)
+    MUONREC_CHECK(option->count() == 0 || o.vectors.kind != "cooccurrence",
+                  "{} applies to --item-vectors text or text+cooccurrence only", option->get_name());
   o.model.d = model.d;
   o.model.blocks = model.blocks;
   o.model.heads = model.heads;

@@ -17,6 +17,7 @@ namespace muonrec {
 struct TigerCliArgs {
   TigerPipelineOptions pipeline;  // the tokenizer, item-vector and generation flags land here
   std::vector<const CLI::Option*> options;  // those flags, which only --model tiger reads
+  std::vector<const CLI::Option*> text_options;  // --item-text, --movies, --movie-map: text item vectors only
   // Registers --sid-*, --beam, --beam-users, --item-text, --movies, --movie-map, --item-vectors-from-checkpoint,
   // --valid-users and --test-users on the train command.
   void add_to(CLI::App* train_cmd);

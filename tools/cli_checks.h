@@ -1,0 +1,29 @@
+// Number checks for the command line's options, with plain messages. (CLI11 reads "-1" into an
+// unsigned option as 2^64 - 1, and its own PositiveNumber / NonNegativeNumber print their range up
+// to the largest double.)
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <string>
+
+namespace muonrec {
+
+// A validator that accepts numbers for which `ok(number)` holds and says `requirement` otherwise.
+// Text that is no number is left to the option's own conversion, which names it.
+template <typename Ok>
+CLI::Validator number_check(Ok ok, const std::string& requirement, const std::string& name) {
+  return CLI::Validator(
+      [ok, requirement](std::string& value) {
+        char* end = nullptr;
+        const double number = std::strtod(value.c_str(), &end);
+        return end != value.c_str() && !ok(number) ? requirement + ", got " + value : std::string();
+      },
+      name);
+}
+
+inline const CLI::Validator kNotNegative = number_check([](double x) { return x >= 0; }, "must not be negative", "NONNEGATIVE");
+inline const CLI::Validator kPositive = number_check([](double x) { return x > 0; }, "must be positive", "POSITIVE");
+
+}  // namespace muonrec
