@@ -141,7 +141,7 @@ TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
   EXPECT_NE(shorter.output.find("for 1 epochs"), std::string::npos) << shorter.output;
 
   const std::string bad = dir.write("bad.toml", settings + "train.epocs=3\n");
-  expect_refused("train --config " + bad, "epocs", /*flag_error=*/true);
+  expect_refused("train --config " + bad, "--config: no train flag is called 'train.epocs'", /*flag_error=*/true);
 }
 
 TEST(Cli, PatienceEndsTheRunEarly) {
@@ -217,6 +217,7 @@ TEST(Cli, BadInputFailsWithAMessage) {
   expect_refused("train " + kData + " --model gru4rec --device cpu",
                  "unknown model 'gru4rec' (available: sasrec, bert4rec, hstu, tiger)");
   expect_refused("train --bogus 3", "--bogus", /*flag_error=*/true);
+  expect_refused("trian --epochs 3", "unknown command 'trian' (available: train, eval, recommend, baseline, info, compare)");
   expect_refused("train --patience -1", "--patience", /*flag_error=*/true);
   expect_refused("train " + kData + " --epochs 3 --stop-after-epoch 1 --device cpu", "add --save-last");
 

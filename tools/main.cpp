@@ -2,7 +2,9 @@
 // becomes one line and exit code 1; flag errors get CLI11's message and exit codes.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <iostream>
 #include <sstream>
 
@@ -334,6 +336,24 @@ int main(int argc, char** argv) {
   bool compare_markdown = false;
   compare_cmd->add_flag("--markdown", compare_markdown, "print a Markdown table");
 
+  // CLI11's own words for two common slips say neither what was wrong nor what would be right.
+  app.failure_message([](const CLI::App* failed, const CLI::Error& e) {
+    const std::string unparsed = "INI was not able to parse ";
+    const std::string what = e.what();
+    if (what.rfind(unparsed, 0) == 0)
+      return fmt::format("--config: no train flag is called '{}' (keys are 'train.FLAG = value')\n",
+                         what.substr(unparsed.size()));
+    return CLI::FailureMessage::simple(failed, e);
+  });
+  if (argc > 1 && argv[1][0] != '-') {
+    std::vector<std::string> names;
+    for (const CLI::App* command : app.get_subcommands([](const CLI::App*) { return true; }))
+      names.push_back(command->get_name());
+    if (std::find(names.begin(), names.end(), argv[1]) == names.end()) {
+      std::cerr << fmt::format("muonrec: unknown command '{}' (available: {})\n", argv[1], fmt::join(names, ", "));
+      return 1;
+    }
+  }
   CLI11_PARSE(app, argc, argv);
   try {
     // The subcommands share variables (data, device, filtering), so a file's train.* keys would
