@@ -35,8 +35,8 @@ std::vector<ScoredItem> top_k_items(const float* scores, int64_t n_items, int64_
 std::vector<std::vector<ScoredItem>> recommend(SequentialModel& model, const data::SequenceDataset& dataset,
                                                const std::vector<int64_t>& rows, const RecommendOptions& options);
 
-// TIGER: the beam's items in order, the history's items dropped, at most k; fewer when the beam of
-// `generate.beam_width` returns fewer unseen items (widen the beam to get k).
+// TIGER: the beam's items in order, at most k. With options.filter_seen the search excludes the
+// history's items, so a beam at least k wide returns k items whenever k unseen ones exist.
 std::vector<std::vector<ScoredItem>> recommend_tiger(TigerModel& model, const TigerCatalog& catalog,
                                                      const data::SequenceDataset& dataset,
                                                      const std::vector<int64_t>& rows, const RecommendOptions& options,

@@ -139,6 +139,13 @@ TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
   const CliRun shorter = run_cli("train --config " + config + " --epochs 1 --metrics " + dir.path("short.jsonl"));
   ASSERT_EQ(shorter.exit_code, 0) << shorter.output;
   EXPECT_NE(shorter.output.find("for 1 epochs"), std::string::npos) << shorter.output;
+  // --optim adamw on the command line wins over the Muon run's file and leaves its Muon flags
+  // unread; the same flag typed beside --optim adamw is refused.
+  const CliRun with_adamw = run_cli("train --config " + config + " --epochs 1 --optim adamw");
+  ASSERT_EQ(with_adamw.exit_code, 0) << with_adamw.output;
+  EXPECT_NE(with_adamw.output.find("optimizer: AdamW"), std::string::npos) << with_adamw.output;
+  expect_refused("train --config " + config + " --optim adamw --muon-no-nesterov",
+                 "--muon-no-nesterov applies to --optim muon only");
 
   const std::string bad = dir.write("bad.toml", settings + "train.epocs=3\n");
   expect_refused("train --config " + bad, "--config: no train flag is called 'train.epocs'", /*flag_error=*/true);

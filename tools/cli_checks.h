@@ -23,6 +23,23 @@ CLI::Validator number_check(Ok ok, const std::string& requirement, const std::st
       name);
 }
 
+// The command line as typed. A --config file replays a run's settings, and a flag typed on the
+// command line wins over them: where it makes some of the file's settings unread (--optim adamw over
+// a Muon run's --muon-lr), those are left unread, while the same flag typed by hand is refused.
+struct CommandLine {
+  int argc = 0;
+  char** argv = nullptr;
+
+  bool gave(const CLI::Option* option) const {
+    for (int i = 1; i < argc; ++i) {
+      const std::string arg = argv[i];
+      for (const std::string& name : option->get_lnames())
+        if (arg == "--" + name || arg.rfind("--" + name + "=", 0) == 0) return true;
+    }
+    return false;
+  }
+};
+
 inline const CLI::Validator kNotNegative = number_check([](double x) { return x >= 0; }, "must not be negative", "NONNEGATIVE");
 inline const CLI::Validator kPositive = number_check([](double x) { return x > 0; }, "must be positive", "POSITIVE");
 

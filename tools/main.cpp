@@ -263,8 +263,9 @@ int main(int argc, char** argv) {
       ->check(kNotNegative)
       ->capture_default_str();
   train_cmd->add_option("--device", device, "auto, cpu or cuda")->capture_default_str();
-  train_cmd->add_option("--matmul-precision", matmul_precision, kMatmulPrecisionHelp)
-      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
+  std::vector<const CLI::Option*> matmul_options;
+  matmul_options.push_back(train_cmd->add_option("--matmul-precision", matmul_precision, kMatmulPrecisionHelp)
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str());
   train_cmd->add_option("--eval-every", train.eval_every, "validate every N epochs")->capture_default_str();
   const CLI::Option* eval_batch_size =
       train_cmd->add_option("--eval-batch", train.eval.batch_size, "users per evaluation batch (tiger: --beam-users)")
@@ -293,8 +294,8 @@ int main(int argc, char** argv) {
   eval_cmd->add_option("--checkpoint", checkpoint, "checkpoint written by 'muonrec train --checkpoint'")->required();
   eval_cmd->add_option("--split", split, "test or valid")->check(CLI::IsMember({"test", "valid"}))->capture_default_str();
   eval_cmd->add_option("--device", device, "auto, cpu or cuda")->capture_default_str();
-  eval_cmd->add_option("--matmul-precision", matmul_precision, kMatmulPrecisionHelp)
-      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str();
+  matmul_options.push_back(eval_cmd->add_option("--matmul-precision", matmul_precision, kMatmulPrecisionHelp)
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str());
   CLI::Option* eval_batch =
       eval_cmd->add_option("--batch", eval.batch_size, "users per evaluation batch (tiger checkpoints: users decoded together)")
           ->capture_default_str();
@@ -360,7 +361,10 @@ int main(int argc, char** argv) {
     // silently change what eval, recommend or baseline compute.
     MUONREC_CHECK(app.get_config_ptr()->count() == 0 || *train_cmd,
                   "--config applies to 'muonrec train' only (a run's settings are train flags)");
-    MUONREC_CHECK(device != "cpu" || matmul_precision == "fp32",
+    const CommandLine typed{argc, argv};
+    MUONREC_CHECK(device != "cpu" || matmul_precision == "fp32" ||
+                      std::none_of(matmul_options.begin(), matmul_options.end(),
+                                   [&](const CLI::Option* option) { return typed.gave(option); }),
                   "--matmul-precision {} applies to GPU products (the CPU computes in fp32)", matmul_precision);
     set_matmul_precision(parse_matmul_precision(matmul_precision));
     if (*train_cmd) {
@@ -374,10 +378,12 @@ int main(int argc, char** argv) {
       MUONREC_CHECK(config.kind == "tiger" || config.kind == "sasrec" || config.kind == "bert4rec" ||
                         config.kind == "hstu",
                     "unknown model '{}' (available: sasrec, bert4rec, hstu, tiger)", config.kind);
-      // A flag the chosen model or loss does not read is an error, not silently ignored.
-      const auto refuse_unread = [](const std::vector<const CLI::Option*>& options, bool read, const char* reader) {
+      // A flag the chosen model or loss does not read is an error, not silently ignored (unless it
+      // came from a --config file, see CommandLine).
+      const auto refuse_unread = [&typed](const std::vector<const CLI::Option*>& options, bool read,
+                                          const char* reader) {
         for (const CLI::Option* option : options)
-          MUONREC_CHECK(read || option->count() == 0, "{} applies to {} only", option->get_name(), reader);
+          MUONREC_CHECK(read || !typed.gave(option), "{} applies to {} only", option->get_name(), reader);
       };
       refuse_unread({mask_prob}, config.kind == "bert4rec", "--model bert4rec");
       refuse_unread(muon_options, opt.optimizer == "muon", "--optim muon");
@@ -387,8 +393,10 @@ int main(int argc, char** argv) {
       refuse_unread({min_lr}, schedule == "cosine", "--schedule cosine");
       train.command = command_line(argc, argv);
       train.settings = run_settings(app);
-      if (config.kind == "tiger")
+      if (config.kind == "tiger") {
+        tiger.check_flags(typed);
         return run_train_tiger(data_args.load(), config, train, tiger, parse_device(device), baseline);
+      }
       return run_train(data_args, config, train, device, baseline);
     }
     if (*eval_cmd) {

@@ -1,7 +1,5 @@
 #include "tools/tiger_cli.h"
 
-#include "tools/cli_checks.h"
-
 #include <fmt/format.h>
 
 #include <iostream>
@@ -72,12 +70,15 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
   options.assign(all.begin() + static_cast<std::ptrdiff_t>(registered_before), all.end());
 }
 
+void TigerCliArgs::check_flags(const CommandLine& typed) const {
+  for (const CLI::Option* option : text_options)
+    MUONREC_CHECK(!typed.gave(option) || pipeline.vectors.kind != "cooccurrence",
+                  "{} applies to --item-vectors text or text+cooccurrence only", option->get_name());
+}
+
 int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& model, const TrainOptions& train,
                     TigerCliArgs args, Device device, bool show_baseline) {
   TigerPipelineOptions& o = args.pipeline;
-  for (const CLI::Option* option : args.text_options)
-    MUONREC_CHECK(option->count() == 0 || o.vectors.kind != "cooccurrence",
-                  "{} applies to --item-vectors text or text+cooccurrence only", option->get_name());
   o.model.d = model.d;
   o.model.blocks = model.blocks;
   o.model.heads = model.heads;

@@ -11,6 +11,7 @@
 #include "models/evaluate.h"
 #include "models/tiger_pipeline.h"
 #include "models/trainer.h"
+#include "tools/cli_checks.h"
 
 namespace muonrec {
 
@@ -21,6 +22,8 @@ struct TigerCliArgs {
   // Registers --sid-*, --beam, --beam-users, --item-text, --movies, --movie-map, --item-vectors-from-checkpoint,
   // --valid-users and --test-users on the train command.
   void add_to(CLI::App* train_cmd);
+  // Refuses the item-text flags with co-occurrence item vectors (before any data is read).
+  void check_flags(const CommandLine& typed) const;
 };
 
 // Runs the pipeline with the shared model flags (--d, --blocks, --heads, --ff, --dropout) and
