@@ -1,6 +1,6 @@
-// Number checks for the command line's options, with plain messages. (CLI11 reads "-1" into an
-// unsigned option as 2^64 - 1, and its own PositiveNumber / NonNegativeNumber print their range up
-// to the largest double.)
+// Checks shared by the command line's subcommands: which flags were typed (CommandLine), and number
+// validators with plain messages (CLI11 reads "-1" into an unsigned option as 2^64 - 1, and its own
+// PositiveNumber / NonNegativeNumber print their range up to the largest double).
 #pragma once
 
 #include <CLI/CLI.hpp>
