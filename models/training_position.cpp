@@ -141,8 +141,9 @@ RunIdentity run_identity(const TrainOptions& options, std::string config_json,
                  {"adam-wd", text(o.adamw.weight_decay)},
                  {"schedule", o.schedule.kind == LrSchedule::Kind::Cosine ? "cosine" : "constant"},
                  {"warmup-steps", text(o.schedule.warmup_steps)},
-                 {"min-lr", text(o.schedule.min_lr)},
                  {"clip-grad-norm", text(options.max_grad_norm)}};
+  // The floor is the cosine schedule's only (the command line refuses --min-lr with another).
+  if (o.schedule.kind == LrSchedule::Kind::Cosine) run.tunable["min-lr"] = text(o.schedule.min_lr);
   if (o.optimizer == "muon") {
     const MuonOptions& m = o.muon;
     std::string table;

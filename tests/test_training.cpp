@@ -282,6 +282,12 @@ TEST(Training, resume_refuses_a_state_written_for_another_run) {
                               "0.005): the run will not repeat"),
             std::string::npos)
       << lr_log.str();
+  // The floor belongs to the cosine schedule: under a constant one (this run's) it is no setting.
+  TrainOptions other_floor = resume;
+  other_floor.optimizer.schedule.min_lr = 1e-5f;
+  std::ostringstream floor_log;
+  train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, other_floor, floor_log);
+  EXPECT_EQ(floor_log.str().find("min-lr"), std::string::npos) << floor_log.str();
   std::filesystem::remove(options.last_checkpoint_path);
   std::filesystem::remove(old_state);
 }
