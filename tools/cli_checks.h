@@ -7,6 +7,9 @@
 
 #include <cstdlib>
 #include <string>
+#include <vector>
+
+#include "engine/error.h"
 
 namespace muonrec {
 
@@ -37,6 +40,13 @@ struct CommandLine {
         if (arg == "--" + name || arg.rfind("--" + name + "=", 0) == 0) return true;
     }
     return false;
+  }
+
+  // A typed flag the run does not read (`read` false) is an error that names `reader`, the flag or
+  // value that would read it, rather than being silently ignored.
+  void refuse_unread(const std::vector<const CLI::Option*>& options, bool read, const char* reader) const {
+    for (const CLI::Option* option : options)
+      MUONREC_CHECK(read || !gave(option), "{} applies to {} only", option->get_name(), reader);
   }
 };
 

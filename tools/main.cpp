@@ -378,19 +378,13 @@ int main(int argc, char** argv) {
       MUONREC_CHECK(config.kind == "tiger" || config.kind == "sasrec" || config.kind == "bert4rec" ||
                         config.kind == "hstu",
                     "unknown model '{}' (available: sasrec, bert4rec, hstu, tiger)", config.kind);
-      // A flag the chosen model or loss does not read is an error, not silently ignored (unless it
-      // came from a --config file, see CommandLine).
-      const auto refuse_unread = [&typed](const std::vector<const CLI::Option*>& options, bool read,
-                                          const char* reader) {
-        for (const CLI::Option* option : options)
-          MUONREC_CHECK(read || !typed.gave(option), "{} applies to {} only", option->get_name(), reader);
-      };
-      refuse_unread({mask_prob}, config.kind == "bert4rec", "--model bert4rec");
-      refuse_unread(muon_options, opt.optimizer == "muon", "--optim muon");
-      refuse_unread(sampled_loss_options, loss_name == "sampled", "--loss sampled");
-      refuse_unread(tiger.options, config.kind == "tiger", "--model tiger");
-      refuse_unread({maxlen, loss, eval_batch_size}, config.kind != "tiger", "--model sasrec, bert4rec or hstu");
-      refuse_unread({min_lr}, schedule == "cosine", "--schedule cosine");
+      // A flag the chosen model or loss does not read is refused (unless a --config file gave it).
+      typed.refuse_unread({mask_prob}, config.kind == "bert4rec", "--model bert4rec");
+      typed.refuse_unread(muon_options, opt.optimizer == "muon", "--optim muon");
+      typed.refuse_unread(sampled_loss_options, loss_name == "sampled", "--loss sampled");
+      typed.refuse_unread(tiger.options, config.kind == "tiger", "--model tiger");
+      typed.refuse_unread({maxlen, loss, eval_batch_size}, config.kind != "tiger", "--model sasrec, bert4rec or hstu");
+      typed.refuse_unread({min_lr}, schedule == "cosine", "--schedule cosine");
       train.command = command_line(argc, argv);
       train.settings = run_settings(app);
       if (config.kind == "tiger") {

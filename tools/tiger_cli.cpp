@@ -71,9 +71,7 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
 }
 
 void TigerCliArgs::check_flags(const CommandLine& typed) const {
-  for (const CLI::Option* option : text_options)
-    MUONREC_CHECK(!typed.gave(option) || pipeline.vectors.kind != "cooccurrence",
-                  "{} applies to --item-vectors text or text+cooccurrence only", option->get_name());
+  typed.refuse_unread(text_options, pipeline.vectors.kind != "cooccurrence", "--item-vectors text or text+cooccurrence");
 }
 
 int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& model, const TrainOptions& train,
