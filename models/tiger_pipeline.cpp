@@ -16,6 +16,9 @@
 namespace muonrec {
 namespace {
 
+// The map file that comes with the SASRec ML-1M file: 'sasrec_item MovieID' per line.
+constexpr const char* kSasrecMovieMap = "sas_to_original_items.txt";
+
 namespace fs = std::filesystem;
 
 ItemVectors vectors_from_checkpoint(const data::SequenceDataset& ds, const std::string& path) {
@@ -61,6 +64,22 @@ std::pair<std::string, std::string> find_side_files(const std::string& data_path
     if (fs::exists(asin) && fs::exists(titles)) return {asin, titles};
   }
   return {};
+}
+
+// The 'item_id MovieID' map --movies reads through ("" = the dataset's source ids). The SASRec ML-1M
+// file numbers movies 1..n its own way, and reading those numbers as MovieIDs would give most items
+// some other movie's title without a word; the map that comes with it sits beside it and numbers
+// exactly its items. (A file of MovieIDs beside it, read as they are, has more items than the map.)
+std::string movie_map_for(const data::SequenceDataset& dataset, const std::string& movie_map) {
+  if (movie_map == "none") return "";
+  if (movie_map != "auto") return movie_map;
+  for (size_t item = 1; item < dataset.item_source_ids.size(); ++item)
+    if (dataset.item_source_ids[item] != static_cast<int64_t>(item)) return "";  // the reader renumbered
+  const fs::path beside = fs::path(dataset.source).parent_path() / kSasrecMovieMap;
+  if (!fs::exists(beside)) return "";
+  const bool numbers_these_items = semantic_id::read_item_id_map(beside.string()).size() ==
+                                   static_cast<size_t>(dataset.n_items + 1);
+  return numbers_these_items ? beside.string() : "";
 }
 
 ItemVectors text_vectors(const data::SequenceDataset& dataset, const ItemVectorOptions& options) {
@@ -126,10 +145,12 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
   if (!o.movies.empty()) {
     semantic_id::MovieTextOptions movie;
     movie.append_genres = o.movie_genres;
-    texts = o.movie_map.empty()
-                ? semantic_id::load_movielens_item_texts(o.movies, ds.item_source_ids, movie, &report)
-                : semantic_id::load_movielens_item_texts_mapped(o.movies, o.movie_map, ds.n_items, movie, &report);
-    *source = fmt::format("{}{}; {}", o.movies, o.movie_map.empty() ? "" : " via " + o.movie_map, report.summary());
+    const std::string map = movie_map_for(ds, o.movie_map);
+    texts = map.empty() ? semantic_id::load_movielens_item_texts(o.movies, ds.item_source_ids, movie, &report)
+                        : semantic_id::load_movielens_item_texts_mapped(o.movies, map, ds.n_items, movie, &report);
+    std::string via = map.empty() ? " (item ids as MovieIDs)" : " via " + map;
+    if (!map.empty() && o.movie_map == "auto") via += " (found beside the data; --movie-map none reads ids as MovieIDs)";
+    *source = fmt::format("{}{}; {}", o.movies, via, report.summary());
   } else {
     MUONREC_CHECK(o.item_text != "none", "{} needs item texts: give --item-text PREFIX or --movies FILE{}", who,
                   other_choices);
@@ -207,7 +228,7 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
                                      {"item-vectors", v.kind},
                                      {"item-text", file_name(v.item_text)},
                                      {"movies", file_name(v.movies)},
-                                     {"movie-map", file_name(v.movie_map)},
+                                     {"movie-map", v.movies.empty() ? "" : file_name(movie_map_for(dataset, v.movie_map))},
                                      {"item-vectors-from-checkpoint", file_name(v.checkpoint)}});
   return train_tiger(model, catalog, dataset, train, log, &tokenizer);
 }

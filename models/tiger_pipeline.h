@@ -30,16 +30,17 @@ namespace muonrec {
 //                item's code follows what it is and who buys it alike
 // The texts, first match wins:
 //   texts        item texts given directly ([n_items + 1], index 0 unused)
-//   movies       a MovieLens movies.dat; items map to MovieIDs through movie_map ('item_id MovieID' per
-//                line, e.g. sas_to_original_items.txt) or, without it, the dataset's source ids (right
-//                for ratings.dat / ratings.csv, the identity for dense files)
+//   movies       a MovieLens movies.dat; items map to MovieIDs through movie_map: a file ('item_id
+//                MovieID' per line), "none" (the dataset's source ids: right for ratings.dat /
+//                ratings.csv) or "auto": sas_to_original_items.txt beside the data file when the
+//                file's ids were already dense 1..n (the SASRec ML-1M file), else the source ids
 //   item_text    Beauty-style side files P_item_asin.txt and P_item_titles.txt for a prefix P: "auto"
 //                takes P = the data file's stem in lower case ("Beauty.txt" -> "beauty"); a prefix is
 //                looked up as given, then beside the data file. "none": no text.
 struct ItemVectorOptions {
   std::string checkpoint;
   std::vector<std::string> texts;
-  std::string movies, movie_map;
+  std::string movies, movie_map = "auto";
   std::string item_text = "auto";
   bool movie_genres = true;  // MovieLens: the genres as words after the title
   std::string kind = "text";

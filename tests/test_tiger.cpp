@@ -888,6 +888,41 @@ TEST(TigerPipeline, ItemVectorSources) {
   EXPECT_EQ(item_content_vectors(renumbered, o).dim, 2);
 }
 
+TEST(TigerPipeline, MoviesOfADenseFileAreReadThroughTheMapBesideIt) {
+  // The SASRec ML-1M file numbers movies 1..n its own way; sas_to_original_items.txt beside it maps
+  // them to MovieIDs. Reading its ids as MovieIDs would title item 1 "Toy Story" without a word.
+  TempDir dir;
+  const std::string movies = dir.write("movies.dat", "1::Toy Story (1995)::Animation\n"
+                                                     "2::Jumanji (1995)::Adventure\n"
+                                                     "5::Heat (1995)::Action\n");
+  data::SequenceDataset dense = dataset_from({{1, 2, 3}, {2, 3, 1}}, 3);
+  dense.source = dir.write("ml.txt", "1 1\n1 2\n1 3\n2 2\n2 3\n2 1\n");
+  ItemVectorOptions o;
+  o.movies = movies;
+  o.movie_genres = false;
+  std::string source;
+  auto titles = [&](const data::SequenceDataset& ds) { return load_item_texts(ds, o, &source, "test"); };
+  using Titles = std::vector<std::string>;
+  EXPECT_EQ(titles(dense), (Titles{"", "Toy Story (1995)", "Jumanji (1995)", ""}));  // no map beside it yet
+  EXPECT_NE(source.find("item ids as MovieIDs"), std::string::npos) << source;
+
+  dir.write("sas_to_original_items.txt", "1 5\n2 1\n3 2\n");
+  EXPECT_EQ(titles(dense), (Titles{"", "Heat (1995)", "Toy Story (1995)", "Jumanji (1995)"}));
+  EXPECT_NE(source.find("sas_to_original_items.txt (found beside the data"), std::string::npos) << source;
+  o.movie_map = "none";
+  EXPECT_EQ(titles(dense), (Titles{"", "Toy Story (1995)", "Jumanji (1995)", ""}));
+
+  // A file of MovieIDs beside it: read as they are (ids up to the largest MovieID, more items than the
+  // map numbers), or renumbered by the reader (ratings.dat: the source ids are the MovieIDs).
+  o.movie_map = "auto";
+  data::SequenceDataset movie_ids = dataset_from({{1, 2, 5}, {5, 2}}, 5);
+  movie_ids.source = dense.source;
+  EXPECT_EQ(titles(movie_ids), (Titles{"", "Toy Story (1995)", "Jumanji (1995)", "", "", "Heat (1995)"}));
+  data::SequenceDataset renumbered = dense;
+  renumbered.item_source_ids = {0, 1, 2, 5};
+  EXPECT_EQ(titles(renumbered), (Titles{"", "Toy Story (1995)", "Jumanji (1995)", "Heat (1995)"}));
+}
+
 TEST(TigerPipeline, CooccurrenceAndSideBySideVectors) {
   // Users 0 and 1 hold out their last two events (validation, test): item 5 appears only there, so
   // the co-occurrence vectors must not have seen it (a random vector, counted as without pairs).
