@@ -5,7 +5,6 @@
 // RQ-KMeans -> TIGER) against the most-popular baseline, with its checkpoint. CPU only, small.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <cstring>
 #include <cmath>
 #include <filesystem>
@@ -14,7 +13,6 @@
 #include <set>
 #include <sstream>
 #include <tuple>
-#include <unistd.h>
 
 #include "data/split.h"
 #include "engine/safetensors.h"
@@ -34,28 +32,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    dir_ = fs::temp_directory_path() / ("muonrec_test_tiger_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(counter++));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string write(const std::string& name, const std::string& content) const {
-    std::ofstream(dir_ / name, std::ios::binary) << content;
-    return path(name);
-  }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
- private:
-  fs::path dir_;
-};
+using testkit::TempDir;
 
 data::SequenceDataset dataset_from(std::vector<std::vector<int64_t>> sequences, int64_t n_items) {
   data::SequenceDataset ds;
