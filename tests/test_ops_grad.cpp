@@ -3,15 +3,10 @@
 
 using namespace muonrec;
 using muonrec::testkit::expect_gradients_match;
+using muonrec::testkit::random_param;
 using muonrec::testkit::random_tensor;
 
 namespace {
-
-Tensor param(const Shape& shape, uint64_t seed, float scale = 1.0f) {
-  Tensor t = random_tensor(shape, seed, scale);
-  t.set_requires_grad(true);
-  return t;
-}
 
 // Mask with left padding: row b has b zeros at the start (clamped to T-1).
 Tensor left_padding_mask(int64_t batch, int64_t seq) {
@@ -135,7 +130,7 @@ TEST(OpsForward, attention_continued_equals_causal_attention_over_concatenated_r
   // A context row out of range, mismatched widths, and inputs that ask for a gradient are refused.
   EXPECT_THROW(ops::attention_continued(qkv_new, context_qkv, valid, {0, 1, 2, 3, 0}, 2), Error);
   EXPECT_THROW(ops::attention_continued(qkv_new, random_tensor({R, T, 3 * 8}, 63), valid, context_rows, 2), Error);
-  EXPECT_THROW(ops::attention_continued(param({N, S, packed}, 64), context_qkv, valid, context_rows, 2), Error);
+  EXPECT_THROW(ops::attention_continued(random_param({N, S, packed}, 64), context_qkv, valid, context_rows, 2), Error);
 }
 
 TEST(OpsForward, row_dot_matches_hand_computation_and_checks_shapes) {
@@ -212,20 +207,23 @@ TEST(OpsForward, bf16_round_trip_and_rounding) {
 }
 
 TEST(OpsGrad, add_same_shape_and_broadcast) {
-  expect_gradients_match([](auto& in) { return ops::add(in[0], in[1]); }, {param({3, 4}, 1), param({3, 4}, 2)});
-  expect_gradients_match([](auto& in) { return ops::add(in[0], in[1]); }, {param({2, 3, 4}, 3), param({3, 4}, 4)});
+  expect_gradients_match([](auto& in) { return ops::add(in[0], in[1]); },
+                         {random_param({3, 4}, 1), random_param({3, 4}, 2)});
+  expect_gradients_match([](auto& in) { return ops::add(in[0], in[1]); },
+                         {random_param({2, 3, 4}, 3), random_param({3, 4}, 4)});
 }
 
 TEST(OpsGrad, mul_scale_scale_rows) {
-  expect_gradients_match([](auto& in) { return ops::mul(in[0], in[1]); }, {param({5, 3}, 5), param({5, 3}, 6)});
-  expect_gradients_match([](auto& in) { return ops::scale(in[0], -2.5f); }, {param({7}, 7)});
+  expect_gradients_match([](auto& in) { return ops::mul(in[0], in[1]); },
+                         {random_param({5, 3}, 5), random_param({5, 3}, 6)});
+  expect_gradients_match([](auto& in) { return ops::scale(in[0], -2.5f); }, {random_param({7}, 7)});
   Tensor rows = Tensor::from_f32({1, 0, 0.5f}, {3});
-  expect_gradients_match([rows](auto& in) { return ops::scale_rows(in[0], rows); }, {param({3, 4}, 8)});
+  expect_gradients_match([rows](auto& in) { return ops::scale_rows(in[0], rows); }, {random_param({3, 4}, 8)});
 }
 
 TEST(OpsGrad, activations) {
   // Keep inputs away from ReLU's kink, where central differences are meaningless.
-  Tensor x = param({6, 5}, 9);
+  Tensor x = random_param({6, 5}, 9);
   float* p = x.data<float>();
   for (int i = 0; i < 30; ++i)
     if (std::fabs(p[i]) < 0.1f) p[i] += 0.3f;
@@ -240,42 +238,44 @@ TEST(OpsGrad, dropout) {
         PhiloxGenerator gen(5);
         return ops::dropout(in[0], 0.25f, gen, true);
       },
-      {param({8, 9}, 10)});
+      {random_param({8, 9}, 10)});
 }
 
 TEST(OpsGrad, linear_with_and_without_bias_and_matmul) {
   expect_gradients_match([](auto& in) { return ops::linear(in[0], in[1], in[2]); },
-                         {param({2, 3, 5}, 11), param({4, 5}, 12), param({4}, 13)});
-  expect_gradients_match([](auto& in) { return ops::linear(in[0], in[1]); }, {param({6, 5}, 14), param({3, 5}, 15)});
-  expect_gradients_match([](auto& in) { return ops::matmul(in[0], in[1]); }, {param({4, 6}, 16), param({6, 3}, 17)});
+                         {random_param({2, 3, 5}, 11), random_param({4, 5}, 12), random_param({4}, 13)});
+  expect_gradients_match([](auto& in) { return ops::linear(in[0], in[1]); },
+                         {random_param({6, 5}, 14), random_param({3, 5}, 15)});
+  expect_gradients_match([](auto& in) { return ops::matmul(in[0], in[1]); },
+                         {random_param({4, 6}, 16), random_param({6, 3}, 17)});
 }
 
 TEST(OpsGrad, layer_norm_affine_and_plain) {
   expect_gradients_match([](auto& in) { return ops::layer_norm(in[0], in[1], in[2], 1e-5f); },
-                         {param({4, 7}, 18), param({7}, 19), param({7}, 20)});
+                         {random_param({4, 7}, 18), random_param({7}, 19), random_param({7}, 20)});
   expect_gradients_match([](auto& in) { return ops::layer_norm(in[0], Tensor(), Tensor(), 1e-6f); },
-                         {param({3, 2, 6}, 21)});
+                         {random_param({3, 2, 6}, 21)});
 }
 
 TEST(OpsGrad, l2_normalize) {
-  expect_gradients_match([](auto& in) { return ops::l2_normalize(in[0], 1e-6f); }, {param({5, 6}, 22)});
+  expect_gradients_match([](auto& in) { return ops::l2_normalize(in[0], 1e-6f); }, {random_param({5, 6}, 22)});
 }
 
 TEST(OpsGrad, embedding_with_repeated_ids) {
   Tensor ids = Tensor::from_i64({1, 3, 1, 0, 3, 3}, {2, 3});
-  expect_gradients_match([ids](auto& in) { return ops::embedding(in[0], ids); }, {param({5, 4}, 23)});
+  expect_gradients_match([ids](auto& in) { return ops::embedding(in[0], ids); }, {random_param({5, 4}, 23)});
 }
 
 TEST(OpsGrad, causal_attention_padded_multi_head) {
   Tensor valid = left_padding_mask(3, 5);
   expect_gradients_match([valid](auto& in) { return ops::causal_attention(in[0], valid, 2); },
-                         {param({3, 5, 3 * 6}, 24, 0.7f)});
+                         {random_param({3, 5, 3 * 6}, 24, 0.7f)});
 }
 
 TEST(OpsGrad, bidirectional_attention_padded_multi_head) {
   Tensor valid = left_padding_mask(3, 5);
   expect_gradients_match([valid](auto& in) { return ops::attention(in[0], valid, 2, /*causal=*/false); },
-                         {param({3, 5, 3 * 6}, 33, 0.7f)});
+                         {random_param({3, 5, 3 * 6}, 33, 0.7f)});
 }
 
 TEST(OpsGrad, attention_all_padding_row_odd_head_dim_both_masks) {
@@ -284,39 +284,43 @@ TEST(OpsGrad, attention_all_padding_row_odd_head_dim_both_masks) {
   Tensor valid = Tensor::from_f32({0, 1, 1, 1, 0, 0, 0, 0}, {2, 4});
   for (bool causal : {true, false}) {
     expect_gradients_match([valid, causal](auto& in) { return ops::attention(in[0], valid, 1, causal); },
-                           {param({2, 4, 3 * 5}, causal ? 42 : 43, 0.7f)});
+                           {random_param({2, 4, 3 * 5}, causal ? 42 : 43, 0.7f)});
   }
 }
 
 TEST(OpsGrad, row_dot_both_inputs_and_each_alone) {
-  expect_gradients_match([](auto& in) { return ops::row_dot(in[0], in[1]); }, {param({4, 5}, 34), param({4, 3, 5}, 35)});
+  expect_gradients_match([](auto& in) { return ops::row_dot(in[0], in[1]); },
+                         {random_param({4, 5}, 34), random_param({4, 3, 5}, 35)});
   Tensor fixed_c = random_tensor({4, 3, 5}, 36), fixed_h = random_tensor({4, 5}, 37);
-  expect_gradients_match([fixed_c](auto& in) { return ops::row_dot(in[0], fixed_c); }, {param({4, 5}, 38)});
-  expect_gradients_match([fixed_h](auto& in) { return ops::row_dot(fixed_h, in[0]); }, {param({4, 3, 5}, 39)});
+  expect_gradients_match([fixed_c](auto& in) { return ops::row_dot(in[0], fixed_c); }, {random_param({4, 5}, 38)});
+  expect_gradients_match([fixed_h](auto& in) { return ops::row_dot(fixed_h, in[0]); }, {random_param({4, 3, 5}, 39)});
 }
 
 TEST(OpsGrad, cross_entropy) {
   Tensor targets = Tensor::from_i64({2, -1, 0, 4}, {4});
-  expect_gradients_match([targets](auto& in) { return ops::cross_entropy(in[0], targets); }, {param({4, 5}, 25)});
+  expect_gradients_match([targets](auto& in) { return ops::cross_entropy(in[0], targets); },
+                         {random_param({4, 5}, 25)});
 }
 
 TEST(OpsGrad, sum_mean_and_views) {
-  expect_gradients_match([](auto& in) { return ops::sum(in[0]); }, {param({3, 3}, 26)});
-  expect_gradients_match([](auto& in) { return ops::mean(in[0]); }, {param({3, 3}, 27)});
-  expect_gradients_match([](auto& in) { return ops::scale(in[0].reshape({-1}), 2.0f); }, {param({2, 3}, 28)});
-  expect_gradients_match([](auto& in) { return ops::scale(in[0].narrow_rows(1, 2), 3.0f); }, {param({4, 3}, 29)});
+  expect_gradients_match([](auto& in) { return ops::sum(in[0]); }, {random_param({3, 3}, 26)});
+  expect_gradients_match([](auto& in) { return ops::mean(in[0]); }, {random_param({3, 3}, 27)});
+  expect_gradients_match([](auto& in) { return ops::scale(in[0].reshape({-1}), 2.0f); }, {random_param({2, 3}, 28)});
+  expect_gradients_match([](auto& in) { return ops::scale(in[0].narrow_rows(1, 2), 3.0f); },
+                         {random_param({4, 3}, 29)});
 }
 
 TEST(OpsGrad, concat_rows_both_parts_and_each_alone) {
   // The helper weighs every output element differently, so rows routed to the wrong part fail.
-  expect_gradients_match([](auto& in) { return ops::concat_rows(in[0], in[1]); }, {param({2, 3}, 31), param({3, 3}, 32)});
+  expect_gradients_match([](auto& in) { return ops::concat_rows(in[0], in[1]); },
+                         {random_param({2, 3}, 31), random_param({3, 3}, 32)});
   Tensor fixed = random_tensor({3, 3}, 34);
-  expect_gradients_match([fixed](auto& in) { return ops::concat_rows(in[0], fixed); }, {param({2, 3}, 35)});
-  expect_gradients_match([fixed](auto& in) { return ops::concat_rows(fixed, in[0]); }, {param({1, 3}, 36)});
+  expect_gradients_match([fixed](auto& in) { return ops::concat_rows(in[0], fixed); }, {random_param({2, 3}, 35)});
+  expect_gradients_match([fixed](auto& in) { return ops::concat_rows(fixed, in[0]); }, {random_param({1, 3}, 36)});
 }
 
 TEST(Autograd, parameter_gradients_accumulate_until_cleared) {
-  Tensor w = param({3}, 30);
+  Tensor w = random_param({3}, 30);
   backward(ops::sum(ops::scale(w, 2.0f)));
   backward(ops::sum(ops::scale(w, 3.0f)));
   EXPECT_EQ(w.grad().to_f32_vector(), (std::vector<float>{5, 5, 5}));
@@ -325,7 +329,7 @@ TEST(Autograd, parameter_gradients_accumulate_until_cleared) {
 }
 
 TEST(Autograd, no_grad_guard_records_nothing) {
-  Tensor w = param({3}, 31);
+  Tensor w = random_param({3}, 31);
   {
     NoGradGuard guard;
     Tensor y = ops::scale(w, 2.0f);
@@ -336,7 +340,7 @@ TEST(Autograd, no_grad_guard_records_nothing) {
 }
 
 TEST(Autograd, shared_input_used_twice_sums_both_paths) {
-  Tensor w = param({4}, 32);
+  Tensor w = random_param({4}, 32);
   backward(ops::sum(ops::add(w, w)));
   EXPECT_EQ(w.grad().to_f32_vector(), (std::vector<float>{2, 2, 2, 2}));
 }
@@ -345,7 +349,7 @@ TEST(Autograd, shared_input_used_twice_sums_both_paths) {
 // split_last, sum) do not keep the input's values: an intermediate nobody else holds is freed when
 // the forward drops it, long before backward, and the gradients still arrive.
 TEST(Autograd, intermediates_only_routed_through_are_freed_before_backward) {
-  Tensor x = param({4, 6}, 33);
+  Tensor x = random_param({4, 6}, 33);
   PhiloxGenerator gen(7);
   std::vector<std::weak_ptr<Storage>> dropped;
   std::vector<float> kept_mask;

@@ -22,16 +22,11 @@
 
 using namespace muonrec;
 using muonrec::testkit::expect_gradients_match;
+using muonrec::testkit::random_param;
 using muonrec::testkit::random_tensor;
 using muonrec::testkit::relative_error;
 
 namespace {
-
-Tensor param(const Shape& shape, uint64_t seed, float scale = 1.0f) {
-  Tensor t = random_tensor(shape, seed, scale);
-  t.set_requires_grad(true);
-  return t;
-}
 
 // Row b has `b * step` padded positions at the start (clamped so the last one stays real).
 Tensor left_padding_mask(int64_t batch, int64_t seq, int64_t step = 1) {
@@ -112,7 +107,8 @@ TEST(OpsGrad, hstu_attention_with_time_bias) {
   Tensor valid = left_padding_mask(B, T), time_buckets = random_buckets(B, T, buckets, 50);
   expect_gradients_match(
       [valid, time_buckets](auto& in) { return ops::hstu_attention(in[0], valid, in[1], in[2], time_buckets, 2); },
-      {param({B, T, 4 * heads * head_dim}, 51, 0.8f), param({2 * T - 1}, 52, 0.5f), param({buckets}, 53, 0.5f)});
+      {random_param({B, T, 4 * heads * head_dim}, 51, 0.8f), random_param({2 * T - 1}, 52, 0.5f),
+       random_param({buckets}, 53, 0.5f)});
 }
 
 TEST(OpsGrad, hstu_attention_without_timestamps) {
@@ -120,12 +116,12 @@ TEST(OpsGrad, hstu_attention_without_timestamps) {
   Tensor valid = left_padding_mask(B, T);
   expect_gradients_match(
       [valid](auto& in) { return ops::hstu_attention(in[0], valid, in[1], Tensor(), Tensor(), 2); },
-      {param({B, T, 4 * heads * head_dim}, 54, 0.8f), param({2 * T - 1}, 55, 0.5f)});
+      {random_param({B, T, 4 * heads * head_dim}, 54, 0.8f), random_param({2 * T - 1}, 55, 0.5f)});
 }
 
 TEST(OpsGrad, hstu_attention_gives_u_no_gradient) {
   const int64_t B = 2, T = 3, d = 4;
-  Tensor uvqk = param({B, T, 4 * d}, 56);
+  Tensor uvqk = random_param({B, T, 4 * d}, 56);
   backward(ops::sum(ops::hstu_attention(uvqk, left_padding_mask(B, T), random_tensor({2 * T - 1}, 57), Tensor(),
                                         Tensor(), 2)));
   auto g = uvqk.grad().to_f32_vector();
@@ -134,8 +130,8 @@ TEST(OpsGrad, hstu_attention_gives_u_no_gradient) {
 }
 
 TEST(OpsGrad, split_last) {
-  expect_gradients_match([](auto& in) { return ops::split_last(in[0], 3, 4); }, {param({3, 2, 10}, 58)});
-  expect_gradients_match([](auto& in) { return ops::split_last(in[0], 0, 5); }, {param({5}, 59)});
+  expect_gradients_match([](auto& in) { return ops::split_last(in[0], 3, 4); }, {random_param({3, 2, 10}, 58)});
+  expect_gradients_match([](auto& in) { return ops::split_last(in[0], 0, 5); }, {random_param({5}, 59)});
 }
 
 // ---- GPU parity --------------------------------------------------------------------------------

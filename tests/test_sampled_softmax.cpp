@@ -11,16 +11,11 @@
 #include "train_util.h"
 
 using namespace muonrec;
+using muonrec::testkit::random_param;
 using muonrec::testkit::random_tensor;
 using muonrec::testkit::relative_error;
 
 namespace {
-
-Tensor param(const Shape& shape, uint64_t seed, float scale = 1.0f) {
-  Tensor t = random_tensor(shape, seed, scale);
-  t.set_requires_grad(true);
-  return t;
-}
 
 struct LossAndGrads {
   float loss;

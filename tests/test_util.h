@@ -32,6 +32,13 @@ inline Tensor random_tensor(const Shape& shape, uint64_t seed, float scale = 1.0
   return Tensor::from_f32(values, shape, device);
 }
 
+// random_tensor that collects a gradient: a leaf parameter for gradient checks.
+inline Tensor random_param(const Shape& shape, uint64_t seed, float scale = 1.0f) {
+  Tensor t = random_tensor(shape, seed, scale);
+  t.set_requires_grad(true);
+  return t;
+}
+
 // ||a - b|| / ||b||; infinity when a holds a NaN/inf or the sizes differ.
 inline double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
   if (a.size() != b.size()) return INFINITY;
