@@ -20,6 +20,7 @@ void Batch::reset(int64_t n_rows, int64_t window, bool with_timestamps) {
     timestamps.clear();
   }
   user_rows.assign(rows, -1);
+  last_train_items.assign(rows, 0);
 }
 
 namespace {
@@ -101,6 +102,7 @@ bool TrainBatcher::next(Batch& batch) {
     std::copy(seq.begin() + first + 1, seq.begin() + first + 1 + k, batch.targets.begin() + base);
     if (with_ts) place_right_aligned(ds_->timestamps[row], window, r, T_, batch.timestamps);
     batch.user_rows[r] = row;
+    batch.last_train_items[r] = seq[train_length_[row] - 1];
   }
   batch.real_rows = real;
   cursor_ += real;

@@ -23,6 +23,9 @@ struct Batch {                       // row-major [rows, T]
                                      // evaluation: the held-out item at column T-1, 0 elsewhere
   std::vector<int64_t> timestamps;   // empty when the dataset has none; 0 at padding
   std::vector<int64_t> user_rows;    // dataset row of each batch row, -1 for filler rows
+  std::vector<int64_t> last_train_items;  // training: the newest item of each row's training part,
+                                          // which a window of one item has as no input or target
+                                          // (BERT4Rec masks it all the same); 0 for filler rows
   int64_t real_rows = 0;             // rows that hold a user; the rest are filler
 
   // Shapes the batch to [rows, T] and zeroes everything (all rows filler), keeping capacity.

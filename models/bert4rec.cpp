@@ -75,10 +75,9 @@ Tensor BERT4Rec::scoring_matrix() { return encoder_.item().narrow_rows(1, config
 SequenceBatch BERT4Rec::prepare_training_batch(const data::Batch& batch, PhiloxGenerator& generator) {
   NVTX_RANGE("bert4rec.cloze");
   // The batcher's training windows hold inputs ids[t] and next items targets[t] = ids[t+1]; the
-  // last T items of the user's training part are therefore ids[1..T) followed by targets[T-1].
-  std::vector<int64_t> last(static_cast<size_t>(batch.rows));
-  for (int64_t r = 0; r < batch.rows; ++r) last[r] = batch.targets[r * batch.T + batch.T - 1];
-  const std::vector<int64_t> window = shift_left_and_append(batch.ids, batch.rows, batch.T, last);
+  // last T items of the user's training part are therefore ids[1..T) followed by the newest one
+  // (targets[T-1], except for a training part of one item, which has neither input nor target).
+  const std::vector<int64_t> window = shift_left_and_append(batch.ids, batch.rows, batch.T, batch.last_train_items);
   const ClozeWindows cloze = cloze_mask(window, batch.rows, batch.T, mask_token(), config_.mask_prob,
                                         generator.seed(), generator.next_offset());
   return make_sequence_batch(cloze.ids, cloze.targets, {}, batch.rows, batch.T, device_);

@@ -83,12 +83,14 @@ TEST(Bert4RecCloze, reproducible_from_seed_and_offset) {
 TEST(Bert4Rec, training_batch_is_the_cloze_of_the_last_T_training_items) {
   auto model = make_model(tiny_config(20, 5), Device::CPU, 1);
   // The batcher's form: inputs and next-item targets. Row 0: training part 1 2 3 9 (3 inputs);
-  // row 1: ... 4 5 6 7 8 10 (the window drops the oldest input); row 2: filler.
+  // row 1: ... 4 5 6 7 8 10 (the window drops the oldest input); row 2: filler; row 3: a training
+  // part of one item, 7 (no input, no target: only last_train_items has it).
   data::Batch batch;
-  batch.reset(3, 5, false);
-  batch.ids = {0, 0, 1, 2, 3, /**/ 4, 5, 6, 7, 8, /**/ 0, 0, 0, 0, 0};
-  batch.targets = {0, 0, 2, 3, 9, /**/ 5, 6, 7, 8, 10, /**/ 0, 0, 0, 0, 0};
-  const std::vector<int64_t> window = {0, 1, 2, 3, 9, /**/ 5, 6, 7, 8, 10, /**/ 0, 0, 0, 0, 0};
+  batch.reset(4, 5, false);
+  batch.ids = {0, 0, 1, 2, 3, /**/ 4, 5, 6, 7, 8, /**/ 0, 0, 0, 0, 0, /**/ 0, 0, 0, 0, 0};
+  batch.targets = {0, 0, 2, 3, 9, /**/ 5, 6, 7, 8, 10, /**/ 0, 0, 0, 0, 0, /**/ 0, 0, 0, 0, 0};
+  batch.last_train_items = {9, 10, 0, 7};
+  const std::vector<int64_t> window = {0, 1, 2, 3, 9, /**/ 5, 6, 7, 8, 10, /**/ 0, 0, 0, 0, 0, /**/ 0, 0, 0, 0, 7};
   PhiloxGenerator g1(11), g2(11);
   SequenceBatch a = model->prepare_training_batch(batch, g1);
   SequenceBatch b = model->prepare_training_batch(batch, g2);
@@ -105,7 +107,8 @@ TEST(Bert4Rec, training_batch_is_the_cloze_of_the_last_T_training_items) {
       EXPECT_EQ(targets[i], 0) << i;
     }
   }
-  EXPECT_GE(masked, 2);  // at least one per non-empty row
+  EXPECT_GE(masked, 3);  // at least one per non-empty row
+  EXPECT_EQ(ids[19], 21);  // row 3's only item is masked
   EXPECT_EQ(a.target_positions.numel(), masked);
   EXPECT_FALSE(a.timestamps.defined());
 }

@@ -349,6 +349,10 @@ TEST(DataBatcher, LeftPaddedWindowsAndShiftedTargets) {
     EXPECT_EQ(row_of(b.ids, d, 6), (Ids{0, 0, 0, 0, 0, 3}));
     EXPECT_EQ(row_of(b.targets, d, 6), (Ids{0, 0, 0, 0, 0, 4}));
     EXPECT_EQ(row_of(b.timestamps, d, 6), (Ids{0, 0, 0, 0, 0, 103}));
+    // The newest training item of each row, row 1's included; 0 for the filler row.
+    Ids last(4, 0);
+    last[a] = 5, last[c] = 8, last[d] = 4;
+    EXPECT_EQ(b.last_train_items, last);
   }
   // T smaller than the window: the most recent T positions.
   {
