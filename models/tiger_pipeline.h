@@ -73,7 +73,7 @@ struct TigerPipelineOptions {
   ItemVectorOptions vectors;
   // Balanced assignment by default: more even clusters leave fewer items sharing a code prefix, and
   // on Beauty it beat plain k-means with two of three seeds (mean Recall@10 0.0685 against 0.0649,
-  // README).
+  // docs/RESULTS.md).
   semantic_id::RqKMeansOptions tokenizer = balanced_tokenizer_options();
   TigerConfig model;  // vocab_sizes are taken from the fitted tokenizer
   TigerTrainOptions train;
