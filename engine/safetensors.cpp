@@ -1,13 +1,20 @@
 #include "engine/safetensors.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <utility>
 #include <vector>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "engine/error.h"
+#include "engine/json_text.h"
 
 namespace muonrec {
 
@@ -125,6 +132,42 @@ SafetensorsFile load_safetensors(const std::string& path) {
   return file;
 }
 
+namespace {
+
+// Writes the pieces to PATH.tmp, flushes them to the disk and renames the file over PATH, so PATH
+// holds either its old contents or all of the new ones: a checkpoint that a full disk, a file-size
+// limit or a crash cut short never replaces the last good one.
+void replace_file(const std::string& path, const std::vector<std::pair<const void*, size_t>>& pieces) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  MUONREC_CHECK(fd >= 0, "{}: cannot open for writing: {}", tmp, std::strerror(errno));
+  auto fail = [&](const char* what) {
+    const int error = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    MUONREC_FAIL("{}: {} failed: {}; {} is left as it was", tmp, what, std::strerror(error), path);
+  };
+  for (const auto& [data, size] : pieces) {
+    const char* bytes = static_cast<const char*>(data);
+    for (size_t done = 0; done < size;) {
+      const ssize_t n = ::write(fd, bytes + done, size - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) fail("write");
+      done += static_cast<size_t>(n);
+    }
+  }
+  if (::fsync(fd) != 0) fail("fsync");
+  if (::close(fd) != 0) {
+    const int error = errno;
+    ::unlink(tmp.c_str());
+    MUONREC_FAIL("{}: close failed: {}; {} is left as it was", tmp, std::strerror(error), path);
+  }
+  MUONREC_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "{}: cannot rename {} into place: {}", path, tmp,
+                std::strerror(errno));
+}
+
+}  // namespace
+
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata) {
   nlohmann::json header = nlohmann::json::object();
@@ -139,21 +182,14 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
                     {"data_offsets", {offset, offset + tensor.nbytes()}}};
     offset += tensor.nbytes();
   }
-  std::string text = header.dump();
+  std::string text = json_text(header);
   // Pad the header with spaces to an 8-byte boundary so the data section is aligned.
   text.append((8 - text.size() % 8) % 8, ' ');
   uint64_t header_bytes = text.size();
 
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    MUONREC_CHECK(out, "{}: cannot open for writing", tmp);
-    out.write(reinterpret_cast<const char*>(&header_bytes), 8);
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (const Tensor& t : host) out.write(static_cast<const char*>(t.raw_data()), static_cast<std::streamsize>(t.nbytes()));
-    MUONREC_CHECK(out.good(), "{}: write failed (disk full?)", tmp);
-  }
-  MUONREC_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "{}: cannot rename {} into place", path, tmp);
+  std::vector<std::pair<const void*, size_t>> pieces = {{&header_bytes, 8}, {text.data(), text.size()}};
+  for (const Tensor& t : host) pieces.emplace_back(t.raw_data(), static_cast<size_t>(t.nbytes()));
+  replace_file(path, pieces);
 }
 
 }  // namespace muonrec

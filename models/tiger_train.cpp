@@ -8,6 +8,7 @@
 #include "data/split.h"
 #include "engine/autograd.h"
 #include "engine/error.h"
+#include "engine/json_text.h"
 #include "engine/nvtx.h"
 #include "models/run_log.h"
 #include "models/training_position.h"
@@ -234,7 +235,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
         best_params = snapshot(model.parameters());
       }
     }
-    append_jsonl_line(o.metrics_path, record.dump());
+    append_jsonl_line(o.metrics_path, json_text(record));
     position.epoch = epoch;
     position.dropout_offset = dropout_rng.offset();
     if (!o.last_checkpoint_path.empty()) {

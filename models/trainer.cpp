@@ -7,6 +7,7 @@
 #include "data/batcher.h"
 #include "engine/autograd.h"
 #include "engine/error.h"
+#include "engine/json_text.h"
 #include "engine/nvtx.h"
 #include "models/run_log.h"
 #include "models/training_position.h"
@@ -16,7 +17,7 @@ namespace {
 
 using nlohmann::json;
 
-void append_jsonl(const std::string& path, const json& record) { append_jsonl_line(path, record.dump()); }
+void append_jsonl(const std::string& path, const json& record) { append_jsonl_line(path, json_text(record)); }
 
 }  // namespace
 
@@ -152,11 +153,13 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
     // Where the run stands now: the best checkpoint below is a training state too.
     position.epoch = epoch;
     position.dropout_offset = dropout_rng.offset();
+    bool new_best = false;
     if (epoch % options.eval_every == 0 || epoch == options.epochs) {
       RankingMetrics valid = evaluate_model(model, dataset, data::EvalSplit::Validation, eval);
       record["valid"] = json::parse(valid.to_json());
       log << fmt::format("epoch {} validation: {}\n", epoch, valid.summary()) << std::flush;
-      if (position.record_validation(epoch, valid)) {
+      new_best = position.record_validation(epoch, valid);
+      if (new_best) {
         result.best_epoch = epoch;
         result.best_valid = valid;
         result.test_at_best = evaluate_model(model, dataset, data::EvalSplit::Test, eval);
@@ -164,19 +167,21 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
         record["test"] = json::parse(result.test_at_best.to_json());
         log << fmt::format("epoch {} test (new best validation): {}\n", epoch, result.test_at_best.summary())
             << std::flush;
-        if (!options.checkpoint_path.empty())
-          save_checkpoint(options.checkpoint_path, model, optimizer,
-                          training_state_metadata(position, run, dataset));
       }
     }
+    // The epoch's record before the states that resume after it: a run stopped in between repeats
+    // the epoch (the history keeps the later record), where the other order would lose it.
+    append_jsonl(options.metrics_path, record);
+    if (new_best && !options.checkpoint_path.empty())
+      save_checkpoint(options.checkpoint_path, model, optimizer, training_state_metadata(position, run, dataset));
     if (!options.last_checkpoint_path.empty())
       save_checkpoint(options.last_checkpoint_path, model, optimizer,
                       training_state_metadata(position, run, dataset));
-    append_jsonl(options.metrics_path, record);
   }
-  end_of_run(options, position, result, log);
   result.steps = steps_this_run;
   result.train_seconds = train_seconds;
+  // A paused run leaves its result to the run that resumes it, as TIGER's does.
+  if (end_of_run(options, position, result, log) == RunEnd::Paused) return result;
   append_jsonl(options.metrics_path, {{"kind", "result"},
                                       {"best_epoch", result.best_epoch},
                                       {"patience_stop_epoch", result.patience_stop_epoch},

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/error.h"
+#include "engine/json_text.h"
 #include "engine/version.h"
 
 namespace muonrec {
@@ -39,7 +40,7 @@ std::string settings_differences(const SafetensorsFile& file, const char* key,
   std::string out;
   for (const auto& [flag, value] : now) {
     auto was = then.find(flag);
-    if (was == then.end() || !was->is_string() || was->get<std::string>() == value) continue;
+    if (was == then.end() || !was->is_string() || was->get<std::string>() == as_written_to_json(value)) continue;
     out += fmt::format("{}--{} {} (the state's run: {})", out.empty() ? "" : ", ", flag, value, was->get<std::string>());
   }
   return out;
@@ -174,8 +175,8 @@ std::map<std::string, std::string> training_state_metadata(const TrainingPositio
   meta["data"] = dataset.source;
   meta["data_shape"] = data_shape(dataset);
   add_item_numbering(meta, dataset);
-  meta["tunable_settings"] = nlohmann::json(run.tunable).dump();
-  meta["fixed_settings"] = nlohmann::json(run.fixed).dump();
+  meta["tunable_settings"] = json_text(run.tunable);
+  meta["fixed_settings"] = json_text(run.fixed);
   add_provenance(meta, run.command, run.settings);
   return meta;
 }
@@ -200,7 +201,7 @@ std::string run_record_json(const RunIdentity& run, const TrainOptions& options,
                            {"device", device_name(device)},
                            {"resumed_from", options.resume_path},
                            {"cwd", std::filesystem::current_path().string()}};
-  return record.dump();
+  return json_text(record);
 }
 
 namespace {

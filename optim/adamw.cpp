@@ -73,7 +73,7 @@ void AdamW::load_state(const SafetensorsFile& file, const std::string& prefix) {
     load_state_tensor(file, prefix + "exp_avg." + params_[i].name, exp_avg_[i]);
     load_state_tensor(file, prefix + "exp_avg_sq." + params_[i].name, exp_avg_sq_[i]);
   }
-  steps_ = file.at(prefix + "step").to_i64_vector()[0];
+  steps_ = load_state_step(file, prefix + "step");
 }
 
 std::string AdamW::describe() const {
@@ -88,6 +88,15 @@ void load_state_tensor(const SafetensorsFile& file, const std::string& key, Tens
                 "{}: optimizer state '{}' is {} {}, expected {} {}", file.path, key, dtype_name(src.dtype()),
                 shape_str(src.shape()), dtype_name(into.dtype()), shape_str(into.shape()));
   into.copy_from(src);
+}
+
+int64_t load_state_step(const SafetensorsFile& file, const std::string& key) {
+  const Tensor& step = file.at(key);
+  MUONREC_CHECK(step.dtype() == DType::I64 && step.numel() == 1, "{}: optimizer step '{}' is {} {}, expected I64 [1]",
+                file.path, key, dtype_name(step.dtype()), shape_str(step.shape()));
+  const int64_t value = step.to_i64_vector()[0];
+  MUONREC_CHECK(value >= 0, "{}: optimizer step '{}' is {}", file.path, key, value);
+  return value;
 }
 
 }  // namespace muonrec

@@ -171,7 +171,7 @@ std::map<std::string, Tensor> Muon::state(const std::string& prefix) const {
 void Muon::load_state(const SafetensorsFile& file, const std::string& prefix) {
   for (size_t i = 0; i < params_.size(); ++i)
     load_state_tensor(file, prefix + "momentum_buffer." + params_[i].name, momentum_buffer_[i]);
-  steps_ = file.at(prefix + "step").to_i64_vector()[0];
+  steps_ = load_state_step(file, prefix + "step");
 }
 
 std::string Muon::describe() const {

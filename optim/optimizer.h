@@ -31,5 +31,7 @@ class Optimizer {
 
 // Copies file[prefix + key] into `into` after checking its shape; errors name file and tensor.
 void load_state_tensor(const SafetensorsFile& file, const std::string& key, Tensor& into);
+// The step count file[key] holds: one non-negative I64 value; errors name file and tensor.
+int64_t load_state_step(const SafetensorsFile& file, const std::string& key);
 
 }  // namespace muonrec

@@ -97,7 +97,7 @@ std::map<std::string, Tensor> OptimizerSet::state() const {
 
 void OptimizerSet::load_state(const SafetensorsFile& file) {
   for (const auto& opt : optimizers_) opt->load_state(file, std::string(opt->name()) + ".");
-  steps_ = file.at("optimizer_set.step").to_i64_vector()[0];
+  steps_ = load_state_step(file, "optimizer_set.step");
 }
 
 }  // namespace muonrec

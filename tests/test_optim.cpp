@@ -79,6 +79,16 @@ TEST(AdamW, state_round_trips_through_a_checkpoint) {
   opt.step();
   restored.step();
   EXPECT_EQ(a.to_f32_vector(), b.to_f32_vector());
+  // A step count of another shape, type or sign is refused naming the file and the tensor (an empty
+  // one used to be read past its end).
+  std::map<std::string, Tensor> state = opt.state("adamw.");
+  const std::vector<Tensor> bad_steps = {Tensor::from_i64({}, {0}), Tensor::from_f32({1.0f}, {1}),
+                                         Tensor::from_i64({-3}, {1})};
+  for (const Tensor& bad_step : bad_steps) {
+    state["adamw.step"] = bad_step;
+    save_safetensors(path, state);
+    testkit::expect_error([&] { restored.load_state(load_safetensors(path), "adamw."); }, {path, "'adamw.step'"});
+  }
   std::filesystem::remove(path);
 }
 

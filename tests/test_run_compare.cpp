@@ -153,6 +153,11 @@ TEST(RunCompare, a_resumed_run_reads_as_the_uninterrupted_one) {
   }
   EXPECT_TRUE(paused[0].finished);
   EXPECT_EQ(paused[0].final_test, whole[0].final_test);
+  // One result record: the paused invocation leaves its result to the one that finishes the run.
+  std::ifstream lines(dir.path("paused.jsonl"));
+  int64_t results = 0;
+  for (std::string line; std::getline(lines, line);) results += line.find(R"("kind":"result")") != std::string::npos;
+  EXPECT_EQ(results, 1);
 }
 
 TEST(RunHistory, redone_epochs_replace_earlier_records_and_fresh_runs_start_anew) {

@@ -3,6 +3,10 @@
 
 #include <fstream>
 
+#include <signal.h>
+#include <sys/resource.h>
+
+#include "engine/json_text.h"
 #include "engine/safetensors.h"
 #include "test_util.h"
 
@@ -41,6 +45,46 @@ TEST(Safetensors, round_trip_all_dtypes_and_metadata) {
   EXPECT_EQ(file.metadata.at("config"), "{\"d\": 5}");
   EXPECT_THROW(file.at("missing"), Error);
   std::filesystem::remove(path);
+}
+
+TEST(Safetensors, a_write_cut_short_leaves_the_previous_file_whole) {
+  testkit::TempDir dir;
+  const std::string path = dir.path("state.safetensors");
+  const Tensor good = testkit::random_tensor({4, 4}, 2);
+  save_safetensors(path, {{"w", good}});
+  // A file-size limit below the new file's size: the write fails partway (SIGXFSZ ignored, so the
+  // write returns an error instead of killing the test), as on a full disk.
+  struct sigaction ignore {}, previous {};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(sigaction(SIGXFSZ, &ignore, &previous), 0);
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  rlimit small = saved;
+  small.rlim_cur = 4096;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string message;
+  try {
+    save_safetensors(path, {{"w", testkit::random_tensor({64, 64}, 3)}});
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &saved), 0);
+  ASSERT_EQ(sigaction(SIGXFSZ, &previous, nullptr), 0);
+  EXPECT_NE(message.find("write failed"), std::string::npos) << message;
+  EXPECT_NE(message.find("is left as it was"), std::string::npos) << message;
+  EXPECT_EQ(load_safetensors(path).at("w").to_f32_vector(), good.to_f32_vector());
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+}
+
+TEST(Safetensors, metadata_that_is_not_utf8_is_written_with_replacement_characters) {
+  // A command line holding a Latin-1 file name: the run's state is still written.
+  testkit::TempDir dir;
+  const std::string path = dir.path("state.safetensors");
+  const std::string latin1 = "train --save-last caf\xe9.st";
+  save_safetensors(path, {{"w", Tensor::zeros({2})}}, {{"command", latin1}});
+  EXPECT_EQ(load_safetensors(path).metadata.at("command"), "train --save-last caf\xef\xbf\xbd.st");
+  EXPECT_EQ(as_written_to_json(latin1), "train --save-last caf\xef\xbf\xbd.st");
+  EXPECT_EQ(as_written_to_json("caf\xc3\xa9"), "caf\xc3\xa9");  // UTF-8 stays as it is
 }
 
 TEST(Safetensors, reads_the_pytorch_fixture) {
