@@ -3,8 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <ostream>
+#include <system_error>
 
 #include <nlohmann/json.hpp>
 
@@ -81,16 +85,38 @@ std::map<std::string, std::string> TrainingPosition::to_metadata() const {
 }
 
 TrainingPosition TrainingPosition::from_metadata(const SafetensorsFile& file) {
+  // Every field is checked here, naming the file and the key, before the run says it resumed.
+  auto count = [&](const char* key, const std::string& text) {
+    uint64_t value = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    MUONREC_CHECK(error == std::errc() && end == text.data() + text.size() && !text.empty() &&
+                      value <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()),
+                  "{}: its '{}' metadata '{}' is not a count", file.path, key, text);
+    return value;
+  };
+  auto metrics = [&](const char* key) -> const std::string& {
+    const std::string& text = required(file, key);
+    try {
+      metrics_from_json(text);
+    } catch (const nlohmann::json::exception& e) {
+      MUONREC_FAIL("{}: its '{}' metadata is not a metrics record ({})", file.path, key, e.what());
+    }
+    return text;
+  };
   TrainingPosition p;
-  auto get = [&](const char* key) -> const std::string& { return required(file, key); };
-  p.epoch = std::stoll(get("epoch"));
-  p.dropout_offset = std::stoull(get("dropout_offset"));
-  p.best_valid = std::stod(get("best_valid_ndcg10"));
-  p.best_epoch = std::stoll(get("best_epoch"));
+  p.epoch = static_cast<int64_t>(count("epoch", required(file, "epoch")));
+  p.dropout_offset = count("dropout_offset", required(file, "dropout_offset"));
+  const std::string& best = required(file, "best_valid_ndcg10");
+  char* best_end = nullptr;
+  p.best_valid = std::strtod(best.c_str(), &best_end);
+  MUONREC_CHECK(!best.empty() && *best_end == '\0', "{}: its 'best_valid_ndcg10' metadata '{}' is not a number",
+                file.path, best);
+  p.best_epoch = static_cast<int64_t>(count("best_epoch", required(file, "best_epoch")));
   const auto since_best = file.metadata.find("validations_since_best");
-  p.validations_since_best = since_best == file.metadata.end() ? 0 : std::stoll(since_best->second);
-  p.best_valid_json = get("best_valid");
-  p.test_at_best_json = get("test_metrics");
+  if (since_best != file.metadata.end())
+    p.validations_since_best = static_cast<int64_t>(count("validations_since_best", since_best->second));
+  p.best_valid_json = metrics("best_valid");
+  p.test_at_best_json = metrics("test_metrics");
   return p;
 }
 
@@ -272,7 +298,10 @@ TrainingState open_training_state(const TrainOptions& options, const RunIdentity
   };
   note("batch", recorded("batch_size"), std::to_string(run.batch_size));
   note("seed", recorded("seed"), std::to_string(run.seed));
-  note("schedule steps", recorded("total_steps"), std::to_string(run.total_steps));
+  // Only the cosine schedule's rates depend on the run's length (a constant one, warm-up included,
+  // repeats the uninterrupted run whatever --epochs says).
+  if (options.optimizer.schedule.kind == LrSchedule::Kind::Cosine)
+    note("schedule steps", recorded("total_steps"), std::to_string(run.total_steps));
   const std::string tunable_changes =
       settings_differences(file, "tunable_settings", run.tunable);
   if (!tunable_changes.empty()) changes += (changes.empty() ? "" : ", ") + tunable_changes;

@@ -4,6 +4,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "models/run_log.h"
 #include "models/trainer.h"
@@ -266,12 +267,43 @@ TEST(Training, resume_refuses_a_state_written_for_another_run) {
   TrainResult rest = train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, from_old, old_log);
   EXPECT_EQ(rest.epoch_losses.size(), 2u);
 
+  // Damaged position fields are refused naming the file and the key, before the run resumes.
+  const std::vector<std::tuple<const char*, const char*, const char*>> damage = {
+      {"epoch", "abc", "is not a count"},
+      {"dropout_offset", "-5", "is not a count"},
+      {"best_epoch", "123456789012345678901234", "is not a count"},
+      {"best_valid_ndcg10", "0.1x", "is not a number"},
+      {"test_metrics", "{\"users\": 3", "is not a metrics record"}};
+  for (const auto& [key, value, message] : damage) {
+    SafetensorsFile damaged = load_safetensors(options.last_checkpoint_path);
+    damaged.metadata[key] = value;
+    const std::string path = temp_file("damaged_state.safetensors");
+    save_safetensors(path, damaged.tensors, damaged.metadata);
+    TrainOptions from_damaged = resume;
+    from_damaged.resume_path = path;
+    testkit::expect_error(
+        [&] { train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, from_damaged, log); },
+        {path, std::string("'") + key + "'", message});
+  }
+
   TrainOptions other_batch = resume;
   other_batch.batch_size = 32;
   std::ostringstream batch_log;
   train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, other_batch, batch_log);
-  EXPECT_NE(batch_log.str().find("resuming with batch 32 (the state's run: 64), schedule steps"), std::string::npos)
+  EXPECT_NE(batch_log.str().find("resuming with batch 32 (the state's run: 64): the run will not repeat"),
+            std::string::npos)
       << batch_log.str();
+  // A constant schedule does not depend on the run's length: more epochs repeat the longer run.
+  TrainOptions longer = resume;
+  longer.epochs += 2;
+  std::ostringstream longer_log;
+  train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, longer, longer_log);
+  EXPECT_EQ(longer_log.str().find("resuming with"), std::string::npos) << longer_log.str();
+  TrainOptions cosine = longer;
+  cosine.optimizer.schedule.kind = LrSchedule::Kind::Cosine;
+  std::ostringstream cosine_log;
+  train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, cosine, cosine_log);
+  EXPECT_NE(cosine_log.str().find("schedule steps"), std::string::npos) << cosine_log.str();
   // Other optimizer hyperparameters: allowed, and said.
   TrainOptions other_lr = resume;
   other_lr.optimizer.adamw.lr = 1e-3f;
