@@ -149,7 +149,8 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
     texts = map.empty() ? semantic_id::load_movielens_item_texts(o.movies, ds.item_source_ids, movie, &report)
                         : semantic_id::load_movielens_item_texts_mapped(o.movies, map, ds.n_items, movie, &report);
     std::string via = map.empty() ? " (item ids as MovieIDs)" : " via " + map;
-    if (!map.empty() && o.movie_map == "auto") via += " (found beside the data; --movie-map none reads ids as MovieIDs)";
+    if (!map.empty() && o.movie_map == "auto")
+      via += " (found beside the data; --movie-map none reads ids as MovieIDs)";
     *source = fmt::format("{}{}; {}", o.movies, via, report.summary());
   } else {
     MUONREC_CHECK(o.item_text != "none", "{} needs item texts: give --item-text PREFIX or --movies FILE{}", who,
@@ -228,7 +229,8 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
                                      {"item-vectors", v.kind},
                                      {"item-text", file_name(v.item_text)},
                                      {"movies", file_name(v.movies)},
-                                     {"movie-map", v.movies.empty() ? "" : file_name(movie_map_for(dataset, v.movie_map))},
+                                     {"movie-map",
+                                      v.movies.empty() ? "" : file_name(movie_map_for(dataset, v.movie_map))},
                                      {"item-vectors-from-checkpoint", file_name(v.checkpoint)}});
   return train_tiger(model, catalog, dataset, train, log, &tokenizer);
 }

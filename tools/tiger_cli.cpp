@@ -48,11 +48,12 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
       ->capture_default_str();
   CLI::Option* movies =
       cmd->add_option("--movies", vectors.movies, "tiger: MovieLens movies.dat for the item texts (title and genres)");
-  CLI::Option* movie_map = cmd->add_option("--movie-map", vectors.movie_map,
-                                           "tiger: 'item_id MovieID' map for --movies; 'auto' takes sas_to_original_items.txt "
-                                           "beside a data file numbered 1..n, 'none' reads item ids as MovieIDs")
-                               ->needs(movies)
-                               ->capture_default_str();
+  CLI::Option* movie_map =
+      cmd->add_option("--movie-map", vectors.movie_map,
+                      "tiger: 'item_id MovieID' map for --movies; 'auto' takes sas_to_original_items.txt beside a "
+                      "data file numbered 1..n, 'none' reads item ids as MovieIDs")
+          ->needs(movies)
+          ->capture_default_str();
   // A trained model's item table replaces the other item vectors, their text and their width.
   cmd->add_option("--item-vectors-from-checkpoint", vectors.checkpoint,
                   "tiger: cluster the item embeddings (param.item.weight) of this trained checkpoint instead of text")
