@@ -61,7 +61,8 @@ struct ReadOptions {
 };
 
 // Reads a whole interaction file. Auto picks the format from the extension (.csv) and the first
-// non-blank line ('::' -> ml-dat, ',' -> ml-csv, 2 fields -> pairs, else sequences). Malformed
+// non-blank line ('::' -> ml-dat, ',' -> ml-csv, 2 fields -> pairs, else sequences; a dense file
+// that mixes the two layouts, as a 'user item rating' file would, is refused). Malformed
 // input throws muonrec::Error naming the file, the 1-based line and the problem.
 SequenceDataset read_dataset(const std::string& path, const ReadOptions& options = {});
 

@@ -6,11 +6,13 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <limits>
 #include <string_view>
 #include <system_error>
+#include <unordered_map>
 
 #include "data/dataset.h"
 #include "engine/error.h"
@@ -96,6 +98,8 @@ std::string read_whole_file(const std::string& path) {
 
 // Walks the lines of a buffer, ended by "\n", "\r\n" or a lone "\r" (old Mac files, which would
 // otherwise read as one line whose fields run on across records); the last line needs no ending.
+// A run of "\r" before "\n" is one ending: "\r\r\n" is what a CRLF file converted twice holds, and
+// an editor shows one line there, so error messages must count it as one.
 class LineCursor {
  public:
   explicit LineCursor(std::string_view text) : text_(text) {}
@@ -105,7 +109,10 @@ class LineCursor {
     size_t end = text_.find_first_of("\r\n", pos_);
     if (end == std::string_view::npos) end = text_.size();
     line = trim(text_.substr(pos_, end - pos_));
-    pos_ = end + (text_.compare(end, 2, "\r\n") == 0 ? 2 : 1);
+    size_t after_returns = end;
+    while (after_returns < text_.size() && text_[after_returns] == '\r') ++after_returns;
+    const bool crlf = after_returns < text_.size() && text_[after_returns] == '\n';
+    pos_ = crlf ? after_returns + 1 : end + 1;
     number = ++line_number_;
     return true;
   }
@@ -161,6 +168,7 @@ void check_rating(std::string_view field, const Where& where) {
   auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
   if (ec != std::errc() || end != field.data() + field.size() || field.empty())
     where.fail(fmt::format("non-numeric rating {}", quoted(field)));
+  if (!std::isfinite(value)) where.fail(fmt::format("rating {} is not a finite number", quoted(field)));
 }
 
 void split_whitespace(std::string_view line, std::vector<std::string_view>& fields) {
@@ -206,15 +214,41 @@ Format detect_format(const std::string& path, std::string_view text) {
   return Format::UserItemPairs;  // no data line: the caller reports the empty file
 }
 
-// 'user item' and 'user i1 i2 ...' lines. Both mean "append these items to the user", so under
-// Auto any count >= 2 is accepted; naming 'pairs' explicitly also checks that each line has 2.
-void parse_dense_file(const std::string& path, std::string_view text, bool exactly_pairs,
-                      std::vector<Event>& events, ReadReport& report, Where& max_item_where,
-                      int64_t& max_item) {
+// Under Auto, a 'user item' pairs file and a 'user i1 i2 ...' sequences file may both be read, but
+// not a mix of the two: a user on several lines, one of which holds more than one item, is what a
+// 'user item rating' or 'user item timestamp' file looks like, whose third column would otherwise
+// be read as items.
+class DenseLayoutCheck {
+ public:
+  void add(int64_t user, size_t items_on_line, const Where& where) {
+    auto [seen, first_time] = lines_of_user_.try_emplace(user, UserLines{where.line, 0});
+    UserLines& lines = seen->second;
+    if (items_on_line > 1 && lines.multi_item_line == 0) lines.multi_item_line = where.line;
+    if (first_time || lines.multi_item_line == 0) return;
+    where.fail(fmt::format("user {} is on line {} too, and line {} holds more than one item: neither 'user item' "
+                           "pairs nor one 'user i1 i2 ...' line per user (a column of ratings or timestamps?); name "
+                           "--format pairs or --format sequences to read it as one of them",
+                           user, lines.first_line, lines.multi_item_line));
+  }
+
+ private:
+  struct UserLines {
+    int64_t first_line;
+    int64_t multi_item_line;  // 0: none yet
+  };
+  std::unordered_map<int64_t, UserLines> lines_of_user_;
+};
+
+// 'user item' and 'user i1 i2 ...' lines. Both mean "append these items to the user": a named
+// 'sequences' takes any count >= 2 a line, a named 'pairs' exactly 2, and Auto either layout but not
+// a mix (DenseLayoutCheck).
+void parse_dense_file(const std::string& path, std::string_view text, Format format, std::vector<Event>& events,
+                      ReadReport& report, Where& max_item_where, int64_t& max_item) {
   LineCursor cursor(text);
   std::string_view line;
   int64_t number = 0;
   std::vector<std::string_view> fields;
+  DenseLayoutCheck layout;
   while (cursor.next(line, number)) {
     if (line.empty()) {
       ++report.blank_lines;
@@ -222,10 +256,11 @@ void parse_dense_file(const std::string& path, std::string_view text, bool exact
     }
     Where where{path, number};
     split_whitespace(line, fields);
-    if (exactly_pairs && fields.size() != 2)
+    if (format == Format::UserItemPairs && fields.size() != 2)
       where.fail(fmt::format("expected 2 fields (user item), got {}", fields.size()));
     if (fields.size() < 2) where.fail(fmt::format("expected at least 2 fields (user item ...), got {}", fields.size()));
     int64_t user = parse_user(fields[0], where);
+    if (format == Format::Auto) layout.add(user, fields.size() - 1, where);
     for (size_t f = 1; f < fields.size(); ++f) {
       int64_t item = parse_dense_item(fields[f], where);
       if (item > max_item) {
@@ -295,8 +330,7 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& options
   if (movielens) {
     parse_movielens_file(path, text, format == Format::MovieLensCsv, events, ds.report);
   } else {
-    parse_dense_file(path, text, options.format == Format::UserItemPairs, events, ds.report, max_item_where,
-                     max_item);
+    parse_dense_file(path, text, options.format, events, ds.report, max_item_where, max_item);
   }
   if (events.empty())
     MUONREC_FAIL("{}: no events ({} lines, {} blank; format {})", path, ds.report.lines, ds.report.blank_lines,

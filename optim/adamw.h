@@ -3,6 +3,10 @@
 // a device, through a pointer table and hyperparameters held in device memory (the table is uploaded
 // again only when a gradient buffer moves, so with a gradient arena nothing is uploaded but the
 // step's scalars).
+// One step count serves every tensor: a parameter left without a gradient in some step is skipped
+// (its moments and weights stay), but its bias correction still counts that step, where torch keeps
+// a count per parameter. Every model here gives every parameter a gradient each step (the gradient
+// arena), so the two agree; a caller that skips parameters gets a smaller first update for them.
 #pragma once
 
 #include <cstdint>

@@ -74,7 +74,7 @@ TEST(DataReaders, PairsFileKeepsIdsAndAppendsNonContiguousLines) {
 
 TEST(DataReaders, SequencesFile) {
   TempDir tmp;
-  const std::string path = tmp.write("seqs.txt", "2 5 6 7\n1 1 2 3 4\n1 9\t8\n");
+  const std::string path = tmp.write("seqs.txt", "2 5 6 7\n1 1 2 3 4 9\t8\n");
   for (Format format : {Format::UserSequences, Format::Auto}) {
     const SequenceDataset ds = read_as(path, format);
     EXPECT_EQ(ds.format, Format::UserSequences);
@@ -84,13 +84,10 @@ TEST(DataReaders, SequencesFile) {
     EXPECT_EQ(ds.item_source_ids.size(), 10u);
     EXPECT_EQ(ds.item_source_ids[9], 9);
   }
-}
-
-TEST(DataReaders, AutoAcceptsPairsFileWithLongerLines) {
-  // Detected as pairs from line 1, but 'user i1 i2' later means the same thing: accepted.
-  TempDir tmp;
-  const SequenceDataset ds = read_dataset(tmp.write("mixed.txt", "1 1\n1 2 3\n"));
-  EXPECT_EQ(ds.sequences, (Seqs{{1, 2, 3}}));
+  // A user's sequence continued on a second line is read when the format is named (Auto refuses the
+  // layout, which a 'user item rating' table shares: AutoRefusesAThirdColumnReadAsItems).
+  const std::string continued = tmp.write("continued.txt", "2 5 6 7\n1 1 2 3 4\n1 9\t8\n");
+  EXPECT_EQ(read_as(continued, Format::UserSequences).sequences, (Seqs{{1, 2, 3, 4, 9, 8}, {5, 6, 7}}));
 }
 
 TEST(DataReaders, MovieLensDatSortsByTimeAndRemapsItems) {
@@ -163,6 +160,10 @@ TEST(DataReaders, CrlfTrailingWhitespaceAndBlankLines) {
   EXPECT_EQ(cr.sequences, (Seqs{{1, 2, 3}, {4, 5, 6}}));
   EXPECT_EQ(cr.report.lines, 7);
   EXPECT_EQ(cr.report.blank_lines, 1);
+  // A CRLF file converted twice ends its lines with "\r\r\n": one line each, as an editor shows them.
+  expect_read_error(tmp.write("crcrlf.txt", "1 1\r\r\n1 2\r\r\n1 x\r\r\n"), Format::Auto,
+                    {"line 3:", "non-numeric item id 'x'"});
+  EXPECT_EQ(read_dataset(tmp.write("crcrlf_ok.txt", "1 1\r\r\n1 2\r\r\n1 3\r\r\n")).report.lines, 3);
 }
 
 TEST(DataReaders, ShortUsersAreDroppedAndCounted) {
@@ -201,6 +202,24 @@ TEST(DataReaders, WrongFieldCount) {
                     {"line 3", "expected 4 comma-separated fields", "got 5"});
 }
 
+TEST(DataReaders, AutoRefusesAThirdColumnReadAsItems) {
+  TempDir tmp;
+  // 'user item rating': the first line's three fields look like a sequence, the repeated user says
+  // it is not one.
+  expect_read_error(tmp.write("ratings.txt", "1 10 5\n1 20 3\n1 30 4\n"), Format::Auto,
+                    {"line 2", "user 1 is on line 1 too", "line 1 holds more than one item", "--format"});
+  // A pairs file with one stray triple, after or before the user's other lines.
+  expect_read_error(tmp.write("stray.txt", "1 1\n1 2 5\n1 3\n"), Format::Auto,
+                    {"line 2", "user 1 is on line 1 too", "line 2 holds more than one item"});
+  expect_read_error(tmp.write("stray_first.txt", "2 7\n1 1 5\n2 8\n1 3\n"), Format::Auto,
+                    {"line 4", "user 1 is on line 2 too"});
+  // Each layout alone is read, and naming the format reads the mix as asked.
+  EXPECT_EQ(read_dataset(tmp.write("seqs.txt", "1 1 2 3\n2 4 5 6\n3 1\n")).num_events(), 6);
+  EXPECT_EQ(read_dataset(tmp.write("pairs.txt", "1 1\n1 2\n1 3\n")).num_events(), 3);
+  EXPECT_EQ(read_as(tmp.path("ratings.txt"), Format::UserSequences, 3).num_events(), 6);
+  expect_read_error(tmp.path("ratings.txt"), Format::UserItemPairs, {"line 1", "expected 2 fields (user item), got 3"});
+}
+
 TEST(DataReaders, NonNumericAndOutOfRangeIds) {
   TempDir tmp;
   expect_read_error(tmp.write("alpha.txt", "1 1\n2 x7\n"), Format::Auto, {"line 2", "non-numeric item id 'x7'"});
@@ -212,6 +231,10 @@ TEST(DataReaders, NonNumericAndOutOfRangeIds) {
   expect_read_error(tmp.write("float.csv", "userId,movieId,rating,timestamp\n1,2.5,4.0,10\n"), Format::Auto,
                     {"line 2", "non-numeric item id '2.5'"});
   expect_read_error(tmp.write("rating.dat", "1::2::five::10\n"), Format::Auto, {"line 1", "non-numeric rating 'five'"});
+  for (const char* not_finite : {"nan", "inf", "-inf"})
+    expect_read_error(tmp.write("rating_inf.csv", fmt::format("userId,movieId,rating,timestamp\n1,5,4,1\n1,6,{},2\n",
+                                                              not_finite)),
+                      Format::Auto, {"line 3", fmt::format("rating '{}' is not a finite number", not_finite)});
   expect_read_error(tmp.write("ts.dat", "1::2::5::\n"), Format::Auto, {"line 1", "non-numeric timestamp ''"});
   // Ids far beyond the number of events are not dense ids.
   expect_read_error(tmp.write("sparse.txt", "1 1\n1 2\n1 2000000000\n"), Format::Auto,
