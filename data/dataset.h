@@ -8,12 +8,14 @@
 //   ml-csv     MovieLens ratings.csv 'userId,movieId,rating,timestamp' with its header line
 // Dense files keep their ids (n_items = the largest id, as the PyTorch peer does) so results are
 // comparable with published numbers; MovieLens ratings become implicit events, ordered by time,
-// with item ids remapped densely.
+// with item ids remapped densely (as are a dense file's after a k-core, preprocess.h).
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "data/preprocess.h"
 
 namespace muonrec::data {
 
@@ -36,6 +38,9 @@ struct ReadReport {
   int64_t users_dropped_short = 0;   // users with fewer than min_events_per_user events
   int64_t events_dropped = 0;        // the events of those users
   int64_t min_events_per_user = 0;   // the threshold that was applied
+  Preprocessing preprocessing;       // what was asked
+  PreprocessReport preprocessed;     // what it removed
+  int64_t largest_file_item = 0;     // pairs and sequences files: the largest item id read (0 otherwise)
   std::string summary() const;
 };
 
@@ -58,6 +63,7 @@ struct ReadOptions {
   Format format = Format::Auto;
   // Leave-one-out needs 3 events (train, validation, test); shorter users are skipped and counted.
   int64_t min_events_per_user = 3;
+  Preprocessing preprocessing;  // after time order, before the threshold above
 };
 
 // Reads a whole interaction file. Auto picks the format from the extension (.csv) and the first

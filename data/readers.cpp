@@ -40,8 +40,10 @@ const char* format_name(Format format) {
 }
 
 std::string ReadReport::summary() const {
-  return fmt::format("{} lines ({} blank); {} users with fewer than {} events skipped ({} events)", lines,
-                     blank_lines, users_dropped_short, min_events_per_user, events_dropped);
+  const std::string preprocessing = preprocessed.summary(this->preprocessing);
+  return fmt::format("{} lines ({} blank); {}{}{} users with fewer than {} events skipped ({} events)", lines,
+                     blank_lines, preprocessing, preprocessing.empty() ? "" : "; ", users_dropped_short,
+                     min_events_per_user, events_dropped);
 }
 
 int64_t SequenceDataset::num_events() const {
@@ -51,12 +53,6 @@ int64_t SequenceDataset::num_events() const {
 }
 
 namespace {
-
-struct Event {
-  int64_t user;
-  int64_t item;
-  int64_t timestamp;  // 0 for files without timestamps
-};
 
 // Dense ids index embedding tables directly: an id past this is a typo or a file that needs
 // remapping, not a table anyone can allocate.
@@ -322,6 +318,7 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& options
   ds.source = path;
   ds.format = format;
   ds.report.min_events_per_user = options.min_events_per_user;
+  ds.report.preprocessing = options.preprocessing;
 
   std::vector<Event> events;
   events.reserve(text.size() / 8);
@@ -331,6 +328,7 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& options
     parse_movielens_file(path, text, format == Format::MovieLensCsv, events, ds.report);
   } else {
     parse_dense_file(path, text, options.format, events, ds.report, max_item_where, max_item);
+    ds.report.largest_file_item = max_item;
   }
   if (events.empty())
     MUONREC_FAIL("{}: no events ({} lines, {} blank; format {})", path, ds.report.lines, ds.report.blank_lines,
@@ -354,6 +352,10 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& options
                              [](const Event& a, const Event& b) { return a.user < b.user; })) {
     std::stable_sort(events.begin(), events.end(), [](const Event& a, const Event& b) { return a.user < b.user; });
   }
+  preprocess(events, options.preprocessing, ds.report.preprocessed);
+  if (events.empty())
+    MUONREC_FAIL("{}: no events left after {} ({})", path, options.preprocessing.describe(),
+                 ds.report.preprocessed.summary(options.preprocessing));
 
   // Group by user, skipping short users (counted in the report, printed by the caller).
   std::vector<Event> kept;
@@ -378,10 +380,11 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& options
     MUONREC_FAIL("{}: no user has at least {} events ({} users read)", path, options.min_events_per_user,
                  users_read);
 
-  // Item ids: dense files keep theirs (n_items = the largest kept id, as the PyTorch peer);
-  // MovieLens ids are remapped to 1..n in ascending order of source id.
+  // Item ids: dense files keep theirs (n_items = the largest kept id, as the PyTorch peer) unless a
+  // k-core took items out; MovieLens ids, and those k-cores, are renumbered 1..n in ascending order
+  // of source id.
   std::vector<int64_t>& source_ids = ds.item_source_ids;
-  if (movielens) {
+  if (movielens || options.preprocessing.k_core > 0) {
     source_ids.reserve(kept.size() + 1);
     source_ids.push_back(0);
     for (const Event& e : kept) source_ids.push_back(e.item);

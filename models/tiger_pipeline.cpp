@@ -69,17 +69,34 @@ std::pair<std::string, std::string> find_side_files(const std::string& data_path
 // The 'item_id MovieID' map --movies reads through ("" = the dataset's source ids). The SASRec ML-1M
 // file numbers movies 1..n its own way, and reading those numbers as MovieIDs would give most items
 // some other movie's title without a word; the map that comes with it sits beside it and numbers
-// exactly its items. (A file of MovieIDs beside it, read as they are, has more items than the map.)
+// exactly the file's items. (A file of MovieIDs beside it, read as they are, has more items than the
+// map; MovieLens files hold MovieIDs.)
 std::string movie_map_for(const data::SequenceDataset& dataset, const std::string& movie_map) {
   if (movie_map == "none") return "";
   if (movie_map != "auto") return movie_map;
-  for (size_t item = 1; item < dataset.item_source_ids.size(); ++item)
-    if (dataset.item_source_ids[item] != static_cast<int64_t>(item)) return "";  // the reader renumbered
+  const int64_t file_items = dataset.report.largest_file_item;  // 0 unless a pairs or sequences file
   const fs::path beside = fs::path(dataset.source).parent_path() / kSasrecMovieMap;
-  if (!fs::exists(beside)) return "";
-  const bool numbers_these_items = semantic_id::read_item_id_map(beside.string()).size() ==
-                                   static_cast<size_t>(dataset.n_items + 1);
+  if (file_items == 0 || !fs::exists(beside)) return "";
+  const bool numbers_these_items =
+      semantic_id::read_item_id_map(beside.string()).size() == static_cast<size_t>(file_items + 1);
   return numbers_these_items ? beside.string() : "";
+}
+
+// Texts indexed by a pairs or sequences file's own item ids, indexed by the dataset's instead: the
+// same ids unless the reader renumbered them (--k-core). Other sources are indexed by dataset id.
+std::vector<std::string> by_dataset_id(std::vector<std::string> by_file_id, const data::SequenceDataset& dataset) {
+  if (dataset.report.largest_file_item == 0) return by_file_id;
+  std::vector<std::string> texts(static_cast<size_t>(dataset.n_items + 1));
+  for (int64_t item = 1; item <= dataset.n_items; ++item) {
+    const auto file_id = static_cast<size_t>(dataset.item_source_ids[item]);
+    if (file_id < by_file_id.size()) texts[item] = std::move(by_file_id[file_id]);
+  }
+  return texts;
+}
+
+// How many items a side file indexed like the data file must cover.
+int64_t file_items(const data::SequenceDataset& dataset) {
+  return dataset.report.largest_file_item > 0 ? dataset.report.largest_file_item : dataset.n_items;
 }
 
 ItemVectors text_vectors(const data::SequenceDataset& dataset, const ItemVectorOptions& options) {
@@ -147,7 +164,9 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
     movie.append_genres = o.movie_genres;
     const std::string map = movie_map_for(ds, o.movie_map);
     texts = map.empty() ? semantic_id::load_movielens_item_texts(o.movies, ds.item_source_ids, movie, &report)
-                        : semantic_id::load_movielens_item_texts_mapped(o.movies, map, ds.n_items, movie, &report);
+                        : by_dataset_id(semantic_id::load_movielens_item_texts_mapped(o.movies, map, file_items(ds),
+                                                                                      movie, &report),
+                                        ds);
     std::string via = map.empty() ? " (item ids as MovieIDs)" : " via " + map;
     if (!map.empty() && o.movie_map == "auto")
       via += " (found beside the data; --movie-map none reads ids as MovieIDs)";
@@ -165,7 +184,7 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
                   "{}: no item texts found for {} ({}_item_asin.txt and {}_item_titles.txt, as given or beside "
                   "the data file); give --item-text PREFIX or --movies FILE{}",
                   who, ds.source, prefix, prefix, other_choices);
-    texts = semantic_id::load_asin_item_texts(asin, titles, ds.n_items, &report);
+    texts = by_dataset_id(semantic_id::load_asin_item_texts(asin, titles, file_items(ds), &report), ds);
     *source = fmt::format("{} + {}; {}", asin, titles, report.summary());
   }
   return texts;

@@ -241,15 +241,22 @@ std::string item_numbering(const data::SequenceDataset& dataset) {
 
 void add_item_numbering(std::map<std::string, std::string>& metadata, const data::SequenceDataset& dataset) {
   metadata["item_numbering"] = item_numbering(dataset);
+  metadata["data_preprocessing"] = dataset.report.preprocessing.describe();
 }
 
 void check_item_numbering(const SafetensorsFile& file, const data::SequenceDataset& dataset) {
   auto recorded = file.metadata.find("item_numbering");
   if (recorded == file.metadata.end()) return;
+  // --dedupe and --k-core change the numbering: a difference there is the likely cause, so say it.
+  auto preprocessing = file.metadata.find("data_preprocessing");
+  const std::string here = dataset.report.preprocessing.describe();
+  const std::string hint = preprocessing != file.metadata.end() && preprocessing->second != here
+                               ? fmt::format(" (its data preprocessing: {}; here: {})", preprocessing->second, here)
+                               : "";
   MUONREC_CHECK(recorded->second == item_numbering(dataset),
-                "{}: the model was trained on data that numbers its items otherwise ({}; {} here: {}): its scores "
+                "{}: the model was trained on data that numbers its items otherwise ({}; {} here: {}){}: its scores "
                 "would name the wrong items",
-                file.path, recorded->second, dataset.source, item_numbering(dataset));
+                file.path, recorded->second, dataset.source, item_numbering(dataset), hint);
 }
 
 void check_state_data(const SafetensorsFile& file, const data::SequenceDataset& dataset) {

@@ -113,6 +113,28 @@ TEST(Cli, TrainThenEvalRecommendAndInfoFromTheCheckpoint) {
   EXPECT_EQ(line_after(info.output, "command: "), records[0].at("command").get<std::string>()) << info.output;
 }
 
+// --k-core renumbers the items, so a checkpoint trained on a k-core evaluates on the same k-core only:
+// without it, eval refuses and names the difference.
+TEST(Cli, AKCoreCheckpointEvaluatesOnTheSameKCore) {
+  muonrec::testkit::TempDir dir;
+  std::string pairs;
+  for (int user = 1; user <= 40; ++user)
+    for (int step = 0; step < 6; ++step) pairs += fmt::format("{} {}\n", user, 1 + (user * 7 + step * 3) % 20);
+  pairs += "41 25\n41 26\n41 27\n";  // items no one else has: outside the 2-core
+  const std::string data = "--data " + dir.write("pairs.txt", pairs);
+  const std::string checkpoint = dir.path("core.safetensors");
+  const CliRun train = run_cli("train " + data + " --k-core 2 --maxlen 8 --d 8 --epochs 1 --device cpu --checkpoint " +
+                               checkpoint);
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  EXPECT_NE(train.output.find("2-core: 1 users, 3 items and 3 events dropped"), std::string::npos) << train.output;
+  EXPECT_NE(train.output.find("40 users, 20 items"), std::string::npos) << train.output;
+  expect_refused("eval " + data + " --device cpu --checkpoint " + checkpoint,
+                 "(its data preprocessing: 2-core; here: none)");
+  const CliRun eval = run_cli("eval " + data + " --k-core 2 --device cpu --checkpoint " + checkpoint);
+  EXPECT_EQ(eval.exit_code, 0) << eval.output;
+  expect_refused("baseline --k-core 2", "--k-core applies to data files only");
+}
+
 // The "settings" of a run record, saved as a file, rerun the same run (same test metrics on the
 // CPU, where training is deterministic); a flag on the command line wins over the file, and a key
 // no flag has is refused, naming it.

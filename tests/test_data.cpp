@@ -49,6 +49,13 @@ SequenceDataset read_as(const std::string& path, Format format, int64_t min_even
   return read_dataset(path, options);
 }
 
+SequenceDataset read_preprocessed(const std::string& path, Preprocessing preprocessing, int64_t min_events = 1) {
+  ReadOptions options;
+  options.preprocessing = preprocessing;
+  options.min_events_per_user = min_events;
+  return read_dataset(path, options);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Readers
 
@@ -218,6 +225,53 @@ TEST(DataReaders, AutoRefusesAThirdColumnReadAsItems) {
   EXPECT_EQ(read_dataset(tmp.write("pairs.txt", "1 1\n1 2\n1 3\n")).num_events(), 3);
   EXPECT_EQ(read_as(tmp.path("ratings.txt"), Format::UserSequences, 3).num_events(), 6);
   expect_read_error(tmp.path("ratings.txt"), Format::UserItemPairs, {"line 1", "expected 2 fields (user item), got 3"});
+}
+
+TEST(DataPreprocessing, KCoreRepeatsUntilEveryUserAndItemHasK) {
+  TempDir tmp;
+  // Items 5 and 7 hold the core. Item 9 has two events but one is user 4's only event: dropping
+  // user 4 takes item 9 below 2, that takes user 3 below 2, which takes item 2 below 2, which
+  // touches user 1: four passes drop something, the fifth finds nothing.
+  const std::string path = tmp.write("chain.txt", "1 5\n1 7\n1 2\n2 5\n2 7\n3 2\n3 9\n4 9\n");
+  const SequenceDataset ds = read_preprocessed(path, {false, 2});
+  EXPECT_EQ(ds.user_ids, (Ids{1, 2}));
+  EXPECT_EQ(ds.sequences, (Seqs{{1, 2}, {1, 2}}));  // renumbered: the core's items are 1..n
+  EXPECT_EQ(ds.item_source_ids, (Ids{0, 5, 7}));
+  EXPECT_EQ(ds.n_items, 2);
+  EXPECT_EQ(ds.report.largest_file_item, 9);
+  const PreprocessReport& r = ds.report.preprocessed;
+  EXPECT_EQ(r.k_core_rounds, 5);
+  EXPECT_EQ(r.k_core_users_dropped, 2);
+  EXPECT_EQ(r.k_core_items_dropped, 2);
+  EXPECT_EQ(r.k_core_events_dropped, 4);
+  EXPECT_NE(ds.report.summary().find("2-core: 2 users, 2 items and 4 events dropped in 5 passes"), std::string::npos)
+      << ds.report.summary();
+  // A 1-core drops nothing, but still numbers the items densely.
+  const SequenceDataset one = read_preprocessed(path, {false, 1});
+  EXPECT_EQ(one.num_events(), 8);
+  EXPECT_EQ(one.item_source_ids, (Ids{0, 2, 5, 7, 9}));
+  // Without a k-core the file's ids stay.
+  EXPECT_EQ(read_preprocessed(path, {}).n_items, 9);
+  expect_error([&] { read_preprocessed(path, {false, 4}); }, {path, "no events left after 4-core", "4 users"});
+}
+
+TEST(DataPreprocessing, DedupeKeepsEachUsersEarliestEventWithAnItem) {
+  TempDir tmp;
+  // User 7 rated movie 20 at t=300 and t=50 and movie 5 at t=100 and t=200: the earliest stay.
+  const std::string path = tmp.write("repeats.dat", "7::20::5::300\n7::5::3::100\n7::20::1::50\n7::5::2::200\n"
+                                                    "7::30::4::400\n8::20::4::10\n8::20::4::20\n8::30::4::30\n");
+  const SequenceDataset ds = read_preprocessed(path, {true, 0});
+  EXPECT_EQ(ds.item_source_ids, (Ids{0, 5, 20, 30}));
+  EXPECT_EQ(ds.sequences, (Seqs{{2, 1, 3}, {2, 3}}));
+  EXPECT_EQ(ds.timestamps, (Seqs{{50, 100, 400}, {10, 30}}));
+  EXPECT_EQ(ds.report.preprocessed.duplicates_dropped, 3);
+  EXPECT_NE(ds.report.summary().find("3 repeated user-item events dropped"), std::string::npos) << ds.report.summary();
+  // Dedupe comes first, so repeats do not count towards the k-core: movie 5's two events are user
+  // 7's repeat.
+  EXPECT_EQ(read_preprocessed(path, {false, 2}).item_source_ids, (Ids{0, 5, 20, 30}));
+  EXPECT_EQ(read_preprocessed(path, {true, 2}).item_source_ids, (Ids{0, 20, 30}));
+  EXPECT_EQ((Preprocessing{true, 5}).describe(), "dedupe, 5-core");
+  EXPECT_EQ((Preprocessing{false, 0}).describe(), "none");
 }
 
 TEST(DataReaders, NonNumericAndOutOfRangeIds) {

@@ -871,33 +871,44 @@ TEST(TigerPipeline, MoviesOfADenseFileAreReadThroughTheMapBesideIt) {
   TempDir dir;
   const std::string movies = dir.write("movies.dat", "1::Toy Story (1995)::Animation\n"
                                                      "2::Jumanji (1995)::Adventure\n"
+                                                     "3::Grumpier Old Men (1995)::Comedy\n"
                                                      "5::Heat (1995)::Action\n");
-  data::SequenceDataset dense = dataset_from({{1, 2, 3}, {2, 3, 1}}, 3);
-  dense.source = dir.write("ml.txt", "1 1\n1 2\n1 3\n2 2\n2 3\n2 1\n");
+  const data::SequenceDataset dense = data::read_dataset(dir.write("ml.txt", "1 1\n1 2\n1 3\n2 2\n2 3\n2 1\n"));
   ItemVectorOptions o;
   o.movies = movies;
   o.movie_genres = false;
   std::string source;
   auto titles = [&](const data::SequenceDataset& ds) { return load_item_texts(ds, o, &source, "test"); };
   using Titles = std::vector<std::string>;
-  EXPECT_EQ(titles(dense), (Titles{"", "Toy Story (1995)", "Jumanji (1995)", ""}));  // no map beside it yet
-  EXPECT_NE(source.find("item ids as MovieIDs"), std::string::npos) << source;
+  EXPECT_EQ(titles(dense), (Titles{"", "Toy Story (1995)", "Jumanji (1995)", "Grumpier Old Men (1995)"}));
+  EXPECT_NE(source.find("item ids as MovieIDs"), std::string::npos) << source;  // no map beside it yet
 
   dir.write("sas_to_original_items.txt", "1 5\n2 1\n3 2\n");
   EXPECT_EQ(titles(dense), (Titles{"", "Heat (1995)", "Toy Story (1995)", "Jumanji (1995)"}));
   EXPECT_NE(source.find("sas_to_original_items.txt (found beside the data"), std::string::npos) << source;
   o.movie_map = "none";
-  EXPECT_EQ(titles(dense), (Titles{"", "Toy Story (1995)", "Jumanji (1995)", ""}));
+  EXPECT_EQ(titles(dense), (Titles{"", "Toy Story (1995)", "Jumanji (1995)", "Grumpier Old Men (1995)"}));
 
   // A file of MovieIDs beside it: read as they are (ids up to the largest MovieID, more items than the
   // map numbers), or renumbered by the reader (ratings.dat: the source ids are the MovieIDs).
   o.movie_map = "auto";
-  data::SequenceDataset movie_ids = dataset_from({{1, 2, 5}, {5, 2}}, 5);
-  movie_ids.source = dense.source;
-  EXPECT_EQ(titles(movie_ids), (Titles{"", "Toy Story (1995)", "Jumanji (1995)", "", "", "Heat (1995)"}));
-  data::SequenceDataset renumbered = dense;
-  renumbered.item_source_ids = {0, 1, 2, 5};
-  EXPECT_EQ(titles(renumbered), (Titles{"", "Toy Story (1995)", "Jumanji (1995)", "Heat (1995)"}));
+  const data::SequenceDataset movie_ids = data::read_dataset(dir.write("ids.txt", "1 1\n1 2\n1 5\n2 5\n2 2\n2 1\n"));
+  EXPECT_EQ(titles(movie_ids),
+            (Titles{"", "Toy Story (1995)", "Jumanji (1995)", "Grumpier Old Men (1995)", "", "Heat (1995)"}));
+  const data::SequenceDataset ratings = data::read_dataset(
+      dir.write("ratings.dat", "1::1::5::1\n1::2::5::2\n1::5::5::3\n2::5::5::1\n2::2::5::2\n2::1::5::3\n"));
+  EXPECT_EQ(titles(ratings), (Titles{"", "Toy Story (1995)", "Jumanji (1995)", "Heat (1995)"}));
+
+  // A k-core renumbers the file's items (here item 1, seen once, leaves the 2-core): the map still
+  // numbers the file's ids, and the texts follow the items to their new ids.
+  fs::create_directory(dir.path("core"));
+  dir.write("core/sas_to_original_items.txt", "1 5\n2 1\n3 2\n4 3\n");
+  data::ReadOptions two_core;
+  two_core.preprocessing.k_core = 2;
+  const data::SequenceDataset core =
+      data::read_dataset(dir.write("core/ml.txt", "1 4\n1 2\n1 3\n1 1\n2 2\n2 3\n2 4\n"), two_core);
+  ASSERT_EQ(core.item_source_ids, (std::vector<int64_t>{0, 2, 3, 4}));
+  EXPECT_EQ(titles(core), (Titles{"", "Toy Story (1995)", "Jumanji (1995)", "Grumpier Old Men (1995)"}));
 }
 
 TEST(TigerPipeline, CooccurrenceAndSideBySideVectors) {

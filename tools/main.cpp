@@ -32,12 +32,22 @@ struct DataArgs {
   int64_t synthetic_users = 2000;
   int64_t synthetic_items = 500;
   uint64_t synthetic_seed = 7;
+  data::Preprocessing preprocessing;
   std::vector<CLI::Option*> synthetic_options;  // of every subcommand: only the one run counts
+  std::vector<CLI::Option*> file_options;       // likewise, for data files only
 
   void add_to(CLI::App* cmd) {
     cmd->add_option("--data", path, "dataset file, or 'synthetic' for the built-in generator")->capture_default_str();
-    cmd->add_option("--format", format, "auto, pairs ('user item'), sequences ('user i1 i2 ...'), ml-dat, ml-csv")
-        ->capture_default_str();
+    file_options.push_back(
+        cmd->add_option("--format", format, "auto, pairs ('user item'), sequences ('user i1 i2 ...'), ml-dat, ml-csv")
+            ->capture_default_str());
+    file_options.push_back(cmd->add_flag("--dedupe", preprocessing.dedupe,
+                                         "keep only each user's first event with an item (before --k-core)"));
+    file_options.push_back(cmd->add_option("--k-core", preprocessing.k_core,
+                                           "keep users and items with at least N events, repeated until both hold; "
+                                           "item ids are then renumbered 1..n (0: off)")
+                               ->check(kNotNegative)
+                               ->capture_default_str());
     synthetic_options.push_back(
         cmd->add_option("--synthetic-users", synthetic_users, "users of the synthetic dataset")->capture_default_str());
     synthetic_options.push_back(
@@ -50,8 +60,9 @@ struct DataArgs {
   // The summary lines go to `log` (standard error when standard output carries results).
   data::SequenceDataset load(std::ostream& log = std::cout) const {
     const data::Format parsed_format = data::parse_format(format);  // a misspelt format fails either way
-    MUONREC_CHECK(path != "synthetic" || parsed_format == data::Format::Auto,
-                  "--format applies to data files only (not --data synthetic)");
+    for (const CLI::Option* option : file_options)
+      MUONREC_CHECK(path != "synthetic" || option->count() == 0, "{} applies to data files only (not --data synthetic)",
+                    option->get_name());
     for (const CLI::Option* option : synthetic_options)
       MUONREC_CHECK(path == "synthetic" || option->count() == 0, "{} applies to --data synthetic only (not {})",
                     option->get_name(), path);
@@ -65,11 +76,12 @@ struct DataArgs {
     } else {
       data::ReadOptions o;
       o.format = parsed_format;
+      o.preprocessing = preprocessing;
       ds = data::read_dataset(path, o);
     }
     log << fmt::format("data: {}: {} users, {} items, {} events{}\n", ds.source, ds.num_users(), ds.n_items,
                        ds.num_events(), ds.has_timestamps() ? ", with timestamps" : "");
-    if (ds.report.users_dropped_short > 0) log << "data: " << ds.report.summary() << "\n";
+    if (ds.report.users_dropped_short > 0 || preprocessing.any()) log << "data: " << ds.report.summary() << "\n";
     return ds;
   }
 };

@@ -1,0 +1,41 @@
+// Preprocessing of raw interaction events before they become sequences: dropping repeated
+// user-item events and keeping the k-core (the usual preparation of Amazon and Yelp files, whose
+// published numbers are on 5-cores). The readers apply it (ReadOptions::preprocessing) after putting
+// each user's events in time order and before the leave-one-out length threshold.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace muonrec::data {
+
+struct Event {
+  int64_t user;
+  int64_t item;
+  int64_t timestamp;  // 0 for files without timestamps
+};
+
+struct Preprocessing {
+  bool dedupe = false;  // keep only a user's first event with each item
+  int64_t k_core = 0;   // 0: off; k: users and items with at least k events, repeated until both hold
+  bool any() const { return dedupe || k_core > 0; }
+  std::string describe() const;  // "none", "dedupe", "5-core", "dedupe, 5-core"
+};
+
+// What preprocessing removed (ReadReport prints it).
+struct PreprocessReport {
+  int64_t duplicates_dropped = 0;
+  int64_t k_core_rounds = 0;  // passes until no user or item fell below k
+  int64_t k_core_users_dropped = 0;
+  int64_t k_core_items_dropped = 0;
+  int64_t k_core_events_dropped = 0;
+  std::string summary(const Preprocessing& applied) const;  // "" when nothing was asked
+};
+
+// `events` hold each user's events together, in time order; they keep that order.
+void drop_repeated_items(std::vector<Event>& events, PreprocessReport& report);
+void keep_k_core(std::vector<Event>& events, int64_t k, PreprocessReport& report);
+void preprocess(std::vector<Event>& events, const Preprocessing& preprocessing, PreprocessReport& report);
+
+}  // namespace muonrec::data
