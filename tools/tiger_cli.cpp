@@ -77,6 +77,20 @@ void TigerCliArgs::check_flags(const CommandLine& typed) const {
   typed.refuse_unread(text_options, pipeline.vectors.kind != "cooccurrence", "--item-vectors text or text+cooccurrence");
 }
 
+namespace {
+
+// The search returns `beam` items a user; a target outside them counts as a miss, so metrics at
+// cut-offs past the beam are lower bounds (at 10 too, where beam < 10). Said once, not discovered.
+void note_beam_cutoff(int64_t beam, std::ostream& log) {
+  constexpr int64_t kLargestCutoff = 50;  // HR@50 and NDCG@50 in the summary line
+  if (beam < kLargestCutoff)
+    log << fmt::format("note: beam {} returns {} items a user: HR@K and NDCG@K for K > {} count a target "
+                       "outside them as a miss (a wider --beam ranks more)\n",
+                       beam, beam, beam);
+}
+
+}  // namespace
+
 int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& model, const TrainOptions& train,
                     TigerCliArgs args, Device device, bool show_baseline) {
   TigerPipelineOptions& o = args.pipeline;
@@ -90,6 +104,7 @@ int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& mod
   o.vectors.embedding.seed = train.seed;
   o.train.train = train;
   std::cout << fmt::format("training: batch {} for {} epochs, seed {}\n", train.batch_size, train.epochs, train.seed);
+  note_beam_cutoff(o.train.generate.beam_width, std::cout);
   TrainResult result = run_tiger_pipeline(dataset, o, device, std::cout);
   std::cout << result.summary_lines();
   if (show_baseline) {
@@ -113,6 +128,7 @@ int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& d
   o.filter_seen_last = eval.filter_seen_last;
   o.generate.beam_width = beam_width > 0 ? beam_width : trained_beam_width(file, o.generate.beam_width);
   if (users_per_chunk > 0) o.generate.users_per_chunk = users_per_chunk;
+  note_beam_cutoff(o.generate.beam_width, std::cerr);  // standard output carries the metrics alone
   RankingMetrics m = evaluate_tiger(*bundle.model, bundle.catalog, dataset, split, o);
   std::cout << fmt::format("{} ({}, tiger, beam {}): {}\n", data::split_name(split), checkpoint,
                            o.generate.beam_width, m.summary());
