@@ -103,7 +103,7 @@ std::vector<float> last_position_scores(SequentialModel& model, const data::Batc
 RankingMetrics evaluate_model(SequentialModel& model, const data::SequenceDataset& dataset, data::EvalSplit split,
                               const EvalOptions& options) {
   NVTX_RANGE("evaluate");
-  const int64_t n_items = dataset.n_items, T = options.max_len;
+  const int64_t n_items = dataset.n_items, T = model.config().max_len;
   MUONREC_CHECK(n_items == model.config().n_items, "dataset has {} items, the model {}", n_items,
                 model.config().n_items);
   RankingAccumulator acc;

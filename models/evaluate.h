@@ -43,7 +43,8 @@ struct EvalOptions {
   // protocol). The PyTorch peer removes those of its model window alone: N = its maxlen.
   int64_t filter_seen_last = 0;
   int64_t batch_size = 256;
-  int64_t max_len = 200;  // window length fed to the model
+  // No window length: the model's own (config().max_len) is the only one whose newest item sits on
+  // the positional slot it was trained on.
 };
 
 // What filtering removes for a user whose input history is history[0 .. length): all of it, or its

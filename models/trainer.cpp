@@ -94,8 +94,7 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
   OptimizerSet optimizer(model.parameters().all(), optimizer_config);
   for (const std::string& line : optimizer.describe()) log << "optimizer: " << line << "\n";
   PhiloxGenerator dropout_rng(options.seed ^ 0x5eed5eedull);
-  EvalOptions eval = options.eval;
-  eval.max_len = T;
+  const EvalOptions& eval = options.eval;
 
   const RunIdentity run = run_identity(
       options, model.config().to_json(),

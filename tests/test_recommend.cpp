@@ -49,7 +49,6 @@ TEST_P(RecommendModel, lists_after_the_test_inputs_reproduce_the_test_metrics) {
   auto model = make_model(testkit::tiny_model_config(GetParam(), ds.n_items, T, 2), Device::CPU, 5);
   EvalOptions eval;
   eval.filter_seen = false;
-  eval.max_len = T;
   eval.batch_size = 64;
   const RankingMetrics expected = evaluate_model(*model, ds, data::EvalSplit::Test, eval);
 

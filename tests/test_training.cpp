@@ -61,9 +61,7 @@ TEST(Training, sasrec_beats_most_popular_and_checkpoint_reproduces_test_metrics)
                                                           << " vs popularity " << pop.summary();
 
   auto restored = load_model_checkpoint(options.checkpoint_path, Device::CPU);
-  EvalOptions eval = options.eval;
-  eval.max_len = restored->config().max_len;
-  RankingMetrics again = evaluate_model(*restored, ds, data::EvalSplit::Test, eval);
+  RankingMetrics again = evaluate_model(*restored, ds, data::EvalSplit::Test, options.eval);
   EXPECT_EQ(again.to_json(), result.test_at_best.to_json());
 
   std::ifstream metrics(options.metrics_path);

@@ -179,7 +179,6 @@ int run_eval(const DataArgs& data_args, const std::string& checkpoint, const std
   data::SequenceDataset dataset = data_args.load(std::cerr);
   check_item_numbering(file, dataset);
   data::EvalSplit split = split_name == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
-  eval.max_len = model->config().max_len;
   RankingMetrics m = evaluate_model(*model, dataset, split, eval);
   std::cout << fmt::format("{} ({}): {}\n", split_name, checkpoint, m.summary());
   std::cout << m.to_json() << "\n";
