@@ -102,7 +102,8 @@ int64_t file_items(const data::SequenceDataset& dataset) {
 ItemVectors text_vectors(const data::SequenceDataset& dataset, const ItemVectorOptions& options) {
   std::string source;
   std::vector<std::string> texts =
-      load_item_texts(dataset, options, &source, "tiger", ", or --item-vectors-from-checkpoint FILE");
+      load_item_texts(dataset, options, &source, "tiger",
+                      ", or cluster no text: --item-vectors cooccurrence, or --item-vectors-from-checkpoint FILE");
   semantic_id::TextEmbeddings e = semantic_id::embed_item_texts(texts, options.embedding);
   ItemVectors out;
   out.values = std::move(e.values);
@@ -175,6 +176,10 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
     MUONREC_CHECK(o.item_text != "none", "{} needs item texts: give --item-text PREFIX or --movies FILE{}", who,
                   other_choices);
     std::string prefix = o.item_text;
+    MUONREC_CHECK(prefix != "auto" || fs::exists(ds.source),
+                  "{} needs item texts, and {} is no file to find them beside: give --item-text PREFIX or --movies "
+                  "FILE{}",
+                  who, ds.source, other_choices);
     if (prefix == "auto") {
       prefix = fs::path(ds.source).stem().string();
       std::transform(prefix.begin(), prefix.end(), prefix.begin(), [](unsigned char c) { return std::tolower(c); });

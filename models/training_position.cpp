@@ -245,18 +245,31 @@ void add_item_numbering(std::map<std::string, std::string>& metadata, const data
 }
 
 void check_item_numbering(const SafetensorsFile& file, const data::SequenceDataset& dataset) {
-  auto recorded = file.metadata.find("item_numbering");
-  if (recorded == file.metadata.end()) return;
-  // --dedupe and --k-core change the numbering: a difference there is the likely cause, so say it.
+  // --dedupe and --k-core change the histories and targets even where the numbering stays (a k-core
+  // that drops only users), so the metrics would be of other data: refused first, naming the flags.
   auto preprocessing = file.metadata.find("data_preprocessing");
   const std::string here = dataset.report.preprocessing.describe();
-  const std::string hint = preprocessing != file.metadata.end() && preprocessing->second != here
-                               ? fmt::format(" (its data preprocessing: {}; here: {})", preprocessing->second, here)
-                               : "";
+  MUONREC_CHECK(preprocessing == file.metadata.end() || preprocessing->second == here,
+                "{}: the model was trained on data preprocessed otherwise (its preprocessing: {}; here: {}): give "
+                "the same --dedupe and --k-core",
+                file.path, preprocessing->second, here);
+  auto recorded = file.metadata.find("item_numbering");
+  if (recorded == file.metadata.end()) return;
   MUONREC_CHECK(recorded->second == item_numbering(dataset),
-                "{}: the model was trained on data that numbers its items otherwise ({}; {} here: {}){}: its scores "
+                "{}: the model was trained on data that numbers its items otherwise ({}; {} here: {}): its scores "
                 "would name the wrong items",
-                file.path, recorded->second, dataset.source, item_numbering(dataset), hint);
+                file.path, recorded->second, dataset.source, item_numbering(dataset));
+}
+
+std::string seen_filter_note(const SafetensorsFile& file, const EvalOptions& eval) {
+  const std::string differences =
+      settings_differences(file, "fixed_settings",
+                           {{"no-filter-seen", eval.filter_seen ? "false" : "true"},
+                            {"filter-seen-last", std::to_string(eval.filter_seen_last)}});
+  if (differences.empty()) return "";
+  return fmt::format("note: this evaluation filters seen items otherwise than the run that wrote {} ({}), so its "
+                     "metrics differ from that run's\n",
+                     file.path, differences);
 }
 
 void check_state_data(const SafetensorsFile& file, const data::SequenceDataset& dataset) {

@@ -82,6 +82,10 @@ void check_state_data(const SafetensorsFile& file, const data::SequenceDataset& 
 void add_item_numbering(std::map<std::string, std::string>& metadata, const data::SequenceDataset& dataset);
 void check_item_numbering(const SafetensorsFile& file, const data::SequenceDataset& dataset);
 
+// A line for the log when an evaluation filters seen items otherwise than the run that wrote the
+// checkpoint did ("" when alike or not recorded): a different number is then no surprise.
+std::string seen_filter_note(const SafetensorsFile& file, const EvalOptions& eval);
+
 // A --resume file, opened and checked before its tensors are loaded into the model.
 struct TrainingState {
   SafetensorsFile file;

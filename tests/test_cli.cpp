@@ -129,9 +129,20 @@ TEST(Cli, AKCoreCheckpointEvaluatesOnTheSameKCore) {
   EXPECT_NE(train.output.find("2-core: 1 users, 3 items and 3 events dropped"), std::string::npos) << train.output;
   EXPECT_NE(train.output.find("40 users, 20 items"), std::string::npos) << train.output;
   expect_refused("eval " + data + " --device cpu --checkpoint " + checkpoint,
-                 "(its data preprocessing: 2-core; here: none)");
+                 "the model was trained on data preprocessed otherwise (its preprocessing: 2-core; here: none): give "
+                 "the same --dedupe and --k-core");
+  expect_refused("eval " + data + " --k-core 2 --dedupe --device cpu --checkpoint " + checkpoint,
+                 "(its preprocessing: 2-core; here: dedupe, 2-core)");
   const CliRun eval = run_cli("eval " + data + " --k-core 2 --device cpu --checkpoint " + checkpoint);
   EXPECT_EQ(eval.exit_code, 0) << eval.output;
+  EXPECT_EQ(eval.output.find("note: this evaluation filters seen items otherwise"), std::string::npos) << eval.output;
+  // Other filtering is allowed, and said.
+  const CliRun unfiltered = run_cli("eval " + data + " --k-core 2 --no-filter-seen --device cpu --checkpoint " + checkpoint);
+  EXPECT_EQ(unfiltered.exit_code, 0) << unfiltered.output;
+  EXPECT_NE(unfiltered.output.find("note: this evaluation filters seen items otherwise than the run that wrote " +
+                                   checkpoint + " (--no-filter-seen true (the state's run: false))"),
+            std::string::npos)
+      << unfiltered.output;
   expect_refused("baseline --k-core 2", "--k-core applies to data files only");
 }
 
@@ -271,6 +282,10 @@ TEST(Cli, BadInputFailsWithAMessage) {
   expect_refused("eval --checkpoint x.safetensors --batch 0", "--batch must be positive");
   expect_refused("train --min-lr 1e-6", "--min-lr applies to --schedule cosine only");
   expect_refused("train --device cpu --matmul-precision bf16", "--matmul-precision bf16 applies to GPU products");
+  expect_refused("train --model hstu --ff 64", "--ff applies to --model sasrec, bert4rec or tiger only");
+  expect_refused("train --model tiger --device cpu",
+                 "seed=7) is no file to find them beside: "
+                 "give --item-text PREFIX or --movies FILE, or cluster no text: --item-vectors cooccurrence");
   expect_refused("train --model tiger --eval-batch 7", "--eval-batch applies to --model sasrec, bert4rec or hstu only");
   expect_refused("train --model tiger --item-vectors cooccurrence --movies movies.dat",
                  "--movies applies to --item-vectors text or text+cooccurrence only");

@@ -138,12 +138,12 @@ int run_train(const DataArgs& data_args, ModelConfig config, TrainOptions option
   Device device = parse_device(device_arg);
   auto model = make_model(config, device, options.seed);
   const std::string masking = config.kind == "bert4rec" ? fmt::format(" mask-prob={}", config.mask_prob) : "";
-  std::cout << fmt::format("model: {} d={} blocks={} heads={}x{} ff={} maxlen={} dropout={}{} loss: {} ({} parameters) "
+  const std::string feed_forward =
+      config.kind == "hstu" ? "" : fmt::format(" ff={}", config.ff > 0 ? config.ff : config.d);  // HSTU has none
+  std::cout << fmt::format("model: {} d={} blocks={} heads={}x{}{} maxlen={} dropout={}{} loss: {} ({} parameters) "
                            "on {}{}\n",
                            config.kind, config.d, config.blocks, config.heads,
-                           head_width(config.d, config.heads, config.head_dim),
-                           config.ff > 0 ? config.ff : config.d,
-                           config.max_len, config.dropout, masking, config.loss.describe(),
+                           head_width(config.d, config.heads, config.head_dim), feed_forward, config.max_len, config.dropout, masking, config.loss.describe(),
                            model->parameters().numel(), device_name(device),
                            device == Device::CUDA ? fmt::format(" (matmul {})", matmul_precision_name(matmul_precision()))
                                                   : "");
@@ -178,6 +178,7 @@ int run_eval(const DataArgs& data_args, const std::string& checkpoint, const std
   auto model = load_model_checkpoint(checkpoint, parse_device(device_arg), &file);
   data::SequenceDataset dataset = data_args.load(std::cerr);
   check_item_numbering(file, dataset);
+  std::cerr << seen_filter_note(file, eval);
   data::EvalSplit split = split_name == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
   RankingMetrics m = evaluate_model(*model, dataset, split, eval);
   std::cout << fmt::format("{} ({}): {}\n", split_name, checkpoint, m.summary());
@@ -221,7 +222,9 @@ int main(int argc, char** argv) {
                         "may differ from d, as T5's d_kv")
       ->check(kNotNegative)
       ->capture_default_str();
-  train_cmd->add_option("--ff", config.ff, "feed-forward width (0: same as d)")->check(kNotNegative)->capture_default_str();
+  const CLI::Option* ff = train_cmd->add_option("--ff", config.ff, "feed-forward width (0: same as d)")
+                              ->check(kNotNegative)
+                              ->capture_default_str();
   const CLI::Option* maxlen = train_cmd->add_option("--maxlen", config.max_len, "window length T")->capture_default_str();
   train_cmd->add_option("--dropout", config.dropout, "dropout probability")->capture_default_str();
   const CLI::Option* mask_prob =
@@ -293,7 +296,7 @@ int main(int argc, char** argv) {
                         "NDCG@10 (0: never); test metrics come from the best epoch")
       ->check(kNotNegative)
       ->capture_default_str();
-  train_cmd->add_option("--stop-after-epoch", train.stop_after_epoch, "end the run after this epoch (with --save-last, to resume later)");
+  train_cmd->add_option("--stop-after-epoch", train.stop_after_epoch, "end the run after this epoch (with --save-last, to resume later; 0: run every epoch)");
   train_cmd->add_flag("--baseline", baseline, "also report the most-popular baseline on the test split");
   TigerCliArgs tiger;
   tiger.add_to(train_cmd);
@@ -373,7 +376,8 @@ int main(int argc, char** argv) {
     MUONREC_CHECK(app.get_config_ptr()->count() == 0 || *train_cmd,
                   "--config applies to 'muonrec train' only (a run's settings are train flags)");
     const CommandLine typed{argc, argv};
-    MUONREC_CHECK(device != "cpu" || matmul_precision == "fp32" ||
+    // On the device the run will use: 'auto' on a machine without a GPU is the CPU too.
+    MUONREC_CHECK(parse_device(device) != Device::CPU || matmul_precision == "fp32" ||
                       std::none_of(matmul_options.begin(), matmul_options.end(),
                                    [&](const CLI::Option* option) { return typed.gave(option); }),
                   "--matmul-precision {} applies to GPU products (the CPU computes in fp32)", matmul_precision);
@@ -396,6 +400,7 @@ int main(int argc, char** argv) {
       typed.refuse_unread(tiger.options, config.kind == "tiger", "--model tiger");
       typed.refuse_unread({maxlen, loss, eval_batch_size}, config.kind != "tiger", "--model sasrec, bert4rec or hstu");
       typed.refuse_unread({min_lr}, schedule == "cosine", "--schedule cosine");
+      typed.refuse_unread({ff}, config.kind != "hstu", "--model sasrec, bert4rec or tiger");  // HSTU has no FFN
       train.command = command_line(argc, argv);
       train.settings = run_settings(app);
       if (config.kind == "tiger") {

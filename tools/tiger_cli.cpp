@@ -122,6 +122,7 @@ int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& d
   MUONREC_CHECK(beam_width >= 0, "eval: --beam {} is negative", beam_width);
   SafetensorsFile file = load_safetensors(checkpoint);
   check_item_numbering(file, dataset);
+  std::cerr << seen_filter_note(file, eval);
   TigerBundle bundle = load_tiger_checkpoint(file, device);
   TigerEvalOptions o;
   o.filter_seen = eval.filter_seen;
