@@ -261,6 +261,14 @@ void check_item_numbering(const SafetensorsFile& file, const data::SequenceDatas
                 file.path, recorded->second, dataset.source, item_numbering(dataset));
 }
 
+std::string parameters_epoch_note(const SafetensorsFile& file) {
+  auto epoch = file.metadata.find("epoch"), best = file.metadata.find("best_epoch");
+  if (epoch == file.metadata.end() || best == file.metadata.end() || epoch->second == best->second) return "";
+  return fmt::format("note: {} holds the parameters after epoch {}; its run's best validation was epoch {}, whose "
+                     "parameters --checkpoint writes\n",
+                     file.path, epoch->second, best->second);
+}
+
 std::string seen_filter_note(const SafetensorsFile& file, const EvalOptions& eval) {
   const std::string differences =
       settings_differences(file, "fixed_settings",

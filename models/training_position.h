@@ -85,6 +85,9 @@ void check_item_numbering(const SafetensorsFile& file, const data::SequenceDatas
 // A line for the log when an evaluation filters seen items otherwise than the run that wrote the
 // checkpoint did ("" when alike or not recorded): a different number is then no surprise.
 std::string seen_filter_note(const SafetensorsFile& file, const EvalOptions& eval);
+// A line for the log when the file holds parameters of another epoch than its run's best validation
+// (a --save-last state): its test metrics are then not the run's reported ones.
+std::string parameters_epoch_note(const SafetensorsFile& file);
 
 // A --resume file, opened and checked before its tensors are loaded into the model.
 struct TrainingState {

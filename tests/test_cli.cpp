@@ -187,14 +187,23 @@ TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
 TEST(Cli, PatienceEndsTheRunEarly) {
   // A learning rate of 0: no validation after the first improves on it (the trainer tests cover
   // real trajectories; this one checks the flag and the lines it prints).
+  muonrec::testkit::TempDir dir;
+  const std::string last = dir.path("last.safetensors");
   const CliRun run = run_cli("train " + kData + " --maxlen 20 --d 16 --epochs 6 --eval-every 1 --lr 0 --patience 2 "
-                             "--device cpu");
+                             "--device cpu --save-last " + last);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("early stop after epoch 3: validation NDCG@10 has not improved for 2 validations"),
             std::string::npos)
       << run.output;
   EXPECT_EQ(line_after(run.output, "best validation epoch ").rfind("1:", 0), 0u) << run.output;
   EXPECT_EQ(run.output.find("epoch 4 validation"), std::string::npos) << run.output;
+  // Evaluating the last state says that its parameters are not the best epoch's.
+  const CliRun eval = run_cli("eval " + kData + " --device cpu --checkpoint " + last);
+  ASSERT_EQ(eval.exit_code, 0) << eval.output;
+  EXPECT_NE(eval.output.find("note: " + last + " holds the parameters after epoch 3; its run's best validation was "
+                             "epoch 1"),
+            std::string::npos)
+      << eval.output;
 }
 
 TEST(Cli, TigerTrainsAndItsCheckpointEvaluatesTheSame) {
@@ -259,6 +268,9 @@ TEST(Cli, BadInputFailsWithAMessage) {
   expect_refused("train " + kData + " --model gru4rec --device cpu",
                  "unknown model 'gru4rec' (available: sasrec, bert4rec, hstu, tiger)");
   expect_refused("train --bogus 3", "--bogus", /*flag_error=*/true);
+  const CliRun version = run_cli("--version");
+  EXPECT_EQ(version.exit_code, 0) << version.output;
+  EXPECT_EQ(version.output.rfind("muonrec ", 0), 0u) << version.output;
   expect_refused("trian --epochs 3", "unknown command 'trian' (available: train, eval, recommend, baseline, info, compare)");
   expect_refused("train --patience -1", "--patience", /*flag_error=*/true);
   expect_refused("train " + kData + " --epochs 3 --stop-after-epoch 1 --device cpu", "add --save-last");

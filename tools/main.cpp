@@ -178,7 +178,7 @@ int run_eval(const DataArgs& data_args, const std::string& checkpoint, const std
   auto model = load_model_checkpoint(checkpoint, parse_device(device_arg), &file);
   data::SequenceDataset dataset = data_args.load(std::cerr);
   check_item_numbering(file, dataset);
-  std::cerr << seen_filter_note(file, eval);
+  std::cerr << seen_filter_note(file, eval) << parameters_epoch_note(file);
   data::EvalSplit split = split_name == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
   RankingMetrics m = evaluate_model(*model, dataset, split, eval);
   std::cout << fmt::format("{} ({}): {}\n", split_name, checkpoint, m.summary());
@@ -190,6 +190,7 @@ int run_eval(const DataArgs& data_args, const std::string& checkpoint, const std
 
 int main(int argc, char** argv) {
   CLI::App app{"muonrec: sequential and generative recommenders trained with Muon and AdamW"};
+  app.set_version_flag("--version", std::string("muonrec ") + version());
   app.require_subcommand(1);
 
   DataArgs data_args;
