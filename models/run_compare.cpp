@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <system_error>
 #include <map>
 #include <optional>
 #include <set>
@@ -31,12 +33,30 @@ std::string short_setting(std::string line) {
   return line;
 }
 
-// The settings of each run that are not shared by all of them, space-separated.
+// "train.lr=1e-3" and "train.lr=0.001" are one setting: a number is written the one way fmt
+// writes a double.
+std::string canonical_setting(const std::string& line) {
+  const size_t eq = line.find('=');
+  if (eq == std::string::npos) return line;
+  const std::string value = line.substr(eq + 1);
+  double number = 0;
+  const char* end = value.data() + value.size();
+  auto [stop, ec] = std::from_chars(value.data(), end, number);
+  if (ec != std::errc() || stop != end || value.empty()) return line;
+  return fmt::format("{}={}", line.substr(0, eq), number);
+}
+
+// The settings of each run that are not shared by all of them, space-separated. Runs whose
+// records hold every flag's value (defaults too) are compared on those, so that a flag given with
+// its default value is no difference; older records hold only the flags given.
 std::vector<std::string> setting_differences(const std::vector<RunHistory>& runs) {
+  const bool all_recorded =
+      std::all_of(runs.begin(), runs.end(), [](const RunHistory& run) { return !run.all_settings.empty(); });
   std::vector<std::set<std::string>> settings;
   for (const RunHistory& run : runs) {
-    const std::vector<std::string> lines = lines_of(run.settings);
-    settings.emplace_back(lines.begin(), lines.end());
+    std::set<std::string>& own = settings.emplace_back();
+    for (const std::string& line : lines_of(all_recorded ? run.all_settings : run.settings))
+      own.insert(canonical_setting(line));
   }
   std::vector<std::string> differences;
   for (const std::set<std::string>& own : settings) {

@@ -99,6 +99,7 @@ std::vector<RunHistory> read_run_histories(const std::string& path) {
       run.model = model.is_object() ? model.value("kind", std::string("?")) : "?";
       run.optimizer = text(record, "optimizer", at);
       run.settings = record.value("settings", std::string());
+      run.all_settings = record.value("all_settings", std::string());
       run.finished = false;
     } else if (kind == "epoch") {
       current().add_epoch(record, at);

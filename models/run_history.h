@@ -23,6 +23,7 @@ struct RunHistory {
   std::string model;     // "sasrec", "hstu", ... ("?" for records written before run records existed)
   std::string optimizer;
   std::string settings;  // the run record's TOML settings ("train.FLAG=value" lines)
+  std::string all_settings;  // the same with defaults ("" in records written before it existed)
   std::vector<ValidationPoint> validations;
   double train_seconds = 0;  // all its epochs (a redone epoch counted once)
   std::map<std::string, double> final_test;  // the result record's test metrics

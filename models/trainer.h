@@ -44,6 +44,7 @@ struct TrainOptions {
   // recorded.
   std::string command;
   std::string settings;
+  std::string all_settings;  // the same with every flag's default too (for comparing runs); may be empty
   // Settings, by flag name, that a resumed run must keep besides the model's and the optimizer's
   // (what a pipeline built before training: TIGER's semantic-ID flags). See RunIdentity::fixed.
   std::map<std::string, std::string> fixed_settings;

@@ -130,6 +130,36 @@ TEST(RunCompare, reads_real_runs_and_times_them_to_the_lower_best) {
   testkit::expect_error([&] { compare_runs(runs, {"ndcg11"}); }, {"'ndcg11'", "ndcg10", "hr10"});
 }
 
+TEST(RunCompare, settings_differ_by_value_not_by_spelling_or_by_being_typed) {
+  auto run_with = [](const std::string& settings, const std::string& all_settings) {
+    RunHistory run;
+    run.name = "run";
+    run.model = "sasrec";
+    run.optimizer = "adamw";
+    run.settings = settings;
+    run.all_settings = all_settings;
+    ValidationPoint point;
+    point.epoch = 1;
+    point.steps = 10;
+    point.valid["ndcg10"] = 0.1;
+    run.validations.push_back(point);
+    return run;
+  };
+  // The default typed out, the same number spelt otherwise, and another value.
+  std::vector<RunHistory> runs = {run_with("", "train.lr=0.001\ntrain.d=64\n"),
+                                  run_with("train.lr=1e-3\n", "train.lr=1e-3\ntrain.d=64\n"),
+                                  run_with("train.lr=0.002\n", "train.lr=0.002\ntrain.d=64\n")};
+  RunComparison comparison = compare_runs(runs, {});
+  EXPECT_EQ(comparison.runs[0].differences, "lr=0.001");
+  EXPECT_EQ(comparison.runs[1].differences, "lr=0.001");
+  EXPECT_EQ(comparison.runs[2].differences, "lr=0.002");
+  // A record from before every setting was kept: the typed flags alone, as before.
+  runs[0].all_settings.clear();
+  comparison = compare_runs(runs, {});
+  EXPECT_EQ(comparison.runs[0].differences, "");
+  EXPECT_EQ(comparison.runs[1].differences, "lr=0.001");
+}
+
 TEST(RunCompare, a_resumed_run_reads_as_the_uninterrupted_one) {
   testkit::TempDir dir;
   const data::SequenceDataset ds = testkit::small_synthetic_dataset(300, 80, 8, 20);

@@ -104,14 +104,16 @@ std::string command_line(int argc, char** argv) {
 // without the ones that say where outputs go or how far this invocation goes (--metrics,
 // --checkpoint, --save-last, --resume, --stop-after-epoch): rerunning the settings must not append
 // to the first run's metrics or overwrite its checkpoint. The command line keeps them all.
-std::string run_settings(const CLI::App& app) {
+// defaults_too: every train flag, the defaults of those not given included (what compare sets
+// side by side: a flag given with its default value is no difference).
+std::string run_settings(const CLI::App& app, bool defaults_too) {
   static const char* const kJobOnly[] = {"metrics", "checkpoint", "save-last", "resume", "stop-after-epoch"};
-  std::istringstream lines(app.config_to_str(/*default_also=*/false, /*write_description=*/false));
+  std::istringstream lines(app.config_to_str(defaults_too, /*write_description=*/false));
   std::string settings;
   for (std::string line; std::getline(lines, line);) {
     bool job_only = false;
     for (const char* key : kJobOnly) job_only |= line.rfind(fmt::format("train.{}=", key), 0) == 0;
-    if (!job_only && !line.empty()) settings += line + "\n";
+    if (!job_only && line.rfind("train.", 0) == 0) settings += line + "\n";
   }
   return settings;
 }
@@ -403,7 +405,8 @@ int main(int argc, char** argv) {
       typed.refuse_unread({min_lr}, schedule == "cosine", "--schedule cosine");
       typed.refuse_unread({ff}, config.kind != "hstu", "--model sasrec, bert4rec or tiger");  // HSTU has no FFN
       train.command = command_line(argc, argv);
-      train.settings = run_settings(app);
+      train.settings = run_settings(app, /*defaults_too=*/false);
+      train.all_settings = run_settings(app, /*defaults_too=*/true);
       if (config.kind == "tiger") {
         tiger.check_flags(typed);
         return run_train_tiger(data_args.load(), config, train, tiger, parse_device(device), baseline);

@@ -21,7 +21,8 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
       ->capture_default_str();
   cmd->add_flag("--sid-balanced,!--sid-unbalanced", sid.balanced,
                 "tiger: --sid-balanced (the default): balanced k-means assignment, clusters capped at n/k; "
-                "--sid-unbalanced: plain nearest-centroid");
+                "--sid-unbalanced: plain nearest-centroid")
+      ->default_str(sid.balanced ? "true" : "false");  // CLI11 captures no default of a negatable flag
   CLI::Option* width = cmd->add_option("--sid-width", vectors.embedding.width, "tiger: width of the item vectors (TF-IDF projection, co-occurrence subspace)")
       ->capture_default_str();
   cmd->add_option("--sid-history", pipeline.model.max_items, "tiger: history items the model reads")
