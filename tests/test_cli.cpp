@@ -180,6 +180,21 @@ TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
   expect_refused("train --config " + config + " --optim adamw --muon-no-nesterov",
                  "--muon-no-nesterov applies to --optim muon only");
 
+  // Flags that exclude each other: the typed one wins over the file's, which the run's record then
+  // leaves out (so that it replays); both in the file is refused.
+  const std::string unfiltered = dir.write("unfiltered.toml", settings + "train.no-filter-seen=true\n");
+  const std::string last_five = dir.path("last5.jsonl");
+  const CliRun typed_wins =
+      run_cli("train --config " + unfiltered + " --epochs 1 --filter-seen-last 5 --metrics " + last_five);
+  ASSERT_EQ(typed_wins.exit_code, 0) << typed_wins.output;
+  const std::string replayed = read_jsonl(last_five).at(0).at("settings");
+  EXPECT_NE(replayed.find("train.filter-seen-last=5"), std::string::npos) << replayed;
+  EXPECT_EQ(replayed.find("no-filter-seen"), std::string::npos) << replayed;
+  EXPECT_NE(read_jsonl(last_five).at(0).at("all_settings").get<std::string>().find("train.no-filter-seen=false"),
+            std::string::npos);
+  expect_refused("train --config " + dir.write("both.toml", "train.no-filter-seen=true\ntrain.filter-seen-last=5\n"),
+                 "--no-filter-seen excludes --filter-seen-last (both in the --config file)");
+
   const std::string bad = dir.write("bad.toml", settings + "train.epocs=3\n");
   expect_refused("train --config " + bad, "--config: no train flag is called 'train.epocs'", /*flag_error=*/true);
 }
@@ -290,7 +305,7 @@ TEST(Cli, BadInputFailsWithAMessage) {
   expect_refused("train --optim adamw --ns-precision fp32", "--ns-precision applies to --optim muon only");
   expect_refused("train --model tiger --maxlen 50", "--maxlen applies to --model sasrec, bert4rec or hstu only");
   expect_refused("baseline --format pairs", "--format applies to data files only");
-  expect_refused("baseline --no-filter-seen --filter-seen-last 3", "excludes", /*flag_error=*/true);
+  expect_refused("baseline --no-filter-seen --filter-seen-last 3", "--no-filter-seen excludes --filter-seen-last");
   expect_refused("eval --checkpoint x.safetensors --batch 0", "--batch must be positive");
   expect_refused("train --min-lr 1e-6", "--min-lr applies to --schedule cosine only");
   expect_refused("train --device cpu --matmul-precision bf16", "--matmul-precision bf16 applies to GPU products");
@@ -301,8 +316,12 @@ TEST(Cli, BadInputFailsWithAMessage) {
   expect_refused("train --model tiger --eval-batch 7", "--eval-batch applies to --model sasrec, bert4rec or hstu only");
   expect_refused("train --model tiger --item-vectors cooccurrence --movies movies.dat",
                  "--movies applies to --item-vectors text or text+cooccurrence only");
-  expect_refused("train --model tiger --item-vectors-from-checkpoint x.safetensors --sid-width 8", "excludes",
-                 /*flag_error=*/true);
+  expect_refused("train --model tiger --item-vectors-from-checkpoint x.safetensors --sid-width 8",
+                 "--item-vectors-from-checkpoint excludes --sid-width");
+  // ... but typed over a --config file's --sid-width it wins (and goes on to read the checkpoint).
+  expect_refused("train --config " + dir.write("width.toml", "train.model=\"tiger\"\ntrain.sid-width=8\n") +
+                     " --item-vectors-from-checkpoint " + dir.path("absent.safetensors"),
+                 dir.path("absent.safetensors") + ": cannot open file");
   expect_refused("train --model tiger --movie-map map.txt", "requires --movies", /*flag_error=*/true);
 
   // Numbers out of range, said plainly.

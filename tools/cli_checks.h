@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,20 @@ struct CommandLine {
         if (arg == "--" + name || arg.rfind("--" + name + "=", 0) == 0) return true;
     }
     return false;
+  }
+
+  // Two flags that exclude each other (CLI11's excludes() would count a --config file's as typed).
+  // Both typed, or both from the file: refused. One typed, the other from the file: the typed one
+  // wins: the file's is cleared (so the run's recorded settings leave it out) and drop(it) undoes
+  // what it set.
+  void resolve_excluding(CLI::Option* a, CLI::Option* b, const std::function<void(const CLI::Option*)>& drop) const {
+    if (a->count() == 0 || b->count() == 0) return;
+    const bool a_typed = gave(a), b_typed = gave(b);
+    MUONREC_CHECK(a_typed != b_typed, "{} excludes {}{}", a->get_name(), b->get_name(),
+                  a_typed ? "" : " (both in the --config file)");
+    CLI::Option* from_file = a_typed ? b : a;
+    from_file->clear();
+    drop(from_file);
   }
 
   // A typed flag the run does not read (`read` false) is an error that names `reader`, the flag or

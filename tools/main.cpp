@@ -118,16 +118,31 @@ std::string run_settings(const CLI::App& app, bool defaults_too) {
   return settings;
 }
 
-// --no-filter-seen and --filter-seen-last (which exclude each other), for every evaluating command.
-void add_seen_filter_flags(CLI::App* cmd, bool& keep_seen, int64_t& filter_seen_last) {
-  CLI::Option* keep = cmd->add_flag("--no-filter-seen", keep_seen, "keep items of the input history as candidates");
-  cmd->add_option("--filter-seen-last", filter_seen_last,
-                  "filter only the last N items of the input history out of the candidates (0: all of them); the "
-                  "PyTorch peer filters its model window, N = the training --maxlen")
-      ->check(kNotNegative)
-      ->excludes(keep)
-      ->capture_default_str();
-}
+// --no-filter-seen and --filter-seen-last, for every evaluating command. They exclude each other:
+// resolve() after parsing refuses both, or lets the typed one win over a --config file's.
+struct SeenFilterFlags {
+  bool& keep_seen;
+  int64_t& filter_seen_last;
+  CLI::Option* keep = nullptr;
+  CLI::Option* last = nullptr;
+
+  SeenFilterFlags(CLI::App* cmd, bool& keep_seen_, int64_t& filter_seen_last_)
+      : keep_seen(keep_seen_), filter_seen_last(filter_seen_last_) {
+    keep = cmd->add_flag("--no-filter-seen", keep_seen, "keep items of the input history as candidates (excludes "
+                         "--filter-seen-last)");
+    last = cmd->add_option("--filter-seen-last", filter_seen_last,
+                           "filter only the last N items of the input history out of the candidates (0: all of "
+                           "them); the PyTorch peer filters its model window, N = the training --maxlen")
+               ->check(kNotNegative)
+               ->capture_default_str();
+  }
+  void resolve(const CommandLine& typed) const {
+    typed.resolve_excluding(keep, last, [this](const CLI::Option* dropped) {
+      if (dropped == keep) keep_seen = false;
+      else filter_seen_last = 0;
+    });
+  }
+};
 
 constexpr const char* kMatmulPrecisionHelp =
     "GPU matrix products: fp32 (exact, the default), tf32 or bf16 (tensor cores, fp32 accumulation; the PyTorch "
@@ -287,7 +302,7 @@ int main(int argc, char** argv) {
   const CLI::Option* eval_batch_size =
       train_cmd->add_option("--eval-batch", train.eval.batch_size, "users per evaluation batch (tiger: --beam-users)")
           ->capture_default_str();
-  add_seen_filter_flags(train_cmd, no_filter_seen, train.eval.filter_seen_last);
+  const SeenFilterFlags train_seen_filter(train_cmd, no_filter_seen, train.eval.filter_seen_last);
   train_cmd->add_option("--metrics", train.metrics_path, "append per-epoch metrics to this JSONL file");
   train_cmd->add_option("--checkpoint", train.checkpoint_path, "save the best-validation model here (safetensors)");
   train_cmd->add_option("--save-last", train.last_checkpoint_path,
@@ -316,7 +331,7 @@ int main(int argc, char** argv) {
   CLI::Option* eval_batch =
       eval_cmd->add_option("--batch", eval.batch_size, "users per evaluation batch (tiger checkpoints: users decoded together)")
           ->capture_default_str();
-  add_seen_filter_flags(eval_cmd, no_filter_seen, eval.filter_seen_last);
+  const SeenFilterFlags eval_seen_filter(eval_cmd, no_filter_seen, eval.filter_seen_last);
   int64_t eval_beam = 0;
   eval_cmd->add_option("--beam", eval_beam, "tiger checkpoints: beam width (0: the width it was trained with)")
       ->capture_default_str();
@@ -332,7 +347,7 @@ int main(int argc, char** argv) {
   data_args.add_to(baseline_cmd);
   baseline_cmd->add_option("--split", split, "test or valid")->check(CLI::IsMember({"test", "valid"}))
       ->capture_default_str();
-  add_seen_filter_flags(baseline_cmd, no_filter_seen, eval.filter_seen_last);
+  const SeenFilterFlags baseline_seen_filter(baseline_cmd, no_filter_seen, eval.filter_seen_last);
 
   CLI::App* info_cmd = app.add_subcommand("info", "build and device information, or what a checkpoint holds");
   std::string info_checkpoint;
@@ -386,6 +401,7 @@ int main(int argc, char** argv) {
                   "--matmul-precision {} applies to GPU products (the CPU computes in fp32)", matmul_precision);
     set_matmul_precision(parse_matmul_precision(matmul_precision));
     if (*train_cmd) {
+      train_seen_filter.resolve(typed);
       train.eval.filter_seen = !no_filter_seen;
       config.loss.kind = LossConfig::kind_from_name(loss_name);
       opt.schedule.kind = parse_schedule_kind(schedule);
@@ -408,17 +424,19 @@ int main(int argc, char** argv) {
       train.settings = run_settings(app, /*defaults_too=*/false);
       train.all_settings = run_settings(app, /*defaults_too=*/true);
       if (config.kind == "tiger") {
-        tiger.check_flags(typed);
+        tiger.resolve_flags(typed);
         return run_train_tiger(data_args.load(), config, train, tiger, parse_device(device), baseline);
       }
       return run_train(data_args, config, train, device, baseline);
     }
     if (*eval_cmd) {
+      eval_seen_filter.resolve(typed);
       eval.filter_seen = !no_filter_seen;
       return run_eval(data_args, checkpoint, device, split, eval, eval_beam, eval_batch->count() > 0);
     }
     if (*recommend_cmd) return run_recommend(recommend_args, data_args.load(std::cerr), parse_device(device));
     if (*baseline_cmd) {
+      baseline_seen_filter.resolve(typed);
       eval.filter_seen = !no_filter_seen;  // eval's options: the baseline reads its filtering
       data::SequenceDataset ds = data_args.load(std::cerr);
       auto s = split == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;

@@ -56,13 +56,11 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
           ->needs(movies)
           ->capture_default_str();
   // A trained model's item table replaces the other item vectors, their text and their width.
-  cmd->add_option("--item-vectors-from-checkpoint", vectors.checkpoint,
-                  "tiger: cluster the item embeddings (param.item.weight) of this trained checkpoint instead of text")
-      ->excludes(kind)
-      ->excludes(item_text)
-      ->excludes(movies)
-      ->excludes(movie_map)
-      ->excludes(width);
+  from_checkpoint = cmd->add_option("--item-vectors-from-checkpoint", vectors.checkpoint,
+                                    "tiger: cluster the item embeddings (param.item.weight) of this trained checkpoint "
+                                    "instead of text (excludes --item-vectors, --item-text, --movies, --movie-map and "
+                                    "--sid-width)");
+  replaced_by_checkpoint = {kind, item_text, movies, movie_map, width};
   text_options = {item_text, movies, movie_map};
   cmd->add_option("--valid-users", train.valid_users, "tiger: validate on a fixed sample of N users (0: all)")
       ->check(kNotNegative)
@@ -74,7 +72,12 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
   options.assign(all.begin() + static_cast<std::ptrdiff_t>(registered_before), all.end());
 }
 
-void TigerCliArgs::check_flags(const CommandLine& typed) const {
+void TigerCliArgs::resolve_flags(const CommandLine& typed) {
+  // Dropping a file's item-vector flag leaves it unread: the checkpoint's vectors replace it.
+  for (CLI::Option* replaced : replaced_by_checkpoint)
+    typed.resolve_excluding(from_checkpoint, replaced, [this](const CLI::Option* dropped) {
+      if (dropped == from_checkpoint) pipeline.vectors.checkpoint.clear();
+    });
   typed.refuse_unread(text_options, pipeline.vectors.kind != "cooccurrence", "--item-vectors text or text+cooccurrence");
 }
 
