@@ -41,6 +41,7 @@ struct ReadReport {
   Preprocessing preprocessing;       // what was asked
   PreprocessReport preprocessed;     // what it removed
   int64_t largest_file_item = 0;     // pairs and sequences files: the largest item id read (0 otherwise)
+  int64_t unused_item_ids = 0;       // ids in 1..n_items no kept event has (dense ids kept as they are)
   std::string summary() const;
 };
 

@@ -41,9 +41,14 @@ const char* format_name(Format format) {
 
 std::string ReadReport::summary() const {
   const std::string preprocessing = preprocessed.summary(this->preprocessing);
-  return fmt::format("{} lines ({} blank); {}{}{} users with fewer than {} events skipped ({} events)", lines,
+  const std::string unused =
+      unused_item_ids == 0 ? ""
+                           : fmt::format("; {} item ids below the largest occur in no event but stay candidates "
+                                         "(--k-core 1 numbers the items densely)",
+                                         unused_item_ids);
+  return fmt::format("{} lines ({} blank); {}{}{} users with fewer than {} events skipped ({} events){}", lines,
                      blank_lines, preprocessing, preprocessing.empty() ? "" : "; ", users_dropped_short,
-                     min_events_per_user, events_dropped);
+                     min_events_per_user, events_dropped, unused);
 }
 
 int64_t SequenceDataset::num_events() const {
@@ -395,6 +400,9 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& options
     ds.n_items = static_cast<int64_t>(source_ids.size()) - 1;
   } else {
     for (const Event& e : kept) ds.n_items = std::max(ds.n_items, e.item);
+    std::vector<char> used(static_cast<size_t>(ds.n_items + 1), 0);
+    for (const Event& e : kept) used[static_cast<size_t>(e.item)] = 1;
+    ds.report.unused_item_ids = ds.n_items - static_cast<int64_t>(std::count(used.begin() + 1, used.end(), 1));
     source_ids.resize(ds.n_items + 1);
     for (int64_t i = 0; i <= ds.n_items; ++i) source_ids[i] = i;
   }

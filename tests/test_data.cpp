@@ -250,8 +250,14 @@ TEST(DataPreprocessing, KCoreRepeatsUntilEveryUserAndItemHasK) {
   const SequenceDataset one = read_preprocessed(path, {false, 1});
   EXPECT_EQ(one.num_events(), 8);
   EXPECT_EQ(one.item_source_ids, (Ids{0, 2, 5, 7, 9}));
-  // Without a k-core the file's ids stay.
-  EXPECT_EQ(read_preprocessed(path, {}).n_items, 9);
+  // Without a k-core the file's ids stay, and the ids no event has are counted (1, 3, 4, 6, 8).
+  const SequenceDataset kept = read_preprocessed(path, {});
+  EXPECT_EQ(kept.n_items, 9);
+  EXPECT_EQ(kept.report.unused_item_ids, 5);
+  EXPECT_NE(kept.report.summary().find("; 5 item ids below the largest occur in no event but stay candidates"),
+            std::string::npos)
+      << kept.report.summary();
+  EXPECT_EQ(one.report.unused_item_ids, 0);
   expect_error([&] { read_preprocessed(path, {false, 4}); }, {path, "no events left after 4-core", "4 users"});
 }
 

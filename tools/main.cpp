@@ -81,7 +81,8 @@ struct DataArgs {
     }
     log << fmt::format("data: {}: {} users, {} items, {} events{}\n", ds.source, ds.num_users(), ds.n_items,
                        ds.num_events(), ds.has_timestamps() ? ", with timestamps" : "");
-    if (ds.report.users_dropped_short > 0 || preprocessing.any()) log << "data: " << ds.report.summary() << "\n";
+    if (ds.report.users_dropped_short > 0 || preprocessing.any() || ds.report.unused_item_ids > 0)
+      log << "data: " << ds.report.summary() << "\n";
     return ds;
   }
 };
