@@ -167,6 +167,9 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   TigerEvalOptions test_eval{options.generate, o.eval.filter_seen, o.eval.filter_seen_last, options.test_users, o.seed};
   if (options.valid_users > 0)
     log << fmt::format("validation on a fixed sample of {} of {} users\n", std::min(options.valid_users, users), users);
+  if (options.test_users > 0)
+    log << fmt::format("test on a fixed sample of {} of {} users (muonrec eval tests them all)\n",
+                       std::min(options.test_users, users), users);
 
   RunIdentity run = run_identity(
       o, model.config().to_json(), [](const std::string& saved) { return TigerConfig::from_json(saved).to_json(); },

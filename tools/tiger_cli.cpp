@@ -113,7 +113,8 @@ int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& mod
   std::cout << result.summary_lines();
   if (show_baseline) {
     RankingMetrics pop = evaluate_popularity(dataset, data::EvalSplit::Test, train.eval);
-    std::cout << fmt::format("most-popular baseline:  {}\n", pop.summary());
+    std::cout << fmt::format("most-popular baseline{}:  {}\n", o.train.test_users > 0 ? " (every user)" : "",
+                             pop.summary());
   }
   std::cout << fmt::format("training time {:.1f} s ({} steps, {:.1f} steps/s)\n", result.train_seconds, result.steps,
                            result.steps / std::max(result.train_seconds, 1e-9));
