@@ -41,7 +41,8 @@ void AdamW::run_device(Device device) {
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = params_[i].tensor;
     Tensor g = p.grad();
-    if (p.device() != device || !g.defined()) continue;  // no gradient this step: skipped (the step count still advances, see adamw.h)
+    // No gradient this step: skipped (the step count still advances, see adamw.h).
+    if (p.device() != device || !g.defined()) continue;
     const auto index = static_cast<int64_t>(tensors.size());
     tensors.push_back({p.data<float>(), g.data<float>(), exp_avg_[i].data<float>(), exp_avg_sq_[i].data<float>(),
                        bf16_copies_[i].defined() ? bf16_copies_[i].data<uint16_t>() : nullptr, p.numel()});

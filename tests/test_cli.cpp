@@ -123,8 +123,8 @@ TEST(Cli, AKCoreCheckpointEvaluatesOnTheSameKCore) {
   pairs += "41 25\n41 26\n41 27\n";  // items no one else has: outside the 2-core
   const std::string data = "--data " + dir.write("pairs.txt", pairs);
   const std::string checkpoint = dir.path("core.safetensors");
-  const CliRun train = run_cli("train " + data + " --k-core 2 --maxlen 8 --d 8 --epochs 1 --device cpu --checkpoint " +
-                               checkpoint);
+  const CliRun train =
+      run_cli("train " + data + " --k-core 2 --maxlen 8 --d 8 --epochs 1 --device cpu --checkpoint " + checkpoint);
   ASSERT_EQ(train.exit_code, 0) << train.output;
   EXPECT_NE(train.output.find("2-core: 1 users, 3 items and 3 events dropped"), std::string::npos) << train.output;
   EXPECT_NE(train.output.find("40 users, 20 items"), std::string::npos) << train.output;
@@ -137,7 +137,8 @@ TEST(Cli, AKCoreCheckpointEvaluatesOnTheSameKCore) {
   EXPECT_EQ(eval.exit_code, 0) << eval.output;
   EXPECT_EQ(eval.output.find("note: this evaluation filters seen items otherwise"), std::string::npos) << eval.output;
   // Other filtering is allowed, and said.
-  const CliRun unfiltered = run_cli("eval " + data + " --k-core 2 --no-filter-seen --device cpu --checkpoint " + checkpoint);
+  const CliRun unfiltered =
+      run_cli("eval " + data + " --k-core 2 --no-filter-seen --device cpu --checkpoint " + checkpoint);
   EXPECT_EQ(unfiltered.exit_code, 0) << unfiltered.output;
   EXPECT_NE(unfiltered.output.find("note: this evaluation filters seen items otherwise than the run that wrote " +
                                    checkpoint + " (--no-filter-seen true (the state's run: false))"),
@@ -204,8 +205,10 @@ TEST(Cli, PatienceEndsTheRunEarly) {
   // real trajectories; this one checks the flag and the lines it prints).
   muonrec::testkit::TempDir dir;
   const std::string last = dir.path("last.safetensors");
-  const CliRun run = run_cli("train " + kData + " --maxlen 20 --d 16 --epochs 6 --eval-every 1 --lr 0 --patience 2 "
-                             "--device cpu --save-last " + last);
+  const CliRun run = run_cli("train " + kData +
+                             " --maxlen 20 --d 16 --epochs 6 --eval-every 1 --lr 0 --patience 2 "
+                             "--device cpu --save-last " +
+                             last);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("early stop after epoch 3: validation NDCG@10 has not improved for 2 validations"),
             std::string::npos)
@@ -215,7 +218,8 @@ TEST(Cli, PatienceEndsTheRunEarly) {
   // Evaluating the last state says that its parameters are not the best epoch's.
   const CliRun eval = run_cli("eval " + kData + " --device cpu --checkpoint " + last);
   ASSERT_EQ(eval.exit_code, 0) << eval.output;
-  EXPECT_NE(eval.output.find("note: " + last + " holds the parameters after epoch 3; its run's best validation was "
+  EXPECT_NE(eval.output.find("note: " + last +
+                             " holds the parameters after epoch 3; its run's best validation was "
                              "epoch 1"),
             std::string::npos)
       << eval.output;

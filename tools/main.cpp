@@ -129,8 +129,8 @@ struct SeenFilterFlags {
 
   SeenFilterFlags(CLI::App* cmd, bool& keep_seen_, int64_t& filter_seen_last_)
       : keep_seen(keep_seen_), filter_seen_last(filter_seen_last_) {
-    keep = cmd->add_flag("--no-filter-seen", keep_seen, "keep items of the input history as candidates (excludes "
-                         "--filter-seen-last)");
+    keep = cmd->add_flag("--no-filter-seen", keep_seen,
+                         "keep items of the input history as candidates (excludes --filter-seen-last)");
     last = cmd->add_option("--filter-seen-last", filter_seen_last,
                            "filter only the last N items of the input history out of the candidates (0: all of "
                            "them); the PyTorch peer filters its model window, N = the training --maxlen")
@@ -139,8 +139,10 @@ struct SeenFilterFlags {
   }
   void resolve(const CommandLine& typed) const {
     typed.resolve_excluding(keep, last, [this](const CLI::Option* dropped) {
-      if (dropped == keep) keep_seen = false;
-      else filter_seen_last = 0;
+      if (dropped == keep)
+        keep_seen = false;
+      else
+        filter_seen_last = 0;
     });
   }
 };
@@ -158,13 +160,13 @@ int run_train(const DataArgs& data_args, ModelConfig config, TrainOptions option
   const std::string masking = config.kind == "bert4rec" ? fmt::format(" mask-prob={}", config.mask_prob) : "";
   const std::string feed_forward =
       config.kind == "hstu" ? "" : fmt::format(" ff={}", config.ff > 0 ? config.ff : config.d);  // HSTU has none
-  std::cout << fmt::format("model: {} d={} blocks={} heads={}x{}{} maxlen={} dropout={}{} loss: {} ({} parameters) "
-                           "on {}{}\n",
-                           config.kind, config.d, config.blocks, config.heads,
-                           head_width(config.d, config.heads, config.head_dim), feed_forward, config.max_len, config.dropout, masking, config.loss.describe(),
-                           model->parameters().numel(), device_name(device),
-                           device == Device::CUDA ? fmt::format(" (matmul {})", matmul_precision_name(matmul_precision()))
-                                                  : "");
+  std::cout << fmt::format(
+      "model: {} d={} blocks={} heads={}x{}{} maxlen={} dropout={}{} loss: {} ({} parameters) "
+      "on {}{}\n",
+      config.kind, config.d, config.blocks, config.heads, head_width(config.d, config.heads, config.head_dim),
+      feed_forward, config.max_len, config.dropout, masking, config.loss.describe(), model->parameters().numel(),
+      device_name(device),
+      device == Device::CUDA ? fmt::format(" (matmul {})", matmul_precision_name(matmul_precision())) : "");
   std::cout << fmt::format("training: batch {} for {} epochs, seed {}\n", options.batch_size, options.epochs,
                            options.seed);
   TrainResult result = train_model(*model, dataset, options, std::cout);
@@ -315,7 +317,8 @@ int main(int argc, char** argv) {
                         "NDCG@10 (0: never); test metrics come from the best epoch")
       ->check(kNotNegative)
       ->capture_default_str();
-  train_cmd->add_option("--stop-after-epoch", train.stop_after_epoch, "end the run after this epoch (with --save-last, to resume later; 0: run every epoch)");
+  train_cmd->add_option("--stop-after-epoch", train.stop_after_epoch,
+                        "end the run after this epoch (with --save-last, to resume later; 0: run every epoch)");
   train_cmd->add_flag("--baseline", baseline, "also report the most-popular baseline on the test split");
   TigerCliArgs tiger;
   tiger.add_to(train_cmd);
