@@ -1,0 +1,58 @@
+// The text-level pieces the interaction-file readers share (readers.cpp, recbole.cpp): lines and
+// their numbers, fields, numbers parsed with std::from_chars, and errors that name the file, the
+// line and the field.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/error.h"
+
+namespace muonrec::data {
+
+bool is_space(char c);
+std::string_view trim(std::string_view s);
+// A field quoted for an error message; long garbage (a binary file) is cut short.
+std::string quoted(std::string_view field);
+// The whole file, without a UTF-8 byte order mark; throws naming the path.
+std::string read_whole_file(const std::string& path);
+
+// Walks the lines of a buffer, ended by "\n", "\r\n" or a lone "\r" (old Mac files, which would
+// otherwise read as one line whose fields run on across records); the last line needs no ending.
+// A run of "\r" before "\n" is one ending: "\r\r\n" is what a CRLF file converted twice holds, and
+// an editor shows one line there, so error messages must count it as one.
+class LineCursor {
+ public:
+  explicit LineCursor(std::string_view text) : text_(text) {}
+  // The next line, trimmed, and its 1-based number; false at the end.
+  bool next(std::string_view& line, int64_t& number);
+
+ private:
+  std::string_view text_;
+  size_t pos_ = 0;
+  int64_t line_number_ = 0;
+};
+
+// Everything an error message needs to point at the offending spot.
+struct Where {
+  const std::string& path;
+  int64_t line;
+  [[noreturn]] void fail(const std::string& problem) const { MUONREC_FAIL("{}, line {}: {}", path, line, problem); }
+};
+
+// A whole field as an integer; `what` names it in the error ("user id").
+int64_t parse_int(std::string_view field, const char* what, const Where& where);
+int64_t parse_user(std::string_view field, const Where& where);
+// Ids a reader renumbers (MovieLens, RecBole): any non-negative id.
+int64_t parse_source_item(std::string_view field, const Where& where);
+// The rating is not used (all ratings are implicit events) but a non-number there means the file
+// is not what we think it is.
+void check_rating(std::string_view field, const Where& where);
+
+void split_whitespace(std::string_view line, std::vector<std::string_view>& fields);
+// Fields between delimiters, each trimmed.
+void split_on(std::string_view line, std::string_view delimiter, std::vector<std::string_view>& fields);
+
+}  // namespace muonrec::data
