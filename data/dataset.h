@@ -6,9 +6,10 @@
 //   sequences  'user i1 i2 ...' per line (the S3-Rec / TIGER files, e.g. Beauty.txt), same ids
 //   ml-dat     MovieLens ratings.dat 'UserID::MovieID::Rating::Timestamp'
 //   ml-csv     MovieLens ratings.csv 'userId,movieId,rating,timestamp' with its header line
+//   recbole    RecBole atomic .inter files: 'user_id:token item_id:token ... timestamp:float' (recbole.h)
 // Dense files keep their ids (n_items = the largest id, as the PyTorch peer does) so results are
-// comparable with published numbers; MovieLens ratings become implicit events, ordered by time,
-// with item ids remapped densely (as are a dense file's after a k-core, preprocess.h).
+// comparable with published numbers; MovieLens and RecBole ratings become implicit events, ordered by
+// time, with item ids remapped densely (as are a dense file's after a k-core, preprocess.h).
 #pragma once
 
 #include <cstdint>
@@ -25,9 +26,11 @@ enum class Format {
   UserSequences,  // 'user i1 i2 ...' per line
   MovieLensDat,   // UserID::MovieID::Rating::Timestamp
   MovieLensCsv,   // userId,movieId,rating,timestamp with a header line
+  RecBoleInter,   // RecBole .inter: tab-separated, a 'name:type' header
 };
 
-// "auto", "pairs", "sequences", "ml-dat", "ml-csv"; throws muonrec::Error listing the valid names.
+// "auto", "pairs", "sequences", "ml-dat", "ml-csv", "recbole"; throws muonrec::Error listing the
+// valid names.
 Format parse_format(const std::string& name);
 const char* format_name(Format format);
 
@@ -67,8 +70,9 @@ struct ReadOptions {
   Preprocessing preprocessing;  // after time order, before the threshold above
 };
 
-// Reads a whole interaction file. Auto picks the format from the extension (.csv) and the first
-// non-blank line ('::' -> ml-dat, ',' -> ml-csv, 2 fields -> pairs, else sequences; a dense file
+// Reads a whole interaction file. Auto picks the format from the extension (.csv, .inter) and the
+// first non-blank line (':token' -> recbole, '::' -> ml-dat, ',' -> ml-csv, 2 fields -> pairs, else
+// sequences; a dense file
 // that mixes the two layouts, as a 'user item rating' file would, is refused). Malformed
 // input throws muonrec::Error naming the file, the 1-based line and the problem.
 SequenceDataset read_dataset(const std::string& path, const ReadOptions& options = {});

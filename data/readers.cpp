@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "data/dataset.h"
+#include "data/recbole.h"
 #include "data/text_fields.h"
 #include "engine/error.h"
 
@@ -20,7 +21,8 @@ Format parse_format(const std::string& name) {
   if (name == "sequences") return Format::UserSequences;
   if (name == "ml-dat") return Format::MovieLensDat;
   if (name == "ml-csv") return Format::MovieLensCsv;
-  MUONREC_FAIL("unknown data format '{}': valid names are auto, pairs, sequences, ml-dat, ml-csv", name);
+  if (name == "recbole") return Format::RecBoleInter;
+  MUONREC_FAIL("unknown data format '{}': valid names are auto, pairs, sequences, ml-dat, ml-csv, recbole", name);
 }
 
 const char* format_name(Format format) {
@@ -30,6 +32,7 @@ const char* format_name(Format format) {
     case Format::UserSequences: return "sequences";
     case Format::MovieLensDat: return "ml-dat";
     case Format::MovieLensCsv: return "ml-csv";
+    case Format::RecBoleInter: return "recbole";
   }
   return "?";
 }
@@ -77,11 +80,13 @@ std::string lower_extension(const std::string& path) {
 
 Format detect_format(const std::string& path, std::string_view text) {
   if (lower_extension(path) == ".csv") return Format::MovieLensCsv;
+  if (lower_extension(path) == ".inter") return Format::RecBoleInter;
   LineCursor cursor(text);
   std::string_view line;
   int64_t number;
   while (cursor.next(line, number)) {
     if (line.empty()) continue;
+    if (line.find(":token") != std::string_view::npos) return Format::RecBoleInter;
     if (line.find("::") != std::string_view::npos) return Format::MovieLensDat;
     if (line.find(',') != std::string_view::npos) return Format::MovieLensCsv;
     std::vector<std::string_view> fields;
@@ -193,7 +198,10 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& options
                 options.min_events_per_user);
   const std::string text = read_whole_file(path);
   const Format format = options.format == Format::Auto ? detect_format(path, text) : options.format;
-  const bool movielens = format == Format::MovieLensDat || format == Format::MovieLensCsv;
+  // MovieLens and RecBole files name items by source ids, renumbered below; the others hold dense ids.
+  const bool source_ids = format == Format::MovieLensDat || format == Format::MovieLensCsv ||
+                          format == Format::RecBoleInter;
+  bool timed = format == Format::MovieLensDat || format == Format::MovieLensCsv;
 
   SequenceDataset ds;
   ds.source = path;
@@ -205,7 +213,9 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& options
   events.reserve(text.size() / 8);
   int64_t max_item = 0;
   Where max_item_where{path, 0};
-  if (movielens) {
+  if (format == Format::RecBoleInter) {
+    timed = parse_recbole_file(path, text, events, ds.report);
+  } else if (source_ids) {
     parse_movielens_file(path, text, format == Format::MovieLensCsv, events, ds.report);
   } else {
     parse_dense_file(path, text, options.format, events, ds.report, max_item_where, max_item);
@@ -218,14 +228,14 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& options
   // An id far past the number of events means the file's ids are not dense: an embedding table
   // that large would be mostly unused rows (or not fit at all).
   const int64_t dense_bound = 10 * static_cast<int64_t>(events.size()) + 1000000;
-  if (!movielens && max_item > dense_bound)
+  if (!source_ids && max_item > dense_bound)
     max_item_where.fail(fmt::format("item id {} is far beyond the {} events of the file: '{}' files need dense "
                                     "1-based item ids",
                                     max_item, events.size(), format_name(format)));
 
-  // Users in ascending id order; MovieLens events by time within a user. Stable, so equal
-  // timestamps (and the non-contiguous lines of a dense file) keep file order.
-  if (movielens) {
+  // Users in ascending id order; timed events by time within a user. Stable, so equal timestamps
+  // (and the non-contiguous lines of a file without them) keep file order.
+  if (timed) {
     std::stable_sort(events.begin(), events.end(), [](const Event& a, const Event& b) {
       return a.user != b.user ? a.user < b.user : a.timestamp < b.timestamp;
     });
@@ -262,25 +272,25 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& options
                  users_read);
 
   // Item ids: dense files keep theirs (n_items = the largest kept id, as the PyTorch peer) unless a
-  // k-core took items out; MovieLens ids, and those k-cores, are renumbered 1..n in ascending order
-  // of source id.
-  std::vector<int64_t>& source_ids = ds.item_source_ids;
-  if (movielens || options.preprocessing.k_core > 0) {
-    source_ids.reserve(kept.size() + 1);
-    source_ids.push_back(0);
-    for (const Event& e : kept) source_ids.push_back(e.item);
-    std::sort(source_ids.begin() + 1, source_ids.end());
-    source_ids.erase(std::unique(source_ids.begin() + 1, source_ids.end()), source_ids.end());
-    source_ids.shrink_to_fit();
-    for (Event& e : kept) e.item = std::lower_bound(source_ids.begin() + 1, source_ids.end(), e.item) - source_ids.begin();
-    ds.n_items = static_cast<int64_t>(source_ids.size()) - 1;
+  // k-core took items out; source ids, and those k-cores, are renumbered 1..n in ascending order of
+  // source id.
+  std::vector<int64_t>& item_ids = ds.item_source_ids;
+  if (source_ids || options.preprocessing.k_core > 0) {
+    item_ids.reserve(kept.size() + 1);
+    item_ids.push_back(0);
+    for (const Event& e : kept) item_ids.push_back(e.item);
+    std::sort(item_ids.begin() + 1, item_ids.end());
+    item_ids.erase(std::unique(item_ids.begin() + 1, item_ids.end()), item_ids.end());
+    item_ids.shrink_to_fit();
+    for (Event& e : kept) e.item = std::lower_bound(item_ids.begin() + 1, item_ids.end(), e.item) - item_ids.begin();
+    ds.n_items = static_cast<int64_t>(item_ids.size()) - 1;
   } else {
     for (const Event& e : kept) ds.n_items = std::max(ds.n_items, e.item);
     std::vector<char> used(static_cast<size_t>(ds.n_items + 1), 0);
     for (const Event& e : kept) used[static_cast<size_t>(e.item)] = 1;
     ds.report.unused_item_ids = ds.n_items - static_cast<int64_t>(std::count(used.begin() + 1, used.end(), 1));
-    source_ids.resize(ds.n_items + 1);
-    for (int64_t i = 0; i <= ds.n_items; ++i) source_ids[i] = i;
+    item_ids.resize(ds.n_items + 1);
+    for (int64_t i = 0; i <= ds.n_items; ++i) item_ids[i] = i;
   }
 
   for (size_t begin = 0; begin < kept.size();) {
@@ -290,7 +300,7 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& options
     std::vector<int64_t>& seq = ds.sequences.emplace_back();
     seq.reserve(end - begin);
     for (size_t i = begin; i < end; ++i) seq.push_back(kept[i].item);
-    if (movielens) {
+    if (timed) {
       std::vector<int64_t>& ts = ds.timestamps.emplace_back();
       ts.reserve(end - begin);
       for (size_t i = begin; i < end; ++i) ts.push_back(kept[i].timestamp);

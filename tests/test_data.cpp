@@ -280,6 +280,47 @@ TEST(DataPreprocessing, DedupeKeepsEachUsersEarliestEventWithAnItem) {
   EXPECT_EQ((Preprocessing{false, 0}).describe(), "none");
 }
 
+TEST(DataReaders, RecBoleInterFiles) {
+  TempDir tmp;
+  // RecBole's ml-100k.inter layout: tab-separated, a 'name:type' header, extra columns passed over.
+  const std::string inter = tmp.write("ml.inter",
+                                      "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+                                      "196\t242\t3\t881250949\n"
+                                      "196\t302\t3\t881250900\n"
+                                      "196\t51\t2\t881251000\n"
+                                      "22\t377\t1\t878887116.0\n"
+                                      "22\t51\t2\t878887000\n"
+                                      "22\t302\t1\t878887200\n");
+  for (Format format : {Format::Auto, Format::RecBoleInter}) {
+    const SequenceDataset ds = read_as(inter, format);
+    EXPECT_EQ(ds.format, Format::RecBoleInter);
+    EXPECT_EQ(ds.user_ids, (Ids{22, 196}));
+    EXPECT_EQ(ds.item_source_ids, (Ids{0, 51, 242, 302, 377}));  // renumbered by source id
+    EXPECT_EQ(ds.sequences, (Seqs{{1, 4, 3}, {3, 2, 1}}));       // by time
+    EXPECT_EQ(ds.timestamps, (Seqs{{878887000, 878887116, 878887200}, {881250900, 881250949, 881251000}}));
+  }
+  // The header tells the format without the extension; no timestamp column: file order, no times.
+  const SequenceDataset untimed = read_dataset(
+      tmp.write("untimed.txt", "item_id:token\tuser_id:token\n5\t1\n3\t1\n9\t1\n"));
+  EXPECT_EQ(untimed.format, Format::RecBoleInter);
+  EXPECT_EQ(untimed.sequences, (Seqs{{2, 1, 3}}));
+  EXPECT_FALSE(untimed.has_timestamps());
+  EXPECT_EQ(parse_format("recbole"), Format::RecBoleInter);
+
+  expect_read_error(tmp.write("noitem.inter", "user_id:token\trating:float\n1\t3\n"), Format::Auto,
+                    {"line 1", "needs user_id:token and item_id:token"});
+  expect_read_error(tmp.write("type.inter", "user_id:token\titem_id:float\n1\t3\n"), Format::Auto,
+                    {"line 1", "'item_id:float'", "expected 'item_id:token'"});
+  expect_read_error(tmp.write("plain.inter", "user item\n1\t3\n"), Format::Auto,
+                    {"line 1", "'name:type' fields"});
+  expect_read_error(tmp.write("asin.inter", "user_id:token\titem_id:token\nA1YJ\tB00X\n"), Format::Auto,
+                    {"line 2", "user_id token 'A1YJ' is not a non-negative integer", "number the tokens first"});
+  expect_read_error(tmp.write("short.inter", "user_id:token\titem_id:token\ttimestamp:float\n1\t2\t5\n1\t3\n"),
+                    Format::Auto, {"line 3", "expected 3 tab-separated fields", "got 2"});
+  expect_read_error(tmp.write("frac.inter", "user_id:token\titem_id:token\ttimestamp:float\n1\t2\t5.5\n"),
+                    Format::Auto, {"line 2", "timestamp '5.5' is not a whole number of seconds"});
+}
+
 TEST(DataReaders, NonNumericAndOutOfRangeIds) {
   TempDir tmp;
   expect_read_error(tmp.write("alpha.txt", "1 1\n2 x7\n"), Format::Auto, {"line 2", "non-numeric item id 'x7'"});
@@ -334,7 +375,7 @@ TEST(DataReaders, ParseFormatNames) {
   for (Format f : {Format::Auto, Format::UserItemPairs, Format::UserSequences, Format::MovieLensDat,
                    Format::MovieLensCsv})
     EXPECT_EQ(parse_format(format_name(f)), f);
-  expect_error([] { parse_format("recbole"); }, {"'recbole'", "auto, pairs, sequences, ml-dat, ml-csv"});
+  expect_error([] { parse_format("atomic"); }, {"'atomic'", "auto, pairs, sequences, ml-dat, ml-csv, recbole"});
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,102 @@
+#include "data/recbole.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cmath>
+#include <system_error>
+
+#include "data/text_fields.h"
+
+namespace muonrec::data {
+namespace {
+
+struct Columns {
+  size_t count = 0;
+  size_t user = SIZE_MAX, item = SIZE_MAX, timestamp = SIZE_MAX;
+};
+
+Columns read_header(const std::vector<std::string_view>& fields, std::string_view line, const Where& where) {
+  Columns columns;
+  columns.count = fields.size();
+  for (size_t i = 0; i < fields.size(); ++i) {
+    const size_t colon = fields[i].find(':');
+    if (colon == std::string_view::npos)
+      where.fail(fmt::format("expected a RecBole header of tab-separated 'name:type' fields, got {}", quoted(line)));
+    const std::string_view name = fields[i].substr(0, colon), type = fields[i].substr(colon + 1);
+    size_t* column = name == "user_id" ? &columns.user
+                     : name == "item_id" ? &columns.item
+                     : name == "timestamp" ? &columns.timestamp
+                                           : nullptr;
+    if (!column) continue;
+    if (*column != SIZE_MAX) where.fail(fmt::format("the header names {} twice", quoted(name)));
+    const char* expected = column == &columns.timestamp ? "float" : "token";
+    if (type != expected)
+      where.fail(fmt::format("{} is '{}:{}', expected '{}:{}'", quoted(fields[i]), name, type, name, expected));
+    *column = i;
+  }
+  if (columns.user == SIZE_MAX || columns.item == SIZE_MAX)
+    where.fail(fmt::format("a RecBole .inter header needs user_id:token and item_id:token fields, got {}",
+                           quoted(line)));
+  return columns;
+}
+
+// RecBole tokens are strings; muonrec's ids are integers, so a file whose tokens are not (Amazon's
+// reviewer ids and ASINs) is refused with what to do, rather than misread.
+int64_t parse_token(std::string_view field, const char* column, const Where& where) {
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
+  if (field.empty() || ec != std::errc() || end != field.data() + field.size() || value < 0)
+    where.fail(fmt::format("{} token {} is not a non-negative integer: muonrec reads RecBole files whose user and "
+                           "item tokens are integers (number the tokens first)",
+                           column, quoted(field)));
+  return value;
+}
+
+// RecBole writes timestamps as floats; they must be whole seconds, as the other readers' are.
+int64_t parse_timestamp(std::string_view field, const Where& where) {
+  double value = 0;
+  auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
+  if (field.empty() || ec != std::errc() || end != field.data() + field.size() || !std::isfinite(value))
+    where.fail(fmt::format("non-numeric timestamp {}", quoted(field)));
+  if (value != std::floor(value) || std::fabs(value) > 9.0e15)
+    where.fail(fmt::format("timestamp {} is not a whole number of seconds", quoted(field)));
+  return static_cast<int64_t>(value);
+}
+
+}  // namespace
+
+bool parse_recbole_file(const std::string& path, std::string_view text, std::vector<Event>& events,
+                        ReadReport& report) {
+  LineCursor cursor(text);
+  std::string_view line;
+  int64_t number = 0;
+  std::vector<std::string_view> fields;
+  Columns columns;
+  bool header_seen = false;
+  while (cursor.next(line, number)) {
+    if (line.empty()) {
+      ++report.blank_lines;
+      continue;
+    }
+    Where where{path, number};
+    split_on(line, "\t", fields);
+    if (!header_seen) {
+      columns = read_header(fields, line, where);
+      header_seen = true;
+      continue;
+    }
+    if (fields.size() != columns.count)
+      where.fail(fmt::format("expected {} tab-separated fields as the header names, got {}", columns.count,
+                             fields.size()));
+    const int64_t user = parse_token(fields[columns.user], "user_id", where);
+    const int64_t item = parse_token(fields[columns.item], "item_id", where);
+    const int64_t timestamp =
+        columns.timestamp == SIZE_MAX ? 0 : parse_timestamp(fields[columns.timestamp], where);
+    events.push_back({user, item, timestamp});
+  }
+  report.lines = number;
+  return columns.timestamp != SIZE_MAX;
+}
+
+}  // namespace muonrec::data
