@@ -250,6 +250,7 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
                                      {"sid-iterations", std::to_string(options.tokenizer.iterations)},
                                      {"sid-balanced", options.tokenizer.balanced ? "true" : "false"},
                                      {"sid-width", std::to_string(v.embedding.width)},
+                                     {"cooc-window", std::to_string(v.cooccurrence.window)},
                                      {"item-vectors", v.kind},
                                      {"item-text", file_name(v.item_text)},
                                      {"movies", file_name(v.movies)},

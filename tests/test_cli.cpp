@@ -320,6 +320,8 @@ TEST(Cli, BadInputFailsWithAMessage) {
   expect_refused("train --model tiger --eval-batch 7", "--eval-batch applies to --model sasrec, bert4rec or hstu only");
   expect_refused("train --model tiger --item-vectors cooccurrence --movies movies.dat",
                  "--movies applies to --item-vectors text or text+cooccurrence only");
+  expect_refused("train --model tiger --cooc-window 5",
+                 "--cooc-window applies to --item-vectors cooccurrence or text+cooccurrence only");
   expect_refused("train --model tiger --item-vectors-from-checkpoint x.safetensors --sid-width 8",
                  "--item-vectors-from-checkpoint excludes --sid-width");
   // ... but typed over a --config file's --sid-width it wins (and goes on to read the checkpoint).

@@ -47,6 +47,12 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
                   "events, no text needed) or 'text+cooccurrence'")
       ->check(CLI::IsMember({"text", "cooccurrence", "text+cooccurrence"}))
       ->capture_default_str();
+  CLI::Option* window =
+      cmd->add_option("--cooc-window", vectors.cooccurrence.window,
+                      "tiger: co-occurrence item vectors pair the events at most N steps apart in a user's training "
+                      "sequence")
+          ->check(kPositive)
+          ->capture_default_str();
   CLI::Option* movies =
       cmd->add_option("--movies", vectors.movies, "tiger: MovieLens movies.dat for the item texts (title and genres)");
   CLI::Option* movie_map =
@@ -60,7 +66,8 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
                                     "tiger: cluster the item embeddings (param.item.weight) of this trained checkpoint "
                                     "instead of text (excludes --item-vectors, --item-text, --movies, --movie-map and "
                                     "--sid-width)");
-  replaced_by_checkpoint = {kind, item_text, movies, movie_map, width};
+  replaced_by_checkpoint = {kind, item_text, movies, movie_map, width, window};
+  cooccurrence_options = {window};
   text_options = {item_text, movies, movie_map};
   cmd->add_option("--valid-users", train.valid_users, "tiger: validate on a fixed sample of N users (0: all)")
       ->check(kNotNegative)
@@ -79,6 +86,8 @@ void TigerCliArgs::resolve_flags(const CommandLine& typed) {
       if (dropped == from_checkpoint) pipeline.vectors.checkpoint.clear();
     });
   typed.refuse_unread(text_options, pipeline.vectors.kind != "cooccurrence", "--item-vectors text or text+cooccurrence");
+  typed.refuse_unread(cooccurrence_options, pipeline.vectors.kind != "text",
+                      "--item-vectors cooccurrence or text+cooccurrence");
 }
 
 namespace {

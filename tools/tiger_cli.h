@@ -19,10 +19,11 @@ struct TigerCliArgs {
   TigerPipelineOptions pipeline;  // the tokenizer, item-vector and generation flags land here
   std::vector<const CLI::Option*> options;  // those flags, which only --model tiger reads
   std::vector<const CLI::Option*> text_options;  // --item-text, --movies, --movie-map: text item vectors only
+  std::vector<const CLI::Option*> cooccurrence_options;  // --cooc-window: co-occurrence item vectors only
   CLI::Option* from_checkpoint = nullptr;  // --item-vectors-from-checkpoint
   std::vector<CLI::Option*> replaced_by_checkpoint;  // the item-vector flags it excludes
-  // Registers --sid-*, --beam, --beam-users, --item-text, --movies, --movie-map, --item-vectors-from-checkpoint,
-  // --valid-users and --test-users on the train command.
+  // Registers --sid-*, --beam, --beam-users, --item-text, --movies, --movie-map, --cooc-window,
+  // --item-vectors-from-checkpoint, --valid-users and --test-users on the train command.
   void add_to(CLI::App* train_cmd);
   // Resolves --item-vectors-from-checkpoint against the flags it excludes (CommandLine::
   // resolve_excluding) and refuses the item-text flags with co-occurrence item vectors (before any
