@@ -69,18 +69,18 @@ int64_t parse_timestamp(std::string_view field, const Where& where) {
 bool parse_recbole_file(const std::string& path, std::string_view text, std::vector<Event>& events,
                         ReadReport& report) {
   LineCursor cursor(text);
-  std::string_view line;
+  std::string_view line, whole_line;
   int64_t number = 0;
   std::vector<std::string_view> fields;
   Columns columns;
   bool header_seen = false;
-  while (cursor.next(line, number)) {
+  while (cursor.next(line, number, &whole_line)) {
     if (line.empty()) {
       ++report.blank_lines;
       continue;
     }
     Where where{path, number};
-    split_on(line, "\t", fields);
+    split_on(whole_line, "\t", fields);  // an empty last field is a field
     if (!header_seen) {
       columns = read_header(fields, line, where);
       header_seen = true;

@@ -43,11 +43,12 @@ std::string read_whole_file(const std::string& path) {
   return text;
 }
 
-bool LineCursor::next(std::string_view& line, int64_t& number) {
+bool LineCursor::next(std::string_view& line, int64_t& number, std::string_view* untrimmed) {
   if (pos_ >= text_.size()) return false;
   size_t end = text_.find_first_of("\r\n", pos_);
   if (end == std::string_view::npos) end = text_.size();
   line = trim(text_.substr(pos_, end - pos_));
+  if (untrimmed) *untrimmed = text_.substr(pos_, end - pos_);
   size_t after_returns = end;
   while (after_returns < text_.size() && text_[after_returns] == '\r') ++after_returns;
   const bool crlf = after_returns < text_.size() && text_[after_returns] == '\n';

@@ -26,8 +26,9 @@ std::string read_whole_file(const std::string& path);
 class LineCursor {
  public:
   explicit LineCursor(std::string_view text) : text_(text) {}
-  // The next line, trimmed, and its 1-based number; false at the end.
-  bool next(std::string_view& line, int64_t& number);
+  // The next line, trimmed, and its 1-based number; false at the end. `untrimmed`, where given,
+  // gets the line as it stands (without its ending): tab-separated files keep empty last fields.
+  bool next(std::string_view& line, int64_t& number, std::string_view* untrimmed = nullptr);
 
  private:
   std::string_view text_;

@@ -53,8 +53,11 @@ std::string describe_checkpoint(const SafetensorsFile& file) {
   out += fmt::format("parameters: {} in {} tensors{}{}\n", parameters, parameter_tensors,
                      optimizer_tensors ? fmt::format("; optimizer state: {} tensors", optimizer_tensors) : "",
                      tokenizer_tensors ? fmt::format("; semantic-ID tokenizer: {} tensors", tokenizer_tensors) : "");
-  if (!value("data").empty())
-    out += fmt::format("data: {}{}\n", value("data"), value("data_shape").empty() ? "" : " (" + value("data_shape") + ")");
+  if (!value("data").empty()) {
+    const std::string preprocessing = value("data_preprocessing");
+    out += fmt::format("data: {}{}{}\n", value("data"), value("data_shape").empty() ? "" : " (" + value("data_shape") + ")",
+                       preprocessing.empty() || preprocessing == "none" ? "" : ", preprocessed: " + preprocessing);
+  }
   if (!value("optimizer").empty())
     out += fmt::format("training: after epoch {}, best validation epoch {}; optimizer {}, batch {}, seed {}, {} "
                        "steps in the schedule\n",

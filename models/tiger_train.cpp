@@ -1,8 +1,10 @@
 #include "models/tiger_train.h"
 
 #include <algorithm>
+#include <charconv>
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <system_error>
 
 #include "data/batcher.h"
 #include "data/split.h"
@@ -267,6 +269,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
                                                    {"best_valid", result.best_valid.to_json()},
                                                    {"test_metrics", result.test_at_best.to_json()},
                                                    {"beam_width", std::to_string(options.generate.beam_width)},
+                                                   {"fixed_settings", json_text(run.fixed)},
                                                    {"data", dataset.source}};
     add_provenance(metadata, o.command, o.settings);
     add_item_numbering(metadata, dataset);
@@ -307,8 +310,21 @@ bool is_tiger_checkpoint(const SafetensorsFile& file) {
 }
 
 int64_t trained_beam_width(const SafetensorsFile& file, int64_t fallback) {
-  auto it = file.metadata.find("beam_width");
-  return it == file.metadata.end() ? fallback : std::stoll(it->second);
+  // A --checkpoint file says it as beam_width; a --save-last state among the run's fixed settings.
+  std::string width;
+  if (auto it = file.metadata.find("beam_width"); it != file.metadata.end()) {
+    width = it->second;
+  } else if (auto fixed = file.metadata.find("fixed_settings"); fixed != file.metadata.end()) {
+    const json settings = json::parse(fixed->second, nullptr, /*allow_exceptions=*/false);
+    if (settings.is_object() && settings.contains("beam") && settings["beam"].is_string())
+      width = settings["beam"].get<std::string>();
+  }
+  if (width.empty()) return fallback;
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(width.data(), width.data() + width.size(), value);
+  MUONREC_CHECK(ec == std::errc() && end == width.data() + width.size() && value > 0,
+                "{}: its beam width '{}' is not a positive number", file.path, width);
+  return value;
 }
 
 TigerBundle load_tiger_checkpoint(const SafetensorsFile& file, Device device) {

@@ -317,6 +317,11 @@ TEST(DataReaders, RecBoleInterFiles) {
                     {"line 2", "user_id token 'A1YJ' is not a non-negative integer", "number the tokens first"});
   expect_read_error(tmp.write("short.inter", "user_id:token\titem_id:token\ttimestamp:float\n1\t2\t5\n1\t3\n"),
                     Format::Auto, {"line 3", "expected 3 tab-separated fields", "got 2"});
+  // An empty last field (a review left blank) is a field like any other.
+  EXPECT_EQ(read_dataset(tmp.write("blank_review.inter", "user_id:token\titem_id:token\treview:token_seq\n"
+                                                         "1\t2\t\n1\t3\tnice\n1\t4\t\n"))
+                .num_events(),
+            3);
   expect_read_error(tmp.write("frac.inter", "user_id:token\titem_id:token\ttimestamp:float\n1\t2\t5.5\n"),
                     Format::Auto, {"line 2", "timestamp '5.5' is not a whole number of seconds"});
 }

@@ -424,11 +424,11 @@ int main(int argc, char** argv) {
       typed.refuse_unread({maxlen, loss, eval_batch_size}, config.kind != "tiger", "--model sasrec, bert4rec or hstu");
       typed.refuse_unread({min_lr}, schedule == "cosine", "--schedule cosine");
       typed.refuse_unread({ff}, config.kind != "hstu", "--model sasrec, bert4rec or tiger");  // HSTU has no FFN
+      if (config.kind == "tiger") tiger.resolve_flags(typed);  // before the settings are recorded
       train.command = command_line(argc, argv);
       train.settings = run_settings(app, /*defaults_too=*/false);
       train.all_settings = run_settings(app, /*defaults_too=*/true);
       if (config.kind == "tiger") {
-        tiger.resolve_flags(typed);
         return run_train_tiger(data_args.load(), config, train, tiger, parse_device(device), baseline);
       }
       return run_train(data_args, config, train, device, baseline);

@@ -80,10 +80,18 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
 }
 
 void TigerCliArgs::resolve_flags(const CommandLine& typed) {
-  // Dropping a file's item-vector flag leaves it unread: the checkpoint's vectors replace it.
+  // A file's item-vector flag under a typed --item-vectors-from-checkpoint goes back to its default
+  // (the checkpoint's vectors replace it, and a resumed run compares the settings it records).
+  ItemVectorOptions& vectors = pipeline.vectors;
   for (CLI::Option* replaced : replaced_by_checkpoint)
-    typed.resolve_excluding(from_checkpoint, replaced, [this](const CLI::Option* dropped) {
-      if (dropped == from_checkpoint) pipeline.vectors.checkpoint.clear();
+    typed.resolve_excluding(from_checkpoint, replaced, [&](const CLI::Option* dropped) {
+      if (dropped == from_checkpoint) {
+        vectors.checkpoint.clear();
+      } else {  // every flag it replaces back to its default, the checkpoint kept
+        const std::string checkpoint = vectors.checkpoint;
+        vectors = ItemVectorOptions();
+        vectors.checkpoint = checkpoint;
+      }
     });
   typed.refuse_unread(text_options, pipeline.vectors.kind != "cooccurrence", "--item-vectors text or text+cooccurrence");
   typed.refuse_unread(cooccurrence_options, pipeline.vectors.kind != "text",
@@ -92,13 +100,13 @@ void TigerCliArgs::resolve_flags(const CommandLine& typed) {
 
 namespace {
 
-// The search returns `beam` items a user; a target outside them counts as a miss, so metrics at
+// The search returns `beam` items a user; a target outside them is ranked last, so metrics at
 // cut-offs past the beam are lower bounds (at 10 too, where beam < 10). Said once, not discovered.
 void note_beam_cutoff(int64_t beam, std::ostream& log) {
   constexpr int64_t kLargestCutoff = 50;  // HR@50 and NDCG@50 in the summary line
   if (beam < kLargestCutoff)
-    log << fmt::format("note: beam {} returns {} items a user: HR@K and NDCG@K for K > {} count a target "
-                       "outside them as a miss (a wider --beam ranks more)\n",
+    log << fmt::format("note: beam {} returns {} items a user: HR@K and NDCG@K for K > {} rank a target "
+                       "outside them last, so they are lower bounds (a wider --beam ranks more)\n",
                        beam, beam, beam);
 }
 
@@ -136,7 +144,7 @@ int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& d
   MUONREC_CHECK(beam_width >= 0, "eval: --beam {} is negative", beam_width);
   SafetensorsFile file = load_safetensors(checkpoint);
   check_item_numbering(file, dataset);
-  std::cerr << seen_filter_note(file, eval);
+  std::cerr << seen_filter_note(file, eval) << parameters_epoch_note(file);
   TigerBundle bundle = load_tiger_checkpoint(file, device);
   TigerEvalOptions o;
   o.filter_seen = eval.filter_seen;
