@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -107,28 +108,67 @@ SafetensorsFile load_safetensors(const std::string& path) {
                 "{}: not a safetensors file, or a truncated one (its header length {} exceeds the file size {})", path,
                 header_bytes, bytes.size());
   nlohmann::json header;
+  // JSON lets an object name a key twice and nlohmann keeps the last; in a header that would hide a
+  // tensor (or a metadata entry) silently, so every object's keys are checked as they are read.
+  std::vector<std::set<std::string>> keys_of_open_objects;
+  std::string repeated_key;
+  auto note_keys = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    using Event = nlohmann::json::parse_event_t;
+    if (event == Event::object_start) keys_of_open_objects.emplace_back();
+    if (event == Event::object_end) keys_of_open_objects.pop_back();
+    if (event == Event::key && !keys_of_open_objects.back().insert(parsed.get<std::string>()).second &&
+        repeated_key.empty())
+      repeated_key = parsed.get<std::string>();
+    return true;
+  };
   try {
-    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_bytes));
+    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_bytes),
+                                   note_keys);
   } catch (const nlohmann::json::exception& e) {
     MUONREC_FAIL("{}: header is not valid JSON: {}", path, e.what());
   }
   MUONREC_CHECK(header.is_object(), "{}: header is not a JSON object", path);
+  MUONREC_CHECK(repeated_key.empty(), "{}: header names '{}' twice", path, repeated_key);
   SafetensorsFile file;
   file.path = path;
   const char* data = bytes.data() + 8 + header_bytes;
   size_t data_bytes = bytes.size() - 8 - header_bytes;
+  struct Range {
+    uint64_t begin, end;
+    const std::string* name;
+  };
+  std::vector<Range> ranges;
   for (auto& [name, entry] : header.items()) {
     if (name == "__metadata__") {
-      for (auto& [key, value] : entry.items())
-        file.metadata[key] = value.is_string() ? value.get<std::string>() : value.dump();
+      MUONREC_CHECK(entry.is_object(), "{}: __metadata__ is {}, not a map of strings", path, entry.type_name());
+      for (auto& [key, value] : entry.items()) {
+        MUONREC_CHECK(value.is_string(), "{}: __metadata__ '{}' is {}, not a string", path, key, value.type_name());
+        file.metadata[key] = value.get<std::string>();
+      }
       continue;
     }
     try {
       file.tensors.emplace(name, tensor_from_entry(path, name, entry, data, data_bytes));
+      const auto offsets = entry["data_offsets"].get<std::vector<uint64_t>>();
+      ranges.push_back({offsets[0], offsets[1], &name});
     } catch (const nlohmann::json::exception& e) {
       MUONREC_FAIL("{}: tensor '{}' has a malformed header entry: {}", path, name, e.what());
     }
   }
+  // The tensors tile the data section, in some order, without overlap or holes (the format's rule):
+  // two tensors reading the same bytes would load without a word otherwise.
+  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  uint64_t covered = 0;
+  for (const Range& r : ranges) {
+    MUONREC_CHECK(r.begin >= covered, "{}: tensor '{}' overlaps the bytes of another tensor (data_offsets [{}, {}])",
+                  path, *r.name, r.begin, r.end);
+    MUONREC_CHECK(r.begin == covered, "{}: data bytes [{}, {}) belong to no tensor (a hole before tensor '{}')", path,
+                  covered, r.begin, *r.name);
+    covered = r.end;
+  }
+  MUONREC_CHECK(covered == data_bytes, "{}: data bytes [{}, {}) belong to no tensor", path, covered, data_bytes);
   return file;
 }
 

@@ -4,8 +4,10 @@
 #pragma once
 
 #include <map>
+#include <new>
 #include <string>
 
+#include "engine/error.h"
 #include "engine/tensor.h"
 
 namespace muonrec {
@@ -23,6 +25,21 @@ struct SafetensorsFile {
 // Reads and validates a whole file (header bounds, offsets, sizes, dtypes); errors name the file
 // and the offending tensor. F64 tensors are converted to F32 on load.
 SafetensorsFile load_safetensors(const std::string& path);
+
+// Runs `build`, which makes something of `file` (a model from its config and tensors), so that what
+// goes wrong names the file: an error without its path gets it in front, and an allocation that
+// fails (a damaged config asking for terabytes) becomes an error rather than std::bad_alloc.
+template <typename Build>
+auto with_checkpoint_named(const SafetensorsFile& file, Build build) -> decltype(build()) {
+  try {
+    return build();
+  } catch (const Error& e) {
+    if (std::string(e.what()).rfind(file.path, 0) == 0) throw;
+    throw Error(fmt::format("{}: {}", file.path, e.what()));
+  } catch (const std::bad_alloc&) {
+    MUONREC_FAIL("{}: its config asks for more memory than there is (a damaged file?)", file.path);
+  }
+}
 
 // Writes tensors (any device; copied to the host) atomically: a temporary file renamed into place,
 // so an interrupted save never leaves a truncated checkpoint behind.

@@ -37,6 +37,8 @@ std::string describe_checkpoint(const SafetensorsFile& file) {
   MUONREC_CHECK(meta.count("config"), "{}: not a muonrec checkpoint (no 'config' metadata)", file.path);
   const nlohmann::json config = nlohmann::json::parse(value("config"), nullptr, /*allow_exceptions=*/false);
   MUONREC_CHECK(config.is_object(), "{}: its 'config' metadata is not a JSON object", file.path);
+  MUONREC_CHECK(config.contains("kind") && config["kind"].is_string(), "{}: its config names no model kind",
+                file.path);
   int64_t parameters = 0, parameter_tensors = 0, optimizer_tensors = 0, tokenizer_tensors = 0;
   for (const auto& [name, tensor] : file.tensors) {
     if (starts_with(name, "param.")) {
@@ -49,7 +51,7 @@ std::string describe_checkpoint(const SafetensorsFile& file) {
     }
   }
   std::string out = fmt::format("checkpoint: {} ({})\n", file.path, value("format").empty() ? "no format tag" : value("format"));
-  out += fmt::format("model: {} {}\n", config.value("kind", std::string("?")), config_fields(config));
+  out += fmt::format("model: {} {}\n", config["kind"].get<std::string>(), config_fields(config));
   out += fmt::format("parameters: {} in {} tensors{}{}\n", parameters, parameter_tensors,
                      optimizer_tensors ? fmt::format("; optimizer state: {} tensors", optimizer_tensors) : "",
                      tokenizer_tensors ? fmt::format("; semantic-ID tokenizer: {} tensors", tokenizer_tensors) : "");

@@ -7,6 +7,7 @@
 #include "engine/nvtx.h"
 #include "engine/ops.h"
 #include "models/bert4rec.h"
+#include "models/config_json.h"
 #include "models/hstu.h"
 #include "models/sampled_softmax.h"
 #include "models/sasrec.h"
@@ -112,14 +113,7 @@ ModelConfig ModelConfig::from_json(const std::string& text) {
     MUONREC_FAIL("model config is not valid JSON: {}", e.what());
   }
   ModelConfig c;
-  auto field = [&](const char* name, auto& out) {
-    MUONREC_CHECK(j.contains(name), "model config lacks field '{}'", name);
-    try {
-      j.at(name).get_to(out);
-    } catch (const nlohmann::json::exception& e) {
-      MUONREC_FAIL("model config field '{}': {}", name, e.what());
-    }
-  };
+  auto field = [&](const char* name, auto& out) { read_config_field(j, name, out, "model config"); };
   field("kind", c.kind);
   field("n_items", c.n_items);
   field("maxlen", c.max_len);

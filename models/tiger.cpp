@@ -8,6 +8,7 @@
 #include "engine/error.h"
 #include "engine/nvtx.h"
 #include "engine/ops.h"
+#include "models/config_json.h"
 
 namespace muonrec {
 
@@ -26,14 +27,7 @@ TigerConfig TigerConfig::from_json(const std::string& text) {
     MUONREC_FAIL("tiger config is not valid JSON: {}", e.what());
   }
   TigerConfig c;
-  auto field = [&](const char* name, auto& out) {
-    MUONREC_CHECK(j.contains(name), "tiger config lacks field '{}'", name);
-    try {
-      j.at(name).get_to(out);
-    } catch (const nlohmann::json::exception& e) {
-      MUONREC_FAIL("tiger config field '{}': {}", name, e.what());
-    }
-  };
+  auto field = [&](const char* name, auto& out) { read_config_field(j, name, out, "tiger config"); };
   std::string kind;
   field("kind", kind);
   MUONREC_CHECK(kind == "tiger", "tiger config: kind is '{}', not 'tiger'", kind);

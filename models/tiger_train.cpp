@@ -306,7 +306,7 @@ bool is_tiger_checkpoint(const SafetensorsFile& file) {
   auto it = file.metadata.find("config");
   if (it == file.metadata.end()) return false;
   json j = json::parse(it->second, nullptr, /*allow_exceptions=*/false);
-  return j.is_object() && j.value("kind", "") == "tiger";
+  return j.is_object() && j.contains("kind") && j["kind"] == "tiger";  // == is false for a non-string
 }
 
 int64_t trained_beam_width(const SafetensorsFile& file, int64_t fallback) {
@@ -329,15 +329,17 @@ int64_t trained_beam_width(const SafetensorsFile& file, int64_t fallback) {
 
 TigerBundle load_tiger_checkpoint(const SafetensorsFile& file, Device device) {
   MUONREC_CHECK(is_tiger_checkpoint(file), "{}: not a tiger checkpoint (its config has no kind 'tiger')", file.path);
-  TigerBundle out;
-  TigerConfig config = TigerConfig::from_json(file.metadata.at("config"));
-  out.tokenizer = semantic_id::RqKMeans::from_state_dict(file.tensors, "semantic_id.");
-  MUONREC_CHECK(out.tokenizer.vocab_sizes() == config.vocab_sizes,
-                "{}: the tokenizer's vocabulary does not match the model config", file.path);
-  out.model = std::make_unique<TigerModel>(config, device, 0);
-  out.model->parameters().load_from(file, "param.");
-  out.catalog = TigerCatalog::from_codes(out.tokenizer.item_codes(), out.tokenizer.n_items(), config.vocab_sizes);
-  return out;
+  return with_checkpoint_named(file, [&] {
+    TigerBundle out;
+    const TigerConfig config = TigerConfig::from_json(file.metadata.at("config"));
+    out.tokenizer = semantic_id::RqKMeans::from_state_dict(file.tensors, "semantic_id.");
+    MUONREC_CHECK(out.tokenizer.vocab_sizes() == config.vocab_sizes,
+                  "the tokenizer's vocabulary does not match the model config");
+    out.model = std::make_unique<TigerModel>(config, device, 0);
+    out.model->parameters().load_from(file, "param.");
+    out.catalog = TigerCatalog::from_codes(out.tokenizer.item_codes(), out.tokenizer.n_items(), config.vocab_sizes);
+    return out;
+  });
 }
 
 TigerBundle load_tiger_checkpoint(const std::string& path, Device device) {

@@ -41,10 +41,18 @@ std::unique_ptr<SequentialModel> load_model_checkpoint(const std::string& path, 
 
 std::unique_ptr<SequentialModel> load_model_checkpoint(const SafetensorsFile& file, Device device) {
   MUONREC_CHECK(file.metadata.count("config"), "{}: not a muonrec checkpoint (no 'config' metadata)", file.path);
-  ModelConfig config = ModelConfig::from_json(file.metadata.at("config"));
-  auto model = make_model(config, device, 0);
-  model->parameters().load_from(file, "param.");
-  return model;
+  return with_checkpoint_named(file, [&] {
+    const ModelConfig config = ModelConfig::from_json(file.metadata.at("config"));
+    // The config sizes every table: its item table is checked against the file's before anything
+    // is allocated (a damaged config could ask for terabytes).
+    const Tensor& items = file.at("param.item.weight");
+    MUONREC_CHECK(items.shape() == Shape({config.n_items + 1, config.d}),
+                  "its config (n_items {}, d {}) does not match its item table {}", config.n_items, config.d,
+                  shape_str(items.shape()));
+    auto model = make_model(config, device, 0);
+    model->parameters().load_from(file, "param.");
+    return model;
+  });
 }
 
 void TrainOptions::check(const std::string& who) const {

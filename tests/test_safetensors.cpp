@@ -127,6 +127,23 @@ TEST(Safetensors, corrupt_files_name_the_problem) {
                             R"({"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})",
                             R"({"x":{"dtype":"BF16","shape":[1000000000000],"data_offsets":[0,8]}})"})
     expect_error(with_header(entry, "12345678"), "more elements than the");
+  // The tensors must tile the data section: no two reading the same bytes, no bytes of nobody's.
+  expect_error(with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                           R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                           "12345678"),
+               "'b' overlaps the bytes of another tensor");
+  expect_error(with_header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", "12345678"),
+               "data bytes [0, 4) belong to no tensor (a hole before tensor 'a')");
+  expect_error(with_header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", "12345678"),
+               "data bytes [4, 8) belong to no tensor");
+  // A key named twice would hide a tensor or a metadata entry; metadata values are strings.
+  expect_error(with_header(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                           R"("a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+                           "1234"),
+               "header names 'a' twice");
+  expect_error(with_header(R"({"__metadata__":{"epoch":"1","epoch":"2"}})", ""), "header names 'epoch' twice");
+  expect_error(with_header(R"({"__metadata__":{"epoch":7}})", ""), "__metadata__ 'epoch' is number, not a string");
+  expect_error(with_header(R"({"__metadata__":["a"]})", ""), "__metadata__ is array, not a map of strings");
   // A zero-size tensor still loads, whatever its other dimensions.
   {
     const std::string path = temp_path("empty_tensor.safetensors");

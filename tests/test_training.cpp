@@ -10,6 +10,7 @@
 #include "models/trainer.h"
 #include "models/training_position.h"
 #include "test_util.h"
+#include "tiny_model_config.h"
 #include "train_util.h"
 
 using namespace muonrec;
@@ -17,6 +18,36 @@ using namespace muonrec;
 namespace {
 
 data::SequenceDataset small_dataset() { return testkit::small_synthetic_dataset(400, 120, 10, 30); }
+
+// A checkpoint whose config was damaged is refused naming the file, before the model it describes
+// is allocated: a fraction where a whole number belongs, a size that disagrees with its tensors.
+TEST(Checkpoint, a_damaged_config_is_refused_naming_the_file) {
+  testkit::TempDir dir;
+  ModelConfig config = testkit::tiny_model_config("sasrec", 30, 8, 1);
+  auto model = make_model(config, Device::CPU, 1);
+  const std::map<std::string, Tensor> tensors = model->parameters().named("param.");
+  auto save_with_config = [&](const std::string& name, const std::string& config_json) {
+    const std::string path = dir.path(name);
+    save_safetensors(path, tensors, {{"config", config_json}});
+    return path;
+  };
+  const std::string good = save_with_config("good.safetensors", config.to_json());
+  EXPECT_NO_THROW(load_model_checkpoint(good, Device::CPU));
+  nlohmann::json j = nlohmann::json::parse(config.to_json());
+  j["d"] = 8.5;
+  const std::string fraction = save_with_config("fraction.safetensors", j.dump());
+  testkit::expect_error([&] { load_model_checkpoint(fraction, Device::CPU); },
+                        {fraction + ": model config field 'd' is 8.5, not a whole number"});
+  j = nlohmann::json::parse(config.to_json());
+  j["n_items"] = 1000000000000;
+  const std::string huge = save_with_config("huge.safetensors", j.dump());
+  testkit::expect_error([&] { load_model_checkpoint(huge, Device::CPU); },
+                        {huge + ": its config (n_items 1000000000000, d ", "does not match its item table [31, "});
+  j = nlohmann::json::parse(config.to_json());
+  j["heads"] = 3;
+  const std::string heads = save_with_config("heads.safetensors", j.dump());
+  testkit::expect_error([&] { load_model_checkpoint(heads, Device::CPU); }, {heads + ": ", "heads=3"});
+}
 
 ModelConfig small_config(int64_t n_items) {
   ModelConfig c;
