@@ -16,7 +16,7 @@ stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build tests sanitize bench)
 summary=()
 # The README's best TIGER setting (co-occurrence item vectors of width 128, d 128, ff 512; AdamW's rate, cosine).
-tiger_flags="--item-vectors cooccurrence --sid-width 128 --sid-levels 3 --sid-codebook 256 --sid-history 20 --beam 20 --d 128 \
+tiger_flags="--item-vectors cooccurrence --sid-width 256 --sid-levels 3 --sid-codebook 256 --sid-history 20 --beam 20 --d 128 \
   --blocks 2 --heads 2 --ff 512 --dropout 0.1 --batch 256 --adam-lr 3e-3 --schedule cosine --warmup-steps 100"
 # Muon's rate, for the runs with --optim muon (the AdamW runs refuse Muon's flags).
 muon_flags() { [ "$1" = muon ] && echo "--muon-lr 0.02"; }
