@@ -34,11 +34,13 @@ std::string short_setting(std::string line) {
 }
 
 // "train.lr=1e-3" and "train.lr=0.001" are one setting: a number is written the one way fmt
-// writes a double.
+// writes a double. Whole numbers keep their digits (a double would make two 64-bit seeds one).
 std::string canonical_setting(const std::string& line) {
   const size_t eq = line.find('=');
   if (eq == std::string::npos) return line;
   const std::string value = line.substr(eq + 1);
+  const bool whole = !value.empty() && value.find_first_not_of("-0123456789") == std::string::npos;
+  if (whole) return line;
   double number = 0;
   const char* end = value.data() + value.size();
   auto [stop, ec] = std::from_chars(value.data(), end, number);

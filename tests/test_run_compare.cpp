@@ -149,10 +149,14 @@ TEST(RunCompare, settings_differ_by_value_not_by_spelling_or_by_being_typed) {
   std::vector<RunHistory> runs = {run_with("", "train.lr=0.001\ntrain.d=64\n"),
                                   run_with("train.lr=1e-3\n", "train.lr=1e-3\ntrain.d=64\n"),
                                   run_with("train.lr=0.002\n", "train.lr=0.002\ntrain.d=64\n")};
+  // Seeds 2^63 - 1 and 2^63 - 2 are one double, but two seeds.
+  runs[0].all_settings += "train.seed=9223372036854775807\n";
+  runs[1].all_settings += "train.seed=9223372036854775806\n";
+  runs[2].all_settings += "train.seed=9223372036854775806\n";
   RunComparison comparison = compare_runs(runs, {});
-  EXPECT_EQ(comparison.runs[0].differences, "lr=0.001");
-  EXPECT_EQ(comparison.runs[1].differences, "lr=0.001");
-  EXPECT_EQ(comparison.runs[2].differences, "lr=0.002");
+  EXPECT_EQ(comparison.runs[0].differences, "lr=0.001 seed=9223372036854775807");
+  EXPECT_EQ(comparison.runs[1].differences, "lr=0.001 seed=9223372036854775806");
+  EXPECT_EQ(comparison.runs[2].differences, "lr=0.002 seed=9223372036854775806");
   // A record from before every setting was kept: the typed flags alone, as before.
   runs[0].all_settings.clear();
   comparison = compare_runs(runs, {});
