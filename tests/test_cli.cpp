@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "engine/safetensors.h"
 #include "test_util.h"
 
 namespace {
@@ -338,6 +339,20 @@ TEST(Cli, BadInputFailsWithAMessage) {
   expect_refused("baseline --format pairs", "--format applies to data files only");
   expect_refused("baseline --no-filter-seen --filter-seen-last 3", "--no-filter-seen excludes --filter-seen-last");
   expect_refused("eval --checkpoint x.safetensors --batch 0", "--batch must be positive");
+  // info describes only what eval would load: a checkpoint whose config disagrees with its tensors
+  // is refused by both.
+  {
+    const std::string trained = dir.path("trained.safetensors");
+    ASSERT_EQ(run_cli("train " + kSmallSasrec + " --checkpoint " + trained).exit_code, 0);
+    muonrec::SafetensorsFile file = muonrec::load_safetensors(trained);
+    nlohmann::json config = nlohmann::json::parse(file.metadata.at("config"));
+    config["d"] = 32;
+    file.metadata["config"] = config.dump();
+    const std::string damaged = dir.path("damaged.safetensors");
+    muonrec::save_safetensors(damaged, file.tensors, file.metadata);
+    expect_refused("info --checkpoint " + damaged, damaged + ": its config (n_items 80, d 32) does not match");
+    expect_refused("eval " + kData + " --device cpu --checkpoint " + damaged, damaged + ": its config");
+  }
   expect_refused("train --min-lr 1e-6", "--min-lr applies to --schedule cosine only");
   expect_refused("train --device cpu --matmul-precision bf16", "--matmul-precision bf16 applies to GPU products");
   expect_refused("train --model hstu --ff 64", "--ff applies to --model sasrec, bert4rec or tiger only");

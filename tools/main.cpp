@@ -456,7 +456,14 @@ int main(int argc, char** argv) {
     }
     if (*info_cmd) {
       if (!info_checkpoint.empty()) {
-        std::cout << describe_checkpoint(load_safetensors(info_checkpoint));
+        const SafetensorsFile file = load_safetensors(info_checkpoint);
+        // The model is built from it (on the CPU) as eval would: a file eval refuses gets no description.
+        if (is_tiger_checkpoint(file)) {
+          load_tiger_checkpoint(file, Device::CPU);
+        } else {
+          load_model_checkpoint(file, Device::CPU);
+        }
+        std::cout << describe_checkpoint(file);
         return 0;
       }
 #ifdef MUONREC_WITH_CUDA
