@@ -327,6 +327,8 @@ TEST(Cli, BadInputFailsWithAMessage) {
   const std::string config = dir.write("run.toml", "train.no-filter-seen=true\n");
   expect_refused("--config " + config + " eval --checkpoint x.safetensors",
                  "--config applies to 'muonrec train' only");
+  expect_refused("eval --config " + config + " --checkpoint x.safetensors", "--config applies to 'muonrec train' only");
+  expect_refused("baseline --config " + config, "--config applies to 'muonrec train' only");
 
   // Flags that would go unheard.
   expect_refused("baseline --format bogus", "unknown data format 'bogus'");

@@ -353,6 +353,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   const SeenFilterFlags baseline_seen_filter(baseline_cmd, no_filter_seen, eval.filter_seen_last);
 
+  // `eval --config F` (and the others') reaches the app, which then says --config is train's.
+  for (CLI::App* cmd : {eval_cmd, recommend_cmd, baseline_cmd}) cmd->fallthrough();
+
   CLI::App* info_cmd = app.add_subcommand("info", "build and device information, or what a checkpoint holds");
   std::string info_checkpoint;
   info_cmd->add_option("--checkpoint", info_checkpoint,
