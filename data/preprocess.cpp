@@ -20,9 +20,9 @@ std::string PreprocessReport::summary(const Preprocessing& applied) const {
   std::string out;
   if (applied.dedupe) out += fmt::format("{} repeated user-item events dropped", duplicates_dropped);
   if (applied.k_core > 0)
-    out += fmt::format("{}{}-core: {} users, {} items and {} events dropped in {} passes", out.empty() ? "" : "; ",
+    out += fmt::format("{}{}-core: {} users, {} items and {} events dropped in {} pass{}", out.empty() ? "" : "; ",
                        applied.k_core, k_core_users_dropped, k_core_items_dropped, k_core_events_dropped,
-                       k_core_rounds);
+                       k_core_rounds, k_core_rounds == 1 ? "" : "es");
   return out;
 }
 
