@@ -57,7 +57,8 @@ std::string describe_checkpoint(const SafetensorsFile& file) {
                      tokenizer_tensors ? fmt::format("; semantic-ID tokenizer: {} tensors", tokenizer_tensors) : "");
   if (!value("data").empty()) {
     const std::string preprocessing = value("data_preprocessing");
-    out += fmt::format("data: {}{}{}\n", value("data"), value("data_shape").empty() ? "" : " (" + value("data_shape") + ")",
+    const std::string shape = value("data_shape").empty() ? "" : " (" + value("data_shape") + ")";
+    out += fmt::format("data: {}{}{}\n", value("data"), shape,
                        preprocessing.empty() || preprocessing == "none" ? "" : ", preprocessed: " + preprocessing);
   }
   if (!value("optimizer").empty())

@@ -262,7 +262,9 @@ TEST(Cli, TigerTrainsAndItsCheckpointEvaluatesTheSame) {
   ASSERT_EQ(train.exit_code, 0) << train.output;
   const std::string test_line = line_after(train.output, "test at that epoch:");
   ASSERT_NE(test_line.find("NDCG@10"), std::string::npos) << train.output;
-  EXPECT_NE(train.output.find("note: beam 5 returns 5 items a user: HR@K and NDCG@K for K > 5 rank a target outside them last"), std::string::npos)
+  EXPECT_NE(train.output.find(
+                "note: beam 5 returns 5 items a user: HR@K and NDCG@K for K > 5 rank a target outside them last"),
+            std::string::npos)
       << train.output;
   const CliRun eval = run_cli("eval " + kData + " --device cpu --checkpoint " + checkpoint);
   ASSERT_EQ(eval.exit_code, 0) << eval.output;

@@ -39,7 +39,8 @@ struct DataArgs {
   void add_to(CLI::App* cmd) {
     cmd->add_option("--data", path, "dataset file, or 'synthetic' for the built-in generator")->capture_default_str();
     file_options.push_back(
-        cmd->add_option("--format", format, "auto, pairs ('user item'), sequences ('user i1 i2 ...'), ml-dat, ml-csv, recbole (.inter)")
+        cmd->add_option("--format", format,
+                        "auto, pairs ('user item'), sequences ('user i1 i2 ...'), ml-dat, ml-csv, recbole (.inter)")
             ->capture_default_str());
     file_options.push_back(cmd->add_flag("--dedupe", preprocessing.dedupe,
                                          "keep only each user's first event with an item (before --k-core)"));
