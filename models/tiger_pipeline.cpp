@@ -147,6 +147,36 @@ ItemVectors side_by_side(const ItemVectors& a, const ItemVectors& b, int64_t row
   return out;
 }
 
+// "512,256,128": how --rqvae-hidden reads them.
+std::string hidden_widths(const std::vector<int64_t>& widths) {
+  std::string s;
+  for (int64_t w : widths) s += (s.empty() ? "" : ",") + std::to_string(w);
+  return s;
+}
+
+semantic_id::RqKMeans fit_tokenizer(const ItemVectors& vectors, const TigerPipelineOptions& options, Device device,
+                                    std::ostream& log) {
+  const int64_t rows = static_cast<int64_t>(vectors.values.size()) / vectors.dim;
+  if (options.tokenizer_kind == "rq-kmeans") {
+    semantic_id::RqKMeans tokenizer(options.tokenizer);
+    tokenizer.fit(vectors.values.data(), rows, vectors.dim);
+    log << "semantic IDs: " << tokenizer.report().summary() << "\n" << std::flush;
+    return tokenizer;
+  }
+  MUONREC_CHECK(options.tokenizer_kind == "rq-vae", "tiger: unknown tokenizer '{}' (rq-kmeans, rq-vae)",
+                options.tokenizer_kind);
+  semantic_id::RqVaeOptions rq_vae = options.rq_vae;
+  rq_vae.levels = options.tokenizer.levels;
+  rq_vae.codebook_size = options.tokenizer.codebook_size;
+  rq_vae.kmeans_iterations = options.tokenizer.iterations;
+  rq_vae.seed = options.tokenizer.seed;
+  semantic_id::RqVaeReport report;
+  semantic_id::RqKMeans tokenizer =
+      semantic_id::fit_rq_vae(vectors.values.data(), rows, vectors.dim, rq_vae, device, &log, &report);
+  log << "semantic IDs: " << report.summary() << "; " << tokenizer.report().prefix_summary() << "\n" << std::flush;
+  return tokenizer;
+}
+
 }  // namespace
 
 std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const ItemVectorOptions& o, std::string* source,
@@ -212,15 +242,14 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
   if (resume.empty()) {
     ItemVectors vectors = item_content_vectors(dataset, options.vectors);
     log << "item vectors: " << vectors.source << "\n";
-    tokenizer.fit(vectors.values, vectors.dim);
-    log << "semantic IDs: " << tokenizer.report().summary() << "\n" << std::flush;
+    tokenizer = fit_tokenizer(vectors, options, device, log);
   } else {
     // The codes the model was trained on, not a refit (item vectors may draw differently).
     SafetensorsFile state = load_safetensors(resume);
     MUONREC_CHECK(is_tiger_checkpoint(state), "{}: not a tiger training state (its config has no kind 'tiger')",
                   resume);
     check_state_data(state, dataset);
-    tokenizer = semantic_id::RqKMeans::from_state_dict(state.tensors, "semantic_id.");
+    tokenizer = semantic_id::RqKMeans::from_state_dict(state.tensors, "semantic_id.", state.metadata);
     log << fmt::format("semantic IDs: the tokenizer of {} ({} levels)\n", resume, tokenizer.levels()) << std::flush;
   }
 
@@ -249,6 +278,7 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
                                      {"sid-codebook", std::to_string(options.tokenizer.codebook_size)},
                                      {"sid-iterations", std::to_string(options.tokenizer.iterations)},
                                      {"sid-balanced", options.tokenizer.balanced ? "true" : "false"},
+                                     {"sid-tokenizer", options.tokenizer_kind},
                                      {"sid-width", std::to_string(v.embedding.width)},
                                      {"cooc-window", std::to_string(v.cooccurrence.window)},
                                      {"item-vectors", v.kind},
@@ -257,6 +287,15 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
                                      {"movie-map",
                                       v.movies.empty() ? "" : file_name(movie_map_for(dataset, v.movie_map))},
                                      {"item-vectors-from-checkpoint", file_name(v.checkpoint)}});
+  if (options.tokenizer_kind == "rq-vae") {
+    const semantic_id::RqVaeOptions& q = options.rq_vae;
+    train.train.fixed_settings.insert({{"rqvae-latent", std::to_string(q.latent)},
+                                       {"rqvae-hidden", hidden_widths(q.hidden)},
+                                       {"rqvae-epochs", std::to_string(q.epochs)},
+                                       {"rqvae-batch", std::to_string(q.batch)},
+                                       {"rqvae-lr", fmt::format("{}", q.lr)},
+                                       {"rqvae-beta", fmt::format("{}", q.beta)}});
+  }
   return train_tiger(model, catalog, dataset, train, log, &tokenizer);
 }
 

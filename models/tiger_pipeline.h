@@ -1,7 +1,8 @@
 // The whole semantic-ID generative retrieval pipeline behind `muonrec train --model tiger`:
 //   1. item content vectors: TF-IDF of the item texts projected to a fixed width
 //      (semantic_id::embed_item_texts), or the item embeddings of a trained collaborative model;
-//   2. the RQ-KMeans tokenizer fitted on them (levels x codebook, plus the disambiguation token);
+//   2. the tokenizer fitted on them: RQ-KMeans, or RQ-VAE (the TIGER paper's), levels x codebook plus
+//      the disambiguation token;
 //   3. a TIGER model trained on the users' histories as semantic-ID tokens (models/tiger_train.h),
 //      validated and tested by trie-constrained beam search (models/tiger_generate.h).
 #pragma once
@@ -15,6 +16,7 @@
 #include "engine/device.h"
 #include "models/semantic_id/cooccurrence.h"
 #include "models/semantic_id/rq_kmeans.h"
+#include "models/semantic_id/rq_vae.h"
 #include "models/semantic_id/tfidf.h"
 #include "models/tiger.h"
 #include "models/tiger_train.h"
@@ -75,6 +77,10 @@ struct TigerPipelineOptions {
   // on Beauty it beat plain k-means with two of three seeds (mean Recall@10 0.0685 against 0.0649,
   // docs/RESULTS.md).
   semantic_id::RqKMeansOptions tokenizer = balanced_tokenizer_options();
+  // "rq-kmeans", or "rq-vae": an RQ-VAE whose levels, codebook size, seed and k-means initialisation
+  // (iterations) come from `tokenizer` (its balanced assignment is RQ-KMeans' own).
+  std::string tokenizer_kind = "rq-kmeans";
+  semantic_id::RqVaeOptions rq_vae;
   TigerConfig model;  // vocab_sizes are taken from the fitted tokenizer
   TigerTrainOptions train;
 };

@@ -332,7 +332,7 @@ TigerBundle load_tiger_checkpoint(const SafetensorsFile& file, Device device) {
   return with_checkpoint_named(file, [&] {
     TigerBundle out;
     const TigerConfig config = TigerConfig::from_json(file.metadata.at("config"));
-    out.tokenizer = semantic_id::RqKMeans::from_state_dict(file.tensors, "semantic_id.");
+    out.tokenizer = semantic_id::RqKMeans::from_state_dict(file.tensors, "semantic_id.", file.metadata);
     MUONREC_CHECK(out.tokenizer.vocab_sizes() == config.vocab_sizes,
                   "the tokenizer's vocabulary does not match the model config");
     out.model = std::make_unique<TigerModel>(config, device, 0);

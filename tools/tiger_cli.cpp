@@ -8,6 +8,33 @@
 #include "models/training_position.h"
 
 namespace muonrec {
+namespace {
+
+// "512,256,128" -> {512, 256, 128}; "" -> {}.
+std::vector<int64_t> parse_widths(const std::string& text) {
+  std::vector<int64_t> widths;
+  if (text.empty()) return widths;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = text.find(',', start);
+    const std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    size_t used = 0;
+    int64_t width = 0;
+    try {
+      width = std::stoll(part, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    MUONREC_CHECK(used == part.size() && !part.empty() && width >= 1,
+                  "--rqvae-hidden '{}': '{}' is not a positive width (comma-separated widths, e.g. 512,256,128)",
+                  text, part);
+    widths.push_back(width);
+    if (comma == std::string::npos) return widths;
+    start = comma + 1;
+  }
+}
+
+}  // namespace
 
 void TigerCliArgs::add_to(CLI::App* cmd) {
   semantic_id::RqKMeansOptions& sid = pipeline.tokenizer;
@@ -23,6 +50,31 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
                 "tiger: --sid-balanced (the default): balanced k-means assignment, clusters capped at n/k; "
                 "--sid-unbalanced: plain nearest-centroid")
       ->default_str(sid.balanced ? "true" : "false");  // CLI11 captures no default of a negatable flag
+  balanced = cmd->get_option("--sid-balanced");
+  cmd->add_option("--sid-tokenizer", pipeline.tokenizer_kind,
+                      "tiger: 'rq-kmeans' (residual k-means of the item vectors) or 'rq-vae' (the TIGER paper's: an "
+                      "MLP autoencoder with residual codebooks, trained on the item vectors; --sid-iterations then "
+                      "counts its k-means initialisation)")
+          ->check(CLI::IsMember({"rq-kmeans", "rq-vae"}))
+          ->capture_default_str();
+  semantic_id::RqVaeOptions& vae = pipeline.rq_vae;
+  rq_vae_options = {
+      cmd->add_option("--rqvae-latent", vae.latent, "tiger, rq-vae: width of the latent the codebooks quantise")
+          ->check(kPositive)
+          ->capture_default_str(),
+      cmd->add_option("--rqvae-hidden", rq_vae_hidden,
+                      "tiger, rq-vae: the encoder's hidden widths, comma-separated (the decoder mirrors them; "
+                      "'' for none)")
+          ->capture_default_str(),
+      cmd->add_option("--rqvae-epochs", vae.epochs, "tiger, rq-vae: training epochs over the items")
+          ->check(kNotNegative)
+          ->capture_default_str(),
+      cmd->add_option("--rqvae-batch", vae.batch, "tiger, rq-vae: items a step")->check(kPositive)->capture_default_str(),
+      cmd->add_option("--rqvae-lr", vae.lr, "tiger, rq-vae: AdamW learning rate")->check(kPositive)->capture_default_str(),
+      cmd->add_option("--rqvae-beta", vae.beta, "tiger, rq-vae: commitment weight")
+          ->check(kNotNegative)
+          ->capture_default_str(),
+  };
   CLI::Option* width = cmd->add_option("--sid-width", vectors.embedding.width, "tiger: width of the item vectors (TF-IDF projection, co-occurrence subspace)")
       ->capture_default_str();
   cmd->add_option("--sid-history", pipeline.model.max_items, "tiger: history items the model reads")
@@ -96,6 +148,10 @@ void TigerCliArgs::resolve_flags(const CommandLine& typed) {
   typed.refuse_unread(text_options, pipeline.vectors.kind != "cooccurrence", "--item-vectors text or text+cooccurrence");
   typed.refuse_unread(cooccurrence_options, pipeline.vectors.kind != "text",
                       "--item-vectors cooccurrence or text+cooccurrence");
+  const bool rq_vae = pipeline.tokenizer_kind == "rq-vae";
+  typed.refuse_unread(rq_vae_options, rq_vae, "--sid-tokenizer rq-vae");
+  typed.refuse_unread({balanced}, !rq_vae, "--sid-tokenizer rq-kmeans");
+  pipeline.rq_vae.hidden = parse_widths(rq_vae_hidden);
 }
 
 namespace {

@@ -20,14 +20,17 @@ struct TigerCliArgs {
   std::vector<const CLI::Option*> options;  // those flags, which only --model tiger reads
   std::vector<const CLI::Option*> text_options;  // --item-text, --movies, --movie-map: text item vectors only
   std::vector<const CLI::Option*> cooccurrence_options;  // --cooc-window: co-occurrence item vectors only
+  std::vector<const CLI::Option*> rq_vae_options;  // --rqvae-*: --sid-tokenizer rq-vae only
+  const CLI::Option* balanced = nullptr;  // --sid-balanced / --sid-unbalanced: RQ-KMeans only
+  std::string rq_vae_hidden = "512,256,128";  // --rqvae-hidden, parsed into pipeline.rq_vae.hidden
   CLI::Option* from_checkpoint = nullptr;  // --item-vectors-from-checkpoint
   std::vector<CLI::Option*> replaced_by_checkpoint;  // the item-vector flags it excludes
-  // Registers --sid-*, --beam, --beam-users, --item-text, --movies, --movie-map, --cooc-window,
+  // Registers --sid-*, --rqvae-*, --beam, --beam-users, --item-text, --movies, --movie-map, --cooc-window,
   // --item-vectors-from-checkpoint, --valid-users and --test-users on the train command.
   void add_to(CLI::App* train_cmd);
   // Resolves --item-vectors-from-checkpoint against the flags it excludes (CommandLine::
   // resolve_excluding) and refuses the item-text flags with co-occurrence item vectors (before any
-  // data is read).
+  // data is read); the --rqvae-* flags need --sid-tokenizer rq-vae, which refuses --sid-balanced.
   void resolve_flags(const CommandLine& typed);
 };
 

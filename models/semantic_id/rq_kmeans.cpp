@@ -362,9 +362,12 @@ std::string RqKMeansReport::summary() const {
   for (size_t l = 0; l < levels.size(); ++l)
     s += fmt::format(" -> L{} {:.4g} ({} iters{}, {} used, max {})", l, levels[l].mse, levels[l].iterations,
                      levels[l].converged ? ", converged" : "", levels[l].used_clusters, levels[l].largest_cluster);
-  s += fmt::format("; {} unique prefixes, {} colliding items, disambiguation vocab {}; {:.3f} s", unique_prefixes,
-                   colliding_items, disambiguation_size, seconds);
-  return s;
+  return s + "; " + prefix_summary() + fmt::format("; {:.3f} s", seconds);
+}
+
+std::string RqKMeansReport::prefix_summary() const {
+  return fmt::format("{} unique prefixes, {} colliding items, disambiguation vocab {}", unique_prefixes,
+                     colliding_items, disambiguation_size);
 }
 
 std::vector<int64_t> append_disambiguation(const std::vector<int64_t>& codes, int64_t levels, int64_t* max_group,
@@ -443,17 +446,45 @@ void RqKMeans::fit(const float* vectors, int64_t n_rows, int64_t dim) {
     report_.levels.push_back(stats);
     codebooks_.push_back(std::move(cb.rows));
   }
-  codes_ = append_disambiguation(level_codes, levels, &report_.disambiguation_size, &report_.unique_prefixes);
-  report_.colliding_items = 0;
-  {
-    std::map<std::vector<int64_t>, int64_t> sizes;
-    for (int64_t i = 1; i <= n; ++i)
-      ++sizes[std::vector<int64_t>(level_codes.begin() + i * levels, level_codes.begin() + (i + 1) * levels)];
-    for (auto& [key, size] : sizes)
-      if (size > 1) report_.colliding_items += size;
-  }
-  n_items_ = n;
+  set_item_codes(level_codes);
   report_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+void RqKMeans::set_item_codes(const std::vector<int64_t>& level_codes) {
+  const int64_t levels = options_.levels;
+  MUONREC_CHECK(level_codes.size() % levels == 0 && level_codes.size() / levels >= 2,
+                "RqKMeans: {} codes do not form rows [n_items + 1, {}] with n_items >= 1", level_codes.size(), levels);
+  const int64_t n = static_cast<int64_t>(level_codes.size()) / levels - 1;
+  codes_ = append_disambiguation(level_codes, levels, &report_.disambiguation_size, &report_.unique_prefixes);
+  std::map<std::vector<int64_t>, int64_t> sizes;
+  for (int64_t i = 1; i <= n; ++i)
+    ++sizes[std::vector<int64_t>(level_codes.begin() + i * levels, level_codes.begin() + (i + 1) * levels)];
+  report_.colliding_items = 0;
+  for (auto& [key, size] : sizes)
+    if (size > 1) report_.colliding_items += size;
+  n_items_ = n;
+}
+
+RqKMeans RqKMeans::from_codebooks(const RqKMeansOptions& options, int64_t dim,
+                                  std::vector<std::vector<float>> codebooks, const std::vector<int64_t>& level_codes,
+                                  const std::string& name) {
+  RqKMeans r(options);
+  MUONREC_CHECK(dim >= 1 && static_cast<int64_t>(codebooks.size()) == options.levels,
+                "RqKMeans::from_codebooks: {} codebooks of width {} for {} levels", codebooks.size(), dim,
+                options.levels);
+  for (const std::vector<float>& codebook : codebooks)
+    MUONREC_CHECK(static_cast<int64_t>(codebook.size()) == options.codebook_size * dim,
+                  "RqKMeans::from_codebooks: a codebook of {} values, expected {} x {}", codebook.size(),
+                  options.codebook_size, dim);
+  for (size_t i = static_cast<size_t>(options.levels); i < level_codes.size(); ++i)
+    MUONREC_CHECK(level_codes[i] >= 0 && level_codes[i] < options.codebook_size,
+                  "RqKMeans::from_codebooks: item {} level {} code {} outside [0, {})", i / options.levels,
+                  i % options.levels, level_codes[i], options.codebook_size);
+  r.dim_ = dim;
+  r.codebooks_ = std::move(codebooks);
+  r.name_ = name;
+  r.set_item_codes(level_codes);
+  return r;
 }
 
 const std::vector<float>& RqKMeans::codebook(int64_t level) const {
@@ -476,16 +507,20 @@ std::vector<int64_t> RqKMeans::vocab_sizes() const {
   return v;
 }
 
-std::vector<int64_t> RqKMeans::encode(const float* vectors, int64_t n) const {
-  MUONREC_CHECK(fitted(), "RqKMeans::encode: not fitted");
-  MUONREC_CHECK(n >= 0, "RqKMeans::encode: n must be >= 0, got {}", n);
-  const int64_t dim = dim_, levels = options_.levels;
-  std::vector<float> residual(vectors, vectors + n * dim);
+std::vector<int64_t> residual_quantize(const float* x, int64_t n, int64_t dim,
+                                       const std::vector<std::vector<float>>& codebooks, int64_t codebook_size) {
+  MUONREC_CHECK(n >= 0 && dim >= 1 && codebook_size >= 1, "residual_quantize: n {} dim {} codebook size {}", n, dim,
+                codebook_size);
+  const int64_t levels = static_cast<int64_t>(codebooks.size());
+  std::vector<float> residual(x, x + n * dim);
   std::vector<int64_t> assign(static_cast<size_t>(n));
   std::vector<int64_t> codes(static_cast<size_t>(n * levels));
   for (int64_t l = 0; l < levels; ++l) {
-    Centroids cb(options_.codebook_size, dim);
-    cb.rows = codebooks_[l];
+    MUONREC_CHECK(static_cast<int64_t>(codebooks[l].size()) == codebook_size * dim,
+                  "residual_quantize: codebook {} has {} values, expected {} x {}", l, codebooks[l].size(),
+                  codebook_size, dim);
+    Centroids cb(codebook_size, dim);
+    cb.rows = codebooks[l];
     cb.refresh();
     assign_nearest(residual.data(), n, cb, assign.data(), nullptr);
     for (int64_t i = 0; i < n; ++i) {
@@ -495,6 +530,12 @@ std::vector<int64_t> RqKMeans::encode(const float* vectors, int64_t n) const {
     }
   }
   return codes;
+}
+
+std::vector<int64_t> RqKMeans::encode(const float* vectors, int64_t n) const {
+  MUONREC_CHECK(fitted(), "RqKMeans::encode: not fitted");
+  MUONREC_CHECK(n >= 0, "RqKMeans::encode: n must be >= 0, got {}", n);
+  return residual_quantize(vectors, n, dim_, codebooks_, options_.codebook_size);
 }
 
 std::vector<float> RqKMeans::decode(const int64_t* codes, int64_t n, int64_t code_stride, int64_t levels_used) const {
@@ -535,7 +576,7 @@ std::map<std::string, std::string> RqKMeans::metadata(const std::string& prefix)
   std::string vocab;
   for (int64_t v : vocab_sizes()) vocab += (vocab.empty() ? "" : ",") + std::to_string(v);
   return {
-      {prefix + "tokenizer", "rq-kmeans"},
+      {prefix + "tokenizer", name_},
       {prefix + "levels", std::to_string(levels())},
       {prefix + "codebook_size", std::to_string(codebook_size())},
       {prefix + "dim", std::to_string(dim_)},
@@ -548,7 +589,8 @@ std::map<std::string, std::string> RqKMeans::metadata(const std::string& prefix)
   };
 }
 
-RqKMeans RqKMeans::from_state_dict(const std::map<std::string, Tensor>& tensors, const std::string& prefix) {
+RqKMeans RqKMeans::from_state_dict(const std::map<std::string, Tensor>& tensors, const std::string& prefix,
+                                   const std::map<std::string, std::string>& metadata) {
   std::vector<int64_t> o = find_tensor(tensors, tensor_key(prefix, "options"), DType::I64, {7}).to_i64_vector();
   RqKMeansOptions opt;
   opt.levels = o[0];
@@ -559,6 +601,7 @@ RqKMeans RqKMeans::from_state_dict(const std::map<std::string, Tensor>& tensors,
   opt.kmeans_plus_plus = o[5] != 0;
   opt.balanced_candidates = o[6];
   RqKMeans r(opt);
+  if (auto name = metadata.find(prefix + "tokenizer"); name != metadata.end()) r.name_ = name->second;
   const Tensor& codes = find_tensor(tensors, tensor_key(prefix, "codes"), DType::I64, {});
   MUONREC_CHECK(codes.rank() == 2 && codes.dim(1) == opt.levels + 1 && codes.dim(0) >= 2,
                 "RqKMeans state: tensor '{}' has shape {}, expected [n_items + 1, {}]", tensor_key(prefix, "codes"),
@@ -606,7 +649,7 @@ void RqKMeans::save(const std::string& path) const { save_safetensors(path, stat
 
 RqKMeans RqKMeans::load(const std::string& path) {
   SafetensorsFile file = load_safetensors(path);
-  return from_state_dict(file.tensors);
+  return from_state_dict(file.tensors, "semantic_id.", file.metadata);
 }
 
 }  // namespace muonrec::semantic_id

@@ -58,6 +58,7 @@ struct RqKMeansReport {
   int64_t disambiguation_size = 0;          // largest group = vocabulary of the last token
   double seconds = 0.0;                     // wall time of fit
   std::string summary() const;
+  std::string prefix_summary() const;       // the prefix and collision counts alone
 };
 
 class RqKMeans {
@@ -99,20 +100,40 @@ class RqKMeans {
   // for the safetensors header.
   std::map<std::string, Tensor> state_dict(const std::string& prefix = "semantic_id.") const;
   std::map<std::string, std::string> metadata(const std::string& prefix = "semantic_id.") const;
+  // `metadata` (the safetensors header's) restores name(); the tensors alone restore everything else.
   static RqKMeans from_state_dict(const std::map<std::string, Tensor>& tensors,
-                                  const std::string& prefix = "semantic_id.");
+                                  const std::string& prefix = "semantic_id.",
+                                  const std::map<std::string, std::string>& metadata = {});
+  // A tokenizer over codebooks learned elsewhere (RQ-VAE's latent codebooks, rq_vae.h): codebooks
+  // [levels][codebook_size * dim], level_codes [n_items + 1, levels] the items' codes (row 0 ignored;
+  // the disambiguation token is appended here). `name` is what metadata() records as the tokenizer.
+  static RqKMeans from_codebooks(const RqKMeansOptions& options, int64_t dim,
+                                 std::vector<std::vector<float>> codebooks, const std::vector<int64_t>& level_codes,
+                                 const std::string& name);
+  // "rq-kmeans" for fit(); from_codebooks' name otherwise.
+  const std::string& name() const { return name_; }
   // A standalone safetensors file with the state_dict and metadata.
   void save(const std::string& path) const;
   static RqKMeans load(const std::string& path);
 
  private:
+  // codes_, n_items_ and the report's prefix counts from level codes [n_items + 1, levels].
+  void set_item_codes(const std::vector<int64_t>& level_codes);
+
   RqKMeansOptions options_;
+  std::string name_ = "rq-kmeans";
   int64_t dim_ = 0;
   int64_t n_items_ = 0;
   std::vector<std::vector<float>> codebooks_;  // per level [codebook_size, dim]
   std::vector<int64_t> codes_;
   RqKMeansReport report_;
 };
+
+// Greedy residual quantisation of rows x [n, dim]: level l takes the centroid of codebooks[l]
+// ([codebook_size, dim] row-major) nearest to x minus the centroids chosen before it (ties to the
+// lower index). Returns codes [n, codebooks.size()].
+std::vector<int64_t> residual_quantize(const float* x, int64_t n, int64_t dim,
+                                       const std::vector<std::vector<float>>& codebooks, int64_t codebook_size);
 
 // Appends the disambiguation token: codes [n_items + 1, levels] indexed by item id (row 0, the
 // padding row, is ignored) -> [n_items + 1, levels + 1], where items with equal codes get 0, 1, 2, ...
