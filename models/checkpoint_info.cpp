@@ -54,7 +54,9 @@ std::string describe_checkpoint(const SafetensorsFile& file) {
   out += fmt::format("model: {} {}\n", config["kind"].get<std::string>(), config_fields(config));
   out += fmt::format("parameters: {} in {} tensors{}{}\n", parameters, parameter_tensors,
                      optimizer_tensors ? fmt::format("; optimizer state: {} tensors", optimizer_tensors) : "",
-                     tokenizer_tensors ? fmt::format("; semantic-ID tokenizer: {} tensors", tokenizer_tensors) : "");
+                     tokenizer_tensors ? fmt::format("; semantic-ID tokenizer ({}): {} tensors",
+                                                                     value("semantic_id.tokenizer"), tokenizer_tensors)
+                                                     : "");
   if (!value("data").empty()) {
     const std::string preprocessing = value("data_preprocessing");
     const std::string shape = value("data_shape").empty() ? "" : " (" + value("data_shape") + ")";

@@ -282,6 +282,34 @@ TEST(Cli, TigerTrainsAndItsCheckpointEvaluatesTheSame) {
   EXPECT_EQ(serve.output.find("got fewer than"), std::string::npos) << serve.output;
 }
 
+// The TIGER paper's tokenizer: an RQ-VAE trained before the model, its progress shown, its name in
+// the checkpoint; its flags need it, and it has no balanced assignment.
+TEST(Cli, TigerTrainsWithTheRqVaeTokenizer) {
+  muonrec::testkit::TempDir dir;
+  const std::string checkpoint = dir.path("tiger.safetensors");
+  const CliRun train = run_cli("train --model tiger " + kData +
+                               " --item-vectors cooccurrence --sid-levels 2 --sid-codebook 8 --sid-width 8 --d 16 "
+                               "--sid-tokenizer rq-vae --rqvae-epochs 3 --rqvae-hidden 16 --rqvae-latent 4 "
+                               "--epochs 1 --beam 5 --device cpu --checkpoint " + checkpoint);
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  EXPECT_NE(train.output.find("rq-vae epoch 3/3: loss "), std::string::npos) << train.output;
+  EXPECT_NE(train.output.find("semantic IDs: rq-vae: reconstruction "), std::string::npos) << train.output;
+  EXPECT_NE(train.output.find("vocabulary 1+8+8+"), std::string::npos) << train.output;
+  const CliRun info = run_cli("info --checkpoint " + checkpoint);
+  ASSERT_EQ(info.exit_code, 0) << info.output;
+  EXPECT_NE(info.output.find("semantic-ID tokenizer (rq-vae): "), std::string::npos) << info.output;
+  const CliRun eval = run_cli("eval " + kData + " --device cpu --checkpoint " + checkpoint);
+  ASSERT_EQ(eval.exit_code, 0) << eval.output;
+
+  expect_refused("train --model tiger --rqvae-epochs 3", "--rqvae-epochs applies to --sid-tokenizer rq-vae only");
+  expect_refused("train --model tiger --sid-tokenizer rq-vae --sid-unbalanced",
+                 "--sid-balanced applies to --sid-tokenizer rq-kmeans only");
+  expect_refused("train --model tiger --sid-tokenizer rq-vae --rqvae-hidden 64,x",
+                 "--rqvae-hidden '64,x': 'x' is not a positive width");
+  expect_refused("train --model tiger --sid-tokenizer rq-vq", "--sid-tokenizer: rq-vq not in {rq-kmeans,rq-vae}",
+                 /*flag_error=*/true);
+}
+
 // Two runs' metrics files side by side: the table names both, the setting that differs, and the
 // steps each took to the common target; an unknown metric is refused.
 TEST(Cli, CompareSetsRunsSideBySide) {

@@ -26,6 +26,7 @@
 #include "models/semantic_id/prefix_trie.h"
 #include "models/semantic_id/rq_kmeans.h"
 #include "models/semantic_id/tfidf.h"
+#include "semantic_id_testkit.h"
 #include "test_util.h"
 
 namespace muonrec::semantic_id {
@@ -35,6 +36,8 @@ namespace fs = std::filesystem;
 
 using testkit::expect_error;
 using testkit::TempDir;
+using testkit::clustered_data;
+using testkit::expect_unique_codes;
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -273,27 +276,6 @@ TEST(Tfidf, EmbeddingsShapeNormAndEmptyItems) {
 // ---------------------------------------------------------------------------------------------
 // RQ-KMeans
 
-// n points in `dim` dimensions from a three-level hierarchy of cluster centres (8 x 4 x 4 leaves,
-// scales 8, 2, 0.5) plus small noise. Row 0 is padding (zeros).
-std::vector<float> clustered_data(int64_t n, int64_t dim, uint64_t seed, bool skewed = false) {
-  PhiloxGenerator gen(seed);
-  auto centres = [&](int64_t count, float scale) {
-    std::vector<float> c(static_cast<size_t>(count * dim));
-    for (float& v : c) v = gen.normal() * scale;
-    return c;
-  };
-  std::vector<float> top = centres(8, 8.0f), mid = centres(4, 2.0f), low = centres(4, 0.5f);
-  std::vector<float> x(static_cast<size_t>((n + 1) * dim), 0.0f);
-  for (int64_t i = 1; i <= n; ++i) {
-    int64_t a = static_cast<int64_t>(gen.uniform() * 8) % 8;
-    if (skewed && gen.uniform() < 0.6f) a = 0;  // 60% of points in one top cluster
-    const int64_t b = static_cast<int64_t>(gen.uniform() * 4) % 4, c = static_cast<int64_t>(gen.uniform() * 4) % 4;
-    for (int64_t j = 0; j < dim; ++j)
-      x[i * dim + j] = top[a * dim + j] + mid[b * dim + j] + low[c * dim + j] + 0.05f * gen.normal();
-  }
-  return x;
-}
-
 RqKMeansOptions small_options(uint64_t seed = 1) {
   RqKMeansOptions o;
   o.levels = 3;
@@ -301,26 +283,6 @@ RqKMeansOptions small_options(uint64_t seed = 1) {
   o.iterations = 30;
   o.seed = seed;
   return o;
-}
-
-void expect_unique_codes(const RqKMeans& rq) {
-  const int64_t w = rq.code_length();
-  std::set<std::vector<int64_t>> seen;
-  std::map<std::vector<int64_t>, int64_t> groups;
-  for (int64_t i = 1; i <= rq.n_items(); ++i) {
-    std::vector<int64_t> code = rq.item_code(i);
-    ASSERT_EQ(static_cast<int64_t>(code.size()), w);
-    for (int64_t l = 0; l < w; ++l) {
-      EXPECT_GE(code[l], 0);
-      EXPECT_LT(code[l], rq.vocab_sizes()[l]);
-    }
-    EXPECT_TRUE(seen.insert(code).second) << "item " << i << " repeats a code";
-    ++groups[std::vector<int64_t>(code.begin(), code.end() - 1)];
-  }
-  int64_t largest = 0;
-  for (auto& [k, v] : groups) largest = std::max(largest, v);
-  EXPECT_EQ(rq.disambiguation_size(), largest);
-  EXPECT_EQ(rq.report().unique_prefixes, static_cast<int64_t>(groups.size()));
 }
 
 TEST(RqKMeans, DeterministicBySeed) {
