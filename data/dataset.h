@@ -45,6 +45,7 @@ struct ReadReport {
   PreprocessReport preprocessed;     // what it removed
   int64_t largest_file_item = 0;     // pairs and sequences files: the largest item id read (0 otherwise)
   int64_t unused_item_ids = 0;       // ids in 1..n_items no kept event has (dense ids kept as they are)
+  std::string string_tokens;         // RecBole: "user_id", "item_id" or "user_id and item_id" when strings
   std::string summary() const;
 };
 
@@ -56,9 +57,15 @@ struct SequenceDataset {
   std::vector<std::vector<int64_t>> timestamps; // empty if the source has none, else parallel to sequences
   std::vector<int64_t> user_ids;                // the source's user id of each row, ascending
   std::vector<int64_t> item_source_ids;         // [n_items+1]: source id of each dense id (index 0 unused)
+  // Where the source names users or items by strings (RecBole tokens), the names: user_tokens parallel
+  // to user_ids, item_tokens [n_items+1] (index 0 empty); the ids above then number the sorted tokens.
+  std::vector<std::string> user_tokens, item_tokens;
   ReadReport report;
 
   int64_t num_users() const { return static_cast<int64_t>(sequences.size()); }
+  // How the source names a user (by row) and an item (by dense id): its token, else its source id.
+  std::string user_name(int64_t row) const;
+  std::string item_name(int64_t item) const;
   int64_t num_events() const;
   bool has_timestamps() const { return !timestamps.empty(); }
 };

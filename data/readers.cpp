@@ -44,9 +44,21 @@ std::string ReadReport::summary() const {
                            : fmt::format("; {} item ids below the largest occur in no event but stay candidates "
                                          "(--k-core 1 numbers the items densely)",
                                          unused_item_ids);
-  return fmt::format("{} lines ({} blank); {}{}{} users with fewer than {} events skipped ({} events){}", lines,
+  const std::string strings =
+      string_tokens.empty() ? "" : fmt::format("; {} tokens are strings, numbered in sorted order", string_tokens);
+  return fmt::format("{} lines ({} blank); {}{}{} users with fewer than {} events skipped ({} events){}{}", lines,
                      blank_lines, preprocessing, preprocessing.empty() ? "" : "; ", users_dropped_short,
-                     min_events_per_user, events_dropped, unused);
+                     min_events_per_user, events_dropped, unused, strings);
+}
+
+std::string SequenceDataset::user_name(int64_t row) const {
+  return user_tokens.empty() ? std::to_string(user_ids.at(static_cast<size_t>(row)))
+                             : user_tokens.at(static_cast<size_t>(row));
+}
+
+std::string SequenceDataset::item_name(int64_t item) const {
+  return item_tokens.empty() ? std::to_string(item_source_ids.at(static_cast<size_t>(item)))
+                             : item_tokens.at(static_cast<size_t>(item));
 }
 
 int64_t SequenceDataset::num_events() const {
@@ -211,10 +223,15 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& options
 
   std::vector<Event> events;
   events.reserve(text.size() / 8);
+  RecBoleTokens tokens;
   int64_t max_item = 0;
   Where max_item_where{path, 0};
   if (format == Format::RecBoleInter) {
-    timed = parse_recbole_file(path, text, events, ds.report);
+    timed = parse_recbole_file(path, text, events, ds.report, tokens);
+    ds.report.string_tokens = !tokens.users.empty() && !tokens.items.empty() ? "user_id and item_id"
+                              : !tokens.users.empty()                         ? "user_id"
+                              : !tokens.items.empty()                         ? "item_id"
+                                                                              : "";
   } else if (source_ids) {
     parse_movielens_file(path, text, format == Format::MovieLensCsv, events, ds.report);
   } else {
@@ -306,6 +323,13 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& options
       for (size_t i = begin; i < end; ++i) ts.push_back(kept[i].timestamp);
     }
     begin = end;
+  }
+  if (!tokens.users.empty())
+    for (int64_t id : ds.user_ids) ds.user_tokens.push_back(tokens.users[static_cast<size_t>(id - 1)]);
+  if (!tokens.items.empty()) {
+    ds.item_tokens.assign(1, "");
+    for (size_t i = 1; i < ds.item_source_ids.size(); ++i)
+      ds.item_tokens.push_back(tokens.items[static_cast<size_t>(ds.item_source_ids[i] - 1)]);
   }
   return ds;
 }

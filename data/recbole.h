@@ -1,7 +1,9 @@
 // RecBole's atomic interaction files (.inter): a tab-separated header of 'name:type' fields, then
-// one event a line. The user_id and item_id columns (integer tokens; renumbered like MovieLens ids)
-// and, where the file has one, the timestamp column are read; the others (rating, review text...)
-// are passed over.
+// one event a line. The user_id and item_id columns and, where the file has one, the timestamp column
+// are read; the others (rating, review text...) are passed over. Tokens are strings to RecBole: a
+// column whose tokens are all non-negative integers keeps them as ids (renumbered later like
+// MovieLens ids); any other column (Amazon's reviewer ids and ASINs) is numbered 1, 2, ... in the
+// sorted (byte-wise) order of its distinct tokens, and the tokens are kept to name users and items.
 #pragma once
 
 #include <string>
@@ -12,9 +14,15 @@
 
 namespace muonrec::data {
 
+// The distinct tokens of the string columns, sorted: id k stands for tokens[k - 1]. Empty for a
+// column of integer tokens.
+struct RecBoleTokens {
+  std::vector<std::string> users, items;
+};
+
 // Appends the file's events; returns whether it has a timestamp column. Throws naming the file, the
 // line and the field on a malformed header or line.
 bool parse_recbole_file(const std::string& path, std::string_view text, std::vector<Event>& events,
-                        ReadReport& report);
+                        ReadReport& report, RecBoleTokens& tokens);
 
 }  // namespace muonrec::data

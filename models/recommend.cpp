@@ -1,6 +1,7 @@
 #include "models/recommend.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <ostream>
 #include <unordered_set>
@@ -87,21 +88,38 @@ std::vector<std::vector<ScoredItem>> recommend_tiger(TigerModel& model, const Ti
   return out;
 }
 
-std::vector<int64_t> rows_of_users(const data::SequenceDataset& dataset, const std::vector<int64_t>& users) {
+namespace {
+
+// The row of a user the file names `name`, or -1.
+int64_t row_named(const data::SequenceDataset& dataset, const std::string& name) {
+  if (!dataset.user_tokens.empty()) {  // sorted: the ids number the sorted tokens
+    const auto& tokens = dataset.user_tokens;
+    auto it = std::lower_bound(tokens.begin(), tokens.end(), name);
+    return it != tokens.end() && *it == name ? it - tokens.begin() : -1;
+  }
+  int64_t id = 0;
+  auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), id);
+  if (name.empty() || ec != std::errc() || end != name.data() + name.size()) return -1;
+  const std::vector<int64_t>& ids = dataset.user_ids;  // ascending
+  auto it = std::lower_bound(ids.begin(), ids.end(), id);
+  return it != ids.end() && *it == id ? it - ids.begin() : -1;
+}
+
+}  // namespace
+
+std::vector<int64_t> rows_of_users(const data::SequenceDataset& dataset, const std::vector<std::string>& users) {
   std::vector<int64_t> rows;
   if (users.empty()) {
     for (int64_t row = 0; row < dataset.num_users(); ++row) rows.push_back(row);
     return rows;
   }
-  const std::vector<int64_t>& ids = dataset.user_ids;  // ascending
-  for (int64_t user : users) {
-    auto it = std::lower_bound(ids.begin(), ids.end(), user);
-    MUONREC_CHECK(it != ids.end() && *it == user, "recommend: user {} is not in {}{}", user, dataset.source,
+  for (const std::string& user : users) {
+    const int64_t row = row_named(dataset, user);
+    MUONREC_CHECK(row >= 0, "recommend: user {} is not in {}{}", user, dataset.source,
                   dataset.report.users_dropped_short == 0
                       ? ""
                       : fmt::format(" (or is among the {} users dropped for having fewer than {} events)",
                                     dataset.report.users_dropped_short, dataset.report.min_events_per_user));
-    const int64_t row = it - ids.begin();
     MUONREC_CHECK(std::find(rows.begin(), rows.end(), row) == rows.end(), "recommend: user {} is given twice", user);
     rows.push_back(row);
   }
@@ -116,8 +134,7 @@ void write_recommendations(std::ostream& out, const data::SequenceDataset& datas
   for (size_t u = 0; u < rows.size(); ++u)
     for (size_t r = 0; r < lists[u].size(); ++r) {
       const ScoredItem& s = lists[u][r];
-      out << fmt::format("{}\t{}\t{}\t{:.6g}", dataset.user_ids[rows[u]], r + 1, dataset.item_source_ids[s.item],
-                         s.score);
+      out << fmt::format("{}\t{}\t{}\t{:.6g}", dataset.user_name(rows[u]), r + 1, dataset.item_name(s.item), s.score);
       if (!titles.empty()) {
         std::string title = titles[s.item];
         std::replace_if(title.begin(), title.end(), [](char c) { return c == '\t' || c == '\n' || c == '\r'; }, ' ');

@@ -42,12 +42,13 @@ std::vector<std::vector<ScoredItem>> recommend_tiger(TigerModel& model, const Ti
                                                      const std::vector<int64_t>& rows, const RecommendOptions& options,
                                                      const TigerGenerateOptions& generate);
 
-// The dataset rows of the given user ids (the data's own ids, as in its file); every row when `users`
-// is empty. Throws naming a user the dataset does not hold.
-std::vector<int64_t> rows_of_users(const data::SequenceDataset& dataset, const std::vector<int64_t>& users);
+// The dataset rows of the given users, named as the data file names them (ids, or tokens where the
+// file's user ids are strings); every row when `users` is empty. Throws naming a user the dataset does
+// not hold.
+std::vector<int64_t> rows_of_users(const data::SequenceDataset& dataset, const std::vector<std::string>& users);
 
 // A header and "user<TAB>rank<TAB>item<TAB>score[<TAB>title]" lines (rank from 1) in the data's own
-// ids; `titles` ([n_items + 1], optional) adds the last column, tabs and line breaks as spaces.
+// names (data::SequenceDataset::user_name, item_name); `titles` ([n_items + 1], optional) adds the last column, tabs and line breaks as spaces.
 void write_recommendations(std::ostream& out, const data::SequenceDataset& dataset, const std::vector<int64_t>& rows,
                            const std::vector<std::vector<ScoredItem>>& lists,
                            const std::vector<std::string>& titles = {});

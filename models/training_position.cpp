@@ -236,6 +236,8 @@ std::string item_numbering(const data::SequenceDataset& dataset) {
   uint64_t hash = 14695981039346656037ull;  // FNV-1a over the source ids' bytes
   for (int64_t id : dataset.item_source_ids)
     for (int shift = 0; shift < 64; shift += 8) hash = (hash ^ ((static_cast<uint64_t>(id) >> shift) & 0xff)) * 1099511628211ull;
+  for (const std::string& token : dataset.item_tokens)  // string ids: the same ranks may be other items
+    for (const char c : token + '\n') hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
   return fmt::format("{} items, fnv1a {:016x}", dataset.n_items, hash);
 }
 }  // namespace

@@ -280,6 +280,49 @@ TEST(DataPreprocessing, DedupeKeepsEachUsersEarliestEventWithAnItem) {
   EXPECT_EQ((Preprocessing{false, 0}).describe(), "none");
 }
 
+// String tokens (Amazon's reviewer ids and ASINs) number their column in sorted token order and
+// stay as the names of users and items; a column of integers keeps its ids, and one non-integer
+// token makes its whole column strings.
+TEST(DataReaders, RecBoleStringTokens) {
+  TempDir tmp;
+  const std::string inter = tmp.write("beauty.inter",
+                                      "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+                                      "A2ZY\tB00X\t5\t30\n"
+                                      "A2ZY\tB00A\t4\t10\n"
+                                      "A2ZY\t0733\t4\t20\n"
+                                      "A1QX\tB00A\t3\t15\n"
+                                      "A1QX\tB00X\t3\t5\n"
+                                      "A1QX\t0733\t3\t25\n");
+  const SequenceDataset ds = read_dataset(inter);
+  EXPECT_EQ(ds.user_ids, (Ids{1, 2}));
+  EXPECT_EQ(ds.user_tokens, (std::vector<std::string>{"A1QX", "A2ZY"}));
+  EXPECT_EQ(ds.item_tokens, (std::vector<std::string>{"", "0733", "B00A", "B00X"}));
+  EXPECT_EQ(ds.sequences, (Seqs{{3, 2, 1}, {2, 1, 3}}));  // by time
+  EXPECT_EQ(ds.user_name(1), "A2ZY");
+  EXPECT_EQ(ds.item_name(3), "B00X");
+  EXPECT_NE(ds.report.summary().find("user_id and item_id tokens are strings, numbered in sorted order"),
+            std::string::npos)
+      << ds.report.summary();
+  // Integer users, string items: the users keep their ids and have no tokens.
+  const SequenceDataset mixed = read_dataset(
+      tmp.write("mixed.inter", "user_id:token\titem_id:token\n9\tB2\n9\t17\n9\tB1\n4\t17\n4\tB2\n4\tB1\n"));
+  EXPECT_EQ(mixed.user_ids, (Ids{4, 9}));
+  EXPECT_TRUE(mixed.user_tokens.empty());
+  EXPECT_EQ(mixed.item_tokens, (std::vector<std::string>{"", "17", "B1", "B2"}));
+  EXPECT_EQ(mixed.sequences, (Seqs{{1, 3, 2}, {3, 1, 2}}));
+  EXPECT_EQ(mixed.user_name(0), "4");
+  EXPECT_NE(mixed.report.summary().find("; item_id tokens are strings"), std::string::npos);
+  // A k-core renumbers the kept items and their tokens follow.
+  ReadOptions core;
+  core.preprocessing.k_core = 2;
+  const SequenceDataset cored = read_dataset(
+      tmp.write("core.inter", "user_id:token\titem_id:token\nu\tB\nu\tC\nu\tZ\nv\tB\nv\tC\nv\tD\nw\tB\nw\tD\nw\tC\n"),
+      core);
+  EXPECT_EQ(cored.item_tokens, (std::vector<std::string>{"", "B", "C", "D"}));  // Z had one event
+  EXPECT_EQ(cored.user_tokens, (std::vector<std::string>{"v", "w"}));  // u kept two events, too few to split
+  EXPECT_EQ(cored.sequences, (Seqs{{1, 2, 3}, {1, 3, 2}}));
+}
+
 TEST(DataReaders, RecBoleInterFiles) {
   TempDir tmp;
   // RecBole's ml-100k.inter layout: tab-separated, a 'name:type' header, extra columns passed over.
@@ -313,8 +356,8 @@ TEST(DataReaders, RecBoleInterFiles) {
                     {"line 1", "'item_id:float'", "expected 'item_id:token'"});
   expect_read_error(tmp.write("plain.inter", "user item\n1\t3\n"), Format::Auto,
                     {"line 1", "'name:type' fields"});
-  expect_read_error(tmp.write("asin.inter", "user_id:token\titem_id:token\nA1YJ\tB00X\n"), Format::Auto,
-                    {"line 2", "user_id token 'A1YJ' is not a non-negative integer", "number the tokens first"});
+  expect_read_error(tmp.write("empty.inter", "user_id:token\titem_id:token\n1\t2\n\t3\n"), Format::Auto,
+                    {"line 3", "empty user_id token"});
   expect_read_error(tmp.write("short.inter", "user_id:token\titem_id:token\ttimestamp:float\n1\t2\t5\n1\t3\n"),
                     Format::Auto, {"line 3", "expected 3 tab-separated fields", "got 2"});
   // An empty last field (a review left blank) is a field like any other.

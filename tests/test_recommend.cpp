@@ -114,7 +114,7 @@ TEST(Recommend, writes_the_data_files_own_ids_and_titles) {
   const data::SequenceDataset ds = data::read_dataset(path);
   ASSERT_EQ(ds.n_items, 6);  // dense 1..6 = movies 2, 31, 1029, 1061, 1129, 1172
   auto model = make_model(testkit::tiny_model_config("sasrec", ds.n_items, 4, 1), Device::CPU, 2);
-  const std::vector<int64_t> rows = rows_of_users(ds, {40});
+  const std::vector<int64_t> rows = rows_of_users(ds, {"40"});
   ASSERT_EQ(rows, (std::vector<int64_t>{1}));
   RecommendOptions options;
   options.k = 3;
@@ -142,6 +142,37 @@ TEST(Recommend, writes_the_data_files_own_ids_and_titles) {
   EXPECT_EQ(items, (std::set<std::string>{"1029", "1061"}));  // the movies user 40 has not rated
 
   EXPECT_EQ(rows_of_users(ds, {}).size(), 2u);
-  testkit::expect_error([&] { rows_of_users(ds, {7, 8}); }, {"user 8 is not in", path});
-  testkit::expect_error([&] { rows_of_users(ds, {7, 7}); }, {"user 7 is given twice"});
+  testkit::expect_error([&] { rows_of_users(ds, {"7", "8"}); }, {"user 8 is not in", path});
+  testkit::expect_error([&] { rows_of_users(ds, {"7", "7"}); }, {"user 7 is given twice"});
+  testkit::expect_error([&] { rows_of_users(ds, {"x7"}); }, {"user x7 is not in", path});
+}
+
+// A RecBole file with string tokens (Amazon's reviewer ids and ASINs): users are chosen and items
+// printed by their tokens.
+TEST(Recommend, names_users_and_items_by_their_recbole_tokens) {
+  testkit::TempDir tmp;
+  const std::string path = tmp.write("beauty.inter",
+                                     "user_id:token\titem_id:token\ttimestamp:float\n"
+                                     "A2ZY\tB004\t1\nA2ZY\tB001\t2\nA2ZY\tB003\t3\n"
+                                     "A1QX\tB002\t1\nA1QX\tB004\t2\nA1QX\tB005\t3\n");
+  const data::SequenceDataset ds = data::read_dataset(path);
+  ASSERT_EQ(ds.n_items, 5);
+  auto model = make_model(testkit::tiny_model_config("sasrec", ds.n_items, 4, 1), Device::CPU, 2);
+  const std::vector<int64_t> rows = rows_of_users(ds, {"A2ZY"});
+  ASSERT_EQ(rows, (std::vector<int64_t>{1}));  // A1QX sorts first
+  RecommendOptions options;
+  options.k = 5;
+  std::ostringstream out;
+  write_recommendations(out, ds, rows, recommend(*model, ds, rows, options), {});
+  std::istringstream lines(out.str());
+  std::string line;
+  std::getline(lines, line);
+  std::set<std::string> items;
+  while (std::getline(lines, line)) {
+    EXPECT_EQ(line.substr(0, 5), "A2ZY\t") << line;
+    items.insert(line.substr(line.find('\t', 5) + 1, 4));
+  }
+  EXPECT_EQ(items, (std::set<std::string>{"B002", "B005"}));  // the items A2ZY does not have
+  testkit::expect_error([&] { rows_of_users(ds, {"A9"}); }, {"user A9 is not in", path});
+  testkit::expect_error([&] { rows_of_users(ds, {"1"}); }, {"user 1 is not in"});  // ranks are no names
 }

@@ -264,6 +264,20 @@ TEST(Training, resume_refuses_a_state_written_for_another_run) {
   testkit::expect_error(
       [&] { train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), renumbered, resume, log); },
       {"numbers its items otherwise"});
+  // Items named by strings (RecBole tokens) number the sorted tokens: the same ranks with other
+  // names are other items.
+  data::SequenceDataset named = ds;
+  named.item_tokens.assign(static_cast<size_t>(ds.n_items + 1), "B0");
+  for (int64_t i = 1; i <= ds.n_items; ++i) named.item_tokens[i] += std::to_string(1000 + i);
+  data::SequenceDataset renamed = named;
+  renamed.item_tokens[5] = "B0999";
+  std::map<std::string, std::string> record;
+  add_item_numbering(record, named);
+  const std::string named_state = options.last_checkpoint_path + ".named";
+  save_safetensors(named_state, {{"x", Tensor::zeros({1})}}, record);
+  EXPECT_NO_THROW(check_item_numbering(load_safetensors(named_state), named));
+  testkit::expect_error([&] { check_item_numbering(load_safetensors(named_state), renamed); },
+                        {"numbers its items otherwise"});
 
   // Validation must pick the best epoch as before.
   TrainOptions unfiltered = resume;

@@ -16,7 +16,7 @@ namespace muonrec {
 
 struct RecommendCliArgs {
   std::string checkpoint;
-  std::vector<int64_t> users;  // the data's user ids; empty: every user
+  std::vector<std::string> users;  // as the data file names them; empty: every user
   RecommendOptions options;
   int64_t beam_width = 0;      // tiger: beams (0: the larger of the trained width and k)
   std::string output;          // TSV file; empty: standard output
