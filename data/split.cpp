@@ -11,7 +11,8 @@ int64_t LeaveOneOut::train_length(const SequenceDataset& ds, int64_t row) {
   const int64_t length = static_cast<int64_t>(ds.sequences[row].size());
   MUONREC_CHECK(length >= kMinEvents,
                 "{}: user {} (row {}) has {} events; leave-one-out needs {} (read with min_events_per_user >= {})",
-                ds.source, ds.user_ids.empty() ? std::to_string(row) : ds.user_name(row), row, length, kMinEvents, kMinEvents);
+                ds.source, ds.user_ids.empty() ? std::to_string(row) : ds.user_name(row), row, length, kMinEvents,
+                kMinEvents);
   return length - 2;
 }
 

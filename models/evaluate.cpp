@@ -13,8 +13,19 @@
 
 namespace muonrec {
 
-void RankingAccumulator::add_rank(int64_t rank) {
+double user_metric(const std::string& metric, int64_t rank) {
   const double gain = 1.0 / std::log2(static_cast<double>(rank) + 2.0);
+  if (metric == "mrr") return 1.0 / (static_cast<double>(rank) + 1.0);
+  for (const int64_t k : {1, 10, 50, 200}) {
+    if (metric == fmt::format("hr{}", k)) return rank < k ? 1.0 : 0.0;
+    if (metric == fmt::format("ndcg{}", k) && k > 1) return rank < k ? gain : 0.0;
+  }
+  MUONREC_FAIL("unknown metric '{}' (ndcg10, hr10, mrr, hr1, ndcg50, hr50, ndcg200, hr200)", metric);
+}
+
+void RankingAccumulator::add_rank(int64_t row, int64_t rank) {
+  const double gain = 1.0 / std::log2(static_cast<double>(rank) + 2.0);
+  sum_.ranks.push_back({row, rank});
   sum_.users += 1;
   sum_.hr1 += rank < 1;
   sum_.hr10 += rank < 10;
@@ -26,13 +37,13 @@ void RankingAccumulator::add_rank(int64_t rank) {
   sum_.mrr += 1.0 / (static_cast<double>(rank) + 1.0);
 }
 
-void RankingAccumulator::add(const float* scores, int64_t n_items, int64_t target_item,
+void RankingAccumulator::add(int64_t row, const float* scores, int64_t n_items, int64_t target_item,
                              const std::vector<int64_t>& seen) {
   MUONREC_CHECK(target_item >= 1 && target_item <= n_items, "evaluation target {} outside items 1..{}", target_item,
                 n_items);
   const float target_score = scores[target_item - 1];
   if (std::isnan(target_score)) {
-    add_rank(n_items - 1);
+    add_rank(row, n_items - 1);
     return;
   }
   int64_t rank = 0;
@@ -46,7 +57,7 @@ void RankingAccumulator::add(const float* scores, int64_t n_items, int64_t targe
   std::sort(excluded.begin(), excluded.end());
   excluded.erase(std::unique(excluded.begin(), excluded.end()), excluded.end());
   for (int64_t item : excluded) rank -= scores[item - 1] > target_score;
-  add_rank(rank);
+  add_rank(row, rank);
 }
 
 RankingMetrics RankingAccumulator::result() const {
@@ -111,7 +122,8 @@ RankingMetrics evaluate_model(SequentialModel& model, const data::SequenceDatase
     std::vector<float> scores = last_position_scores(model, batch);
     for (int64_t b = 0; b < batch.real_rows; ++b) {
       data::EvalExample example = data::LeaveOneOut::example(dataset, batch.user_rows[b], split);
-      acc.add(scores.data() + b * n_items, n_items, example.target, filtered_items(dataset, example, options));
+      acc.add(example.row, scores.data() + b * n_items, n_items, example.target,
+              filtered_items(dataset, example, options));
     }
   }
   return acc.result();
@@ -131,7 +143,7 @@ RankingMetrics evaluate_popularity(const data::SequenceDataset& dataset, data::E
     scores[static_cast<size_t>(order[position] - 1)] = static_cast<float>(order.size() - position);
   RankingAccumulator acc;
   for (const data::EvalExample& example : data::LeaveOneOut::examples(dataset, split)) {
-    acc.add(scores.data(), dataset.n_items, example.target, filtered_items(dataset, example, options));
+    acc.add(example.row, scores.data(), dataset.n_items, example.target, filtered_items(dataset, example, options));
   }
   return acc.result();
 }

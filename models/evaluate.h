@@ -14,11 +14,18 @@
 
 namespace muonrec {
 
+// One evaluated user: the dataset row and the number of candidates ranked above its target (0: first).
+struct UserRank {
+  int64_t row = 0;
+  int64_t rank = 0;
+};
+
 struct RankingMetrics {
   int64_t users = 0;
   double hr1 = 0, hr10 = 0, hr50 = 0, hr200 = 0;
   double ndcg10 = 0, ndcg50 = 0, ndcg200 = 0;
   double mrr = 0;
+  std::vector<UserRank> ranks;  // every evaluated user, in evaluation order (for paired comparisons)
   std::string summary() const;  // "HR@10 0.3088 NDCG@10 0.1764 MRR ..."
   std::string to_json() const;
 };
@@ -27,10 +34,10 @@ struct RankingMetrics {
 // (a NaN target score ranks last).
 class RankingAccumulator {
  public:
-  void add_rank(int64_t rank);
-  // scores[c] is the score of item c+1; `seen` lists item ids (1-based) to exclude (the target
-  // itself is never excluded).
-  void add(const float* scores, int64_t n_items, int64_t target_item, const std::vector<int64_t>& seen);
+  void add_rank(int64_t row, int64_t rank);
+  // The user of dataset row `row`: scores[c] is the score of item c+1; `seen` lists item ids
+  // (1-based) to exclude (the target itself is never excluded).
+  void add(int64_t row, const float* scores, int64_t n_items, int64_t target_item, const std::vector<int64_t>& seen);
   RankingMetrics result() const;
 
  private:
@@ -60,5 +67,10 @@ RankingMetrics evaluate_model(SequentialModel& model, const data::SequenceDatase
 // The most-popular baseline: every item ranked by its count in the training parts, ties by item id.
 RankingMetrics evaluate_popularity(const data::SequenceDataset& dataset, data::EvalSplit split,
                                    const EvalOptions& options);
+
+// The value a metric ("ndcg10", "hr10", "mrr", "hr1", "ndcg50", "hr50", "ndcg200", "hr200") gives one
+// user whose target has `rank` candidates above it; the metrics above are its mean over the users.
+// Throws naming the valid metrics.
+double user_metric(const std::string& metric, int64_t rank);
 
 }  // namespace muonrec

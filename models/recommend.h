@@ -48,7 +48,8 @@ std::vector<std::vector<ScoredItem>> recommend_tiger(TigerModel& model, const Ti
 std::vector<int64_t> rows_of_users(const data::SequenceDataset& dataset, const std::vector<std::string>& users);
 
 // A header and "user<TAB>rank<TAB>item<TAB>score[<TAB>title]" lines (rank from 1) in the data's own
-// names (data::SequenceDataset::user_name, item_name); `titles` ([n_items + 1], optional) adds the last column, tabs and line breaks as spaces.
+// names (data::SequenceDataset::user_name, item_name); `titles` ([n_items + 1], optional) adds the last column, tabs
+// and line breaks as spaces.
 void write_recommendations(std::ostream& out, const data::SequenceDataset& dataset, const std::vector<int64_t>& rows,
                            const std::vector<std::vector<ScoredItem>>& lists,
                            const std::vector<std::string>& titles = {});

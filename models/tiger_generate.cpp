@@ -142,7 +142,7 @@ RankingMetrics evaluate_tiger(TigerModel& model, const TigerCatalog& catalog, co
     const std::vector<semantic_id::BeamHit>& h = hits[i];
     auto found = std::find_if(h.begin(), h.end(),
                               [&](const semantic_id::BeamHit& hit) { return hit.item == examples[i].target; });
-    acc.add_rank(found != h.end() ? found - h.begin() : dataset.n_items - 1);
+    acc.add_rank(examples[i].row, found != h.end() ? found - h.begin() : dataset.n_items - 1);
   }
   return acc.result();
 }

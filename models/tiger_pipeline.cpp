@@ -82,10 +82,9 @@ std::string movie_map_for(const data::SequenceDataset& dataset, const std::strin
   return numbers_these_items ? beside.string() : "";
 }
 
-// Texts indexed by a pairs or sequences file's own item ids, indexed by the dataset's instead: the
-// same ids unless the reader renumbered them (--k-core). Other sources are indexed by dataset id.
+// Texts indexed by the data file's own item ids, indexed by the dataset's instead: the same ids
+// unless the reader renumbered them (source ids of MovieLens and RecBole files, a --k-core).
 std::vector<std::string> by_dataset_id(std::vector<std::string> by_file_id, const data::SequenceDataset& dataset) {
-  if (dataset.report.largest_file_item == 0) return by_file_id;
   std::vector<std::string> texts(static_cast<size_t>(dataset.n_items + 1));
   for (int64_t item = 1; item <= dataset.n_items; ++item) {
     const auto file_id = static_cast<size_t>(dataset.item_source_ids[item]);
@@ -94,10 +93,9 @@ std::vector<std::string> by_dataset_id(std::vector<std::string> by_file_id, cons
   return texts;
 }
 
-// How many items a side file indexed like the data file must cover.
-int64_t file_items(const data::SequenceDataset& dataset) {
-  return dataset.report.largest_file_item > 0 ? dataset.report.largest_file_item : dataset.n_items;
-}
+// The item ids a side file indexed like the data file may use: a dense file's largest id, or 0 (any:
+// a file of source ids may name items no kept user has).
+int64_t file_items(const data::SequenceDataset& dataset) { return dataset.report.largest_file_item; }
 
 ItemVectors text_vectors(const data::SequenceDataset& dataset, const ItemVectorOptions& options) {
   std::string source;
@@ -191,6 +189,8 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
     return o.texts;
   }
   if (!o.movies.empty()) {
+    MUONREC_CHECK(ds.item_tokens.empty(), "{}: --movies reads item ids as MovieIDs, and {} names its items by "
+                  "string tokens", who, ds.source);
     semantic_id::MovieTextOptions movie;
     movie.append_genres = o.movie_genres;
     const std::string map = movie_map_for(ds, o.movie_map);
@@ -219,8 +219,13 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
                   "{}: no item texts found for {} ({}_item_asin.txt and {}_item_titles.txt, as given or beside "
                   "the data file); give --item-text PREFIX or --movies FILE{}",
                   who, ds.source, prefix, prefix, other_choices);
-    texts = by_dataset_id(semantic_id::load_asin_item_texts(asin, titles, file_items(ds), &report), ds);
-    *source = fmt::format("{} + {}; {}", asin, titles, report.summary());
+    if (ds.item_tokens.empty()) {
+      texts = by_dataset_id(semantic_id::load_asin_item_texts(asin, titles, file_items(ds), &report), ds);
+      *source = fmt::format("{} + {}; {}", asin, titles, report.summary());
+    } else {  // the data names its items by ASIN: the titles join on them, the id file is not needed
+      texts = semantic_id::load_titles_by_asin(titles, ds.item_tokens, &report);
+      *source = fmt::format("{} by the data's item tokens; {}", titles, report.summary());
+    }
   }
   return texts;
 }
@@ -277,7 +282,6 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
   train.train.fixed_settings.insert({{"sid-levels", std::to_string(options.tokenizer.levels)},
                                      {"sid-codebook", std::to_string(options.tokenizer.codebook_size)},
                                      {"sid-iterations", std::to_string(options.tokenizer.iterations)},
-                                     {"sid-balanced", options.tokenizer.balanced ? "true" : "false"},
                                      {"sid-tokenizer", options.tokenizer_kind},
                                      {"sid-width", std::to_string(v.embedding.width)},
                                      {"cooc-window", std::to_string(v.cooccurrence.window)},
@@ -287,6 +291,8 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
                                      {"movie-map",
                                       v.movies.empty() ? "" : file_name(movie_map_for(dataset, v.movie_map))},
                                      {"item-vectors-from-checkpoint", file_name(v.checkpoint)}});
+  if (options.tokenizer_kind == "rq-kmeans")
+    train.train.fixed_settings.insert({"sid-balanced", options.tokenizer.balanced ? "true" : "false"});
   if (options.tokenizer_kind == "rq-vae") {
     const semantic_id::RqVaeOptions& q = options.rq_vae;
     train.train.fixed_settings.insert({{"rqvae-latent", std::to_string(q.latent)},

@@ -4,6 +4,8 @@
 // data (each run takes well under a second).
 #include <sys/wait.h>
 
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -298,6 +300,12 @@ TEST(Cli, TigerTrainsWithTheRqVaeTokenizer) {
   const CliRun info = run_cli("info --checkpoint " + checkpoint);
   ASSERT_EQ(info.exit_code, 0) << info.output;
   EXPECT_NE(info.output.find("semantic-ID tokenizer (rq-vae): "), std::string::npos) << info.output;
+  // The run records the RQ-VAE's settings, and not RQ-KMeans' balanced assignment, which it has none of.
+  const auto fixed = nlohmann::json::parse(muonrec::load_safetensors(checkpoint).metadata.at("fixed_settings"));
+  EXPECT_EQ(fixed.at("sid-tokenizer"), "rq-vae");
+  EXPECT_EQ(fixed.at("rqvae-epochs"), "3");
+  EXPECT_EQ(fixed.at("rqvae-hidden"), "16");
+  EXPECT_FALSE(fixed.contains("sid-balanced")) << fixed.dump();
   const CliRun eval = run_cli("eval " + kData + " --device cpu --checkpoint " + checkpoint);
   ASSERT_EQ(eval.exit_code, 0) << eval.output;
 
@@ -329,6 +337,43 @@ TEST(Cli, CompareSetsRunsSideBySide) {
       << compare.output;
   expect_refused("compare " + dir.path("adamw.jsonl") + " --metric ndcg11",
                  "no validation records with the metric 'ndcg11'");
+}
+
+// Per-user ranks from eval and baseline, compared user by user; a RecBole file's string tokens name
+// the users in the files (and the data line says they are strings).
+TEST(Cli, CompareRanksPairsUsers) {
+  muonrec::testkit::TempDir dir;
+  std::string inter = "user_id:token\titem_id:token\ttimestamp:float\n";
+  for (int u = 0; u < 40; ++u)
+    for (int t = 0; t < 8; ++t)
+      inter += fmt::format("U{:02d}\tB{:03d}\t{}\n", u, (u * 7 + t * 3) % 30, t);
+  const std::string data = "--data " + dir.write("shop.inter", inter);
+  const std::string checkpoint = dir.path("model.safetensors");
+  const CliRun train = run_cli("train " + data + " --d 16 --epochs 3 --device cpu --checkpoint " + checkpoint);
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  EXPECT_NE(train.output.find("user_id and item_id tokens are strings, numbered in sorted order"), std::string::npos)
+      << train.output;
+  const CliRun eval = run_cli("eval " + data + " --device cpu --checkpoint " + checkpoint + " --ranks " +
+                              dir.path("model.tsv"));
+  ASSERT_EQ(eval.exit_code, 0) << eval.output;
+  const CliRun baseline = run_cli("baseline " + data + " --ranks " + dir.path("popular.tsv"));
+  ASSERT_EQ(baseline.exit_code, 0) << baseline.output;
+  std::ifstream ranks(dir.path("model.tsv"));
+  std::string header, first;
+  std::getline(ranks, header);
+  std::getline(ranks, first);
+  EXPECT_EQ(header, "user\tposition");
+  EXPECT_EQ(first.substr(0, 4), "U00\t") << first;
+
+  const CliRun compare = run_cli("compare --ranks " + dir.path("popular.tsv") + " " + dir.path("model.tsv") +
+                                 " --metric hr10 --resamples 500");
+  ASSERT_EQ(compare.exit_code, 0) << compare.output;
+  EXPECT_NE(compare.output.find("hr10 over the same 40 users"), std::string::npos) << compare.output;
+  EXPECT_NE(compare.output.find("sign-flip test p = "), std::string::npos) << compare.output;
+  EXPECT_NE(compare.output.find("(500 resamples)"), std::string::npos) << compare.output;
+  expect_refused("compare --ranks " + dir.path("model.tsv"), "compare --ranks: give two ranks files (a, b), got 1");
+  expect_refused("compare " + dir.path("model.tsv") + " --resamples 5", "--resamples requires --ranks",
+                 /*flag_error=*/true);
 }
 
 // Bad input ends with exit code 1 (CLI11's own codes for flag errors) and one line that says what

@@ -4,6 +4,7 @@
 // from_codebooks).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <sstream>
@@ -172,6 +173,38 @@ TEST(RqVae, TrainsOnTheGpuLikeOnTheCpu) {
   EXPECT_LT(gpu.reconstruction, 1.5 * cpu.reconstruction);
 }
 
+// A restarted entry is an item's residual at its level, where the levels before it count their own
+// restarted entries: level 0's entry 1 restarts at one of the points, and level 1's unused entries
+// at what is left of an item after the level-0 entry it now takes.
+TEST(RqVae, RestartedEntriesAreResidualsOfTheirLevel) {
+  const int64_t latent = 2, n = 3;
+  // Before the restart every point is nearest level-0 entry 0; after it, every point is nearest the
+  // restarted entry 1 (one of them), so the level-1 residuals change with it.
+  const std::vector<float> z = {10, 0, 10, 1, 11, 0};
+  std::vector<std::vector<float>> codebooks = {{-20, -20, 100, 100}, {0, 0, 40, 40}};
+  const std::vector<std::vector<bool>> used = {{true, false}, {true, false}};
+  PhiloxGenerator gen(3);
+  EXPECT_EQ(restart_unused_entries(codebooks, 2, z, n, latent, used, gen), 2);
+  EXPECT_EQ(codebooks[0][0], -20.0f);  // used entries stay
+  EXPECT_EQ(codebooks[0][1], -20.0f);
+  const std::vector<float> e = {codebooks[0][2], codebooks[0][3]};
+  int64_t source = -1;
+  for (int64_t i = 0; i < n; ++i)
+    if (z[i * latent] == e[0] && z[i * latent + 1] == e[1]) source = i;
+  ASSERT_GE(source, 0) << "level-0 entry 1 is no point: " << e[0] << ", " << e[1];
+  // Level 1: some item's z minus its nearest level-0 entry after the restart.
+  std::vector<std::vector<float>> level1_residuals;
+  for (int64_t i = 0; i < n; ++i) {
+    const std::vector<int64_t> code = residual_quantize(z.data() + i * latent, 1, latent, {codebooks[0]}, 2);
+    level1_residuals.push_back(
+        {z[i * latent] - codebooks[0][code[0] * latent], z[i * latent + 1] - codebooks[0][code[0] * latent + 1]});
+  }
+  const std::vector<float> restarted = {codebooks[1][2], codebooks[1][3]};
+  EXPECT_NE(std::find(level1_residuals.begin(), level1_residuals.end(), restarted), level1_residuals.end())
+      << restarted[0] << ", " << restarted[1];
+  EXPECT_EQ(codebooks[1][0], 0.0f);
+}
+
 TEST(RqKMeans, ResidualQuantizeIsEncode) {
   const int64_t n = 120, dim = 6;
   const std::vector<float> x = clustered_data(n, dim, 9);
@@ -214,8 +247,10 @@ TEST(RqKMeans, FromCodebooksAppendsDisambiguationAndChecks) {
   EXPECT_EQ(rq.vocab_sizes(), (std::vector<int64_t>{3, 3, 2}));
   EXPECT_EQ(rq.report().colliding_items, 2);
   EXPECT_EQ(rq.report().unique_prefixes, 2);
-  expect_error([&] { RqKMeans::from_codebooks(o, 2, {codebooks[0]}, codes, "x"); }, {"1 codebooks of width 2 for 2 levels"});
-  expect_error([&] { RqKMeans::from_codebooks(o, 3, codebooks, codes, "x"); }, {"a codebook of 6 values, expected 3 x 3"});
+  expect_error([&] { RqKMeans::from_codebooks(o, 2, {codebooks[0]}, codes, "x"); },
+               {"1 codebooks of width 2 for 2 levels"});
+  expect_error([&] { RqKMeans::from_codebooks(o, 3, codebooks, codes, "x"); },
+               {"a codebook of 6 values, expected 3 x 3"});
   expect_error([&] { RqKMeans::from_codebooks(o, 2, codebooks, {0, 0, 1, 3}, "x"); },
                {"item 1 level 1 code 3 outside [0, 3)"});
 }

@@ -911,6 +911,34 @@ TEST(TigerPipeline, MoviesOfADenseFileAreReadThroughTheMapBesideIt) {
   EXPECT_EQ(titles(core), (Titles{"", "Toy Story (1995)", "Jumanji (1995)", "Grumpier Old Men (1995)"}));
 }
 
+// Beauty-style titles for RecBole files: string item tokens (ASINs) join the titles file on the
+// token; integer tokens are the side file's ids, mapped to the renumbered dataset ids; --movies reads
+// no string tokens.
+TEST(TigerPipeline, TitlesOfRecBoleItemsFollowTheirTokens) {
+  TempDir dir;
+  dir.write("shop_item_asin.txt", "3 B003\n1 B001\n2 B002\n7 B007\n");
+  dir.write("shop_item_titles.txt", "B001 red soap\nB002 blue brush\nB003 green towel\nB007 old comb\n");
+  const std::string header = "user_id:token\titem_id:token\ttimestamp:float\n";
+  const data::SequenceDataset named = data::read_dataset(dir.write(
+      "shop.inter", header + "u1\tB003\t1\nu1\tB001\t2\nu1\tB009\t3\nu2\tB001\t1\nu2\tB003\t2\nu2\tB009\t3\n"));
+  ItemVectorOptions o;
+  std::string source;
+  using Titles = std::vector<std::string>;
+  ASSERT_EQ(named.item_tokens, (Titles{"", "B001", "B003", "B009"}));
+  EXPECT_EQ(load_item_texts(named, o, &source, "test"), (Titles{"", "red soap", "green towel", ""}));
+  EXPECT_NE(source.find("by the data's item tokens"), std::string::npos) << source;
+
+  const data::SequenceDataset numbered = data::read_dataset(
+      dir.write("shop2.inter", header + "1\t3\t1\n1\t7\t2\n1\t2\t3\n2\t7\t1\n2\t3\t2\n2\t2\t3\n"));
+  ASSERT_EQ(numbered.item_source_ids, (std::vector<int64_t>{0, 2, 3, 7}));
+  o.item_text = dir.path("shop");
+  EXPECT_EQ(load_item_texts(numbered, o, &source, "test"), (Titles{"", "blue brush", "green towel", "old comb"}));
+
+  o.movies = dir.write("movies.dat", "1::Toy Story (1995)::Animation\n");
+  testkit::expect_error([&] { load_item_texts(named, o, &source, "test"); },
+                        {"--movies reads item ids as MovieIDs", "names its items by string tokens"});
+}
+
 TEST(TigerPipeline, CooccurrenceAndSideBySideVectors) {
   // Users 0 and 1 hold out their last two events (validation, test): item 5 appears only there, so
   // the co-occurrence vectors must not have seen it (a random vector, counted as without pairs).

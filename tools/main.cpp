@@ -14,6 +14,7 @@
 #include "engine/precision.h"
 #include "engine/version.h"
 #include "models/checkpoint_info.h"
+#include "models/rank_comparison.h"
 #include "models/run_compare.h"
 #include "models/trainer.h"
 #include "models/training_position.h"
@@ -82,7 +83,8 @@ struct DataArgs {
     }
     log << fmt::format("data: {}: {} users, {} items, {} events{}\n", ds.source, ds.num_users(), ds.n_items,
                        ds.num_events(), ds.has_timestamps() ? ", with timestamps" : "");
-    if (ds.report.users_dropped_short > 0 || preprocessing.any() || ds.report.unused_item_ids > 0)
+    if (ds.report.users_dropped_short > 0 || preprocessing.any() || ds.report.unused_item_ids > 0 ||
+        !ds.report.string_tokens.empty())
       log << "data: " << ds.report.summary() << "\n";
     return ds;
   }
@@ -186,14 +188,15 @@ int run_train(const DataArgs& data_args, ModelConfig config, TrainOptions option
 // batch_given: --batch was on the command line (TIGER then decodes that many users together; its
 // default is its own).
 int run_eval(const DataArgs& data_args, const std::string& checkpoint, const std::string& device_arg,
-             const std::string& split_name, EvalOptions eval, int64_t beam_width, bool batch_given) {
+             const std::string& split_name, EvalOptions eval, int64_t beam_width, bool batch_given,
+             const std::string& ranks_path) {
   MUONREC_CHECK(eval.batch_size > 0, "eval: --batch must be positive, got {}", eval.batch_size);
   data::EvalSplit tiger_split = split_name == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
   // Standard output carries the metrics alone (a summary line, then JSON); the data lines go to
   // standard error.
   if (is_tiger_checkpoint(load_safetensors(checkpoint)))
     return run_eval_tiger(checkpoint, data_args.load(std::cerr), tiger_split, eval, beam_width,
-                          batch_given ? eval.batch_size : 0, parse_device(device_arg));
+                          batch_given ? eval.batch_size : 0, parse_device(device_arg), ranks_path);
   MUONREC_CHECK(beam_width == 0, "eval: --beam applies to tiger checkpoints only ({} is not one)", checkpoint);
   SafetensorsFile file;
   auto model = load_model_checkpoint(checkpoint, parse_device(device_arg), &file);
@@ -204,6 +207,7 @@ int run_eval(const DataArgs& data_args, const std::string& checkpoint, const std
   RankingMetrics m = evaluate_model(*model, dataset, split, eval);
   std::cout << fmt::format("{} ({}): {}\n", split_name, checkpoint, m.summary());
   std::cout << m.to_json() << "\n";
+  if (!ranks_path.empty()) write_user_ranks(ranks_path, dataset, m);
   return 0;
 }
 
@@ -353,6 +357,10 @@ int main(int argc, char** argv) {
   baseline_cmd->add_option("--split", split, "test or valid")->check(CLI::IsMember({"test", "valid"}))
       ->capture_default_str();
   const SeenFilterFlags baseline_seen_filter(baseline_cmd, no_filter_seen, eval.filter_seen_last);
+  std::string ranks_path;
+  const std::string ranks_help =
+      "write each user's position of the target (1: first) to this TSV, for 'muonrec compare --ranks'";
+  for (CLI::App* cmd : {eval_cmd, baseline_cmd}) cmd->add_option("--ranks", ranks_path, ranks_help);
 
   // `eval --config F` (and the others') reaches the app, which then says --config is train's.
   for (CLI::App* cmd : {eval_cmd, recommend_cmd, baseline_cmd}) cmd->fallthrough();
@@ -367,7 +375,9 @@ int main(int argc, char** argv) {
                  "optimizer steps each needed to reach a common validation target");
   std::vector<std::string> compare_files;
   CompareOptions compare;
-  compare_cmd->add_option("files", compare_files, "metrics files written by 'muonrec train --metrics'")->required();
+  compare_cmd->add_option("files", compare_files,
+                          "metrics files written by 'muonrec train --metrics' (with --ranks: two ranks files)")
+      ->required();
   compare_cmd->add_option("--metric", compare.metric, "validation metric: ndcg10, hr10, mrr, hr1, ndcg50, ...")
       ->capture_default_str();
   compare_cmd->add_option("--target", compare.target,
@@ -376,6 +386,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   bool compare_markdown = false;
   compare_cmd->add_flag("--markdown", compare_markdown, "print a Markdown table");
+  bool compare_ranks = false;
+  int64_t compare_resamples = 10000;
+  CLI::Option* ranks_flag = compare_cmd->add_flag(
+      "--ranks", compare_ranks,
+      "the two files are per-user ranks ('eval --ranks' or 'baseline --ranks' of the same users): compare the "
+      "--metric user by user, with a paired bootstrap interval and a sign-flip test");
+  compare_cmd->add_option("--resamples", compare_resamples, "with --ranks: draws for the interval and the test")
+      ->needs(ranks_flag)
+      ->check(kPositive)
+      ->capture_default_str();
 
   // CLI11's own words for two common slips say neither what was wrong nor what would be right.
   app.failure_message([](const CLI::App* failed, const CLI::Error& e) {
@@ -440,7 +460,7 @@ int main(int argc, char** argv) {
     if (*eval_cmd) {
       eval_seen_filter.resolve(typed);
       eval.filter_seen = !no_filter_seen;
-      return run_eval(data_args, checkpoint, device, split, eval, eval_beam, eval_batch->count() > 0);
+      return run_eval(data_args, checkpoint, device, split, eval, eval_beam, eval_batch->count() > 0, ranks_path);
     }
     if (*recommend_cmd) return run_recommend(recommend_args, data_args.load(std::cerr), parse_device(device));
     if (*baseline_cmd) {
@@ -448,10 +468,20 @@ int main(int argc, char** argv) {
       eval.filter_seen = !no_filter_seen;  // eval's options: the baseline reads its filtering
       data::SequenceDataset ds = data_args.load(std::cerr);
       auto s = split == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
-      std::cout << fmt::format("most-popular ({}): {}\n", split, evaluate_popularity(ds, s, eval).summary());
+      const RankingMetrics popularity = evaluate_popularity(ds, s, eval);
+      std::cout << fmt::format("most-popular ({}): {}\n", split, popularity.summary());
+      if (!ranks_path.empty()) write_user_ranks(ranks_path, ds, popularity);
       return 0;
     }
     if (*compare_cmd) {
+      if (compare_ranks) {
+        MUONREC_CHECK(compare_files.size() == 2, "compare --ranks: give two ranks files (a, b), got {}",
+                      compare_files.size());
+        const UserRanks a = read_user_ranks(compare_files[0]), b = read_user_ranks(compare_files[1]);
+        std::cout << compare_user_ranks(a, b, compare.metric, compare_resamples)
+                         .format(compare_files[0], compare_files[1]);
+        return 0;
+      }
       std::vector<RunHistory> runs;
       for (const std::string& file : compare_files)
         for (RunHistory& run : read_run_histories(file)) runs.push_back(std::move(run));

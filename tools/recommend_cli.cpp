@@ -43,7 +43,8 @@ std::vector<std::vector<ScoredItem>> recommend_from(const std::string& checkpoin
 void RecommendCliArgs::add_to(CLI::App* cmd) {
   cmd->add_option("--checkpoint", checkpoint, "checkpoint written by 'muonrec train --checkpoint' (any model)")
       ->required();
-  cmd->add_option("--user", users, "user as the data file names it, id or RecBole token (repeat for several; default: every user)");
+  cmd->add_option("--user", users,
+                  "user as the data file names it, id or RecBole token (repeat for several; default: every user)");
   cmd->add_option("--k", options.k, "items per user")->check(kPositive)->capture_default_str();
   cmd->add_flag("--include-seen{false}", options.filter_seen, "keep items the user already has as candidates");
   cmd->add_option("--beam", beam_width, "tiger: beam width, at least k (0: the trained width, at least k)")

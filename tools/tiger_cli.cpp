@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "engine/error.h"
+#include "models/rank_comparison.h"
 #include "models/training_position.h"
 
 namespace muonrec {
@@ -69,8 +70,12 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
       cmd->add_option("--rqvae-epochs", vae.epochs, "tiger, rq-vae: training epochs over the items")
           ->check(kNotNegative)
           ->capture_default_str(),
-      cmd->add_option("--rqvae-batch", vae.batch, "tiger, rq-vae: items a step")->check(kPositive)->capture_default_str(),
-      cmd->add_option("--rqvae-lr", vae.lr, "tiger, rq-vae: AdamW learning rate")->check(kPositive)->capture_default_str(),
+      cmd->add_option("--rqvae-batch", vae.batch, "tiger, rq-vae: items a step")
+          ->check(kPositive)
+          ->capture_default_str(),
+      cmd->add_option("--rqvae-lr", vae.lr, "tiger, rq-vae: AdamW learning rate")
+          ->check(kPositive)
+          ->capture_default_str(),
       cmd->add_option("--rqvae-beta", vae.beta, "tiger, rq-vae: commitment weight")
           ->check(kNotNegative)
           ->capture_default_str(),
@@ -196,7 +201,8 @@ int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& mod
 }
 
 int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& dataset, data::EvalSplit split,
-                   const EvalOptions& eval, int64_t beam_width, int64_t users_per_chunk, Device device) {
+                   const EvalOptions& eval, int64_t beam_width, int64_t users_per_chunk, Device device,
+                   const std::string& ranks_path) {
   MUONREC_CHECK(beam_width >= 0, "eval: --beam {} is negative", beam_width);
   SafetensorsFile file = load_safetensors(checkpoint);
   check_item_numbering(file, dataset);
@@ -212,6 +218,7 @@ int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& d
   std::cout << fmt::format("{} ({}, tiger, beam {}): {}\n", data::split_name(split), checkpoint,
                            o.generate.beam_width, m.summary());
   std::cout << m.to_json() << "\n";
+  if (!ranks_path.empty()) write_user_ranks(ranks_path, dataset, m);
   return 0;
 }
 

@@ -126,34 +126,57 @@ std::vector<int64_t> read_item_id_map(const std::string& map_path, int64_t n_ite
   return map;
 }
 
+namespace {
+
+// ASIN -> title of a Beauty-style titles file. The title is everything after the first run of
+// whitespace (possibly empty).
+std::unordered_map<std::string, std::string> read_asin_titles(const std::string& asin_titles_path) {
+  std::unordered_map<std::string, std::string> titles;
+  std::unordered_map<std::string, size_t> title_line;
+  std::vector<std::string> lines = read_lines(asin_titles_path, "ASIN titles");
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const std::string& s = lines[i];
+    if (is_blank(s)) continue;
+    size_t a = s.find_first_not_of(" \t");
+    size_t b = s.find_first_of(" \t", a);
+    std::string asin = s.substr(a, b == std::string::npos ? std::string::npos : b - a);
+    std::string title;
+    if (b != std::string::npos) {
+      size_t t = s.find_first_not_of(" \t", b);
+      if (t != std::string::npos) {
+        size_t e = s.find_last_not_of(" \t");
+        title = s.substr(t, e - t + 1);
+      }
+    }
+    auto [it, inserted] = titles.emplace(asin, std::move(title));
+    MUONREC_CHECK(inserted, "{}:{}: ASIN '{}' already has a title on line {}", asin_titles_path, i + 1, asin,
+                  title_line[asin]);
+    title_line[asin] = i + 1;
+  }
+  return titles;
+}
+
+}  // namespace
+
+std::vector<std::string> load_titles_by_asin(const std::string& asin_titles_path,
+                                             const std::vector<std::string>& item_asins, ItemTextReport* report) {
+  const std::unordered_map<std::string, std::string> titles = read_asin_titles(asin_titles_path);
+  std::vector<std::string> texts(item_asins.size());
+  int64_t used = 0;
+  for (size_t item = 1; item < item_asins.size(); ++item) {
+    auto it = titles.find(item_asins[item]);
+    if (it == titles.end()) continue;
+    texts[item] = it->second;
+    ++used;
+  }
+  fill_report(texts, static_cast<int64_t>(titles.size()) - used, report);
+  return texts;
+}
+
 std::vector<std::string> load_asin_item_texts(const std::string& item_asin_path, const std::string& asin_titles_path,
                                               int64_t n_items, ItemTextReport* report) {
   MUONREC_CHECK(n_items >= 0, "load_asin_item_texts: n_items must be >= 0, got {}", n_items);
-  // ASIN -> title. The title is everything after the first run of whitespace (possibly empty).
-  std::unordered_map<std::string, std::string> titles;
-  std::unordered_map<std::string, size_t> title_line;
-  {
-    std::vector<std::string> lines = read_lines(asin_titles_path, "ASIN titles");
-    for (size_t i = 0; i < lines.size(); ++i) {
-      const std::string& s = lines[i];
-      if (is_blank(s)) continue;
-      size_t a = s.find_first_not_of(" \t");
-      size_t b = s.find_first_of(" \t", a);
-      std::string asin = s.substr(a, b == std::string::npos ? std::string::npos : b - a);
-      std::string title;
-      if (b != std::string::npos) {
-        size_t t = s.find_first_not_of(" \t", b);
-        if (t != std::string::npos) {
-          size_t e = s.find_last_not_of(" \t");
-          title = s.substr(t, e - t + 1);
-        }
-      }
-      auto [it, inserted] = titles.emplace(asin, std::move(title));
-      MUONREC_CHECK(inserted, "{}:{}: ASIN '{}' already has a title on line {}", asin_titles_path, i + 1, asin,
-                    title_line[asin]);
-      title_line[asin] = i + 1;
-    }
-  }
+  const std::unordered_map<std::string, std::string> titles = read_asin_titles(asin_titles_path);
   // item id -> ASIN.
   std::vector<std::string> lines = read_lines(item_asin_path, "item ASIN");
   std::vector<std::pair<int64_t, std::string>> rows;

@@ -29,6 +29,12 @@ struct ItemTextReport {
 std::vector<std::string> load_asin_item_texts(const std::string& item_asin_path, const std::string& asin_titles_path,
                                               int64_t n_items = 0, ItemTextReport* report = nullptr);
 
+// Titles of items named by their ASINs (a RecBole file's string item tokens): item_asins
+// [n_items + 1] (index 0 unused) -> texts of the same size, "" where the titles file has none.
+std::vector<std::string> load_titles_by_asin(const std::string& asin_titles_path,
+                                             const std::vector<std::string>& item_asins,
+                                             ItemTextReport* report = nullptr);
+
 struct MovieTextOptions {
   // Append the genres as words after the title ("Toy Story (1995) Animation Children's Comedy"), so
   // the tokenizer sees them like any other word. The year stays in the title as a token.

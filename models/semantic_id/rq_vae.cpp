@@ -84,31 +84,15 @@ class RqVae {
       codebooks_[l].copy_from(Tensor::from_f32(kmeans.codebook(l), {options_.codebook_size, options_.latent}));
   }
 
-  // Codebook entries no item took in the epoch (used[level][code] false) restart as the level-l
-  // residuals of items drawn at random, so every entry is near some latent again (the encoder moves
-  // faster than an unused entry, which no gradient reaches). Returns how many restarted.
+  // Restarts the entries no item took in the epoch (restart_unused_entries); returns how many.
   int64_t restart_unused(const std::vector<float>& z, int64_t n, const std::vector<std::vector<bool>>& used,
                          PhiloxGenerator& gen) {
-    const int64_t latent = options_.latent;
     std::vector<std::vector<float>> tables = codebooks();
-    const std::vector<int64_t> codes = residual_quantize(z.data(), n, latent, tables, options_.codebook_size);
-    std::vector<float> residual = z;
-    int64_t restarted = 0;
-    for (int64_t l = 0; l < options_.levels; ++l) {
-      bool changed = false;
-      for (int64_t c = 0; c < options_.codebook_size; ++c) {
-        if (used[l][c]) continue;
-        const int64_t item = static_cast<int64_t>(gen.uniform_u64() % static_cast<uint64_t>(n));
-        std::copy_n(residual.begin() + item * latent, latent, tables[l].begin() + c * latent);
-        changed = true;
-        ++restarted;
-      }
-      if (changed) codebooks_[l].copy_from(Tensor::from_f32(tables[l], {options_.codebook_size, latent}));
-      for (int64_t i = 0; i < n; ++i) {  // the residuals of the next level, by this level's codes
-        const float* entry = tables[l].data() + codes[i * options_.levels + l] * latent;
-        for (int64_t j = 0; j < latent; ++j) residual[i * latent + j] -= entry[j];
-      }
-    }
+    const int64_t restarted =
+        restart_unused_entries(tables, options_.codebook_size, z, n, options_.latent, used, gen);
+    if (restarted > 0)
+      for (int64_t l = 0; l < options_.levels; ++l)
+        codebooks_[l].copy_from(Tensor::from_f32(tables[l], {options_.codebook_size, options_.latent}));
     return restarted;
   }
 
@@ -193,6 +177,29 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 }  // namespace
+
+int64_t restart_unused_entries(std::vector<std::vector<float>>& codebooks, int64_t codebook_size,
+                               const std::vector<float>& z, int64_t n, int64_t latent,
+                               const std::vector<std::vector<bool>>& used, PhiloxGenerator& gen) {
+  MUONREC_CHECK(n >= 1 && static_cast<int64_t>(z.size()) == n * latent && used.size() == codebooks.size(),
+                "restart_unused_entries: {} latents of width {} for {} items, {} levels of use for {} codebooks",
+                z.size(), latent, n, used.size(), codebooks.size());
+  std::vector<float> residual = z;
+  int64_t restarted = 0;
+  for (size_t l = 0; l < codebooks.size(); ++l) {
+    std::vector<float>& table = codebooks[l];
+    for (int64_t c = 0; c < codebook_size; ++c) {
+      if (used[l][c]) continue;
+      const int64_t item = static_cast<int64_t>(gen.uniform_u64() % static_cast<uint64_t>(n));
+      std::copy_n(residual.begin() + item * latent, latent, table.begin() + c * latent);
+      ++restarted;
+    }
+    const std::vector<int64_t> codes = residual_quantize(residual.data(), n, latent, {table}, codebook_size);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < latent; ++j) residual[i * latent + j] -= table[codes[i] * latent + j];
+  }
+  return restarted;
+}
 
 void RqVaeOptions::check() const {
   MUONREC_CHECK(latent >= 1, "rq-vae: latent width must be >= 1, got {}", latent);
@@ -293,7 +300,8 @@ RqKMeans fit_rq_vae(const float* vectors, int64_t n_rows, int64_t dim, const RqV
       reconstruction_sum += reconstruction.item() * count;
       ++r.steps;
     }
-    restarted += model.restart_unused(model.encode(x, n, dim), n, used, restart_gen);
+    // Not after the last epoch: the final codes use only entries the decoder was trained with.
+    if (epoch < options.epochs) restarted += model.restart_unused(model.encode(x, n, dim), n, used, restart_gen);
     if (progress && (epoch % report_every == 0 || epoch == options.epochs)) {
       std::string codes_used;
       for (const std::vector<bool>& level : used)

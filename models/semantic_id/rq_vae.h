@@ -8,6 +8,8 @@
 // over features and averaged over items, with AdamW. The codebooks start as RQ-KMeans of the initial
 // latents (the paper's k-means initialisation, against codebooks that collapse to a few entries).
 //
+// Entries no item took in an epoch restart at random items' residuals (restart_unused_entries), except
+// after the last epoch, so the final codes use only entries the decoder was trained with.
 // The inputs are scaled by one factor so that their mean squared feature is 1 (the MLP's initial
 // weights assume unit-scale inputs; TF-IDF and co-occurrence rows are unit vectors, features ~1/sqrt(dim)).
 // After training, every item's codes are the residual codes of its trained latent; the result is an
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "engine/device.h"
+#include "engine/rng.h"
 #include "models/semantic_id/rq_kmeans.h"
 
 namespace muonrec::semantic_id {
@@ -53,5 +56,14 @@ struct RqVaeReport {
 // and writes a progress line about every tenth of the epochs to `progress` (when not null).
 RqKMeans fit_rq_vae(const float* vectors, int64_t n_rows, int64_t dim, const RqVaeOptions& options, Device device,
                     std::ostream* progress, RqVaeReport* report = nullptr);
+
+// Codebook entries no item took in an epoch (used[level][code] false) restart as the residuals of
+// items drawn at random from `gen`, so every entry is near some latent again (the encoder moves
+// faster than an unused entry, which no gradient reaches). Level by level: a level's residuals are
+// z minus the nearest entries of the levels before it, restarted ones included. codebooks:
+// [levels][codebook_size * latent], changed in place; z: [n, latent]. Returns how many restarted.
+int64_t restart_unused_entries(std::vector<std::vector<float>>& codebooks, int64_t codebook_size,
+                               const std::vector<float>& z, int64_t n, int64_t latent,
+                               const std::vector<std::vector<bool>>& used, PhiloxGenerator& gen);
 
 }  // namespace muonrec::semantic_id

@@ -1,0 +1,153 @@
+#include "models/rank_comparison.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <random>
+#include <unordered_map>
+
+#include "data/text_fields.h"
+#include "engine/error.h"
+
+namespace muonrec {
+namespace {
+
+constexpr std::string_view kHeader = "user\tposition";
+
+// The q-quantile of sorted values (linear interpolation between neighbours).
+double quantile(const std::vector<double>& sorted, double q) {
+  const double at = q * static_cast<double>(sorted.size() - 1);
+  const size_t below = static_cast<size_t>(std::floor(at));
+  const size_t above = std::min(below + 1, sorted.size() - 1);
+  return sorted[below] + (at - static_cast<double>(below)) * (sorted[above] - sorted[below]);
+}
+
+}  // namespace
+
+void write_user_ranks(const std::string& path, const data::SequenceDataset& dataset, const RankingMetrics& metrics) {
+  std::ofstream out(path);
+  MUONREC_CHECK(out.good(), "cannot write the ranks file {}", path);
+  out << kHeader << "\n";
+  for (const UserRank& r : metrics.ranks) out << dataset.user_name(r.row) << "\t" << r.rank + 1 << "\n";
+  out.close();
+  MUONREC_CHECK(!out.fail(), "writing the ranks file {} failed", path);
+}
+
+UserRanks read_user_ranks(const std::string& path) {
+  const std::string text = data::read_whole_file(path);
+  data::LineCursor cursor(text);
+  std::string_view line;
+  int64_t number = 0;
+  std::vector<std::string_view> fields;
+  UserRanks out;
+  out.source = path;
+  std::unordered_map<std::string, int64_t> line_of_user;
+  bool header_seen = false;
+  while (cursor.next(line, number)) {
+    if (line.empty()) continue;
+    const data::Where where{path, number};
+    if (!header_seen) {
+      if (line != kHeader)
+        where.fail(fmt::format("expected the header 'user<TAB>position' of a 'muonrec eval --ranks' file, got {}",
+                               data::quoted(line)));
+      header_seen = true;
+      continue;
+    }
+    data::split_on(line, "\t", fields);
+    if (fields.size() != 2 || fields[0].empty())
+      where.fail(fmt::format("expected 'user<TAB>position', got {}", data::quoted(line)));
+    const int64_t position = data::parse_int(fields[1], "position", where);
+    if (position < 1) where.fail(fmt::format("position {} is below 1", position));
+    const auto [previous, inserted] = line_of_user.emplace(std::string(fields[0]), number);
+    if (!inserted) where.fail(fmt::format("user {} is given twice (first on line {})", fields[0], previous->second));
+    out.users.emplace_back(fields[0]);
+    out.ranks.push_back(position - 1);
+  }
+  MUONREC_CHECK(!out.users.empty(), "{}: no user ranks ({})", path,
+                header_seen ? "only the header" : "the file is empty");
+  return out;
+}
+
+PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, const std::string& metric,
+                                    int64_t resamples, uint64_t seed) {
+  MUONREC_CHECK(resamples >= 1, "compare: resamples must be >= 1, got {}", resamples);
+  user_metric(metric, 0);  // an unknown metric fails here, naming the valid ones
+  std::unordered_map<std::string_view, size_t> index_in_b;
+  for (size_t i = 0; i < b.users.size(); ++i) index_in_b.emplace(b.users[i], i);
+  for (const std::string& user : a.users)
+    MUONREC_CHECK(index_in_b.count(user), "compare: user {} is in {} but not in {} (not the same users: other data or "
+                  "another --test-users sample?)", user, a.source, b.source);
+  if (a.users.size() != b.users.size()) {
+    std::unordered_map<std::string_view, size_t> in_a;
+    for (size_t i = 0; i < a.users.size(); ++i) in_a.emplace(a.users[i], i);
+    for (const std::string& user : b.users)
+      MUONREC_CHECK(in_a.count(user), "compare: user {} is in {} but not in {} (not the same users: other data or "
+                    "another --test-users sample?)", user, b.source, a.source);
+  }
+
+  PairedComparison c;
+  c.metric = metric;
+  c.users = static_cast<int64_t>(a.users.size());
+  c.resamples = resamples;
+  std::vector<double> difference(a.users.size());
+  for (size_t i = 0; i < a.users.size(); ++i) {
+    const double value_a = user_metric(metric, a.ranks[i]);
+    const double value_b = user_metric(metric, b.ranks[index_in_b.at(a.users[i])]);
+    c.mean_a += value_a;
+    c.mean_b += value_b;
+    difference[i] = value_b - value_a;
+    c.b_higher += value_b > value_a;
+    c.a_higher += value_a > value_b;
+  }
+  const double n = static_cast<double>(c.users);
+  c.mean_a /= n;
+  c.mean_b /= n;
+  c.ties = c.users - c.b_higher - c.a_higher;
+  const double observed = c.mean_b - c.mean_a;
+
+  // std::mt19937_64's output is fixed by the standard: the same seed gives the same interval and
+  // p-value everywhere. Indices by modulo: the bias is below n / 2^64.
+  std::mt19937_64 gen(seed);
+  std::vector<double> means(static_cast<size_t>(resamples));
+  for (double& mean : means) {
+    double sum = 0.0;
+    for (size_t i = 0; i < difference.size(); ++i) sum += difference[gen() % difference.size()];
+    mean = sum / n;
+  }
+  std::sort(means.begin(), means.end());
+  c.ci_low = quantile(means, 0.025);
+  c.ci_high = quantile(means, 0.975);
+  // Under "no difference" each user's difference is as likely negated: how often do random signs
+  // give a mean at least as far from zero as the observed one? (+1 on both sides: the observed
+  // assignment is one of the possible ones, so p is never 0.)
+  int64_t as_extreme = 0;
+  for (int64_t r = 0; r < resamples; ++r) {
+    double sum = 0.0;
+    uint64_t bits = 0;
+    for (size_t i = 0; i < difference.size(); ++i) {
+      if (i % 64 == 0) bits = gen();
+      sum += (bits >> (i % 64)) & 1 ? difference[i] : -difference[i];
+    }
+    as_extreme += std::fabs(sum / n) >= std::fabs(observed) - 1e-15;
+  }
+  c.p_value = static_cast<double>(as_extreme + 1) / static_cast<double>(resamples + 1);
+  return c;
+}
+
+std::string PairedComparison::format(const std::string& name_a, const std::string& name_b) const {
+  const double difference = mean_b - mean_a;
+  const std::string relative =
+      mean_a > 0 ? fmt::format(" ({:+.1f}%)", 100.0 * difference / mean_a) : std::string();
+  return fmt::format("{} over the same {} users\n"
+                     "  a: {:.4f}  {}\n"
+                     "  b: {:.4f}  {}\n"
+                     "  b - a: {:+.4f}{}, 95% paired bootstrap interval [{:+.4f}, {:+.4f}]; "
+                     "sign-flip test p = {:.4g} ({} resamples)\n"
+                     "  users higher under b: {}, under a: {}, equal: {}\n",
+                     metric, users, mean_a, name_a, mean_b, name_b, difference, relative, ci_low, ci_high, p_value,
+                     resamples, b_higher, a_higher, ties);
+}
+
+}  // namespace muonrec

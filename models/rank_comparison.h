@@ -1,0 +1,46 @@
+// Two evaluations compared user by user. A metric's mean over 22,000 users moves by a few percent
+// from seed to seed; whether one model (or optimizer) really ranks better than another on the same
+// users is a paired question: the per-user differences, a bootstrap interval of their mean and a
+// sign-flip permutation test. The per-user ranks travel as TSV files ('user<TAB>position', position
+// 1 = the target ranked first), written by `muonrec eval --ranks` and read by `muonrec compare --ranks`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "models/evaluate.h"
+
+namespace muonrec {
+
+struct UserRanks {
+  std::string source;              // the file read, for messages
+  std::vector<std::string> users;  // as the data names them
+  std::vector<int64_t> ranks;      // candidates above the target (position - 1), parallel to users
+};
+
+// Writes the header line, then one line per evaluated user in evaluation order, to `path` (throws
+// naming it when it cannot be written).
+void write_user_ranks(const std::string& path, const data::SequenceDataset& dataset, const RankingMetrics& metrics);
+// Throws naming the file and line of a malformed line, a position below 1 or a user given twice.
+UserRanks read_user_ranks(const std::string& path);
+
+struct PairedComparison {
+  std::string metric;
+  int64_t users = 0;
+  double mean_a = 0, mean_b = 0;
+  double ci_low = 0, ci_high = 0;  // 95% paired bootstrap interval of mean_b - mean_a
+  double p_value = 1;              // two-sided sign-flip permutation test of "no difference"
+  int64_t b_higher = 0, a_higher = 0, ties = 0;  // users whose metric is higher under b, under a, equal
+  int64_t resamples = 0;
+  // A few lines: both means, the difference with its interval and p-value, the users either way.
+  std::string format(const std::string& name_a, const std::string& name_b) const;
+};
+
+// a and b must hold the same users (in any order); throws naming a user only one of them has.
+// `resamples` draws each for the interval and the test, from `seed`.
+PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, const std::string& metric,
+                                    int64_t resamples = 10000, uint64_t seed = 0);
+
+}  // namespace muonrec

@@ -1,0 +1,146 @@
+// Per-user ranks and their paired comparison: the per-user metric values, the files' round trip and
+// bad input, and the statistics against cases whose answer is known in closed form.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "models/evaluate.h"
+#include "models/rank_comparison.h"
+#include "test_util.h"
+
+namespace muonrec {
+namespace {
+
+using testkit::expect_error;
+using testkit::TempDir;
+
+UserRanks ranks_of(const std::vector<int64_t>& ranks, const std::string& source = "a") {
+  UserRanks r;
+  r.source = source;
+  for (size_t i = 0; i < ranks.size(); ++i) r.users.push_back("u" + std::to_string(i));
+  r.ranks = ranks;
+  return r;
+}
+
+TEST(RankComparison, PerUserMetricsAreTheOnesTheMeansAverage) {
+  EXPECT_DOUBLE_EQ(user_metric("ndcg10", 0), 1.0);
+  EXPECT_DOUBLE_EQ(user_metric("ndcg10", 1), 1.0 / std::log2(3.0));
+  EXPECT_DOUBLE_EQ(user_metric("ndcg10", 9), 1.0 / std::log2(11.0));
+  EXPECT_DOUBLE_EQ(user_metric("ndcg10", 10), 0.0);
+  EXPECT_DOUBLE_EQ(user_metric("ndcg50", 10), 1.0 / std::log2(12.0));
+  EXPECT_DOUBLE_EQ(user_metric("hr10", 9), 1.0);
+  EXPECT_DOUBLE_EQ(user_metric("hr10", 10), 0.0);
+  EXPECT_DOUBLE_EQ(user_metric("hr1", 0), 1.0);
+  EXPECT_DOUBLE_EQ(user_metric("mrr", 3), 0.25);
+  expect_error([] { user_metric("ndcg1", 0); }, {"unknown metric 'ndcg1'", "ndcg10, hr10, mrr"});
+  // The accumulator's means are the means of these values, and it keeps every user's rank.
+  RankingAccumulator acc;
+  for (const auto& [row, rank] : std::vector<std::pair<int64_t, int64_t>>{{4, 0}, {2, 3}, {7, 12}})
+    acc.add_rank(row, rank);
+  const RankingMetrics m = acc.result();
+  EXPECT_DOUBLE_EQ(m.ndcg10, (1.0 + 1.0 / std::log2(5.0)) / 3.0);
+  EXPECT_DOUBLE_EQ(m.mrr, (1.0 + 0.25 + 1.0 / 13.0) / 3.0);
+  ASSERT_EQ(m.ranks.size(), 3u);
+  EXPECT_EQ(m.ranks[2].row, 7);
+  EXPECT_EQ(m.ranks[2].rank, 12);
+}
+
+TEST(RankComparison, MeansAndCountsPairUsersByName) {
+  UserRanks a = ranks_of({0, 1, 9, 10});
+  UserRanks b;  // listed in another order: pairing is by name, not by line
+  b.source = "b";
+  b.users = {"u3", "u1", "u2", "u0"};
+  b.ranks = {10, 0, 0, 0};
+  const PairedComparison c = compare_user_ranks(a, b, "ndcg10", 200);
+  EXPECT_EQ(c.users, 4);
+  EXPECT_DOUBLE_EQ(c.mean_a, (1.0 + 1.0 / std::log2(3.0) + 1.0 / std::log2(11.0)) / 4.0);
+  EXPECT_DOUBLE_EQ(c.mean_b, (1.0 + 1.0 + 1.0 + 0.0) / 4.0);
+  EXPECT_EQ(c.b_higher, 2);  // u1, u2
+  EXPECT_EQ(c.a_higher, 0);
+  EXPECT_EQ(c.ties, 2);      // u0 (1 under both), u3 (0 under both)
+  EXPECT_NE(c.format("A", "B").find("users higher under b: 2, under a: 0, equal: 2"), std::string::npos)
+      << c.format("A", "B");
+
+  expect_error([&] { compare_user_ranks(a, ranks_of({0, 1, 2}, "short"), "ndcg10"); },
+               {"user u3 is in a but not in short", "not the same users"});
+  expect_error([&] { compare_user_ranks(ranks_of({0, 1, 2}, "short"), a, "ndcg10"); },
+               {"user u3 is in a but not in short"});
+  expect_error([&] { compare_user_ranks(a, b, "auc"); }, {"unknown metric 'auc'"});
+  expect_error([&] { compare_user_ranks(a, b, "ndcg10", 0); }, {"resamples must be >= 1"});
+}
+
+TEST(RankComparison, IdenticalRanksShowNoDifference) {
+  const UserRanks a = ranks_of({0, 5, 20, 3, 3, 1, 70});
+  const PairedComparison c = compare_user_ranks(a, a, "ndcg10", 500);
+  EXPECT_EQ(c.mean_b - c.mean_a, 0.0);
+  EXPECT_EQ(c.ci_low, 0.0);
+  EXPECT_EQ(c.ci_high, 0.0);
+  EXPECT_DOUBLE_EQ(c.p_value, 1.0);
+  EXPECT_EQ(c.ties, 7);
+}
+
+// 30 users gain a hit, 20 lose one (HR@10 differences +1 and -1): the sign-flip test is the exact
+// two-sided sign test, P(|2K - 50| >= 10) for K ~ Binomial(50, 1/2) = 0.2026; the bootstrap interval
+// of the mean difference 0.2 is close to 0.2 +- 1.96 * 0.98 / sqrt(50).
+TEST(RankComparison, StatisticsMatchClosedForms) {
+  std::vector<int64_t> a_ranks, b_ranks;
+  for (int i = 0; i < 50; ++i) {
+    a_ranks.push_back(i < 30 ? 50 : 0);
+    b_ranks.push_back(i < 30 ? 0 : 50);
+  }
+  const PairedComparison c = compare_user_ranks(ranks_of(a_ranks), ranks_of(b_ranks, "b"), "hr10", 40000, 7);
+  EXPECT_DOUBLE_EQ(c.mean_b - c.mean_a, 0.2);
+  EXPECT_NEAR(c.p_value, 0.2026, 0.01);
+  const double half_width = 1.96 * std::sqrt(1.0 - 0.04) / std::sqrt(50.0);
+  EXPECT_NEAR(c.ci_low, 0.2 - half_width, 0.02);
+  EXPECT_NEAR(c.ci_high, 0.2 + half_width, 0.02);
+  // A gain on every user: no sign assignment but the observed one is as extreme.
+  const PairedComparison all = compare_user_ranks(ranks_of(std::vector<int64_t>(50, 50)),
+                                                  ranks_of(std::vector<int64_t>(50, 0), "b"), "hr10", 999);
+  EXPECT_DOUBLE_EQ(all.p_value, 1.0 / 1000.0);
+  EXPECT_EQ(all.ci_low, 1.0);
+  // The same seed gives the same numbers.
+  const PairedComparison again = compare_user_ranks(ranks_of(a_ranks), ranks_of(b_ranks, "b"), "hr10", 40000, 7);
+  EXPECT_EQ(again.p_value, c.p_value);
+  EXPECT_EQ(again.ci_low, c.ci_low);
+}
+
+TEST(RankComparison, FilesRoundTripWithTheDatasNames) {
+  TempDir dir;
+  data::SequenceDataset ds;
+  ds.source = "shop.inter";
+  ds.sequences = {{1, 2, 3}, {2, 3, 1}};
+  ds.user_ids = {1, 2};
+  ds.user_tokens = {"A1QX", "A2ZY"};
+  RankingAccumulator acc;
+  acc.add_rank(1, 0);
+  acc.add_rank(0, 41);
+  const std::string path = dir.path("ranks.tsv");
+  write_user_ranks(path, ds, acc.result());
+  std::ifstream in(path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "user\tposition\nA2ZY\t1\nA1QX\t42\n");
+  const UserRanks read = read_user_ranks(path);
+  EXPECT_EQ(read.users, (std::vector<std::string>{"A2ZY", "A1QX"}));
+  EXPECT_EQ(read.ranks, (std::vector<int64_t>{0, 41}));
+
+  auto expect_refused = [&](const std::string& content, const std::vector<std::string>& parts) {
+    expect_error([&] { read_user_ranks(dir.write("bad.tsv", content)); }, parts);
+  };
+  expect_refused("user\trank\nA\t1\n", {"bad.tsv, line 1", "expected the header 'user<TAB>position'"});
+  expect_refused("user\tposition\nA\t1\nB\t0\n", {"line 3", "position 0 is below 1"});
+  expect_refused("user\tposition\nA\t1\nA\t2\n", {"line 3", "user A is given twice (first on line 2)"});
+  expect_refused("user\tposition\nA\t1\t5\n", {"line 2", "expected 'user<TAB>position'"});
+  expect_refused("user\tposition\nA\tfirst\n", {"line 2", "position"});
+  expect_refused("user\tposition\n", {"no user ranks (only the header)"});
+  expect_error([&] { write_user_ranks(dir.path("absent/ranks.tsv"), ds, acc.result()); },
+               {"cannot write the ranks file", "absent/ranks.tsv"});
+}
+
+}  // namespace
+}  // namespace muonrec
