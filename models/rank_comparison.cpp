@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <fstream>
 #include <random>
 #include <unordered_map>
@@ -70,34 +71,52 @@ UserRanks read_user_ranks(const std::string& path) {
   return out;
 }
 
+namespace {
+
+// The first user of `from` that `in` lacks, with how many it lacks, as an error.
+void check_same_users(const UserRanks& from, const UserRanks& in) {
+  std::unordered_map<std::string_view, size_t> index;
+  for (size_t i = 0; i < in.users.size(); ++i) index.emplace(in.users[i], i);
+  int64_t missing = 0;
+  const std::string* first = nullptr;
+  for (const std::string& user : from.users)
+    if (!index.count(user)) {
+      ++missing;
+      if (!first) first = &user;
+    }
+  MUONREC_CHECK(missing == 0, "compare: user {} is in {} but not in {} ({} of its {} users are not; both files must "
+                "rank the same users: the same data, preprocessing and --split)", *first, from.source, in.source,
+                missing, from.users.size());
+}
+
+}  // namespace
+
 PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, const std::string& metric,
                                     int64_t resamples, uint64_t seed) {
   MUONREC_CHECK(resamples >= 1, "compare: resamples must be >= 1, got {}", resamples);
   user_metric(metric, 0);  // an unknown metric fails here, naming the valid ones
-  std::unordered_map<std::string_view, size_t> index_in_b;
-  for (size_t i = 0; i < b.users.size(); ++i) index_in_b.emplace(b.users[i], i);
-  for (const std::string& user : a.users)
-    MUONREC_CHECK(index_in_b.count(user), "compare: user {} is in {} but not in {} (not the same users: other data or "
-                  "another --test-users sample?)", user, a.source, b.source);
-  if (a.users.size() != b.users.size()) {
-    std::unordered_map<std::string_view, size_t> in_a;
-    for (size_t i = 0; i < a.users.size(); ++i) in_a.emplace(a.users[i], i);
-    for (const std::string& user : b.users)
-      MUONREC_CHECK(in_a.count(user), "compare: user {} is in {} but not in {} (not the same users: other data or "
-                    "another --test-users sample?)", user, b.source, a.source);
-  }
+  check_same_users(a, b);
+  check_same_users(b, a);
+  // Users in name order, so neither file's line order nor which file is a changes the draws: swapping
+  // a and b negates every difference, the interval with them, and leaves the p-value as it is.
+  std::unordered_map<std::string_view, int64_t> rank_in_b;
+  for (size_t i = 0; i < b.users.size(); ++i) rank_in_b.emplace(b.users[i], b.ranks[i]);
+  std::vector<size_t> order(a.users.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return a.users[x] < a.users[y]; });
 
   PairedComparison c;
   c.metric = metric;
   c.users = static_cast<int64_t>(a.users.size());
   c.resamples = resamples;
-  std::vector<double> difference(a.users.size());
-  for (size_t i = 0; i < a.users.size(); ++i) {
+  std::vector<double> difference;
+  difference.reserve(order.size());
+  for (size_t i : order) {
     const double value_a = user_metric(metric, a.ranks[i]);
-    const double value_b = user_metric(metric, b.ranks[index_in_b.at(a.users[i])]);
+    const double value_b = user_metric(metric, rank_in_b.at(a.users[i]));
     c.mean_a += value_a;
     c.mean_b += value_b;
-    difference[i] = value_b - value_a;
+    difference.push_back(value_b - value_a);
     c.b_higher += value_b > value_a;
     c.a_higher += value_a > value_b;
   }
@@ -121,14 +140,18 @@ PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, cons
   c.ci_high = quantile(means, 0.975);
   // Under "no difference" each user's difference is as likely negated: how often do random signs
   // give a mean at least as far from zero as the observed one? (+1 on both sides: the observed
-  // assignment is one of the possible ones, so p is never 0.)
+  // assignment is one of the possible ones, so p is never 0.) Users with no difference add nothing
+  // either way, so only the others are drawn.
+  std::vector<double> nonzero;
+  for (double d : difference)
+    if (d != 0.0) nonzero.push_back(d);
   int64_t as_extreme = 0;
   for (int64_t r = 0; r < resamples; ++r) {
     double sum = 0.0;
     uint64_t bits = 0;
-    for (size_t i = 0; i < difference.size(); ++i) {
+    for (size_t i = 0; i < nonzero.size(); ++i) {
       if (i % 64 == 0) bits = gen();
-      sum += (bits >> (i % 64)) & 1 ? difference[i] : -difference[i];
+      sum += (bits >> (i % 64)) & 1 ? nonzero[i] : -nonzero[i];
     }
     as_extreme += std::fabs(sum / n) >= std::fabs(observed) - 1e-15;
   }

@@ -54,14 +54,17 @@ ItemVectors vectors_from_checkpoint(const data::SequenceDataset& ds, const std::
   return out;
 }
 
-// P_item_asin.txt and P_item_titles.txt for a prefix P, as given or beside the data file; "" if absent.
-std::pair<std::string, std::string> find_side_files(const std::string& data_path, const std::string& prefix) {
+// P_item_asin.txt and P_item_titles.txt for a prefix P, as given or beside the data file; "" for a
+// file not found. Data that names its items by ASIN needs the titles alone.
+std::pair<std::string, std::string> find_side_files(const std::string& data_path, const std::string& prefix,
+                                                    bool titles_alone) {
   std::vector<std::string> candidates = {prefix};
   if (!fs::path(prefix).has_parent_path() && fs::path(data_path).has_parent_path())
     candidates.push_back((fs::path(data_path).parent_path() / prefix).string());
   for (const std::string& p : candidates) {
     const std::string asin = p + "_item_asin.txt", titles = p + "_item_titles.txt";
     if (fs::exists(asin) && fs::exists(titles)) return {asin, titles};
+    if (titles_alone && fs::exists(titles)) return {"", titles};
   }
   return {};
 }
@@ -214,17 +217,22 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
       prefix = fs::path(ds.source).stem().string();
       std::transform(prefix.begin(), prefix.end(), prefix.begin(), [](unsigned char c) { return std::tolower(c); });
     }
-    auto [asin, titles] = find_side_files(ds.source, prefix);
-    MUONREC_CHECK(!asin.empty(),
+    const bool named_by_asin = !ds.item_tokens.empty();
+    auto [asin, titles] = find_side_files(ds.source, prefix, named_by_asin);
+    MUONREC_CHECK(!titles.empty(),
                   "{}: no item texts found for {} ({}_item_asin.txt and {}_item_titles.txt, as given or beside "
                   "the data file); give --item-text PREFIX or --movies FILE{}",
                   who, ds.source, prefix, prefix, other_choices);
-    if (ds.item_tokens.empty()) {
-      texts = by_dataset_id(semantic_id::load_asin_item_texts(asin, titles, file_items(ds), &report), ds);
-      *source = fmt::format("{} + {}; {}", asin, titles, report.summary());
-    } else {  // the data names its items by ASIN: the titles join on them, the id file is not needed
+    if (named_by_asin) {  // the titles join on the data's item tokens: no id file needed
       texts = semantic_id::load_titles_by_asin(titles, ds.item_tokens, &report);
       *source = fmt::format("{} by the data's item tokens; {}", titles, report.summary());
+    } else {  // the id file numbers the data file's items: each item's source id finds its ASIN
+      const std::unordered_map<int64_t, std::string> asins = semantic_id::read_item_asins(asin, file_items(ds));
+      std::vector<std::string> item_asins(static_cast<size_t>(ds.n_items + 1));
+      for (int64_t item = 1; item <= ds.n_items; ++item)
+        if (auto it = asins.find(ds.item_source_ids[item]); it != asins.end()) item_asins[item] = it->second;
+      texts = semantic_id::load_titles_by_asin(titles, item_asins, &report);
+      *source = fmt::format("{} + {}; {}", asin, titles, report.summary());
     }
   }
   return texts;

@@ -374,6 +374,9 @@ TEST(Cli, CompareRanksPairsUsers) {
   expect_refused("compare --ranks " + dir.path("model.tsv"), "compare --ranks: give two ranks files (a, b), got 1");
   expect_refused("compare " + dir.path("model.tsv") + " --resamples 5", "--resamples requires --ranks",
                  /*flag_error=*/true);
+  expect_refused("compare --ranks " + dir.path("model.tsv") + " " + dir.path("popular.tsv") + " --markdown",
+                 "--markdown excludes --ranks", /*flag_error=*/true);
+  expect_refused("compare " + dir.path("model.tsv"), "is a file of per-user ranks: compare two of them with --ranks");
 }
 
 // Bad input ends with exit code 1 (CLI11's own codes for flag errors) and one line that says what

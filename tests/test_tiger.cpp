@@ -933,6 +933,12 @@ TEST(TigerPipeline, TitlesOfRecBoleItemsFollowTheirTokens) {
   ASSERT_EQ(numbered.item_source_ids, (std::vector<int64_t>{0, 2, 3, 7}));
   o.item_text = dir.path("shop");
   EXPECT_EQ(load_item_texts(numbered, o, &source, "test"), (Titles{"", "blue brush", "green towel", "old comb"}));
+  EXPECT_NE(source.find("3 items, 3 with text"), std::string::npos) << source;  // the data's items, not the file's
+  // String tokens need the titles alone.
+  fs::remove(dir.path("shop_item_asin.txt"));
+  o.item_text = "auto";
+  EXPECT_EQ(load_item_texts(named, o, &source, "test"), (Titles{"", "red soap", "green towel", ""}));
+  testkit::expect_error([&] { load_item_texts(numbered, o, &source, "test"); }, {"no item texts found"});
 
   o.movies = dir.write("movies.dat", "1::Toy Story (1995)::Animation\n");
   testkit::expect_error([&] { load_item_texts(named, o, &source, "test"); },

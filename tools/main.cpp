@@ -5,6 +5,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 
@@ -396,6 +397,8 @@ int main(int argc, char** argv) {
       ->needs(ranks_flag)
       ->check(kPositive)
       ->capture_default_str();
+  for (CLI::Option* metrics_only : {compare_cmd->get_option("--target"), compare_cmd->get_option("--markdown")})
+    metrics_only->excludes(ranks_flag);
 
   // CLI11's own words for two common slips say neither what was wrong nor what would be right.
   app.failure_message([](const CLI::App* failed, const CLI::Error& e) {
@@ -483,6 +486,13 @@ int main(int argc, char** argv) {
         return 0;
       }
       std::vector<RunHistory> runs;
+      for (const std::string& file : compare_files) {
+        std::ifstream in(file);
+        std::string first_line;
+        std::getline(in, first_line);
+        MUONREC_CHECK(first_line.rfind("user\tposition", 0) != 0,
+                      "compare: {} is a file of per-user ranks: compare two of them with --ranks", file);
+      }
       for (const std::string& file : compare_files)
         for (RunHistory& run : read_run_histories(file)) runs.push_back(std::move(run));
       std::cout << format_comparison(compare_runs(runs, compare), compare_markdown);

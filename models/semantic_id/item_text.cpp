@@ -173,47 +173,40 @@ std::vector<std::string> load_titles_by_asin(const std::string& asin_titles_path
   return texts;
 }
 
-std::vector<std::string> load_asin_item_texts(const std::string& item_asin_path, const std::string& asin_titles_path,
-                                              int64_t n_items, ItemTextReport* report) {
-  MUONREC_CHECK(n_items >= 0, "load_asin_item_texts: n_items must be >= 0, got {}", n_items);
-  const std::unordered_map<std::string, std::string> titles = read_asin_titles(asin_titles_path);
-  // item id -> ASIN.
+std::unordered_map<int64_t, std::string> read_item_asins(const std::string& item_asin_path, int64_t max_id) {
+  MUONREC_CHECK(max_id >= 0, "read_item_asins: max_id must be >= 0, got {}", max_id);
   std::vector<std::string> lines = read_lines(item_asin_path, "item ASIN");
-  std::vector<std::pair<int64_t, std::string>> rows;
-  std::vector<size_t> row_line;
+  std::unordered_map<int64_t, std::string> asins;
+  std::unordered_map<int64_t, size_t> id_line;
+  std::unordered_map<std::string, size_t> asin_line;
   for (size_t i = 0; i < lines.size(); ++i) {
     if (is_blank(lines[i])) continue;
     std::vector<std::string> f = split_ws(lines[i]);
     MUONREC_CHECK(f.size() == 2, "{}:{}: expected 'item_id ASIN', got {} fields", item_asin_path, i + 1, f.size());
-    int64_t item = parse_id(f[0], item_asin_path, i + 1, "item id");
+    const int64_t item = parse_id(f[0], item_asin_path, i + 1, "item id");
     MUONREC_CHECK(item >= 1, "{}:{}: item id {} must be >= 1", item_asin_path, i + 1, item);
-    MUONREC_CHECK(n_items == 0 || item <= n_items, "{}:{}: item id {} exceeds n_items {}", item_asin_path, i + 1,
-                  item, n_items);
-    rows.emplace_back(item, f[1]);
-    row_line.push_back(i + 1);
+    MUONREC_CHECK(max_id == 0 || item <= max_id, "{}:{}: item id {} exceeds n_items {}", item_asin_path, i + 1, item,
+                  max_id);
+    auto [previous, fresh_id] = id_line.emplace(item, i + 1);
+    MUONREC_CHECK(fresh_id, "{}:{}: item id {} already listed on line {}", item_asin_path, i + 1, item,
+                  previous->second);
+    auto [other, fresh_asin] = asin_line.emplace(f[1], i + 1);
+    MUONREC_CHECK(fresh_asin, "{}:{}: ASIN '{}' already given to another item on line {}", item_asin_path, i + 1,
+                  f[1], other->second);
+    asins.emplace(item, f[1]);
   }
+  return asins;
+}
+
+std::vector<std::string> load_asin_item_texts(const std::string& item_asin_path, const std::string& asin_titles_path,
+                                              int64_t n_items, ItemTextReport* report) {
+  MUONREC_CHECK(n_items >= 0, "load_asin_item_texts: n_items must be >= 0, got {}", n_items);
+  const std::unordered_map<int64_t, std::string> asins = read_item_asins(item_asin_path, n_items);
   int64_t n = n_items;
-  for (auto& r : rows) n = std::max(n, r.first);
-  std::vector<std::string> texts(static_cast<size_t>(n) + 1);
-  std::vector<size_t> seen_line(texts.size(), 0);
-  std::unordered_map<std::string, size_t> asin_line;
-  int64_t used = 0;
-  for (size_t k = 0; k < rows.size(); ++k) {
-    const auto& [item, asin] = rows[k];
-    MUONREC_CHECK(seen_line[item] == 0, "{}:{}: item id {} already listed on line {}", item_asin_path, row_line[k],
-                  item, seen_line[item]);
-    seen_line[item] = row_line[k];
-    auto [a, fresh] = asin_line.emplace(asin, row_line[k]);
-    MUONREC_CHECK(fresh, "{}:{}: ASIN '{}' already given to another item on line {}", item_asin_path, row_line[k],
-                  asin, a->second);
-    auto it = titles.find(asin);
-    if (it != titles.end()) {
-      texts[item] = it->second;
-      ++used;
-    }
-  }
-  fill_report(texts, static_cast<int64_t>(titles.size()) - used, report);
-  return texts;
+  for (const auto& [item, asin] : asins) n = std::max(n, item);
+  std::vector<std::string> item_asins(static_cast<size_t>(n) + 1);
+  for (const auto& [item, asin] : asins) item_asins[static_cast<size_t>(item)] = asin;
+  return load_titles_by_asin(asin_titles_path, item_asins, report);
 }
 
 std::vector<MovieRecord> read_movies_dat(const std::string& movies_path) {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace muonrec::semantic_id {
@@ -28,6 +29,10 @@ struct ItemTextReport {
 // must cover every id in it (ids outside 1..n_items are an error, as are duplicate ids or ASINs).
 std::vector<std::string> load_asin_item_texts(const std::string& item_asin_path, const std::string& asin_titles_path,
                                               int64_t n_items = 0, ItemTextReport* report = nullptr);
+
+// The 'item_id ASIN' lines of a Beauty-style id file: id -> ASIN. Ids must be >= 1 and, when
+// max_id > 0, at most max_id; an id or an ASIN given twice is an error naming both lines.
+std::unordered_map<int64_t, std::string> read_item_asins(const std::string& item_asin_path, int64_t max_id = 0);
 
 // Titles of items named by their ASINs (a RecBole file's string item tokens): item_asins
 // [n_items + 1] (index 0 unused) -> texts of the same size, "" where the titles file has none.
