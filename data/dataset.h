@@ -7,6 +7,7 @@
 //   ml-dat     MovieLens ratings.dat 'UserID::MovieID::Rating::Timestamp'
 //   ml-csv     MovieLens ratings.csv 'userId,movieId,rating,timestamp' with its header line
 //   recbole    RecBole atomic .inter files: 'user_id:token item_id:token ... timestamp:float' (recbole.h)
+//   csv        any delimited file with a header line, user/item/timestamp columns by name (csv.h)
 // Dense files keep their ids (n_items = the largest id, as the PyTorch peer does) so results are
 // comparable with published numbers; MovieLens and RecBole ratings become implicit events, ordered by
 // time, with item ids remapped densely (as are a dense file's after a k-core, preprocess.h).
@@ -27,9 +28,10 @@ enum class Format {
   MovieLensDat,   // UserID::MovieID::Rating::Timestamp
   MovieLensCsv,   // userId,movieId,rating,timestamp with a header line
   RecBoleInter,   // RecBole .inter: tab-separated, a 'name:type' header
+  Csv,            // delimited with a header line, columns read by name (csv.h)
 };
 
-// "auto", "pairs", "sequences", "ml-dat", "ml-csv", "recbole"; throws muonrec::Error listing the
+// "auto", "pairs", "sequences", "ml-dat", "ml-csv", "recbole", "csv"; throws muonrec::Error listing the
 // valid names.
 Format parse_format(const std::string& name);
 const char* format_name(Format format);
@@ -45,7 +47,7 @@ struct ReadReport {
   PreprocessReport preprocessed;     // what it removed
   int64_t largest_file_item = 0;     // pairs and sequences files: the largest item id read (0 otherwise)
   int64_t unused_item_ids = 0;       // ids in 1..n_items no kept event has (dense ids kept as they are)
-  std::string string_tokens;         // RecBole: "user_id", "item_id" or "user_id and item_id" when strings
+  std::string string_tokens;         // RecBole, CSV: "user", "item" or "user and item" when ids are strings
   std::string summary() const;
 };
 
@@ -75,11 +77,13 @@ struct ReadOptions {
   // Leave-one-out needs 3 events (train, validation, test); shorter users are skipped and counted.
   int64_t min_events_per_user = 3;
   Preprocessing preprocessing;  // after time order, before the threshold above
+  std::string csv_columns;      // Csv only: "USER,ITEM[,TIME]" header names ("": user_id, item_id, timestamp)
 };
 
-// Reads a whole interaction file. Auto picks the format from the extension (.csv, .inter) and the
-// first non-blank line (':token' -> recbole, '::' -> ml-dat, ',' -> ml-csv, 2 fields -> pairs, else
-// sequences; a dense file
+// Reads a whole interaction file. Auto picks the format from the extension (.csv and .tsv: ml-csv
+// under the MovieLens header, else csv; .inter: recbole) and the first non-blank line (':token' ->
+// recbole, '::' -> ml-dat, the MovieLens header -> ml-csv, a ',' or tab -> csv, 2 fields -> pairs,
+// else sequences; a dense file
 // that mixes the two layouts, as a 'user item rating' file would, is refused). Malformed
 // input throws muonrec::Error naming the file, the 1-based line and the problem.
 SequenceDataset read_dataset(const std::string& path, const ReadOptions& options = {});

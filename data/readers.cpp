@@ -3,11 +3,13 @@
 // a stream extraction per token would take several.
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <filesystem>
 #include <limits>
 #include <string_view>
 #include <unordered_map>
 
+#include "data/csv.h"
 #include "data/dataset.h"
 #include "data/recbole.h"
 #include "data/text_fields.h"
@@ -22,7 +24,9 @@ Format parse_format(const std::string& name) {
   if (name == "ml-dat") return Format::MovieLensDat;
   if (name == "ml-csv") return Format::MovieLensCsv;
   if (name == "recbole") return Format::RecBoleInter;
-  MUONREC_FAIL("unknown data format '{}': valid names are auto, pairs, sequences, ml-dat, ml-csv, recbole", name);
+  if (name == "csv") return Format::Csv;
+  MUONREC_FAIL("unknown data format '{}': valid names are auto, pairs, sequences, ml-dat, ml-csv, recbole, csv",
+               name);
 }
 
 const char* format_name(Format format) {
@@ -33,6 +37,7 @@ const char* format_name(Format format) {
     case Format::MovieLensDat: return "ml-dat";
     case Format::MovieLensCsv: return "ml-csv";
     case Format::RecBoleInter: return "recbole";
+    case Format::Csv: return "csv";
   }
   return "?";
 }
@@ -45,7 +50,7 @@ std::string ReadReport::summary() const {
                                          "(--k-core 1 numbers the items densely)",
                                          unused_item_ids);
   const std::string strings =
-      string_tokens.empty() ? "" : fmt::format("; {} tokens are strings, numbered in sorted order", string_tokens);
+      string_tokens.empty() ? "" : fmt::format("; {} ids are strings, numbered in sorted order", string_tokens);
   return fmt::format("{} lines ({} blank); {}{}{} users with fewer than {} events skipped ({} events){}{}", lines,
                      blank_lines, preprocessing, preprocessing.empty() ? "" : "; ", users_dropped_short,
                      min_events_per_user, events_dropped, unused, strings);
@@ -91,16 +96,29 @@ std::string lower_extension(const std::string& path) {
 }
 
 Format detect_format(const std::string& path, std::string_view text) {
-  if (lower_extension(path) == ".csv") return Format::MovieLensCsv;
-  if (lower_extension(path) == ".inter") return Format::RecBoleInter;
+  const std::string extension = lower_extension(path);
+  if (extension == ".inter") return Format::RecBoleInter;
   LineCursor cursor(text);
   std::string_view line;
   int64_t number;
   while (cursor.next(line, number)) {
     if (line.empty()) continue;
+    if (line == kCsvHeader) return Format::MovieLensCsv;
+    if (extension == ".csv" || extension == ".tsv") return Format::Csv;
     if (line.find(":token") != std::string_view::npos) return Format::RecBoleInter;
     if (line.find("::") != std::string_view::npos) return Format::MovieLensDat;
-    if (line.find(',') != std::string_view::npos) return Format::MovieLensCsv;
+    if (line.find(',') != std::string_view::npos || line.find('\t') != std::string_view::npos) {
+      // A tab alone may separate the fields of a dense 'user item' file; a header (a field that is no
+      // number) makes it a csv file.
+      std::vector<std::string_view> fields;
+      split_on(line, line.find(',') != std::string_view::npos ? "," : "\t", fields);
+      int64_t value = 0;
+      const bool numeric = std::all_of(fields.begin(), fields.end(), [&](std::string_view f) {
+        auto [end, ec] = std::from_chars(f.data(), f.data() + f.size(), value);
+        return ec == std::errc() && end == f.data() + f.size();
+      });
+      if (!numeric || line.find(',') != std::string_view::npos) return Format::Csv;
+    }
     std::vector<std::string_view> fields;
     split_whitespace(line, fields);
     return fields.size() == 2 ? Format::UserItemPairs : Format::UserSequences;
@@ -212,7 +230,7 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& options
   const Format format = options.format == Format::Auto ? detect_format(path, text) : options.format;
   // MovieLens and RecBole files name items by source ids, renumbered below; the others hold dense ids.
   const bool source_ids = format == Format::MovieLensDat || format == Format::MovieLensCsv ||
-                          format == Format::RecBoleInter;
+                          format == Format::RecBoleInter || format == Format::Csv;
   bool timed = format == Format::MovieLensDat || format == Format::MovieLensCsv;
 
   SequenceDataset ds;
@@ -223,15 +241,15 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& options
 
   std::vector<Event> events;
   events.reserve(text.size() / 8);
-  RecBoleTokens tokens;
+  SourceTokens tokens;
   int64_t max_item = 0;
   Where max_item_where{path, 0};
-  if (format == Format::RecBoleInter) {
-    timed = parse_recbole_file(path, text, events, ds.report, tokens);
-    ds.report.string_tokens = !tokens.users.empty() && !tokens.items.empty() ? "user_id and item_id"
-                              : !tokens.users.empty()                         ? "user_id"
-                              : !tokens.items.empty()                         ? "item_id"
-                                                                              : "";
+  MUONREC_CHECK(format == Format::Csv || options.csv_columns.empty(),
+                "{}: --csv-columns applies to csv files (this one reads as {})", path, format_name(format));
+  if (format == Format::RecBoleInter || format == Format::Csv) {
+    timed = format == Format::Csv ? parse_csv_file(path, text, options.csv_columns, events, ds.report, tokens)
+                                  : parse_recbole_file(path, text, events, ds.report, tokens);
+    ds.report.string_tokens = tokens.string_columns();
   } else if (source_ids) {
     parse_movielens_file(path, text, format == Format::MovieLensCsv, events, ds.report);
   } else {

@@ -2,14 +2,9 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
-#include <charconv>
-#include <cmath>
-#include <numeric>
-#include <system_error>
-#include <unordered_map>
 
 #include "data/text_fields.h"
+#include "data/tokens.h"
 
 namespace muonrec::data {
 namespace {
@@ -44,71 +39,10 @@ Columns read_header(const std::vector<std::string_view>& fields, std::string_vie
   return columns;
 }
 
-// A column's distinct tokens in order of first appearance, each event holding its token's index
-// until the whole column is seen: only then is it known whether every token is an integer.
-class TokenColumn {
- public:
-  explicit TokenColumn(const char* name) : name_(name) {}
-
-  int64_t intern(std::string_view token, const Where& where) {
-    if (token.empty()) where.fail(fmt::format("empty {} token", name_));
-    auto [it, inserted] = index_.emplace(token, static_cast<int64_t>(tokens_.size()));
-    if (inserted) {
-      tokens_.push_back(token);
-      if (numeric_) numeric_ = integer_value(token) >= 0;
-    }
-    return it->second;
-  }
-
-  // The id of each interned index: the integer itself in a numeric column, else the 1-based rank of
-  // the token in sorted order; `sorted` receives the sorted tokens of a string column.
-  std::vector<int64_t> ids(std::vector<std::string>& sorted) const {
-    std::vector<int64_t> id(tokens_.size());
-    if (numeric_) {
-      for (size_t i = 0; i < tokens_.size(); ++i) id[i] = integer_value(tokens_[i]);
-      return id;
-    }
-    std::vector<int64_t> order(tokens_.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return tokens_[a] < tokens_[b]; });
-    sorted.clear();
-    sorted.reserve(order.size());
-    for (size_t rank = 0; rank < order.size(); ++rank) {
-      id[order[rank]] = static_cast<int64_t>(rank) + 1;
-      sorted.emplace_back(tokens_[order[rank]]);
-    }
-    return id;
-  }
-
- private:
-  // The token's value when it is a non-negative integer, else -1.
-  static int64_t integer_value(std::string_view token) {
-    int64_t value = 0;
-    auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), value);
-    return ec == std::errc() && end == token.data() + token.size() && value >= 0 ? value : -1;
-  }
-
-  const char* name_;
-  std::unordered_map<std::string_view, int64_t> index_;
-  std::vector<std::string_view> tokens_;
-  bool numeric_ = true;
-};
-
-// RecBole writes timestamps as floats; they must be whole seconds, as the other readers' are.
-int64_t parse_timestamp(std::string_view field, const Where& where) {
-  double value = 0;
-  auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
-  if (field.empty() || ec != std::errc() || end != field.data() + field.size() || !std::isfinite(value))
-    where.fail(fmt::format("non-numeric timestamp {}", quoted(field)));
-  if (value != std::floor(value) || std::fabs(value) > 9.0e15)
-    where.fail(fmt::format("timestamp {} is not a whole number of seconds", quoted(field)));
-  return static_cast<int64_t>(value);
-}
-
 }  // namespace
 
 bool parse_recbole_file(const std::string& path, std::string_view text, std::vector<Event>& events,
-                        ReadReport& report, RecBoleTokens& tokens) {
+                        ReadReport& report, SourceTokens& tokens) {
   LineCursor cursor(text);
   std::string_view line, whole_line;
   int64_t number = 0;
@@ -139,11 +73,7 @@ bool parse_recbole_file(const std::string& path, std::string_view text, std::vec
     events.push_back({user, item, timestamp});
   }
   report.lines = number;
-  const std::vector<int64_t> user_ids = users.ids(tokens.users), item_ids = items.ids(tokens.items);
-  for (size_t i = first_event; i < events.size(); ++i) {
-    events[i].user = user_ids[events[i].user];
-    events[i].item = item_ids[events[i].item];
-  }
+  resolve_tokens(users, items, events, first_event, tokens);
   return columns.timestamp != SIZE_MAX;
 }
 

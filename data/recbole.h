@@ -11,18 +11,13 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/tokens.h"
 
 namespace muonrec::data {
-
-// The distinct tokens of the string columns, sorted: id k stands for tokens[k - 1]. Empty for a
-// column of integer tokens.
-struct RecBoleTokens {
-  std::vector<std::string> users, items;
-};
 
 // Appends the file's events; returns whether it has a timestamp column. Throws naming the file, the
 // line and the field on a malformed header or line.
 bool parse_recbole_file(const std::string& path, std::string_view text, std::vector<Event>& events,
-                        ReadReport& report, RecBoleTokens& tokens);
+                        ReadReport& report, SourceTokens& tokens);
 
 }  // namespace muonrec::data

@@ -78,6 +78,99 @@ int64_t parse_source_item(std::string_view field, const Where& where) {
   return item;
 }
 
+namespace {
+
+// Days from 1970-01-01 to the proleptic Gregorian date y-m-d, counted in eras of 400 years (146,097
+// days each) so that no branch depends on leap-year rules beyond the era's own arithmetic.
+int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t year_of_era = y - era * 400;
+  const int64_t day_of_year = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+  return era * 146097 + day_of_era - 719468;
+}
+
+int64_t days_in_month(int64_t y, int64_t m) {
+  static constexpr int64_t kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m == 2 && leap ? 29 : kDays[m - 1];
+}
+
+// The number written by s[pos, pos + count), all digits, or -1.
+int64_t digits(std::string_view s, size_t pos, size_t count) {
+  if (pos + count > s.size()) return -1;
+  int64_t value = 0;
+  for (size_t i = pos; i < pos + count; ++i) {
+    if (s[i] < '0' || s[i] > '9') return -1;
+    value = value * 10 + (s[i] - '0');
+  }
+  return value;
+}
+
+// YYYY-MM-DD[(T| )HH:MM[:SS[.fraction]]][Z|(+|-)HH[:]MM] as seconds since 1970-01-01 UTC.
+bool iso_seconds(std::string_view s, int64_t& seconds) {
+  const int64_t year = digits(s, 0, 4), month = digits(s, 5, 2), day = digits(s, 8, 2);
+  if (year < 0 || month < 1 || month > 12 || day < 1 || s.size() < 10 || s[4] != '-' || s[7] != '-' ||
+      day > days_in_month(year, month))
+    return false;
+  int64_t total = days_from_civil(year, month, day) * 86400;
+  size_t p = 10;
+  if (p == s.size()) {
+    seconds = total;
+    return true;
+  }
+  if (s[p] != 'T' && s[p] != ' ') return false;
+  const int64_t hour = digits(s, p + 1, 2), minute = digits(s, p + 4, 2);
+  if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || p + 3 >= s.size() || s[p + 3] != ':') return false;
+  total += hour * 3600 + minute * 60;
+  p += 6;
+  if (p < s.size() && s[p] == ':') {
+    const int64_t second = digits(s, p + 1, 2);
+    if (second < 0 || second > 60) return false;  // 60: a leap second
+    total += second;
+    p += 3;
+    if (p < s.size() && (s[p] == '.' || s[p] == ',')) {
+      const size_t first_digit = ++p;
+      while (p < s.size() && s[p] >= '0' && s[p] <= '9') ++p;
+      if (p == first_digit) return false;
+    }
+  }
+  if (p < s.size() && s[p] == 'Z') {
+    ++p;
+  } else if (p < s.size() && (s[p] == '+' || s[p] == '-')) {
+    const int64_t sign = s[p] == '+' ? 1 : -1;
+    const bool colon = p + 3 < s.size() && s[p + 3] == ':';
+    const int64_t offset_hours = digits(s, p + 1, 2), offset_minutes = digits(s, p + (colon ? 4 : 3), 2);
+    if (offset_hours < 0 || offset_hours > 23 || offset_minutes < 0 || offset_minutes > 59) return false;
+    total -= sign * (offset_hours * 3600 + offset_minutes * 60);
+    p += colon ? 6 : 5;
+  }
+  if (p != s.size()) return false;
+  seconds = total;
+  return true;
+}
+
+}  // namespace
+
+int64_t parse_timestamp(std::string_view field, const Where& where) {
+  if (field.size() >= 10 && field[4] == '-') {
+    int64_t seconds = 0;
+    if (!iso_seconds(field, seconds))
+      where.fail(fmt::format("timestamp {} is no ISO 8601 date or date-time (YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS], "
+                             "then Z or +HH:MM) and no number of seconds",
+                             quoted(field)));
+    return seconds;
+  }
+  double value = 0;
+  auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
+  if (field.empty() || ec != std::errc() || end != field.data() + field.size() || !std::isfinite(value))
+    where.fail(fmt::format("non-numeric timestamp {}", quoted(field)));
+  if (value != std::floor(value) || std::fabs(value) > 9.0e15)
+    where.fail(fmt::format("timestamp {} is not a whole number of seconds", quoted(field)));
+  return static_cast<int64_t>(value);
+}
+
 void check_rating(std::string_view field, const Where& where) {
   double value = 0;
   auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), value);

@@ -351,7 +351,7 @@ TEST(Cli, CompareRanksPairsUsers) {
   const std::string checkpoint = dir.path("model.safetensors");
   const CliRun train = run_cli("train " + data + " --d 16 --epochs 3 --device cpu --checkpoint " + checkpoint);
   ASSERT_EQ(train.exit_code, 0) << train.output;
-  EXPECT_NE(train.output.find("user_id and item_id tokens are strings, numbered in sorted order"), std::string::npos)
+  EXPECT_NE(train.output.find("user and item ids are strings, numbered in sorted order"), std::string::npos)
       << train.output;
   const CliRun eval = run_cli("eval " + data + " --device cpu --checkpoint " + checkpoint + " --ranks " +
                               dir.path("model.tsv"));

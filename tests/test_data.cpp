@@ -21,6 +21,7 @@
 #include "data/dataset.h"
 #include "data/split.h"
 #include "data/synthetic.h"
+#include "data/text_fields.h"
 #include "engine/error.h"
 #include "test_util.h"
 
@@ -300,7 +301,7 @@ TEST(DataReaders, RecBoleStringTokens) {
   EXPECT_EQ(ds.sequences, (Seqs{{3, 2, 1}, {2, 1, 3}}));  // by time
   EXPECT_EQ(ds.user_name(1), "A2ZY");
   EXPECT_EQ(ds.item_name(3), "B00X");
-  EXPECT_NE(ds.report.summary().find("user_id and item_id tokens are strings, numbered in sorted order"),
+  EXPECT_NE(ds.report.summary().find("user and item ids are strings, numbered in sorted order"),
             std::string::npos)
       << ds.report.summary();
   // Integer users, string items: the users keep their ids and have no tokens.
@@ -311,7 +312,7 @@ TEST(DataReaders, RecBoleStringTokens) {
   EXPECT_EQ(mixed.item_tokens, (std::vector<std::string>{"", "17", "B1", "B2"}));
   EXPECT_EQ(mixed.sequences, (Seqs{{1, 3, 2}, {3, 1, 2}}));
   EXPECT_EQ(mixed.user_name(0), "4");
-  EXPECT_NE(mixed.report.summary().find("; item_id tokens are strings"), std::string::npos);
+  EXPECT_NE(mixed.report.summary().find("; item ids are strings"), std::string::npos);
   // A k-core renumbers the kept items and their tokens follow.
   ReadOptions core;
   core.preprocessing.k_core = 2;
@@ -408,10 +409,90 @@ TEST(DataReaders, EmptyAndMissingFiles) {
 
 TEST(DataReaders, CsvHeaderIsRequired) {
   TempDir tmp;
+  // A .csv file without MovieLens's header reads as a csv file, whose columns are found by name.
   expect_read_error(tmp.write("noheader.csv", "1,2,4.0,100\n1,3,4.0,101\n"), Format::Auto,
-                    {"line 1", "expected the MovieLens header 'userId,movieId,rating,timestamp'", "'1,2,4.0,100'"});
-  expect_read_error(tmp.write("other.csv", "\nuser,item,rating,timestamp\n1,2,4.0,100\n"), Format::Auto,
+                    {"line 1", "no user column 'user_id' in the header (its columns: 1, 2, 4.0, 100)",
+                     "--csv-columns USER,ITEM[,TIME]"});
+  expect_read_error(tmp.write("other.csv", "\nuser,item,rating,timestamp\n1,2,4.0,100\n"), Format::MovieLensCsv,
                     {"line 2", "expected the MovieLens header"});
+}
+
+// Delimited files read by column name: quoted fields (a comma and a doubled quote inside), string
+// ids, ISO 8601 and epoch timestamps; other delimiters and column names; their bad input.
+TEST(DataReaders, CsvFilesByColumnName) {
+  TempDir tmp;
+  const std::string csv = tmp.write("reviews.csv",
+                                    "user_id,item_id,review,timestamp\n"
+                                    "u1,B2,\"great, really \"\"great\"\"\",2014-03-05\n"
+                                    "\"u1\",B1,ok,2014-03-04T10:00:00Z\n"
+                                    "u1,B3,,1394100000\n"
+                                    "u2,B1,meh,2014-03-05 10:00:00+01:00\n"
+                                    "u2,B2,\"\",2014-03-01\n"
+                                    "u2,B3,x,2014-03-02\n");
+  for (Format format : {Format::Auto, Format::Csv}) {
+    const SequenceDataset ds = read_as(csv, format);
+    EXPECT_EQ(ds.format, Format::Csv);
+    EXPECT_EQ(ds.user_tokens, (std::vector<std::string>{"u1", "u2"}));
+    EXPECT_EQ(ds.item_tokens, (std::vector<std::string>{"", "B1", "B2", "B3"}));
+    EXPECT_EQ(ds.sequences, (Seqs{{1, 2, 3}, {2, 3, 1}}));  // by time
+    EXPECT_EQ(ds.timestamps, (Seqs{{1393927200, 1393977600, 1394100000}, {1393632000, 1393718400, 1394010000}}));
+  }
+  // Tabs or semicolons, other column names, no timestamp column: file order.
+  ReadOptions named;
+  named.csv_columns = "visitor,product";
+  const SequenceDataset tsv =
+      read_dataset(tmp.write("log.tsv", "product\tvisitor\n7\t1\n3\t1\n9\t1\n3\t2\n7\t2\n9\t2\n"), named);
+  EXPECT_EQ(tsv.format, Format::Csv);
+  EXPECT_EQ(tsv.item_source_ids, (Ids{0, 3, 7, 9}));  // integer ids keep their values, renumbered
+  EXPECT_TRUE(tsv.item_tokens.empty());
+  EXPECT_EQ(tsv.sequences, (Seqs{{2, 1, 3}, {1, 2, 3}}));
+  EXPECT_FALSE(tsv.has_timestamps());
+  named.csv_columns = "u,i,t";
+  const SequenceDataset semicolons =
+      read_dataset(tmp.write("semi.csv", "u;i;t\na;x;3\na;y;1\na;z;2\n"), named);
+  EXPECT_EQ(semicolons.sequences, (Seqs{{2, 3, 1}}));
+
+  // Without a header of names, a tab-separated file of numbers stays a dense 'user item' file.
+  EXPECT_EQ(read_dataset(tmp.write("dense.txt", "1\t5\n1\t3\n1\t2\n")).format, Format::UserItemPairs);
+
+  expect_read_error(tmp.write("quote.csv", "user_id,item_id\nu1,\"B1\nu1,B2\n"), Format::Auto,
+                    {"line 2", "unterminated quote in field 2"});
+  expect_read_error(tmp.write("after.csv", "user_id,item_id\nu1,\"B1\"x\n"), Format::Auto,
+                    {"line 2", "text after the closing quote of field 2"});
+  expect_read_error(tmp.write("count.csv", "user_id,item_id,timestamp\nu1,B1\n"), Format::Auto,
+                    {"line 2", "expected 3 fields as the header names, got 2"});
+  expect_read_error(tmp.write("time.csv", "user_id,item_id,timestamp\nu1,B1,2023-02-29\n"), Format::Auto,
+                    {"line 2", "timestamp '2023-02-29' is no ISO 8601 date"});
+  expect_read_error(tmp.write("empty.csv", "user_id,item_id\n,B1\n"), Format::Auto, {"line 2", "empty user token"});
+  expect_read_error(tmp.write("twice.csv", "user_id,item_id,item_id\nu1,B1,B2\n"), Format::Auto,
+                    {"line 1", "names the column 'item_id' twice"});
+  named.csv_columns = "visitor";
+  expect_error([&] { read_dataset(tsv.source, named); }, {"--csv-columns 'visitor': expected USER,ITEM"});
+  named.csv_columns = "visitor,product,when";
+  expect_error([&] { read_dataset(tsv.source, named); }, {"no timestamp column 'when'"});
+  ReadOptions not_csv;
+  not_csv.csv_columns = "a,b";
+  expect_error([&] { read_dataset(tmp.write("pairs.txt", "1 2\n1 3\n1 4\n"), not_csv); },
+               {"--csv-columns applies to csv files (this one reads as pairs)"});
+}
+
+TEST(DataReaders, TimestampsInSecondsOrIso8601) {
+  const std::string path = "t";
+  const Where where{path, 1};
+  EXPECT_EQ(parse_timestamp("1970-01-01", where), 0);
+  EXPECT_EQ(parse_timestamp("2000-03-01T00:00:00Z", where), 951868800);
+  EXPECT_EQ(parse_timestamp("2024-02-29", where), 1709164800);
+  EXPECT_EQ(parse_timestamp("2014-03-05T10:00:00+01:00", where), 1394010000);
+  EXPECT_EQ(parse_timestamp("2014-03-05T10:00+0100", where), 1394010000);
+  EXPECT_EQ(parse_timestamp("1969-12-31T23:59:59.75Z", where), -1);  // fractions dropped
+  EXPECT_EQ(parse_timestamp("1900-03-01 05:30-02:30", where), -2203862400);
+  EXPECT_EQ(parse_timestamp("881250949.0", where), 881250949);
+  EXPECT_EQ(parse_timestamp("-5", where), -5);
+  for (const char* bad : {"2023-02-29", "2014-13-01", "2014-03-05T25:00", "2014-03-05T10:00:00+1", "2014-03-05x",
+                          "2014-3-5xxxxx"})
+    expect_error([&] { parse_timestamp(bad, where); }, {"no ISO 8601 date"});
+  expect_error([&] { parse_timestamp("1.5", where); }, {"not a whole number of seconds"});
+  expect_error([&] { parse_timestamp("soon", where); }, {"non-numeric timestamp 'soon'"});
 }
 
 TEST(DataReaders, ParseFormatNames) {
@@ -423,7 +504,8 @@ TEST(DataReaders, ParseFormatNames) {
   for (Format f : {Format::Auto, Format::UserItemPairs, Format::UserSequences, Format::MovieLensDat,
                    Format::MovieLensCsv})
     EXPECT_EQ(parse_format(format_name(f)), f);
-  expect_error([] { parse_format("atomic"); }, {"'atomic'", "auto, pairs, sequences, ml-dat, ml-csv, recbole"});
+  EXPECT_EQ(parse_format("csv"), Format::Csv);
+  expect_error([] { parse_format("atomic"); }, {"'atomic'", "auto, pairs, sequences, ml-dat, ml-csv, recbole, csv"});
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ struct DataArgs {
   int64_t synthetic_items = 500;
   uint64_t synthetic_seed = 7;
   data::Preprocessing preprocessing;
+  std::string csv_columns;
   std::vector<CLI::Option*> synthetic_options;  // of every subcommand: only the one run counts
   std::vector<CLI::Option*> file_options;       // likewise, for data files only
 
@@ -42,8 +43,12 @@ struct DataArgs {
     cmd->add_option("--data", path, "dataset file, or 'synthetic' for the built-in generator")->capture_default_str();
     file_options.push_back(
         cmd->add_option("--format", format,
-                        "auto, pairs ('user item'), sequences ('user i1 i2 ...'), ml-dat, ml-csv, recbole (.inter)")
+                        "auto, pairs ('user item'), sequences ('user i1 i2 ...'), ml-dat, ml-csv, recbole (.inter), "
+                        "csv (a header line; columns by name)")
             ->capture_default_str());
+    file_options.push_back(cmd->add_option("--csv-columns", csv_columns,
+                                           "csv files: the header's names of the user, item and (optional) time "
+                                           "columns, USER,ITEM[,TIME] (default: user_id, item_id, timestamp)"));
     file_options.push_back(cmd->add_flag("--dedupe", preprocessing.dedupe,
                                          "keep only each user's first event with an item (before --k-core)"));
     file_options.push_back(cmd->add_option("--k-core", preprocessing.k_core,
@@ -80,6 +85,7 @@ struct DataArgs {
       data::ReadOptions o;
       o.format = parsed_format;
       o.preprocessing = preprocessing;
+      o.csv_columns = csv_columns;
       ds = data::read_dataset(path, o);
     }
     log << fmt::format("data: {}: {} users, {} items, {} events{}\n", ds.source, ds.num_users(), ds.n_items,
