@@ -379,6 +379,20 @@ TEST(Cli, CompareRanksPairsUsers) {
   expect_refused("compare " + dir.path("model.tsv"), "is a file of per-user ranks: compare two of them with --ranks");
 }
 
+// `prepare` writes the data as read (synthetic here: no timestamps file) for other tools, and muonrec
+// reads it back with the same shape.
+TEST(Cli, PrepareWritesWhatOtherToolsRead) {
+  muonrec::testkit::TempDir dir;
+  const CliRun prepare = run_cli("prepare " + kData + " --output " + dir.path("synthetic"));
+  ASSERT_EQ(prepare.exit_code, 0) << prepare.output;
+  EXPECT_NE(prepare.output.find("wrote " + dir.path("synthetic.txt")), std::string::npos) << prepare.output;
+  EXPECT_NE(prepare.output.find("wrote " + dir.path("synthetic_items.tsv")), std::string::npos) << prepare.output;
+  const CliRun again = run_cli("baseline --data " + dir.path("synthetic.txt"));
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("300 users, 80 items"), std::string::npos) << again.output;
+  expect_refused("prepare " + kData, "--output is required", /*flag_error=*/true);
+}
+
 // Bad input ends with exit code 1 (CLI11's own codes for flag errors) and one line that says what
 // is wrong and where.
 TEST(Cli, BadInputFailsWithAMessage) {
@@ -396,7 +410,8 @@ TEST(Cli, BadInputFailsWithAMessage) {
   const CliRun version = run_cli("--version");
   EXPECT_EQ(version.exit_code, 0) << version.output;
   EXPECT_EQ(version.output.rfind("muonrec ", 0), 0u) << version.output;
-  expect_refused("trian --epochs 3", "unknown command 'trian' (available: train, eval, recommend, baseline, info, compare)");
+  expect_refused("trian --epochs 3",
+                 "unknown command 'trian' (available: train, eval, recommend, baseline, prepare, info, compare)");
   expect_refused("train --patience -1", "--patience", /*flag_error=*/true);
   expect_refused("train " + kData + " --epochs 3 --stop-after-epoch 1 --device cpu", "add --save-last");
 

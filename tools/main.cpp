@@ -15,6 +15,7 @@
 #include "engine/precision.h"
 #include "engine/version.h"
 #include "models/checkpoint_info.h"
+#include "data/export.h"
 #include "models/rank_comparison.h"
 #include "models/run_compare.h"
 #include "models/trainer.h"
@@ -372,6 +373,18 @@ int main(int argc, char** argv) {
   // `eval --config F` (and the others') reaches the app, which then says --config is train's.
   for (CLI::App* cmd : {eval_cmd, recommend_cmd, baseline_cmd}) cmd->fallthrough();
 
+  CLI::App* prepare_cmd = app.add_subcommand(
+      "prepare", "write the data as read and preprocessed (--dedupe, --k-core, short users dropped) in the plain "
+                 "'user i1 i2 ...' form other tools read, with the maps back to the source's ids");
+  data_args.add_to(prepare_cmd);
+  prepare_cmd->fallthrough();  // `prepare --config F` is told --config is train's, as eval is
+  std::string prepare_output;
+  prepare_cmd
+      ->add_option("--output", prepare_output,
+                   "prefix of the files written: PREFIX.txt, PREFIX.inter (with timestamps), PREFIX_users.tsv, "
+                   "PREFIX_items.tsv")
+      ->required();
+
   CLI::App* info_cmd = app.add_subcommand("info", "build and device information, or what a checkpoint holds");
   std::string info_checkpoint;
   info_cmd->add_option("--checkpoint", info_checkpoint,
@@ -472,6 +485,12 @@ int main(int argc, char** argv) {
       return run_eval(data_args, checkpoint, device, split, eval, eval_beam, eval_batch->count() > 0, ranks_path);
     }
     if (*recommend_cmd) return run_recommend(recommend_args, data_args.load(std::cerr), parse_device(device));
+    if (*prepare_cmd) {
+      const data::SequenceDataset ds = data_args.load(std::cout);
+      for (const std::string& file : data::write_prepared_dataset(ds, prepare_output))
+        std::cout << "wrote " << file << "\n";
+      return 0;
+    }
     if (*baseline_cmd) {
       baseline_seen_filter.resolve(typed);
       eval.filter_seen = !no_filter_seen;  // eval's options: the baseline reads its filtering
