@@ -1,4 +1,4 @@
-// The muonrec command line: train, eval, recommend, baseline, compare, info. An error while running
+// The muonrec command line: train, eval, recommend, baseline, prepare, compare, info. An error while running
 // becomes one line and exit code 1; flag errors get CLI11's message and exit codes.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
