@@ -9,10 +9,19 @@
 namespace muonrec::data {
 namespace {
 
+// The header's delimiter: a tab, else a comma, else a semicolon, looked for outside quoted names.
 char header_delimiter(std::string_view header, const Where& where) {
-  if (header.find('\t') != std::string_view::npos) return '\t';
-  if (header.find(',') != std::string_view::npos) return ',';
-  if (header.find(';') != std::string_view::npos) return ';';
+  bool quoted_run = false, tab = false, comma = false, semicolon = false;
+  for (char c : header) {
+    if (c == '"') quoted_run = !quoted_run;
+    if (quoted_run) continue;
+    tab |= c == '\t';
+    comma |= c == ',';
+    semicolon |= c == ';';
+  }
+  if (tab) return '\t';
+  if (comma) return ',';
+  if (semicolon) return ';';
   where.fail(fmt::format("expected a header line of column names separated by tabs, commas or semicolons, got {}",
                          quoted(header)));
 }
@@ -30,8 +39,12 @@ Columns find_columns(const std::vector<std::string_view>& header, const std::str
                          std::any_of(wanted.begin(), wanted.end(), [](std::string_view w) { return w.empty(); })))
     MUONREC_FAIL("--csv-columns '{}': expected USER,ITEM or USER,ITEM,TIME (the header's names of those columns)",
                  names);
-  const bool defaults = names.empty();
-  if (defaults) wanted = {"user_id", "item_id", "timestamp"};
+  // Without a named time column, one called "timestamp" is read where the header has it.
+  const bool optional_time = wanted.size() < 3;
+  if (names.empty()) wanted = {"user_id", "item_id"};
+  if (wanted.size() == 2) wanted.push_back("timestamp");
+  if (wanted[0] == wanted[1])
+    MUONREC_FAIL("--csv-columns '{}': the user and item columns must differ", names);
   auto position = [&](std::string_view name) {
     size_t found = SIZE_MAX;
     for (size_t i = 0; i < header.size(); ++i)
@@ -49,7 +62,7 @@ Columns find_columns(const std::vector<std::string_view>& header, const std::str
   size_t* slot[] = {&columns.user, &columns.item, &columns.timestamp};
   for (size_t k = 0; k < wanted.size(); ++k) {
     *slot[k] = position(wanted[k]);
-    const bool optional = defaults && k == 2;
+    const bool optional = optional_time && k == 2;
     if (*slot[k] == SIZE_MAX && !optional)
       where.fail(fmt::format("no {} column {} in the header (its columns: {}); name the columns with --csv-columns "
                              "USER,ITEM[,TIME]",
@@ -110,31 +123,40 @@ bool parse_csv_file(const std::string& path, std::string_view text, const std::s
   LineCursor cursor(text);
   std::string_view line;
   int64_t number = 0;
+  std::string_view untrimmed;
   std::vector<std::string_view> fields;
-  std::deque<std::string> unescaped;  // outlives the token columns' views
+  std::deque<std::string> unescaped;  // a line's unescaped fields
+  std::deque<std::string> kept;       // the unescaped user and item tokens: they outlive the token columns' views
+  // A user or item token unescaped into the line's buffer, copied to one that lives as long as the columns.
+  auto lasting = [&](std::string_view token) {
+    if (token.data() >= text.data() && token.data() < text.data() + text.size()) return token;
+    return std::string_view(kept.emplace_back(token));
+  };
   Columns columns;
   char delimiter = ',';
   bool header_seen = false;
   const size_t first_event = events.size();
   TokenColumn users("user"), items("item");
-  while (cursor.next(line, number)) {
+  while (cursor.next(line, number, &untrimmed)) {
     if (line.empty()) {
       ++report.blank_lines;
       continue;
     }
     const Where where{path, number};
+    unescaped.clear();
     if (!header_seen) {
       delimiter = header_delimiter(line, where);
-      split_delimited(line, delimiter, fields, unescaped, where);
+      split_delimited(untrimmed, delimiter, fields, unescaped, where);
       columns = find_columns(fields, column_names, where);
       header_seen = true;
       continue;
     }
-    split_delimited(line, delimiter, fields, unescaped, where);
+    // Untrimmed: a tab-separated line keeps an empty first or last field.
+    split_delimited(untrimmed, delimiter, fields, unescaped, where);
     if (fields.size() != columns.count)
       where.fail(fmt::format("expected {} fields as the header names, got {}", columns.count, fields.size()));
-    const int64_t user = users.intern(fields[columns.user], where);
-    const int64_t item = items.intern(fields[columns.item], where);
+    const int64_t user = users.intern(lasting(fields[columns.user]), where);
+    const int64_t item = items.intern(lasting(fields[columns.item]), where);
     const int64_t timestamp = columns.timestamp == SIZE_MAX ? 0 : parse_timestamp(fields[columns.timestamp], where);
     events.push_back({user, item, timestamp});
   }

@@ -77,13 +77,14 @@ struct ReadOptions {
   // Leave-one-out needs 3 events (train, validation, test); shorter users are skipped and counted.
   int64_t min_events_per_user = 3;
   Preprocessing preprocessing;  // after time order, before the threshold above
-  std::string csv_columns;      // Csv only: "USER,ITEM[,TIME]" header names ("": user_id, item_id, timestamp)
+  // Csv: "USER,ITEM[,TIME]" header names ("": user_id, item_id, timestamp); given, the file reads as csv.
+  std::string csv_columns;
 };
 
-// Reads a whole interaction file. Auto picks the format from the extension (.csv and .tsv: ml-csv
-// under the MovieLens header, else csv; .inter: recbole) and the first non-blank line (':token' ->
-// recbole, '::' -> ml-dat, the MovieLens header -> ml-csv, a ',' or tab -> csv, 2 fields -> pairs,
-// else sequences; a dense file
+// Reads a whole interaction file. Auto picks the format from the extension (.inter: recbole) and the
+// first non-blank line (':token' -> recbole, '::' -> ml-dat, the MovieLens header -> ml-csv, a ',' or
+// a .csv file -> csv, a tab or a .tsv file with a field that is no number (a header) -> csv, 2
+// fields -> pairs, else sequences; a dense file
 // that mixes the two layouts, as a 'user item rating' file would, is refused). Malformed
 // input throws muonrec::Error naming the file, the 1-based line and the problem.
 SequenceDataset read_dataset(const std::string& path, const ReadOptions& options = {});

@@ -95,6 +95,22 @@ std::string lower_extension(const std::string& path) {
   return ext;
 }
 
+// MovieLens's ratings.csv header, fields trimmed as parse_movielens_file trims them.
+bool is_movielens_csv_header(std::string_view line) {
+  std::vector<std::string_view> fields;
+  split_on(line, ",", fields);
+  return fields.size() == 4 && fields[0] == "userId" && fields[1] == "movieId" && fields[2] == "rating" &&
+         fields[3] == "timestamp";
+}
+
+bool all_numbers(const std::vector<std::string_view>& fields) {
+  return std::all_of(fields.begin(), fields.end(), [](std::string_view f) {
+    int64_t value = 0;
+    auto [end, ec] = std::from_chars(f.data(), f.data() + f.size(), value);
+    return ec == std::errc() && end == f.data() + f.size();
+  });
+}
+
 Format detect_format(const std::string& path, std::string_view text) {
   const std::string extension = lower_extension(path);
   if (extension == ".inter") return Format::RecBoleInter;
@@ -103,24 +119,15 @@ Format detect_format(const std::string& path, std::string_view text) {
   int64_t number;
   while (cursor.next(line, number)) {
     if (line.empty()) continue;
-    if (line == kCsvHeader) return Format::MovieLensCsv;
-    if (extension == ".csv" || extension == ".tsv") return Format::Csv;
     if (line.find(":token") != std::string_view::npos) return Format::RecBoleInter;
     if (line.find("::") != std::string_view::npos) return Format::MovieLensDat;
-    if (line.find(',') != std::string_view::npos || line.find('\t') != std::string_view::npos) {
-      // A tab alone may separate the fields of a dense 'user item' file; a header (a field that is no
-      // number) makes it a csv file.
-      std::vector<std::string_view> fields;
-      split_on(line, line.find(',') != std::string_view::npos ? "," : "\t", fields);
-      int64_t value = 0;
-      const bool numeric = std::all_of(fields.begin(), fields.end(), [&](std::string_view f) {
-        auto [end, ec] = std::from_chars(f.data(), f.data() + f.size(), value);
-        return ec == std::errc() && end == f.data() + f.size();
-      });
-      if (!numeric || line.find(',') != std::string_view::npos) return Format::Csv;
-    }
+    if (is_movielens_csv_header(line)) return Format::MovieLensCsv;
+    // A header line (a field that is no number) makes a csv file, as do commas; numbers separated by
+    // tabs or spaces are a dense 'user item' or 'user i1 i2 ...' file.
     std::vector<std::string_view> fields;
     split_whitespace(line, fields);
+    if (extension == ".csv" || line.find(',') != std::string_view::npos) return Format::Csv;
+    if ((extension == ".tsv" || line.find('\t') != std::string_view::npos) && !all_numbers(fields)) return Format::Csv;
     return fields.size() == 2 ? Format::UserItemPairs : Format::UserSequences;
   }
   return Format::UserItemPairs;  // no data line: the caller reports the empty file
@@ -202,9 +209,7 @@ void parse_movielens_file(const std::string& path, std::string_view text, bool c
     split_on(line, delimiter, fields);
     if (!header_seen) {
       header_seen = true;
-      bool ok = fields.size() == 4 && fields[0] == "userId" && fields[1] == "movieId" && fields[2] == "rating" &&
-                fields[3] == "timestamp";
-      if (!ok) where.fail(fmt::format("expected the MovieLens header '{}', got {}", kCsvHeader, quoted(line)));
+      if (!is_movielens_csv_header(line)) where.fail(fmt::format("expected the MovieLens header '{}', got {}", kCsvHeader, quoted(line)));
       continue;
     }
     if (fields.size() != 4) {
@@ -227,7 +232,10 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& options
   MUONREC_CHECK(options.min_events_per_user >= 0, "min_events_per_user must be >= 0, got {}",
                 options.min_events_per_user);
   const std::string text = read_whole_file(path);
-  const Format format = options.format == Format::Auto ? detect_format(path, text) : options.format;
+  // --csv-columns names a csv file's columns: it says what the file is, whatever its first line.
+  const Format format = options.format != Format::Auto ? options.format
+                        : !options.csv_columns.empty() ? Format::Csv
+                                                       : detect_format(path, text);
   // MovieLens and RecBole files name items by source ids, renumbered below; the others hold dense ids.
   const bool source_ids = format == Format::MovieLensDat || format == Format::MovieLensCsv ||
                           format == Format::RecBoleInter || format == Format::Csv;

@@ -166,9 +166,8 @@ int64_t parse_timestamp(std::string_view field, const Where& where) {
   auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
   if (field.empty() || ec != std::errc() || end != field.data() + field.size() || !std::isfinite(value))
     where.fail(fmt::format("non-numeric timestamp {}", quoted(field)));
-  if (value != std::floor(value) || std::fabs(value) > 9.0e15)
-    where.fail(fmt::format("timestamp {} is not a whole number of seconds", quoted(field)));
-  return static_cast<int64_t>(value);
+  if (std::fabs(value) > 9.0e15) where.fail(fmt::format("timestamp {} is out of range", quoted(field)));
+  return static_cast<int64_t>(std::floor(value));  // fractions dropped, as ISO times' are
 }
 
 void check_rating(std::string_view field, const Where& where) {

@@ -369,8 +369,13 @@ TEST(DataReaders, RecBoleInterFiles) {
                                                          "1\t2\t\n1\t3\tnice\n1\t4\t\n"))
                 .num_events(),
             3);
-  expect_read_error(tmp.write("frac.inter", "user_id:token\titem_id:token\ttimestamp:float\n1\t2\t5.5\n"),
-                    Format::Auto, {"line 2", "timestamp '5.5' is not a whole number of seconds"});
+  // Fractions of a second are dropped; events within one second keep their file order.
+  EXPECT_EQ(read_dataset(tmp.write("frac.inter", "user_id:token\titem_id:token\ttimestamp:float\n"
+                                                 "1\t2\t5.9\n1\t3\t5.1\n1\t4\t4.99\n"))
+                .sequences,
+            (Seqs{{3, 1, 2}}));
+  expect_read_error(tmp.write("far.inter", "user_id:token\titem_id:token\ttimestamp:float\n1\t2\t1e300\n"),
+                    Format::Auto, {"line 2", "timestamp '1e300' is out of range"});
 }
 
 TEST(DataReaders, NonNumericAndOutOfRangeIds) {
@@ -455,8 +460,32 @@ TEST(DataReaders, CsvFilesByColumnName) {
       read_dataset(tmp.write("semi.csv", "u;i;t\na;x;3\na;y;1\na;z;2\n"), named);
   EXPECT_EQ(semicolons.sequences, (Seqs{{2, 3, 1}}));
 
-  // Without a header of names, a tab-separated file of numbers stays a dense 'user item' file.
+  // Without a header of names, tab-separated numbers stay a dense file; other files keep their formats.
   EXPECT_EQ(read_dataset(tmp.write("dense.txt", "1\t5\n1\t3\n1\t2\n")).format, Format::UserItemPairs);
+  EXPECT_EQ(read_dataset(tmp.write("dense.tsv", "1\t5\n1\t3\n1\t2\n")).format, Format::UserItemPairs);
+  EXPECT_EQ(read_dataset(tmp.write("double.txt", "1\t\t5\n1\t\t3\n1\t\t2\n")).format, Format::UserItemPairs);
+  EXPECT_EQ(read_dataset(tmp.write("seq.txt", "1\t5 6 7\n2\t5 6 7\n")).format, Format::UserSequences);
+  EXPECT_EQ(read_dataset(tmp.write("rb.tsv", "user_id:token\titem_id:token\n1\t5\n1\t6\n1\t7\n")).format,
+            Format::RecBoleInter);
+  EXPECT_EQ(read_dataset(tmp.write("ml.csv", "userId, movieId, rating, timestamp\n1,5,4,1\n1,6,4,2\n1,7,4,3\n"))
+                .format,
+            Format::MovieLensCsv);
+  // An empty first or last field of a tab-separated line is a field; a quoted header name may hold
+  // another delimiter; --csv-columns reads a MovieLens file as csv.
+  EXPECT_EQ(read_dataset(tmp.write("e.tsv", "r\tuser_id\titem_id\tnote\n\t1\t5\t\n\t1\t6\t\n\t1\t7\t\n"))
+                .num_events(),
+            3);
+  EXPECT_EQ(read_dataset(tmp.write("s.csv", "\"score, 1-5\";user_id;item_id\n4;u1;a\n4;u1;b\n4;u1;c\n")).sequences,
+            (Seqs{{1, 2, 3}}));
+  ReadOptions movie_columns;
+  movie_columns.csv_columns = "userId,movieId";
+  const SequenceDataset as_csv =
+      read_dataset(tmp.write("ratings.csv", "userId,movieId,rating,timestamp\n1,50,4,3\n1,60,4,1\n1,70,4,2\n"),
+                   movie_columns);
+  EXPECT_EQ(as_csv.format, Format::Csv);
+  EXPECT_EQ(as_csv.sequences, (Seqs{{2, 3, 1}}));  // its timestamp column read by that name
+  movie_columns.csv_columns = "userId,userId";
+  expect_error([&] { read_dataset(as_csv.source, movie_columns); }, {"the user and item columns must differ"});
 
   expect_read_error(tmp.write("quote.csv", "user_id,item_id\nu1,\"B1\nu1,B2\n"), Format::Auto,
                     {"line 2", "unterminated quote in field 2"});
@@ -475,6 +504,7 @@ TEST(DataReaders, CsvFilesByColumnName) {
   expect_error([&] { read_dataset(tsv.source, named); }, {"no timestamp column 'when'"});
   ReadOptions not_csv;
   not_csv.csv_columns = "a,b";
+  not_csv.format = Format::UserItemPairs;
   expect_error([&] { read_dataset(tmp.write("pairs.txt", "1 2\n1 3\n1 4\n"), not_csv); },
                {"--csv-columns applies to csv files (this one reads as pairs)"});
 }
@@ -494,7 +524,8 @@ TEST(DataReaders, TimestampsInSecondsOrIso8601) {
   for (const char* bad : {"2023-02-29", "2014-13-01", "2014-03-05T25:00", "2014-03-05T10:00:00+1", "2014-03-05x",
                           "2014-3-5xxxxx"})
     expect_error([&] { parse_timestamp(bad, where); }, {"no ISO 8601 date"});
-  expect_error([&] { parse_timestamp("1.5", where); }, {"not a whole number of seconds"});
+  EXPECT_EQ(parse_timestamp("1394040000.5", where), 1394040000);
+  EXPECT_EQ(parse_timestamp("-0.5", where), -1);  // floor, as for times before 1970 in ISO form
   expect_error([&] { parse_timestamp("soon", where); }, {"non-numeric timestamp 'soon'"});
 }
 

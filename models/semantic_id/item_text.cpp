@@ -158,19 +158,23 @@ std::unordered_map<std::string, std::string> read_asin_titles(const std::string&
 
 }  // namespace
 
-std::vector<std::string> load_titles_by_asin(const std::string& asin_titles_path,
-                                             const std::vector<std::string>& item_asins, ItemTextReport* report) {
-  const std::unordered_map<std::string, std::string> titles = read_asin_titles(asin_titles_path);
-  std::vector<std::string> texts(item_asins.size());
+std::vector<std::string> join_texts_by_name(const std::unordered_map<std::string, std::string>& texts_by_name,
+                                            const std::vector<std::string>& item_names, ItemTextReport* report) {
+  std::vector<std::string> texts(item_names.size());
   int64_t used = 0;
-  for (size_t item = 1; item < item_asins.size(); ++item) {
-    auto it = titles.find(item_asins[item]);
-    if (it == titles.end()) continue;
+  for (size_t item = 1; item < item_names.size(); ++item) {
+    auto it = texts_by_name.find(item_names[item]);
+    if (it == texts_by_name.end()) continue;
     texts[item] = it->second;
     ++used;
   }
-  fill_report(texts, static_cast<int64_t>(titles.size()) - used, report);
+  fill_report(texts, static_cast<int64_t>(texts_by_name.size()) - used, report);
   return texts;
+}
+
+std::vector<std::string> load_titles_by_asin(const std::string& asin_titles_path,
+                                             const std::vector<std::string>& item_asins, ItemTextReport* report) {
+  return join_texts_by_name(read_asin_titles(asin_titles_path), item_asins, report);
 }
 
 std::unordered_map<int64_t, std::string> read_item_asins(const std::string& item_asin_path, int64_t max_id) {

@@ -34,6 +34,12 @@ std::vector<std::string> load_asin_item_texts(const std::string& item_asin_path,
 // max_id > 0, at most max_id; an id or an ASIN given twice is an error naming both lines.
 std::unordered_map<int64_t, std::string> read_item_asins(const std::string& item_asin_path, int64_t max_id = 0);
 
+// texts[item] = texts_by_name[item_names[item]] for items 1..n (item_names [n + 1], index 0 unused),
+// "" where the table has no such name; the report counts the table's names no item took.
+std::vector<std::string> join_texts_by_name(const std::unordered_map<std::string, std::string>& texts_by_name,
+                                            const std::vector<std::string>& item_names,
+                                            ItemTextReport* report = nullptr);
+
 // Titles of items named by their ASINs (a RecBole file's string item tokens): item_asins
 // [n_items + 1] (index 0 unused) -> texts of the same size, "" where the titles file has none.
 std::vector<std::string> load_titles_by_asin(const std::string& asin_titles_path,
