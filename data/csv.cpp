@@ -9,23 +9,6 @@
 namespace muonrec::data {
 namespace {
 
-// The header's delimiter: a tab, else a comma, else a semicolon, looked for outside quoted names.
-char header_delimiter(std::string_view header, const Where& where) {
-  bool quoted_run = false, tab = false, comma = false, semicolon = false;
-  for (char c : header) {
-    if (c == '"') quoted_run = !quoted_run;
-    if (quoted_run) continue;
-    tab |= c == '\t';
-    comma |= c == ',';
-    semicolon |= c == ';';
-  }
-  if (tab) return '\t';
-  if (comma) return ',';
-  if (semicolon) return ';';
-  where.fail(fmt::format("expected a header line of column names separated by tabs, commas or semicolons, got {}",
-                         quoted(header)));
-}
-
 struct Columns {
   size_t count = 0;
   size_t user = 0, item = 0, timestamp = SIZE_MAX;
@@ -72,6 +55,22 @@ Columns find_columns(const std::vector<std::string_view>& header, const std::str
 }
 
 }  // namespace
+
+char header_delimiter(std::string_view header, const Where& where) {
+  bool quoted_run = false, tab = false, comma = false, semicolon = false;
+  for (char c : header) {
+    if (c == '"') quoted_run = !quoted_run;
+    if (quoted_run) continue;
+    tab |= c == '\t';
+    comma |= c == ',';
+    semicolon |= c == ';';
+  }
+  if (tab) return '\t';
+  if (comma) return ',';
+  if (semicolon) return ';';
+  where.fail(fmt::format("expected a header line of column names separated by tabs, commas or semicolons, got {}",
+                         quoted(header)));
+}
 
 void split_delimited(std::string_view line, char delimiter, std::vector<std::string_view>& fields,
                      std::deque<std::string>& unescaped, const Where& where) {

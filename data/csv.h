@@ -24,6 +24,10 @@ namespace muonrec::data {
 bool parse_csv_file(const std::string& path, std::string_view text, const std::string& columns,
                     std::vector<Event>& events, ReadReport& report, SourceTokens& tokens);
 
+// A header line's delimiter, looked for outside quoted names: a tab, else a comma, else a semicolon.
+// Throws at `where` when it has none.
+char header_delimiter(std::string_view header, const Where& where);
+
 // The fields of one line split at `delimiter`, quoted fields unquoted (an unescaped copy is kept in
 // `unescaped` when a field holds a doubled quote; a deque, so the views stay valid while it lives). Unquoted
 // fields are trimmed. Throws at `where` on an unterminated quote or text after a closing quote.

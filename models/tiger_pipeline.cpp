@@ -10,6 +10,7 @@
 #include "engine/error.h"
 #include "engine/safetensors.h"
 #include "data/split.h"
+#include "models/semantic_id/item_table.h"
 #include "models/semantic_id/item_text.h"
 #include "models/training_position.h"
 
@@ -205,6 +206,11 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
     if (!map.empty() && o.movie_map == "auto")
       via += " (found beside the data; --movie-map none reads ids as MovieIDs)";
     *source = fmt::format("{}{}; {}", o.movies, via, report.summary());
+  } else if (semantic_id::is_item_table(o.item_text)) {
+    std::vector<std::string> names(static_cast<size_t>(ds.n_items + 1));
+    for (int64_t item = 1; item <= ds.n_items; ++item) names[item] = ds.item_name(item);
+    texts = semantic_id::join_texts_by_name(semantic_id::read_item_table(o.item_text), names, &report);
+    *source = fmt::format("{} by the data's item names; {}", o.item_text, report.summary());
   } else {
     MUONREC_CHECK(o.item_text != "none", "{} needs item texts: give --item-text PREFIX or --movies FILE{}", who,
                   other_choices);

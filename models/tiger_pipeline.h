@@ -36,7 +36,9 @@ namespace muonrec {
 //                MovieID' per line), "none" (the dataset's source ids: right for ratings.dat /
 //                ratings.csv) or "auto": sas_to_original_items.txt beside the data file when the
 //                file's ids were already dense 1..n (the SASRec ML-1M file), else the source ids
-//   item_text    Beauty-style side files P_item_asin.txt and P_item_titles.txt for a prefix P: "auto"
+//   item_text    an item table (a RecBole .item file, or a .csv / .tsv with an item_id column:
+//                semantic_id/item_table.h), joined on the data's item names; or Beauty-style side
+//                files P_item_asin.txt and P_item_titles.txt for a prefix P: "auto"
 //                takes P = the data file's stem in lower case ("Beauty.txt" -> "beauty"); a prefix is
 //                looked up as given, then beside the data file. "none": no text.
 struct ItemVectorOptions {

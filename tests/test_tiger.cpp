@@ -945,6 +945,42 @@ TEST(TigerPipeline, TitlesOfRecBoleItemsFollowTheirTokens) {
                         {"--movies reads item ids as MovieIDs", "names its items by string tokens"});
 }
 
+// Item tables: a RecBole .item file gives each item its text fields (not its numbers), a CSV table
+// every column but item_id; both join on the data's item names; bad tables name file and line.
+TEST(TigerPipeline, ItemTablesGiveTexts) {
+  TempDir dir;
+  const std::string header = "user_id:token\titem_id:token\ttimestamp:float\n";
+  const data::SequenceDataset named = data::read_dataset(
+      dir.write("shop.inter", header + "u1\tB3\t1\nu1\tB1\t2\nu1\tB9\t3\nu2\tB1\t1\nu2\tB3\t2\nu2\tB9\t3\n"));
+  ItemVectorOptions o;
+  std::string source;
+  using Titles = std::vector<std::string>;
+  o.item_text = dir.write("shop.item",
+                          "item_id:token\ttitle:token_seq\tprice:float\tbrand:token\n"
+                          "B1\tred soap\t3.5\tacme\n"
+                          "B3\tgreen towel\t\t\n"
+                          "B7\told comb\t1\tzed\n");
+  EXPECT_EQ(load_item_texts(named, o, &source, "test"), (Titles{"", "red soap acme", "green towel", ""}));
+  EXPECT_NE(source.find("shop.item by the data's item names; item texts: 3 items, 2 with text"), std::string::npos) << source;
+  o.item_text = dir.write("shop.csv", "title,item_id\n\"soap, red\",B1\ntowel,B9\n");
+  EXPECT_EQ(load_item_texts(named, o, &source, "test"), (Titles{"", "soap, red", "", "towel"}));
+
+  // A dense file's items are named by their ids.
+  const data::SequenceDataset dense = data::read_dataset(dir.write("d.txt", "1 1\n1 2\n1 3\n"));
+  o.item_text = dir.write("items.tsv", "item_id\ttitle\n2\tsecond\n3\tthird\n");
+  EXPECT_EQ(load_item_texts(dense, o, &source, "test"), (Titles{"", "", "second", "third"}));
+
+  o.item_text = dir.write("noid.csv", "title,name\na,b\n");
+  testkit::expect_error([&] { load_item_texts(dense, o, &source, "test"); },
+                        {"noid.csv, line 1", "needs an item_id column"});
+  o.item_text = dir.write("twice.csv", "item_id,title\n2,a\n2,b\n");
+  testkit::expect_error([&] { load_item_texts(dense, o, &source, "test"); },
+                        {"twice.csv, line 3", "item '2' already has a row on line 2"});
+  o.item_text = dir.write("short.item", "item_id:token\ttitle:token_seq\n2\n");
+  testkit::expect_error([&] { load_item_texts(dense, o, &source, "test"); },
+                        {"short.item, line 2", "expected 2 fields"});
+}
+
 TEST(TigerPipeline, CooccurrenceAndSideBySideVectors) {
   // Users 0 and 1 hold out their last two events (validation, test): item 5 appears only there, so
   // the co-occurrence vectors must not have seen it (a random vector, counted as without pairs).

@@ -54,7 +54,8 @@ void RecommendCliArgs::add_to(CLI::App* cmd) {
   titles.movie_genres = false;
   cmd->add_option("--item-text", titles.item_text,
                   "add a title column from Beauty-style side files: PREFIX (PREFIX_item_asin.txt, "
-                  "PREFIX_item_titles.txt) or auto (the data file's stem)")
+                  "PREFIX_item_titles.txt) or auto (the data file's stem), or from an item table (a RecBole .item "
+                  "file, or a .csv/.tsv with an item_id column)")
       ->capture_default_str();
   cmd->add_option("--movies", titles.movies, "add a title column from a MovieLens movies.dat");
   cmd->add_option("--movie-map", titles.movie_map,

@@ -97,7 +97,8 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
       ->capture_default_str();
   CLI::Option* item_text = cmd->add_option("--item-text", vectors.item_text,
                   "tiger: 'auto' (DATASTEM_item_asin.txt + DATASTEM_item_titles.txt beside the data), a prefix "
-                  "P (P_item_asin.txt + P_item_titles.txt, as given or beside the data), or 'none'")
+                  "P (P_item_asin.txt + P_item_titles.txt, as given or beside the data), an item table (a RecBole "
+                  ".item file, or a .csv/.tsv with an item_id column), or 'none'")
       ->capture_default_str();
   CLI::Option* kind = cmd->add_option("--item-vectors", vectors.kind,
                   "tiger: what the semantic IDs cluster: 'text' (item texts), 'cooccurrence' (PPMI of the training "
