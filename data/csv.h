@@ -19,8 +19,9 @@ namespace muonrec::data {
 
 // `columns`: "USER,ITEM" or "USER,ITEM,TIME", the header names of the columns to read; "" reads
 // user_id and item_id. Without a TIME, a column called timestamp is read where the header has one.
-// The delimiter is the header's (outside quoted names): a tab, else a comma, else a semicolon. Appends the events; returns whether they have timestamps. Throws
-// naming the file, the line and the field.
+// The delimiter is the header's (outside quoted names): a tab, else a comma, else a semicolon.
+// Appends the events; returns whether they have timestamps. Throws naming the file, the line and the
+// field.
 bool parse_csv_file(const std::string& path, std::string_view text, const std::string& columns,
                     std::vector<Event>& events, ReadReport& report, SourceTokens& tokens);
 

@@ -209,7 +209,8 @@ void parse_movielens_file(const std::string& path, std::string_view text, bool c
     split_on(line, delimiter, fields);
     if (!header_seen) {
       header_seen = true;
-      if (!is_movielens_csv_header(line)) where.fail(fmt::format("expected the MovieLens header '{}', got {}", kCsvHeader, quoted(line)));
+      if (!is_movielens_csv_header(line))
+        where.fail(fmt::format("expected the MovieLens header '{}', got {}", kCsvHeader, quoted(line)));
       continue;
     }
     if (fields.size() != 4) {

@@ -961,7 +961,8 @@ TEST(TigerPipeline, ItemTablesGiveTexts) {
                           "B3\tgreen towel\t\t\n"
                           "B7\told comb\t1\tzed\n");
   EXPECT_EQ(load_item_texts(named, o, &source, "test"), (Titles{"", "red soap acme", "green towel", ""}));
-  EXPECT_NE(source.find("shop.item by the data's item names; item texts: 3 items, 2 with text"), std::string::npos) << source;
+  EXPECT_NE(source.find("shop.item by the data's item names; item texts: 3 items, 2 with text"), std::string::npos)
+      << source;
   o.item_text = dir.write("shop.csv", "title,item_id\n\"soap, red\",B1\ntowel,B9\n");
   EXPECT_EQ(load_item_texts(named, o, &source, "test"), (Titles{"", "soap, red", "", "towel"}));
 
