@@ -91,6 +91,18 @@ void check_same_users(const UserRanks& from, const UserRanks& in) {
 
 }  // namespace
 
+UserRanks pool_user_ranks(const std::vector<UserRanks>& runs) {
+  UserRanks pooled;
+  for (size_t k = 0; k < runs.size(); ++k) {
+    pooled.source += (k ? " + " : "") + runs[k].source;
+    for (size_t i = 0; i < runs[k].users.size(); ++i) {
+      pooled.users.push_back(fmt::format("{}:{}", k + 1, runs[k].users[i]));
+      pooled.ranks.push_back(runs[k].ranks[i]);
+    }
+  }
+  return pooled;
+}
+
 PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, const std::string& metric,
                                     int64_t resamples, uint64_t seed) {
   MUONREC_CHECK(resamples >= 1, "compare: resamples must be >= 1, got {}", resamples);

@@ -38,6 +38,10 @@ struct PairedComparison {
   std::string format(const std::string& name_a, const std::string& name_b) const;
 };
 
+// Several runs' ranks as one: run k's users become "k:user" (k from 1), so pairs of runs (a seed
+// each, say) compare as (run, user) units. The source names every file.
+UserRanks pool_user_ranks(const std::vector<UserRanks>& runs);
+
 // a and b must hold the same users (in any order); throws naming a user only one of them has.
 // `resamples` draws each for the interval and the test, from `seed`.
 PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, const std::string& metric,

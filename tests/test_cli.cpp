@@ -371,7 +371,15 @@ TEST(Cli, CompareRanksPairsUsers) {
   EXPECT_NE(compare.output.find("hr10 over the same 40 users"), std::string::npos) << compare.output;
   EXPECT_NE(compare.output.find("sign-flip test p = "), std::string::npos) << compare.output;
   EXPECT_NE(compare.output.find("(500 resamples)"), std::string::npos) << compare.output;
-  expect_refused("compare --ranks " + dir.path("model.tsv"), "compare --ranks: give two ranks files (a, b), got 1");
+  expect_refused("compare --ranks " + dir.path("model.tsv"), "compare --ranks: give pairs of ranks files");
+  // Two pairs (seeds, say): each, then pooled.
+  const CliRun pairs = run_cli("compare --ranks --resamples 200 " + dir.path("popular.tsv") + " " +
+                               dir.path("model.tsv") + " " + dir.path("model.tsv") + " " + dir.path("popular.tsv"));
+  ASSERT_EQ(pairs.exit_code, 0) << pairs.output;
+  EXPECT_NE(pairs.output.find("pair 2: ndcg10 over the same 40 users"), std::string::npos) << pairs.output;
+  EXPECT_NE(pairs.output.find("pooled over the 2 pairs, (pair, user) units: ndcg10 over the same 80 users"),
+            std::string::npos)
+      << pairs.output;
   expect_refused("compare " + dir.path("model.tsv") + " --resamples 5", "--resamples requires --ranks",
                  /*flag_error=*/true);
   expect_refused("compare --ranks " + dir.path("model.tsv") + " " + dir.path("popular.tsv") + " --markdown",

@@ -133,6 +133,22 @@ TEST(RankComparison, NeitherLineOrderNorSidesChangeTheStatistics) {
   EXPECT_EQ(ab.b_higher, ba.a_higher);
 }
 
+// Pairs of runs (seeds) pooled: each run's users become (run, user) units, so the same user of two
+// seeds counts twice and the means are those of all units.
+TEST(RankComparison, PooledRunsCompareAsRunUserUnits) {
+  const UserRanks a1 = ranks_of({0, 20}, "a1.tsv"), a2 = ranks_of({20, 20}, "a2.tsv");
+  const UserRanks b1 = ranks_of({0, 0}, "b1.tsv"), b2 = ranks_of({0, 20}, "b2.tsv");
+  const UserRanks a = pool_user_ranks({a1, a2}), b = pool_user_ranks({b1, b2});
+  EXPECT_EQ(a.users, (std::vector<std::string>{"1:u0", "1:u1", "2:u0", "2:u1"}));
+  EXPECT_EQ(a.ranks, (std::vector<int64_t>{0, 20, 20, 20}));
+  EXPECT_EQ(a.source, "a1.tsv + a2.tsv");
+  const PairedComparison c = compare_user_ranks(a, b, "hr10", 100);
+  EXPECT_EQ(c.users, 4);
+  EXPECT_DOUBLE_EQ(c.mean_a, 0.25);
+  EXPECT_DOUBLE_EQ(c.mean_b, 0.75);
+  EXPECT_EQ(c.b_higher, 2);
+}
+
 TEST(RankComparison, FilesRoundTripWithTheDatasNames) {
   TempDir dir;
   data::SequenceDataset ds;

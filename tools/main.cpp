@@ -410,8 +410,9 @@ int main(int argc, char** argv) {
   int64_t compare_resamples = 10000;
   CLI::Option* ranks_flag = compare_cmd->add_flag(
       "--ranks", compare_ranks,
-      "the two files are per-user ranks ('eval --ranks' or 'baseline --ranks' of the same users): compare the "
-      "--metric user by user, with a paired bootstrap interval and a sign-flip test");
+      "the files are per-user ranks ('eval --ranks' or 'baseline --ranks' of the same users), a b or a1 b1 a2 b2 "
+      "...: compare the --metric user by user, with a paired bootstrap interval and a sign-flip test (several "
+      "pairs: each, then pooled)");
   compare_cmd->add_option("--resamples", compare_resamples, "with --ranks: draws for the interval and the test")
       ->needs(ranks_flag)
       ->check(kPositive)
@@ -503,11 +504,22 @@ int main(int argc, char** argv) {
     }
     if (*compare_cmd) {
       if (compare_ranks) {
-        MUONREC_CHECK(compare_files.size() == 2, "compare --ranks: give two ranks files (a, b), got {}",
+        MUONREC_CHECK(compare_files.size() >= 2 && compare_files.size() % 2 == 0,
+                      "compare --ranks: give pairs of ranks files (a b, or a1 b1 a2 b2 ... for several seeds), "
+                      "got {} files",
                       compare_files.size());
-        const UserRanks a = read_user_ranks(compare_files[0]), b = read_user_ranks(compare_files[1]);
-        std::cout << compare_user_ranks(a, b, compare.metric, compare_resamples)
-                         .format(compare_files[0], compare_files[1]);
+        std::vector<UserRanks> as, bs;
+        for (size_t i = 0; i < compare_files.size(); i += 2) {
+          as.push_back(read_user_ranks(compare_files[i]));
+          bs.push_back(read_user_ranks(compare_files[i + 1]));
+          if (compare_files.size() > 2) std::cout << fmt::format("pair {}: ", i / 2 + 1);
+          std::cout << compare_user_ranks(as.back(), bs.back(), compare.metric, compare_resamples)
+                           .format(compare_files[i], compare_files[i + 1]);
+        }
+        if (as.size() > 1)
+          std::cout << fmt::format("pooled over the {} pairs, (pair, user) units: ", as.size())
+                    << compare_user_ranks(pool_user_ranks(as), pool_user_ranks(bs), compare.metric, compare_resamples)
+                           .format("the a files", "the b files");
         return 0;
       }
       std::vector<RunHistory> runs;
