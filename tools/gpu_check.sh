@@ -69,6 +69,10 @@ for stage in "${stages[@]}"; do
         --encoder-blocks 2 --optim muon --muon-lr 0.02 --epochs 1 --eval-every 1 --valid-users 2000 --test-users 2000 --device cuda \
         > "$out/models_tiger_encoder_decoder.log" 2>&1
       note "tiger encoder-decoder muon (GPU, 1 epoch): exit $? | $(grep -E 'test \(best validation\)' "$out/models_tiger_encoder_decoder.log")"
+      "$build/tools/muonrec" train --model tiger --data "$MUONREC_SHARED/data/beauty/Beauty.txt" $tiger_flags \
+        --sid-tokenizer rq-vae --rqvae-epochs 50 --optim muon --muon-lr 0.02 --epochs 1 --eval-every 1 \
+        --valid-users 2000 --test-users 2000 --device cuda > "$out/models_tiger_rq_vae.log" 2>&1
+      note "tiger rq-vae tokenizer (GPU, 50 + 1 epochs): exit $? | $(grep -E '^semantic IDs' "$out/models_tiger_rq_vae.log" | cut -c1-120)"
       ;;
     train-tiger)
       # The README's best TIGER row on Beauty (24 epochs, every test user), with MUONREC_OPTIM
