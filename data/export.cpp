@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "engine/error.h"
@@ -29,38 +30,63 @@ class OutputFile {
 
 }  // namespace
 
-std::vector<std::string> write_prepared_dataset(const SequenceDataset& dataset, const std::string& prefix) {
+PreparedFiles write_prepared_dataset(const SequenceDataset& dataset, const std::string& prefix) {
   MUONREC_CHECK(!prefix.empty(), "prepare: the output prefix is empty");
-  std::vector<std::string> written;
-  OutputFile sequences(prefix + ".txt");
-  for (int64_t row = 0; row < dataset.num_users(); ++row) {
-    std::ofstream& out = sequences.stream();
-    out << row + 1;
-    for (int64_t item : dataset.sequences[row]) out << ' ' << item;
-    out << '\n';
+  const std::vector<std::string> names = {prefix + ".txt", prefix + ".inter", prefix + "_users.tsv",
+                                          prefix + "_items.tsv"};
+  for (const std::string& name : names) {
+    std::error_code ec;
+    MUONREC_CHECK(!std::filesystem::equivalent(name, dataset.source, ec),
+                  "prepare: {} is the data file itself; give another --output", name);
   }
-  written.push_back(sequences.close());
+  // New ids: the dataset's, or 1..m over the items that have events.
+  std::vector<int64_t> new_id(static_cast<size_t>(dataset.n_items + 1), 0);
+  for (const std::vector<int64_t>& sequence : dataset.sequences)
+    for (int64_t item : sequence) new_id[static_cast<size_t>(item)] = 1;
+  PreparedFiles out;
+  int64_t m = 0;
+  for (int64_t item = 1; item <= dataset.n_items; ++item) new_id[item] = new_id[item] ? ++m : 0;
+  out.unused_item_ids = dataset.n_items - m;
+
+  auto tsv_name = [](const std::string& name, const char* what) {
+    MUONREC_CHECK(name.find_first_of("\t\r\n") == std::string::npos,
+                  "prepare: {} '{}' holds a tab or a line break, which the TSV maps cannot hold", what, name);
+    return name;
+  };
+  OutputFile sequences(names[0]);
+  for (int64_t row = 0; row < dataset.num_users(); ++row) {
+    std::ofstream& line = sequences.stream();
+    line << row + 1;
+    for (int64_t item : dataset.sequences[row]) line << ' ' << new_id[item];
+    line << '\n';
+  }
+  out.paths.push_back(sequences.close());
   if (dataset.has_timestamps()) {
-    OutputFile inter(prefix + ".inter");
+    OutputFile inter(names[1]);
     inter.stream() << "user_id:token\titem_id:token\ttimestamp:float\n";
     for (int64_t row = 0; row < dataset.num_users(); ++row)
       for (size_t i = 0; i < dataset.sequences[row].size(); ++i)
-        inter.stream() << row + 1 << '\t' << dataset.sequences[row][i] << '\t' << dataset.timestamps[row][i] << '\n';
-    written.push_back(inter.close());
+        inter.stream() << row + 1 << '\t' << new_id[dataset.sequences[row][i]] << '\t' << dataset.timestamps[row][i]
+                       << '\n';
+    out.paths.push_back(inter.close());
   }
-  OutputFile users(prefix + "_users.tsv");
+  OutputFile users(names[2]);
   users.stream() << "user\tsource\n";
   for (int64_t row = 0; row < dataset.num_users(); ++row)
-    users.stream() << row + 1 << '\t' << (dataset.user_ids.empty() ? std::to_string(row + 1) : dataset.user_name(row))
+    users.stream() << row + 1 << '\t'
+                   << tsv_name(dataset.user_ids.empty() ? std::to_string(row + 1) : dataset.user_name(row), "user")
                    << '\n';
-  written.push_back(users.close());
-  OutputFile items(prefix + "_items.tsv");
+  out.paths.push_back(users.close());
+  OutputFile items(names[3]);
   items.stream() << "item\tsource\n";
   for (int64_t item = 1; item <= dataset.n_items; ++item)
-    items.stream() << item << '\t'
-                   << (dataset.item_source_ids.empty() ? std::to_string(item) : dataset.item_name(item)) << '\n';
-  written.push_back(items.close());
-  return written;
+    if (new_id[item] > 0)
+      items.stream() << new_id[item] << '\t'
+                     << tsv_name(dataset.item_source_ids.empty() ? std::to_string(item) : dataset.item_name(item),
+                                 "item")
+                     << '\n';
+  out.paths.push_back(items.close());
+  return out;
 }
 
 }  // namespace muonrec::data

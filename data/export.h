@@ -1,7 +1,10 @@
 // A dataset written back out in the plainest form other tools read, after muonrec's readers and
 // preprocessing (time order, --dedupe, --k-core, short users dropped): the PyTorch peer, RecBole and
-// muonrec itself then train on exactly the same histories and item numbering.
-//   PREFIX.txt          'user i1 i2 ...' a line per user (users 1..U in dataset order, items 1..n,
+// muonrec itself then train on exactly the same histories and item numbering. Items keep the
+// dataset's ids unless some id in 1..n_items has no event (a dense file with gaps, the synthetic
+// generator): those would not survive a reader, so the items are then renumbered 1..m in id order
+// (the items map says which is which).
+//   PREFIX.txt          'user i1 i2 ...' a line per user (users 1..U in dataset order, items 1..m,
 //                       oldest first): the SASRec/S3-Rec sequences format
 //   PREFIX.inter        where the data has timestamps: the same events as a RecBole .inter file
 //                       (user_id:token, item_id:token, timestamp:float), which muonrec reads with times
@@ -16,7 +19,13 @@
 
 namespace muonrec::data {
 
-// Writes the files above; returns their paths. Throws naming a file that cannot be written.
-std::vector<std::string> write_prepared_dataset(const SequenceDataset& dataset, const std::string& prefix);
+struct PreparedFiles {
+  std::vector<std::string> paths;  // the files written
+  int64_t unused_item_ids = 0;     // ids without events, left out by renumbering the items
+};
+
+// Writes the files above. Throws naming a file that cannot be written, one that is the data file
+// itself, or a user or item name holding a tab or a line break (the maps are TSV).
+PreparedFiles write_prepared_dataset(const SequenceDataset& dataset, const std::string& prefix);
 
 }  // namespace muonrec::data

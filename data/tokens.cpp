@@ -10,11 +10,13 @@
 namespace muonrec::data {
 namespace {
 
-// The token's value when it is a non-negative integer, else -1.
+// The token's value when it is a non-negative integer written as one ("7", not "007" or "+7": those
+// are names, and reading them as numbers would merge "007" with "07"), else -1.
 int64_t integer_value(std::string_view token) {
   int64_t value = 0;
   auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(), value);
-  return ec == std::errc() && end == token.data() + token.size() && value >= 0 ? value : -1;
+  const bool whole = ec == std::errc() && end == token.data() + token.size() && value >= 0;
+  return whole && std::to_string(value) == token ? value : -1;
 }
 
 }  // namespace

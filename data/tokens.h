@@ -1,6 +1,7 @@
-// User and item columns whose values are tokens (RecBole files, CSV files): integers stand for
-// themselves, as the other readers' ids do; a column with any other token is numbered 1, 2, ... in
-// the sorted (byte-wise) order of its distinct tokens, which are kept to name users and items.
+// User and item columns whose values are tokens (RecBole files, CSV files): integers ("7", not
+// "007") stand for themselves, as the other readers' ids do; a column with any other token is
+// numbered 1, 2, ... in the sorted (byte-wise) order of its distinct tokens, which are kept to name
+// users and items.
 #pragma once
 
 #include <cstdint>

@@ -97,6 +97,7 @@ UserRanks pool_user_ranks(const std::vector<UserRanks>& runs) {
     pooled.source += (k ? " + " : "") + runs[k].source;
     for (size_t i = 0; i < runs[k].users.size(); ++i) {
       pooled.users.push_back(fmt::format("{}:{}", k + 1, runs[k].users[i]));
+      pooled.order_keys.push_back(runs[k].users[i]);
       pooled.ranks.push_back(runs[k].ranks[i]);
     }
   }
@@ -110,12 +111,24 @@ PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, cons
   check_same_users(a, b);
   check_same_users(b, a);
   // Users in name order, so neither file's line order nor which file is a changes the draws: swapping
-  // a and b negates every difference, the interval with them, and leaves the p-value as it is.
+  // a and b negates every difference, the interval with them, and leaves the p-value as it is (for
+  // pooled runs, up to the order of one user's units with opposite differences).
   std::unordered_map<std::string_view, int64_t> rank_in_b;
   for (size_t i = 0; i < b.users.size(); ++i) rank_in_b.emplace(b.users[i], b.ranks[i]);
+  // Pooled runs: the same user's units by their difference, not by their run (equal differences are
+  // interchangeable), so listing the pairs in another order changes nothing either.
+  const std::vector<std::string>& keys = a.order_keys.empty() ? a.users : a.order_keys;
+  std::vector<double> value_a(a.users.size()), value_b(a.users.size());
+  for (size_t i = 0; i < a.users.size(); ++i) {
+    value_a[i] = user_metric(metric, a.ranks[i]);
+    value_b[i] = user_metric(metric, rank_in_b.at(a.users[i]));
+  }
   std::vector<size_t> order(a.users.size());
   std::iota(order.begin(), order.end(), size_t{0});
-  std::sort(order.begin(), order.end(), [&](size_t x, size_t y) { return a.users[x] < a.users[y]; });
+  std::sort(order.begin(), order.end(), [&](size_t x, size_t y) {
+    if (keys[x] != keys[y]) return keys[x] < keys[y];
+    return value_b[x] - value_a[x] < value_b[y] - value_a[y];
+  });
 
   PairedComparison c;
   c.metric = metric;
@@ -124,13 +137,11 @@ PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, cons
   std::vector<double> difference;
   difference.reserve(order.size());
   for (size_t i : order) {
-    const double value_a = user_metric(metric, a.ranks[i]);
-    const double value_b = user_metric(metric, rank_in_b.at(a.users[i]));
-    c.mean_a += value_a;
-    c.mean_b += value_b;
-    difference.push_back(value_b - value_a);
-    c.b_higher += value_b > value_a;
-    c.a_higher += value_a > value_b;
+    c.mean_a += value_a[i];
+    c.mean_b += value_b[i];
+    difference.push_back(value_b[i] - value_a[i]);
+    c.b_higher += value_b[i] > value_a[i];
+    c.a_higher += value_a[i] > value_b[i];
   }
   const double n = static_cast<double>(c.users);
   c.mean_a /= n;

@@ -18,6 +18,9 @@ struct UserRanks {
   std::string source;              // the file read, for messages
   std::vector<std::string> users;  // as the data names them
   std::vector<int64_t> ranks;      // candidates above the target (position - 1), parallel to users
+  // Pooled runs: each unit's user without its run, parallel to users, so that the order of the runs
+  // does not change the draws. Empty: the users themselves.
+  std::vector<std::string> order_keys;
 };
 
 // Writes the header line, then one line per evaluated user in evaluation order, to `path` (throws
@@ -39,7 +42,8 @@ struct PairedComparison {
 };
 
 // Several runs' ranks as one: run k's users become "k:user" (k from 1), so pairs of runs (a seed
-// each, say) compare as (run, user) units. The source names every file.
+// each, say) compare as (run, user) units; order_keys keep the users' own names. The source names
+// every file.
 UserRanks pool_user_ranks(const std::vector<UserRanks>& runs);
 
 // a and b must hold the same users (in any order); throws naming a user only one of them has.

@@ -209,7 +209,13 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
   } else if (semantic_id::is_item_table(o.item_text)) {
     std::vector<std::string> names(static_cast<size_t>(ds.n_items + 1));
     for (int64_t item = 1; item <= ds.n_items; ++item) names[item] = ds.item_name(item);
-    texts = semantic_id::join_texts_by_name(semantic_id::read_item_table(o.item_text), names, &report);
+    const auto table = semantic_id::read_item_table(o.item_text);
+    texts = semantic_id::join_texts_by_name(table, names, &report);
+    // A table keyed otherwise (source ids against a prepared file's dense ids, say) would leave every
+    // item without text, and the item vectors random, without a word.
+    MUONREC_CHECK(table.empty() || report.unused_records < static_cast<int64_t>(table.size()),
+                  "{}: {} names none of the data's items (the data names them like '{}'; the table like '{}')", who,
+                  o.item_text, names.size() > 1 ? names[1] : "", table.empty() ? "" : table.begin()->first);
     *source = fmt::format("{} by the data's item names; {}", o.item_text, report.summary());
   } else {
     MUONREC_CHECK(o.item_text != "none", "{} needs item texts: give --item-text PREFIX or --movies FILE{}", who,

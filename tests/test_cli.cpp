@@ -387,8 +387,7 @@ TEST(Cli, CompareRanksPairsUsers) {
   expect_refused("compare " + dir.path("model.tsv"), "is a file of per-user ranks: compare two of them with --ranks");
 }
 
-// `prepare` writes the data as read (synthetic here: no timestamps file) for other tools, and muonrec
-// reads it back with the same shape.
+// `prepare` writes the data as read for other tools, and muonrec reads it back with the same shape.
 TEST(Cli, PrepareWritesWhatOtherToolsRead) {
   muonrec::testkit::TempDir dir;
   const CliRun prepare = run_cli("prepare " + kData + " --output " + dir.path("synthetic"));

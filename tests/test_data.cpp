@@ -316,6 +316,10 @@ TEST(DataReaders, RecBoleStringTokens) {
   EXPECT_EQ(mixed.sequences, (Seqs{{1, 3, 2}, {3, 1, 2}}));
   EXPECT_EQ(mixed.user_name(0), "4");
   EXPECT_NE(mixed.report.summary().find("; item ids are strings"), std::string::npos);
+  // Zero-padded numbers are names: "007" and "07" stay two items.
+  const SequenceDataset padded = read_dataset(
+      tmp.write("padded.inter", "user_id:token\titem_id:token\n1\t007\n1\t07\n1\t010\n"));
+  EXPECT_EQ(padded.item_tokens, (std::vector<std::string>{"", "007", "010", "07"}));
   // A k-core renumbers the kept items and their tokens follow.
   ReadOptions core;
   core.preprocessing.k_core = 2;
@@ -554,8 +558,10 @@ TEST(DataExport, PreparedFilesReadBackAsTheSameDataset) {
   ReadOptions core;
   core.preprocessing.k_core = 2;
   const SequenceDataset ds = read_dataset(tmp.write("log.csv", csv), core);
-  const std::vector<std::string> files = write_prepared_dataset(ds, tmp.path("prepared"));
+  const PreparedFiles prepared = write_prepared_dataset(ds, tmp.path("prepared"));
+  const std::vector<std::string>& files = prepared.paths;
   ASSERT_EQ(files.size(), 4u);
+  EXPECT_EQ(prepared.unused_item_ids, 0);
 
   const SequenceDataset sequences = read_dataset(files[0]);
   EXPECT_EQ(sequences.format, Format::UserSequences);
@@ -581,6 +587,32 @@ TEST(DataExport, PreparedFilesReadBackAsTheSameDataset) {
   }
   EXPECT_EQ(line.substr(line.find('\t') + 1, 1), "B");
   expect_error([&] { write_prepared_dataset(ds, tmp.path("absent/prepared")); }, {"prepare: cannot write", "absent"});
+  // The data file itself is never overwritten.
+  const std::string log = tmp.path("log");
+  expect_error([&] { write_prepared_dataset(read_dataset(tmp.write("log.txt", "1 2\n1 3\n1 4\n")), log); },
+               {"log.txt is the data file itself"});
+
+  // Ids without events (the synthetic generator's catalogue is larger than what 20 users draw):
+  // renumbered 1..m, and both files read back as that dataset.
+  SyntheticOptions few;
+  few.users = 20;
+  few.items = 500;
+  const SequenceDataset synthetic = make_synthetic_dataset(few);
+  const PreparedFiles compact = write_prepared_dataset(synthetic, tmp.path("synthetic"));
+  ASSERT_GT(compact.unused_item_ids, 0);
+  const SequenceDataset from_txt = read_dataset(compact.paths[0]), from_inter = read_dataset(compact.paths[1]);
+  EXPECT_EQ(from_txt.n_items, 500 - compact.unused_item_ids);
+  EXPECT_EQ(from_inter.sequences, from_txt.sequences);
+  EXPECT_EQ(from_inter.timestamps, synthetic.timestamps);
+  ASSERT_EQ(from_txt.sequences.size(), synthetic.sequences.size());
+  std::map<int64_t, int64_t> renumbered;  // old id -> new id: one-to-one and order-keeping
+  for (size_t u = 0; u < synthetic.sequences.size(); ++u)
+    for (size_t i = 0; i < synthetic.sequences[u].size(); ++i) {
+      const auto [it, fresh] = renumbered.emplace(synthetic.sequences[u][i], from_txt.sequences[u][i]);
+      EXPECT_EQ(it->second, from_txt.sequences[u][i]);
+    }
+  int64_t expected = 0;
+  for (const auto& [old_id, new_id] : renumbered) EXPECT_EQ(new_id, ++expected);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -980,7 +1012,7 @@ TEST(DataRealFiles, AmazonBeautySequences) {
   EXPECT_EQ(ds.num_events(), 198502);
   // Written out by `prepare` and read back: the same histories under the same ids.
   TempDir tmp;
-  const SequenceDataset again = read_dataset(write_prepared_dataset(ds, tmp.path("beauty")).front());
+  const SequenceDataset again = read_dataset(write_prepared_dataset(ds, tmp.path("beauty")).paths.front());
   EXPECT_EQ(again.sequences, ds.sequences);
   EXPECT_EQ(again.n_items, ds.n_items);
 }

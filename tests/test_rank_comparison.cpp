@@ -147,6 +147,23 @@ TEST(RankComparison, PooledRunsCompareAsRunUserUnits) {
   EXPECT_DOUBLE_EQ(c.mean_a, 0.25);
   EXPECT_DOUBLE_EQ(c.mean_b, 0.75);
   EXPECT_EQ(c.b_higher, 2);
+  // The pairs in another order: the same draws.
+  std::vector<int64_t> r1, r2, r3, r4;
+  for (int i = 0; i < 40; ++i) {
+    r1.push_back((i * 7) % 13);
+    r2.push_back((i * 5) % 11);
+    r3.push_back((i * 3) % 17);
+    r4.push_back((i * 11) % 7);
+  }
+  const PairedComparison forward =
+      compare_user_ranks(pool_user_ranks({ranks_of(r1), ranks_of(r3)}), pool_user_ranks({ranks_of(r2), ranks_of(r4)}),
+                         "ndcg10", 500);
+  const PairedComparison backward =
+      compare_user_ranks(pool_user_ranks({ranks_of(r3), ranks_of(r1)}), pool_user_ranks({ranks_of(r4), ranks_of(r2)}),
+                         "ndcg10", 500);
+  EXPECT_EQ(forward.p_value, backward.p_value);
+  EXPECT_EQ(forward.ci_low, backward.ci_low);
+  EXPECT_EQ(forward.ci_high, backward.ci_high);
 }
 
 TEST(RankComparison, FilesRoundTripWithTheDatasNames) {

@@ -971,6 +971,21 @@ TEST(TigerPipeline, ItemTablesGiveTexts) {
   o.item_text = dir.write("items.tsv", "item_id\ttitle\n2\tsecond\n3\tthird\n");
   EXPECT_EQ(load_item_texts(dense, o, &source, "test"), (Titles{"", "", "second", "third"}));
 
+  // RecBole rows are not quoted: a title may begin with a quote.
+  o.item_text = dir.write("quotes.item", "item_id:token\ttitle:token_seq\n2\t\"Weird\" Al soap\n");
+  EXPECT_EQ(load_item_texts(dense, o, &source, "test"), (Titles{"", "", "\"Weird\" Al soap", ""}));
+  // Zero-padded ids are names, joined as written; a table that names none of the items is refused.
+  const data::SequenceDataset padded = data::read_dataset(
+      dir.write("padded.inter", "user_id:token\titem_id:token\nu\t007\nu\t010\nu\t011\n"));
+  o.item_text = dir.write("padded.item", "item_id:token\ttitle:token_seq\n007\tbond\n010\tten\n011\televen\n");
+  EXPECT_EQ(load_item_texts(padded, o, &source, "test"), (Titles{"", "bond", "ten", "eleven"}));
+  o.item_text = dir.write("other.csv", "item_id,title\n7,bond\n10,ten\n");
+  testkit::expect_error([&] { load_item_texts(padded, o, &source, "test"); },
+                        {"other.csv names none of the data's items (the data names them like '007'"});
+  o.item_text = dir.write("commas.item", "item_id:token,title:token_seq\n2,x\n");
+  testkit::expect_error([&] { load_item_texts(dense, o, &source, "test"); },
+                        {"commas.item, line 1", "expected a RecBole header of tab-separated 'name:type' fields"});
+
   o.item_text = dir.write("noid.csv", "title,name\na,b\n");
   testkit::expect_error([&] { load_item_texts(dense, o, &source, "test"); },
                         {"noid.csv, line 1", "needs an item_id column"});

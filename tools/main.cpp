@@ -488,8 +488,12 @@ int main(int argc, char** argv) {
     if (*recommend_cmd) return run_recommend(recommend_args, data_args.load(std::cerr), parse_device(device));
     if (*prepare_cmd) {
       const data::SequenceDataset ds = data_args.load(std::cout);
-      for (const std::string& file : data::write_prepared_dataset(ds, prepare_output))
-        std::cout << "wrote " << file << "\n";
+      const data::PreparedFiles prepared = data::write_prepared_dataset(ds, prepare_output);
+      if (prepared.unused_item_ids > 0)
+        std::cout << fmt::format("{} item ids have no event: the items are renumbered 1..{} (the items map names "
+                                 "them)\n",
+                                 prepared.unused_item_ids, ds.n_items - prepared.unused_item_ids);
+      for (const std::string& file : prepared.paths) std::cout << "wrote " << file << "\n";
       return 0;
     }
     if (*baseline_cmd) {

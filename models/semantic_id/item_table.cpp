@@ -38,21 +38,31 @@ std::unordered_map<std::string, std::string> read_item_table(const std::string& 
   std::vector<bool> is_text;
   std::unordered_map<std::string, std::string> texts;
   std::unordered_map<std::string, int64_t> line_of_item;
+  // RecBole files have no quoting (a title may begin with a quote); CSV files follow RFC 4180.
+  auto split = [&](std::string_view untrimmed_line, const data::Where& where) {
+    if (recbole) {
+      data::split_on(untrimmed_line, "\t", fields);
+    } else {
+      data::split_delimited(untrimmed_line, delimiter, fields, unescaped, where);
+    }
+  };
   while (cursor.next(line, number, &untrimmed)) {
     if (line.empty()) continue;
     const data::Where where{path, number};
     unescaped.clear();
     if (columns == 0) {  // the header
       if (!recbole) delimiter = data::header_delimiter(line, where);
-      data::split_delimited(untrimmed, delimiter, fields, unescaped, where);
+      split(untrimmed, where);
       columns = fields.size();
       for (size_t i = 0; i < fields.size(); ++i) {
         std::string_view name = fields[i], type;
         if (recbole) {
           const size_t colon = name.find(':');
-          if (colon == std::string_view::npos)
-            where.fail(fmt::format("expected a RecBole header of 'name:type' fields, got {}", data::quoted(line)));
-          type = name.substr(colon + 1);
+          type = colon == std::string_view::npos ? std::string_view() : name.substr(colon + 1);
+          if (type != "token" && type != "token_seq" && type != "float" && type != "float_seq")
+            where.fail(fmt::format("expected a RecBole header of tab-separated 'name:type' fields (types token, "
+                                   "token_seq, float, float_seq), got {}",
+                                   data::quoted(fields[i])));
           name = name.substr(0, colon);
         }
         if (name == "item_id") item_column = i;
@@ -62,7 +72,7 @@ std::unordered_map<std::string, std::string> read_item_table(const std::string& 
         where.fail(fmt::format("an item table needs an item_id column naming the items, got {}", data::quoted(line)));
       continue;
     }
-    data::split_delimited(untrimmed, delimiter, fields, unescaped, where);
+    split(untrimmed, where);
     if (fields.size() != columns)
       where.fail(fmt::format("expected {} fields as the header names, got {}", columns, fields.size()));
     const std::string item(fields[item_column]);
