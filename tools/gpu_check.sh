@@ -72,7 +72,9 @@ for stage in "${stages[@]}"; do
       "$build/tools/muonrec" train --model tiger --data "$MUONREC_SHARED/data/beauty/Beauty.txt" $tiger_flags \
         --sid-tokenizer rq-vae --rqvae-epochs 50 --optim muon --muon-lr 0.02 --epochs 1 --eval-every 1 \
         --valid-users 2000 --test-users 2000 --device cuda > "$out/models_tiger_rq_vae.log" 2>&1
-      note "tiger rq-vae tokenizer (GPU, 50 + 1 epochs): exit $? | $(grep -E '^semantic IDs' "$out/models_tiger_rq_vae.log" | cut -c1-120)"
+      status=$?
+      tokenizer_line=$(grep -E '^semantic IDs' "$out/models_tiger_rq_vae.log" | cut -c1-120)
+      note "tiger rq-vae tokenizer (GPU, 50 + 1 epochs): exit $status | $tokenizer_line"
       ;;
     train-tiger)
       # The README's best TIGER row on Beauty (24 epochs, every test user), with MUONREC_OPTIM
