@@ -135,6 +135,11 @@ TEST(SemanticIdText, MovieLensLatin1GenresAndMapping) {
   EXPECT_EQ(mapped[3], "");
   EXPECT_EQ(report.missing, 1);
   EXPECT_EQ(report.unused_records, 1);  // movie 4
+  // `muonrec prepare`'s items map, header and all, maps the same way; another first line is an error.
+  const std::string prepared = dir.write("prepared_items.tsv", "item\tsource\n2\t1\n1\t3\n3\t99\n");
+  EXPECT_EQ(load_movielens_item_texts_mapped(movies, prepared, 0, {}, &report), mapped);
+  expect_error([&] { read_item_id_map(dir.write("named.tsv", "item\tmovie\n2\t1\n")); },
+               {"named.tsv:1", "item id"});
 }
 
 TEST(SemanticIdText, RealBeautyTitles) {

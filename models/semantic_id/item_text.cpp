@@ -96,6 +96,12 @@ std::string latin1_to_utf8(const std::string& latin1) {
 std::vector<int64_t> read_item_id_map(const std::string& map_path, int64_t n_items) {
   MUONREC_CHECK(n_items >= 0, "read_item_id_map: n_items must be >= 0, got {}", n_items);
   std::vector<std::string> lines = read_lines(map_path, "item id map");
+  // `muonrec prepare`'s items map begins with the header 'item<TAB>source': passed over.
+  for (std::string& line : lines) {
+    if (is_blank(line)) continue;
+    if (split_ws(line) == std::vector<std::string>{"item", "source"}) line.clear();
+    break;
+  }
   std::vector<std::pair<int64_t, int64_t>> pairs;
   for (size_t i = 0; i < lines.size(); ++i) {
     if (is_blank(lines[i])) continue;

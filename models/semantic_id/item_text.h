@@ -72,8 +72,9 @@ std::vector<std::string> load_movielens_item_texts_identity(const std::string& m
                                                             const MovieTextOptions& options = {},
                                                             ItemTextReport* report = nullptr);
 
-// Through a map file 'item_id MovieID' per line (sas_to_original_items.txt). n_items = 0 takes the
-// largest item id of the map file.
+// Through a map file 'item_id MovieID' per line (sas_to_original_items.txt, or `muonrec prepare`'s
+// PREFIX_items.tsv, whose 'item source' header is passed over). n_items = 0 takes the largest item id
+// of the map file.
 std::vector<std::string> load_movielens_item_texts_mapped(const std::string& movies_path, const std::string& map_path,
                                                           int64_t n_items = 0, const MovieTextOptions& options = {},
                                                           ItemTextReport* report = nullptr);
