@@ -96,15 +96,22 @@ class RqVae {
     return restarted;
   }
 
-  // Mean |x - decoder(q)|^2 of rows x [n, dim] (host) quantised by `codes` [n, levels].
-  double reconstruction_error(const std::vector<float>& x, int64_t n, int64_t dim, const RqKMeans& quantizer,
+  // Mean |x - decoder(q)|^2 of rows x [n, dim] (host) quantised by the codebooks' entries `codes`
+  // [n, levels].
+  double reconstruction_error(const std::vector<float>& x, int64_t n, int64_t dim,
                               const std::vector<int64_t>& codes) const {
     NoGradGuard no_grad;
+    const int64_t latent = options_.latent, levels = options_.levels;
+    const std::vector<std::vector<float>> tables = codebooks();
     double total = 0.0;
     for (int64_t start = 0; start < n; start += options_.batch) {
       const int64_t count = std::min(options_.batch, n - start);
-      std::vector<float> q = quantizer.decode(codes.data() + start * options_.levels, count, options_.levels,
-                                              options_.levels);
+      std::vector<float> q(static_cast<size_t>(count * latent), 0.0f);
+      for (int64_t i = 0; i < count; ++i)
+        for (int64_t l = 0; l < levels; ++l) {
+          const float* entry = tables[l].data() + codes[(start + i) * levels + l] * latent;
+          for (int64_t j = 0; j < latent; ++j) q[i * latent + j] += entry[j];
+        }
       std::vector<float> rows(x.begin() + start * dim, x.begin() + (start + count) * dim);
       Tensor error = difference(decoder_(Tensor::from_f32(q, {count, options_.latent}, device_)),
                                 Tensor::from_f32(rows, {count, dim}, device_));
@@ -239,36 +246,20 @@ RqKMeans fit_rq_vae(const float* vectors, int64_t n_rows, int64_t dim, const RqV
   kmeans_options.codebook_size = options.codebook_size;
   kmeans_options.iterations = options.kmeans_iterations;
   kmeans_options.seed = options.seed;
-  // The quantizer of given latents [n, latent]: RQ-KMeans fitted on them, or the model's codebooks.
-  auto with_padding_row = [&](const std::vector<float>& z) {
-    std::vector<float> rows(static_cast<size_t>(latent), 0.0f);
-    rows.insert(rows.end(), z.begin(), z.end());
-    return rows;
-  };
-  auto quantizer_of = [&](const std::vector<float>& z) {
-    std::vector<int64_t> codes(static_cast<size_t>(levels), 0);  // row 0: padding, ignored
-    const std::vector<int64_t> item_codes = residual_quantize(z.data(), n, latent, model.codebooks(),
-                                                              options.codebook_size);
-    codes.insert(codes.end(), item_codes.begin(), item_codes.end());
-    return RqKMeans::from_codebooks(kmeans_options, latent, model.codebooks(), codes, "rq-vae");
-  };
-  auto item_codes_of = [&](const RqKMeans& quantizer) {
-    const std::vector<int64_t>& full = quantizer.item_codes();
-    std::vector<int64_t> codes(static_cast<size_t>(n * levels));
-    for (int64_t i = 0; i < n; ++i)
-      std::copy_n(full.begin() + (i + 1) * (levels + 1), levels, codes.begin() + i * levels);
-    return codes;
+  // Residual codes [n, levels] of latents [n, latent] by the model's codebooks.
+  auto codes_of = [&](const std::vector<float>& z) {
+    return residual_quantize(z.data(), n, latent, model.codebooks(), options.codebook_size);
   };
   {
+    std::vector<float> rows(static_cast<size_t>(latent), 0.0f);  // row 0: padding, as fit() reads rows
+    const std::vector<float> z = model.encode(x, n, dim);
+    rows.insert(rows.end(), z.begin(), z.end());
     RqKMeans kmeans(kmeans_options);
-    kmeans.fit(with_padding_row(model.encode(x, n, dim)), latent);
+    kmeans.fit(rows, latent);
     model.set_codebooks(kmeans);
   }
   RqVaeReport r;
-  {
-    RqKMeans initial = quantizer_of(model.encode(x, n, dim));
-    r.initial_reconstruction = model.reconstruction_error(x, n, dim, initial, item_codes_of(initial)) / x_norm;
-  }
+  r.initial_reconstruction = model.reconstruction_error(x, n, dim, codes_of(model.encode(x, n, dim))) / x_norm;
 
   AdamWOptions adamw;
   adamw.lr = options.lr;
@@ -315,9 +306,11 @@ RqKMeans fit_rq_vae(const float* vectors, int64_t n_rows, int64_t dim, const RqV
   }
 
   const std::vector<float> z = model.encode(x, n, dim);
-  RqKMeans tokenizer = quantizer_of(z);
-  const std::vector<int64_t> codes = item_codes_of(tokenizer);
-  r.reconstruction = model.reconstruction_error(x, n, dim, tokenizer, codes) / x_norm;
+  const std::vector<int64_t> codes = codes_of(z);
+  r.reconstruction = model.reconstruction_error(x, n, dim, codes) / x_norm;
+  std::vector<int64_t> item_codes(static_cast<size_t>(levels), 0);  // row 0: padding, ignored
+  item_codes.insert(item_codes.end(), codes.begin(), codes.end());
+  RqKMeans tokenizer = RqKMeans::from_codebooks(kmeans_options, latent, model.codebooks(), item_codes, "rq-vae");
   double z_norm = 0.0;
   for (float v : z) z_norm += static_cast<double>(v) * v;
   std::vector<float> residual = z;
