@@ -14,6 +14,15 @@ namespace muonrec {
 namespace {
 
 std::atomic<size_t> g_allocated[2];
+std::atomic<size_t> g_peak[2];  // the most g_allocated held since the start or the last reset
+
+void add_allocated(Device device, size_t bytes) {
+  const int d = static_cast<int>(device);
+  const size_t now = g_allocated[d] += bytes;
+  size_t peak = g_peak[d].load();
+  while (now > peak && !g_peak[d].compare_exchange_weak(peak, now)) {
+  }
+}
 
 #ifdef MUONREC_WITH_CUDA
 // Host-to-device uploads up to a slot's size go through pinned staging slots: the host copies into
@@ -73,7 +82,7 @@ Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
     MUONREC_FAIL("this build of muonrec has no CUDA backend");
 #endif
   }
-  g_allocated[static_cast<int>(device)] += bytes;
+  add_allocated(device, bytes);
 }
 
 Storage::~Storage() {
@@ -89,6 +98,10 @@ Storage::~Storage() {
 }
 
 size_t allocated_bytes(Device device) { return g_allocated[static_cast<int>(device)]; }
+size_t peak_allocated_bytes(Device device) { return g_peak[static_cast<int>(device)]; }
+void reset_peak_allocated_bytes(Device device) {
+  g_peak[static_cast<int>(device)] = g_allocated[static_cast<int>(device)].load();
+}
 
 void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t bytes) {
   if (bytes == 0) return;

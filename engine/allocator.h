@@ -29,6 +29,10 @@ class Storage {
 
 // Bytes currently held by live storages on each device (for memory reports and leak tests).
 size_t allocated_bytes(Device device);
+// The most allocated_bytes has been since the process started or since the last reset (which sets
+// it to what is allocated now): what a training step needs at its peak.
+size_t peak_allocated_bytes(Device device);
+void reset_peak_allocated_bytes(Device device);
 
 // Copies between any two devices; the copy is ordered on the engine stream. Host-to-device copies
 // of up to 4 MiB return at once (staged through pinned memory); the others return when the host

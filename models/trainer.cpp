@@ -11,6 +11,7 @@
 #include "engine/nvtx.h"
 #include "models/run_log.h"
 #include "models/training_position.h"
+#include "models/training_step.h"
 
 namespace muonrec {
 namespace {
@@ -132,17 +133,10 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
     Tensor grad_norm;  // of the latest step, when clipping
     int64_t step_in_epoch = 0;
     while (batcher.next(batch)) {
-      NVTX_RANGE("train_step");
-      // The model turns the window into its own input (e.g. BERT4Rec's cloze masking), drawing from
-      // the same generator as dropout so a resumed run replays it.
-      SequenceBatch input = model.prepare_training_batch(batch, dropout_rng);
-      model.parameters().zero_grad();
-      Tensor loss = model.loss(input, true, dropout_rng);
-      backward(loss);
-      if (options.max_grad_norm > 0) grad_norm = model.parameters().clip_grad_norm(options.max_grad_norm);
-      optimizer.step();
-      progress.add_loss(loss);
-      result.tokens += static_cast<int64_t>(input.target_items.size());
+      const TrainingStepOutcome step = training_step(model, optimizer, batch, dropout_rng, options.max_grad_norm);
+      grad_norm = step.grad_norm;
+      progress.add_loss(step.loss);
+      result.tokens += step.tokens;
       ++step_in_epoch;
       ++steps_this_run;
       progress.after_step(step_in_epoch, grad_norm,

@@ -418,7 +418,7 @@ TEST(Cli, BadInputFailsWithAMessage) {
   EXPECT_EQ(version.exit_code, 0) << version.output;
   EXPECT_EQ(version.output.rfind("muonrec ", 0), 0u) << version.output;
   expect_refused("trian --epochs 3",
-                 "unknown command 'trian' (available: train, eval, recommend, baseline, prepare, info, compare)");
+                 "unknown command 'trian' (available: train, eval, recommend, baseline, prepare, bench, info, compare)");
   expect_refused("train --patience -1", "--patience", /*flag_error=*/true);
   expect_refused("train " + kData + " --epochs 3 --stop-after-epoch 1 --device cpu", "add --save-last");
 
@@ -480,4 +480,30 @@ TEST(Cli, BadInputFailsWithAMessage) {
   expect_refused("recommend --checkpoint x.safetensors --k 0", "--k: must be positive, got 0", /*flag_error=*/true);
 
   expect_refused("info --checkpoint " + dir.write("notes.txt", "hello"), "notes.txt: not a safetensors file");
+}
+
+TEST(Cli, BenchTimesTrainingStepsOfTheModelTheFlagsDescribe) {
+  const CliRun run = run_cli(
+      "bench --model hstu --d 16 --blocks 1 --maxlen 12 --items 60 --batch 5 --steps 2 --warmup 1 --optim muon "
+      "--muon-lr 0.01 --device cpu");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(line_after(run.output, "model: ").find("hstu d=16 blocks=1 heads=1x16 maxlen=12"), std::string::npos)
+      << run.output;
+  EXPECT_NE(line_after(run.output, "optimizer: Muon lr=0.01 ").find("blocks.0.uvqk.weight"), std::string::npos)
+      << run.output;
+  EXPECT_NE(line_after(run.output, "step: ").find("(2 steps after 1 warm-up; 60 tokens per step"), std::string::npos)
+      << run.output;
+  EXPECT_NE(line_after(run.output, "phases, each synchronised (median ms): ").find("input "), std::string::npos);
+  const nlohmann::json record = nlohmann::json::parse("{" + line_after(run.output, "{"));  // the last line
+  ASSERT_EQ(record.value("kind", ""), "bench_step") << run.output;
+  EXPECT_EQ(record["tokens_per_step"].get<double>(), 60.0);
+  EXPECT_EQ(record["maxlen"].get<int>(), 12);
+  EXPECT_GT(record["peak_bytes"].get<double>(), 0.0);
+
+  expect_refused("bench --model tiger --device cpu", "unknown model 'tiger' (available: sasrec, bert4rec, hstu)");
+  expect_refused("bench --mask-prob 0.3 --device cpu", "--mask-prob applies to --model bert4rec only");
+  expect_refused("bench --model hstu --ff 8 --device cpu", "--ff applies to --model sasrec or bert4rec only");
+  expect_refused("bench --muon-lr 0.1 --device cpu", "--muon-lr applies to --optim muon only");
+  expect_refused("bench --steps 0", "--steps: must be positive, got 0", /*flag_error=*/true);
+  expect_refused("bench --data x.txt", "--data", /*flag_error=*/true);
 }

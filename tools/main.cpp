@@ -1,4 +1,4 @@
-// The muonrec command line: train, eval, recommend, baseline, prepare, compare, info. An error while running
+// The muonrec command line: train, eval, recommend, baseline, prepare, bench, compare, info. An error while running
 // becomes one line and exit code 1; flag errors get CLI11's message and exit codes.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -21,7 +21,9 @@
 #include "models/trainer.h"
 #include "models/training_position.h"
 #include "models/transformer.h"
+#include "tools/bench_cli.h"
 #include "tools/cli_checks.h"
+#include "tools/model_cli.h"
 #include "tools/recommend_cli.h"
 #include "tools/tiger_cli.h"
 
@@ -168,16 +170,7 @@ int run_train(const DataArgs& data_args, ModelConfig config, TrainOptions option
   config.n_items = dataset.n_items;
   Device device = parse_device(device_arg);
   auto model = make_model(config, device, options.seed);
-  const std::string masking = config.kind == "bert4rec" ? fmt::format(" mask-prob={}", config.mask_prob) : "";
-  const std::string feed_forward =
-      config.kind == "hstu" ? "" : fmt::format(" ff={}", config.ff > 0 ? config.ff : config.d);  // HSTU has none
-  std::cout << fmt::format(
-      "model: {} d={} blocks={} heads={}x{}{} maxlen={} dropout={}{} loss: {} ({} parameters) "
-      "on {}{}\n",
-      config.kind, config.d, config.blocks, config.heads, head_width(config.d, config.heads, config.head_dim),
-      feed_forward, config.max_len, config.dropout, masking, config.loss.describe(), model->parameters().numel(),
-      device_name(device),
-      device == Device::CUDA ? fmt::format(" (matmul {})", matmul_precision_name(matmul_precision())) : "");
+  std::cout << model_line(*model) << "\n";
   std::cout << fmt::format("training: batch {} for {} epochs, seed {}\n", options.batch_size, options.epochs,
                            options.seed);
   TrainResult result = train_model(*model, dataset, options, std::cout);
@@ -227,14 +220,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   DataArgs data_args;
-  ModelConfig config;
   TrainOptions train;
   std::string device = "auto";
   std::string matmul_precision = "fp32";
   bool no_filter_seen = false, baseline = false;
-  std::string schedule = "constant", muon_adjust = "original", ns_table = "quintic", ns_precision = "bf16";
-  bool muon_no_nesterov = false;
-  std::string loss_name = "full";
 
   CLI::App* train_cmd = app.add_subcommand("train", "train a model, validate, report test metrics at the best epoch");
   // `muonrec train --config FILE`: CLI11 reads config files at the top level only, so the option
@@ -246,65 +235,11 @@ int main(int argc, char** argv) {
   app.allow_config_extras(CLI::config_extras_mode::error);
   train_cmd->fallthrough();
   data_args.add_to(train_cmd);
-  train_cmd->add_option("--model", config.kind, "model: sasrec, bert4rec, hstu or tiger (semantic-ID generation)")
-      ->capture_default_str();
-  train_cmd->add_option("--d", config.d, "hidden width")->check(kPositive)->capture_default_str();
-  train_cmd->add_option("--blocks", config.blocks, "transformer blocks")->check(kNotNegative)->capture_default_str();
-  train_cmd->add_option("--heads", config.heads, "attention heads")->check(kPositive)->capture_default_str();
-  train_cmd->add_option("--head-dim", config.head_dim,
-                        "sasrec, bert4rec, tiger: width of each attention head (0: d / heads); heads x head-dim "
-                        "may differ from d, as T5's d_kv")
-      ->check(kNotNegative)
-      ->capture_default_str();
-  const CLI::Option* ff = train_cmd->add_option("--ff", config.ff, "feed-forward width (0: same as d)")
-                              ->check(kNotNegative)
-                              ->capture_default_str();
-  const CLI::Option* maxlen = train_cmd->add_option("--maxlen", config.max_len, "window length T")->capture_default_str();
-  train_cmd->add_option("--dropout", config.dropout, "dropout probability")->capture_default_str();
-  const CLI::Option* mask_prob =
-      train_cmd->add_option("--mask-prob", config.mask_prob, "bert4rec: probability that a training item is masked")
-          ->capture_default_str();
-  const CLI::Option* loss = train_cmd->add_option("--loss", loss_name, "full (softmax over every item) or sampled (uniform negatives)")
-      ->check(CLI::IsMember({"full", "sampled"}))->capture_default_str();
-  const std::vector<const CLI::Option*> sampled_loss_options = {
-      train_cmd->add_option("--negatives", config.loss.negatives, "with --loss sampled: negatives per target")
-          ->capture_default_str(),
-      train_cmd->add_option("--temperature", config.loss.temperature, "with --loss sampled: logits divided by this")
-          ->capture_default_str(),
-      train_cmd->add_flag("--l2-normalize", config.loss.l2_normalize,
-                          "with --loss sampled: L2-normalise hidden states and item vectors (cosine logits)")};
+  ModelCliArgs model_args;
+  model_args.add_model_flags(train_cmd, "model: sasrec, bert4rec, hstu or tiger (semantic-ID generation)");
   train_cmd->add_option("--epochs", train.epochs, "epochs")->capture_default_str();
   train_cmd->add_option("--batch", train.batch_size, "users per batch (tiger --encoder-blocks: target items)")->capture_default_str();
-  OptimizerConfig& opt = train.optimizer;
-  train_cmd->add_option("--optim", opt.optimizer, "adamw (everything) or muon (split by --param-policy)")
-      ->check(CLI::IsMember({"adamw", "muon"}))->capture_default_str();
-  train_cmd->add_option("--lr,--adam-lr", opt.adamw.lr, "AdamW learning rate")->capture_default_str();
-  train_cmd->add_option("--beta1", opt.adamw.beta1, "AdamW beta1")->capture_default_str();
-  train_cmd->add_option("--beta2", opt.adamw.beta2, "AdamW beta2")->capture_default_str();
-  train_cmd->add_option("--adam-eps", opt.adamw.eps, "AdamW epsilon")->capture_default_str();
-  train_cmd->add_option("--wd,--adam-wd", opt.adamw.weight_decay, "AdamW decoupled weight decay")->capture_default_str();
-  const std::vector<const CLI::Option*> muon_options = {
-      train_cmd->add_option("--param-policy", opt.param_policy,
-                            "with --optim muon: muonrec (embeddings and <2-D to AdamW, rest to Muon), hidden (2-D "
-                            "block weights to Muon), regex:PATTERN (2-D tensors whose whole name matches)")
-          ->capture_default_str(),
-      train_cmd->add_option("--muon-lr", opt.muon.lr, "Muon learning rate")->capture_default_str(),
-      train_cmd->add_option("--muon-momentum", opt.muon.momentum, "Muon momentum")->capture_default_str(),
-      train_cmd->add_option("--muon-wd", opt.muon.weight_decay, "Muon decoupled weight decay")->capture_default_str(),
-      train_cmd->add_flag("--muon-no-nesterov", muon_no_nesterov, "plain EMA momentum instead of Nesterov"),
-      train_cmd->add_option("--muon-adjust-lr", muon_adjust, "original or match_rms_adamw")
-          ->check(CLI::IsMember({"original", "match_rms_adamw"}))
-          ->capture_default_str(),
-      train_cmd->add_option("--ns-coefficients", ns_table, "Newton-Schulz table: quintic or polar-express")
-          ->check(CLI::IsMember({"quintic", "polar-express"}))
-          ->capture_default_str(),
-      train_cmd->add_option("--ns-precision", ns_precision, "Newton-Schulz products: bf16 (as torch) or fp32")
-          ->check(CLI::IsMember({"bf16", "fp32"}))
-          ->capture_default_str()};
-  train_cmd->add_option("--schedule", schedule, "constant or cosine")->check(CLI::IsMember({"constant", "cosine"}))
-      ->capture_default_str();
-  train_cmd->add_option("--warmup-steps", opt.schedule.warmup_steps, "linear warmup steps")->capture_default_str();
-  const CLI::Option* min_lr = train_cmd->add_option("--min-lr", opt.schedule.min_lr, "cosine floor")->capture_default_str();
+  model_args.add_optimizer_flags(train_cmd);
   train_cmd->add_option("--clip-grad-norm", train.max_grad_norm, "global-norm gradient clipping (0: off)")
       ->capture_default_str();
   train_cmd->add_option("--seed", train.seed, "seed for weights, shuffling and dropout")
@@ -385,6 +320,16 @@ int main(int argc, char** argv) {
                    "PREFIX_items.tsv")
       ->required();
 
+  BenchCliArgs bench_args;
+  CLI::App* bench_cmd = app.add_subcommand(
+      "bench", "time training steps (input, forward, backward, optimizer) of a model on synthetic full windows: "
+               "milliseconds per step, tokens/s, peak tensor memory; no data, no evaluation");
+  bench_args.add_to(bench_cmd);
+  bench_cmd->add_option("--device", device, "auto, cpu or cuda")->capture_default_str();
+  matmul_options.push_back(bench_cmd->add_option("--matmul-precision", matmul_precision, kMatmulPrecisionHelp)
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str());
+  bench_cmd->fallthrough();  // `bench --config F` is told --config is train's
+
   CLI::App* info_cmd = app.add_subcommand("info", "build and device information, or what a checkpoint holds");
   std::string info_checkpoint;
   info_cmd->add_option("--checkpoint", info_checkpoint,
@@ -454,23 +399,12 @@ int main(int argc, char** argv) {
     if (*train_cmd) {
       train_seen_filter.resolve(typed);
       train.eval.filter_seen = !no_filter_seen;
-      config.loss.kind = LossConfig::kind_from_name(loss_name);
-      opt.schedule.kind = parse_schedule_kind(schedule);
-      opt.muon.nesterov = !muon_no_nesterov;
-      opt.muon.adjust_lr = parse_muon_adjust_lr(muon_adjust);
-      opt.muon.newton_schulz = newton_schulz_by_name(ns_table);
-      opt.muon.newton_schulz.precision = ns_precision == "bf16" ? NsPrecision::BF16 : NsPrecision::FP32;
-      MUONREC_CHECK(config.kind == "tiger" || config.kind == "sasrec" || config.kind == "bert4rec" ||
-                        config.kind == "hstu",
-                    "unknown model '{}' (available: sasrec, bert4rec, hstu, tiger)", config.kind);
-      // A flag the chosen model or loss does not read is refused (unless a --config file gave it).
-      typed.refuse_unread({mask_prob}, config.kind == "bert4rec", "--model bert4rec");
-      typed.refuse_unread(muon_options, opt.optimizer == "muon", "--optim muon");
-      typed.refuse_unread(sampled_loss_options, loss_name == "sampled", "--loss sampled");
+      model_args.resolve(typed, {"sasrec", "bert4rec", "hstu", "tiger"});
+      const ModelConfig& config = model_args.config;
+      train.optimizer = model_args.optimizer;
       typed.refuse_unread(tiger.options, config.kind == "tiger", "--model tiger");
-      typed.refuse_unread({maxlen, loss, eval_batch_size}, config.kind != "tiger", "--model sasrec, bert4rec or hstu");
-      typed.refuse_unread({min_lr}, schedule == "cosine", "--schedule cosine");
-      typed.refuse_unread({ff}, config.kind != "hstu", "--model sasrec, bert4rec or tiger");  // HSTU has no FFN
+      typed.refuse_unread({model_args.maxlen, model_args.loss, eval_batch_size}, config.kind != "tiger",
+                          "--model sasrec, bert4rec or hstu");
       if (config.kind == "tiger") tiger.resolve_flags(typed);  // before the settings are recorded
       train.command = command_line(argc, argv);
       train.settings = run_settings(app, /*defaults_too=*/false);
@@ -496,6 +430,7 @@ int main(int argc, char** argv) {
       for (const std::string& file : prepared.paths) std::cout << "wrote " << file << "\n";
       return 0;
     }
+    if (*bench_cmd) return run_bench(bench_args, typed, parse_device(device));
     if (*baseline_cmd) {
       baseline_seen_filter.resolve(typed);
       eval.filter_seen = !no_filter_seen;  // eval's options: the baseline reads its filtering

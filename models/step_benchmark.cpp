@@ -1,0 +1,161 @@
+#include "models/step_benchmark.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <iterator>
+#include <nlohmann/json.hpp>
+
+#include "engine/allocator.h"
+#include "engine/error.h"
+#include "engine/nvtx.h"
+#include "models/run_log.h"
+#include "models/training_step.h"
+
+namespace muonrec {
+namespace {
+
+constexpr int64_t kDistinctBatches = 4;  // cycled, so input preparation sees varied data without a dataset
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+}  // namespace
+
+void StepBenchmarkOptions::check() const {
+  MUONREC_CHECK(batch_size > 0, "bench: the batch size must be positive, got {}", batch_size);
+  MUONREC_CHECK(steps > 0, "bench: the step count must be positive, got {}", steps);
+  MUONREC_CHECK(warmup_steps >= 0, "bench: the warm-up step count must not be negative, got {}", warmup_steps);
+  MUONREC_CHECK(max_grad_norm >= 0, "bench: the clipping norm must not be negative, got {}", max_grad_norm);
+}
+
+std::vector<data::Batch> make_benchmark_batches(int64_t n_items, int64_t T, int64_t batch_size, int64_t count,
+                                                uint64_t seed) {
+  MUONREC_CHECK(n_items > 0 && T > 0 && batch_size > 0 && count > 0,
+                "benchmark batches need positive items, window, batch size and count (got {}, {}, {}, {})", n_items,
+                T, batch_size, count);
+  PhiloxGenerator gen(seed);
+  constexpr int64_t kStartTime = 1600000000;  // unix seconds
+  constexpr uint64_t kMaxGap = 3 * 24 * 3600;  // up to three days between events, as the synthetic dataset
+  std::vector<data::Batch> batches(static_cast<size_t>(count));
+  std::vector<int64_t> sequence(static_cast<size_t>(T + 1));
+  for (data::Batch& batch : batches) {
+    batch.reset(batch_size, T, /*with_timestamps=*/true);
+    batch.real_rows = batch_size;
+    for (int64_t r = 0; r < batch_size; ++r) {
+      for (int64_t& item : sequence) item = 1 + static_cast<int64_t>(gen.uniform_u64() % static_cast<uint64_t>(n_items));
+      int64_t time = kStartTime;
+      for (int64_t t = 0; t < T; ++t) {
+        time += 1 + static_cast<int64_t>(gen.uniform_u64() % kMaxGap);
+        batch.ids[r * T + t] = sequence[t];
+        batch.targets[r * T + t] = sequence[t + 1];
+        batch.timestamps[r * T + t] = time;
+      }
+      batch.user_rows[r] = r;
+      batch.last_train_items[r] = sequence[T];
+    }
+  }
+  return batches;
+}
+
+StepBenchmarkResult benchmark_training_steps(SequentialModel& model, const OptimizerConfig& optimizer_config,
+                                             const StepBenchmarkOptions& options) {
+  options.check();
+  const Device device = model.device();
+  reset_peak_allocated_bytes(device);
+  model.parameters().allocate_grad_arena();
+  OptimizerConfig config = optimizer_config;
+  config.schedule.total_steps = options.warmup_steps + 2 * options.steps;
+  OptimizerSet optimizer(model.parameters().all(), config);
+  const int64_t T = model.config().max_len;
+  const std::vector<data::Batch> batches =
+      make_benchmark_batches(model.config().n_items, T, options.batch_size, kDistinctBatches, options.seed);
+  PhiloxGenerator rng(options.seed ^ 0x5eed5eedull);
+  int64_t step = 0;
+  auto next_batch = [&]() -> const data::Batch& { return batches[static_cast<size_t>(step++ % kDistinctBatches)]; };
+
+  for (int64_t i = 0; i < options.warmup_steps; ++i) {
+    NVTX_RANGE("bench.warmup");
+    training_step(model, optimizer, next_batch(), rng, options.max_grad_norm);
+  }
+
+  StepBenchmarkResult result;
+  int64_t tokens = 0;
+  device_synchronize();
+  {
+    NVTX_RANGE("bench.throughput");
+    const auto start = Clock::now();
+    for (int64_t i = 0; i < options.steps; ++i)
+      tokens += training_step(model, optimizer, next_batch(), rng, options.max_grad_norm).tokens;
+    device_synchronize();
+    const double seconds = seconds_since(start);
+    result.step_ms = 1e3 * seconds / static_cast<double>(options.steps);
+    result.tokens_per_second = static_cast<double>(tokens) / std::max(seconds, 1e-12);
+  }
+
+  constexpr size_t kPhaseCount = std::size(kStepPhases);
+  std::vector<std::vector<double>> phase_ms(kPhaseCount);
+  std::vector<double> step_ms;
+  {
+    NVTX_RANGE("bench.phases");
+    for (int64_t i = 0; i < options.steps; ++i) {
+      auto phase_start = Clock::now();
+      double total = 0;
+      auto end_of_phase = [&](StepPhase phase) {
+        device_synchronize();
+        const double ms = 1e3 * seconds_since(phase_start);
+        phase_ms[static_cast<size_t>(phase)].push_back(ms);
+        total += ms;
+        phase_start = Clock::now();
+      };
+      tokens += training_step(model, optimizer, next_batch(), rng, options.max_grad_norm, end_of_phase).tokens;
+      step_ms.push_back(total);
+    }
+  }
+
+  result.steps = options.steps;
+  result.warmup_steps = options.warmup_steps;
+  result.batch_size = options.batch_size;
+  result.window = T;
+  result.parameters = model.parameters().numel();
+  result.tokens_per_step = static_cast<double>(tokens) / static_cast<double>(2 * options.steps);
+  result.synchronised_step_ms = median(step_ms);
+  for (StepPhase phase : kStepPhases)
+    result.phase_ms.emplace_back(step_phase_name(phase), median(phase_ms[static_cast<size_t>(phase)]));
+  result.optimizer_lines = optimizer.describe();
+  result.peak_bytes = peak_allocated_bytes(device);
+  return result;
+}
+
+std::string StepBenchmarkResult::summary() const {
+  std::string phases;
+  for (const auto& [name, ms] : phase_ms) phases += fmt::format("{}{} {:.3f}", phases.empty() ? "" : ", ", name, ms);
+  return fmt::format(
+      "step: {:.3f} ms ({} steps after {} warm-up; {:.0f} tokens per step, {:.0f} tokens/s)\n"
+      "phases, each synchronised (median ms): {}; step {:.3f}\n"
+      "peak tensor memory: {:.1f} MiB\n",
+      step_ms, steps, warmup_steps, tokens_per_step, tokens_per_second, phases, synchronised_step_ms,
+      static_cast<double>(peak_bytes) / (1024.0 * 1024.0));
+}
+
+std::string StepBenchmarkResult::to_json() const {
+  nlohmann::ordered_json phases = nlohmann::ordered_json::object();
+  for (const auto& [name, ms] : phase_ms) phases[name] = ms;
+  const nlohmann::ordered_json record = {{"kind", "bench_step"},
+                                         {"steps", steps},
+                                         {"warmup_steps", warmup_steps},
+                                         {"batch", batch_size},
+                                         {"maxlen", window},
+                                         {"parameters", parameters},
+                                         {"tokens_per_step", tokens_per_step},
+                                         {"step_ms", step_ms},
+                                         {"tokens_per_s", tokens_per_second},
+                                         {"synchronised_step_ms", synchronised_step_ms},
+                                         {"phase_ms", phases},
+                                         {"peak_bytes", peak_bytes}};
+  return record.dump();
+}
+
+}  // namespace muonrec

@@ -1,0 +1,32 @@
+// One optimizer step of a sequential model on a batch, exactly as the trainer takes it: the
+// model's input from the batcher's window, forward and loss, backward, optional global-norm
+// clipping, the optimizer step. Shared by the trainer and the step benchmark, which times the
+// phases through the hook.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "data/batcher.h"
+#include "models/sequential_model.h"
+#include "optim/param_groups.h"
+
+namespace muonrec {
+
+enum class StepPhase { Input, Forward, Backward, Optimizer };
+inline constexpr StepPhase kStepPhases[] = {StepPhase::Input, StepPhase::Forward, StepPhase::Backward,
+                                            StepPhase::Optimizer};
+const char* step_phase_name(StepPhase phase);  // "input", "forward", "backward", "optimizer"
+
+struct TrainingStepOutcome {
+  Tensor loss;       // on the model's device: reading it synchronises
+  Tensor grad_norm;  // before clipping; undefined when not clipping
+  int64_t tokens = 0;  // positions with a target trained on
+};
+
+// after_phase, when given, runs at the end of each phase (the benchmark synchronises there).
+TrainingStepOutcome training_step(SequentialModel& model, OptimizerSet& optimizer, const data::Batch& batch,
+                                  PhiloxGenerator& generator, float max_grad_norm,
+                                  const std::function<void(StepPhase)>& after_phase = {});
+
+}  // namespace muonrec

@@ -1,0 +1,27 @@
+// `muonrec bench`: training steps of a model timed on synthetic full windows (models/step_benchmark.h),
+// with train's model and optimizer flags.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "engine/device.h"
+#include "models/step_benchmark.h"
+#include "tools/cli_checks.h"
+#include "tools/model_cli.h"
+
+namespace muonrec {
+
+struct BenchCliArgs {
+  ModelCliArgs model;
+  StepBenchmarkOptions options;
+  int64_t items = 3416;  // ML-1M's catalogue: the shape reference/PERF.md times the peer on
+
+  // The model and optimizer flags, --items, --batch, --steps, --warmup, --clip-grad-norm, --seed.
+  void add_to(CLI::App* bench_cmd);
+};
+
+// Resolves the flags (every model but tiger), builds the model on `device`, prints what it times,
+// the optimizer lines, the result's lines and its JSON record last.
+int run_bench(BenchCliArgs args, const CommandLine& typed, Device device);
+
+}  // namespace muonrec
