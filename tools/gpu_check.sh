@@ -2,7 +2,8 @@
 # On the GPU machine (see .library device README): build for sm_90, run the whole test suite,
 # compute-sanitizer on the GPU kernel tests, the benchmarks against the PyTorch peer, and
 # optionally a training run; logs and tables land in $OUT (default build-gpu/out). Stages:
-#   tools/gpu_check.sh [build] [tests] [sanitize] [bench] [models] [train-sasrec] [train-hstu] [train-tiger] [e2e] [large] [profile]
+#   tools/gpu_check.sh [build] [tests] [sanitize] [bench] [models] [train-sasrec] [train-hstu] [train-tiger] [e2e] [large]
+#                      [steps] [profile]
 #   (default: build tests sanitize bench; training reads MUONREC_EPOCHS/BLOCKS/HEADS/OPTIM/MATMUL)
 # Reads fixtures, data and torch_ref.py from $MUONREC_SHARED (default: .shared, see stage_shared.sh).
 set -uo pipefail
@@ -111,6 +112,21 @@ for stage in "${stages[@]}"; do
           --d 256 --blocks 8 --heads 4 --maxlen 200 --batch 128 --epochs 2 --eval-every 2 --device cuda \
           --matmul-precision "${MUONREC_MATMUL:-fp32}" > "$out/large_$model.log" 2>&1
         note "large $model d=256 L=8 H=4 V=100k: exit $? | $(grep -E '^training time' "$out/large_$model.log")"
+        # The same shapes as timed steps: phases and peak tensor memory (full windows: an upper bound).
+        "$build/tools/muonrec" bench --model "$model" --items 100000 --d 256 --blocks 8 --heads 4 --maxlen 200 \
+          --batch 128 --device cuda --matmul-precision "${MUONREC_MATMUL:-fp32}" > "$out/bench_large_$model.log" 2>&1
+        note "bench $model d=256 L=8 H=4 V=100k: exit $? | $(grep -E '^(step|phases|peak)' "$out/bench_large_$model.log" | tr '\n' ' ')"
+      done
+      ;;
+    steps)
+      # `muonrec bench` on the ML-1M shapes of reference/PERF.md (d=64, 2 blocks, T=200, batch 128,
+      # 3,416 items): milliseconds per step and per phase, fp32 and bf16 products.
+      for model in sasrec hstu; do
+        for precision in fp32 bf16; do
+          "$build/tools/muonrec" bench --model "$model" --steps 50 --device cuda --matmul-precision "$precision" \
+            > "$out/steps_${model}_$precision.log" 2>&1
+          note "steps $model $precision: exit $? | $(grep -E '^(step|phases)' "$out/steps_${model}_$precision.log" | tr '\n' ' ')"
+        done
       done
       ;;
     profile)
