@@ -48,6 +48,9 @@ struct ReadReport {
   int64_t largest_file_item = 0;     // pairs and sequences files: the largest item id read (0 otherwise)
   int64_t unused_item_ids = 0;       // ids in 1..n_items no kept event has (dense ids kept as they are)
   std::string string_tokens;         // RecBole, CSV: "user", "item" or "user and item" when ids are strings
+  // (The fields above are stored in dataset cache entries: a new one goes into data/dataset_cache.cpp too.)
+  // What the dataset cache did: "loaded from F", "cached as F", or why it did neither; "" when unused.
+  std::string cache_note;
   std::string summary() const;
 };
 
@@ -79,6 +82,10 @@ struct ReadOptions {
   Preprocessing preprocessing;  // after time order, before the threshold above
   // Csv: "USER,ITEM[,TIME]" header names ("": user_id, item_id, timestamp); given, the file reads as csv.
   std::string csv_columns;
+  // A directory for the binary cache of read datasets (data/dataset_cache.h); "" for none. Files
+  // smaller than cache_min_bytes are parsed every time (about as fast as loading them).
+  std::string cache_dir;
+  size_t cache_min_bytes = size_t{16} << 20;
 };
 
 // Reads a whole interaction file. Auto picks the format from the extension (.inter: recbole) and the

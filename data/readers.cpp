@@ -11,6 +11,7 @@
 
 #include "data/csv.h"
 #include "data/dataset.h"
+#include "data/dataset_cache.h"
 #include "data/recbole.h"
 #include "data/text_fields.h"
 #include "engine/error.h"
@@ -227,12 +228,8 @@ void parse_movielens_file(const std::string& path, std::string_view text, bool c
   report.lines = number;
 }
 
-}  // namespace
-
-SequenceDataset read_dataset(const std::string& path, const ReadOptions& options) {
-  MUONREC_CHECK(options.min_events_per_user >= 0, "min_events_per_user must be >= 0, got {}",
-                options.min_events_per_user);
-  const std::string text = read_whole_file(path);
+// The dataset `text` (the bytes of `path`) holds, read and preprocessed as `options` say.
+SequenceDataset parse_dataset(const std::string& path, std::string_view text, const ReadOptions& options) {
   // --csv-columns names a csv file's columns: it says what the file is, whatever its first line.
   const Format format = options.format != Format::Auto ? options.format
                         : !options.csv_columns.empty() ? Format::Csv
@@ -357,6 +354,38 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& options
     ds.item_tokens.assign(1, "");
     for (size_t i = 1; i < ds.item_source_ids.size(); ++i)
       ds.item_tokens.push_back(tokens.items[static_cast<size_t>(ds.item_source_ids[i] - 1)]);
+  }
+  return ds;
+}
+
+}  // namespace
+
+SequenceDataset read_dataset(const std::string& path, const ReadOptions& options) {
+  MUONREC_CHECK(options.min_events_per_user >= 0, "min_events_per_user must be >= 0, got {}",
+                options.min_events_per_user);
+  const FileText file(path);
+  const std::string_view text = file.view();
+  if (options.cache_dir.empty() || text.size() < options.cache_min_bytes) return parse_dataset(path, text, options);
+
+  // The cache serves what parsing would return; a failure of the cache never fails the read.
+  const std::string key = dataset_cache_key(text, options);
+  const std::string entry = dataset_cache_path(options.cache_dir, key);
+  std::string damaged;
+  try {
+    if (std::optional<SequenceDataset> cached = load_cached_dataset(entry, key)) {
+      cached->source = path;
+      cached->report.cache_note = "loaded from the cache " + entry;
+      return std::move(*cached);
+    }
+  } catch (const Error& e) {
+    damaged = e.what();
+  }
+  SequenceDataset ds = parse_dataset(path, text, options);
+  try {
+    store_cached_dataset(entry, key, ds);
+    ds.report.cache_note = (damaged.empty() ? "cached as " : damaged + "; parsed again and rewritten as ") + entry;
+  } catch (const Error& e) {
+    ds.report.cache_note = fmt::format("{}not cached: {}", damaged.empty() ? "" : damaged + "; ", e.what());
   }
   return ds;
 }

@@ -10,6 +10,11 @@
 #include <filesystem>
 #include <system_error>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 namespace muonrec::data {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
@@ -26,22 +31,41 @@ std::string quoted(std::string_view field) {
   return fmt::format("'{}'", field);
 }
 
-std::string read_whole_file(const std::string& path) {
+FileText::FileText(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) MUONREC_FAIL("cannot read '{}': it is a directory", path);
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) MUONREC_FAIL("cannot open '{}': {}", path, std::strerror(errno));
-  std::string text;
-  char chunk[1 << 16];
-  size_t got;
-  while ((got = std::fread(chunk, 1, sizeof(chunk), f)) > 0) text.append(chunk, got);
-  bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  if (failed) MUONREC_FAIL("cannot read '{}': I/O error", path);
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) MUONREC_FAIL("cannot open '{}': {}", path, std::strerror(errno));
+  struct stat status {};
+  if (::fstat(fd, &status) == 0 && S_ISREG(status.st_mode) && status.st_size > 0) {
+    void* mapping = ::mmap(nullptr, static_cast<size_t>(status.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+    if (mapping != MAP_FAILED) {
+      mapping_ = mapping;
+      mapped_bytes_ = static_cast<size_t>(status.st_size);
+      ::madvise(mapping_, mapped_bytes_, MADV_SEQUENTIAL);
+    }
+  }
+  if (!mapping_) {  // a pipe, an empty file, or a file system that cannot map: read it to its end
+    char chunk[1 << 16];
+    ssize_t got;
+    while ((got = ::read(fd, chunk, sizeof(chunk))) > 0) owned_.append(chunk, static_cast<size_t>(got));
+    if (got < 0) {
+      const int error = errno;
+      ::close(fd);
+      MUONREC_FAIL("cannot read '{}': {}", path, std::strerror(error));
+    }
+  }
+  ::close(fd);  // a mapping outlives its descriptor
+  view_ = mapping_ ? std::string_view(static_cast<const char*>(mapping_), mapped_bytes_) : std::string_view(owned_);
   // A UTF-8 byte order mark (spreadsheet exports) is not part of the first field.
-  if (text.size() >= 3 && text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
-  return text;
+  if (view_.substr(0, 3) == "\xEF\xBB\xBF") view_.remove_prefix(3);
 }
+
+FileText::~FileText() {
+  if (mapping_) ::munmap(mapping_, mapped_bytes_);
+}
+
+std::string read_whole_file(const std::string& path) { return std::string(FileText(path).view()); }
 
 bool LineCursor::next(std::string_view& line, int64_t& number, std::string_view* untrimmed) {
   if (pos_ >= text_.size()) return false;

@@ -16,7 +16,25 @@ bool is_space(char c);
 std::string_view trim(std::string_view s);
 // A field quoted for an error message; long garbage (a binary file) is cut short.
 std::string quoted(std::string_view field);
-// The whole file, without a UTF-8 byte order mark; throws naming the path.
+// A file's bytes without a UTF-8 byte order mark: memory-mapped when it is a regular file (read at
+// page-cache speed, nothing copied; the file must not shrink while it is mapped), else read into
+// memory (pipes, empty files). Throws naming the path.
+class FileText {
+ public:
+  explicit FileText(const std::string& path);
+  ~FileText();
+  FileText(const FileText&) = delete;
+  FileText& operator=(const FileText&) = delete;
+  std::string_view view() const { return view_; }
+
+ private:
+  void* mapping_ = nullptr;
+  size_t mapped_bytes_ = 0;
+  std::string owned_;
+  std::string_view view_;
+};
+
+// The whole file as FileText reads it, copied into a string.
 std::string read_whole_file(const std::string& path);
 
 // Walks the lines of a buffer, ended by "\n", "\r\n" or a lone "\r" (old Mac files, which would

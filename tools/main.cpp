@@ -9,6 +9,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "data/dataset_cache.h"
 #include "data/synthetic.h"
 #include "engine/device.h"
 #include "engine/error.h"
@@ -89,6 +90,7 @@ struct DataArgs {
       o.format = parsed_format;
       o.preprocessing = preprocessing;
       o.csv_columns = csv_columns;
+      o.cache_dir = data::default_dataset_cache_dir();
       ds = data::read_dataset(path, o);
     }
     log << fmt::format("data: {}: {} users, {} items, {} events{}\n", ds.source, ds.num_users(), ds.n_items,
@@ -96,6 +98,7 @@ struct DataArgs {
     if (ds.report.users_dropped_short > 0 || preprocessing.any() || ds.report.unused_item_ids > 0 ||
         !ds.report.string_tokens.empty())
       log << "data: " << ds.report.summary() << "\n";
+    if (!ds.report.cache_note.empty()) log << "data: " << ds.report.cache_note << "\n";
     return ds;
   }
 };
