@@ -1,0 +1,253 @@
+// The binary dataset cache (data/dataset_cache.h) and the memory-mapped file reading under it:
+// a cached read returns exactly what parsing returns, and no change of file, options or entry
+// ever serves a stale or damaged result.
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <sys/stat.h>
+
+#include "data/dataset_cache.h"
+#include "data/text_fields.h"
+#include "test_util.h"
+
+using namespace muonrec;
+using namespace muonrec::data;
+using testkit::expect_error;
+using testkit::TempDir;
+
+namespace {
+
+// A RecBole file with string user and item tokens, timestamps, a repeated event, a short user and
+// an item seen once: every part of a dataset and of its read report holds something.
+std::string recbole_log() {
+  std::string text = "user_id:token\titem_id:token\ttimestamp:float\n";
+  for (int u = 0; u < 9; ++u)
+    for (int t = 0; t < 4 + u % 3; ++t) text += fmt::format("u{}\tB{:02d}\t{}\n", u, (u * 3 + t * 5) % 11, 500 - t);
+  text += "u1\tB01\t900\n";          // u1 sees B01 again
+  text += "short\tB02\t1\nshort\tB03\t2\n";  // two events: skipped
+  text += "\n";
+  return text;
+}
+
+void expect_same_dataset(const SequenceDataset& a, const SequenceDataset& b) {
+  EXPECT_EQ(a.format, b.format);
+  EXPECT_EQ(a.n_items, b.n_items);
+  EXPECT_EQ(a.sequences, b.sequences);
+  EXPECT_EQ(a.timestamps, b.timestamps);
+  EXPECT_EQ(a.user_ids, b.user_ids);
+  EXPECT_EQ(a.item_source_ids, b.item_source_ids);
+  EXPECT_EQ(a.user_tokens, b.user_tokens);
+  EXPECT_EQ(a.item_tokens, b.item_tokens);
+  const ReadReport &x = a.report, &y = b.report;
+  EXPECT_EQ(x.lines, y.lines);
+  EXPECT_EQ(x.blank_lines, y.blank_lines);
+  EXPECT_EQ(x.users_dropped_short, y.users_dropped_short);
+  EXPECT_EQ(x.events_dropped, y.events_dropped);
+  EXPECT_EQ(x.min_events_per_user, y.min_events_per_user);
+  EXPECT_EQ(x.preprocessing.dedupe, y.preprocessing.dedupe);
+  EXPECT_EQ(x.preprocessing.k_core, y.preprocessing.k_core);
+  EXPECT_EQ(x.preprocessed.duplicates_dropped, y.preprocessed.duplicates_dropped);
+  EXPECT_EQ(x.preprocessed.k_core_rounds, y.preprocessed.k_core_rounds);
+  EXPECT_EQ(x.preprocessed.k_core_users_dropped, y.preprocessed.k_core_users_dropped);
+  EXPECT_EQ(x.preprocessed.k_core_items_dropped, y.preprocessed.k_core_items_dropped);
+  EXPECT_EQ(x.preprocessed.k_core_events_dropped, y.preprocessed.k_core_events_dropped);
+  EXPECT_EQ(x.largest_file_item, y.largest_file_item);
+  EXPECT_EQ(x.unused_item_ids, y.unused_item_ids);
+  EXPECT_EQ(x.string_tokens, y.string_tokens);
+  EXPECT_EQ(x.summary(), y.summary());
+}
+
+ReadOptions cached_in(const std::string& dir) {
+  ReadOptions options;
+  options.cache_dir = dir;
+  options.cache_min_bytes = 0;  // the test files are small
+  options.preprocessing.dedupe = true;
+  options.preprocessing.k_core = 2;
+  return options;
+}
+
+size_t entries_in(const std::string& dir) {
+  std::error_code ec;
+  size_t n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) n += entry.path().extension() == ".dataset";
+  return n;
+}
+
+}  // namespace
+
+TEST(DatasetCache, ACachedReadIsTheParsedDataset) {
+  TempDir tmp;
+  const std::string log = tmp.write("log.inter", recbole_log());
+  const std::string cache = tmp.path("cache");
+  const ReadOptions options = cached_in(cache);
+  ReadOptions uncached = options;
+  uncached.cache_dir = "";
+  const SequenceDataset parsed = read_dataset(log, uncached);
+  ASSERT_FALSE(parsed.user_tokens.empty());
+  ASSERT_GT(parsed.report.preprocessed.duplicates_dropped, 0);
+  ASSERT_GT(parsed.report.users_dropped_short, 0);
+  EXPECT_EQ(parsed.report.cache_note, "");
+
+  const SequenceDataset first = read_dataset(log, options);
+  EXPECT_EQ(first.report.cache_note.rfind("cached as " + cache + "/", 0), 0u) << first.report.cache_note;
+  expect_same_dataset(first, parsed);
+  const SequenceDataset second = read_dataset(log, options);
+  EXPECT_EQ(second.report.cache_note.rfind("loaded from the cache " + cache + "/", 0), 0u)
+      << second.report.cache_note;
+  expect_same_dataset(second, parsed);
+  EXPECT_EQ(entries_in(cache), 1u);
+
+  // The same bytes elsewhere share the entry, and the dataset names the path it was read from.
+  const std::string copy = tmp.write("copy.inter", recbole_log());
+  const SequenceDataset from_copy = read_dataset(copy, options);
+  EXPECT_EQ(from_copy.source, copy);
+  EXPECT_EQ(from_copy.report.cache_note.rfind("loaded from", 0), 0u);
+  EXPECT_EQ(entries_in(cache), 1u);
+
+  // A dense file: no timestamps or tokens; the largest id read, and ids with no event, reported.
+  ReadOptions dense_options;
+  dense_options.cache_dir = cache;
+  dense_options.cache_min_bytes = 0;
+  const std::string dense = tmp.write("dense.txt", "1 9\n1 2\n1 4\n2 2\n2 4\n2 7\n3 1\n");
+  const SequenceDataset dense_parsed = read_dataset(dense);
+  ASSERT_GT(dense_parsed.report.unused_item_ids, 0);
+  ASSERT_EQ(dense_parsed.report.largest_file_item, 9);
+  read_dataset(dense, dense_options);
+  const SequenceDataset dense_loaded = read_dataset(dense, dense_options);
+  EXPECT_EQ(dense_loaded.report.cache_note.rfind("loaded from", 0), 0u);
+  expect_same_dataset(dense_loaded, dense_parsed);
+}
+
+TEST(DatasetCache, OtherBytesOrOptionsNeverLoadAnotherEntry) {
+  TempDir tmp;
+  const std::string cache = tmp.path("cache");
+  std::string text = recbole_log();
+  const std::string log = tmp.write("log.inter", text);
+  ReadOptions options = cached_in(cache);
+  read_dataset(log, options);
+
+  // One byte changed, same size (what a modification-time check could miss).
+  text[text.find("B05")] = 'C';
+  tmp.write("log.inter", text);
+  ReadOptions uncached = options;
+  uncached.cache_dir = "";
+  const SequenceDataset changed = read_dataset(log, options);
+  EXPECT_EQ(changed.report.cache_note.rfind("cached as", 0), 0u) << changed.report.cache_note;
+  expect_same_dataset(changed, read_dataset(log, uncached));
+
+  // Each option that changes the result is part of the key.
+  size_t expected_entries = 2;
+  for (auto change : std::vector<void (*)(ReadOptions&)>{
+           [](ReadOptions& o) { o.preprocessing.k_core = 3; }, [](ReadOptions& o) { o.preprocessing.dedupe = false; },
+           [](ReadOptions& o) { o.min_events_per_user = 5; }, [](ReadOptions& o) { o.csv_columns = "user_id:token,item_id:token,timestamp:float"; }}) {
+    ReadOptions other = options;
+    change(other);
+    ReadOptions other_uncached = other;
+    other_uncached.cache_dir = "";
+    const SequenceDataset read = read_dataset(log, other);
+    EXPECT_EQ(read.report.cache_note.rfind("cached as", 0), 0u) << read.report.cache_note;
+    expect_same_dataset(read, read_dataset(log, other_uncached));
+    EXPECT_EQ(entries_in(cache), ++expected_entries);
+  }
+  EXPECT_NE(dataset_cache_key(text, options), dataset_cache_key(text + "\n", options));
+}
+
+TEST(DatasetCache, DamagedEntriesAreParsedAgainAndRewritten) {
+  TempDir tmp;
+  const std::string cache = tmp.path("cache");
+  const std::string log = tmp.write("log.inter", recbole_log());
+  const ReadOptions options = cached_in(cache);
+  const SequenceDataset parsed = read_dataset(log, options);
+  const std::string entry = dataset_cache_path(cache, dataset_cache_key(read_whole_file(log), options));
+  ASSERT_TRUE(std::filesystem::exists(entry));
+  const auto full_size = std::filesystem::file_size(entry);
+
+  std::filesystem::resize_file(entry, full_size - 9);  // truncated
+  expect_error([&] { load_cached_dataset(entry, dataset_cache_key(read_whole_file(log), options)); },
+               {entry, "damaged dataset cache entry", "MUONREC_DATA_CACHE=off"});
+  const SequenceDataset reread = read_dataset(log, options);
+  EXPECT_NE(reread.report.cache_note.find("damaged dataset cache entry"), std::string::npos);
+  EXPECT_NE(reread.report.cache_note.find("parsed again and rewritten as " + entry), std::string::npos);
+  expect_same_dataset(reread, parsed);
+  EXPECT_EQ(std::filesystem::file_size(entry), full_size);
+  EXPECT_EQ(read_dataset(log, options).report.cache_note, "loaded from the cache " + entry);
+
+  std::ofstream(entry, std::ios::binary) << "something else entirely";
+  const SequenceDataset over_garbage = read_dataset(log, options);
+  EXPECT_NE(over_garbage.report.cache_note.find("not a dataset cache entry"), std::string::npos);
+  expect_same_dataset(over_garbage, parsed);
+
+  // An entry of another key under the same name is a miss, not an error.
+  EXPECT_FALSE(load_cached_dataset(entry, "another key").has_value());
+  EXPECT_FALSE(load_cached_dataset(tmp.path("absent.dataset"), "key").has_value());
+}
+
+TEST(DatasetCache, ACacheThatCannotBeWrittenLeavesTheReadAlone) {
+  TempDir tmp;
+  const std::string log = tmp.write("log.inter", recbole_log());
+  const std::string blocker = tmp.write("blocker", "a file where the cache directory would be");
+  const SequenceDataset ds = read_dataset(log, cached_in(blocker + "/cache"));
+  EXPECT_EQ(ds.report.cache_note.rfind("not cached: cannot create the dataset cache directory", 0), 0u)
+      << ds.report.cache_note;
+  EXPECT_EQ(ds.num_users(), 9);
+}
+
+TEST(DatasetCache, SmallFilesAreNotCached) {
+  TempDir tmp;
+  const std::string log = tmp.write("log.inter", recbole_log());
+  ReadOptions options = cached_in(tmp.path("cache"));
+  options.cache_min_bytes = recbole_log().size() + 1;
+  EXPECT_EQ(read_dataset(log, options).report.cache_note, "");
+  EXPECT_FALSE(std::filesystem::exists(tmp.path("cache")));
+}
+
+TEST(DatasetCache, TheCommandLineCacheDirectory) {
+  struct Restore {
+    std::string name;
+    std::optional<std::string> value;
+    ~Restore() { value ? ::setenv(name.c_str(), value->c_str(), 1) : ::unsetenv(name.c_str()); }
+  };
+  std::vector<Restore> restore;
+  for (const char* name : {"MUONREC_DATA_CACHE", "XDG_CACHE_HOME", "HOME"}) {
+    const char* value = std::getenv(name);
+    restore.push_back({name, value ? std::optional<std::string>(value) : std::nullopt});
+  }
+  ::setenv("HOME", "/home/someone", 1);
+  ::unsetenv("XDG_CACHE_HOME");
+  ::unsetenv("MUONREC_DATA_CACHE");
+  EXPECT_EQ(default_dataset_cache_dir(), "/home/someone/.cache/muonrec/data");
+  ::setenv("XDG_CACHE_HOME", "/var/cache/me", 1);
+  EXPECT_EQ(default_dataset_cache_dir(), "/var/cache/me/muonrec/data");
+  ::setenv("MUONREC_DATA_CACHE", "/scratch/datasets", 1);
+  EXPECT_EQ(default_dataset_cache_dir(), "/scratch/datasets");
+  ::setenv("MUONREC_DATA_CACHE", "off", 1);
+  EXPECT_EQ(default_dataset_cache_dir(), "");
+}
+
+TEST(FileText, MapsFilesAndDropsAByteOrderMark) {
+  TempDir tmp;
+  EXPECT_EQ(FileText(tmp.write("plain.txt", "1 2\n1 3\n")).view(), "1 2\n1 3\n");
+  EXPECT_EQ(FileText(tmp.write("bom.txt", "\xEF\xBB\xBF" "1 2\n")).view(), "1 2\n");
+  EXPECT_EQ(FileText(tmp.write("empty.txt", "")).view(), "");
+  EXPECT_EQ(read_whole_file(tmp.path("bom.txt")), "1 2\n");
+  expect_error([&] { FileText text(tmp.path("absent.txt")); }, {"cannot open", "absent.txt"});
+  expect_error([&] { FileText text(tmp.path("")); }, {"it is a directory"});
+}
+
+TEST(FileText, ReadsWhatCannotBeMapped) {
+  TempDir tmp;
+  const std::string fifo = tmp.path("pipe");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::thread writer([&] { std::ofstream(fifo) << "7 8\n7 9\n"; });
+  const FileText text(fifo);
+  writer.join();
+  EXPECT_EQ(text.view(), "7 8\n7 9\n");
+}
