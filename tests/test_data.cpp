@@ -124,6 +124,27 @@ TEST(DataReaders, MovieLensDatSortsByTimeAndRemapsItems) {
   }
 }
 
+TEST(DataReaders, SparseSourceIdsNumberLikeCompactOnes) {
+  // Item ids far beyond the number of events are numbered by sorting, compact ones by a table:
+  // the same events must come out the same either way. Users interleaved, times tied.
+  TempDir tmp;
+  const int64_t sparse = 1000000007;
+  std::string compact_text, sparse_text;
+  for (int e = 0; e < 60; ++e) {
+    const int user = 1 + (e * 7) % 5, item = 1 + (e * 13) % 17, time = 100 + (e * 11) % 6;
+    compact_text += fmt::format("{}::{}::3::{}\n", user, item, time);
+    sparse_text += fmt::format("{}::{}::3::{}\n", user, item * sparse, time);
+  }
+  const SequenceDataset compact = read_dataset(tmp.write("compact.dat", compact_text));
+  const SequenceDataset spread = read_dataset(tmp.write("sparse.dat", sparse_text));
+  EXPECT_EQ(spread.sequences, compact.sequences);
+  EXPECT_EQ(spread.timestamps, compact.timestamps);
+  EXPECT_EQ(spread.n_items, 17);
+  ASSERT_EQ(spread.item_source_ids.size(), compact.item_source_ids.size());
+  for (size_t i = 1; i < compact.item_source_ids.size(); ++i)
+    EXPECT_EQ(spread.item_source_ids[i], compact.item_source_ids[i] * sparse);
+}
+
 TEST(DataReaders, MovieLensCsvWithHeader) {
   TempDir tmp;
   const std::string content =
