@@ -186,6 +186,11 @@ int64_t parse_timestamp(std::string_view field, const Where& where) {
                              quoted(field)));
     return seconds;
   }
+  // Integers exactly (a double holds them only up to 2^53: the 64-bit times a MovieLens file may
+  // hold must read back from the files `prepare` writes); fractions and exponents as doubles.
+  int64_t whole = 0;
+  const auto [whole_end, whole_ec] = std::from_chars(field.data(), field.data() + field.size(), whole);
+  if (whole_ec == std::errc() && whole_end == field.data() + field.size() && !field.empty()) return whole;
   double value = 0;
   auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
   if (field.empty() || ec != std::errc() || end != field.data() + field.size() || !std::isfinite(value))

@@ -546,6 +546,9 @@ TEST(DataReaders, TimestampsInSecondsOrIso8601) {
   EXPECT_EQ(parse_timestamp("1900-03-01 05:30-02:30", where), -2203862400);
   EXPECT_EQ(parse_timestamp("881250949.0", where), 881250949);
   EXPECT_EQ(parse_timestamp("-5", where), -5);
+  EXPECT_EQ(parse_timestamp("9007199254740993", where), 9007199254740993);  // 2^53 + 1: integers exactly
+  EXPECT_EQ(parse_timestamp("9223372036854775807", where), INT64_MAX);
+  expect_error([&] { parse_timestamp("9223372036854775808", where); }, {"timestamp '9223372036854775808' is out of range"});
   for (const char* bad : {"2023-02-29", "2014-13-01", "2014-03-05T25:00", "2014-03-05T10:00:00+1", "2014-03-05x",
                           "2014-3-5xxxxx"})
     expect_error([&] { parse_timestamp(bad, where); }, {"no ISO 8601 date"});
@@ -612,6 +615,13 @@ TEST(DataExport, PreparedFilesReadBackAsTheSameDataset) {
   const std::string log = tmp.path("log");
   expect_error([&] { write_prepared_dataset(read_dataset(tmp.write("log.txt", "1 2\n1 3\n1 4\n")), log); },
                {"log.txt is the data file itself"});
+
+  // 64-bit times (past what a double holds exactly) read back from the .inter file as they were.
+  const SequenceDataset far_future = read_dataset(tmp.write(
+      "far.dat", "1::5::3::9007199254740993\n1::6::3::9007199254740995\n1::7::3::9100000000000000001\n"));
+  const PreparedFiles far_files = write_prepared_dataset(far_future, tmp.path("far"));
+  EXPECT_EQ(read_dataset(far_files.paths[1]).timestamps, far_future.timestamps);
+  EXPECT_EQ(far_future.timestamps[0][2], 9100000000000000001);
 
   // Ids without events (the synthetic generator's catalogue is larger than what 20 users draw):
   // renumbered 1..m, and both files read back as that dataset.
