@@ -240,18 +240,21 @@ void for_each_user_run(std::vector<Event>& events, F f) {
   }
 }
 
-// Numbers the events' items 1..n in ascending order of their ids (source ids, all positive);
-// ids[k] receives the id numbered k (ids[0] = 0). Ids up to a few times the number of events
-// (MovieLens movie ids, tokens numbered by tokens.h) are counted in a table indexed by id; sparser
-// ones are sorted.
+// Numbers the events' items 1..n in ascending order of their ids (source ids may be 0);
+// ids[k] receives the id numbered k (ids[0] = 0, unused). Ids from 0 up to a few times the number
+// of events (MovieLens movie ids, tokens numbered by tokens.h) are counted in a table indexed by
+// id; sparser ones are sorted.
 void renumber_items(std::vector<Event>& events, std::vector<int64_t>& ids) {
-  int64_t largest = 0;
-  for (const Event& e : events) largest = std::max(largest, e.item);
+  int64_t smallest = 0, largest = 0;
+  for (const Event& e : events) {
+    smallest = std::min(smallest, e.item);
+    largest = std::max(largest, e.item);
+  }
   ids.assign(1, 0);
-  if (largest <= 4 * static_cast<int64_t>(events.size()) + (int64_t{1} << 20)) {
+  if (smallest >= 0 && largest <= 4 * static_cast<int64_t>(events.size()) + (int64_t{1} << 20)) {
     std::vector<int64_t> number(static_cast<size_t>(largest + 1), 0);
     for (const Event& e : events) number[static_cast<size_t>(e.item)] = 1;
-    for (int64_t id = 1; id <= largest; ++id)
+    for (int64_t id = 0; id <= largest; ++id)
       if (number[static_cast<size_t>(id)]) {
         number[static_cast<size_t>(id)] = static_cast<int64_t>(ids.size());
         ids.push_back(id);

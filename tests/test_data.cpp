@@ -130,8 +130,8 @@ TEST(DataReaders, SparseSourceIdsNumberLikeCompactOnes) {
   TempDir tmp;
   const int64_t sparse = 1000000007;
   std::string compact_text, sparse_text;
-  for (int e = 0; e < 60; ++e) {
-    const int user = 1 + (e * 7) % 5, item = 1 + (e * 13) % 17, time = 100 + (e * 11) % 6;
+  for (int e = 0; e < 60; ++e) {  // item 0 is a MovieLens id like any other
+    const int user = 1 + (e * 7) % 5, item = (e * 13) % 17, time = 100 + (e * 11) % 6;
     compact_text += fmt::format("{}::{}::3::{}\n", user, item, time);
     sparse_text += fmt::format("{}::{}::3::{}\n", user, item * sparse, time);
   }
@@ -140,6 +140,8 @@ TEST(DataReaders, SparseSourceIdsNumberLikeCompactOnes) {
   EXPECT_EQ(spread.sequences, compact.sequences);
   EXPECT_EQ(spread.timestamps, compact.timestamps);
   EXPECT_EQ(spread.n_items, 17);
+  EXPECT_EQ(compact.n_items, 17);
+  EXPECT_EQ(compact.item_source_ids[1], 0);
   ASSERT_EQ(spread.item_source_ids.size(), compact.item_source_ids.size());
   for (size_t i = 1; i < compact.item_source_ids.size(); ++i)
     EXPECT_EQ(spread.item_source_ids[i], compact.item_source_ids[i] * sparse);
