@@ -18,7 +18,7 @@ namespace {
 
 // Bump when the entry layout, a reader or preprocessing changes what a file reads as: older
 // entries then miss instead of loading results the engine would no longer produce.
-constexpr int kCacheVersion = 1;
+constexpr int kCacheVersion = 2;
 constexpr char kMagic[] = "muonrec dataset\n";  // 16 bytes
 constexpr size_t kMagicSize = sizeof(kMagic) - 1;
 
@@ -64,8 +64,9 @@ class ByteReader {
   }
   std::vector<int64_t> i64s() {
     const uint64_t count = u64();
+    const char* at = take_array(count, sizeof(int64_t));  // checked before anything is allocated
     std::vector<int64_t> values(count);
-    std::memcpy(values.data(), take_array(count, sizeof(int64_t)), count * sizeof(int64_t));
+    std::memcpy(values.data(), at, count * sizeof(int64_t));
     return values;
   }
   // count values of `unit` bytes, in place (unaligned: copy them out with memcpy).
@@ -197,12 +198,13 @@ uint64_t content_hash(std::string_view text) {
   return mix64(h ^ tail);
 }
 
-std::string dataset_cache_key(std::string_view text, const ReadOptions& options) {
+std::string dataset_cache_key(std::string_view text, const ReadOptions& options, Format format_read) {
   // JSON keeps every field delimited (a csv_columns value cannot run into the next field).
   const nlohmann::json key = {{"version", kCacheVersion},
                               {"bytes", text.size()},
                               {"hash", fmt::format("{:016x}", content_hash(text))},
                               {"format", format_name(options.format)},
+                              {"format_read", format_name(format_read)},
                               {"min_events_per_user", options.min_events_per_user},
                               {"dedupe", options.preprocessing.dedupe},
                               {"k_core", options.preprocessing.k_core},
@@ -221,7 +223,12 @@ std::optional<SequenceDataset> load_cached_dataset(const std::string& file, cons
   const std::string_view bytes = entry.view();
   if (bytes.substr(0, kMagicSize) != kMagic)
     MUONREC_FAIL("{}: not a dataset cache entry; delete it, or set MUONREC_DATA_CACHE=off", file);
-  ByteReader in(bytes.substr(kMagicSize), file);
+  // The magic, the payload's checksum, then the payload (which opens with the key).
+  ByteReader header(bytes.substr(kMagicSize), file);
+  const uint64_t checksum = header.u64();
+  const std::string_view payload = bytes.substr(kMagicSize + sizeof(uint64_t));
+  if (content_hash(payload) != checksum) header.damaged("its checksum does not match its contents");
+  ByteReader in(payload, file);
   if (in.text() != key) return std::nullopt;  // another file's bytes or options under the same name
   SequenceDataset ds;
   ds.source = in.text();
@@ -240,7 +247,7 @@ std::optional<SequenceDataset> load_cached_dataset(const std::string& file, cons
   }
   in.expect_end();
   const size_t users = ds.sequences.size();
-  if (ds.user_ids.size() != users || (ds.has_timestamps() && ds.timestamps.size() != users) ||
+  if (ds.n_items < 0 || ds.user_ids.size() != users || (ds.has_timestamps() && ds.timestamps.size() != users) ||
       ds.item_source_ids.size() != static_cast<size_t>(ds.n_items + 1))
     in.damaged("its parts disagree on the number of users or items");
   return ds;
@@ -268,7 +275,9 @@ void store_cached_dataset(const std::string& file, const std::string& key, const
   {
     std::ofstream f(temporary, std::ios::binary | std::ios::trunc);
     MUONREC_CHECK(f.good(), "cannot write the dataset cache entry {}: {}", temporary, std::strerror(errno));
+    const uint64_t checksum = content_hash(out.bytes());
     f.write(kMagic, kMagicSize);
+    f.write(reinterpret_cast<const char*>(&checksum), sizeof(checksum));
     f.write(out.bytes().data(), static_cast<std::streamsize>(out.bytes().size()));
     f.close();
     if (!f) {

@@ -5,8 +5,9 @@
 // Entries are addressed by content, not by path or modification time: the key is a 64-bit hash of
 // the file's bytes, its size, the reading options and the cache's format version, and the entry
 // stores that key in full, so a changed file, other options or a newer engine never load a stale
-// result. Writes go to a temporary file renamed into place (concurrent runs never see half an
-// entry); an entry that cannot be read back (truncated, damaged) is parsed again and rewritten.
+// result (the hash guards against accidents, not against files crafted to collide). Writes go to a
+// temporary file renamed into place (concurrent runs never see half an entry); an entry that cannot
+// be read back (truncated, or failing its checksum) is parsed again and rewritten.
 #pragma once
 
 #include <cstdint>
@@ -25,8 +26,9 @@ std::string default_dataset_cache_dir();
 // 64-bit hash of a file's bytes (word at a time: several GB/s, far below parsing's cost).
 uint64_t content_hash(std::string_view text);
 
-// The entry's key: format version, file size and hash, and every option that changes the result.
-std::string dataset_cache_key(std::string_view text, const ReadOptions& options);
+// The entry's key: format version, file size and hash, every option that changes the result, and
+// the format the file reads as (under Auto it depends on the file's name too).
+std::string dataset_cache_key(std::string_view text, const ReadOptions& options, Format format_read);
 // Where the entry of `key` lives in `dir`.
 std::string dataset_cache_path(const std::string& dir, const std::string& key);
 

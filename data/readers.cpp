@@ -240,7 +240,7 @@ void for_each_user_run(std::vector<Event>& events, F f) {
   }
 }
 
-// Numbers the events' items 1..n in ascending order of their ids (source ids may be 0);
+// Numbers the events' items 1..n in ascending order of their ids (source ids, 0 included);
 // ids[k] receives the id numbered k (ids[0] = 0, unused). Ids from 0 up to a few times the number
 // of events (MovieLens movie ids, tokens numbered by tokens.h) are counted in a table indexed by
 // id; sparser ones are sorted.
@@ -269,12 +269,17 @@ void renumber_items(std::vector<Event>& events, std::vector<int64_t>& ids) {
   for (Event& e : events) e.item = std::lower_bound(ids.begin() + 1, ids.end(), e.item) - ids.begin();
 }
 
+// What `path` reads as: the format asked for; under Auto, csv when --csv-columns names the
+// columns (it says what the file is, whatever its first line), else detect_format's answer.
+Format format_to_read(const std::string& path, std::string_view text, const ReadOptions& options) {
+  if (options.format != Format::Auto) return options.format;
+  return options.csv_columns.empty() ? detect_format(path, text) : Format::Csv;
+}
+
 // The dataset `text` (the bytes of `path`) holds, read and preprocessed as `options` say.
 SequenceDataset parse_dataset(const std::string& path, std::string_view text, const ReadOptions& options) {
   // --csv-columns names a csv file's columns: it says what the file is, whatever its first line.
-  const Format format = options.format != Format::Auto ? options.format
-                        : !options.csv_columns.empty() ? Format::Csv
-                                                       : detect_format(path, text);
+  const Format format = format_to_read(path, text, options);
   // MovieLens and RecBole files name items by source ids, renumbered below; the others hold dense ids.
   const bool source_ids = format == Format::MovieLensDat || format == Format::MovieLensCsv ||
                           format == Format::RecBoleInter || format == Format::Csv;
@@ -366,20 +371,17 @@ SequenceDataset parse_dataset(const std::string& path, std::string_view text, co
     for (int64_t i = 0; i <= ds.n_items; ++i) item_ids[i] = i;
   }
 
-  for (size_t begin = 0; begin < events.size();) {
-    size_t end = begin;
-    while (end < events.size() && events[end].user == events[begin].user) ++end;
-    ds.user_ids.push_back(events[begin].user);
+  for_each_user_run(events, [&](std::vector<Event>::iterator begin, std::vector<Event>::iterator end) {
+    ds.user_ids.push_back(begin->user);
     std::vector<int64_t>& seq = ds.sequences.emplace_back();
-    seq.reserve(end - begin);
-    for (size_t i = begin; i < end; ++i) seq.push_back(events[i].item);
+    seq.reserve(static_cast<size_t>(end - begin));
+    for (auto e = begin; e != end; ++e) seq.push_back(e->item);
     if (timed) {
       std::vector<int64_t>& ts = ds.timestamps.emplace_back();
-      ts.reserve(end - begin);
-      for (size_t i = begin; i < end; ++i) ts.push_back(events[i].timestamp);
+      ts.reserve(static_cast<size_t>(end - begin));
+      for (auto e = begin; e != end; ++e) ts.push_back(e->timestamp);
     }
-    begin = end;
-  }
+  });
   if (!tokens.users.empty())
     for (int64_t id : ds.user_ids) ds.user_tokens.push_back(tokens.users[static_cast<size_t>(id - 1)]);
   if (!tokens.items.empty()) {
@@ -400,7 +402,7 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& options
   if (options.cache_dir.empty() || text.size() < options.cache_min_bytes) return parse_dataset(path, text, options);
 
   // The cache serves what parsing would return; a failure of the cache never fails the read.
-  const std::string key = dataset_cache_key(text, options);
+  const std::string key = dataset_cache_key(text, options, format_to_read(path, text, options));
   const std::string entry = dataset_cache_path(options.cache_dir, key);
   std::string damaged;
   try {

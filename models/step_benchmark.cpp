@@ -27,7 +27,7 @@ double median(std::vector<double> values) {
 void StepBenchmarkOptions::check() const {
   MUONREC_CHECK(batch_size > 0, "bench: the batch size must be positive, got {}", batch_size);
   MUONREC_CHECK(steps > 0, "bench: the step count must be positive, got {}", steps);
-  MUONREC_CHECK(warmup_steps >= 0, "bench: the warm-up step count must not be negative, got {}", warmup_steps);
+  MUONREC_CHECK(untimed_steps >= 0, "bench: the untimed step count must not be negative, got {}", untimed_steps);
   MUONREC_CHECK(max_grad_norm >= 0, "bench: the clipping norm must not be negative, got {}", max_grad_norm);
 }
 
@@ -45,7 +45,8 @@ std::vector<data::Batch> make_benchmark_batches(int64_t n_items, int64_t T, int6
     batch.reset(batch_size, T, /*with_timestamps=*/true);
     batch.real_rows = batch_size;
     for (int64_t r = 0; r < batch_size; ++r) {
-      for (int64_t& item : sequence) item = 1 + static_cast<int64_t>(gen.uniform_u64() % static_cast<uint64_t>(n_items));
+      for (int64_t& item : sequence)
+        item = 1 + static_cast<int64_t>(gen.uniform_u64() % static_cast<uint64_t>(n_items));
       int64_t time = kStartTime;
       for (int64_t t = 0; t < T; ++t) {
         time += 1 + static_cast<int64_t>(gen.uniform_u64() % kMaxGap);
@@ -67,17 +68,17 @@ StepBenchmarkResult benchmark_training_steps(SequentialModel& model, const Optim
   reset_peak_allocated_bytes(device);
   model.parameters().allocate_grad_arena();
   OptimizerConfig config = optimizer_config;
-  config.schedule.total_steps = options.warmup_steps + 2 * options.steps;
+  config.schedule.total_steps = options.untimed_steps + 2 * options.steps;
   OptimizerSet optimizer(model.parameters().all(), config);
   const int64_t T = model.config().max_len;
   const std::vector<data::Batch> batches =
       make_benchmark_batches(model.config().n_items, T, options.batch_size, kDistinctBatches, options.seed);
-  PhiloxGenerator rng(options.seed ^ 0x5eed5eedull);
+  PhiloxGenerator rng = training_generator(options.seed);
   int64_t step = 0;
   auto next_batch = [&]() -> const data::Batch& { return batches[static_cast<size_t>(step++ % kDistinctBatches)]; };
 
-  for (int64_t i = 0; i < options.warmup_steps; ++i) {
-    NVTX_RANGE("bench.warmup");
+  for (int64_t i = 0; i < options.untimed_steps; ++i) {
+    NVTX_RANGE("bench.untimed");
     training_step(model, optimizer, next_batch(), rng, options.max_grad_norm);
   }
 
@@ -93,6 +94,7 @@ StepBenchmarkResult benchmark_training_steps(SequentialModel& model, const Optim
     const double seconds = seconds_since(start);
     result.step_ms = 1e3 * seconds / static_cast<double>(options.steps);
     result.tokens_per_second = static_cast<double>(tokens) / std::max(seconds, 1e-12);
+    result.tokens_per_step = static_cast<double>(tokens) / static_cast<double>(options.steps);
   }
 
   constexpr size_t kPhaseCount = std::size(kStepPhases);
@@ -110,17 +112,16 @@ StepBenchmarkResult benchmark_training_steps(SequentialModel& model, const Optim
         total += ms;
         phase_start = Clock::now();
       };
-      tokens += training_step(model, optimizer, next_batch(), rng, options.max_grad_norm, end_of_phase).tokens;
+      training_step(model, optimizer, next_batch(), rng, options.max_grad_norm, end_of_phase);
       step_ms.push_back(total);
     }
   }
 
   result.steps = options.steps;
-  result.warmup_steps = options.warmup_steps;
+  result.untimed_steps = options.untimed_steps;
   result.batch_size = options.batch_size;
   result.window = T;
   result.parameters = model.parameters().numel();
-  result.tokens_per_step = static_cast<double>(tokens) / static_cast<double>(2 * options.steps);
   result.synchronised_step_ms = median(step_ms);
   for (StepPhase phase : kStepPhases)
     result.phase_ms.emplace_back(step_phase_name(phase), median(phase_ms[static_cast<size_t>(phase)]));
@@ -133,10 +134,10 @@ std::string StepBenchmarkResult::summary() const {
   std::string phases;
   for (const auto& [name, ms] : phase_ms) phases += fmt::format("{}{} {:.3f}", phases.empty() ? "" : ", ", name, ms);
   return fmt::format(
-      "step: {:.3f} ms ({} steps after {} warm-up; {:.0f} tokens per step, {:.0f} tokens/s)\n"
+      "step: {:.3f} ms ({} steps after {} untimed; {:.0f} tokens per step, {:.0f} tokens/s)\n"
       "phases, each synchronised (median ms): {}; step {:.3f}\n"
       "peak tensor memory: {:.1f} MiB\n",
-      step_ms, steps, warmup_steps, tokens_per_step, tokens_per_second, phases, synchronised_step_ms,
+      step_ms, steps, untimed_steps, tokens_per_step, tokens_per_second, phases, synchronised_step_ms,
       static_cast<double>(peak_bytes) / (1024.0 * 1024.0));
 }
 
@@ -145,7 +146,7 @@ std::string StepBenchmarkResult::to_json() const {
   for (const auto& [name, ms] : phase_ms) phases[name] = ms;
   const nlohmann::ordered_json record = {{"kind", "bench_step"},
                                          {"steps", steps},
-                                         {"warmup_steps", warmup_steps},
+                                         {"untimed_steps", untimed_steps},
                                          {"batch", batch_size},
                                          {"maxlen", window},
                                          {"parameters", parameters},

@@ -1,12 +1,12 @@
 // Timing of whole training steps (batch input, forward and loss, backward, optimizer step) of a
 // sequential model on synthetic full windows, with no dataset and no evaluation: what `muonrec
-// bench` reports, and a clean target for Nsight (every phase sits in an NVTX range).
+// bench` reports, and a clean target for Nsight (its passes and steps are NVTX ranges).
 //
-// Three passes over the same steps as the trainer's: a warm-up (allocation pools filled, kernels
-// loaded, optimizer state created), a throughput pass timed as a whole (one synchronisation at the
-// end, so the host's launches overlap the device's work as in training), and a phase pass that
-// synchronises after each phase to time it alone (its sum exceeds the throughput step by what the
-// synchronisations cost and the overlap they remove).
+// Three passes over the same steps as the trainer's: untimed steps first (allocation pools filled,
+// kernels loaded, optimizer state created), a throughput pass timed as a whole (one synchronisation
+// at the end, so the host's launches overlap the device's work as in training), and a phase pass
+// that synchronises after each phase to time it alone (its sum exceeds the throughput step by what
+// the synchronisations cost and the overlap they remove).
 #pragma once
 
 #include <cstddef>
@@ -23,17 +23,17 @@ namespace muonrec {
 
 struct StepBenchmarkOptions {
   int64_t batch_size = 128;
-  int64_t warmup_steps = 3;
+  int64_t untimed_steps = 3;
   int64_t steps = 20;          // in the throughput pass, and again in the phase pass
   float max_grad_norm = 0.0f;  // global-norm clipping inside the optimizer phase, as the trainer does; 0: off
   uint64_t seed = 1;           // the synthetic windows and dropout
 
-  void check() const;  // throws on a non-positive batch size or step count, or negative warm-up or norm
+  void check() const;  // throws on a non-positive batch size or step count, or negative untimed steps or norm
 };
 
 struct StepBenchmarkResult {
-  int64_t steps = 0, warmup_steps = 0, batch_size = 0, window = 0, parameters = 0;
-  double tokens_per_step = 0;  // positions with a target (BERT4Rec: the masked ones), mean over the steps
+  int64_t steps = 0, untimed_steps = 0, batch_size = 0, window = 0, parameters = 0;
+  double tokens_per_step = 0;  // positions with a target (BERT4Rec: the masked ones), throughput pass's mean
   double step_ms = 0;          // throughput pass: its time over its steps
   double tokens_per_second = 0;
   double synchronised_step_ms = 0;                         // phase pass: median step

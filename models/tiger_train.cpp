@@ -14,6 +14,7 @@
 #include "engine/nvtx.h"
 #include "models/run_log.h"
 #include "models/training_position.h"
+#include "models/training_step.h"
 
 namespace muonrec {
 namespace {
@@ -163,7 +164,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   optimizer_config.schedule.total_steps = total_steps;
   OptimizerSet optimizer(model.parameters().all(), optimizer_config);
   for (const std::string& line : optimizer.describe()) log << "optimizer: " << line << "\n";
-  PhiloxGenerator dropout_rng(o.seed ^ 0x5eed5eedull);
+  PhiloxGenerator dropout_rng = training_generator(o.seed);
   TigerEvalOptions valid_eval{options.generate, o.eval.filter_seen, o.eval.filter_seen_last, options.valid_users,
                               o.seed};
   TigerEvalOptions test_eval{options.generate, o.eval.filter_seen, o.eval.filter_seen_last, options.test_users, o.seed};

@@ -102,7 +102,7 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
   optimizer_config.schedule.total_steps = total_steps;
   OptimizerSet optimizer(model.parameters().all(), optimizer_config);
   for (const std::string& line : optimizer.describe()) log << "optimizer: " << line << "\n";
-  PhiloxGenerator dropout_rng(options.seed ^ 0x5eed5eedull);
+  PhiloxGenerator dropout_rng = training_generator(options.seed);
   const EvalOptions& eval = options.eval;
 
   const RunIdentity run = run_identity(

@@ -13,6 +13,10 @@
 
 namespace muonrec {
 
+// The generator a training run draws dropout, BERT4Rec's masks and sampled negatives from: a
+// stream of its own per run seed, apart from the one the weights were drawn from.
+inline PhiloxGenerator training_generator(uint64_t seed) { return PhiloxGenerator(seed ^ 0x5eed5eedull); }
+
 enum class StepPhase { Input, Forward, Backward, Optimizer };
 inline constexpr StepPhase kStepPhases[] = {StepPhase::Input, StepPhase::Forward, StepPhase::Backward,
                                             StepPhase::Optimizer};

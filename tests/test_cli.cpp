@@ -418,7 +418,8 @@ TEST(Cli, BadInputFailsWithAMessage) {
   EXPECT_EQ(version.exit_code, 0) << version.output;
   EXPECT_EQ(version.output.rfind("muonrec ", 0), 0u) << version.output;
   expect_refused("trian --epochs 3",
-                 "unknown command 'trian' (available: train, eval, recommend, baseline, prepare, bench, info, compare)");
+                 "unknown command 'trian' (available: train, eval, recommend, baseline, prepare, bench, info, "
+                 "compare)");
   expect_refused("train --patience -1", "--patience", /*flag_error=*/true);
   expect_refused("train " + kData + " --epochs 3 --stop-after-epoch 1 --device cpu", "add --save-last");
 
@@ -484,14 +485,14 @@ TEST(Cli, BadInputFailsWithAMessage) {
 
 TEST(Cli, BenchTimesTrainingStepsOfTheModelTheFlagsDescribe) {
   const CliRun run = run_cli(
-      "bench --model hstu --d 16 --blocks 1 --maxlen 12 --items 60 --batch 5 --steps 2 --warmup 1 --optim muon "
+      "bench --model hstu --d 16 --blocks 1 --maxlen 12 --items 60 --batch 5 --steps 2 --untimed-steps 1 --optim muon "
       "--muon-lr 0.01 --device cpu");
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(line_after(run.output, "model: ").find("hstu d=16 blocks=1 heads=1x16 maxlen=12"), std::string::npos)
       << run.output;
   EXPECT_NE(line_after(run.output, "optimizer: Muon lr=0.01 ").find("blocks.0.uvqk.weight"), std::string::npos)
       << run.output;
-  EXPECT_NE(line_after(run.output, "step: ").find("(2 steps after 1 warm-up; 60 tokens per step"), std::string::npos)
+  EXPECT_NE(line_after(run.output, "step: ").find("(2 steps after 1 untimed; 60 tokens per step"), std::string::npos)
       << run.output;
   EXPECT_NE(line_after(run.output, "phases, each synchronised (median ms): ").find("input "), std::string::npos);
   const nlohmann::json record = nlohmann::json::parse("{" + line_after(run.output, "{"));  // the last line
@@ -506,4 +507,11 @@ TEST(Cli, BenchTimesTrainingStepsOfTheModelTheFlagsDescribe) {
   expect_refused("bench --muon-lr 0.1 --device cpu", "--muon-lr applies to --optim muon only");
   expect_refused("bench --steps 0", "--steps: must be positive, got 0", /*flag_error=*/true);
   expect_refused("bench --data x.txt", "--data", /*flag_error=*/true);
+  // A train --config file with another subcommand's keys (they share variables with train).
+  const muonrec::testkit::TempDir dir;
+  for (const auto& [line, message] : {std::pair<std::string, std::string>{"bench.steps=3", "--steps of 'bench'"},
+                                      {"eval.split=\"valid\"", "--split of 'eval'"}})
+    expect_refused("train --config " + dir.write("settings.toml", "train.epochs=1\n" + line + "\n") + " " +
+                       kSmallSasrec,
+                   "--config: the file sets " + message + ", not a train flag");
 }

@@ -550,7 +550,8 @@ TEST(DataReaders, TimestampsInSecondsOrIso8601) {
   EXPECT_EQ(parse_timestamp("-5", where), -5);
   EXPECT_EQ(parse_timestamp("9007199254740993", where), 9007199254740993);  // 2^53 + 1: integers exactly
   EXPECT_EQ(parse_timestamp("9223372036854775807", where), INT64_MAX);
-  expect_error([&] { parse_timestamp("9223372036854775808", where); }, {"timestamp '9223372036854775808' is out of range"});
+  expect_error([&] { parse_timestamp("9223372036854775808", where); },
+               {"timestamp '9223372036854775808' is out of range"});
   for (const char* bad : {"2023-02-29", "2014-13-01", "2014-03-05T25:00", "2014-03-05T10:00:00+1", "2014-03-05x",
                           "2014-3-5xxxxx"})
     expect_error([&] { parse_timestamp(bad, where); }, {"no ISO 8601 date"});

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -147,7 +148,8 @@ TEST(DatasetCache, OtherBytesOrOptionsNeverLoadAnotherEntry) {
   size_t expected_entries = 2;
   for (auto change : std::vector<void (*)(ReadOptions&)>{
            [](ReadOptions& o) { o.preprocessing.k_core = 3; }, [](ReadOptions& o) { o.preprocessing.dedupe = false; },
-           [](ReadOptions& o) { o.min_events_per_user = 5; }, [](ReadOptions& o) { o.csv_columns = "user_id:token,item_id:token,timestamp:float"; }}) {
+           [](ReadOptions& o) { o.min_events_per_user = 5; },
+           [](ReadOptions& o) { o.csv_columns = "user_id:token,item_id:token,timestamp:float"; }}) {
     ReadOptions other = options;
     change(other);
     ReadOptions other_uncached = other;
@@ -157,7 +159,18 @@ TEST(DatasetCache, OtherBytesOrOptionsNeverLoadAnotherEntry) {
     expect_same_dataset(read, read_dataset(log, other_uncached));
     EXPECT_EQ(entries_in(cache), ++expected_entries);
   }
-  EXPECT_NE(dataset_cache_key(text, options), dataset_cache_key(text + "\n", options));
+  EXPECT_NE(dataset_cache_key(text, options, Format::RecBoleInter),
+            dataset_cache_key(text + "\n", options, Format::RecBoleInter));
+
+  // Under --format auto the file's name can decide its format: the same bytes under a name that
+  // reads otherwise are parsed (and refused here), not served from the other name's entry.
+  const std::string pairs = tmp.write("pairs.txt", "1 5\n1 6\n1 7\n2 5\n2 6\n2 8\n");
+  ReadOptions plain;
+  plain.cache_dir = cache;
+  plain.cache_min_bytes = 0;
+  EXPECT_EQ(read_dataset(pairs, plain).format, Format::UserItemPairs);
+  std::filesystem::copy_file(pairs, tmp.path("pairs.inter"));
+  expect_error([&] { read_dataset(tmp.path("pairs.inter"), plain); }, {"pairs.inter"});
 }
 
 TEST(DatasetCache, DamagedEntriesAreParsedAgainAndRewritten) {
@@ -166,12 +179,13 @@ TEST(DatasetCache, DamagedEntriesAreParsedAgainAndRewritten) {
   const std::string log = tmp.write("log.inter", recbole_log());
   const ReadOptions options = cached_in(cache);
   const SequenceDataset parsed = read_dataset(log, options);
-  const std::string entry = dataset_cache_path(cache, dataset_cache_key(read_whole_file(log), options));
+  const std::string key = dataset_cache_key(read_whole_file(log), options, Format::RecBoleInter);
+  const std::string entry = dataset_cache_path(cache, key);
   ASSERT_TRUE(std::filesystem::exists(entry));
   const auto full_size = std::filesystem::file_size(entry);
 
   std::filesystem::resize_file(entry, full_size - 9);  // truncated
-  expect_error([&] { load_cached_dataset(entry, dataset_cache_key(read_whole_file(log), options)); },
+  expect_error([&] { load_cached_dataset(entry, key); },
                {entry, "damaged dataset cache entry", "MUONREC_DATA_CACHE=off"});
   const SequenceDataset reread = read_dataset(log, options);
   EXPECT_NE(reread.report.cache_note.find("damaged dataset cache entry"), std::string::npos);
@@ -179,6 +193,30 @@ TEST(DatasetCache, DamagedEntriesAreParsedAgainAndRewritten) {
   expect_same_dataset(reread, parsed);
   EXPECT_EQ(std::filesystem::file_size(entry), full_size);
   EXPECT_EQ(read_dataset(log, options).report.cache_note, "loaded from the cache " + entry);
+
+  // One value changed: the checksum fails.
+  auto patch_entry = [&](size_t offset, uint64_t value, bool fix_checksum) {
+    std::string bytes = read_whole_file(entry);
+    std::memcpy(&bytes[offset], &value, sizeof(value));
+    if (fix_checksum) {
+      const uint64_t checksum = content_hash(std::string_view(bytes).substr(24));
+      std::memcpy(&bytes[16], &checksum, sizeof(checksum));
+    }
+    std::ofstream(entry, std::ios::binary | std::ios::trunc) << bytes;
+  };
+  // After the magic (16 bytes) and the checksum (8): the key, the source and the format name (each
+  // a length and its bytes), the item count, then the count of the sequences' lengths.
+  const size_t users_count_at = 24 + 8 + key.size() + 8 + log.size() + 8 + std::string("recbole").size() + 8;
+  patch_entry(users_count_at + 8, 123456789, /*fix_checksum=*/false);  // the first user's length
+  const SequenceDataset after_flip = read_dataset(log, options);
+  EXPECT_NE(after_flip.report.cache_note.find("checksum does not match"), std::string::npos)
+      << after_flip.report.cache_note;
+  expect_same_dataset(after_flip, parsed);
+  // A count far past the entry's size (checksum made to match) is refused before anything is
+  // allocated for it.
+  patch_entry(users_count_at, uint64_t{1} << 56, /*fix_checksum=*/true);
+  expect_error([&] { load_cached_dataset(entry, key); }, {"damaged dataset cache entry", "truncated"});
+  expect_same_dataset(read_dataset(log, options), parsed);
 
   std::ofstream(entry, std::ios::binary) << "something else entirely";
   const SequenceDataset over_garbage = read_dataset(log, options);

@@ -48,8 +48,9 @@ TEST(StepBenchmark, TrainingStepRunsThePhasesInOrderAndTrains) {
   const std::vector<float> before = model->parameters().all().front().tensor.to_f32_vector();
   PhiloxGenerator rng(5);
   std::vector<StepPhase> seen;
-  const TrainingStepOutcome step = training_step(*model, optimizer, make_benchmark_batches(40, 6, 3, 1, 2)[0], rng,
-                                                 /*max_grad_norm=*/0.5f, [&](StepPhase phase) { seen.push_back(phase); });
+  const data::Batch batch = make_benchmark_batches(40, 6, 3, 1, 2)[0];
+  const TrainingStepOutcome step = training_step(*model, optimizer, batch, rng, /*max_grad_norm=*/0.5f,
+                                                 [&](StepPhase phase) { seen.push_back(phase); });
   EXPECT_EQ(seen, std::vector<StepPhase>(std::begin(kStepPhases), std::end(kStepPhases)));
   EXPECT_EQ(step.tokens, 3 * 6);
   EXPECT_GT(step.loss.item(), 0.0f);
@@ -65,11 +66,11 @@ TEST(StepBenchmark, ReportsStepsTokensPhasesAndMemory) {
   auto model = make_model(config, Device::CPU, 1);
   StepBenchmarkOptions options;
   options.batch_size = batch;
-  options.warmup_steps = 1;
+  options.untimed_steps = 1;
   options.steps = 3;
   const StepBenchmarkResult result = benchmark_training_steps(*model, OptimizerConfig{}, options);
   EXPECT_EQ(result.steps, 3);
-  EXPECT_EQ(result.warmup_steps, 1);
+  EXPECT_EQ(result.untimed_steps, 1);
   EXPECT_EQ(result.batch_size, batch);
   EXPECT_EQ(result.window, T);
   EXPECT_EQ(result.parameters, model->parameters().numel());
@@ -99,12 +100,15 @@ TEST(StepBenchmark, Bert4RecTrainsOnTheMaskedPositionsOnly) {
   auto model = make_model(config, Device::CPU, 1);
   StepBenchmarkOptions options;
   options.batch_size = 16;
-  options.warmup_steps = 0;
+  options.untimed_steps = 0;
   options.steps = 4;
   const StepBenchmarkResult result = benchmark_training_steps(*model, OptimizerConfig{}, options);
   // 160 positions a step, about 30% masked (each step's count is binomial, sd about 6).
   EXPECT_GT(result.tokens_per_step, 0.2 * 160);
   EXPECT_LT(result.tokens_per_step, 0.4 * 160);
+  // Tokens per step and per second describe the same steps.
+  EXPECT_NEAR(result.tokens_per_second, result.tokens_per_step / (result.step_ms / 1e3),
+              1e-9 * result.tokens_per_second);
 }
 
 TEST(StepBenchmark, RefusesEmptyRuns) {
@@ -140,7 +144,7 @@ TEST(StepBenchmark, TimesStepsOnTheGpu) {
   auto model = make_model(testkit::tiny_model_config("sasrec", 300, T, 2), Device::CUDA, 1);
   StepBenchmarkOptions options;
   options.batch_size = batch;
-  options.warmup_steps = 2;
+  options.untimed_steps = 2;
   options.steps = 5;
   OptimizerConfig muon;
   muon.optimizer = "muon";

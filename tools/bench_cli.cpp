@@ -15,7 +15,9 @@ void BenchCliArgs::add_to(CLI::App* bench_cmd) {
   bench_cmd->add_option("--steps", options.steps, "timed steps (the throughput pass, then the phase pass)")
       ->check(kPositive)
       ->capture_default_str();
-  bench_cmd->add_option("--warmup", options.warmup_steps, "untimed steps first")
+  bench_cmd->add_option("--untimed-steps", options.untimed_steps,
+                        "steps run before the timed ones (pools filled, optimizer state created; not --warmup-steps, "
+                        "the learning rate's warm-up)")
       ->check(kNotNegative)
       ->capture_default_str();
   model.add_optimizer_flags(bench_cmd);
@@ -33,8 +35,8 @@ int run_bench(BenchCliArgs args, const CommandLine& typed, Device device) {
   config.n_items = args.items;
   auto model = make_model(config, device, args.options.seed);
   std::cout << model_line(*model) << "\n";
-  std::cout << fmt::format("bench: batch {} of full windows over {} items, {} warm-up and 2 x {} timed steps\n",
-                           args.options.batch_size, args.items, args.options.warmup_steps, args.options.steps);
+  std::cout << fmt::format("bench: batch {} of full windows over {} items, {} untimed and 2 x {} timed steps\n",
+                           args.options.batch_size, args.items, args.options.untimed_steps, args.options.steps);
   const StepBenchmarkResult result = benchmark_training_steps(*model, args.model.optimizer, args.options);
   for (const std::string& line : result.optimizer_lines) std::cout << "optimizer: " << line << "\n";
   std::cout << result.summary() << result.to_json() << "\n";

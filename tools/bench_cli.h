@@ -16,7 +16,7 @@ struct BenchCliArgs {
   StepBenchmarkOptions options;
   int64_t items = 3416;  // ML-1M's catalogue: the shape reference/PERF.md times the peer on
 
-  // The model and optimizer flags, --items, --batch, --steps, --warmup, --clip-grad-norm, --seed.
+  // The model and optimizer flags, --items, --batch, --steps, --untimed-steps, --clip-grad-norm, --seed.
   void add_to(CLI::App* bench_cmd);
 };
 

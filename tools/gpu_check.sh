@@ -2,8 +2,8 @@
 # On the GPU machine (see .library device README): build for sm_90, run the whole test suite,
 # compute-sanitizer on the GPU kernel tests, the benchmarks against the PyTorch peer, and
 # optionally a training run; logs and tables land in $OUT (default build-gpu/out). Stages:
-#   tools/gpu_check.sh [build] [tests] [sanitize] [bench] [models] [train-sasrec] [train-hstu] [train-tiger] [e2e] [large]
-#                      [steps] [profile]
+#   tools/gpu_check.sh [build] [tests] [sanitize] [bench] [models] [train-sasrec] [train-hstu] [train-tiger]
+#                      [e2e] [large] [steps] [profile]
 #   (default: build tests sanitize bench; training reads MUONREC_EPOCHS/BLOCKS/HEADS/OPTIM/MATMUL)
 # Reads fixtures, data and torch_ref.py from $MUONREC_SHARED (default: .shared, see stage_shared.sh).
 set -uo pipefail
@@ -22,6 +22,7 @@ tiger_flags="--item-vectors cooccurrence --sid-width 256 --sid-levels 3 --sid-co
 # Muon's rate, for the runs with --optim muon (the AdamW runs refuse Muon's flags).
 muon_flags() { [ "$1" = muon ] && echo "--muon-lr 0.02"; }
 note() { summary+=("$1"); echo "== $1"; }
+joined_lines() { grep -E "$1" "$2" | tr '\n' ' '; }  # the lines of file $2 matching $1, on one line
 
 for stage in "${stages[@]}"; do
   case "$stage" in
@@ -113,9 +114,10 @@ for stage in "${stages[@]}"; do
           --matmul-precision "${MUONREC_MATMUL:-fp32}" > "$out/large_$model.log" 2>&1
         note "large $model d=256 L=8 H=4 V=100k: exit $? | $(grep -E '^training time' "$out/large_$model.log")"
         # The same shapes as timed steps: phases and peak tensor memory (full windows: an upper bound).
+        log=$out/bench_large_$model.log
         "$build/tools/muonrec" bench --model "$model" --items 100000 --d 256 --blocks 8 --heads 4 --maxlen 200 \
-          --batch 128 --device cuda --matmul-precision "${MUONREC_MATMUL:-fp32}" > "$out/bench_large_$model.log" 2>&1
-        note "bench $model d=256 L=8 H=4 V=100k: exit $? | $(grep -E '^(step|phases|peak)' "$out/bench_large_$model.log" | tr '\n' ' ')"
+          --batch 128 --device cuda --matmul-precision "${MUONREC_MATMUL:-fp32}" > "$log" 2>&1
+        note "bench $model d=256 L=8 H=4 V=100k: exit $? | $(joined_lines '^(step|phases|peak)' "$log")"
       done
       ;;
     steps)
@@ -123,9 +125,10 @@ for stage in "${stages[@]}"; do
       # 3,416 items): milliseconds per step and per phase, fp32 and bf16 products.
       for model in sasrec hstu; do
         for precision in fp32 bf16; do
+          log=$out/steps_${model}_$precision.log
           "$build/tools/muonrec" bench --model "$model" --steps 50 --device cuda --matmul-precision "$precision" \
-            > "$out/steps_${model}_$precision.log" 2>&1
-          note "steps $model $precision: exit $? | $(grep -E '^(step|phases)' "$out/steps_${model}_$precision.log" | tr '\n' ' ')"
+            > "$log" 2>&1
+          note "steps $model $precision: exit $? | $(joined_lines '^(step|phases)' "$log")"
         done
       done
       ;;

@@ -21,7 +21,6 @@
 #include "models/run_compare.h"
 #include "models/trainer.h"
 #include "models/training_position.h"
-#include "models/transformer.h"
 #include "tools/bench_cli.h"
 #include "tools/cli_checks.h"
 #include "tools/model_cli.h"
@@ -392,6 +391,13 @@ int main(int argc, char** argv) {
     // silently change what eval, recommend or baseline compute.
     MUONREC_CHECK(app.get_config_ptr()->count() == 0 || *train_cmd,
                   "--config applies to 'muonrec train' only (a run's settings are train flags)");
+    // Nor may a train --config file hold another subcommand's keys (eval.split = ...): they would
+    // set the variables that subcommand shares with train.
+    if (*train_cmd)
+      for (const CLI::App* other : app.get_subcommands([&](const CLI::App* cmd) { return cmd != train_cmd; }))
+        for (const CLI::Option* option : other->get_options())
+          MUONREC_CHECK(option->count() == 0, "--config: the file sets {} of '{}', not a train flag (keys are "
+                        "'train.FLAG = value')", option->get_name(), other->get_name());
     const CommandLine typed{argc, argv};
     // On the device the run will use: 'auto' on a machine without a GPU is the CPU too.
     MUONREC_CHECK(parse_device(device) != Device::CPU || matmul_precision == "fp32" ||

@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <iterator>
 
 #include "engine/error.h"
 #include "engine/precision.h"
@@ -27,8 +28,8 @@ void ModelCliArgs::add_model_flags(CLI::App* cmd, const std::string& models_help
   cmd->add_option("--blocks", config.blocks, "transformer blocks")->check(kNotNegative)->capture_default_str();
   cmd->add_option("--heads", config.heads, "attention heads")->check(kPositive)->capture_default_str();
   cmd->add_option("--head-dim", config.head_dim,
-                  "sasrec, bert4rec, tiger: width of each attention head (0: d / heads); heads x head-dim may differ "
-                  "from d, as T5's d_kv")
+                  "width of each attention head (0: d / heads); heads x head-dim may differ from d, as T5's d_kv "
+                  "(not in HSTU, whose heads split d)")
       ->check(kNotNegative)
       ->capture_default_str();
   ff = cmd->add_option("--ff", config.ff, "feed-forward width (0: same as d)")
