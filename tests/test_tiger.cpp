@@ -507,8 +507,7 @@ TEST_P(TigerGeneration, LearnsDeterministicSuccessorAndReturnsValidDistinctRanke
   config.encoder_blocks = encoder_blocks;
   TigerModel model(config, Device::CPU, 3);
   std::ostringstream log;
-  // The encoder-decoder takes an example per target item (about six per user here), so fewer epochs.
-  TrainResult result = train_tiger(model, catalog, ds, small_train_options(encoder_blocks > 0 ? 8 : 12, optimizer), log);
+  TrainResult result = train_tiger(model, catalog, ds, small_train_options(12, optimizer), log);
   EXPECT_LT(result.epoch_losses.back(), 0.5 * result.epoch_losses.front()) << log.str();
   EXPECT_NE(log.str().find("steps/s"), std::string::npos);
 
@@ -538,7 +537,7 @@ TEST_P(TigerGeneration, LearnsDeterministicSuccessorAndReturnsValidDistinctRanke
   }
   EXPECT_EQ(hits[0][0].item, 7);
   EXPECT_EQ(hits[1][0].item, 16);
-  EXPECT_EQ(hits[2][0].item, 12);
+  EXPECT_EQ(hits[2][0].item, 12) << "(27 is 11's code twin: a history of one item is the hardest case)";
 
   // Serving: unfiltered, the beam's own list; filtered, a search that excludes the history's items.
   data::SequenceDataset users = dataset_from({{4, 5, 6}, {13, 14, 15}, {7, 8, 6, 5}}, n_items);

@@ -6,6 +6,7 @@
 
 #include "kernels/cpu/loss.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/vector_functions.h"
 
 namespace muonrec::kernels::cpu {
 namespace {
@@ -20,20 +21,23 @@ int64_t rows_per_tile(int64_t rows, int64_t width) {
 
 // Folds a tile of logits [rows, width] (classes chunk_begin .. chunk_begin + width) into the
 // running row maximum and sum of exponentials (online log-sum-exp), and picks up the logit of the
-// target when it falls in this tile. Before the first chunk: max = -inf, sum = 0, target 0.
-void fold_tile(const float* logits, const int64_t* targets, int64_t rows, int64_t width, int64_t chunk_begin,
+// target when it falls in this tile. Before the first chunk: max = -inf, sum = 0, target 0. The
+// tile is scratch: its rows are overwritten by their exponentials (exp_array: vectorised).
+void fold_tile(float* logits, const int64_t* targets, int64_t rows, int64_t width, int64_t chunk_begin,
                float* row_max, float* row_sum, float* target_logit) {
 #pragma omp parallel for
   for (int64_t r = 0; r < rows; ++r) {
-    const float* z = logits + r * width;
+    float* z = logits + r * width;
+    const int64_t t = targets[r] - chunk_begin;
+    if (t >= 0 && t < width) target_logit[r] = z[t];
     const float new_max = std::max(row_max[r], *std::max_element(z, z + width));
     // Rescale what was summed under the old maximum (exp(-inf) = 0 before the first chunk).
     float sum = row_sum[r] * std::exp(row_max[r] - new_max);
-    for (int64_t c = 0; c < width; ++c) sum += std::exp(z[c] - new_max);
+    for (int64_t c = 0; c < width; ++c) z[c] -= new_max;
+    exp_array(z, z, width);
+    for (int64_t c = 0; c < width; ++c) sum += z[c];
     row_max[r] = new_max;
     row_sum[r] = sum;
-    const int64_t t = targets[r] - chunk_begin;
-    if (t >= 0 && t < width) target_logit[r] = z[t];
   }
 }
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/cpu/vector_functions.h"
+
 namespace muonrec::kernels::cpu {
 
 void cross_entropy_forward(const float* logits, const int64_t* targets, float* loss, float* logsumexp,
@@ -41,7 +43,9 @@ void cross_entropy_gradient_row(const float* z, int64_t target, float logsumexp,
     std::fill(dz, dz + width, 0.0f);
     return;
   }
-  for (int64_t c = 0; c < width; ++c) dz[c] = std::exp(z[c] - logsumexp) * factor;
+  for (int64_t c = 0; c < width; ++c) dz[c] = z[c] - logsumexp;
+  exp_array(dz, dz, width);  // vectorised; dz may be z
+  for (int64_t c = 0; c < width; ++c) dz[c] *= factor;
   const int64_t t = target - chunk_begin;
   if (t >= 0 && t < width) dz[t] -= factor;
 }
