@@ -6,13 +6,11 @@
 #include <ostream>
 #include <system_error>
 
-#include "data/batcher.h"
-#include "data/split.h"
-#include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/json_text.h"
 #include "engine/nvtx.h"
 #include "models/run_log.h"
+#include "models/tiger_batches.h"
 #include "models/training_position.h"
 #include "models/training_step.h"
 
@@ -20,92 +18,6 @@ namespace muonrec {
 namespace {
 
 using nlohmann::json;
-
-// Batches per length bucket: the epoch's shuffled examples are cut into runs of this many batches and
-// each run is sorted by history length before it is split, so that a batch (whose window is cut to
-// its longest row) holds histories of similar length. On Beauty this cuts the padded tokens about
-// threefold; the batches' order is shuffled again so lengths do not drift through the epoch.
-constexpr int64_t kBucketBatches = 8;
-
-// The examples of each batch of an epoch: a pure function of (lengths, batch size, seed, epoch).
-std::vector<std::vector<int64_t>> epoch_batches(const std::vector<int64_t>& lengths, int64_t B, uint64_t seed,
-                                                int64_t epoch) {
-  const auto rows = static_cast<int64_t>(lengths.size());
-  std::vector<int64_t> order = data::epoch_permutation(rows, seed, epoch);
-  for (int64_t begin = 0; begin < rows; begin += kBucketBatches * B) {
-    auto first = order.begin() + begin, last = order.begin() + std::min(rows, begin + kBucketBatches * B);
-    std::stable_sort(first, last, [&](int64_t a, int64_t b) { return lengths[a] < lengths[b]; });
-  }
-  std::vector<std::vector<int64_t>> batches;
-  for (int64_t begin = 0; begin < rows; begin += B)
-    batches.emplace_back(order.begin() + begin, order.begin() + std::min(rows, begin + B));
-  std::vector<int64_t> batch_order =
-      data::epoch_permutation(static_cast<int64_t>(batches.size()), seed ^ 0xba7c4e5ull, epoch);
-  std::vector<std::vector<int64_t>> shuffled;
-  for (int64_t i : batch_order) shuffled.push_back(std::move(batches[i]));
-  return shuffled;
-}
-
-// The training examples, each a user's first `count` items. Decoder-only: one per user, its whole
-// training part, every position a target at once. Encoder-decoder: one per item of a user's
-// training part after the first, the target of items before it.
-struct TrainingExamples {
-  std::vector<int64_t> user, count;
-
-  TrainingExamples(const data::SequenceDataset& ds, bool encoder_decoder) {
-    for (int64_t u = 0; u < ds.num_users(); ++u) {
-      const int64_t train = data::LeaveOneOut::train_length(ds, u);
-      for (int64_t c = encoder_decoder ? 2 : train; c <= train; ++c) {
-        user.push_back(u);
-        count.push_back(c);
-      }
-    }
-  }
-  int64_t size() const { return static_cast<int64_t>(user.size()); }
-};
-
-// The decoder-only windows of `picked` examples, cut to the longest of them.
-TigerBatch window_batch(const TigerCatalog& catalog, const data::SequenceDataset& ds, const TrainingExamples& examples,
-                        const std::vector<int64_t>& picked, int64_t window, Device device) {
-  const int64_t C = catalog.tokens.vocab.code_length(), rows = static_cast<int64_t>(picked.size());
-  // Only the newest items that can reach a window of `window` tokens (+1 for the shifted targets).
-  const int64_t needed_items = (window + 1 + C - 1) / C;
-  std::vector<std::pair<const int64_t*, int64_t>> spans;
-  int64_t T = 1;
-  for (int64_t e : picked) {
-    const int64_t count = examples.count[e], n = std::min(count, needed_items);
-    spans.emplace_back(ds.sequences[examples.user[e]].data() + count - n, n);
-    T = std::max(T, std::min(window, n * C - 1));
-  }
-  std::vector<int64_t> ids(static_cast<size_t>(rows * T)), positions(ids.size()), targets(ids.size());
-  for (int64_t r = 0; r < rows; ++r)
-    fill_training_window(catalog.tokens, spans[r].first, spans[r].second, T, ids.data() + r * T,
-                         positions.data() + r * T, targets.data() + r * T);
-  return make_tiger_batch(catalog.tokens.vocab, ids, positions, targets, rows, T, device);
-}
-
-// The encoder-decoder examples: each history as the generation window, and its target's tokens.
-TigerBatch seq2seq_batch(const TigerCatalog& catalog, const data::SequenceDataset& ds,
-                         const TrainingExamples& examples, const std::vector<int64_t>& picked, int64_t max_items,
-                         Device device) {
-  const ItemTokens& tokens = catalog.tokens;
-  const int64_t C = tokens.vocab.code_length(), rows = static_cast<int64_t>(picked.size());
-  std::vector<std::pair<const int64_t*, int64_t>> histories;
-  std::vector<int64_t> target_tokens;
-  int64_t T = 1;
-  for (int64_t e : picked) {
-    const int64_t* items = ds.sequences[examples.user[e]].data();
-    const int64_t target = examples.count[e] - 1, n = std::min(target, max_items);
-    histories.emplace_back(items + target - n, n);
-    T = std::max(T, n * C);
-    target_tokens.insert(target_tokens.end(), tokens.item(items[target]), tokens.item(items[target]) + C);
-  }
-  std::vector<int64_t> ids(static_cast<size_t>(rows * T)), positions(ids.size());
-  for (int64_t r = 0; r < rows; ++r)
-    fill_generation_window(tokens, histories[r].first, histories[r].second, {}, T, ids.data() + r * T,
-                           positions.data() + r * T);
-  return make_tiger_seq2seq_batch(tokens.vocab, ids, positions, target_tokens, rows, T, device);
-}
 
 std::vector<Tensor> snapshot(ParameterList& params) {
   std::vector<Tensor> out;
@@ -155,9 +67,9 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   MUONREC_CHECK(catalog.tokens.n_items == dataset.n_items, "tiger train: the catalog has {} items, the dataset {}",
                 catalog.tokens.n_items, dataset.n_items);
   const TigerConfig& config = model.config();
-  const int64_t users = dataset.num_users(), B = o.batch_size, W = config.window();
-  const TrainingExamples examples(dataset, config.encoder_decoder());
-  const int64_t steps_per_epoch = (examples.size() + B - 1) / B;
+  const int64_t users = dataset.num_users(), B = o.batch_size;
+  const TigerTrainingBatches examples(catalog, dataset, config);
+  const int64_t steps_per_epoch = examples.steps_per_epoch(B);
   const int64_t total_steps = steps_per_epoch * o.epochs;
   model.parameters().allocate_grad_arena();
   OptimizerConfig optimizer_config = o.optimizer;
@@ -198,22 +110,17 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   for (int64_t epoch = position.epoch + 1; trains_epoch(o, position, epoch); ++epoch) {
     NVTX_RANGE("epoch");
     const auto epoch_start = Clock::now();
-    const std::vector<std::vector<int64_t>> batches = epoch_batches(examples.count, B, o.seed, epoch);
+    const std::vector<std::vector<int64_t>> batches = examples.epoch_batches(B, o.seed, epoch);
     progress.start_epoch(epoch);
     Tensor grad_norm;
     for (int64_t step = 0; step < steps_per_epoch; ++step) {
       NVTX_RANGE("train_step");
-      TigerBatch batch =
-          config.encoder_decoder()
-              ? seq2seq_batch(catalog, dataset, examples, batches[step], config.max_items, model.device())
-              : window_batch(catalog, dataset, examples, batches[step], W, model.device());
+      TigerBatch batch = examples.batch(batches[step], model.device());
       if (batch.targets > 0) {
-        model.parameters().zero_grad();
-        Tensor loss = model.loss(batch, true, dropout_rng);
-        backward(loss);
-        if (o.max_grad_norm > 0) grad_norm = model.parameters().clip_grad_norm(o.max_grad_norm);
-        optimizer.step();
-        progress.add_loss(loss);
+        const TrainingStepOutcome outcome = step_on_loss(
+            model.parameters(), optimizer, [&] { return model.loss(batch, true, dropout_rng); }, o.max_grad_norm);
+        grad_norm = outcome.grad_norm;
+        progress.add_loss(outcome.loss);
         result.tokens += batch.targets;
         ++steps_this_run;
       }

@@ -1,7 +1,6 @@
-// One optimizer step of a sequential model on a batch, exactly as the trainer takes it: the
-// model's input from the batcher's window, forward and loss, backward, optional global-norm
-// clipping, the optimizer step. Shared by the trainer and the step benchmark, which times the
-// phases through the hook.
+// One optimizer step on a batch, exactly as the trainers take it: the model's input from the batch,
+// forward and loss, backward, optional global-norm clipping, the optimizer step. Shared by the
+// trainers (sequential and TIGER) and the step benchmark, which times the phases through the hook.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +27,14 @@ struct TrainingStepOutcome {
   int64_t tokens = 0;  // positions with a target trained on
 };
 
-// after_phase, when given, runs at the end of each phase (the benchmark synchronises there).
+// The phases after the input: gradients zeroed, forward() computing the loss, backward, clipping
+// (when max_grad_norm > 0), the optimizer step. after_phase, when given, runs at the end of each
+// phase (the benchmark synchronises there). The outcome's tokens are the caller's to fill.
+TrainingStepOutcome step_on_loss(ParameterList& parameters, OptimizerSet& optimizer,
+                                 const std::function<Tensor()>& forward, float max_grad_norm,
+                                 const std::function<void(StepPhase)>& after_phase = {});
+
+// A sequential model's whole step, from the batcher's window (data/batcher.h).
 TrainingStepOutcome training_step(SequentialModel& model, OptimizerSet& optimizer, const data::Batch& batch,
                                   PhiloxGenerator& generator, float max_grad_norm,
                                   const std::function<void(StepPhase)>& after_phase = {});
