@@ -61,35 +61,29 @@ std::vector<data::Batch> make_benchmark_batches(int64_t n_items, int64_t T, int6
   return batches;
 }
 
-StepBenchmarkResult benchmark_training_steps(SequentialModel& model, const OptimizerConfig& optimizer_config,
-                                             const StepBenchmarkOptions& options) {
+StepBenchmarkResult time_training_steps(ParameterList& parameters, Device device,
+                                        const OptimizerConfig& optimizer_config, const StepBenchmarkOptions& options,
+                                        const BenchmarkStep& step) {
   options.check();
-  const Device device = model.device();
   reset_peak_allocated_bytes(device);
-  model.parameters().allocate_grad_arena();
+  parameters.allocate_grad_arena();
   OptimizerConfig config = optimizer_config;
   config.schedule.total_steps = options.untimed_steps + 2 * options.steps;
-  OptimizerSet optimizer(model.parameters().all(), config);
-  const int64_t T = model.config().max_len;
-  const std::vector<data::Batch> batches =
-      make_benchmark_batches(model.config().n_items, T, options.batch_size, kDistinctBatches, options.seed);
-  PhiloxGenerator rng = training_generator(options.seed);
-  int64_t step = 0;
-  auto next_batch = [&]() -> const data::Batch& { return batches[static_cast<size_t>(step++ % kDistinctBatches)]; };
+  OptimizerSet optimizer(parameters.all(), config);
+  const std::function<void(StepPhase)> no_hook;
 
   for (int64_t i = 0; i < options.untimed_steps; ++i) {
     NVTX_RANGE("bench.untimed");
-    training_step(model, optimizer, next_batch(), rng, options.max_grad_norm);
+    step(optimizer, no_hook);
   }
 
   StepBenchmarkResult result;
-  int64_t tokens = 0;
   device_synchronize();
   {
     NVTX_RANGE("bench.throughput");
+    int64_t tokens = 0;
     const auto start = Clock::now();
-    for (int64_t i = 0; i < options.steps; ++i)
-      tokens += training_step(model, optimizer, next_batch(), rng, options.max_grad_norm).tokens;
+    for (int64_t i = 0; i < options.steps; ++i) tokens += step(optimizer, no_hook);
     device_synchronize();
     const double seconds = seconds_since(start);
     result.step_ms = 1e3 * seconds / static_cast<double>(options.steps);
@@ -105,14 +99,14 @@ StepBenchmarkResult benchmark_training_steps(SequentialModel& model, const Optim
     for (int64_t i = 0; i < options.steps; ++i) {
       auto phase_start = Clock::now();
       double total = 0;
-      auto end_of_phase = [&](StepPhase phase) {
+      const std::function<void(StepPhase)> end_of_phase = [&](StepPhase phase) {
         device_synchronize();
         const double ms = 1e3 * seconds_since(phase_start);
         phase_ms[static_cast<size_t>(phase)].push_back(ms);
         total += ms;
         phase_start = Clock::now();
       };
-      training_step(model, optimizer, next_batch(), rng, options.max_grad_norm, end_of_phase);
+      step(optimizer, end_of_phase);
       step_ms.push_back(total);
     }
   }
@@ -120,13 +114,30 @@ StepBenchmarkResult benchmark_training_steps(SequentialModel& model, const Optim
   result.steps = options.steps;
   result.untimed_steps = options.untimed_steps;
   result.batch_size = options.batch_size;
-  result.window = T;
-  result.parameters = model.parameters().numel();
+  result.parameters = parameters.numel();
   result.synchronised_step_ms = median(step_ms);
   for (StepPhase phase : kStepPhases)
     result.phase_ms.emplace_back(step_phase_name(phase), median(phase_ms[static_cast<size_t>(phase)]));
   result.optimizer_lines = optimizer.describe();
   result.peak_bytes = peak_allocated_bytes(device);
+  return result;
+}
+
+StepBenchmarkResult benchmark_training_steps(SequentialModel& model, const OptimizerConfig& optimizer,
+                                             const StepBenchmarkOptions& options) {
+  options.check();
+  const int64_t T = model.config().max_len;
+  const std::vector<data::Batch> batches =
+      make_benchmark_batches(model.config().n_items, T, options.batch_size, kDistinctBatches, options.seed);
+  PhiloxGenerator rng = training_generator(options.seed);
+  size_t next = 0;
+  StepBenchmarkResult result = time_training_steps(
+      model.parameters(), model.device(), optimizer, options,
+      [&](OptimizerSet& optimizer_set, const std::function<void(StepPhase)>& after_phase) {
+        const data::Batch& batch = batches[next++ % batches.size()];
+        return training_step(model, optimizer_set, batch, rng, options.max_grad_norm, after_phase).tokens;
+      });
+  result.window = T;
   return result;
 }
 

@@ -11,12 +11,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "data/batcher.h"
 #include "models/sequential_model.h"
+#include "models/training_step.h"
 #include "optim/param_groups.h"
 
 namespace muonrec {
@@ -54,5 +56,15 @@ std::vector<data::Batch> make_benchmark_batches(int64_t n_items, int64_t T, int6
 // Runs the passes on `model` (its parameters are trained by the steps: benchmark a fresh model).
 StepBenchmarkResult benchmark_training_steps(SequentialModel& model, const OptimizerConfig& optimizer,
                                              const StepBenchmarkOptions& options);
+
+// What the passes time, for any model: one step on its next batch with `optimizer`, after_phase
+// called as training_step calls it (models/training_step.h); returns the tokens it trained on.
+using BenchmarkStep =
+    std::function<int64_t(OptimizerSet& optimizer, const std::function<void(StepPhase)>& after_phase)>;
+// The passes over `step` for a model whose parameters are `parameters`, on `device`: resets the
+// peak memory count, allocates the gradient arena, builds the optimizer for the steps taken, times
+// them. The result's window is the caller's to fill.
+StepBenchmarkResult time_training_steps(ParameterList& parameters, Device device, const OptimizerConfig& optimizer,
+                                        const StepBenchmarkOptions& options, const BenchmarkStep& step);
 
 }  // namespace muonrec

@@ -272,4 +272,20 @@ std::vector<float> TigerModel::continue_generation(TransformerBlocks::Cache& cac
   return last_position_log_probs(ln_(x), S);
 }
 
+std::string describe_tiger_model(TigerModel& model) {
+  const TigerConfig& config = model.config();
+  std::string sizes;
+  for (int64_t v : config.vocab_sizes) sizes += (sizes.empty() ? "" : "+") + std::to_string(v);
+  const std::string blocks =
+      config.encoder_decoder()
+          ? fmt::format("encoder blocks={} decoder blocks={}", config.encoder_blocks, config.blocks)
+          : fmt::format("blocks={}", config.blocks);
+  return fmt::format("tiger ({}) d={} {} heads={}x{} ff={} history={} items ({} tokens) vocabulary 1+{} dropout={} "
+                     "({} parameters) on {}",
+                     config.encoder_decoder() ? "encoder-decoder" : "decoder-only", config.d, blocks, config.heads,
+                     head_width(config.d, config.heads, config.head_dim), config.ff > 0 ? config.ff : config.d,
+                     config.max_items, config.history_window(), sizes, config.dropout, model.parameters().numel(),
+                     device_name(model.device()));
+}
+
 }  // namespace muonrec

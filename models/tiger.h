@@ -149,4 +149,8 @@ class TigerModel {
   Tensor slot_;
 };
 
+// "tiger (decoder-only) d=64 blocks=2 heads=2x32 ff=64 history=20 items (80 tokens) vocabulary
+// 1+256+256+256+2 dropout=0.1 (N parameters) on cpu": the model's shape, for the start of a report.
+std::string describe_tiger_model(TigerModel& model);
+
 }  // namespace muonrec

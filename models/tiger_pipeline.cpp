@@ -282,18 +282,7 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
   config.vocab_sizes = tokenizer.vocab_sizes();
   TigerCatalog catalog = TigerCatalog::from_codes(tokenizer.item_codes(), tokenizer.n_items(), config.vocab_sizes);
   TigerModel model(config, device, options.train.train.seed);
-  std::string sizes;
-  for (int64_t v : config.vocab_sizes) sizes += (sizes.empty() ? "" : "+") + std::to_string(v);
-  const std::string blocks =
-      config.encoder_decoder()
-          ? fmt::format("encoder blocks={} decoder blocks={}", config.encoder_blocks, config.blocks)
-          : fmt::format("blocks={}", config.blocks);
-  log << fmt::format("model: tiger ({}) d={} {} heads={}x{} ff={} history={} items ({} tokens) "
-                     "vocabulary 1+{} dropout={} ({} parameters) on {}; beam {}\n",
-                     config.encoder_decoder() ? "encoder-decoder" : "decoder-only", config.d, blocks, config.heads, head_width(config.d, config.heads, config.head_dim),
-                     config.ff > 0 ? config.ff : config.d, config.max_items,
-                     config.history_window(), sizes, config.dropout, model.parameters().numel(), device_name(device),
-                     options.train.generate.beam_width);
+  log << fmt::format("model: {}; beam {}\n", describe_tiger_model(model), options.train.generate.beam_width);
   // A resumed run reads the state's codes: flags asking for other ones would go unheard. (Files by
   // name: a resumed run may run from another directory.)
   TigerTrainOptions train = options.train;

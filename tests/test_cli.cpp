@@ -501,9 +501,20 @@ TEST(Cli, BenchTimesTrainingStepsOfTheModelTheFlagsDescribe) {
   EXPECT_EQ(record["maxlen"].get<int>(), 12);
   EXPECT_GT(record["peak_bytes"].get<double>(), 0.0);
 
-  expect_refused("bench --model tiger --device cpu", "unknown model 'tiger' (available: sasrec, bert4rec, hstu)");
+  const CliRun tiger = run_cli(
+      "bench --model tiger --d 16 --blocks 1 --sid-levels 2 --sid-codebook 8 --sid-history 4 --items 50 --batch 5 "
+      "--steps 2 --untimed-steps 1 --device cpu");
+  ASSERT_EQ(tiger.exit_code, 0) << tiger.output;
+  EXPECT_EQ(line_after(tiger.output, "model: tiger (decoder-only) d=16 blocks=1 ").find("history=4 items (12 tokens)"),
+            std::string("heads=1x16 ff=16 ").size())
+      << tiger.output;
+  EXPECT_NE(line_after(tiger.output, "step: ").find("(2 steps after 1 untimed; 70 tokens per step"), std::string::npos)
+      << tiger.output;  // 5 windows of 12 history tokens and the 2 codes of the item after them
+  expect_refused("bench --model tiger --maxlen 50 --device cpu", "--maxlen applies to --model sasrec, bert4rec or hstu");
+  expect_refused("bench --sid-history 5 --device cpu", "--sid-history applies to --model tiger only");
+  expect_refused("bench --model gru --device cpu", "unknown model 'gru' (available: sasrec, bert4rec, hstu, tiger)");
   expect_refused("bench --mask-prob 0.3 --device cpu", "--mask-prob applies to --model bert4rec only");
-  expect_refused("bench --model hstu --ff 8 --device cpu", "--ff applies to --model sasrec or bert4rec only");
+  expect_refused("bench --model hstu --ff 8 --device cpu", "--ff applies to --model sasrec, bert4rec or tiger only");
   expect_refused("bench --muon-lr 0.1 --device cpu", "--muon-lr applies to --optim muon only");
   expect_refused("bench --steps 0", "--steps: must be positive, got 0", /*flag_error=*/true);
   expect_refused("bench --data x.txt", "--data", /*flag_error=*/true);

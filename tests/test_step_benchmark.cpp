@@ -6,6 +6,7 @@
 
 #include "engine/allocator.h"
 #include "models/step_benchmark.h"
+#include "models/tiger_step_benchmark.h"
 #include "models/training_step.h"
 #include "test_util.h"
 #include "tiny_model_config.h"
@@ -153,4 +154,72 @@ TEST(StepBenchmark, TimesStepsOnTheGpu) {
   EXPECT_GT(result.step_ms, 0.0);
   for (const auto& [name, ms] : result.phase_ms) EXPECT_GT(ms, 0.0) << name;
   EXPECT_GE(result.peak_bytes, 4 * sizeof(float) * static_cast<size_t>(result.parameters));  // device memory
+}
+
+// ---------------------------------------------------------------------------------------------
+// TIGER
+
+TEST(TigerStepBenchmark, DataHasFullHistoriesAndAUniqueCodePerItem) {
+  const int64_t items = 40, levels = 2, codebook = 4, history = 5, users = 9;
+  const TigerBenchmarkData data = make_tiger_benchmark_data(items, levels, codebook, history, users, 3);
+  ASSERT_EQ(data.dataset.num_users(), users);
+  for (const std::vector<int64_t>& sequence : data.dataset.sequences) {
+    EXPECT_EQ(static_cast<int64_t>(sequence.size()), history + 3);
+    for (int64_t item : sequence) {
+      EXPECT_GE(item, 1);
+      EXPECT_LE(item, items);
+    }
+  }
+  // 40 items on 16 code pairs: some share a pair, and the disambiguation token tells them apart.
+  ASSERT_EQ(data.vocab_sizes.size(), 3u);
+  EXPECT_EQ(data.vocab_sizes[0], codebook);
+  EXPECT_EQ(data.vocab_sizes[1], codebook);
+  EXPECT_GE(data.vocab_sizes[2], 3);
+  const std::vector<int64_t> codes = data.catalog.tokens.codes();
+  for (int64_t item = 1; item <= items; ++item) {
+    const std::vector<int64_t> code(codes.begin() + item * 3, codes.begin() + item * 3 + 3);
+    EXPECT_EQ(data.catalog.trie.item(code), item);
+  }
+  EXPECT_EQ(make_tiger_benchmark_data(items, levels, codebook, history, users, 3).dataset.sequences,
+            data.dataset.sequences);
+  EXPECT_NE(make_tiger_benchmark_data(items, levels, codebook, history, users, 4).dataset.sequences,
+            data.dataset.sequences);
+}
+
+TEST(TigerStepBenchmark, DecoderOnlyAndEncoderDecoderSteps) {
+  const TigerBenchmarkData data = make_tiger_benchmark_data(60, 2, 8, 4, 24, 1);
+  StepBenchmarkOptions options;
+  options.batch_size = 6;
+  options.untimed_steps = 1;
+  options.steps = 3;
+  for (int64_t encoder_blocks : {0, 1}) {
+    TigerConfig config;
+    config.vocab_sizes = data.vocab_sizes;
+    config.max_items = 4;
+    config.d = 16;
+    config.blocks = 1;
+    config.heads = 2;
+    config.encoder_blocks = encoder_blocks;
+    TigerModel model(config, Device::CPU, 2);
+    const std::vector<float> before = model.parameters().all().front().tensor.to_f32_vector();
+    OptimizerConfig muon;
+    muon.optimizer = "muon";
+    const StepBenchmarkResult result = benchmark_tiger_steps(model, data, muon, options);
+    EXPECT_EQ(result.window, config.window());
+    EXPECT_EQ(result.parameters, model.parameters().numel());
+    // Decoder-only: every history fills the window, each token a target. Encoder-decoder: the
+    // target item's code, levels + 1 tokens, per example.
+    const int64_t tokens_per_row = encoder_blocks > 0 ? config.code_length() : config.window();
+    EXPECT_DOUBLE_EQ(result.tokens_per_step, static_cast<double>(options.batch_size * tokens_per_row))
+        << "encoder blocks " << encoder_blocks;
+    for (const auto& [name, ms] : result.phase_ms) EXPECT_GT(ms, 0.0) << name;
+    EXPECT_NE(model.parameters().all().front().tensor.to_f32_vector(), before);
+    ASSERT_GE(result.optimizer_lines.size(), 2u);
+    EXPECT_EQ(result.optimizer_lines[1].rfind("Muon", 0), 0u) << result.optimizer_lines[1];
+  }
+  TigerConfig other;
+  other.vocab_sizes = {8, 8, 1};
+  TigerModel mismatched(other, Device::CPU, 1);
+  testkit::expect_error([&] { benchmark_tiger_steps(mismatched, data, OptimizerConfig{}, options); },
+                        {"vocabularies are not the benchmark catalogue's"});
 }

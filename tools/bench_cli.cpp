@@ -2,12 +2,17 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <iostream>
+
+#include "models/tiger_step_benchmark.h"
+#include "tools/tiger_cli.h"
 
 namespace muonrec {
 
 void BenchCliArgs::add_to(CLI::App* bench_cmd) {
-  model.add_model_flags(bench_cmd, "model: sasrec, bert4rec or hstu");
+  model.add_model_flags(bench_cmd, "model: sasrec, bert4rec, hstu or tiger (on a catalogue of random codes)");
+  tiger_options = add_tiger_shape_flags(bench_cmd, codes, tiger);
   bench_cmd->add_option("--items", items, "catalogue size (item ids 1..N drawn uniformly)")
       ->check(kPositive)
       ->capture_default_str();
@@ -29,15 +34,43 @@ void BenchCliArgs::add_to(CLI::App* bench_cmd) {
       ->capture_default_str();
 }
 
-int run_bench(BenchCliArgs args, const CommandLine& typed, Device device) {
-  args.model.resolve(typed, {"sasrec", "bert4rec", "hstu"});
+namespace {
+
+// TIGER: histories long enough to fill the window, four batches' worth of users (the encoder-decoder
+// has an example per history item, so more batches).
+StepBenchmarkResult bench_tiger(const BenchCliArgs& args, Device device) {
+  const int64_t users = std::max<int64_t>(4 * args.options.batch_size, 64);
+  const TigerBenchmarkData data = make_tiger_benchmark_data(args.items, args.codes.levels, args.codes.codebook_size,
+                                                            args.tiger.max_items, users, args.options.seed);
+  TigerConfig config = tiger_config(args.model.config, args.tiger);
+  config.vocab_sizes = data.vocab_sizes;
+  TigerModel model(config, device, args.options.seed);
+  std::cout << "model: " << describe_tiger_model(model) << "\n";
+  std::cout << fmt::format("bench: batches of {} examples from {} histories of {} random items over {} items, {} "
+                           "untimed and 2 x {} timed steps\n",
+                           args.options.batch_size, users, args.tiger.max_items + 3, args.items,
+                           args.options.untimed_steps, args.options.steps);
+  return benchmark_tiger_steps(model, data, args.model.optimizer, args.options);
+}
+
+StepBenchmarkResult bench_sequential(const BenchCliArgs& args, Device device) {
   ModelConfig config = args.model.config;
   config.n_items = args.items;
   auto model = make_model(config, device, args.options.seed);
   std::cout << model_line(*model) << "\n";
   std::cout << fmt::format("bench: batch {} of full windows over {} items, {} untimed and 2 x {} timed steps\n",
                            args.options.batch_size, args.items, args.options.untimed_steps, args.options.steps);
-  const StepBenchmarkResult result = benchmark_training_steps(*model, args.model.optimizer, args.options);
+  return benchmark_training_steps(*model, args.model.optimizer, args.options);
+}
+
+}  // namespace
+
+int run_bench(BenchCliArgs args, const CommandLine& typed, Device device) {
+  args.model.resolve(typed);
+  const bool tiger = args.model.config.kind == "tiger";
+  typed.refuse_unread(args.tiger_options, tiger, "--model tiger");
+  typed.refuse_unread({args.model.maxlen, args.model.loss}, !tiger, "--model sasrec, bert4rec or hstu");
+  const StepBenchmarkResult result = tiger ? bench_tiger(args, device) : bench_sequential(args, device);
   for (const std::string& line : result.optimizer_lines) std::cout << "optimizer: " << line << "\n";
   std::cout << result.summary() << result.to_json() << "\n";
   return 0;

@@ -1,11 +1,15 @@
-// `muonrec bench`: training steps of a model timed on synthetic full windows (models/step_benchmark.h),
-// with train's model and optimizer flags.
+// `muonrec bench`: training steps of a model timed on synthetic data (models/step_benchmark.h,
+// models/tiger_step_benchmark.h), with train's model and optimizer flags.
 #pragma once
 
 #include <CLI/CLI.hpp>
 
+#include <vector>
+
 #include "engine/device.h"
+#include "models/semantic_id/rq_kmeans.h"
 #include "models/step_benchmark.h"
+#include "models/tiger.h"
 #include "tools/cli_checks.h"
 #include "tools/model_cli.h"
 
@@ -15,13 +19,17 @@ struct BenchCliArgs {
   ModelCliArgs model;
   StepBenchmarkOptions options;
   int64_t items = 3416;  // ML-1M's catalogue: the shape reference/PERF.md times the peer on
+  semantic_id::RqKMeansOptions codes;  // tiger: --sid-levels, --sid-codebook
+  TigerConfig tiger;                   // tiger: --sid-history, --encoder-blocks
+  std::vector<const CLI::Option*> tiger_options;
 
-  // The model and optimizer flags, --items, --batch, --steps, --untimed-steps, --clip-grad-norm, --seed.
+  // The model and optimizer flags, tiger's shape flags, --items, --batch, --steps, --untimed-steps,
+  // --clip-grad-norm, --seed.
   void add_to(CLI::App* bench_cmd);
 };
 
-// Resolves the flags (every model but tiger), builds the model on `device`, prints what it times,
-// the optimizer lines, the result's lines and its JSON record last.
+// Resolves the flags, builds the model on `device`, prints what it times, the optimizer lines, the
+// result's lines and its JSON record last.
 int run_bench(BenchCliArgs args, const CommandLine& typed, Device device);
 
 }  // namespace muonrec

@@ -122,7 +122,7 @@ for stage in "${stages[@]}"; do
       ;;
     steps)
       # `muonrec bench` on the ML-1M shapes of reference/PERF.md (d=64, 2 blocks, T=200, batch 128,
-      # 3,416 items): milliseconds per step and per phase, fp32 and bf16 products.
+      # 3,416 items): milliseconds per step and per phase, fp32 and bf16 products; then TIGER.
       for model in sasrec hstu; do
         for precision in fp32 bf16; do
           log=$out/steps_${model}_$precision.log
@@ -131,6 +131,11 @@ for stage in "${stages[@]}"; do
           note "steps $model $precision: exit $? | $(joined_lines '^(step|phases)' "$log")"
         done
       done
+      # TIGER in the README's best Beauty shape (12,101 items, codes 3 x 256, 20 history items).
+      log=$out/steps_tiger.log
+      "$build/tools/muonrec" bench --model tiger --items 12101 --d 128 --blocks 2 --heads 2 --ff 512 --dropout 0.1 \
+        --batch 256 --steps 50 --device cuda > "$log" 2>&1
+      note "steps tiger fp32: exit $? | $(joined_lines '^(step|phases)' "$log")"
       ;;
     profile)
       # Kernel time breakdown of a window of SASRec and HSTU training steps (Nsight Compute: each

@@ -408,7 +408,7 @@ int main(int argc, char** argv) {
     if (*train_cmd) {
       train_seen_filter.resolve(typed);
       train.eval.filter_seen = !no_filter_seen;
-      model_args.resolve(typed, {"sasrec", "bert4rec", "hstu", "tiger"});
+      model_args.resolve(typed);
       const ModelConfig& config = model_args.config;
       train.optimizer = model_args.optimizer;
       typed.refuse_unread(tiger.options, config.kind == "tiger", "--model tiger");

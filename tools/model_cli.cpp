@@ -1,10 +1,6 @@
 #include "tools/model_cli.h"
 
 #include <fmt/format.h>
-#include <fmt/ranges.h>
-
-#include <algorithm>
-#include <iterator>
 
 #include "engine/error.h"
 #include "engine/precision.h"
@@ -12,15 +8,6 @@
 #include "optim/newton_schulz.h"
 
 namespace muonrec {
-namespace {
-
-// "a, b or c"
-std::string spoken_list(const std::vector<std::string>& words) {
-  if (words.size() < 2) return fmt::format("{}", fmt::join(words, ""));
-  return fmt::format("{} or {}", fmt::join(words.begin(), words.end() - 1, ", "), words.back());
-}
-
-}  // namespace
 
 void ModelCliArgs::add_model_flags(CLI::App* cmd, const std::string& models_help) {
   cmd->add_option("--model", config.kind, models_help)->capture_default_str();
@@ -86,9 +73,9 @@ void ModelCliArgs::add_optimizer_flags(CLI::App* cmd) {
   min_lr = cmd->add_option("--min-lr", opt.schedule.min_lr, "cosine floor")->capture_default_str();
 }
 
-void ModelCliArgs::resolve(const CommandLine& typed, const std::vector<std::string>& models) {
-  MUONREC_CHECK(std::find(models.begin(), models.end(), config.kind) != models.end(),
-                "unknown model '{}' (available: {})", config.kind, fmt::join(models, ", "));
+void ModelCliArgs::resolve(const CommandLine& typed) {
+  MUONREC_CHECK(config.kind == "sasrec" || config.kind == "bert4rec" || config.kind == "hstu" || config.kind == "tiger",
+                "unknown model '{}' (available: sasrec, bert4rec, hstu, tiger)", config.kind);
   config.loss.kind = LossConfig::kind_from_name(loss_name);
   optimizer.schedule.kind = parse_schedule_kind(schedule);
   optimizer.muon.nesterov = !muon_no_nesterov;
@@ -101,11 +88,7 @@ void ModelCliArgs::resolve(const CommandLine& typed, const std::vector<std::stri
   typed.refuse_unread(muon_options, optimizer.optimizer == "muon", "--optim muon");
   typed.refuse_unread(sampled_loss_options, loss_name == "sampled", "--loss sampled");
   typed.refuse_unread({min_lr}, schedule == "cosine", "--schedule cosine");
-  std::vector<std::string> with_feed_forward;  // HSTU has none
-  std::copy_if(models.begin(), models.end(), std::back_inserter(with_feed_forward),
-               [](const std::string& kind) { return kind != "hstu"; });
-  const std::string ff_reader = "--model " + spoken_list(with_feed_forward);
-  typed.refuse_unread({ff}, config.kind != "hstu", ff_reader.c_str());
+  typed.refuse_unread({ff}, config.kind != "hstu", "--model sasrec, bert4rec or tiger");  // HSTU has no FFN
 }
 
 std::string model_line(SequentialModel& model) {

@@ -37,14 +37,38 @@ std::vector<int64_t> parse_widths(const std::string& text) {
 
 }  // namespace
 
+std::vector<const CLI::Option*> add_tiger_shape_flags(CLI::App* cmd, semantic_id::RqKMeansOptions& codes,
+                                                      TigerConfig& model) {
+  return {
+      cmd->add_option("--sid-levels", codes.levels, "tiger: RQ-KMeans levels (a disambiguation token follows them)")
+          ->capture_default_str(),
+      cmd->add_option("--sid-codebook", codes.codebook_size, "tiger: centroids per RQ-KMeans level")
+          ->capture_default_str(),
+      cmd->add_option("--sid-history", model.max_items, "tiger: history items the model reads")->capture_default_str(),
+      cmd->add_option("--encoder-blocks", model.encoder_blocks,
+                      "tiger: 0 for the decoder-only model; N > 0 for the paper's encoder-decoder, N bidirectional "
+                      "blocks reading the history and --blocks decoder blocks, trained on one example per target "
+                      "item")
+          ->check(kNotNegative)
+          ->capture_default_str()};
+}
+
+TigerConfig tiger_config(const ModelConfig& flags, TigerConfig shape) {
+  shape.d = flags.d;
+  shape.blocks = flags.blocks;
+  shape.heads = flags.heads;
+  shape.head_dim = flags.head_dim;
+  shape.ff = flags.ff;
+  shape.dropout = flags.dropout;
+  return shape;
+}
+
 void TigerCliArgs::add_to(CLI::App* cmd) {
   semantic_id::RqKMeansOptions& sid = pipeline.tokenizer;
   ItemVectorOptions& vectors = pipeline.vectors;
   TigerTrainOptions& train = pipeline.train;
   const size_t registered_before = cmd->get_options().size();
-  cmd->add_option("--sid-levels", sid.levels, "tiger: RQ-KMeans levels (a disambiguation token follows them)")
-      ->capture_default_str();
-  cmd->add_option("--sid-codebook", sid.codebook_size, "tiger: centroids per RQ-KMeans level")->capture_default_str();
+  add_tiger_shape_flags(cmd, sid, pipeline.model);
   cmd->add_option("--sid-iterations", sid.iterations, "tiger: Lloyd iterations per level at most")
       ->capture_default_str();
   cmd->add_flag("--sid-balanced,!--sid-unbalanced", sid.balanced,
@@ -81,13 +105,6 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
           ->capture_default_str(),
   };
   CLI::Option* width = cmd->add_option("--sid-width", vectors.embedding.width, "tiger: width of the item vectors (TF-IDF projection, co-occurrence subspace)")
-      ->capture_default_str();
-  cmd->add_option("--sid-history", pipeline.model.max_items, "tiger: history items the model reads")
-      ->capture_default_str();
-  cmd->add_option("--encoder-blocks", pipeline.model.encoder_blocks,
-                  "tiger: 0 for the decoder-only model; N > 0 for the paper's encoder-decoder, N bidirectional "
-                  "blocks reading the history and --blocks decoder blocks, trained on one example per target item")
-      ->check(kNotNegative)
       ->capture_default_str();
   cmd->add_option("--beam", train.generate.beam_width, "tiger: beam width = items returned per user")
       ->check(kPositive)
@@ -177,12 +194,7 @@ void note_beam_cutoff(int64_t beam, std::ostream& log) {
 int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& model, const TrainOptions& train,
                     TigerCliArgs args, Device device, bool show_baseline) {
   TigerPipelineOptions& o = args.pipeline;
-  o.model.d = model.d;
-  o.model.blocks = model.blocks;
-  o.model.heads = model.heads;
-  o.model.head_dim = model.head_dim;
-  o.model.ff = model.ff;
-  o.model.dropout = model.dropout;
+  o.model = tiger_config(model, o.model);
   o.tokenizer.seed = train.seed;
   o.vectors.embedding.seed = train.seed;
   o.train.train = train;

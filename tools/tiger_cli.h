@@ -15,6 +15,14 @@
 
 namespace muonrec {
 
+// The flags that shape a TIGER model and its codes, on train and bench: --sid-levels,
+// --sid-codebook, --sid-history, --encoder-blocks. Returns them.
+std::vector<const CLI::Option*> add_tiger_shape_flags(CLI::App* cmd, semantic_id::RqKMeansOptions& codes,
+                                                      TigerConfig& model);
+// A TIGER model's config: the shared model flags (--d, --blocks, --heads, --head-dim, --ff,
+// --dropout) over `shape` (its history, encoder blocks and vocabularies).
+TigerConfig tiger_config(const ModelConfig& flags, TigerConfig shape);
+
 struct TigerCliArgs {
   TigerPipelineOptions pipeline;  // the tokenizer, item-vector and generation flags land here
   std::vector<const CLI::Option*> options;  // those flags, which only --model tiger reads

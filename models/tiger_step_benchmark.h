@@ -1,0 +1,33 @@
+// The step benchmark (models/step_benchmark.h) for TIGER: training steps of a semantic-ID
+// generator on synthetic histories over a catalogue of random codes, batched as its trainer batches
+// real ones (models/tiger_batches.h). Tokens are semantic-ID tokens (levels + 1 per item).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "data/dataset.h"
+#include "models/step_benchmark.h"
+#include "models/tiger.h"
+#include "models/tiger_tokens.h"
+
+namespace muonrec {
+
+struct TigerBenchmarkData {
+  data::SequenceDataset dataset;   // every history long enough to fill the model's window
+  TigerCatalog catalog;
+  std::vector<int64_t> vocab_sizes;  // per level, the disambiguation token's last: TigerConfig::vocab_sizes
+};
+
+// `users` histories of history_items + 3 items drawn uniformly from 1..n_items (train, validation
+// and test parts: the training part fills a window of history_items), and each item a code of
+// `levels` values uniform in 0..codebook-1 plus the disambiguation token. Deterministic by seed.
+TigerBenchmarkData make_tiger_benchmark_data(int64_t n_items, int64_t levels, int64_t codebook, int64_t history_items,
+                                             int64_t users, uint64_t seed);
+
+// The passes on `model` (its config's vocab_sizes must be data.vocab_sizes), over the batches of
+// the first epochs of data.dataset, cycled.
+StepBenchmarkResult benchmark_tiger_steps(TigerModel& model, const TigerBenchmarkData& data,
+                                          const OptimizerConfig& optimizer, const StepBenchmarkOptions& options);
+
+}  // namespace muonrec
