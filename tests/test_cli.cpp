@@ -510,7 +510,8 @@ TEST(Cli, BenchTimesTrainingStepsOfTheModelTheFlagsDescribe) {
       << tiger.output;
   EXPECT_NE(line_after(tiger.output, "step: ").find("(2 steps after 1 untimed; 70 tokens per step"), std::string::npos)
       << tiger.output;  // 5 windows of 12 history tokens and the 2 codes of the item after them
-  expect_refused("bench --model tiger --maxlen 50 --device cpu", "--maxlen applies to --model sasrec, bert4rec or hstu");
+  expect_refused("bench --model tiger --maxlen 50 --device cpu",
+                 "--maxlen applies to --model sasrec, bert4rec or hstu");
   expect_refused("bench --sid-history 5 --device cpu", "--sid-history applies to --model tiger only");
   expect_refused("bench --model gru --device cpu", "unknown model 'gru' (available: sasrec, bert4rec, hstu, tiger)");
   expect_refused("bench --mask-prob 0.3 --device cpu", "--mask-prob applies to --model bert4rec only");
