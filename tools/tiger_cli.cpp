@@ -104,8 +104,9 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
           ->check(kNotNegative)
           ->capture_default_str(),
   };
-  CLI::Option* width = cmd->add_option("--sid-width", vectors.embedding.width, "tiger: width of the item vectors (TF-IDF projection, co-occurrence subspace)")
-      ->capture_default_str();
+  CLI::Option* width = cmd->add_option("--sid-width", vectors.embedding.width,
+                                       "tiger: width of the item vectors (TF-IDF projection, co-occurrence subspace)")
+                           ->capture_default_str();
   cmd->add_option("--beam", train.generate.beam_width, "tiger: beam width = items returned per user")
       ->check(kPositive)
       ->capture_default_str();
