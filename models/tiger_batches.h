@@ -20,6 +20,7 @@ class TigerTrainingBatches {
   // Keeps references: catalog and dataset must outlive it.
   TigerTrainingBatches(const TigerCatalog& catalog, const data::SequenceDataset& dataset, const TigerConfig& config);
   TigerTrainingBatches(const TigerCatalog&, data::SequenceDataset&&, const TigerConfig&) = delete;
+  TigerTrainingBatches(TigerCatalog&&, const data::SequenceDataset&, const TigerConfig&) = delete;
 
   int64_t examples() const { return static_cast<int64_t>(user_.size()); }
   int64_t steps_per_epoch(int64_t batch_size) const { return (examples() + batch_size - 1) / batch_size; }

@@ -25,8 +25,8 @@ struct TigerBenchmarkData {
 TigerBenchmarkData make_tiger_benchmark_data(int64_t n_items, int64_t levels, int64_t codebook, int64_t history_items,
                                              int64_t users, uint64_t seed);
 
-// The passes on `model` (its config's vocab_sizes must be data.vocab_sizes), over the batches of
-// the first epochs of data.dataset, cycled.
+// The passes on `model` (its config's vocab_sizes must be data.vocab_sizes), over the batches of as
+// many epochs of data.dataset as the steps need, in the trainer's order.
 StepBenchmarkResult benchmark_tiger_steps(TigerModel& model, const TigerBenchmarkData& data,
                                           const OptimizerConfig& optimizer, const StepBenchmarkOptions& options);
 

@@ -131,11 +131,14 @@ for stage in "${stages[@]}"; do
           note "steps $model $precision: exit $? | $(joined_lines '^(step|phases)' "$log")"
         done
       done
-      # TIGER in the README's best Beauty shape (12,101 items, codes 3 x 256, 20 history items).
-      log=$out/steps_tiger.log
-      "$build/tools/muonrec" bench --model tiger --items 12101 --d 128 --blocks 2 --heads 2 --ff 512 --dropout 0.1 \
-        --batch 256 --steps 50 --device cuda > "$log" 2>&1
-      note "steps tiger fp32: exit $? | $(joined_lines '^(step|phases)' "$log")"
+      # TIGER with the model shape of the README's best Beauty run (12,101 items, codes 3 x 256, 20
+      # history items, d 128, ff 512), under AdamW and under Muon.
+      for optim in adamw muon; do
+        log=$out/steps_tiger_$optim.log
+        "$build/tools/muonrec" bench --model tiger --items 12101 --d 128 --blocks 2 --heads 2 --ff 512 --dropout 0.1 \
+          --batch 256 --steps 50 --optim "$optim" --device cuda > "$log" 2>&1
+        note "steps tiger $optim fp32: exit $? | $(joined_lines '^(step|phases)' "$log")"
+      done
       ;;
     profile)
       # Kernel time breakdown of a window of SASRec and HSTU training steps (Nsight Compute: each

@@ -324,8 +324,8 @@ int main(int argc, char** argv) {
 
   BenchCliArgs bench_args;
   CLI::App* bench_cmd = app.add_subcommand(
-      "bench", "time training steps (input, forward, backward, optimizer) of a model on synthetic full windows: "
-               "milliseconds per step, tokens/s, peak tensor memory; no data, no evaluation");
+      "bench", "time training steps (input, forward, backward, optimizer) of a model on synthetic data: "
+               "milliseconds per step, tokens/s, peak tensor memory; no data file, no evaluation");
   bench_args.add_to(bench_cmd);
   bench_cmd->add_option("--device", device, "auto, cpu or cuda")->capture_default_str();
   matmul_options.push_back(bench_cmd->add_option("--matmul-precision", matmul_precision, kMatmulPrecisionHelp)
