@@ -5,6 +5,10 @@
 #include <algorithm>
 #include <cstdlib>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 namespace muonrec::kernels::cpu {
 namespace {
 
@@ -22,17 +26,52 @@ void keep_blas_off_the_openmp_cores() {
 #endif
 }
 
+// One OpenBLAS call on the calling thread: C[m, n] (leading dimension ldc) of op(A) @ op(B).
+void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+               const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
+              static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
+}
+
+// Products of at least this many multiply-adds are cut into panels the OpenMP threads share
+// (OpenBLAS itself stays on one thread, above); smaller ones are not worth waking the threads.
+constexpr int64_t kParallelMultiplyAdds = int64_t{1} << 21;
+// Panel width, in rows or columns of C: fixed, not a share per thread, so that every element of C is
+// computed by the same call on any number of threads (bit-identical results whatever the cores).
+constexpr int64_t kPanel = 128;
+
 }  // namespace
 
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
           float beta, float* c) {
   if (m == 0 || n == 0) return;
   keep_blas_off_the_openmp_cores();
-  const blasint lda = static_cast<blasint>(std::max<int64_t>(1, trans_a ? m : k));
-  const blasint ldb = static_cast<blasint>(std::max<int64_t>(1, trans_b ? k : n));
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a, lda, b, ldb, beta, c,
-              static_cast<blasint>(n));
+  const int64_t lda = std::max<int64_t>(1, trans_a ? m : k);
+  const int64_t ldb = std::max<int64_t>(1, trans_b ? k : n);
+  const bool parallel = m * n * k >= kParallelMultiplyAdds && std::max(m, n) > kPanel;
+#ifdef _OPENMP
+  if (parallel && !omp_in_parallel()) {
+    // Panels of rows of C (rows of op(A)) or, when C is wider than tall, of its columns (columns of op(B)).
+    const bool by_rows = m >= n;
+    const int64_t extent = by_rows ? m : n;
+    const int64_t panels = (extent + kPanel - 1) / kPanel;
+#pragma omp parallel for schedule(dynamic)
+    for (int64_t p = 0; p < panels; ++p) {
+      const int64_t first = p * kPanel, size = std::min(kPanel, extent - first);
+      if (by_rows) {
+        blas_gemm(trans_a, trans_b, size, n, k, alpha, trans_a ? a + first : a + first * lda, lda, b, ldb, beta,
+                  c + first * n, n);
+      } else {
+        blas_gemm(trans_a, trans_b, m, size, k, alpha, a, lda, trans_b ? b + first * ldb : b + first, ldb, beta,
+                  c + first, n);
+      }
+    }
+    return;
+  }
+#endif
+  (void)parallel;
+  blas_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, n);
 }
 
 }  // namespace muonrec::kernels::cpu
