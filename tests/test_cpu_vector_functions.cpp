@@ -1,5 +1,6 @@
 // The vectorised exp and erf of the CPU kernels against the double-precision functions, in units
 // in the last place of the float result, on dense grids and at the special values.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -7,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "kernels/cpu/vector_functions.h"
+#include "kernels/cpu/vector_math.h"
 
 namespace {
 
@@ -86,4 +88,18 @@ TEST(CpuVectorFunctions, erf_within_1_5_ulp_and_exact_limits) {
   EXPECT_EQ(special[4], -1.0f);
   EXPECT_LE(ulp_error(special[5], std::erf(1.0)), 2.0);
   EXPECT_TRUE(std::isnan(apply(erf_array, {std::nanf("")})[0]));
+}
+
+TEST(CpuVectorMath, SumAndLargestInEightLanes) {
+  for (int64_t n : {0, 1, 7, 8, 9, 31, 64, 1001}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) x[i] = std::sin(0.37f * static_cast<float>(i)) * (i % 5 == 0 ? 100.0f : 1.0f);
+    double expected_sum = 0;
+    for (float v : x) expected_sum += v;
+    EXPECT_NEAR(muonrec::kernels::cpu::sum(x.data(), n), expected_sum, 1e-5 * (1.0 + std::abs(expected_sum))) << n;
+    const float expected_max = n == 0 ? -INFINITY : *std::max_element(x.begin(), x.end());
+    EXPECT_EQ(muonrec::kernels::cpu::max_value(x.data(), n), expected_max) << n;
+  }
+  const float with_nan[] = {1.0f, NAN, 3.0f};
+  EXPECT_EQ(muonrec::kernels::cpu::max_value(with_nan, 3), 3.0f);  // skipped, as std::max skips it
 }

@@ -7,6 +7,7 @@
 #include "kernels/cpu/loss.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/vector_functions.h"
+#include "kernels/cpu/vector_math.h"
 
 namespace muonrec::kernels::cpu {
 namespace {
@@ -30,14 +31,12 @@ void fold_tile(float* logits, const int64_t* targets, int64_t rows, int64_t widt
     float* z = logits + r * width;
     const int64_t t = targets[r] - chunk_begin;
     if (t >= 0 && t < width) target_logit[r] = z[t];
-    const float new_max = std::max(row_max[r], *std::max_element(z, z + width));
-    // Rescale what was summed under the old maximum (exp(-inf) = 0 before the first chunk).
-    float sum = row_sum[r] * std::exp(row_max[r] - new_max);
+    const float new_max = std::max(row_max[r], max_value(z, width));
     for (int64_t c = 0; c < width; ++c) z[c] -= new_max;
     exp_array(z, z, width);
-    for (int64_t c = 0; c < width; ++c) sum += z[c];
+    // What was summed under the old maximum, rescaled (exp(-inf) = 0 before the first chunk).
+    row_sum[r] = row_sum[r] * std::exp(row_max[r] - new_max) + sum(z, width);
     row_max[r] = new_max;
-    row_sum[r] = sum;
   }
 }
 

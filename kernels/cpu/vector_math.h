@@ -20,6 +20,30 @@ inline float dot(const float* a, const float* b, int64_t n) {
   return ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7])) + tail;
 }
 
+// The sum and the largest of n values, in eight lanes as dot (the largest: -inf for n = 0; a NaN is
+// skipped, as std::max skips it, where the sum would propagate it).
+inline float sum(const float* x, int64_t n) {
+  float lanes[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8)
+    for (int l = 0; l < 8; ++l) lanes[l] += x[c + l];
+  float tail = 0.0f;
+  for (; c < n; ++c) tail += x[c];
+  return ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7])) + tail;
+}
+
+inline float max_value(const float* x, int64_t n) {
+  constexpr float kLowest = -__builtin_huge_valf();
+  float lanes[8] = {kLowest, kLowest, kLowest, kLowest, kLowest, kLowest, kLowest, kLowest};
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8)
+    for (int l = 0; l < 8; ++l) lanes[l] = lanes[l] < x[c + l] ? x[c + l] : lanes[l];
+  float best = kLowest;
+  for (; c < n; ++c) best = best < x[c] ? x[c] : best;
+  for (float lane : lanes) best = best < lane ? lane : best;
+  return best;
+}
+
 // y += a * x over n elements that do not overlap. Gradient rows of q, k and v lie in one array, so
 // without the promise the compiler emits scalar code for a loop that updates several of them.
 inline void axpy(float a, const float* __restrict x, float* __restrict y, int64_t n) {
