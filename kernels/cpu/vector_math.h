@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 
 namespace muonrec::kernels::cpu {
 
@@ -33,7 +34,7 @@ inline float sum(const float* x, int64_t n) {
 }
 
 inline float max_value(const float* x, int64_t n) {
-  constexpr float kLowest = -__builtin_huge_valf();
+  constexpr float kLowest = -std::numeric_limits<float>::infinity();
   float lanes[8] = {kLowest, kLowest, kLowest, kLowest, kLowest, kLowest, kLowest, kLowest};
   int64_t c = 0;
   for (; c + 8 <= n; c += 8)
