@@ -49,9 +49,8 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
   keep_blas_off_the_openmp_cores();
   const int64_t lda = std::max<int64_t>(1, trans_a ? m : k);
   const int64_t ldb = std::max<int64_t>(1, trans_b ? k : n);
-  const bool parallel = m * n * k >= kParallelMultiplyAdds && std::max(m, n) > kPanel;
 #ifdef _OPENMP
-  if (parallel && !omp_in_parallel()) {
+  if (m * n * k >= kParallelMultiplyAdds && std::max(m, n) > kPanel && !omp_in_parallel()) {
     // Panels of rows of C (rows of op(A)) or, when C is wider than tall, of its columns (columns of op(B)).
     const bool by_rows = m >= n;
     const int64_t extent = by_rows ? m : n;
@@ -70,7 +69,6 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
     return;
   }
 #endif
-  (void)parallel;
   blas_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, n);
 }
 
