@@ -3,6 +3,7 @@
 // thread as on several.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <tuple>
 #include <vector>
@@ -78,7 +79,8 @@ TEST(CpuGemm, TheSameBitsOnOneThreadAsOnSeveral) {
 #ifdef _OPENMP
   const int threads = omp_get_max_threads();
   for (const Product& p : {Product{false, true, 400, 300, 64}, Product{true, false, 64, 900, 256}}) {
-    const auto a = random_values(static_cast<size_t>(p.m * p.k), 4), b = random_values(static_cast<size_t>(p.k * p.n), 5);
+    const auto a = random_values(static_cast<size_t>(p.m * p.k), 4);
+    const auto b = random_values(static_cast<size_t>(p.k * p.n), 5);
     const std::vector<float> c(static_cast<size_t>(p.m * p.n), 0.0f);
     omp_set_num_threads(1);
     const std::vector<float> one = run(p, 1.0f, a, b, 0.0f, c);

@@ -39,6 +39,7 @@ void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, floa
 constexpr int64_t kParallelMultiplyAdds = int64_t{1} << 21;
 // Panel width, in rows or columns of C: fixed, not a share per thread, so that every element of C is
 // computed by the same call on any number of threads (bit-identical results whatever the cores).
+// A product called inside a parallel region runs whole on its thread (no caller does that).
 constexpr int64_t kPanel = 128;
 
 }  // namespace
