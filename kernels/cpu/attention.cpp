@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/matmul.h"
 #include "kernels/cpu/vector_functions.h"
 #include "kernels/cpu/vector_math.h"
 
@@ -21,18 +22,19 @@ struct HeadView {
   const float* value(int64_t t) const { return q + t * row + 2 * width; }
 };
 
-// Scaled scores of query i against every key, -inf where the mask hides the key. Returns their
-// maximum, finite because a query always attends itself.
-float row_scores(const HeadView& head, const float* valid, int64_t i, int64_t seq, float scale, bool causal,
-                 float* scores) {
-  float max_score = -std::numeric_limits<float>::infinity();
-  for (int64_t j = 0; j < seq; ++j) {
-    const bool attends = ((j <= i || !causal) && valid[j] != 0.0f) || j == i;
-    scores[j] = attends ? dot(head.query(i), head.key(j), head.head_dim) * scale
-                        : -std::numeric_limits<float>::infinity();
-    max_score = std::max(max_score, scores[j]);
-  }
-  return max_score;
+// Whether query i attends key j (attention.h).
+inline bool attends(const float* valid, int64_t i, int64_t j, bool causal) {
+  return ((j <= i || !causal) && valid[j] != 0.0f) || j == i;
+}
+
+// Scaled scores of every query of one head against every key, s[i * seq + j] = q_i.k_j * scale, as
+// one matrix product over the packed rows, then -inf where the mask hides the key.
+void head_scores(const HeadView& head, const float* valid, int64_t seq, float scale, bool causal, float* s) {
+  gemm_strided(false, true, seq, seq, head.head_dim, scale, head.query(0), head.row, head.key(0), head.row, 0.0f, s,
+               seq);
+  for (int64_t i = 0; i < seq; ++i)
+    for (int64_t j = 0; j < seq; ++j)
+      if (!attends(valid, i, j, causal)) s[i * seq + j] = -std::numeric_limits<float>::infinity();
 }
 
 // Turns masked scores p[0..n) (-inf where hidden, maximum max_score) into probabilities and writes
@@ -63,13 +65,22 @@ void attention_forward(const float* qkv, const float* valid, float* out, float* 
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t h = 0; h < heads; ++h) {
       const HeadView head{qkv + b * seq * 3 * width + h * head_dim, width, 3 * width, head_dim};
-      std::vector<float> p(static_cast<size_t>(seq));
+      // Scores, then each row's probabilities in place, then out = P V as one product.
+      std::vector<float> p(static_cast<size_t>(seq * seq));
+      head_scores(head, valid + b * seq, seq, scale, causal, p.data());
       for (int64_t i = 0; i < seq; ++i) {
-        const float max_score = row_scores(head, valid + b * seq, i, seq, scale, causal, p.data());
-        lse[(b * heads + h) * seq + i] =
-            softmax_weighted_sum(p.data(), seq, max_score, [&](int64_t j) { return head.value(j); },
-                                 out + (b * seq + i) * width + h * head_dim, head_dim);
+        float* row = p.data() + i * seq;
+        const float max_score = max_value(row, seq);  // finite: a query always attends itself
+        for (int64_t j = 0; j < seq; ++j) row[j] -= max_score;
+        exp_array(row, row, seq);  // hidden keys: exp(-inf) = 0
+        double total = 0.0;
+        for (int64_t j = 0; j < seq; ++j) total += row[j];
+        const float inv = static_cast<float>(1.0 / total);
+        for (int64_t j = 0; j < seq; ++j) row[j] *= inv;
+        lse[(b * heads + h) * seq + i] = max_score + static_cast<float>(std::log(total));
       }
+      gemm_strided(false, false, seq, head_dim, seq, 1.0f, p.data(), seq, head.value(0), head.row, 0.0f,
+                   out + b * seq * width + h * head_dim, width);
     }
   }
 }
@@ -113,38 +124,35 @@ void attention_backward(const float* qkv, const float* valid, const float* out, 
                         float* dqkv, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim, bool causal) {
   const int64_t width = heads * head_dim, row = 3 * width;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  std::fill(dqkv, dqkv + batch * seq * row, 0.0f);
 #pragma omp parallel for collapse(2)
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t h = 0; h < heads; ++h) {
       const HeadView head{qkv + b * seq * row + h * head_dim, width, row, head_dim};
-      float* dq_b = dqkv + b * seq * row + h * head_dim;
-      std::vector<float> p(static_cast<size_t>(seq));
+      const float* dout_h = dout + b * seq * width + h * head_dim;
+      const float* out_h = out + b * seq * width + h * head_dim;
+      float* dq = dqkv + b * seq * row + h * head_dim;  // this head's dq, then dk at +width, dv at +2*width
+      // P from the scores and the saved lse; dP = dout V^T.
+      std::vector<float> p(static_cast<size_t>(seq * seq)), ds(p.size());
+      head_scores(head, valid + b * seq, seq, scale, causal, p.data());
+      gemm_strided(false, true, seq, seq, head_dim, 1.0f, dout_h, width, head.value(0), row, 0.0f, ds.data(), seq);
       for (int64_t i = 0; i < seq; ++i) {
-        row_scores(head, valid + b * seq, i, seq, scale, causal, p.data());
+        float* p_i = p.data() + i * seq;
+        float* ds_i = ds.data() + i * seq;
         const float row_lse = lse[(b * heads + h) * seq + i];
-        const float* dout_i = dout + (b * seq + i) * width + h * head_dim;
-        const float* out_i = out + (b * seq + i) * width + h * head_dim;
+        for (int64_t j = 0; j < seq; ++j) p_i[j] -= row_lse;
+        exp_array(p_i, p_i, seq);  // the probabilities; hidden keys get exp(-inf) = 0
         // delta_i = sum_j P_ij dP_ij. It is subtracted from each dP_ij, so it is summed in double:
         // its rounding error would be amplified where the two nearly cancel.
         double delta = 0.0;
-        for (int64_t c = 0; c < head_dim; ++c) delta += static_cast<double>(dout_i[c]) * out_i[c];
-        float* dq = dq_b + i * row;
-        for (int64_t j = 0; j < seq; ++j) p[j] -= row_lse;
-        exp_array(p.data(), p.data(), seq);  // the probabilities; hidden keys get exp(-inf) = 0
-        for (int64_t j = 0; j < seq; ++j) {
-          const float pij = p[j];
-          if (pij == 0.0f) continue;
-          // dS_ij = P_ij (dP_ij - delta_i) with dP_ij = dout_i . v_j, times the score scale.
-          const float ds = pij * (dot(dout_i, head.value(j), head_dim) - static_cast<float>(delta)) * scale;
-          const float* k = head.key(j);
-          float* dk = dq_b + j * row + width;
-          float* dv = dk + width;
-          axpy(ds, k, dq, head_dim);
-          axpy(ds, head.query(i), dk, head_dim);
-          axpy(pij, dout_i, dv, head_dim);
-        }
+        for (int64_t c = 0; c < head_dim; ++c)
+          delta += static_cast<double>(dout_h[i * width + c]) * out_h[i * width + c];
+        // dS_ij = P_ij (dP_ij - delta_i), times the score scale.
+        for (int64_t j = 0; j < seq; ++j) ds_i[j] = p_i[j] * (ds_i[j] - static_cast<float>(delta)) * scale;
       }
+      // dq = dS K, dk = dS^T Q, dv = P^T dout: each writes this head's columns of every row.
+      gemm_strided(false, false, seq, head_dim, seq, 1.0f, ds.data(), seq, head.key(0), row, 0.0f, dq, row);
+      gemm_strided(true, false, seq, head_dim, seq, 1.0f, ds.data(), seq, head.query(0), row, 0.0f, dq + width, row);
+      gemm_strided(true, false, seq, head_dim, seq, 1.0f, p.data(), seq, dout_h, width, 0.0f, dq + 2 * width, row);
     }
   }
 }

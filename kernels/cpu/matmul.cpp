@@ -26,14 +26,6 @@ void keep_blas_off_the_openmp_cores() {
 #endif
 }
 
-// One OpenBLAS call on the calling thread: C[m, n] (leading dimension ldc) of op(A) @ op(B).
-void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-               const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
-              static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
-}
-
 // Products of at least this many multiply-adds are cut into panels the OpenMP threads share
 // (OpenBLAS itself stays on one thread, above); smaller ones are not worth waking the threads.
 constexpr int64_t kParallelMultiplyAdds = int64_t{1} << 21;
@@ -44,10 +36,17 @@ constexpr int64_t kPanel = 128;
 
 }  // namespace
 
-void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
-          float beta, float* c) {
+void gemm_strided(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                  int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
   keep_blas_off_the_openmp_cores();
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
+              static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
+}
+
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, const float* b,
+          float beta, float* c) {
   const int64_t lda = std::max<int64_t>(1, trans_a ? m : k);
   const int64_t ldb = std::max<int64_t>(1, trans_b ? k : n);
 #ifdef _OPENMP
@@ -60,17 +59,17 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
     for (int64_t p = 0; p < panels; ++p) {
       const int64_t first = p * kPanel, size = std::min(kPanel, extent - first);
       if (by_rows) {
-        blas_gemm(trans_a, trans_b, size, n, k, alpha, trans_a ? a + first : a + first * lda, lda, b, ldb, beta,
-                  c + first * n, n);
+        gemm_strided(trans_a, trans_b, size, n, k, alpha, trans_a ? a + first : a + first * lda, lda, b, ldb, beta,
+                     c + first * n, n);
       } else {
-        blas_gemm(trans_a, trans_b, m, size, k, alpha, a, lda, trans_b ? b + first * ldb : b + first, ldb, beta,
-                  c + first, n);
+        gemm_strided(trans_a, trans_b, m, size, k, alpha, a, lda, trans_b ? b + first * ldb : b + first, ldb, beta,
+                     c + first, n);
       }
     }
     return;
   }
 #endif
-  blas_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, n);
+  gemm_strided(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, n);
 }
 
 }  // namespace muonrec::kernels::cpu
