@@ -16,7 +16,9 @@ void BenchCliArgs::add_to(CLI::App* bench_cmd) {
   bench_cmd->add_option("--items", items, "catalogue size (item ids 1..N drawn uniformly)")
       ->check(kPositive)
       ->capture_default_str();
-  bench_cmd->add_option("--batch", options.batch_size, "windows (tiger: examples) per step")->check(kPositive)->capture_default_str();
+  bench_cmd->add_option("--batch", options.batch_size, "windows (tiger: examples) per step")
+      ->check(kPositive)
+      ->capture_default_str();
   bench_cmd->add_option("--steps", options.steps, "timed steps (the throughput pass, then the phase pass)")
       ->check(kPositive)
       ->capture_default_str();
