@@ -37,22 +37,25 @@ void head_scores(const HeadView& head, const float* valid, int64_t seq, float sc
       if (!attends(valid, i, j, causal)) s[i * seq + j] = -std::numeric_limits<float>::infinity();
 }
 
-// Turns masked scores p[0..n) (-inf where hidden, maximum max_score) into probabilities and writes
-// o = sum_j P_j value(j). Returns the log of the softmax denominator.
-template <class ValueAt>
-float softmax_weighted_sum(float* p, int64_t n, float max_score, ValueAt value, float* o, int64_t head_dim) {
+// Turns masked scores p[0..n) (-inf where hidden, maximum max_score) into probabilities in place.
+// Returns the log of the softmax denominator.
+float softmax_in_place(float* p, int64_t n, float max_score) {
   for (int64_t j = 0; j < n; ++j) p[j] -= max_score;
   exp_array(p, p, n);  // hidden keys: exp(-inf) = 0
   double total = 0.0;
   for (int64_t j = 0; j < n; ++j) total += p[j];
   const float inv = static_cast<float>(1.0 / total);
-  std::fill(o, o + head_dim, 0.0f);
-  for (int64_t j = 0; j < n; ++j) {
-    const float pj = p[j] * inv;
-    if (pj == 0.0f) continue;
-    axpy(pj, value(j), o, head_dim);
-  }
+  for (int64_t j = 0; j < n; ++j) p[j] *= inv;
   return max_score + static_cast<float>(std::log(total));
+}
+
+// The softmax of p as above, and o = sum_j P_j value(j).
+template <class ValueAt>
+void softmax_weighted_sum(float* p, int64_t n, float max_score, ValueAt value, float* o, int64_t head_dim) {
+  softmax_in_place(p, n, max_score);
+  std::fill(o, o + head_dim, 0.0f);
+  for (int64_t j = 0; j < n; ++j)
+    if (p[j] != 0.0f) axpy(p[j], value(j), o, head_dim);
 }
 
 }  // namespace
@@ -70,14 +73,8 @@ void attention_forward(const float* qkv, const float* valid, float* out, float* 
       head_scores(head, valid + b * seq, seq, scale, causal, p.data());
       for (int64_t i = 0; i < seq; ++i) {
         float* row = p.data() + i * seq;
-        const float max_score = max_value(row, seq);  // finite: a query always attends itself
-        for (int64_t j = 0; j < seq; ++j) row[j] -= max_score;
-        exp_array(row, row, seq);  // hidden keys: exp(-inf) = 0
-        double total = 0.0;
-        for (int64_t j = 0; j < seq; ++j) total += row[j];
-        const float inv = static_cast<float>(1.0 / total);
-        for (int64_t j = 0; j < seq; ++j) row[j] *= inv;
-        lse[(b * heads + h) * seq + i] = max_score + static_cast<float>(std::log(total));
+        // The maximum is finite: a query always attends itself.
+        lse[(b * heads + h) * seq + i] = softmax_in_place(row, seq, max_value(row, seq));
       }
       gemm_strided(false, false, seq, head_dim, seq, 1.0f, p.data(), seq, head.value(0), head.row, 0.0f,
                    out + b * seq * width + h * head_dim, width);
