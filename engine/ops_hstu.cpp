@@ -53,8 +53,8 @@ Tensor checked_time_buckets(const Tensor& time_bias, const Tensor& time_buckets,
     // As for embedding ids: the CPU path checks every bucket; on the GPU they come from the host's
     // bucketing (models/hstu.h), which clamps, so the hot path has no device-to-host sync.
     const int32_t* p = buckets.data<int32_t>();
-    const int64_t num_buckets = time_bias.numel();
-    for (int64_t n = 0; n < buckets.numel(); ++n)
+    const int64_t num_buckets = time_bias.numel(), count = buckets.numel();
+    for (int64_t n = 0; n < count; ++n)
       MUONREC_CHECK(p[n] >= 0 && p[n] < num_buckets, "{}: time bucket {} at position {} is outside [0, {})", op, p[n],
                     n, num_buckets);
   }

@@ -1,5 +1,6 @@
 // hstu_attention and split_last: forward values on hand-checkable cases, finite-difference
-// gradients on the CPU reference, and GPU-vs-CPU parity of the launchers (poisoned outputs, mixed
+// gradients on the CPU reference, the CPU kernels against a direct double-precision evaluation
+// (several query blocks, holes in the mask), and GPU-vs-CPU parity of the launchers (poisoned outputs, mixed
 // padding, head dims 16..160, lengths 1..257, with and without timestamps, deterministic backward)
 // and of the op's backward (deterministic).
 #include <fmt/format.h>
@@ -9,12 +10,12 @@
 #include <cstring>
 #include <string>
 
+#include "kernels/cpu/hstu_attention.h"
 #include "test_util.h"
 
 #ifdef MUONREC_WITH_CUDA
 #include "engine/allocator.h"
 #include "engine/cuda_check.h"
-#include "kernels/cpu/hstu_attention.h"
 #include "kernels/cpu/slice.h"
 #include "kernels/cuda/hstu_attention.h"
 #include "kernels/cuda/slice.h"
@@ -132,6 +133,94 @@ TEST(OpsGrad, hstu_attention_gives_u_no_gradient) {
 TEST(OpsGrad, split_last) {
   expect_gradients_match([](auto& in) { return ops::split_last(in[0], 3, 4); }, {random_param({3, 2, 10}, 58)});
   expect_gradients_match([](auto& in) { return ops::split_last(in[0], 0, 5); }, {random_param({5}, 59)});
+}
+
+namespace {
+
+// The definition of reference/MODELS.md evaluated term by term in double, forward and backward:
+// {out [B, T, d], duvqk [B, T, 4d], dpos_bias [2T-1], dtime_bias [buckets]}.
+std::vector<std::vector<double>> direct_hstu_attention(const std::vector<float>& uvqk, const std::vector<float>& valid,
+                                                       const std::vector<float>& pos_bias,
+                                                       const std::vector<float>& time_bias,
+                                                       const std::vector<int32_t>& buckets,
+                                                       const std::vector<float>& dout, int64_t B, int64_t T,
+                                                       int64_t H, int64_t Dh) {
+  const int64_t d = H * Dh, row = 4 * d;
+  std::vector<double> out(static_cast<size_t>(B * T * d), 0.0), duvqk(uvqk.size(), 0.0);
+  std::vector<double> dpos(pos_bias.size(), 0.0), dtime(time_bias.size(), 0.0);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < T; ++i)
+        for (int64_t j = 0; j <= i; ++j) {
+          if (valid[b * T + j] == 0.0f) continue;
+          const int64_t qi = (b * T + i) * row + 2 * d + h * Dh, kj = (b * T + j) * row + 3 * d + h * Dh;
+          const int64_t vj = (b * T + j) * row + d + h * Dh, yi = (b * T + i) * d + h * Dh;
+          const int32_t bucket = buckets[(b * T + i) * T + j];
+          double z = static_cast<double>(pos_bias[j - i + T - 1]) + time_bias[bucket], dw = 0.0;
+          for (int64_t c = 0; c < Dh; ++c) {
+            z += static_cast<double>(uvqk[qi + c]) * uvqk[kj + c];
+            dw += static_cast<double>(dout[yi + c]) * uvqk[vj + c];
+          }
+          const double s = 1.0 / (1.0 + std::exp(-z)), w = z * s / T, dz = dw * s * (1.0 + z * (1.0 - s)) / T;
+          for (int64_t c = 0; c < Dh; ++c) {
+            out[yi + c] += w * uvqk[vj + c];
+            duvqk[qi + c] += dz * uvqk[kj + c];
+            duvqk[kj + c] += dz * uvqk[qi + c];
+            duvqk[vj + c] += w * dout[yi + c];
+          }
+          dpos[j - i + T - 1] += dz;
+          dtime[bucket] += dz;
+        }
+  return {out, duvqk, dpos, dtime};
+}
+
+double relative_error_to(const std::vector<float>& got, const std::vector<double>& want) {
+  double diff = 0.0, norm = 0.0;
+  for (size_t n = 0; n < want.size(); ++n) {
+    if (!std::isfinite(got[n])) return INFINITY;
+    diff += (got[n] - want[n]) * (got[n] - want[n]);
+    norm += want[n] * want[n];
+  }
+  return std::sqrt(diff / std::max(norm, 1e-300));
+}
+
+}  // namespace
+
+TEST(HstuAttentionCpu, matches_a_direct_double_evaluation_with_holes_and_several_query_blocks) {
+  // T = 150 spans three of the kernels' query blocks. Rows: no padding; a hole every third
+  // position; left padding of 70 then holes; all padding. Padded keys hold NaN in their k and v.
+  const int64_t B = 4, T = 150, H = 2, Dh = 24, d = H * Dh, num_buckets = 9;
+  std::vector<float> valid(static_cast<size_t>(B * T), 1.0f);
+  for (int64_t t = 0; t < T; ++t) {
+    if (t % 3 == 1) valid[1 * T + t] = 0.0f;
+    if (t < 70 || t % 5 == 2) valid[2 * T + t] = 0.0f;
+    valid[3 * T + t] = 0.0f;
+  }
+  std::vector<float> uvqk = random_tensor({B, T, 4 * d}, 60, 0.3f).to_f32_vector();
+  for (int64_t bt = 0; bt < B * T; ++bt)
+    if (valid[bt] == 0.0f)
+      for (int64_t c = d; c < 4 * d; ++c)
+        if (c < 2 * d || c >= 3 * d) uvqk[bt * 4 * d + c] = NAN;
+  const std::vector<float> pos_bias = random_tensor({2 * T - 1}, 61, 0.5f).to_f32_vector();
+  const std::vector<float> time_bias = random_tensor({num_buckets}, 62, 0.5f).to_f32_vector();
+  const std::vector<float> dout = random_tensor({B, T, d}, 63).to_f32_vector();
+  std::vector<int32_t> buckets(static_cast<size_t>(B * T * T));
+  for (size_t n = 0; n < buckets.size(); ++n) buckets[n] = static_cast<int32_t>((n * 7 + n / T) % num_buckets);
+
+  std::vector<float> out(static_cast<size_t>(B * T * d), NAN), duvqk(uvqk.size(), NAN);
+  std::vector<float> dpos(pos_bias.size(), NAN), dtime(time_bias.size(), NAN);
+  kernels::cpu::hstu_attention_forward(uvqk.data(), valid.data(), pos_bias.data(), time_bias.data(), buckets.data(),
+                                       out.data(), B, T, H, Dh);
+  kernels::cpu::hstu_attention_backward(uvqk.data(), valid.data(), pos_bias.data(), time_bias.data(), buckets.data(),
+                                        dout.data(), duvqk.data(), dpos.data(), dtime.data(), B, T, H, Dh,
+                                        num_buckets);
+  const auto want = direct_hstu_attention(uvqk, valid, pos_bias, time_bias, buckets, dout, B, T, H, Dh);
+  EXPECT_LT(relative_error_to(out, want[0]), 1e-6) << "out";
+  // Also: the NaN of padded keys stays out of every gradient, and padded keys get none (0 in want).
+  EXPECT_LT(relative_error_to(duvqk, want[1]), 1e-6) << "duvqk";
+  EXPECT_LT(relative_error_to(dpos, want[2]), 1e-5) << "dpos_bias";
+  EXPECT_LT(relative_error_to(dtime, want[3]), 1e-5) << "dtime_bias";
+  for (int64_t c = 0; c < T * d; ++c) EXPECT_EQ(out[3 * T * d + c], 0.0f);  // the all-padding row
 }
 
 // ---- GPU parity --------------------------------------------------------------------------------
