@@ -1,14 +1,15 @@
 // hstu_attention and split_last: forward values on hand-checkable cases, finite-difference
 // gradients on the CPU reference, the CPU kernels against a direct double-precision evaluation
-// (several query blocks, holes in the mask), and GPU-vs-CPU parity of the launchers (poisoned outputs, mixed
-// padding, head dims 16..160, lengths 1..257, with and without timestamps, deterministic backward)
-// and of the op's backward (deterministic).
+// (several query blocks, holes in the mask), and GPU-vs-CPU parity of the launchers (poisoned
+// outputs, mixed padding, head dims 16..160, lengths 1..257, with and without timestamps,
+// deterministic backward) and of the op's backward (deterministic).
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "kernels/cpu/hstu_attention.h"
 #include "test_util.h"

@@ -25,19 +25,21 @@ struct Geometry {
 
 // The relative bias of the call, shared by the heads.
 struct RelativeBias {
-  const float* pos_bias;
+  const float* pos_bias;         // [2T-1]
   const float* time_bias;        // null without timestamps
   const int32_t* time_buckets;  // [B, T, T], null without timestamps
-  float at(int64_t b, int64_t seq, int64_t i, int64_t j) const {
+  int64_t seq;
+  float at(int64_t b, int64_t i, int64_t j) const {
     float bias = pos_bias[j - i + seq - 1];
     if (time_bias) bias += time_bias[time_buckets[(b * seq + i) * seq + j]];
     return bias;
   }
 };
 
-// One head of one sequence: its keys and values packed at the valid positions only, so that
-// padding (whose values may be anything, even not finite) never enters a product, and the weights
-// of the queries that see at least one of them (from the first valid position on).
+// One head of one sequence: its keys and values packed at the valid positions only, so that the k
+// and v of padding (which may be anything, even not finite) never enter a product, and the weights
+// of the queries that see at least one of them (from the first valid position on). Queries at
+// padded positions after that are computed like the others: their q is not isolated.
 struct HeadWeights {
   std::vector<int64_t> keys;   // valid positions, ascending
   std::vector<float> k, v;     // [keys, head_dim]: their k and v rows
@@ -99,7 +101,7 @@ void head_weights(const float* uvqk, const float* valid, const RelativeBias& bia
     float* s = hw.s.data() + r * n;
     float* w = hw.w.data() + r * n;
     for (int64_t c = 0; c < seen; ++c) {
-      z[c] += bias.at(b, seq, i, hw.keys[c]);
+      z[c] += bias.at(b, i, hw.keys[c]);
       s[c] = -z[c];
     }
     std::fill(z + seen, z + n, 0.0f);  // keys after the query (computed by its block's product)
@@ -122,7 +124,7 @@ void hstu_attention_forward(const float* uvqk, const float* valid, const float* 
                             const int32_t* time_buckets, float* out, int64_t batch, int64_t seq, int64_t heads,
                             int64_t head_dim) {
   const Geometry g{batch, seq, heads, head_dim};
-  const RelativeBias bias{pos_bias, time_bias, time_buckets};
+  const RelativeBias bias{pos_bias, time_bias, time_buckets, seq};
   const int64_t d = g.width();
 #pragma omp parallel
   {
@@ -148,7 +150,7 @@ void hstu_attention_backward(const float* uvqk, const float* valid, const float*
                              float* dtime_bias, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim,
                              int64_t num_time_buckets) {
   const Geometry g{batch, seq, heads, head_dim};
-  const RelativeBias bias{pos_bias, time_bias, time_buckets};
+  const RelativeBias bias{pos_bias, time_bias, time_buckets, seq};
   const int64_t d = g.width(), row = g.row();
   const int64_t num_offsets = 2 * seq - 1;
   const int64_t time_columns = dtime_bias ? num_time_buckets : 0;
@@ -167,6 +169,7 @@ void hstu_attention_backward(const float* uvqk, const float* valid, const float*
     for (int64_t b = 0; b < batch; ++b) {
       for (int64_t h = 0; h < heads; ++h) {
         head_weights(uvqk, valid, bias, g, b, h, hw);
+        if (hw.query_rows() == 0) continue;  // all padding: no gradient (duvqk is zero-filled)
         const int64_t m = hw.query_rows(), n = hw.key_count(), i0 = hw.first_query;
         const float* q = uvqk + (b * seq + i0) * row + 2 * d + h * head_dim;
         const float* dy = dout + (b * seq + i0) * d + h * head_dim;
@@ -218,8 +221,8 @@ void hstu_attention_backward(const float* uvqk, const float* valid, const float*
 }
 
 void hstu_time_buckets(const int64_t* timestamps, int32_t* buckets, int64_t batch, int64_t seq) {
-  // A double-precision log per (b, i, j): 5 million per step at the ML-1M shape, so the threads share it.
-#pragma omp parallel for
+  // A double-precision log per (b, i, j), 5 million per step at the ML-1M shape: split over the threads.
+#pragma omp parallel for collapse(2)
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t i = 0; i < seq; ++i)
       for (int64_t j = 0; j < seq; ++j)
