@@ -129,7 +129,9 @@ void hstu_attention_forward(const float* uvqk, const float* valid, const float* 
 #pragma omp parallel
   {
     HeadWeights hw;  // one per thread, reused across heads
-#pragma omp for collapse(2)
+    // Dynamic: a head's work grows with the square of its sequence's unpadded length, which on
+    // real data varies from a few positions to T (static halves left ML-1M's second core idle).
+#pragma omp for collapse(2) schedule(dynamic)
     for (int64_t b = 0; b < batch; ++b) {
       for (int64_t h = 0; h < heads; ++h) {
         head_weights(uvqk, valid, bias, g, b, h, hw);
@@ -165,7 +167,7 @@ void hstu_attention_backward(const float* uvqk, const float* valid, const float*
   {
     HeadWeights hw;
     std::vector<float> dz, dk, dv;
-#pragma omp for collapse(2)
+#pragma omp for collapse(2) schedule(dynamic)
     for (int64_t b = 0; b < batch; ++b) {
       for (int64_t h = 0; h < heads; ++h) {
         head_weights(uvqk, valid, bias, g, b, h, hw);
