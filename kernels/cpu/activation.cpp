@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kernels/cpu/parallel_blocks.h"
 #include "kernels/cpu/vector_functions.h"
 
 namespace muonrec::kernels::cpu {
@@ -9,22 +10,13 @@ namespace {
 
 constexpr float kInvSqrt2 = 0.70710678118654752f;
 constexpr float kInvSqrt2Pi = 0.39894228040143268f;
-// Elements go through in blocks of kBlock, each block's exp or erf in one vectorised call on a
-// buffer on the stack; tensors of kParallel elements or more are split over threads.
-constexpr int64_t kBlock = 1024, kParallel = int64_t{1} << 15;
-
-// Calls f(first, count) for every block of [0, n).
-template <class BlockFn>
-void for_each_block(int64_t n, BlockFn f) {
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-#pragma omp parallel for schedule(static) if (n >= kParallel)
-  for (int64_t b = 0; b < blocks; ++b) f(b * kBlock, std::min(kBlock, n - b * kBlock));
-}
+// Each block's exp or erf runs as one vectorised call on a buffer on the stack.
+constexpr int64_t kBlock = kElementBlock;
 
 }  // namespace
 
 void activation_forward(Activation kind, const float* x, float* y, int64_t n) {
-  for_each_block(n, [&](int64_t first, int64_t count) {
+  for_each_element_block(n, [&](int64_t first, int64_t count) {
     const float* xb = x + first;
     float* yb = y + first;
     float buf[kBlock] = {};  // zeroed, so no lane is ever read uninitialised; cheap beside the exp or erf
@@ -47,7 +39,7 @@ void activation_forward(Activation kind, const float* x, float* y, int64_t n) {
 }
 
 void activation_backward(Activation kind, const float* x, const float* dy, float* dx, int64_t n) {
-  for_each_block(n, [&](int64_t first, int64_t count) {
+  for_each_element_block(n, [&](int64_t first, int64_t count) {
     const float* xb = x + first;
     const float* dyb = dy + first;
     float* dxb = dx + first;

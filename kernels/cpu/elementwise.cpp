@@ -5,43 +5,57 @@
 #include <cstring>
 
 #include "engine/dtype.h"
+#include "kernels/cpu/parallel_blocks.h"
 #include "kernels/cpu/philox_draws.h"
 
 namespace muonrec::kernels::cpu {
 
+// Large tensors are split over the threads (kernels/cpu/parallel_blocks.h): these loops are bound by
+// memory bandwidth, which one core does not saturate.
 void add_forward(const float* a, const float* b, float* out, int64_t n, int64_t b_n) {
-  // One pass of b per row of a: no per-element modulo, so the inner loop vectorises.
-  for (int64_t start = 0; start < n; start += b_n) {
-    const int64_t m = std::min(b_n, n - start);
-    for (int64_t j = 0; j < m; ++j) out[start + j] = a[start + j] + b[j];
-  }
+  for_each_element_block(n, [&](int64_t first, int64_t count) {
+    // Runs of b between wraps: no per-element modulo, so the inner loop vectorises.
+    const int64_t end = first + count;
+    for (int64_t i = first, j = first % b_n; i < end; j = 0) {
+      const int64_t run = std::min(b_n - j, end - i);
+      for (int64_t k = 0; k < run; ++k) out[i + k] = a[i + k] + b[j + k];
+      i += run;
+    }
+  });
 }
 
 void mul_forward(const float* a, const float* b, float* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = a[i] * b[i];
+  for_each_element_block(n, [&](int64_t first, int64_t count) {
+    for (int64_t i = first; i < first + count; ++i) out[i] = a[i] * b[i];
+  });
 }
 
 void scale_forward(const float* x, float factor, float* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * factor;
+  for_each_element_block(n, [&](int64_t first, int64_t count) {
+    for (int64_t i = first; i < first + count; ++i) out[i] = x[i] * factor;
+  });
 }
 
 void scale_rows_forward(const float* x, const float* row_factor, float* out, int64_t rows, int64_t cols) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = x[r * cols + c] * row_factor[r];
+  for_each_element_block(rows * cols, [&](int64_t first, int64_t count) {
+    // The block's part of each row it crosses, with that row's factor.
+    const int64_t end = first + count;
+    for (int64_t i = first, r = first / cols; i < end; ++r) {
+      const int64_t run = std::min((r + 1) * cols, end) - i;
+      for (int64_t k = 0; k < run; ++k) out[i + k] = x[i + k] * row_factor[r];
+      i += run;
+    }
+  });
 }
 
 // Element i's draw is word i % 4 of Philox counter i / 4 (engine/rng.h's philox_uniform, as the
 // CUDA kernel draws it). Draws come in blocks from philox_draws (vectorised), and large tensors are
 // split over threads: the rounds dominate the cost.
 void dropout_forward(const float* x, float* out, int64_t n, float p, uint64_t seed, uint64_t offset) {
-  constexpr int64_t kBlockElements = 1024, kParallelElements = 1 << 15;
   const float keep_scale = 1.0f / (1.0f - p);
   const uint32_t keep_from = static_cast<uint32_t>(std::ceil(static_cast<double>(p) * 16777216.0));
-  const int64_t blocks = (n + kBlockElements - 1) / kBlockElements;
-#pragma omp parallel for schedule(static) if (n >= kParallelElements)
-  for (int64_t block = 0; block < blocks; ++block) {
-    const int64_t first = block * kBlockElements, count = std::min(kBlockElements, n - first);
-    uint32_t draws[kBlockElements];
+  for_each_element_block(n, [&](int64_t first, int64_t count) {
+    uint32_t draws[kElementBlock];
     philox_draws(static_cast<uint64_t>(first / 4), (count + 3) / 4, offset, seed, draws);
     // Branch-free so that it vectorises (a kept/dropped branch mispredicts at random). The draw's
     // uniform (top 24 bits) / 2^24 is >= p exactly when those bits are >= keep_from; a dropped
@@ -54,7 +68,7 @@ void dropout_forward(const float* x, float* out, int64_t n, float p, uint64_t se
       bits &= keep_mask;
       std::memcpy(out + first + k, &bits, sizeof bits);
     }
-  }
+  });
 }
 
 void cast_f32_to_bf16(const float* x, uint16_t* out, int64_t n) {
