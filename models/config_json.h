@@ -4,11 +4,21 @@
 
 #include <nlohmann/json.hpp>
 
+#include <string>
 #include <type_traits>
 
 #include "engine/error.h"
 
 namespace muonrec {
+
+// Parses a config's JSON text; malformed text is refused, naming `who`.
+inline nlohmann::json parse_config_json(const std::string& text, const char* who) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    MUONREC_FAIL("{} is not valid JSON: {}", who, e.what());
+  }
+}
 
 // Reads field `name` of the object `j` into `out`. Refused, naming `who` and the field: a missing
 // field, a value of another type, and a number with a fraction where a whole number belongs

@@ -106,12 +106,7 @@ std::string ModelConfig::to_json() const {
 }
 
 ModelConfig ModelConfig::from_json(const std::string& text) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    MUONREC_FAIL("model config is not valid JSON: {}", e.what());
-  }
+  const nlohmann::json j = parse_config_json(text, "model config");
   ModelConfig c;
   auto field = [&](const char* name, auto& out) { read_config_field(j, name, out, "model config"); };
   field("kind", c.kind);

@@ -20,12 +20,7 @@ std::string TigerConfig::to_json() const {
 }
 
 TigerConfig TigerConfig::from_json(const std::string& text) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    MUONREC_FAIL("tiger config is not valid JSON: {}", e.what());
-  }
+  const nlohmann::json j = parse_config_json(text, "tiger config");
   TigerConfig c;
   auto field = [&](const char* name, auto& out) { read_config_field(j, name, out, "tiger config"); };
   std::string kind;
