@@ -62,7 +62,7 @@ BERT4Rec::BERT4Rec(const ModelConfig& config, Device device, uint64_t seed) : Se
   MUONREC_CHECK(config.mask_prob > 0.0f && config.mask_prob <= 1.0f, "bert4rec: mask_prob must be in (0, 1], got {}",
                 config.mask_prob);
   PhiloxGenerator gen(seed);
-  encoder_ = TransformerEncoder(params_, config, config.n_items + 2, gen, device);
+  encoder_ = TransformerEncoder(params_, config, config.item_table_rows(), gen, device);
 }
 
 Tensor BERT4Rec::hidden(const SequenceBatch& batch, bool training, PhiloxGenerator& gen) {

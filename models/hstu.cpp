@@ -28,7 +28,7 @@ HSTU::HSTU(const ModelConfig& config, Device device, uint64_t seed) : Sequential
   PhiloxGenerator gen(seed);
   const int64_t d = config.d, T = config.max_len;
   // Item row 0 is padding: zero, as torch's padding_idx leaves it.
-  Tensor item = init_normal({config.n_items + 1, d}, 0.02f, gen, Device::CPU);
+  Tensor item = init_normal({config.item_table_rows(), d}, 0.02f, gen, Device::CPU);
   std::fill(item.data<float>(), item.data<float>() + d, 0.0f);
   item_ = params_.add("item.weight", item.to(device), /*embedding=*/true);
   pos_ = params_.add("pos.weight", init_normal({T, d}, 0.02f, gen, device), /*embedding=*/true);

@@ -7,7 +7,7 @@ namespace muonrec {
 
 SASRec::SASRec(const ModelConfig& config, Device device, uint64_t seed) : SequentialModel(config, device) {
   PhiloxGenerator gen(seed);
-  encoder_ = TransformerEncoder(params_, config, config.n_items + 1, gen, device);
+  encoder_ = TransformerEncoder(params_, config, config.item_table_rows(), gen, device);
 }
 
 Tensor SASRec::hidden(const SequenceBatch& batch, bool training, PhiloxGenerator& gen) {

@@ -63,6 +63,8 @@ struct ModelConfig {
   float dropout = 0.2f;
   LossConfig loss;
   float mask_prob = 0.2f;  // BERT4Rec: probability that a training position is masked (cloze)
+  // Rows of the item table: padding id 0, items 1..n_items, and BERT4Rec's [MASK] token after them.
+  int64_t item_table_rows() const { return kind == "bert4rec" ? n_items + 2 : n_items + 1; }
   std::string to_json() const;
   // Throws naming the bad field. The loss, mask_prob and head_dim fields are optional (checkpoints
   // written before they existed load with the defaults).

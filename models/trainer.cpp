@@ -47,9 +47,9 @@ std::unique_ptr<SequentialModel> load_model_checkpoint(const SafetensorsFile& fi
     // The config sizes every table: its item table is checked against the file's before anything
     // is allocated (a damaged config could ask for terabytes).
     const Tensor& items = file.at("param.item.weight");
-    MUONREC_CHECK(items.shape() == Shape({config.n_items + 1, config.d}),
-                  "its config (n_items {}, d {}) does not match its item table {}", config.n_items, config.d,
-                  shape_str(items.shape()));
+    MUONREC_CHECK(items.shape() == Shape({config.item_table_rows(), config.d}),
+                  "its config ({} with n_items {}, d {}) does not match its item table {}", config.kind,
+                  config.n_items, config.d, shape_str(items.shape()));
     auto model = make_model(config, device, 0);
     model->parameters().load_from(file, "param.");
     return model;
