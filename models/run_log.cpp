@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <fstream>
 
@@ -40,6 +41,12 @@ void ProgressLog::after_step(int64_t step_in_epoch, const Tensor& grad_norm, dou
                       format_duration(steps_left / std::max(steps_per_second, 1e-9)))
        << std::flush;
   last_line_ = Clock::now();
+  // A diverged run stops here, before its epoch is evaluated or saved: the checkpoints written so
+  // far keep their finite parameters, and no more device time goes into NaNs.
+  MUONREC_CHECK(std::isfinite(loss_sum_),
+                "training diverged: the loss is {} at epoch {}, step {} (try a lower learning rate, "
+                "--warmup-steps or --clip-grad-norm); the checkpoints written before this epoch are kept",
+                epoch_loss(), epoch_, step_in_epoch);
 }
 
 double ProgressLog::epoch_loss() const { return loss_sum_ / static_cast<double>(std::max<int64_t>(loss_count_, 1)); }

@@ -26,7 +26,8 @@ class ProgressLog {
   void start_epoch(int64_t epoch);  // clears the epoch's losses
   void add_loss(const Tensor& loss);  // a step's one-element loss, on any device
   // After step `step_in_epoch` (1-based): prints a line when it is due. grad_norm: the latest
-  // step's norm when clipping (or undefined); steps_per_second and steps_left give the ETA.
+  // step's norm when clipping (or undefined); steps_per_second and steps_left give the ETA. Throws
+  // when a loss it read is not finite (the run diverged).
   void after_step(int64_t step_in_epoch, const Tensor& grad_norm, double steps_per_second, int64_t steps_left);
   // The mean loss of the epoch's steps read so far: all of them once its last step was printed.
   double epoch_loss() const;

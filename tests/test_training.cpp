@@ -555,6 +555,34 @@ TEST(ProgressLog, prints_when_due_with_the_epoch_mean_loss) {
                          "epoch 1/1  step 2/3  loss 3.0000  1.0 steps/s  ETA 0:01\n");
 }
 
+// A loss that is not finite stops the run when it is read, after its progress line.
+TEST(ProgressLog, a_loss_that_is_not_finite_stops_the_run) {
+  for (float bad : {NAN, INFINITY}) {
+    std::ostringstream out;
+    ProgressLog log(out, 0.0, 3, 4);
+    log.start_epoch(2);
+    log.add_loss(Tensor::full({}, 1.0f));
+    log.after_step(1, Tensor(), 1.0, 2);
+    log.add_loss(Tensor::full({}, bad));
+    testkit::expect_error([&] { log.after_step(2, Tensor(), 1.0, 1); },
+                          {"training diverged: the loss is ", " at epoch 2, step 2 (try a lower learning rate"});
+    EXPECT_NE(out.str().find("epoch 2/3  step 2/4  loss "), std::string::npos) << out.str();
+  }
+}
+
+// A learning rate far too high: the run stops with that message instead of saving NaN parameters.
+TEST(Training, a_diverging_run_stops_before_saving) {
+  data::SequenceDataset ds = small_dataset();
+  TrainOptions options = small_options(2);
+  options.eval_every = 1;  // a healthy run would save a checkpoint after epoch 1
+  options.optimizer.adamw.lr = 1e9f;
+  options.checkpoint_path = temp_file("diverged.safetensors");
+  std::ostringstream log;
+  auto model = make_model(small_config(ds.n_items), Device::CPU, 1);
+  testkit::expect_error([&] { train_model(*model, ds, options, log); }, {"training diverged: the loss is "});
+  EXPECT_FALSE(std::filesystem::exists(options.checkpoint_path));
+}
+
 TEST(TrainResult, summary_lines_only_say_what_the_run_measured) {
   TrainResult stopped;  // stopped before any validation
   EXPECT_EQ(stopped.summary_lines(), "");
