@@ -62,6 +62,13 @@ void ParameterList::load_from(const SafetensorsFile& file, const std::string& pr
     MUONREC_CHECK(src.shape() == p.tensor.shape() && src.dtype() == DType::F32,
                   "{}: parameter '{}' is {} {}, the model expects F32 {}", file.path, key, dtype_name(src.dtype()),
                   shape_str(src.shape()), shape_str(p.tensor.shape()));
+    // A damaged file, or the state of a run that diverged: NaN parameters would load silently and
+    // rank items by nothing.
+    const float* values = src.data<float>();
+    for (int64_t i = 0; i < src.numel(); ++i)
+      MUONREC_CHECK(std::isfinite(values[i]),
+                    "{}: parameter '{}' holds {} at element {} (a damaged file, or a run that diverged)", file.path,
+                    key, values[i], i);
     p.tensor.copy_from(src);
   }
   // A parameter the model lacks means another architecture (e.g. an encoder-decoder's encoder):

@@ -66,6 +66,22 @@ TEST(Checkpoint, every_model_kind_loads_back_with_the_same_parameters) {
   }
 }
 
+// Parameters that are not finite numbers (a damaged file, a diverged run) are refused on loading,
+// naming the file, the tensor and the element.
+TEST(Checkpoint, parameters_that_are_not_finite_are_refused) {
+  testkit::TempDir dir;
+  const ModelConfig config = testkit::tiny_model_config("sasrec", 30, 8, 1);
+  auto model = make_model(config, Device::CPU, 3);
+  std::map<std::string, Tensor> tensors = model->parameters().named("param.");
+  Tensor pos = tensors.at("param.pos.weight").to(Device::CPU).clone();
+  pos.data<float>()[5] = NAN;
+  tensors["param.pos.weight"] = pos;
+  const std::string path = dir.path("nan.safetensors");
+  save_safetensors(path, tensors, {{"config", config.to_json()}});
+  testkit::expect_error([&] { load_model_checkpoint(path, Device::CPU); },
+                        {path + ": parameter 'param.pos.weight' holds nan at element 5 (a damaged file"});
+}
+
 ModelConfig small_config(int64_t n_items) {
   ModelConfig c;
   c.n_items = n_items;
