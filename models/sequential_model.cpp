@@ -110,6 +110,10 @@ ModelConfig ModelConfig::from_json(const std::string& text) {
   ModelConfig c;
   auto field = [&](const char* name, auto& out) { read_config_field(j, name, out, "model config"); };
   field("kind", c.kind);
+  // Before the other fields: another family's config (TIGER's) lacks them, and should say so.
+  MUONREC_CHECK(c.kind == "sasrec" || c.kind == "bert4rec" || c.kind == "hstu",
+                "model config: kind is '{}', not sasrec, bert4rec or hstu{}", c.kind,
+                c.kind == "tiger" ? " (a TIGER checkpoint: use it with --model tiger)" : "");
   field("n_items", c.n_items);
   field("maxlen", c.max_len);
   field("d", c.d);

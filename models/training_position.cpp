@@ -301,7 +301,8 @@ TrainingState open_training_state(const TrainOptions& options, const RunIdentity
   state.position = TrainingPosition::from_metadata(file);
   check_state_data(file, dataset);
   const std::string differences =
-      config_differences(run.normalize_config(required(file, "config")), run.config_json);
+      config_differences(with_checkpoint_named(file, [&] { return run.normalize_config(required(file, "config")); }),
+                         run.config_json);
   MUONREC_CHECK(differences.empty(), "{}: the state was written for another model ({}); resume with its flags",
                 file.path, differences);
   auto recorded = [&](const char* key) {
