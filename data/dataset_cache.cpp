@@ -89,7 +89,7 @@ class ByteReader {
     if (pos_ != in_.size()) damaged(fmt::format("{} bytes past the end of the entry", in_.size() - pos_));
   }
   [[noreturn]] void damaged(const std::string& what) const {
-    MUONREC_FAIL("{}: damaged dataset cache entry ({}); delete it, or set MUONREC_DATA_CACHE=off", file_, what);
+    MUONREC_FAIL("{}: damaged dataset cache entry ({})", file_, what);
   }
 
  private:
@@ -222,7 +222,7 @@ std::optional<SequenceDataset> load_cached_dataset(const std::string& file, cons
   const FileText entry(file);
   const std::string_view bytes = entry.view();
   if (bytes.substr(0, kMagicSize) != kMagic)
-    MUONREC_FAIL("{}: not a dataset cache entry; delete it, or set MUONREC_DATA_CACHE=off", file);
+    MUONREC_FAIL("{}: not a dataset cache entry", file);
   // The magic, the payload's checksum, then the payload (which opens with the key).
   ByteReader header(bytes.substr(kMagicSize), file);
   const uint64_t checksum = header.u64();

@@ -66,7 +66,8 @@ Tensor tensor_from_entry(const std::string& path, const std::string& name, const
   Shape shape = entry["shape"].get<Shape>();
   auto offsets = entry["data_offsets"].get<std::vector<uint64_t>>();
   MUONREC_CHECK(offsets.size() == 2 && offsets[0] <= offsets[1] && offsets[1] <= data_bytes,
-                "{}: tensor '{}' has data_offsets outside the {}-byte data section", path, name, data_bytes);
+                "{}: tensor '{}' has data_offsets outside the {}-byte data section (a truncated file?)", path, name,
+                data_bytes);
   size_t bytes = offsets[1] - offsets[0];
   const char* src = data + offsets[0];
   const auto numel = static_cast<size_t>(element_count(path, name, shape, data_bytes));

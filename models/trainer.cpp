@@ -67,7 +67,7 @@ void TrainOptions::check(const std::string& who) const {
                 "{}: --clip-grad-norm, --warmup-steps and --min-lr must not be negative (got {}, {}, {})", who,
                 max_grad_norm, schedule.warmup_steps, schedule.min_lr);
   MUONREC_CHECK(optimizer.adamw.lr >= 0 && optimizer.muon.lr >= 0,
-                "{}: learning rates must not be negative (got AdamW {}, Muon {})", who, optimizer.adamw.lr,
+                "{}: learning rates must be numbers >= 0 (got AdamW {}, Muon {})", who, optimizer.adamw.lr,
                 optimizer.muon.lr);
   MUONREC_CHECK(stop_after_epoch == 0 || stop_after_epoch >= epochs || !last_checkpoint_path.empty(),
                 "{}: --stop-after-epoch {} ends the run before epoch {} with nowhere to keep its state: "

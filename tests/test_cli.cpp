@@ -477,6 +477,10 @@ TEST(Cli, BadInputFailsWithAMessage) {
 
   // Numbers out of range, said plainly.
   expect_refused("train --model tiger --beam 0", "--beam: must be positive, got 0", /*flag_error=*/true);
+  expect_refused("train --maxlen 0", "--maxlen: must be positive, got 0", /*flag_error=*/true);
+  expect_refused("train --model tiger --sid-history 0", "--sid-history: must be positive, got 0", /*flag_error=*/true);
+  expect_refused("train --model tiger --sid-codebook -3", "--sid-codebook: must be positive, got -3",
+                 /*flag_error=*/true);
   expect_refused("train --ff -3", "--ff: must not be negative, got -3", /*flag_error=*/true);
   expect_refused("recommend --checkpoint x.safetensors --k 0", "--k: must be positive, got 0", /*flag_error=*/true);
 

@@ -417,7 +417,7 @@ TEST(TrainOptions, check_refuses_an_early_stop_with_nowhere_to_keep_the_state) {
   testkit::expect_error([&] { options.check("train"); }, {"--warmup-steps and --min-lr must not be negative (got 0, -5"});
   options.optimizer.schedule.warmup_steps = 0;
   options.optimizer.muon.lr = -0.02f;
-  testkit::expect_error([&] { options.check("train"); }, {"learning rates must not be negative", "Muon -0.02"});
+  testkit::expect_error([&] { options.check("train"); }, {"learning rates must be numbers >= 0", "Muon -0.02"});
 }
 
 // Patience counts the validations since the best one, carried in the position (and so across a

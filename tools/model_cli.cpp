@@ -22,7 +22,7 @@ void ModelCliArgs::add_model_flags(CLI::App* cmd, const std::string& models_help
   ff = cmd->add_option("--ff", config.ff, "feed-forward width (0: same as d)")
            ->check(kNotNegative)
            ->capture_default_str();
-  maxlen = cmd->add_option("--maxlen", config.max_len, "window length T")->capture_default_str();
+  maxlen = cmd->add_option("--maxlen", config.max_len, "window length T")->check(kPositive)->capture_default_str();
   cmd->add_option("--dropout", config.dropout, "dropout probability")->capture_default_str();
   mask_prob = cmd->add_option("--mask-prob", config.mask_prob, "bert4rec: probability that a training item is masked")
                   ->capture_default_str();

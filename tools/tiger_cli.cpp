@@ -41,10 +41,14 @@ std::vector<const CLI::Option*> add_tiger_shape_flags(CLI::App* cmd, semantic_id
                                                       TigerConfig& model) {
   return {
       cmd->add_option("--sid-levels", codes.levels, "tiger: RQ-KMeans levels (a disambiguation token follows them)")
+          ->check(kPositive)
           ->capture_default_str(),
       cmd->add_option("--sid-codebook", codes.codebook_size, "tiger: centroids per RQ-KMeans level")
+          ->check(kPositive)
           ->capture_default_str(),
-      cmd->add_option("--sid-history", model.max_items, "tiger: history items the model reads")->capture_default_str(),
+      cmd->add_option("--sid-history", model.max_items, "tiger: history items the model reads")
+          ->check(kPositive)
+          ->capture_default_str(),
       cmd->add_option("--encoder-blocks", model.encoder_blocks,
                       "tiger: 0 for the decoder-only model; N > 0 for the paper's encoder-decoder, N bidirectional "
                       "blocks reading the history and --blocks decoder blocks, trained on one example per target "
