@@ -261,7 +261,9 @@ ItemVectors item_content_vectors(const data::SequenceDataset& dataset, const Ite
 
 TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const TigerPipelineOptions& options,
                                Device device, std::ostream& log) {
-  options.train.train.check("tiger train");  // before minutes of item vectors and k-means
+  // Before minutes of item vectors and k-means.
+  options.train.train.check("tiger train");
+  options.train.train.check_checkpoint_directories();
   semantic_id::RqKMeans tokenizer(options.tokenizer);
   const std::string& resume = options.train.train.resume_path;
   if (resume.empty()) {

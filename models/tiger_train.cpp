@@ -104,6 +104,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
     result.best_valid = metrics_from_json(position.best_valid_json);
   }
   // After the resume checks: a refused state leaves no record of a run that never started.
+  o.check_checkpoint_directories();
   append_jsonl_line(o.metrics_path, run_record_json(run, o, dataset, model.device()));
   ProgressLog progress(log, o.progress_seconds, o.epochs, steps_per_epoch);
   int64_t steps_this_run = 0;

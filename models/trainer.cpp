@@ -1,5 +1,8 @@
 #include "models/trainer.h"
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <ostream>
@@ -75,6 +78,19 @@ void TrainOptions::check(const std::string& who) const {
                 who, stop_after_epoch, epochs);
 }
 
+void TrainOptions::check_checkpoint_directories() const {
+  for (const auto& [path, flag] : {std::pair{checkpoint_path, "--checkpoint"}, {last_checkpoint_path, "--save-last"}}) {
+    if (path.empty()) continue;
+    const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+    const std::string directory = parent.empty() ? "." : parent.string();
+    std::error_code error;
+    MUONREC_CHECK(std::filesystem::is_directory(directory, error), "{} {}: there is no directory {}", flag, path,
+                  directory);
+    MUONREC_CHECK(::access(directory.c_str(), W_OK) == 0, "{} {}: the directory {} is not writable", flag, path,
+                  directory);
+  }
+}
+
 double TrainResult::median_epoch_seconds() const {
   if (epoch_seconds.empty()) return 0.0;
   std::vector<double> sorted = epoch_seconds;
@@ -119,6 +135,7 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
     result.test_at_best = metrics_from_json(position.test_at_best_json);
   }
   // After the resume checks: a refused state leaves no record of a run that never started.
+  options.check_checkpoint_directories();
   append_jsonl_line(options.metrics_path, run_record_json(run, options, dataset, model.device()));
 
   ProgressLog progress(log, options.progress_seconds, options.epochs, steps_per_epoch);

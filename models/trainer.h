@@ -53,6 +53,9 @@ struct TrainOptions {
   // eval interval; negative patience, clipping norm, warmup, learning rates or cosine floor; or a
   // run stopped early with nowhere to save its state (no last_checkpoint_path).
   void check(const std::string& who) const;
+  // Throws when a checkpoint's directory does not exist or cannot be written: found before the
+  // first epoch rather than after it.
+  void check_checkpoint_directories() const;
 };
 
 struct TrainResult {

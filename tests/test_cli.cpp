@@ -478,6 +478,11 @@ TEST(Cli, BadInputFailsWithAMessage) {
   // Numbers out of range, said plainly.
   expect_refused("train --model tiger --beam 0", "--beam: must be positive, got 0", /*flag_error=*/true);
   expect_refused("train --maxlen 0", "--maxlen: must be positive, got 0", /*flag_error=*/true);
+  // A checkpoint that could not be written is refused before any training.
+  expect_refused("train --epochs 1 --checkpoint " + dir.path("absent/best.safetensors"),
+                 "--checkpoint " + dir.path("absent/best.safetensors") + ": there is no directory");
+  expect_refused("train --model tiger --epochs 1 --save-last " + dir.path("absent/last.safetensors"),
+                 "--save-last " + dir.path("absent/last.safetensors") + ": there is no directory");
   expect_refused("train --model tiger --sid-history 0", "--sid-history: must be positive, got 0", /*flag_error=*/true);
   expect_refused("train --model tiger --sid-codebook -3", "--sid-codebook: must be positive, got -3",
                  /*flag_error=*/true);
