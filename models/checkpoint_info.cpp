@@ -50,7 +50,8 @@ std::string describe_checkpoint(const SafetensorsFile& file) {
       ++optimizer_tensors;
     }
   }
-  std::string out = fmt::format("checkpoint: {} ({})\n", file.path, value("format").empty() ? "no format tag" : value("format"));
+  std::string out =
+      fmt::format("checkpoint: {} ({})\n", file.path, value("format").empty() ? "no format tag" : value("format"));
   out += fmt::format("model: {} {}\n", config["kind"].get<std::string>(), config_fields(config));
   out += fmt::format("parameters: {} in {} tensors{}{}\n", parameters, parameter_tensors,
                      optimizer_tensors ? fmt::format("; optimizer state: {} tensors", optimizer_tensors) : "",
@@ -63,12 +64,14 @@ std::string describe_checkpoint(const SafetensorsFile& file) {
     out += fmt::format("data: {}{}{}\n", value("data"), shape,
                        preprocessing.empty() || preprocessing == "none" ? "" : ", preprocessed: " + preprocessing);
   }
-  if (!value("optimizer").empty())
-    out += fmt::format("training: after epoch {}, best validation epoch {}; optimizer {}, batch {}, seed {}, {} "
-                       "steps in the schedule\n",
-                       value("epoch"), value("best_epoch"), value("optimizer"), value("batch_size"), value("seed"),
-                       value("total_steps"));
-  else if (!value("epoch").empty())
+  if (!value("optimizer").empty()) {
+    // Epoch 0: a state saved before the run's first validation.
+    const std::string best =
+        value("best_epoch") == "0" ? "no validation yet" : "best validation epoch " + value("best_epoch");
+    out +=
+        fmt::format("training: after epoch {}, {}; optimizer {}, batch {}, seed {}, {} steps in the schedule\n",
+                    value("epoch"), best, value("optimizer"), value("batch_size"), value("seed"), value("total_steps"));
+  } else if (!value("epoch").empty())
     out += fmt::format("training: the parameters of epoch {} (best validation)\n", value("epoch"));
   auto metrics_line = [&](const char* key, const char* label) {
     const std::string text = value(key);

@@ -32,6 +32,9 @@ ItemVectors vectors_from_checkpoint(const data::SequenceDataset& ds, const std::
     MUONREC_CHECK(!j.is_object() || !j.contains("n_items") || j["n_items"] == ds.n_items,
                   "{}: a model of {} items; {} has {}", path, j.value("n_items", int64_t{0}), ds.source, ds.n_items);
   }
+  MUONREC_CHECK(file.contains("param.item.weight"),
+                "{}: no item table (param.item.weight): item vectors come from a SASRec, BERT4Rec or HSTU checkpoint",
+                path);
   const Tensor& table = file.at("param.item.weight");
   MUONREC_CHECK(table.rank() == 2 && table.dim(0) >= ds.n_items + 1,
                 "{}: param.item.weight has {} rows; the dataset needs {} (items 1..{} and padding)", path,
@@ -181,8 +184,9 @@ semantic_id::RqKMeans fit_tokenizer(const ItemVectors& vectors, const TigerPipel
 
 }  // namespace
 
-std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const ItemVectorOptions& o, std::string* source,
-                                         const std::string& who, const std::string& other_choices) {
+std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const ItemVectorOptions& o,
+                                         std::string* source, const std::string& who,
+                                         const std::string& other_choices) {
   semantic_id::ItemTextReport report;
   std::vector<std::string> texts;
   if (!o.texts.empty()) {

@@ -422,6 +422,17 @@ TEST(Cli, BadInputFailsWithAMessage) {
                  "compare)");
   expect_refused("train --patience -1", "--patience", /*flag_error=*/true);
   expect_refused("train " + kData + " --epochs 3 --stop-after-epoch 1 --device cpu", "add --save-last");
+  {
+    // A state saved before any validation says so.
+    const std::string early = dir.path("early.safetensors");
+    ASSERT_EQ(run_cli("train " + kData + " --maxlen 20 --d 16 --epochs 2 --eval-every 2 --device cpu "
+                      "--stop-after-epoch 1 --save-last " + early)
+                  .exit_code,
+              0);
+    const CliRun info = run_cli("info --checkpoint " + early);
+    EXPECT_NE(info.output.find("training: after epoch 1, no validation yet; optimizer adamw"), std::string::npos)
+        << info.output;
+  }
 
   // --config carries train flags: eval and the others refuse it rather than take its data or
   // filtering silently.
@@ -448,6 +459,14 @@ TEST(Cli, BadInputFailsWithAMessage) {
     const std::string trained = dir.path("trained.safetensors");
     ASSERT_EQ(run_cli("train " + kSmallSasrec + " --checkpoint " + trained).exit_code, 0);
     muonrec::SafetensorsFile file = muonrec::load_safetensors(trained);
+    // Without an item table there are no item vectors to take, and the refusal says where they come from.
+    muonrec::SafetensorsFile no_items = file;
+    no_items.tensors.erase("param.item.weight");
+    const std::string no_items_path = dir.path("no_items.safetensors");
+    muonrec::save_safetensors(no_items_path, no_items.tensors, no_items.metadata);
+    expect_refused("train --model tiger " + kData + " --epochs 1 --device cpu --item-vectors-from-checkpoint " +
+                       no_items_path,
+                   no_items_path + ": no item table (param.item.weight): item vectors come from a SASRec");
     nlohmann::json config = nlohmann::json::parse(file.metadata.at("config"));
     config["d"] = 32;
     file.metadata["config"] = config.dump();
