@@ -74,6 +74,32 @@ TEST(SemanticIdText, AsinTitlesByItemId) {
   EXPECT_EQ(load_asin_item_texts(asin, titles).size(), 5u);
 }
 
+// MovieLens' newer releases ship movies.csv: a header, UTF-8, titles quoted where they hold a comma
+// (a doubled quote inside), and ids with gaps.
+TEST(SemanticIdText, ReadsMoviesCsvLikeMoviesDat) {
+  TempDir dir;
+  const std::string csv =
+      dir.write("movies.csv",
+                "movieId,title,genres\r\n"
+                "1,Toy Story (1995),Adventure|Animation\r\n"
+                "11,\"American President, The (1995)\",Comedy|Drama\r\n"
+                "12,\"Dracula: Dead and \"\"Loving\"\" It (1995)\",(no genres listed)\r\n"
+                "13,Léon (1994),Crime\r\n");
+  const std::vector<MovieRecord> movies = read_movies(csv);
+  ASSERT_EQ(movies.size(), 14u);
+  EXPECT_FALSE(movies[2].present);
+  EXPECT_EQ(movies[1].title, "Toy Story (1995)");
+  EXPECT_EQ(movies[1].genres, "Adventure|Animation");
+  EXPECT_EQ(movies[11].title, "American President, The (1995)");
+  EXPECT_EQ(movies[12].title, "Dracula: Dead and \"Loving\" It (1995)");
+  EXPECT_EQ(movies[13].title, "Léon (1994)");  // UTF-8 as it is, where movies.dat is Latin-1
+  MovieTextOptions options;
+  const std::vector<std::string> texts = load_movielens_item_texts(csv, {0, 11, 1, 12, 5}, options);
+  EXPECT_EQ(texts, (std::vector<std::string>{"", "American President, The (1995) Comedy Drama",
+                                             "Toy Story (1995) Adventure Animation",
+                                             "Dracula: Dead and \"Loving\" It (1995)", ""}));
+}
+
 TEST(SemanticIdText, BadInputNamesFileAndLine) {
   TempDir dir;
   const std::string titles = dir.write("titles.txt", "A1 x\nA2 y\n");
@@ -94,9 +120,15 @@ TEST(SemanticIdText, BadInputNamesFileAndLine) {
   expect_error([&] { load_asin_item_texts(dir.path("missing.txt"), titles); }, {"missing.txt"});
 
   const std::string movies = dir.write("movies.dat", "1::Toy Story (1995)::Animation\n2 Jumanji\n");
-  expect_error([&] { read_movies_dat(movies); }, {"movies.dat:2", "MovieID::Title::Genres"});
+  expect_error([&] { read_movies(movies); }, {"movies.dat:2", "MovieID::Title::Genres"});
   const std::string movies_dup = dir.write("movies_dup.dat", "1::A::Drama\n1::B::Drama\n");
-  expect_error([&] { read_movies_dat(movies_dup); }, {"movies_dup.dat:2", "listed twice"});
+  expect_error([&] { read_movies(movies_dup); }, {"movies_dup.dat:2", "listed twice"});
+  const std::string csv_fields = dir.write("movies_fields.csv", "movieId,title,genres\n1,Toy Story,Animation,x\n");
+  expect_error([&] { read_movies(csv_fields); }, {"movies_fields.csv, line 2", "expected movieId,title,genres"});
+  const std::string csv_dup = dir.write("movies_dup.csv", "movieId,title,genres\n1,A,Drama\n\n1,B,Drama\n");
+  expect_error([&] { read_movies(csv_dup); }, {"movies_dup.csv:4", "movieId 1 listed twice"});
+  const std::string csv_quote = dir.write("movies_quote.csv", "movieId,title,genres\n1,\"A, open,Drama\n");
+  expect_error([&] { read_movies(csv_quote); }, {"movies_quote.csv, line 2"});
   const std::string map_bad = dir.write("map.txt", "1 5\n2\n");
   expect_error([&] { read_item_id_map(map_bad); }, {"map.txt:2", "fields"});
   const std::string map_dup = dir.write("map_dup.txt", "1 5\n1 6\n");

@@ -57,7 +57,7 @@ void RecommendCliArgs::add_to(CLI::App* cmd) {
                   "PREFIX_item_titles.txt) or auto (the data file's stem), or from an item table (a RecBole .item "
                   "file, or a .csv/.tsv with an item_id column)")
       ->capture_default_str();
-  cmd->add_option("--movies", titles.movies, "add a title column from a MovieLens movies.dat");
+  cmd->add_option("--movies", titles.movies, "add a title column from a MovieLens movies.dat or movies.csv");
   cmd->add_option("--movie-map", titles.movie_map,
                   "with --movies: 'item_id MovieID' lines; 'auto' takes sas_to_original_items.txt beside a data "
                   "file numbered 1..n, 'none' reads item ids as MovieIDs")

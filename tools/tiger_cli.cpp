@@ -133,8 +133,8 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
                       "sequence")
           ->check(kPositive)
           ->capture_default_str();
-  CLI::Option* movies =
-      cmd->add_option("--movies", vectors.movies, "tiger: MovieLens movies.dat for the item texts (title and genres)");
+  CLI::Option* movies = cmd->add_option(
+      "--movies", vectors.movies, "tiger: MovieLens movies.dat or movies.csv for the item texts (title and genres)");
   CLI::Option* movie_map =
       cmd->add_option("--movie-map", vectors.movie_map,
                       "tiger: 'item_id MovieID' map for --movies; 'auto' takes sas_to_original_items.txt beside a "
@@ -173,7 +173,8 @@ void TigerCliArgs::resolve_flags(const CommandLine& typed) {
         vectors.checkpoint = checkpoint;
       }
     });
-  typed.refuse_unread(text_options, pipeline.vectors.kind != "cooccurrence", "--item-vectors text or text+cooccurrence");
+  typed.refuse_unread(text_options, pipeline.vectors.kind != "cooccurrence",
+                      "--item-vectors text or text+cooccurrence");
   typed.refuse_unread(cooccurrence_options, pipeline.vectors.kind != "text",
                       "--item-vectors cooccurrence or text+cooccurrence");
   const bool rq_vae = pipeline.tokenizer_kind == "rq-vae";

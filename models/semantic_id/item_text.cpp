@@ -5,9 +5,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
 #include <unordered_map>
 
+#include "data/csv.h"
+#include "data/text_fields.h"
 #include "engine/error.h"
 
 namespace muonrec::semantic_id {
@@ -219,9 +222,21 @@ std::vector<std::string> load_asin_item_texts(const std::string& item_asin_path,
   return load_titles_by_asin(asin_titles_path, item_asins, report);
 }
 
-std::vector<MovieRecord> read_movies_dat(const std::string& movies_path) {
-  std::vector<std::string> lines = read_lines(movies_path, "movies.dat");
-  std::vector<MovieRecord> movies;
+namespace {
+
+// Records one movie of line `line_no`: checks its id and that it is new.
+void add_movie(std::vector<MovieRecord>& movies, int64_t id, std::string title, std::string genres,
+               const std::string& movies_path, size_t line_no, const char* id_name) {
+  MUONREC_CHECK(id >= 1, "{}:{}: {} {} must be >= 1", movies_path, line_no, id_name, id);
+  MUONREC_CHECK(id <= 100000000, "{}:{}: {} {} is implausibly large", movies_path, line_no, id_name, id);
+  if (static_cast<int64_t>(movies.size()) <= id) movies.resize(static_cast<size_t>(id) + 1);
+  MUONREC_CHECK(!movies[id].present, "{}:{}: {} {} listed twice", movies_path, line_no, id_name, id);
+  movies[id] = MovieRecord{std::move(title), std::move(genres), true};
+}
+
+// movies.dat: 'MovieID::Title::Genres', ISO-8859-1.
+void parse_movies_dat(const std::vector<std::string>& lines, const std::string& movies_path,
+                      std::vector<MovieRecord>& movies) {
   for (size_t i = 0; i < lines.size(); ++i) {
     const std::string& s = lines[i];
     if (is_blank(s)) continue;
@@ -230,15 +245,38 @@ std::vector<MovieRecord> read_movies_dat(const std::string& movies_path) {
     size_t last = s.rfind("::");
     MUONREC_CHECK(first != std::string::npos && last != first,
                   "{}:{}: expected 'MovieID::Title::Genres', got '{}'", movies_path, i + 1, latin1_to_utf8(s));
-    int64_t id = parse_id(s.substr(0, first), movies_path, i + 1, "MovieID");
-    MUONREC_CHECK(id >= 1, "{}:{}: MovieID {} must be >= 1", movies_path, i + 1, id);
-    MUONREC_CHECK(id <= 100000000, "{}:{}: MovieID {} is implausibly large", movies_path, i + 1, id);
-    if (static_cast<int64_t>(movies.size()) <= id) movies.resize(static_cast<size_t>(id) + 1);
-    MUONREC_CHECK(!movies[id].present, "{}:{}: MovieID {} listed twice", movies_path, i + 1, id);
-    movies[id].title = latin1_to_utf8(s.substr(first + 2, last - first - 2));
-    movies[id].genres = latin1_to_utf8(s.substr(last + 2));
-    movies[id].present = true;
+    add_movie(movies, parse_id(s.substr(0, first), movies_path, i + 1, "MovieID"),
+              latin1_to_utf8(s.substr(first + 2, last - first - 2)), latin1_to_utf8(s.substr(last + 2)), movies_path,
+              i + 1, "MovieID");
   }
+}
+
+// movies.csv (ml-latest, ml-25m...): a 'movieId,title,genres' header, UTF-8, titles quoted where
+// they hold a comma.
+void parse_movies_csv(const std::vector<std::string>& lines, const std::string& movies_path,
+                      std::vector<MovieRecord>& movies) {
+  std::vector<std::string_view> fields;
+  std::deque<std::string> unescaped;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    if (is_blank(lines[i])) continue;
+    const data::Where where{movies_path, static_cast<int64_t>(i + 1)};
+    unescaped.clear();
+    data::split_delimited(lines[i], ',', fields, unescaped, where);
+    if (fields.size() != 3) where.fail(fmt::format("expected movieId,title,genres, got {} fields", fields.size()));
+    add_movie(movies, parse_id(std::string(fields[0]), movies_path, i + 1, "movieId"), std::string(fields[1]),
+              std::string(fields[2]), movies_path, i + 1, "movieId");
+  }
+}
+
+}  // namespace
+
+std::vector<MovieRecord> read_movies(const std::string& movies_path) {
+  const std::vector<std::string> lines = read_lines(movies_path, "movies");
+  std::vector<MovieRecord> movies;
+  if (!lines.empty() && lines[0].rfind("movieId,title,genres", 0) == 0)
+    parse_movies_csv(lines, movies_path, movies);
+  else
+    parse_movies_dat(lines, movies_path, movies);
   return movies;
 }
 
@@ -246,7 +284,7 @@ std::vector<std::string> load_movielens_item_texts(const std::string& movies_pat
                                                    const std::vector<int64_t>& item_to_movie,
                                                    const MovieTextOptions& options, ItemTextReport* report) {
   MUONREC_CHECK(!item_to_movie.empty(), "load_movielens_item_texts: item_to_movie must have n_items + 1 entries");
-  std::vector<MovieRecord> movies = read_movies_dat(movies_path);
+  std::vector<MovieRecord> movies = read_movies(movies_path);
   std::vector<std::string> texts(item_to_movie.size());
   std::vector<char> used(movies.size(), 0);
   for (size_t item = 1; item < item_to_movie.size(); ++item) {
@@ -273,7 +311,7 @@ std::vector<std::string> load_movielens_item_texts_identity(const std::string& m
                                                             ItemTextReport* report) {
   MUONREC_CHECK(n_items >= 0, "load_movielens_item_texts_identity: n_items must be >= 0, got {}", n_items);
   int64_t n = n_items;
-  if (n == 0) n = static_cast<int64_t>(read_movies_dat(movies_path).size()) - 1;
+  if (n == 0) n = static_cast<int64_t>(read_movies(movies_path).size()) - 1;
   MUONREC_CHECK(n >= 1, "{}: no movies found", movies_path);
   std::vector<int64_t> identity(static_cast<size_t>(n) + 1);
   for (int64_t i = 0; i <= n; ++i) identity[i] = i;

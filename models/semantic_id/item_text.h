@@ -2,8 +2,8 @@
 // read from the side files that come with the benchmark datasets:
 //   Beauty     item_id -> ASIN ('item_id ASIN' per line) and ASIN -> title ('ASIN title words...'
 //              per line; the title may be empty)
-//   MovieLens  movies.dat 'MovieID::Title (Year)::Genre|Genre' (ISO-8859-1, transcoded to UTF-8),
-//              joined to the dataset's item ids either by identity (item id == MovieID) or through a
+//   MovieLens  movies.dat 'MovieID::Title (Year)::Genre|Genre' (ISO-8859-1, transcoded to UTF-8)
+//              or movies.csv ('movieId,title,genres', UTF-8), joined to the dataset's item ids either by identity (item id == MovieID) or through a
 //              map file ('item_id MovieID' per line, e.g. sas_to_original_items.txt) or vector.
 // An item with no text gets "" and is counted in the report: nothing is dropped silently. Malformed
 // lines throw muonrec::Error naming the file and the 1-based line.
@@ -52,14 +52,16 @@ struct MovieTextOptions {
   bool append_genres = true;
 };
 
-// movies.dat rows by MovieID (ISO-8859-1 bytes transcoded to UTF-8). Index = MovieID, size = the
-// largest MovieID + 1; ids absent from the file are "". Title and genres are kept apart.
+// The movies of a MovieLens movies.dat ('MovieID::Title::Genres', ISO-8859-1 bytes transcoded to
+// UTF-8) or movies.csv (a 'movieId,title,genres' header, then UTF-8 rows, quoted titles), by id.
+// Index = the id, size = the largest id + 1; ids absent from the file are not present. Title and
+// genres are kept apart.
 struct MovieRecord {
   std::string title;
   std::string genres;  // 'Genre|Genre' as in the file
   bool present = false;
 };
-std::vector<MovieRecord> read_movies_dat(const std::string& movies_path);
+std::vector<MovieRecord> read_movies(const std::string& movies_path);
 
 // item_to_movie[item] = MovieID for item in 1..n_items (index 0 ignored; 0 or negative = none).
 std::vector<std::string> load_movielens_item_texts(const std::string& movies_path,
