@@ -472,7 +472,8 @@ TEST(Cli, BadInputFailsWithAMessage) {
     file.metadata["config"] = config.dump();
     const std::string damaged = dir.path("damaged.safetensors");
     muonrec::save_safetensors(damaged, file.tensors, file.metadata);
-    expect_refused("info --checkpoint " + damaged, damaged + ": its config (sasrec with n_items 80, d 32) does not match");
+    expect_refused("info --checkpoint " + damaged,
+                   damaged + ": its config (sasrec with n_items 80, d 32) does not match");
     expect_refused("eval " + kData + " --device cpu --checkpoint " + damaged, damaged + ": its config");
   }
   expect_refused("train --min-lr 1e-6", "--min-lr applies to --schedule cosine only");

@@ -42,7 +42,8 @@ TEST(Checkpoint, a_damaged_config_is_refused_naming_the_file) {
   j["n_items"] = 1000000000000;
   const std::string huge = save_with_config("huge.safetensors", j.dump());
   testkit::expect_error([&] { load_model_checkpoint(huge, Device::CPU); },
-                        {huge + ": its config (sasrec with n_items 1000000000000, d ", "does not match its item table [31, "});
+                        {huge + ": its config (sasrec with n_items 1000000000000, d ",
+                         "does not match its item table [31, "});
   // Another family's config says what it is before a field it lacks.
   testkit::expect_error([] { ModelConfig::from_json(R"({"kind": "tiger", "vocab_sizes": [4, 4]})"); },
                         {"model config: kind is 'tiger', not sasrec, bert4rec or hstu (a TIGER checkpoint"});

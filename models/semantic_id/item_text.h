@@ -3,8 +3,9 @@
 //   Beauty     item_id -> ASIN ('item_id ASIN' per line) and ASIN -> title ('ASIN title words...'
 //              per line; the title may be empty)
 //   MovieLens  movies.dat 'MovieID::Title (Year)::Genre|Genre' (ISO-8859-1, transcoded to UTF-8)
-//              or movies.csv ('movieId,title,genres', UTF-8), joined to the dataset's item ids either by identity (item id == MovieID) or through a
-//              map file ('item_id MovieID' per line, e.g. sas_to_original_items.txt) or vector.
+//              or movies.csv ('movieId,title,genres', UTF-8), joined to the dataset's item ids either
+//              by identity (item id == MovieID) or through a map file ('item_id MovieID' per line,
+//              e.g. sas_to_original_items.txt) or vector.
 // An item with no text gets "" and is counted in the report: nothing is dropped silently. Malformed
 // lines throw muonrec::Error naming the file and the 1-based line.
 #pragma once
