@@ -498,6 +498,9 @@ TEST(Cli, BadInputFailsWithAMessage) {
   // Numbers out of range, said plainly.
   expect_refused("train --model tiger --beam 0", "--beam: must be positive, got 0", /*flag_error=*/true);
   expect_refused("train --maxlen 0", "--maxlen: must be positive, got 0", /*flag_error=*/true);
+  expect_refused("train --epochs 1 --epochs 2",
+                 "--epochs is given 2 times (on the command line, or in a --config file); give it once",
+                 /*flag_error=*/true);
   // A checkpoint that could not be written is refused before any training.
   expect_refused("train --epochs 1 --checkpoint " + dir.path("absent/best.safetensors"),
                  "--checkpoint " + dir.path("absent/best.safetensors") + ": there is no directory");

@@ -367,13 +367,17 @@ int main(int argc, char** argv) {
   for (CLI::Option* metrics_only : {compare_cmd->get_option("--target"), compare_cmd->get_option("--markdown")})
     metrics_only->excludes(ranks_flag);
 
-  // CLI11's own words for two common slips say neither what was wrong nor what would be right.
+  // CLI11's own words for some common slips say neither what was wrong nor what would be right.
   app.failure_message([](const CLI::App* failed, const CLI::Error& e) {
     const std::string unparsed = "INI was not able to parse ";
     const std::string what = e.what();
     if (what.rfind(unparsed, 0) == 0)
       return fmt::format("--config: no train flag is called '{}' (keys are 'train.FLAG = value')\n",
                          what.substr(unparsed.size()));
+    const std::string repeated = ": At Most 1 required but received ";
+    if (const size_t at = what.find(repeated); at != std::string::npos)
+      return fmt::format("{} is given {} times (on the command line, or in a --config file); give it once\n",
+                         what.substr(0, at), what.substr(at + repeated.size()));
     return CLI::FailureMessage::simple(failed, e);
   });
   if (argc > 1 && argv[1][0] != '-') {
