@@ -87,7 +87,8 @@ TEST(Cli, TrainThenEvalRecommendAndInfoFromTheCheckpoint) {
       << "train: " << test_line << "\neval: " << eval.output;
 
   // recommend: "user rank item score" lines, k of them, ranks 1..k.
-  const CliRun recommend = run_cli("recommend " + kData + " --device cpu --checkpoint " + checkpoint + " --user 1 --k 3");
+  const CliRun recommend =
+      run_cli("recommend " + kData + " --device cpu --checkpoint " + checkpoint + " --user 1 --k 3");
   ASSERT_EQ(recommend.exit_code, 0) << recommend.output;
   int rank = 0;
   std::istringstream lines(recommend.output);
@@ -169,7 +170,8 @@ TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
   ASSERT_EQ(again.exit_code, 0) << again.output;
   EXPECT_EQ(line_after(again.output, "test at that epoch:"), line_after(first.output, "test at that epoch:"))
       << again.output;
-  EXPECT_NE(again.output.find("optimizer: Muon lr=0.02 momentum=0.95 nesterov=false"), std::string::npos) << again.output;
+  EXPECT_NE(again.output.find("optimizer: Muon lr=0.02 momentum=0.95 nesterov=false"), std::string::npos)
+      << again.output;
   // The settings leave out where outputs went (--metrics here), so rerunning them cannot append to
   // the first run's files.
   EXPECT_EQ(settings.find("metrics"), std::string::npos) << settings;

@@ -181,9 +181,10 @@ int run_train(const DataArgs& data_args, ModelConfig config, TrainOptions option
     RankingMetrics pop = evaluate_popularity(dataset, data::EvalSplit::Test, options.eval);
     std::cout << fmt::format("most-popular baseline:  {}\n", pop.summary());
   }
-  std::cout << fmt::format("training time {:.1f} s ({} steps, {:.1f} steps/s, median epoch {:.3f} s, {:.0f} tokens/s)\n",
-                           result.train_seconds, result.steps, result.steps / std::max(result.train_seconds, 1e-9),
-                           result.median_epoch_seconds(), result.tokens_per_second());
+  std::cout << fmt::format(
+      "training time {:.1f} s ({} steps, {:.1f} steps/s, median epoch {:.3f} s, {:.0f} tokens/s)\n",
+      result.train_seconds, result.steps, result.steps / std::max(result.train_seconds, 1e-9),
+      result.median_epoch_seconds(), result.tokens_per_second());
   if (!options.checkpoint_path.empty()) std::cout << "checkpoint: " << options.checkpoint_path << "\n";
   return 0;
 }
@@ -240,7 +241,8 @@ int main(int argc, char** argv) {
   ModelCliArgs model_args;
   model_args.add_model_flags(train_cmd, "model: sasrec, bert4rec, hstu or tiger (semantic-ID generation)");
   train_cmd->add_option("--epochs", train.epochs, "epochs")->capture_default_str();
-  train_cmd->add_option("--batch", train.batch_size, "users per batch (tiger --encoder-blocks: target items)")->capture_default_str();
+  train_cmd->add_option("--batch", train.batch_size, "users per batch (tiger --encoder-blocks: target items)")
+      ->capture_default_str();
   model_args.add_optimizer_flags(train_cmd);
   train_cmd->add_option("--clip-grad-norm", train.max_grad_norm, "global-norm gradient clipping (0: off)")
       ->capture_default_str();
@@ -260,8 +262,10 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--checkpoint", train.checkpoint_path, "save the best-validation model here (safetensors)");
   train_cmd->add_option("--save-last", train.last_checkpoint_path,
                         "save the full training state here after every epoch (for --resume)");
-  train_cmd->add_option("--resume", train.resume_path, "continue from a --save-last file, or a sasrec/bert4rec/hstu --checkpoint (same model flags, optimizer "
-                        "and data)");
+  train_cmd->add_option(
+      "--resume", train.resume_path,
+      "continue from a --save-last file, or a sasrec/bert4rec/hstu --checkpoint (same model flags, optimizer "
+      "and data)");
   train_cmd->add_option("--patience", train.patience,
                         "early stopping: end the run after N validations in a row without a better validation "
                         "NDCG@10 (0: never); test metrics come from the best epoch")
@@ -278,13 +282,16 @@ int main(int argc, char** argv) {
   CLI::App* eval_cmd = app.add_subcommand("eval", "evaluate a checkpoint with full ranking");
   data_args.add_to(eval_cmd);
   eval_cmd->add_option("--checkpoint", checkpoint, "checkpoint written by 'muonrec train --checkpoint'")->required();
-  eval_cmd->add_option("--split", split, "test or valid")->check(CLI::IsMember({"test", "valid"}))->capture_default_str();
+  eval_cmd->add_option("--split", split, "test or valid")
+      ->check(CLI::IsMember({"test", "valid"}))
+      ->capture_default_str();
   eval_cmd->add_option("--device", device, "auto, cpu or cuda")->capture_default_str();
   matmul_options.push_back(eval_cmd->add_option("--matmul-precision", matmul_precision, kMatmulPrecisionHelp)
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str());
-  CLI::Option* eval_batch =
-      eval_cmd->add_option("--batch", eval.batch_size, "users per evaluation batch (tiger checkpoints: users decoded together)")
-          ->capture_default_str();
+  CLI::Option* eval_batch = eval_cmd
+                                ->add_option("--batch", eval.batch_size,
+                                             "users per evaluation batch (tiger checkpoints: users decoded together)")
+                                ->capture_default_str();
   const SeenFilterFlags eval_seen_filter(eval_cmd, no_filter_seen, eval.filter_seen_last);
   int64_t eval_beam = 0;
   eval_cmd->add_option("--beam", eval_beam, "tiger checkpoints: beam width (0: the width it was trained with)")
