@@ -86,6 +86,17 @@ TEST(Cli, TrainThenEvalRecommendAndInfoFromTheCheckpoint) {
             std::string::npos)
       << "train: " << test_line << "\neval: " << eval.output;
 
+  // So does a BERT4Rec checkpoint (whose item table holds a [MASK] row past the catalogue).
+  const std::string bert = dir.path("bert.safetensors");
+  const CliRun bert_train = run_cli("train --model bert4rec " + kData + " --maxlen 20 --d 16 --epochs 1 --device cpu "
+                                    "--checkpoint " + bert);
+  ASSERT_EQ(bert_train.exit_code, 0) << bert_train.output;
+  const std::string bert_test = line_after(bert_train.output, "test at that epoch:");
+  const CliRun bert_eval = run_cli("eval " + kData + " --device cpu --checkpoint " + bert);
+  EXPECT_NE(bert_eval.output.find("test (" + bert + "): " + bert_test.substr(bert_test.find("HR@10"))),
+            std::string::npos)
+      << "train: " << bert_test << "\neval: " << bert_eval.output;
+
   // recommend: "user rank item score" lines, k of them, ranks 1..k.
   const CliRun recommend =
       run_cli("recommend " + kData + " --device cpu --checkpoint " + checkpoint + " --user 1 --k 3");
