@@ -567,11 +567,12 @@ TEST_P(TigerGeneration, LearnsDeterministicSuccessorAndReturnsValidDistinctRanke
   // The excluding search returns a full beam of unseen items.
   ASSERT_EQ(unseen_beam.size(), static_cast<size_t>(gen.beam_width));
   for (const auto& hit : unseen_beam) EXPECT_TRUE(hit.item < 5 || hit.item > 8) << hit.item;
-  // There was something to exclude: a seen item among the first hits (this out-of-order history is
-  // unlike any training one, so which comes first is the model's guess).
-  ASSERT_GE(beam.size(), 4u);
-  EXPECT_TRUE(std::any_of(beam.begin(), beam.begin() + 4, [](const auto& hit) { return hit.item >= 5 && hit.item <= 8; }))
-      << beam[0].item << " " << beam[1].item << " " << beam[2].item << " " << beam[3].item;
+  // There was something to exclude: a seen item in the unfiltered beam (this out-of-order history is
+  // unlike any training one, so where it ranks is the model's guess).
+  std::string beam_items;
+  for (const auto& hit : beam) beam_items += " " + std::to_string(hit.item);
+  EXPECT_TRUE(std::any_of(beam.begin(), beam.end(), [](const auto& hit) { return hit.item >= 5 && hit.item <= 8; }))
+      << "beam:" << beam_items;
 }
 
 INSTANTIATE_TEST_SUITE_P(OptimizersAndArchitectures, TigerGeneration,

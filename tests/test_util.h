@@ -39,8 +39,10 @@ inline Tensor random_param(const Shape& shape, uint64_t seed, float scale = 1.0f
   return t;
 }
 
-// ||a - b|| / ||b||; infinity when a holds a NaN/inf or the sizes differ.
-inline double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
+// ||a - b|| / ||b||; infinity when a holds a NaN/inf or the sizes differ. b may be a float or a
+// double reference.
+template <class Reference>
+double relative_error(const std::vector<float>& a, const std::vector<Reference>& b) {
   if (a.size() != b.size()) return INFINITY;
   double diff = 0.0, ref = 0.0;
   for (size_t i = 0; i < a.size(); ++i) {

@@ -1,6 +1,7 @@
 #include "kernels/cpu/hstu_attention.h"
 
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/packed_keys.h"
 #include "kernels/cpu/vector_functions.h"
 #include "kernels/hstu_time_bucket.h"
 
@@ -9,12 +10,6 @@
 
 namespace muonrec::kernels::cpu {
 namespace {
-
-// Rows of queries handled by one set of matrix products. Causality hides the keys after a block's
-// last query, so each block multiplies only against the keys up to it: at T = 200 that is 0.66 of
-// the T x T products (1 with one block, 0.5 in the limit), and blocks this tall still run the
-// products near OpenBLAS's peak.
-constexpr int64_t kQueryBlock = 64;
 
 // The shapes of one call: each uvqk row holds 4 blocks of heads x head_dim columns.
 struct Geometry {
@@ -36,31 +31,17 @@ struct RelativeBias {
   }
 };
 
-// One head of one sequence: its keys and values packed at the valid positions only, so that the k
-// and v of padding (which may be anything, even not finite) never enter a product, and the weights
-// of the queries that see at least one of them (from the first valid position on). Queries at
-// padded positions after that are computed like the others: their q is not isolated.
+// One head of one sequence: its packed keys and values, and the weights of the queries that see at
+// least one of them (from the first valid position on). Queries at padded positions after that are
+// computed like the others: their q is not isolated.
 struct HeadWeights {
-  std::vector<int64_t> keys;   // valid positions, ascending
-  std::vector<float> k, v;     // [keys, head_dim]: their k and v rows
+  PackedKeys keys;
   std::vector<int64_t> seen;   // per query row: how many keys it sees (those at or before it)
   std::vector<float> z, s, w;  // [query rows, keys]: pre-activations, sigmoid(z), SiLU(z) / T; 0 past `seen`
   int64_t first_query = 0;     // position of query row 0 (the first valid one)
   int64_t query_rows() const { return static_cast<int64_t>(seen.size()); }
-  int64_t key_count() const { return static_cast<int64_t>(keys.size()); }
+  int64_t key_count() const { return keys.count(); }
 };
-
-// The block of query rows starting at `row0` and the number of keys its last query sees.
-struct QueryBlock {
-  int64_t row0, rows, keys;
-};
-template <class Body>
-void for_each_query_block(const HeadWeights& hw, Body body) {
-  for (int64_t row0 = 0; row0 < hw.query_rows(); row0 += kQueryBlock) {
-    const int64_t rows = std::min(kQueryBlock, hw.query_rows() - row0);
-    body(QueryBlock{row0, rows, hw.seen[row0 + rows - 1]});
-  }
-}
 
 // Fills hw for head h of sequence b: z_ij = q_i.k_j + bias(i, j), s = sigmoid(z), w = z s / T.
 void head_weights(const float* uvqk, const float* valid, const RelativeBias& bias, const Geometry& g, int64_t b,
@@ -70,30 +51,23 @@ void head_weights(const float* uvqk, const float* valid, const RelativeBias& bia
   const float* q = seq_b + 2 * g.width() + h * hd;
   const float* k = seq_b + 3 * g.width() + h * hd;
   const float* v = seq_b + g.width() + h * hd;
-  hw.keys.clear();
-  for (int64_t j = 0; j < seq; ++j)
-    if (valid[b * seq + j] != 0.0f) hw.keys.push_back(j);
+  hw.keys.pack(valid + b * seq, seq, k, v, row, hd);
   const int64_t n = hw.key_count();
-  hw.k.resize(static_cast<size_t>(n * hd));
-  hw.v.resize(hw.k.size());
-  for (int64_t c = 0; c < n; ++c) {
-    std::copy_n(k + hw.keys[c] * row, hd, hw.k.data() + c * hd);
-    std::copy_n(v + hw.keys[c] * row, hd, hw.v.data() + c * hd);
-  }
-  hw.first_query = n > 0 ? hw.keys[0] : seq;
+  const std::vector<int64_t>& keys = hw.keys.positions;
+  hw.first_query = n > 0 ? keys[0] : seq;
   const int64_t m = seq - hw.first_query;
   hw.seen.resize(static_cast<size_t>(m));
   for (int64_t r = 0, c = 0; r < m; ++r) {
-    while (c < n && hw.keys[c] <= hw.first_query + r) ++c;
+    while (c < n && keys[c] <= hw.first_query + r) ++c;
     hw.seen[r] = c;
   }
   hw.z.assign(static_cast<size_t>(m * n), 0.0f);
   hw.s.assign(hw.z.size(), 0.0f);
   hw.w.assign(hw.z.size(), 0.0f);
   const float inv_seq = 1.0f / static_cast<float>(seq);
-  for_each_query_block(hw, [&](const QueryBlock& blk) {
-    gemm_strided(false, true, blk.rows, blk.keys, hd, 1.0f, q + (hw.first_query + blk.row0) * row, row, hw.k.data(),
-                 hd, 0.0f, hw.z.data() + blk.row0 * n, n);
+  for_each_query_block(hw.seen, [&](const QueryBlock& blk) {
+    gemm_strided(false, true, blk.rows, blk.keys, hd, 1.0f, q + (hw.first_query + blk.row0) * row, row,
+                 hw.keys.k.data(), hd, 0.0f, hw.z.data() + blk.row0 * n, n);
   });
   for (int64_t r = 0; r < m; ++r) {
     const int64_t i = hw.first_query + r, seen = hw.seen[r];
@@ -101,7 +75,7 @@ void head_weights(const float* uvqk, const float* valid, const RelativeBias& bia
     float* s = hw.s.data() + r * n;
     float* w = hw.w.data() + r * n;
     for (int64_t c = 0; c < seen; ++c) {
-      z[c] += bias.at(b, i, hw.keys[c]);
+      z[c] += bias.at(b, i, keys[c]);
       s[c] = -z[c];
     }
     std::fill(z + seen, z + n, 0.0f);  // keys after the query (computed by its block's product)
@@ -111,11 +85,6 @@ void head_weights(const float* uvqk, const float* valid, const RelativeBias& bia
       w[c] = z[c] * s[c] * inv_seq;
     }
   }
-}
-
-// Copies the packed rows src [keys, head_dim] to their positions' columns of one gradient block.
-void scatter_key_rows(const HeadWeights& hw, const float* src, int64_t head_dim, float* dst, int64_t row) {
-  for (int64_t c = 0; c < hw.key_count(); ++c) std::copy_n(src + c * head_dim, head_dim, dst + hw.keys[c] * row);
 }
 
 }  // namespace
@@ -138,9 +107,9 @@ void hstu_attention_forward(const float* uvqk, const float* valid, const float* 
         float* out_h = out + b * seq * d + h * head_dim;
         // Queries before the first valid key see nothing: an all-zero row (no softmax).
         for (int64_t i = 0; i < hw.first_query; ++i) std::fill_n(out_h + i * d, head_dim, 0.0f);
-        for_each_query_block(hw, [&](const QueryBlock& blk) {
+        for_each_query_block(hw.seen, [&](const QueryBlock& blk) {
           gemm_strided(false, false, blk.rows, head_dim, blk.keys, 1.0f, hw.w.data() + blk.row0 * hw.key_count(),
-                       hw.key_count(), hw.v.data(), head_dim, 0.0f, out_h + (hw.first_query + blk.row0) * d, d);
+                       hw.key_count(), hw.keys.v.data(), head_dim, 0.0f, out_h + (hw.first_query + blk.row0) * d, d);
         });
       }
     }
@@ -178,8 +147,8 @@ void hstu_attention_backward(const float* uvqk, const float* valid, const float*
         float* dq = duvqk + (b * seq + i0) * row + 2 * d + h * head_dim;
         // dw = dy v^T, then dz = dw SiLU'(z) / T with SiLU'(z) = s (1 + z (1 - s)).
         dz.assign(static_cast<size_t>(m * n), 0.0f);
-        for_each_query_block(hw, [&](const QueryBlock& blk) {
-          gemm_strided(false, true, blk.rows, blk.keys, head_dim, 1.0f, dy + blk.row0 * d, d, hw.v.data(), head_dim,
+        for_each_query_block(hw.seen, [&](const QueryBlock& blk) {
+          gemm_strided(false, true, blk.rows, blk.keys, head_dim, 1.0f, dy + blk.row0 * d, d, hw.keys.v.data(), head_dim,
                        0.0f, dz.data() + blk.row0 * n, n);
         });
         double* dpos = partials.data() + (b * heads + h) * partial_width;
@@ -191,7 +160,7 @@ void hstu_attention_backward(const float* uvqk, const float* valid, const float*
           float* dz_r = dz.data() + r * n;
           for (int64_t c = 0; c < seen; ++c) {
             dz_r[c] *= s[c] * (1.0f + z[c] * (1.0f - s[c])) * inv_seq;
-            const int64_t j = hw.keys[c];
+            const int64_t j = hw.keys.positions[c];
             dpos[j - i + seq - 1] += dz_r[c];
             if (time_columns) dtime[time_buckets[(b * seq + i) * seq + j]] += dz_r[c];
           }
@@ -200,9 +169,9 @@ void hstu_attention_backward(const float* uvqk, const float* valid, const float*
         // dq = dz k; dk = dz^T q and dv = w^T dy, summed over the query blocks into packed rows.
         dk.assign(static_cast<size_t>(n * head_dim), 0.0f);
         dv.assign(dk.size(), 0.0f);
-        for_each_query_block(hw, [&](const QueryBlock& blk) {
+        for_each_query_block(hw.seen, [&](const QueryBlock& blk) {
           const float* dz_blk = dz.data() + blk.row0 * n;
-          gemm_strided(false, false, blk.rows, head_dim, blk.keys, 1.0f, dz_blk, n, hw.k.data(), head_dim, 0.0f,
+          gemm_strided(false, false, blk.rows, head_dim, blk.keys, 1.0f, dz_blk, n, hw.keys.k.data(), head_dim, 0.0f,
                        dq + blk.row0 * row, row);
           gemm_strided(true, false, blk.keys, head_dim, blk.rows, 1.0f, dz_blk, n, q + blk.row0 * row, row, 1.0f,
                        dk.data(), head_dim);
@@ -210,8 +179,8 @@ void hstu_attention_backward(const float* uvqk, const float* valid, const float*
                        dy + blk.row0 * d, d, 1.0f, dv.data(), head_dim);
         });
         float* dseq_b = duvqk + b * seq * row + h * head_dim;
-        scatter_key_rows(hw, dk.data(), head_dim, dseq_b + 3 * d, row);
-        scatter_key_rows(hw, dv.data(), head_dim, dseq_b + d, row);
+        hw.keys.scatter(dk.data(), head_dim, dseq_b + 3 * d, row);
+        hw.keys.scatter(dv.data(), head_dim, dseq_b + d, row);
       }
     }
   }
