@@ -68,11 +68,19 @@ std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch) 
 TrainBatcher::TrainBatcher(const SequenceDataset& ds, int64_t T, int64_t batch_size, uint64_t seed)
     : ds_(&ds), T_(T), batch_size_(batch_size), seed_(seed) {
   check_shape(T, batch_size);
-  MUONREC_CHECK(!ds.has_timestamps() || ds.timestamps.size() == ds.sequences.size(),
-                "{}: {} timestamp rows for {} sequences", ds.source, ds.timestamps.size(), ds.sequences.size());
+  ds.validate();
   // Validates every row up front (>= 3 events) so a bad row fails here, not mid-epoch.
   train_length_.resize(ds.sequences.size());
-  for (int64_t row = 0; row < ds.num_users(); ++row) train_length_[row] = LeaveOneOut::train_length(ds, row);
+  int64_t targets = 0;
+  for (int64_t row = 0; row < ds.num_users(); ++row) {
+    train_length_[row] = LeaveOneOut::train_length(ds, row);
+    targets += train_length_[row] - 1;
+  }
+  MUONREC_CHECK(targets > 0,
+                "{}: nothing to train on: leave-one-out keeps each user's last two events for validation and test, "
+                "so a user needs at least {} events to give a training target, and none of the {} users has more "
+                "than {}",
+                ds.source, LeaveOneOut::kMinEvents + 1, ds.num_users(), LeaveOneOut::kMinEvents);
   start_epoch(0);
 }
 
@@ -116,6 +124,7 @@ std::vector<Batch> make_eval_batches(const SequenceDataset& ds, EvalSplit split,
 std::vector<Batch> make_window_batches(const SequenceDataset& ds, const std::vector<EvalExample>& examples, int64_t T,
                                        int64_t batch_size) {
   check_shape(T, batch_size);
+  ds.validate();
   const bool with_ts = ds.has_timestamps();
   const int64_t n = static_cast<int64_t>(examples.size());
   std::vector<Batch> batches((n + batch_size - 1) / batch_size);

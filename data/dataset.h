@@ -68,11 +68,16 @@ struct SequenceDataset {
   ReadReport report;
 
   int64_t num_users() const { return static_cast<int64_t>(sequences.size()); }
-  // How the source names a user (by row) and an item (by dense id): its token, else its source id.
+  // How the source names a user (by row) and an item (by dense id): its token, else its source id,
+  // else (a dataset built in code without them) the row or the dense id itself.
   std::string user_name(int64_t row) const;
   std::string item_name(int64_t item) const;
   int64_t num_events() const;
   bool has_timestamps() const { return !timestamps.empty(); }
+  // Throws an Error naming the source, user and position of the first inconsistency: an item
+  // outside 1..n_items, a timestamp row that does not match its sequence, or name tables of the
+  // wrong size. The readers' datasets pass; this is for datasets built in code.
+  void validate() const;
 };
 
 struct ReadOptions {

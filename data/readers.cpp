@@ -58,22 +58,6 @@ std::string ReadReport::summary() const {
                      min_events_per_user, events_dropped, unused, strings);
 }
 
-std::string SequenceDataset::user_name(int64_t row) const {
-  return user_tokens.empty() ? std::to_string(user_ids.at(static_cast<size_t>(row)))
-                             : user_tokens.at(static_cast<size_t>(row));
-}
-
-std::string SequenceDataset::item_name(int64_t item) const {
-  return item_tokens.empty() ? std::to_string(item_source_ids.at(static_cast<size_t>(item)))
-                             : item_tokens.at(static_cast<size_t>(item));
-}
-
-int64_t SequenceDataset::num_events() const {
-  int64_t n = 0;
-  for (const auto& s : sequences) n += static_cast<int64_t>(s.size());
-  return n;
-}
-
 namespace {
 
 // Dense ids index embedding tables directly: an id past this is a typo or a file that needs

@@ -60,10 +60,13 @@ Tensor Tensor::from_i64(const std::vector<int64_t>& values, const Shape& shape, 
   return t;
 }
 
-const Shape& Tensor::shape() const {
-  MUONREC_CHECK(impl_, "use of an undefined tensor");
-  return impl_->shape;
+TensorImpl& Tensor::checked() const {
+  MUONREC_CHECK(impl_, "use of an undefined tensor (a default-constructed Tensor, or the grad() of a tensor that no "
+                "backward reached)");
+  return *impl_;
 }
+
+const Shape& Tensor::shape() const { return checked().shape; }
 
 int Tensor::rank() const { return static_cast<int>(shape().size()); }
 
@@ -71,16 +74,15 @@ int64_t Tensor::dim(int axis) const {
   int r = rank();
   int a = axis < 0 ? axis + r : axis;
   MUONREC_CHECK(a >= 0 && a < r, "axis {} out of range for shape {}", axis, shape_str(shape()));
-  return impl_->shape[a];
+  return checked().shape[a];
 }
 
 int64_t Tensor::numel() const { return shape_numel(shape()); }
-DType Tensor::dtype() const { return impl_->dtype; }
-Device Tensor::device() const { return impl_->storage->device(); }
+DType Tensor::dtype() const { return checked().dtype; }
+Device Tensor::device() const { return checked().storage->device(); }
 
 void* Tensor::raw_data() const {
-  MUONREC_CHECK(impl_, "use of an undefined tensor");
-  return static_cast<char*>(impl_->storage->data()) + impl_->offset_bytes;
+  return static_cast<char*>(checked().storage->data()) + impl_->offset_bytes;
 }
 
 template <typename T>
@@ -148,16 +150,18 @@ bool Tensor::requires_grad() const { return impl_ && impl_->grad_slot && impl_->
 
 Tensor& Tensor::set_requires_grad(bool enabled) {
   MUONREC_CHECK(!enabled || dtype() == DType::F32, "only f32 tensors can require gradients");
-  if (enabled || impl_->grad_slot) impl_->slot().requires_grad = enabled;
+  TensorImpl& impl = checked();
+  if (enabled || impl.grad_slot) impl.slot().requires_grad = enabled;
   return *this;
 }
 
 Tensor Tensor::grad() const {
-  return impl_->grad_slot && impl_->grad_slot->grad ? Tensor(impl_->grad_slot->grad) : Tensor();
+  const TensorImpl& impl = checked();
+  return impl.grad_slot && impl.grad_slot->grad ? Tensor(impl.grad_slot->grad) : Tensor();
 }
 
 void Tensor::set_grad(const Tensor& grad) const {
-  GradSlot& slot = impl_->slot();
+  GradSlot& slot = checked().slot();
   if (slot.grad_persistent) {
     Tensor::from_impl(slot.grad).copy_from(grad);
     return;
@@ -166,8 +170,9 @@ void Tensor::set_grad(const Tensor& grad) const {
 }
 
 void Tensor::zero_grad() const {
-  if (!impl_->grad_slot) return;
-  GradSlot& slot = *impl_->grad_slot;
+  TensorImpl& impl = checked();
+  if (!impl.grad_slot) return;
+  GradSlot& slot = *impl.grad_slot;
   if (slot.grad_persistent) {
     Tensor::from_impl(slot.grad).fill_zero();
     return;
@@ -179,14 +184,17 @@ void Tensor::attach_grad_buffer(const Tensor& buffer) const {
   MUONREC_CHECK(buffer.shape() == shape() && buffer.dtype() == DType::F32 && buffer.device() == device(),
                 "attach_grad_buffer: buffer {} {} on {} for a tensor {} on {}", dtype_name(buffer.dtype()),
                 shape_str(buffer.shape()), device_name(buffer.device()), shape_str(shape()), device_name(device()));
-  GradSlot& slot = impl_->slot();
+  GradSlot& slot = checked().slot();
   slot.grad = buffer.impl_;
   slot.grad_persistent = true;
 }
 
-bool Tensor::has_grad_buffer() const { return impl_->grad_slot && impl_->grad_slot->grad_persistent; }
+bool Tensor::has_grad_buffer() const {
+  const TensorImpl& impl = checked();
+  return impl.grad_slot && impl.grad_slot->grad_persistent;
+}
 
-bool Tensor::is_leaf() const { return impl_->is_leaf; }
+bool Tensor::is_leaf() const { return checked().is_leaf; }
 
 static Tensor make_view(const Tensor& base, Shape shape, size_t extra_offset) {
   auto impl = std::make_shared<TensorImpl>();

@@ -84,6 +84,8 @@ class Tensor {
 
  private:
   explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+  // The impl, or an Error when the tensor is undefined.
+  TensorImpl& checked() const;
   std::shared_ptr<TensorImpl> impl_;
 };
 

@@ -64,6 +64,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   o.check("tiger train");
   MUONREC_CHECK((o.checkpoint_path.empty() && o.last_checkpoint_path.empty()) || tokenizer != nullptr,
                 "tiger train: a checkpoint needs the tokenizer (pass it to train_tiger)");
+  dataset.validate();
   MUONREC_CHECK(catalog.tokens.n_items == dataset.n_items, "tiger train: the catalog has {} items, the dataset {}",
                 catalog.tokens.n_items, dataset.n_items);
   const TigerConfig& config = model.config();

@@ -108,6 +108,8 @@ std::string TrainResult::summary_lines() const {
 TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dataset, const TrainOptions& options,
                         std::ostream& log) {
   options.check("train");
+  MUONREC_CHECK(dataset.n_items == model.config().n_items, "train: the dataset has {} items, the model {}",
+                dataset.n_items, model.config().n_items);
   const int64_t T = model.config().max_len;
   data::TrainBatcher batcher(dataset, T, options.batch_size, options.seed);
   const int64_t steps_per_epoch = batcher.batches_per_epoch();

@@ -697,6 +697,57 @@ TEST(DataSplit, ShortRowIsRefused) {
   expect_error([&] { TrainBatcher(ds, 4, 2, 1); }, {"leave-one-out needs 3"});
 }
 
+TEST(DataSplit, DatasetsBuiltInCodeAreValidatedBeforeUse) {
+  EXPECT_NO_THROW(tiny_dataset(true).validate());
+  struct Case {
+    std::function<void(SequenceDataset&)> damage;
+    std::vector<std::string> message;
+  };
+  const std::vector<Case> cases = {
+      {[](SequenceDataset& ds) { ds.sequences[2][1] = 0; },
+       {"tiny: user 13 (row 2) has item 0 at position 1", "items are 1..10 (0 is padding)"}},
+      {[](SequenceDataset& ds) { ds.sequences[0][6] = 11; }, {"user 11 (row 0) has item 11 at position 6"}},
+      {[](SequenceDataset& ds) { ds.sequences[1][0] = -3; }, {"user 12 (row 1) has item -3 at position 0"}},
+      {[](SequenceDataset& ds) { ds.timestamps[1] = {81, 82}; },
+       {"tiny: user 12 (row 1) has 2 timestamps for 3 items"}},
+      {[](SequenceDataset& ds) { ds.timestamps.pop_back(); }, {"timestamps has 2 entries for 3 sequences"}},
+      {[](SequenceDataset& ds) { ds.user_ids = {11, 12}; }, {"user_ids has 2 entries for 3 sequences"}},
+      {[](SequenceDataset& ds) { ds.item_source_ids.pop_back(); },
+       {"item_source_ids has 10 entries for 11 item ids 0..n_items"}},
+      {[](SequenceDataset& ds) { ds.n_items = 0; }, {"n_items is 0"}},
+  };
+  for (const Case& c : cases) {
+    SequenceDataset ds = tiny_dataset(true);
+    c.damage(ds);
+    expect_error([&] { ds.validate(); }, c.message);
+    // Refused where training and evaluation start, not read past the end later.
+    expect_error([&] { TrainBatcher(ds, 4, 2, 1); }, c.message);
+    expect_error([&] { make_eval_batches(ds, EvalSplit::Test, 4, 2); }, c.message);
+  }
+}
+
+TEST(DataSplit, DatasetWithoutATrainingTargetIsRefused) {
+  // Three events each: leave-one-out leaves one training item per user, so no next item to learn.
+  SequenceDataset ds = tiny_dataset(false);
+  ds.sequences = {{1, 2, 3}, {8, 9, 10}, {3, 4, 5}};
+  expect_error([&] { TrainBatcher(ds, 4, 2, 1); },
+               {"tiny: nothing to train on", "at least 4 events", "none of the 3 users has more than 3"});
+  ds.sequences[1].push_back(7);  // one target is enough
+  EXPECT_NO_THROW(TrainBatcher(ds, 4, 2, 1));
+}
+
+TEST(DataSplit, NamesFallBackToNumbersWithoutNameTables) {
+  SequenceDataset ds = tiny_dataset(false);
+  EXPECT_EQ(ds.user_name(1), "12");
+  EXPECT_EQ(ds.item_name(4), "4");
+  ds.user_ids.clear();
+  ds.item_source_ids.clear();
+  EXPECT_EQ(ds.user_name(1), "1");  // the row
+  EXPECT_EQ(ds.item_name(4), "4");  // the dense id
+  expect_error([&] { ds.user_name(3); }, {"tiny: user row 3 is outside 0..2"});
+  expect_error([&] { ds.item_name(11); }, {"tiny: item 11 is outside 0..10"});
+}
+
 // ---------------------------------------------------------------------------------------------
 // Batcher
 

@@ -16,6 +16,25 @@ TEST(Tensor, shapes_dtypes_and_sizes) {
   EXPECT_EQ(dtype_size(DType::I32), 4u);
 }
 
+TEST(Tensor, an_undefined_tensor_refuses_every_use_with_an_error) {
+  // The usual way to hold one: the gradient of a parameter that the loss does not depend on.
+  Tensor used = Tensor::from_f32({1, 2}, {2}).set_requires_grad(true);
+  Tensor unused = Tensor::from_f32({3}, {1}).set_requires_grad(true);
+  backward(ops::sum(used));
+  ASSERT_FALSE(unused.grad().defined());
+  const std::vector<std::function<void()>> uses = {
+      [&] { unused.grad().to_f32_vector(); },   [&] { unused.grad().to_i64_vector(); },
+      [&] { unused.grad().dtype(); },           [&] { unused.grad().device(); },
+      [&] { unused.grad().data<float>(); },     [&] { unused.grad().raw_data(); },
+      [&] { unused.grad().to(Device::CPU); },   [&] { unused.grad().clone(); },
+      [&] { unused.grad().numel(); },           [&] { unused.grad().grad(); },
+      [&] { unused.grad().is_leaf(); },         [&] { unused.grad().zero_grad(); },
+      [&] { unused.grad().has_grad_buffer(); }, [&] { unused.grad().set_requires_grad(false); }};
+  for (const auto& use : uses) testkit::expect_error(use, {"use of an undefined tensor", "grad()"});
+  EXPECT_FALSE(Tensor().requires_grad());
+  EXPECT_FALSE(Tensor().defined());
+}
+
 TEST(Tensor, reshape_infers_and_shares_storage) {
   Tensor t = Tensor::from_f32({1, 2, 3, 4, 5, 6}, {2, 3});
   Tensor r = t.reshape({3, -1});

@@ -143,6 +143,14 @@ TEST(Training, sasrec_beats_most_popular_and_checkpoint_reproduces_test_metrics)
   std::filesystem::remove(options.metrics_path);
 }
 
+TEST(Training, a_model_for_another_catalogue_is_refused_before_training) {
+  data::SequenceDataset ds = small_dataset();
+  auto model = make_model(small_config(ds.n_items - 1), Device::CPU, 5);
+  std::ostringstream log;
+  testkit::expect_error([&] { train_model(*model, ds, small_options(1), log); },
+                        {fmt::format("train: the dataset has {} items, the model {}", ds.n_items, ds.n_items - 1)});
+}
+
 TEST(Training, same_seed_gives_identical_results) {
   data::SequenceDataset ds = small_dataset();
   auto run = [&]() {
