@@ -181,7 +181,8 @@ namespace {
 void replace_file(const std::string& path, const std::vector<std::pair<const void*, size_t>>& pieces) {
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  MUONREC_CHECK(fd >= 0, "{}: cannot open for writing: {}", tmp, std::strerror(errno));
+  MUONREC_CHECK(fd >= 0, "{}: cannot write it: {} (it is written as {} first, then renamed)", path,
+                std::strerror(errno), tmp);
   auto fail = [&](const char* what) {
     const int error = errno;
     ::close(fd);

@@ -137,6 +137,15 @@ ModelConfig ModelConfig::from_json(const std::string& text) {
 }
 
 std::unique_ptr<SequentialModel> make_model(const ModelConfig& config, Device device, uint64_t seed) {
+  // Found here, not at the first training step or evaluation that would use them.
+  MUONREC_CHECK(config.dropout >= 0.0f && config.dropout < 1.0f, "{}: dropout must be in [0, 1), got {}", config.kind,
+                config.dropout);
+  if (config.loss.kind == LossConfig::Kind::SampledSoftmax) {
+    MUONREC_CHECK(config.loss.negatives >= 1, "{}: sampled softmax needs at least one negative, got {}", config.kind,
+                  config.loss.negatives);
+    MUONREC_CHECK(config.loss.temperature > 0.0f, "{}: the sampled softmax temperature must be positive, got {}",
+                  config.kind, config.loss.temperature);
+  }
   if (config.kind == "sasrec") return std::make_unique<SASRec>(config, device, seed);
   if (config.kind == "bert4rec") return std::make_unique<BERT4Rec>(config, device, seed);
   if (config.kind == "hstu") return std::make_unique<HSTU>(config, device, seed);

@@ -75,6 +75,11 @@ struct TrainResult {
   std::string summary_lines() const;
 };
 
+// Trains `model` in place. It returns with the parameters of the last epoch run, while the result's
+// test metrics are those of the best validation epoch: to keep that epoch's parameters, give
+// options.checkpoint_path and read it back with load_model_checkpoint (the file also records how the
+// data numbered its items: check_item_numbering in models/training_position.h refuses data that
+// numbers them otherwise).
 TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dataset, const TrainOptions& options,
                         std::ostream& log);
 

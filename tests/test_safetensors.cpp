@@ -76,6 +76,13 @@ TEST(Safetensors, a_write_cut_short_leaves_the_previous_file_whole) {
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
 }
 
+TEST(Safetensors, a_file_in_a_missing_directory_is_refused_under_its_own_name) {
+  testkit::TempDir dir;
+  const std::string path = dir.path("missing/state.safetensors");
+  testkit::expect_error([&] { save_safetensors(path, {{"w", testkit::random_tensor({2, 2}, 1)}}); },
+                        {path + ": cannot write it: No such file or directory"});
+}
+
 TEST(Safetensors, metadata_that_is_not_utf8_is_written_with_replacement_characters) {
   // A command line holding a Latin-1 file name: the run's state is still written.
   testkit::TempDir dir;

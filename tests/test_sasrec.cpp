@@ -89,3 +89,28 @@ TEST(SASRec, head_dim_apart_from_d_widens_each_head) {
   c.kind = "hstu";
   EXPECT_THROW(make_model(c, Device::CPU, 3), Error);
 }
+
+// Settings no step could use are refused when the model is made, whichever model it is, rather than
+// at the first training step (dropout) or the first evaluation (the sampled loss's temperature).
+TEST(ModelConfig, settings_no_step_could_use_are_refused_by_make_model) {
+  for (const char* kind : {"sasrec", "bert4rec", "hstu"}) {
+    SCOPED_TRACE(kind);
+    const ModelConfig base = testkit::tiny_model_config(kind, 10, 4, 1);
+    for (float dropout : {-0.1f, 1.0f, std::nanf("")}) {
+      ModelConfig c = base;
+      c.dropout = dropout;
+      testkit::expect_error([&] { make_model(c, Device::CPU, 1); }, {kind, "dropout must be in [0, 1)"});
+    }
+    ModelConfig sampled = base;
+    sampled.loss.kind = LossConfig::Kind::SampledSoftmax;
+    sampled.loss.negatives = 0;
+    testkit::expect_error([&] { make_model(sampled, Device::CPU, 1); }, {"at least one negative, got 0"});
+    sampled.loss.negatives = 4;
+    sampled.loss.temperature = 0.0f;
+    testkit::expect_error([&] { make_model(sampled, Device::CPU, 1); }, {"temperature must be positive, got 0"});
+    ModelConfig full = base;  // a full softmax has no temperature to refuse
+    full.loss.temperature = 0.0f;
+    full.dropout = 0.0f;
+    EXPECT_NO_THROW(make_model(full, Device::CPU, 1));
+  }
+}
