@@ -134,6 +134,8 @@ bool parse_csv_file(const std::string& path, std::string_view text, const std::s
   Columns columns;
   char delimiter = ',';
   bool header_seen = false;
+  std::string_view header;
+  int64_t header_line = 0;
   const size_t first_event = events.size();
   TokenColumn users("user"), items("item");
   while (cursor.next(line, number, &untrimmed)) {
@@ -148,8 +150,11 @@ bool parse_csv_file(const std::string& path, std::string_view text, const std::s
       split_delimited(untrimmed, delimiter, fields, unescaped, where);
       columns = find_columns(fields, column_names, where);
       header_seen = true;
+      header = line;
+      header_line = number;
       continue;
     }
+    refuse_repeated_header(line, header, header_line, where);
     // Untrimmed: a tab-separated line keeps an empty first or last field.
     split_delimited(untrimmed, delimiter, fields, unescaped, where);
     if (fields.size() != columns.count)

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <numeric>
 #include <unordered_set>
 
 #include "engine/error.h"
@@ -71,25 +72,57 @@ void keep_k_core(std::vector<Event>& events, int64_t k, PreprocessReport& report
   for (size_t i = 0; i < events.size(); ++i)
     item_of[i] = std::lower_bound(items.begin(), items.end(), events[i].item) - items.begin();
 
-  // Dropping a user can take an item below k and the other way round: repeat to the fixed point.
-  std::vector<char> alive(events.size(), 1);
-  std::vector<int64_t> user_count, item_count;
-  for (;;) {
-    user_count.assign(static_cast<size_t>(n_users), 0);
-    item_count.assign(items.size(), 0);
-    for (size_t i = 0; i < events.size(); ++i)
-      if (alive[i]) ++user_count[user_of[i]], ++item_count[item_of[i]];
-    ++report.k_core_rounds;
-    bool dropped = false;
-    for (size_t i = 0; i < events.size(); ++i)
-      if (alive[i] && (user_count[user_of[i]] < k || item_count[item_of[i]] < k)) alive[i] = 0, dropped = true;
-    if (!dropped) break;
+  // Dropping a user can take an item below k and the other way round, to the fixed point. Peeled in
+  // waves: wave r holds the users and items that the drops of wave r - 1 took below k, and drops all
+  // their events. Each event is dropped once, so a long chain of cascading drops costs no more than
+  // the events it drops (recounting everything per wave would be quadratic in the chain's length).
+  std::vector<int64_t> user_count(static_cast<size_t>(n_users), 0), item_count(items.size(), 0);
+  std::vector<int64_t> item_event_start(items.size() + 1, 0), user_event_start(static_cast<size_t>(n_users) + 1, 0);
+  for (size_t i = 0; i < events.size(); ++i) {
+    ++user_count[user_of[i]], ++item_count[item_of[i]];
+    ++item_event_start[item_of[i] + 1], ++user_event_start[user_of[i] + 1];
   }
-  const auto remaining = [](const std::vector<int64_t>& counts) {
-    return static_cast<int64_t>(std::count_if(counts.begin(), counts.end(), [](int64_t c) { return c > 0; }));
+  std::partial_sum(item_event_start.begin(), item_event_start.end(), item_event_start.begin());
+  std::partial_sum(user_event_start.begin(), user_event_start.end(), user_event_start.begin());
+  std::vector<int64_t> item_events(events.size());
+  std::vector<int64_t> next_slot(item_event_start.begin(), item_event_start.end() - 1);
+  for (size_t i = 0; i < events.size(); ++i) item_events[next_slot[item_of[i]]++] = static_cast<int64_t>(i);
+
+  std::vector<char> alive(events.size(), 1), user_dropped(user_count.size(), 0), item_dropped(items.size(), 0);
+  std::vector<int64_t> wave_users, wave_items, next_users, next_items;
+  for (size_t u = 0; u < user_count.size(); ++u)
+    if (user_count[u] < k) user_dropped[u] = 1, wave_users.push_back(static_cast<int64_t>(u));
+  for (size_t t = 0; t < items.size(); ++t)
+    if (item_count[t] < k) item_dropped[t] = 1, wave_items.push_back(static_cast<int64_t>(t));
+  int64_t dropped_in_wave = 0;
+  const auto drop_event = [&](int64_t i) {
+    if (!alive[i]) return;
+    alive[i] = 0;
+    ++dropped_in_wave;
+    const int64_t u = user_of[i], t = item_of[i];
+    if (--user_count[u] < k && !user_dropped[u]) user_dropped[u] = 1, next_users.push_back(u);
+    if (--item_count[t] < k && !item_dropped[t]) item_dropped[t] = 1, next_items.push_back(t);
   };
-  report.k_core_users_dropped += n_users - remaining(user_count);
-  report.k_core_items_dropped += static_cast<int64_t>(items.size()) - remaining(item_count);
+  // Counted as passes that recount everything would take: one per wave that drops an event (a wave
+  // may find its users and items without events left), and the last one, which finds none to drop.
+  ++report.k_core_rounds;
+  while (!wave_users.empty() || !wave_items.empty()) {
+    dropped_in_wave = 0;
+    for (int64_t u : wave_users)
+      for (int64_t i = user_event_start[u]; i < user_event_start[u + 1]; ++i) drop_event(i);
+    for (int64_t t : wave_items)
+      for (int64_t slot = item_event_start[t]; slot < item_event_start[t + 1]; ++slot) drop_event(item_events[slot]);
+    if (dropped_in_wave > 0) ++report.k_core_rounds;
+    wave_users.swap(next_users);
+    wave_items.swap(next_items);
+    next_users.clear();
+    next_items.clear();
+  }
+  const auto remaining = [](const std::vector<char>& dropped) {
+    return static_cast<int64_t>(std::count(dropped.begin(), dropped.end(), 0));
+  };
+  report.k_core_users_dropped += n_users - remaining(user_dropped);
+  report.k_core_items_dropped += static_cast<int64_t>(items.size()) - remaining(item_dropped);
   size_t kept = 0;
   for (size_t i = 0; i < events.size(); ++i)
     if (alive[i]) events[kept++] = events[i];

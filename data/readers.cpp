@@ -7,6 +7,7 @@
 #include <charconv>
 #include <filesystem>
 #include <limits>
+#include <new>
 #include <string_view>
 #include <unordered_map>
 
@@ -108,11 +109,11 @@ Format detect_format(const std::string& path, std::string_view text) {
     if (line.find(":token") != std::string_view::npos) return Format::RecBoleInter;
     if (line.find("::") != std::string_view::npos) return Format::MovieLensDat;
     if (is_movielens_csv_header(line)) return Format::MovieLensCsv;
-    // A header line (a field that is no number) makes a csv file, as do commas; numbers separated by
-    // tabs or spaces are a dense 'user item' or 'user i1 i2 ...' file.
+    // A header line (a field that is no number) makes a csv file, as do commas and semicolons;
+    // numbers separated by tabs or spaces are a dense 'user item' or 'user i1 i2 ...' file.
     std::vector<std::string_view> fields;
     split_whitespace(line, fields);
-    if (extension == ".csv" || line.find(',') != std::string_view::npos) return Format::Csv;
+    if (extension == ".csv" || line.find_first_of(",;") != std::string_view::npos) return Format::Csv;
     if ((extension == ".tsv" || line.find('\t') != std::string_view::npos) && !all_numbers(fields)) return Format::Csv;
     return fields.size() == 2 ? Format::UserItemPairs : Format::UserSequences;
   }
@@ -276,7 +277,9 @@ SequenceDataset parse_dataset(const std::string& path, std::string_view text, co
   ds.report.preprocessing = options.preprocessing;
 
   std::vector<Event> events;
-  events.reserve(text.size() / 8);
+  // About one event per 8 bytes or more; capped, so that a huge file grows its vector instead of
+  // asking for all of it up front.
+  events.reserve(std::min<size_t>(text.size() / 8, size_t{1} << 24));
   SourceTokens tokens;
   int64_t max_item = 0;
   Where max_item_where{path, 0};
@@ -376,13 +379,11 @@ SequenceDataset parse_dataset(const std::string& path, std::string_view text, co
   return ds;
 }
 
-}  // namespace
-
-SequenceDataset read_dataset(const std::string& path, const ReadOptions& options) {
-  MUONREC_CHECK(options.min_events_per_user >= 0, "min_events_per_user must be >= 0, got {}",
-                options.min_events_per_user);
+// read_dataset, but for memory exhaustion, which it reports.
+SequenceDataset read_dataset_through_cache(const std::string& path, const ReadOptions& options) {
   const FileText file(path);
   const std::string_view text = file.view();
+  refuse_compressed(path, text);
   if (options.cache_dir.empty() || text.size() < options.cache_min_bytes) return parse_dataset(path, text, options);
 
   // The cache serves what parsing would return; a failure of the cache never fails the read.
@@ -406,6 +407,21 @@ SequenceDataset read_dataset(const std::string& path, const ReadOptions& options
     ds.report.cache_note = fmt::format("{}not cached: {}", damaged.empty() ? "" : damaged + "; ", e.what());
   }
   return ds;
+}
+
+}  // namespace
+
+SequenceDataset read_dataset(const std::string& path, const ReadOptions& options) {
+  MUONREC_CHECK(options.min_events_per_user >= 0, "min_events_per_user must be >= 0, got {}",
+                options.min_events_per_user);
+  try {
+    return read_dataset_through_cache(path, options);
+  } catch (const std::bad_alloc&) {
+    std::error_code ec;
+    const uintmax_t bytes = std::filesystem::file_size(path, ec);
+    MUONREC_FAIL("{}: not enough memory to read its {} as events (about 24 bytes per event while reading)", path,
+                 ec ? std::string("contents") : fmt::format("{} bytes", bytes));
+  }
 }
 
 }  // namespace muonrec::data

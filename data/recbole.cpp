@@ -22,6 +22,10 @@ Columns read_header(const std::vector<std::string_view>& fields, std::string_vie
     if (colon == std::string_view::npos)
       where.fail(fmt::format("expected a RecBole header of tab-separated 'name:type' fields, got {}", quoted(line)));
     const std::string_view name = fields[i].substr(0, colon), type = fields[i].substr(colon + 1);
+    if (type.find_first_of(" ,;") != std::string_view::npos)
+      where.fail(fmt::format("expected a RecBole header of 'name:type' fields separated by tabs, got {} (fields "
+                             "separated otherwise?)",
+                             quoted(line)));
     size_t* column = name == "user_id" ? &columns.user
                      : name == "item_id" ? &columns.item
                      : name == "timestamp" ? &columns.timestamp
@@ -49,6 +53,8 @@ bool parse_recbole_file(const std::string& path, std::string_view text, std::vec
   std::vector<std::string_view> fields;
   Columns columns;
   bool header_seen = false;
+  std::string_view header;
+  int64_t header_line = 0;
   const size_t first_event = events.size();
   TokenColumn users("user_id"), items("item_id");
   while (cursor.next(line, number, &whole_line)) {
@@ -61,8 +67,11 @@ bool parse_recbole_file(const std::string& path, std::string_view text, std::vec
     if (!header_seen) {
       columns = read_header(fields, line, where);
       header_seen = true;
+      header = line;
+      header_line = number;
       continue;
     }
+    refuse_repeated_header(line, header, header_line, where);
     if (fields.size() != columns.count)
       where.fail(fmt::format("expected {} tab-separated fields as the header names, got {}", columns.count,
                              fields.size()));

@@ -27,8 +27,39 @@ std::string_view trim(std::string_view s) {
 
 std::string quoted(std::string_view field) {
   constexpr size_t kMax = 60;
-  if (field.size() > kMax) return fmt::format("'{}...'", field.substr(0, kMax));
-  return fmt::format("'{}'", field);
+  std::string out = "'";
+  for (const char c : field.substr(0, kMax)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f)
+      out += fmt::format("\\x{:02x}", byte);
+    else
+      out += c;
+  }
+  return out + (field.size() > kMax ? "...'" : "'");
+}
+
+void refuse_compressed(const std::string& path, std::string_view bytes) {
+  struct Magic {
+    std::string_view start;
+    const char* format;
+  };
+  static constexpr Magic kCompressed[] = {{"\x1f\x8b", "gzip"},
+                                          {std::string_view("\xfd" "7zXZ\0", 6), "xz"},
+                                          {"\x28\xb5\x2f\xfd", "zstd"},
+                                          {"PK\x03\x04", "zip"}};
+  const char* format = nullptr;
+  for (const Magic& magic : kCompressed)
+    if (bytes.substr(0, magic.start.size()) == magic.start) format = magic.format;
+  // bzip2: "BZh", the block size digit, then the first block's magic (text could begin "BZh").
+  if (bytes.size() >= 10 && bytes.substr(0, 3) == "BZh" && bytes[3] >= '1' && bytes[3] <= '9' &&
+      bytes.substr(4, 6) == "1AY&SY")
+    format = "bzip2";
+  if (format) MUONREC_FAIL("{}: a {}-compressed file: decompress it first", path, format);
+}
+
+void refuse_repeated_header(std::string_view line, std::string_view header, int64_t header_line, const Where& where) {
+  if (line == header)
+    where.fail(fmt::format("the header of line {} again (files joined with their headers?): remove it", header_line));
 }
 
 FileText::FileText(const std::string& path) {
@@ -65,7 +96,11 @@ FileText::~FileText() {
   if (mapping_) ::munmap(mapping_, mapped_bytes_);
 }
 
-std::string read_whole_file(const std::string& path) { return std::string(FileText(path).view()); }
+std::string read_whole_file(const std::string& path) {
+  const FileText file(path);
+  refuse_compressed(path, file.view());
+  return std::string(file.view());
+}
 
 bool LineCursor::next(std::string_view& line, int64_t& number, std::string_view* untrimmed) {
   if (pos_ >= text_.size()) return false;

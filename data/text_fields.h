@@ -14,8 +14,12 @@ namespace muonrec::data {
 
 bool is_space(char c);
 std::string_view trim(std::string_view s);
-// A field quoted for an error message; long garbage (a binary file) is cut short.
+// A field quoted for an error message: long garbage (a binary file) is cut short, and control
+// bytes are written as \xNN (a NUL would end the message; a carriage return would overwrite it).
 std::string quoted(std::string_view field);
+// Throws, naming the path and the format, when `bytes` begin like a gzip, bzip2, xz, zstd or zip
+// file: read as text, they would fail on garbage somewhere in the first line.
+void refuse_compressed(const std::string& path, std::string_view bytes);
 // A file's bytes without a UTF-8 byte order mark: memory-mapped when it is a regular file (read at
 // page-cache speed, nothing copied; the file must not shrink while it is mapped), else read into
 // memory (pipes, empty files). Throws naming the path.
@@ -34,7 +38,8 @@ class FileText {
   std::string_view view_;
 };
 
-// The whole file as FileText reads it, copied into a string.
+// The whole file as FileText reads it, copied into a string; a compressed file is refused
+// (refuse_compressed).
 std::string read_whole_file(const std::string& path);
 
 // Walks the lines of a buffer, ended by "\n", "\r\n" or a lone "\r" (old Mac files, which would
@@ -60,6 +65,10 @@ struct Where {
   int64_t line;
   [[noreturn]] void fail(const std::string& problem) const { MUONREC_FAIL("{}, line {}: {}", path, line, problem); }
 };
+
+// Throws at `where` when a data line repeats the header line (line `header_line`): files joined
+// with their headers. Read as data, it would make an event of the column names.
+void refuse_repeated_header(std::string_view line, std::string_view header, int64_t header_line, const Where& where);
 
 // A whole field as an integer; `what` names it in the error ("user id").
 int64_t parse_int(std::string_view field, const char* what, const Where& where);

@@ -288,6 +288,54 @@ TEST(DataPreprocessing, KCoreRepeatsUntilEveryUserAndItemHasK) {
   expect_error([&] { read_preprocessed(path, {false, 4}); }, {path, "no events left after 4-core", "4 users"});
 }
 
+// The k-core against its definition, recounted to the fixed point, on random data and on a chain
+// whose drops cascade through every user and item one pass at a time.
+TEST(DataPreprocessing, KCoreMatchesRecountingToTheFixedPoint) {
+  const auto recount = [](std::vector<Event> events, int64_t k, int64_t& passes) {
+    passes = 0;
+    for (bool dropped = true; dropped;) {
+      ++passes;
+      std::map<int64_t, int64_t> per_user, per_item;
+      for (const Event& e : events) ++per_user[e.user], ++per_item[e.item];
+      const auto before = events.size();
+      events.erase(std::remove_if(events.begin(), events.end(),
+                                  [&](const Event& e) { return per_user[e.user] < k || per_item[e.item] < k; }),
+                   events.end());
+      dropped = events.size() != before;
+    }
+    return events;
+  };
+  const auto check = [&](const std::vector<Event>& events, int64_t k) {
+    int64_t passes = 0;
+    const std::vector<Event> expected = recount(events, k, passes);
+    std::vector<Event> got = events;
+    PreprocessReport report;
+    keep_k_core(got, k, report);
+    ASSERT_EQ(got.size(), expected.size()) << "k " << k;
+    for (size_t i = 0; i < got.size(); ++i)
+      EXPECT_TRUE(got[i].user == expected[i].user && got[i].item == expected[i].item &&
+                  got[i].timestamp == expected[i].timestamp)
+          << "k " << k << " event " << i;
+    EXPECT_EQ(report.k_core_rounds, passes) << "k " << k;
+    EXPECT_EQ(report.k_core_events_dropped, static_cast<int64_t>(events.size() - got.size()));
+  };
+  uint64_t state = 12345;
+  const auto draw = [&](int64_t n) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<int64_t>((state >> 33) % static_cast<uint64_t>(n));
+  };
+  for (int trial = 0; trial < 20; ++trial) {
+    std::vector<Event> events;
+    for (int64_t user = 1; user <= 40; ++user)
+      for (int64_t n = 1 + draw(8); n > 0; --n) events.push_back({user, 1 + draw(30), draw(1000)});
+    for (int64_t k = 1; k <= 5; ++k) check(events, k);
+  }
+  // User u holds items u and u + 1, user 1 item 1 only: a 2-core drops everything, one user and item per pass.
+  std::vector<Event> chain{{1, 1, 0}};
+  for (int64_t user = 2; user <= 200; ++user) chain.push_back({user, user - 1, 0}), chain.push_back({user, user, 0});
+  check(chain, 2);
+}
+
 TEST(DataPreprocessing, DedupeKeepsEachUsersEarliestEventWithAnItem) {
   TempDir tmp;
   // User 7 rated movie 20 at t=300 and t=50 and movie 5 at t=100 and t=200: the earliest stay.
@@ -534,6 +582,33 @@ TEST(DataReaders, CsvFilesByColumnName) {
   not_csv.format = Format::UserItemPairs;
   expect_error([&] { read_dataset(tmp.write("pairs.txt", "1 2\n1 3\n1 4\n"), not_csv); },
                {"--csv-columns applies to csv files (this one reads as pairs)"});
+}
+
+// Files that are not what they seem: joined with their headers, compressed, binary, or
+// semicolon-separated without a .csv name.
+TEST(DataReaders, RepeatedHeadersCompressedAndBinaryFilesAreNamed) {
+  TempDir tmp;
+  expect_read_error(tmp.write("joined.csv", "user_id,item_id\nu1,a\nu1,b\nuser_id,item_id\nu2,a\n"), Format::Auto,
+                    {"line 4", "the header of line 1 again"});
+  expect_read_error(tmp.write("joined.inter", "user_id:token\titem_id:token\n1\t2\nuser_id:token\titem_id:token\n"),
+                    Format::Auto, {"line 3", "the header of line 1 again"});
+  expect_read_error(tmp.write("spaces.inter", "user_id:token item_id:token\n1 2\n"), Format::Auto,
+                    {"line 1", "'name:type' fields separated by tabs", "'user_id:token item_id:token'"});
+  const std::pair<std::string, const char*> compressed[] = {{std::string("\x1f\x8b\x08\0\0\0", 6), "gzip"},
+                                                           {"BZh91AY&SY\x01", "bzip2"},
+                                                           {std::string("\xfd" "7zXZ\0\0", 8), "xz"},
+                                                           {"\x28\xb5\x2f\xfd\x20", "zstd"},
+                                                           {"PK\x03\x04\x14", "zip"}};
+  for (const auto& [bytes, format] : compressed)
+    expect_read_error(tmp.write("ratings.dat", bytes + "1::2::3::4\n"), Format::Auto,
+                      {fmt::format("a {}-compressed file: decompress it first", format)});
+  // Control bytes (a NUL would end the message) are written out, not sent to the terminal.
+  expect_read_error(tmp.write("binary.txt", std::string("1 1\n1 2\n1 \0\x01\x7f" "9\n", 15)), Format::Auto,
+                    {"line 3", "non-numeric item id '\\x00\\x01\\x7f9'"});
+  // A semicolon in the first line makes a delimited file whatever its name.
+  const SequenceDataset semicolons = read_dataset(tmp.write("log.txt", "user_id;item_id\nu1;a\nu1;b\nu1;c\n"));
+  EXPECT_EQ(semicolons.format, Format::Csv);
+  EXPECT_EQ(semicolons.sequences, (Seqs{{1, 2, 3}}));
 }
 
 TEST(DataReaders, TimestampsInSecondsOrIso8601) {
