@@ -31,7 +31,7 @@ struct AdamWHyper {
   float beta2;
   float eps;
   float weight_decay;
-  float grad_scale;  // gradients are multiplied by this (global-norm clipping); 1 when off
+  float grad_scale;  // gradients are multiplied by this (AdamW::set_grad_scale); 1 when unset
   int64_t step;      // t, counted from 1
   uint64_t seed;     // stochastic rounding of the bf16 copy
 };

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -69,8 +70,9 @@ void TrainOptions::check(const std::string& who) const {
   MUONREC_CHECK(max_grad_norm >= 0 && schedule.warmup_steps >= 0 && schedule.min_lr >= 0,
                 "{}: --clip-grad-norm, --warmup-steps and --min-lr must not be negative (got {}, {}, {})", who,
                 max_grad_norm, schedule.warmup_steps, schedule.min_lr);
-  MUONREC_CHECK(optimizer.adamw.lr >= 0 && optimizer.muon.lr >= 0,
-                "{}: learning rates must be numbers >= 0 (got AdamW {}, Muon {})", who, optimizer.adamw.lr,
+  MUONREC_CHECK(std::isfinite(optimizer.adamw.lr) && optimizer.adamw.lr >= 0 && std::isfinite(optimizer.muon.lr) &&
+                    optimizer.muon.lr >= 0,
+                "{}: learning rates must be finite numbers >= 0 (got AdamW {}, Muon {})", who, optimizer.adamw.lr,
                 optimizer.muon.lr);
   MUONREC_CHECK(stop_after_epoch == 0 || stop_after_epoch >= epochs || !last_checkpoint_path.empty(),
                 "{}: --stop-after-epoch {} ends the run before epoch {} with nowhere to keep its state: "

@@ -1,6 +1,7 @@
 #include "optim/adamw.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "engine/dispatch.h"
 
@@ -8,10 +9,11 @@ namespace muonrec {
 
 AdamW::AdamW(std::vector<NamedParameter> params, const AdamWOptions& options)
     : params_(std::move(params)), options_(options) {
-  MUONREC_CHECK(options.lr >= 0 && options.eps > 0 && options.beta1 >= 0 && options.beta1 < 1 && options.beta2 >= 0 &&
-                    options.beta2 < 1 && options.weight_decay >= 0,
-                "adamw: invalid hyperparameters (lr {}, betas ({}, {}), eps {}, weight decay {})", options.lr,
-                options.beta1, options.beta2, options.eps, options.weight_decay);
+  check_learning_rate_and_decay("adamw", options.lr, options.weight_decay);
+  MUONREC_CHECK(options.beta1 >= 0 && options.beta1 < 1, "adamw: beta1 must be in [0, 1), got {}", options.beta1);
+  MUONREC_CHECK(options.beta2 >= 0 && options.beta2 < 1, "adamw: beta2 must be in [0, 1), got {}", options.beta2);
+  MUONREC_CHECK(options.eps > 0 && std::isfinite(options.eps), "adamw: eps must be a finite number > 0, got {}",
+                options.eps);
   for (const auto& p : params_) {
     exp_avg_.push_back(Tensor::zeros(p.tensor.shape(), DType::F32, p.tensor.device()));
     exp_avg_sq_.push_back(Tensor::zeros(p.tensor.shape(), DType::F32, p.tensor.device()));
@@ -75,29 +77,14 @@ void AdamW::load_state(const SafetensorsFile& file, const std::string& prefix) {
     load_state_tensor(file, prefix + "exp_avg_sq." + params_[i].name, exp_avg_sq_[i]);
   }
   steps_ = load_state_step(file, prefix + "step");
+  if (options_.bf16_copy)
+    for (size_t i = 0; i < params_.size(); ++i) bf16_copies_[i] = params_[i].tensor.to_dtype(DType::BF16);
 }
 
 std::string AdamW::describe() const {
   return fmt::format("AdamW (fused) lr={} betas=({}, {}) eps={} weight_decay={}{}", options_.lr, options_.beta1,
                      options_.beta2, options_.eps, options_.weight_decay,
                      options_.bf16_copy ? " with a stochastically rounded bf16 copy" : "");
-}
-
-void load_state_tensor(const SafetensorsFile& file, const std::string& key, Tensor& into) {
-  const Tensor& src = file.at(key);
-  MUONREC_CHECK(src.shape() == into.shape() && src.dtype() == into.dtype(),
-                "{}: optimizer state '{}' is {} {}, expected {} {}", file.path, key, dtype_name(src.dtype()),
-                shape_str(src.shape()), dtype_name(into.dtype()), shape_str(into.shape()));
-  into.copy_from(src);
-}
-
-int64_t load_state_step(const SafetensorsFile& file, const std::string& key) {
-  const Tensor& step = file.at(key);
-  MUONREC_CHECK(step.dtype() == DType::I64 && step.numel() == 1, "{}: optimizer step '{}' is {} {}, expected I64 [1]",
-                file.path, key, dtype_name(step.dtype()), shape_str(step.shape()));
-  const int64_t value = step.to_i64_vector()[0];
-  MUONREC_CHECK(value >= 0, "{}: optimizer step '{}' is {}", file.path, key, value);
-  return value;
 }
 
 }  // namespace muonrec

@@ -29,7 +29,8 @@ struct AdamWOptions {
   float eps = 1e-8f;
   float weight_decay = 0.0f;
   // Keep a bf16 copy of every parameter, refreshed by each step with stochastic rounding (for
-  // bf16 forward passes); read it with bf16_copy(i).
+  // bf16 forward passes); read it with bf16_copy(i). Made from the parameters at construction and
+  // again by load_state (rounded to nearest there), so load the parameters first.
   bool bf16_copy = false;
   uint64_t seed = 0;  // stochastic rounding stream
 };
@@ -48,7 +49,8 @@ class AdamW : public Optimizer {
   void load_state(const SafetensorsFile& file, const std::string& prefix) override;
   std::string describe() const override;
 
-  // Gradients are multiplied by this in the update (global-norm clipping sets it each step).
+  // Gradients are multiplied by this in the update (1 unless set: for a caller that folds a gradient
+  // scale into the step; the trainers clip by rescaling the gradient arena instead, models/module.h).
   void set_grad_scale(float scale) { grad_scale_ = scale; }
   // The bf16 copy of parameter i (undefined unless options.bf16_copy).
   const Tensor& bf16_copy(size_t i) const { return bf16_copies_[i]; }

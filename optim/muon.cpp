@@ -20,9 +20,9 @@ MuonAdjustLr parse_muon_adjust_lr(const std::string& name) {
 
 Muon::Muon(std::vector<NamedParameter> params, const MuonOptions& options)
     : params_(std::move(params)), options_(options) {
-  MUONREC_CHECK(options.lr >= 0 && options.momentum >= 0 && options.momentum < 1 && options.weight_decay >= 0,
-                "muon: invalid hyperparameters (lr {}, momentum {}, weight decay {})", options.lr, options.momentum,
-                options.weight_decay);
+  check_learning_rate_and_decay("muon", options.lr, options.weight_decay);
+  MUONREC_CHECK(options.momentum >= 0 && options.momentum < 1, "muon: momentum must be in [0, 1), got {}",
+                options.momentum);
   MUONREC_CHECK(!options.newton_schulz.coefficients.empty(), "muon: empty Newton-Schulz coefficient table");
   MUONREC_CHECK(options.newton_schulz.coefficients.size() <= static_cast<size_t>(kernels::kMaxNewtonSchulzSteps),
                 "muon: at most {} Newton-Schulz steps, got {}", kernels::kMaxNewtonSchulzSteps,

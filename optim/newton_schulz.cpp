@@ -1,6 +1,7 @@
 #include "optim/newton_schulz.h"
 
 #include "engine/dispatch.h"
+#include "engine/precision.h"
 #include "kernels/cpu/muon.h"
 #ifdef MUONREC_WITH_CUDA
 #include "kernels/cuda/muon.h"
@@ -33,6 +34,9 @@ NewtonSchulzOptions newton_schulz_by_name(const std::string& name) {
 
 void newton_schulz(Tensor& u, const NewtonSchulzOptions& options) {
   NVTX_RANGE("muon_newton_schulz");
+  // options.precision says how the products round: the process-wide --matmul-precision (TF32 or
+  // BF16 tensor cores on the GPU) must not round them further.
+  const MatmulPrecisionGuard exact_products(MatmulPrecision::FP32);
   check_dtype(u, DType::F32, "newton_schulz", "u");
   MUONREC_CHECK(u.rank() == 2, "newton_schulz: expected a matrix, got {}", shape_str(u.shape()));
   const int64_t rows = u.dim(0), cols = u.dim(1), n = u.numel();

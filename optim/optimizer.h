@@ -29,6 +29,10 @@ class Optimizer {
   virtual std::string describe() const = 0;
 };
 
+// Throws, naming the optimizer and the value, unless the learning rate and the weight decay are
+// finite, not negative, and their product is below 1 (decoupled decay scales the weights by
+// 1 - lr x weight decay each step).
+void check_learning_rate_and_decay(const char* optimizer, float lr, float weight_decay);
 // Copies file[prefix + key] into `into` after checking its shape; errors name file and tensor.
 void load_state_tensor(const SafetensorsFile& file, const std::string& key, Tensor& into);
 // The step count file[key] holds: one non-negative I64 value; errors name file and tensor.

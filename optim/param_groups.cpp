@@ -39,6 +39,11 @@ std::vector<bool> muon_assignment(const std::vector<NamedParameter>& params, con
   } else {
     MUONREC_FAIL("unknown parameter policy '{}' (available: muonrec, hidden, regex:PATTERN)", policy);
   }
+  // Otherwise "--optim muon" would run AdamW alone under Muon's name (a model without blocks).
+  MUONREC_CHECK(std::find(to_muon.begin(), to_muon.end(), true) != to_muon.end(),
+                "--param-policy {} gives Muon no parameter: the model has no 2-D weight it selects (no blocks?); "
+                "train it with --optim adamw",
+                policy);
   return to_muon;
 }
 
@@ -53,11 +58,23 @@ OptimizerSet::OptimizerSet(const std::vector<NamedParameter>& params, const Opti
   } else {
     MUONREC_FAIL("unknown optimizer '{}' (available: adamw, muon)", config.optimizer);
   }
+  const LrSchedule& schedule = config.schedule;
+  MUONREC_CHECK(schedule.total_steps <= 0 || schedule.warmup_steps < schedule.total_steps,
+                "a warm-up of {} steps is not shorter than the run's {} steps: the learning rate would never reach "
+                "its base value",
+                schedule.warmup_steps, schedule.total_steps);
+  const auto check_floor = [&](const char* group, float base_lr) {
+    MUONREC_CHECK(schedule.kind != LrSchedule::Kind::Cosine || schedule.min_lr <= base_lr,
+                  "the cosine schedule's floor (--min-lr {}) is above the {} learning rate {}: it would never anneal",
+                  schedule.min_lr, group, base_lr);
+  };
   if (!adam_params.empty()) {
+    check_floor("AdamW", config.adamw.lr);
     optimizers_.push_back(std::make_unique<AdamW>(adam_params, config.adamw));
     base_lr_.push_back(config.adamw.lr);
   }
   if (!muon_params.empty()) {
+    check_floor("Muon", config.muon.lr);
     optimizers_.push_back(std::make_unique<Muon>(muon_params, config.muon));
     base_lr_.push_back(config.muon.lr);
   }

@@ -2,9 +2,11 @@
 // each step's parameters to relative error 1e-6, on CPU and on the GPU where present.
 #include <nlohmann/json.hpp>
 
+#include "engine/precision.h"
 #include "engine/safetensors.h"
 #include "models/module.h"
 #include "optim/adamw.h"
+#include "optim/muon.h"
 #include "test_util.h"
 
 using namespace muonrec;
@@ -57,9 +59,32 @@ TEST(AdamW, skips_parameters_without_gradient_and_rejects_bad_hyperparameters) {
   AdamW opt({{"a", a}}, {});
   opt.step();
   EXPECT_EQ(a.to_f32_vector(), (std::vector<float>{1, 2}));
-  AdamWOptions bad;
-  bad.beta1 = 1.0f;
-  EXPECT_THROW(AdamW({{"a", a}}, bad), Error);
+}
+
+// Each refused setting is named with its value (the CLI's flags map one to one onto these fields).
+TEST(AdamW, refuses_each_unusable_hyperparameter_by_name) {
+  Tensor a = Tensor::from_f32({1, 2}, {2}).set_requires_grad(true);
+  const auto refused = [&](void (*set)(AdamWOptions&), const std::vector<std::string>& parts) {
+    AdamWOptions o;
+    set(o);
+    testkit::expect_error([&] { AdamW({{"a", a}}, o); }, parts);
+  };
+  refused([](AdamWOptions& o) { o.beta1 = 1.0f; }, {"adamw: beta1 must be in [0, 1), got 1"});
+  refused([](AdamWOptions& o) { o.beta2 = -0.5f; }, {"adamw: beta2 must be in [0, 1), got -0.5"});
+  refused([](AdamWOptions& o) { o.eps = 0.0f; }, {"adamw: eps must be a finite number > 0, got 0"});
+  refused([](AdamWOptions& o) { o.lr = INFINITY; }, {"adamw: the learning rate must be a finite number >= 0, got inf"});
+  refused([](AdamWOptions& o) { o.weight_decay = NAN; }, {"adamw: weight decay must be a finite number >= 0"});
+  refused([](AdamWOptions& o) { o.weight_decay = 1500.0f; },
+          {"learning rate 0.001 x weight decay 1500 is not below 1", "scale the weights by -0.5"});
+  const auto muon_refused = [&](void (*set)(MuonOptions&), const std::vector<std::string>& parts) {
+    MuonOptions o;
+    set(o);
+    Tensor m = Tensor::zeros({2, 2}).set_requires_grad(true);
+    testkit::expect_error([&] { Muon({{"m", m}}, o); }, parts);
+  };
+  muon_refused([](MuonOptions& o) { o.momentum = 1.0f; }, {"muon: momentum must be in [0, 1), got 1"});
+  muon_refused([](MuonOptions& o) { o.lr = -1.0f; }, {"muon: the learning rate must be a finite number >= 0, got -1"});
+  muon_refused([](MuonOptions& o) { o.weight_decay = 100.0f; }, {"muon: learning rate 0.02 x weight decay 100"});
 }
 
 TEST(AdamW, state_round_trips_through_a_checkpoint) {
@@ -90,6 +115,25 @@ TEST(AdamW, state_round_trips_through_a_checkpoint) {
     testkit::expect_error([&] { restored.load_state(load_safetensors(path), "adamw."); }, {path, "'adamw.step'"});
   }
   std::filesystem::remove(path);
+}
+
+// A resumed run loads the parameters, then the optimizer state: the bf16 copy must then follow the
+// loaded parameters, not the ones the optimizer was made with.
+TEST(AdamW, load_state_refreshes_the_bf16_copy_from_the_loaded_parameters) {
+  AdamWOptions o;
+  o.bf16_copy = true;
+  Tensor trained = testkit::random_tensor({6}, 1).set_requires_grad(true);
+  AdamW opt({{"a", trained}}, o);
+  trained.set_grad(testkit::random_tensor({6}, 2));
+  opt.step();
+  testkit::TempDir dir;
+  const std::string path = dir.path("state.safetensors");
+  save_safetensors(path, opt.state("adamw."));
+  Tensor fresh = Tensor::zeros({6}).set_requires_grad(true);
+  AdamW resumed({{"a", fresh}}, o);
+  fresh.copy_from(trained);
+  resumed.load_state(load_safetensors(path), "adamw.");
+  EXPECT_EQ(resumed.bf16_copy(0).to_f32_vector(), trained.to_dtype(DType::BF16).to_f32_vector());
 }
 
 // The fused GPU step against the CPU reference, bit for bit, with the gradients in an arena (so at
@@ -129,7 +173,6 @@ TEST(AdamWGpu, matches_the_cpu_bit_for_bit_from_a_gradient_arena) {
 }
 
 // ---- Muon ----
-#include "optim/muon.h"
 
 namespace {
 
@@ -300,6 +343,43 @@ TEST(ParamGroups, optimizer_set_steps_each_group_with_its_own_rate) {
   for (const auto& p : params) p.tensor.zero_grad();
 }
 
+// Settings under which a group would not train as asked are refused when the groups are made: a
+// cosine floor above a group's rate (it would never anneal), a warm-up as long as the run, and a Muon
+// policy that selects nothing (AdamW alone would run under Muon's name).
+TEST(ParamGroups, optimizer_set_refuses_schedules_and_policies_that_cannot_do_what_they_say) {
+  auto params = sasrec_params();
+  OptimizerConfig config;
+  config.optimizer = "muon";
+  config.adamw.lr = 1e-3f;
+  config.muon.lr = 0.02f;
+  config.schedule.kind = LrSchedule::Kind::Cosine;
+  config.schedule.total_steps = 8;
+  config.schedule.min_lr = 5e-3f;
+  testkit::expect_error([&] { OptimizerSet(params, config); },
+                        {"floor (--min-lr 0.005) is above the AdamW learning rate 0.001"});
+  config.adamw.lr = 0.01f;
+  EXPECT_NO_THROW(OptimizerSet(params, config));
+  config.schedule.warmup_steps = 8;
+  testkit::expect_error([&] { OptimizerSet(params, config); },
+                        {"a warm-up of 8 steps is not shorter than the run's 8 steps"});
+  config.schedule.warmup_steps = 7;
+  EXPECT_NO_THROW(OptimizerSet(params, config));
+
+  ModelConfig no_blocks;
+  no_blocks.n_items = 20;
+  no_blocks.max_len = 5;
+  no_blocks.d = 8;
+  no_blocks.blocks = 0;
+  auto model = make_model(no_blocks, Device::CPU, 1);
+  OptimizerConfig muon;
+  muon.optimizer = "muon";
+  for (const char* policy : {"muonrec", "hidden"}) {
+    muon.param_policy = policy;
+    testkit::expect_error([&] { OptimizerSet(model->parameters().all(), muon); },
+                          {fmt::format("--param-policy {} gives Muon no parameter", policy), "--optim adamw"});
+  }
+}
+
 TEST(Schedule, warmup_then_cosine_to_the_floor) {
   LrSchedule s;
   s.kind = LrSchedule::Kind::Cosine;
@@ -393,4 +473,24 @@ TEST(MuonGpu, fused_odd_shapes_match_the_cpu_reference) {
 TEST(MuonGpu, batched_odd_shapes_match_the_cpu_reference) {
   SKIP_WITHOUT_GPU();
   expect_gpu_muon_matches_cpu({{250, 333}, {333, 250}, {250, 333}}, Muon::Path::Batched);
+}
+
+// fp32 Newton-Schulz is for exactness studies: a process running its other products on TF32 or
+// bf16 tensor cores (--matmul-precision) must not round its products. The same matrix gives the same
+// bits under every setting, and the setting is restored afterwards.
+TEST(MuonGpu, fp32_newton_schulz_ignores_the_process_matmul_precision) {
+  SKIP_WITHOUT_GPU();
+  const Tensor start = testkit::random_tensor({96, 40}, 9).to(Device::CUDA);
+  NewtonSchulzOptions o = quintic_newton_schulz();
+  o.precision = NsPrecision::FP32;
+  auto orthogonalized = [&](MatmulPrecision precision) {
+    MatmulPrecisionGuard process(precision);
+    Tensor u = start.clone();
+    newton_schulz(u, o);
+    EXPECT_EQ(matmul_precision(), precision);
+    return u.to_f32_vector();
+  };
+  const std::vector<float> exact = orthogonalized(MatmulPrecision::FP32);
+  EXPECT_EQ(orthogonalized(MatmulPrecision::TF32), exact);
+  EXPECT_EQ(orthogonalized(MatmulPrecision::BF16), exact);
 }

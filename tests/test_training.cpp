@@ -426,7 +426,10 @@ TEST(TrainOptions, check_refuses_an_early_stop_with_nowhere_to_keep_the_state) {
   testkit::expect_error([&] { options.check("train"); }, {"--warmup-steps and --min-lr must not be negative (got 0, -5"});
   options.optimizer.schedule.warmup_steps = 0;
   options.optimizer.muon.lr = -0.02f;
-  testkit::expect_error([&] { options.check("train"); }, {"learning rates must be numbers >= 0", "Muon -0.02"});
+  testkit::expect_error([&] { options.check("train"); }, {"learning rates must be finite numbers >= 0", "Muon -0.02"});
+  options.optimizer.muon.lr = 0.02f;
+  options.optimizer.adamw.lr = INFINITY;
+  testkit::expect_error([&] { options.check("train"); }, {"learning rates must be finite numbers >= 0", "AdamW inf"});
 }
 
 // Patience counts the validations since the best one, carried in the position (and so across a
