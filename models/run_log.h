@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -41,6 +42,11 @@ class ProgressLog {
   double loss_sum_ = 0;
   int64_t loss_count_ = 0;
 };
+
+// For long evaluations (TIGER's beam search over every user): a function to call with the users
+// done so far and the total, which prints "WHAT: d/N users  r users/s  ETA t" at most every
+// `interval_seconds` (nothing when the whole pass takes less).
+std::function<void(int64_t, int64_t)> users_progress(std::ostream& log, double interval_seconds, std::string what);
 
 // "m:ss", or "h:mm:ss" from an hour on.
 std::string format_duration(double seconds);

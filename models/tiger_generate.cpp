@@ -98,6 +98,7 @@ std::vector<std::vector<semantic_id::BeamHit>> tiger_generate(TigerModel& model,
                          : std::vector<std::vector<int64_t>>(excluded.begin() + first, excluded.begin() + first + count);
     auto hits = semantic_id::constrained_beam_search_batch(trie, count, scorer, beam, chunk_excluded);
     for (int64_t u = 0; u < count; ++u) results[first + u] = std::move(hits[u]);
+    if (options.progress) options.progress(first + count, n_users);
   }
   return results;
 }

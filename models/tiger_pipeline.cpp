@@ -196,6 +196,9 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
     *source = "item texts given by the caller";
     return o.texts;
   }
+  // Both name the item texts: one would be read and the other silently not.
+  MUONREC_CHECK(o.movies.empty() || o.item_text == "auto", "{}: --movies {} and --item-text {} both name the item "
+                "texts: give one of them", who, o.movies, o.item_text);
   if (!o.movies.empty()) {
     MUONREC_CHECK(ds.item_tokens.empty(), "{}: --movies reads item ids as MovieIDs, and {} names its items by "
                   "string tokens", who, ds.source);
@@ -243,12 +246,17 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
       texts = semantic_id::load_titles_by_asin(titles, ds.item_tokens, &report);
       *source = fmt::format("{} by the data's item tokens; {}", titles, report.summary());
     } else {  // the id file numbers the data file's items: each item's source id finds its ASIN
-      const std::unordered_map<int64_t, std::string> asins = semantic_id::read_item_asins(asin, file_items(ds));
+      int64_t beyond_data = 0;
+      const std::unordered_map<int64_t, std::string> asins =
+          semantic_id::read_item_asins(asin, file_items(ds), &beyond_data);
       std::vector<std::string> item_asins(static_cast<size_t>(ds.n_items + 1));
       for (int64_t item = 1; item <= ds.n_items; ++item)
         if (auto it = asins.find(ds.item_source_ids[item]); it != asins.end()) item_asins[item] = it->second;
       texts = semantic_id::load_titles_by_asin(titles, item_asins, &report);
-      *source = fmt::format("{} + {}; {}", asin, titles, report.summary());
+      *source = fmt::format("{} + {}; {}{}", asin, titles, report.summary(),
+                            beyond_data == 0 ? ""
+                                             : fmt::format("; {} ids past the data's largest item {} skipped",
+                                                           beyond_data, file_items(ds)));
     }
   }
   return texts;

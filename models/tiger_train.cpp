@@ -81,6 +81,9 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   TigerEvalOptions valid_eval{options.generate, o.eval.filter_seen, o.eval.filter_seen_last, options.valid_users,
                               o.seed};
   TigerEvalOptions test_eval{options.generate, o.eval.filter_seen, o.eval.filter_seen_last, options.test_users, o.seed};
+  // Decoding every user of a real dataset takes minutes on a CPU: progress lines.
+  valid_eval.generate.progress = users_progress(log, o.progress_seconds, "validation");
+  test_eval.generate.progress = users_progress(log, o.progress_seconds, "test");
   if (options.valid_users > 0)
     log << fmt::format("validation on a fixed sample of {} of {} users\n", std::min(options.valid_users, users), users);
   if (options.test_users > 0)
@@ -93,9 +96,25 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   // The validation the best epoch is chosen by.
   run.fixed["beam"] = std::to_string(options.generate.beam_width);
   run.fixed["valid-users"] = std::to_string(options.valid_users);
+  // The seed draws that sample: another seed would validate the resumed epochs on other users.
+  if (options.valid_users > 0) run.fixed["seed"] = std::to_string(o.seed);
   TrainResult result;
   TrainingPosition position;
   std::vector<Tensor> best_params;
+  // The model and tokenizer of the best validation epoch, written at each new best (a run paused or
+  // cut short keeps it) and again with the test metrics once the run has tested that epoch.
+  auto save_best = [&](const RankingMetrics* test) {
+    if (o.checkpoint_path.empty()) return;
+    std::map<std::string, std::string> metadata = {{"epoch", std::to_string(result.best_epoch)},
+                                                   {"best_valid", result.best_valid.to_json()},
+                                                   {"beam_width", std::to_string(options.generate.beam_width)},
+                                                   {"fixed_settings", json_text(run.fixed)},
+                                                   {"data", dataset.source}};
+    if (test) metadata["test_metrics"] = test->to_json();
+    add_provenance(metadata, o.command, o.settings);
+    add_item_numbering(metadata, dataset);
+    save_tiger_checkpoint(o.checkpoint_path, model, *tokenizer, metadata);
+  };
   if (!o.resume_path.empty()) {
     TrainingState state = open_training_state(o, run, dataset, log);
     restore_training_state(state, model.parameters(), optimizer, dropout_rng, log);
@@ -148,6 +167,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
         result.best_epoch = epoch;
         result.best_valid = valid;
         best_params = snapshot(model.parameters());
+        save_best(nullptr);
       }
     }
     append_jsonl_line(o.metrics_path, json_text(record));
@@ -174,17 +194,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   log << fmt::format("epoch {} test (best validation): {}  ({:.1f} s)\n", result.best_epoch,
                      result.test_at_best.summary(), seconds_since(test_start))
       << std::flush;
-  if (!o.checkpoint_path.empty()) {
-    std::map<std::string, std::string> metadata = {{"epoch", std::to_string(result.best_epoch)},
-                                                   {"best_valid", result.best_valid.to_json()},
-                                                   {"test_metrics", result.test_at_best.to_json()},
-                                                   {"beam_width", std::to_string(options.generate.beam_width)},
-                                                   {"fixed_settings", json_text(run.fixed)},
-                                                   {"data", dataset.source}};
-    add_provenance(metadata, o.command, o.settings);
-    add_item_numbering(metadata, dataset);
-    save_tiger_checkpoint(o.checkpoint_path, model, *tokenizer, metadata);
-  }
+  save_best(&result.test_at_best);
   append_jsonl_line(o.metrics_path, json{{"kind", "result"},
                                          {"model", "tiger"},
                                          {"best_epoch", result.best_epoch},

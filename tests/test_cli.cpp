@@ -523,6 +523,12 @@ TEST(Cli, BadInputFailsWithAMessage) {
   expect_refused("train --model tiger --sid-codebook -3", "--sid-codebook: must be positive, got -3",
                  /*flag_error=*/true);
   expect_refused("train --ff -3", "--ff: must not be negative, got -3", /*flag_error=*/true);
+  expect_refused("train --model tiger --sid-width 0", "--sid-width: must be positive, got 0", /*flag_error=*/true);
+  expect_refused("train --model tiger --sid-iterations -1", "--sid-iterations: must not be negative, got -1",
+                 /*flag_error=*/true);
+  expect_refused("train --model tiger --negatives 5",
+                 "--negatives applies to --loss sampled, with --model sasrec, bert4rec or hstu, only");
+  expect_refused("train --dropout 1", "sasrec: dropout must be in [0, 1), got 1");
   expect_refused("recommend --checkpoint x.safetensors --k 0", "--k: must be positive, got 0", /*flag_error=*/true);
 
   expect_refused("info --checkpoint " + dir.write("notes.txt", "hello"), "notes.txt: not a safetensors file");

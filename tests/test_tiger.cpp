@@ -698,12 +698,32 @@ TEST(TigerPipeline, ResumedRunReproducesTheUninterruptedRunBitForBit) {
     TigerPipelineOptions first = o;
     first.train.train.stop_after_epoch = 2;
     first.train.train.last_checkpoint_path = dir.path(optimizer + "_last.safetensors");
+    first.train.train.checkpoint_path = dir.path(optimizer + "_paused_best.safetensors");
+    first.train.train.progress_seconds = 0;  // every progress line
+    first.train.generate.users_per_chunk = 16;
     std::ostringstream first_log;
     TrainResult stopped = run_tiger_pipeline(data.ds, first, Device::CPU, first_log);
     EXPECT_NE(first_log.str().find("continue with --resume " + first.train.train.last_checkpoint_path),
               std::string::npos)
         << first_log.str();
     EXPECT_EQ(stopped.test_at_best.users, 0);  // no test yet
+    // Validation says how far it got (16 and 32 of the 40 users; the last chunk ends it).
+    EXPECT_NE(first_log.str().find("validation: 16/40 users"), std::string::npos) << first_log.str();
+    EXPECT_NE(first_log.str().find("validation: 32/40 users"), std::string::npos) << first_log.str();
+    EXPECT_EQ(first_log.str().find("validation: 40/40 users"), std::string::npos) << first_log.str();
+    // The best epoch's checkpoint is written when it is found, so a paused run has it (without test
+    // metrics: none were measured).
+    const SafetensorsFile paused_best = load_safetensors(first.train.train.checkpoint_path);
+    EXPECT_EQ(paused_best.metadata.at("epoch"), std::to_string(stopped.best_epoch));
+    EXPECT_EQ(paused_best.metadata.count("test_metrics"), 0u);
+    TigerBundle paused_bundle = load_tiger_checkpoint(paused_best, Device::CPU);
+    const TigerEvalOptions paused_valid{o.train.generate, o.train.train.eval.filter_seen, 0, o.train.valid_users,
+                                        o.train.train.seed};
+    EXPECT_EQ(evaluate_tiger(*paused_bundle.model, paused_bundle.catalog, data.ds, data::EvalSplit::Validation,
+                             paused_valid)
+                  .ndcg10,
+              stopped.best_valid.ndcg10)
+        << optimizer;
 
     // Codes or a validation other than the state's are refused, before anything trains.
     TigerPipelineOptions other_codes = o;
@@ -712,6 +732,12 @@ TEST(TigerPipeline, ResumedRunReproducesTheUninterruptedRunBitForBit) {
     other_codes.train.train.resume_path = first.train.train.last_checkpoint_path;
     testkit::expect_error([&] { run_tiger_pipeline(data.ds, other_codes, Device::CPU, log); },
                           {"other settings", "--beam 5 (the state's run: ", "--sid-codebook 3 (the state's run: "});
+    // The seed draws the validation sample: another would validate the resumed epochs on other users.
+    TigerPipelineOptions other_seed = o;
+    other_seed.train.train.seed = 7;
+    other_seed.train.train.resume_path = first.train.train.last_checkpoint_path;
+    testkit::expect_error([&] { run_tiger_pipeline(data.ds, other_seed, Device::CPU, log); },
+                          {"other settings", "--seed 7 (the state's run: 1)"});
 
     TigerPipelineOptions second = o;
     second.vectors.texts.clear();  // nothing to refit from: the tokenizer comes from the state
@@ -841,6 +867,19 @@ TEST(TigerPipeline, ItemVectorSources) {
   EXPECT_EQ(v.dim, 8);
   EXPECT_EQ(v.values.size(), 4u * 8u);
   EXPECT_NE(v.source.find("toy_item_titles.txt"), std::string::npos) << v.source;
+  // Both --movies and --item-text name the texts: refused, not one of them silently ignored.
+  ItemVectorOptions both = o;
+  both.movies = dir.write("movies.dat", "1::Toy Story (1995)::Animation\n");
+  both.item_text = "toy";
+  testkit::expect_error([&] { item_content_vectors(ds, both); }, {"--movies", "and --item-text toy both name"});
+  // The id file of a whole catalogue, for data holding some of its items (a sample of its users):
+  // the ids past the data's largest are skipped and counted.
+  dir.write("toy_item_asin.txt", "1 A1\n2 A2\n3 A3\n4 A4\n5 A5\n");
+  ds.report.largest_file_item = 3;
+  const ItemVectors sampled = item_content_vectors(ds, o);
+  EXPECT_EQ(sampled.values, v.values);
+  EXPECT_NE(sampled.source.find("; 2 ids past the data's largest item 3 skipped"), std::string::npos)
+      << sampled.source;
 
   // A collaborative model's item table: rows 1..n, L2-normalised.
   const std::string ckpt = dir.path("sasrec.safetensors");

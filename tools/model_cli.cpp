@@ -86,7 +86,8 @@ void ModelCliArgs::resolve(const CommandLine& typed) {
   // --config file gave it).
   typed.refuse_unread({mask_prob}, config.kind == "bert4rec", "--model bert4rec");
   typed.refuse_unread(muon_options, optimizer.optimizer == "muon", "--optim muon");
-  typed.refuse_unread(sampled_loss_options, loss_name == "sampled", "--loss sampled");
+  typed.refuse_unread(sampled_loss_options, loss_name == "sampled" && config.kind != "tiger",
+                      "--loss sampled, with --model sasrec, bert4rec or hstu,");
   typed.refuse_unread({min_lr}, schedule == "cosine", "--schedule cosine");
   typed.refuse_unread({ff}, config.kind != "hstu", "--model sasrec, bert4rec or tiger");  // HSTU has no FFN
 }

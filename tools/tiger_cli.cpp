@@ -6,6 +6,7 @@
 
 #include "engine/error.h"
 #include "models/rank_comparison.h"
+#include "models/run_log.h"
 #include "models/training_position.h"
 
 namespace muonrec {
@@ -74,6 +75,7 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
   const size_t registered_before = cmd->get_options().size();
   add_tiger_shape_flags(cmd, sid, pipeline.model);
   cmd->add_option("--sid-iterations", sid.iterations, "tiger: Lloyd iterations per level at most")
+      ->check(kNotNegative)
       ->capture_default_str();
   cmd->add_flag("--sid-balanced,!--sid-unbalanced", sid.balanced,
                 "tiger: --sid-balanced (the default): balanced k-means assignment, clusters capped at n/k; "
@@ -110,6 +112,7 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
   };
   CLI::Option* width = cmd->add_option("--sid-width", vectors.embedding.width,
                                        "tiger: width of the item vectors (TF-IDF projection, co-occurrence subspace)")
+                           ->check(kPositive)
                            ->capture_default_str();
   cmd->add_option("--beam", train.generate.beam_width, "tiger: beam width = items returned per user")
       ->check(kPositive)
@@ -233,6 +236,7 @@ int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& d
   o.generate.beam_width = beam_width > 0 ? beam_width : trained_beam_width(file, o.generate.beam_width);
   if (users_per_chunk > 0) o.generate.users_per_chunk = users_per_chunk;
   note_beam_cutoff(o.generate.beam_width, std::cerr);  // standard output carries the metrics alone
+  o.generate.progress = users_progress(std::cerr, TrainOptions().progress_seconds, data::split_name(split));
   RankingMetrics m = evaluate_tiger(*bundle.model, bundle.catalog, dataset, split, o);
   std::cout << fmt::format("{} ({}, tiger, beam {}): {}\n", data::split_name(split), checkpoint,
                            o.generate.beam_width, m.summary());

@@ -186,8 +186,10 @@ std::vector<std::string> load_titles_by_asin(const std::string& asin_titles_path
   return join_texts_by_name(read_asin_titles(asin_titles_path), item_asins, report);
 }
 
-std::unordered_map<int64_t, std::string> read_item_asins(const std::string& item_asin_path, int64_t max_id) {
+std::unordered_map<int64_t, std::string> read_item_asins(const std::string& item_asin_path, int64_t max_id,
+                                                         int64_t* beyond_max) {
   MUONREC_CHECK(max_id >= 0, "read_item_asins: max_id must be >= 0, got {}", max_id);
+  if (beyond_max) *beyond_max = 0;
   std::vector<std::string> lines = read_lines(item_asin_path, "item ASIN");
   std::unordered_map<int64_t, std::string> asins;
   std::unordered_map<int64_t, size_t> id_line;
@@ -198,6 +200,10 @@ std::unordered_map<int64_t, std::string> read_item_asins(const std::string& item
     MUONREC_CHECK(f.size() == 2, "{}:{}: expected 'item_id ASIN', got {} fields", item_asin_path, i + 1, f.size());
     const int64_t item = parse_id(f[0], item_asin_path, i + 1, "item id");
     MUONREC_CHECK(item >= 1, "{}:{}: item id {} must be >= 1", item_asin_path, i + 1, item);
+    if (beyond_max && max_id > 0 && item > max_id) {
+      ++*beyond_max;
+      continue;
+    }
     MUONREC_CHECK(max_id == 0 || item <= max_id, "{}:{}: item id {} exceeds n_items {}", item_asin_path, i + 1, item,
                   max_id);
     auto [previous, fresh_id] = id_line.emplace(item, i + 1);

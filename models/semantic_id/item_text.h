@@ -32,8 +32,11 @@ std::vector<std::string> load_asin_item_texts(const std::string& item_asin_path,
                                               int64_t n_items = 0, ItemTextReport* report = nullptr);
 
 // The 'item_id ASIN' lines of a Beauty-style id file: id -> ASIN. Ids must be >= 1 and, when
-// max_id > 0, at most max_id; an id or an ASIN given twice is an error naming both lines.
-std::unordered_map<int64_t, std::string> read_item_asins(const std::string& item_asin_path, int64_t max_id = 0);
+// max_id > 0, at most max_id; an id or an ASIN given twice is an error naming both lines. With
+// `beyond_max`, ids past max_id are skipped and counted there instead (the id file of a whole
+// catalogue read for data that holds part of it: a sample of its users).
+std::unordered_map<int64_t, std::string> read_item_asins(const std::string& item_asin_path, int64_t max_id = 0,
+                                                         int64_t* beyond_max = nullptr);
 
 // texts[item] = texts_by_name[item_names[item]] for items 1..n (item_names [n + 1], index 0 unused),
 // "" where the table has no such name; the report counts the table's names no item took.
