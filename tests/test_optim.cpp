@@ -287,14 +287,27 @@ TEST(Muon, rejects_non_matrices_and_names_the_parameter) {
 
 namespace {
 
-std::vector<NamedParameter> sasrec_params() {
+ModelConfig small_sasrec(int64_t blocks) {
   ModelConfig c;
   c.n_items = 20;
   c.max_len = 5;
   c.d = 8;
-  c.blocks = 1;
-  static auto model = make_model(c, Device::CPU, 1);
+  c.blocks = blocks;
+  return c;
+}
+
+std::vector<NamedParameter> sasrec_params() {
+  static auto model = make_model(small_sasrec(1), Device::CPU, 1);
   return model->parameters().all();
+}
+
+// Muon for the block matrices, AdamW for the rest, at these rates.
+OptimizerConfig muon_groups(float adamw_lr, float muon_lr) {
+  OptimizerConfig config;
+  config.optimizer = "muon";
+  config.adamw.lr = adamw_lr;
+  config.muon.lr = muon_lr;
+  return config;
 }
 
 std::vector<std::string> muon_names(const std::string& policy) {
@@ -324,11 +337,7 @@ TEST(ParamGroups, policies_split_sasrec_as_documented) {
 
 TEST(ParamGroups, optimizer_set_steps_each_group_with_its_own_rate) {
   auto params = sasrec_params();
-  OptimizerConfig config;
-  config.optimizer = "muon";
-  config.adamw.lr = 1e-3f;
-  config.muon.lr = 0.05f;
-  OptimizerSet set(params, config);
+  OptimizerSet set(params, muon_groups(1e-3f, 0.05f));
   ASSERT_EQ(set.optimizers().size(), 2u);
   EXPECT_STREQ(set.optimizers()[0]->name(), "adamw");
   EXPECT_STREQ(set.optimizers()[1]->name(), "muon");
@@ -348,10 +357,7 @@ TEST(ParamGroups, optimizer_set_steps_each_group_with_its_own_rate) {
 // policy that selects nothing (AdamW alone would run under Muon's name).
 TEST(ParamGroups, optimizer_set_refuses_schedules_and_policies_that_cannot_do_what_they_say) {
   auto params = sasrec_params();
-  OptimizerConfig config;
-  config.optimizer = "muon";
-  config.adamw.lr = 1e-3f;
-  config.muon.lr = 0.02f;
+  OptimizerConfig config = muon_groups(1e-3f, 0.02f);
   config.schedule.kind = LrSchedule::Kind::Cosine;
   config.schedule.total_steps = 8;
   config.schedule.min_lr = 5e-3f;
@@ -365,14 +371,8 @@ TEST(ParamGroups, optimizer_set_refuses_schedules_and_policies_that_cannot_do_wh
   config.schedule.warmup_steps = 7;
   EXPECT_NO_THROW(OptimizerSet(params, config));
 
-  ModelConfig no_blocks;
-  no_blocks.n_items = 20;
-  no_blocks.max_len = 5;
-  no_blocks.d = 8;
-  no_blocks.blocks = 0;
-  auto model = make_model(no_blocks, Device::CPU, 1);
-  OptimizerConfig muon;
-  muon.optimizer = "muon";
+  auto model = make_model(small_sasrec(/*blocks=*/0), Device::CPU, 1);
+  OptimizerConfig muon = muon_groups(1e-3f, 0.02f);
   for (const char* policy : {"muonrec", "hidden"}) {
     muon.param_policy = policy;
     testkit::expect_error([&] { OptimizerSet(model->parameters().all(), muon); },
