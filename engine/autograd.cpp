@@ -1,5 +1,6 @@
 #include "engine/autograd.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "engine/error.h"
@@ -63,9 +64,19 @@ void backward(const Tensor& loss) {
   NVTX_RANGE("backward");
   MUONREC_CHECK(loss.numel() == 1, "backward: the loss must have one element, got shape {}", shape_str(loss.shape()));
   MUONREC_CHECK(loss.requires_grad(), "backward: the loss does not depend on any tensor that requires a gradient");
+  const bool leaf = loss.impl()->is_leaf;
+  // Otherwise nothing would reach the parameters, without a word.
+  MUONREC_CHECK(leaf || std::any_of(t_tape.begin(), t_tape.end(),
+                                    [&](const TapeEntry& e) { return e.output == loss.impl()->grad_slot; }),
+                "backward: the loss's graph is no longer on the tape: a backward since it was computed consumed the "
+                "tape (or clear_tape dropped it); compute it again, or add the losses and call backward once");
   std::vector<TapeEntry> tape;
   tape.swap(t_tape);  // the tape is consumed even when a backward throws
-  loss.impl()->slot().grad = Tensor::full(loss.shape(), 1.0f, loss.device()).impl();
+  const Tensor seed = Tensor::full(loss.shape(), 1.0f, loss.device());
+  if (leaf)
+    accumulate_grad(loss, seed);  // a parameter's gradient accumulates (into its buffer, if it has one)
+  else
+    loss.impl()->slot().grad = seed.impl();
   NoGradGuard no_grad;
   for (auto it = tape.rbegin(); it != tape.rend(); ++it) {
     std::shared_ptr<TensorImpl> grad = it->output->grad;

@@ -5,6 +5,10 @@
 // so a gradient tensor is never mutated after it is handed on and aliasing between gradients is
 // harmless.
 // Parameter (leaf) gradients accumulate across backward calls until zero_grad().
+// Nodes hold the tensors their backward reads, not copies: writing into one of them between the
+// forward and the backward (add_into, copy_from into a view) changes the gradients, as an in-place
+// edit of a saved tensor would in PyTorch were it not for its version counters. Embedding ids are
+// checked again in the backward on the CPU, since changed ones would index outside the table.
 #pragma once
 
 #include <memory>
@@ -67,7 +71,9 @@ class GradTarget {
 void accumulate_grad(const GradTarget& target, const Tensor& grad);
 void accumulate_grad(const Tensor& t, const Tensor& grad);
 
-// Seeds d(loss)/d(loss) = 1 (loss must have one element), runs the tape backwards, clears it.
+// Seeds d(loss)/d(loss) = 1 (loss must have one element), runs the tape backwards, clears it. A
+// loss recorded before an earlier backward (its graph consumed) is refused; a leaf loss (a
+// parameter of one element) adds 1 to its own gradient.
 void backward(const Tensor& loss);
 // Drops everything recorded since the last backward (e.g. after a forward whose loss is unused).
 void clear_tape();

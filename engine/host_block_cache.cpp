@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <list>
 #include <map>
 #include <mutex>
@@ -168,6 +169,9 @@ size_t host_block_size(size_t bytes) {
   size_t power = 4096;
   while (power <= bytes / 2) power *= 2;  // not power * 2 <= bytes: that wraps for bytes >= 2^63
   const size_t step = power / 8;  // >= 512, a multiple of kAlignment
+  // No machine has such a block; rounding it up would wrap to a small one.
+  MUONREC_CHECK(bytes <= std::numeric_limits<size_t>::max() - (step - 1), "out of host memory allocating {} bytes",
+                bytes);
   return (bytes + step - 1) / step * step;
 }
 

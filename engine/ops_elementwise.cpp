@@ -24,7 +24,8 @@ struct AddNode : Node {
       return;
     }
     Tensor gb = Tensor::empty(b.shape(), DType::F32, g.device());
-    MUONREC_DISPATCH(g.device(), sum_leading, f32(g), f32_mut(gb), g.numel() / b.numel(), b.numel());
+    if (b.numel() > 0)  // else a, g and b are all empty
+      MUONREC_DISPATCH(g.device(), sum_leading, f32(g), f32_mut(gb), g.numel() / b.numel(), b.numel());
     accumulate_grad(b, gb);
   }
 };
@@ -145,7 +146,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
   check_dtype(a, DType::F32, "add", "a");
   check_dtype(b, DType::F32, "add", "b");
   check_same_device(a, b, "add");
-  MUONREC_CHECK((is_suffix(b.shape(), a.shape()) && b.numel() > 0) || a.numel() == 0,
+  MUONREC_CHECK(is_suffix(b.shape(), a.shape()) && (b.numel() > 0 || a.numel() == 0),
                 "add: shape {} does not broadcast onto {} (b must equal a trailing part of a's shape)",
                 shape_str(b.shape()), shape_str(a.shape()));
   Tensor out = empty_like(a);
@@ -202,8 +203,9 @@ Tensor scale_rows(const Tensor& x, const Tensor& row_factor) {
   check_dtype(x, DType::F32, "scale_rows", "x");
   check_dtype(row_factor, DType::F32, "scale_rows", "row_factor");
   check_same_device(x, row_factor, "scale_rows");
-  MUONREC_CHECK(x.rank() >= 1 && row_factor.numel() == rows_of(x),
-                "scale_rows: {} factors for {} rows of shape {}", row_factor.numel(), rows_of(x), shape_str(x.shape()));
+  MUONREC_CHECK(x.rank() >= 1, "scale_rows: x must have at least one axis, got shape {}", shape_str(x.shape()));
+  MUONREC_CHECK(row_factor.numel() == rows_of(x), "scale_rows: {} factors for {} rows of shape {}",
+                row_factor.numel(), rows_of(x), shape_str(x.shape()));
   Tensor out = empty_like(x);
   MUONREC_DISPATCH(x.device(), scale_rows_forward, f32(x), f32(row_factor), f32_mut(out), rows_of(x), x.dim(-1));
   if (any_requires_grad({&x})) {
@@ -241,6 +243,7 @@ Tensor dropout(const Tensor& x, float p, PhiloxGenerator& generator, bool traini
 Tensor sum(const Tensor& x) { return reduce_all(x, 1.0f, "sum"); }
 
 Tensor mean(const Tensor& x) {
+  check_dtype(x, DType::F32, "mean", "x");
   MUONREC_CHECK(x.numel() > 0, "mean: empty tensor");
   return reduce_all(x, 1.0f / static_cast<float>(x.numel()), "mean");
 }

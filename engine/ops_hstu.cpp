@@ -48,17 +48,22 @@ Tensor checked_time_buckets(const Tensor& time_bias, const Tensor& time_buckets,
   const int64_t batch = uvqk.dim(0), seq = uvqk.dim(1);
   MUONREC_CHECK(time_buckets.shape() == (Shape{batch, seq, seq}), "{}: time_buckets must be [{}, {}, {}], got {}", op,
                 batch, seq, seq, shape_str(time_buckets.shape()));
-  Tensor buckets = cast(time_buckets, DType::I32);
-  if (buckets.device() == Device::CPU) {
-    // As for embedding ids: the CPU path checks every bucket; on the GPU they come from the host's
-    // bucketing (models/hstu.h), which clamps, so the hot path has no device-to-host sync.
-    const int32_t* p = buckets.data<int32_t>();
-    const int64_t num_buckets = time_bias.numel(), count = buckets.numel();
-    for (int64_t n = 0; n < count; ++n)
-      MUONREC_CHECK(p[n] >= 0 && p[n] < num_buckets, "{}: time bucket {} at position {} is outside [0, {})", op, p[n],
-                    n, num_buckets);
+  if (time_buckets.device() == Device::CPU) {
+    // As for embedding ids: the CPU path checks every bucket (before the cast to I32, which would
+    // wrap an I64 one into range); on the GPU they come from the host's bucketing (models/hstu.h),
+    // which clamps, so the hot path has no device-to-host sync.
+    const int64_t num_buckets = time_bias.numel(), count = time_buckets.numel();
+    auto check = [&](const auto* p) {
+      for (int64_t n = 0; n < count; ++n)
+        MUONREC_CHECK(p[n] >= 0 && p[n] < num_buckets, "{}: time bucket {} at position {} is outside [0, {})", op,
+                      static_cast<int64_t>(p[n]), n, num_buckets);
+    };
+    if (time_buckets.dtype() == DType::I64)
+      check(time_buckets.data<int64_t>());
+    else
+      check(time_buckets.data<int32_t>());
   }
-  return buckets;
+  return cast(time_buckets, DType::I32);
 }
 
 }  // namespace

@@ -28,6 +28,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets) {
                 "cross_entropy: logits must be [N, V] and targets [N], got {} and {}", shape_str(logits.shape()),
                 shape_str(targets.shape()));
   const int64_t rows = logits.dim(0), classes = logits.dim(1);
+  MUONREC_CHECK(classes > 0, "cross_entropy: logits {} have no classes", shape_str(logits.shape()));
   if (targets.device() == Device::CPU) {
     const int64_t* t = targets.data<int64_t>();
     for (int64_t r = 0; r < rows; ++r)

@@ -59,8 +59,9 @@ Tensor split_last(const Tensor& x, int64_t start, int64_t width) {
   check_dtype(x, DType::F32, "split_last", "x");
   MUONREC_CHECK(x.rank() >= 1, "split_last: x must have at least one axis");
   const int64_t cols = x.dim(-1);
-  MUONREC_CHECK(start >= 0 && width >= 0 && start + width <= cols,
-                "split_last: columns [{}, {}) are outside the last axis of {}", start, start + width,
+  // width <= cols - start: start + width could overflow.
+  MUONREC_CHECK(start >= 0 && width >= 0 && start <= cols && width <= cols - start,
+                "split_last: {} columns from column {} are outside the last axis of {}", width, start,
                 shape_str(x.shape()));
   Shape out_shape = x.shape();
   out_shape.back() = width;

@@ -63,7 +63,12 @@ Tensor tensor_from_entry(const std::string& path, const std::string& name, const
   MUONREC_CHECK(entry.is_object() && entry.contains("dtype") && entry.contains("shape") && entry.contains("data_offsets"),
                 "{}: tensor '{}' lacks dtype, shape or data_offsets", path, name);
   std::string dtype_str = entry["dtype"].get<std::string>();
-  Shape shape = entry["shape"].get<Shape>();
+  const nlohmann::json& shape_entry = entry["shape"];
+  // get<Shape> would read 2.9 as 2.
+  MUONREC_CHECK(shape_entry.is_array() && std::all_of(shape_entry.begin(), shape_entry.end(),
+                                                      [](const nlohmann::json& d) { return d.is_number_integer(); }),
+                "{}: tensor '{}' has shape {}, not a list of integers", path, name, shape_entry.dump());
+  Shape shape = shape_entry.get<Shape>();
   auto offsets = entry["data_offsets"].get<std::vector<uint64_t>>();
   MUONREC_CHECK(offsets.size() == 2 && offsets[0] <= offsets[1] && offsets[1] <= data_bytes,
                 "{}: tensor '{}' has data_offsets outside the {}-byte data section (a truncated file?)", path, name,

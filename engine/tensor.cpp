@@ -1,5 +1,6 @@
 #include "engine/tensor.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "engine/error.h"
@@ -14,12 +15,13 @@ std::string shape_str(const Shape& shape) {
 }
 
 int64_t shape_numel(const Shape& shape) {
+  for (int64_t s : shape) MUONREC_CHECK(s >= 0, "negative dimension in shape {}", shape_str(shape));
+  // A zero anywhere makes an empty tensor, whatever the product of the other dimensions.
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return 0;
   int64_t n = 1;
-  for (int64_t s : shape) {
-    MUONREC_CHECK(s >= 0, "negative dimension in shape {}", shape_str(shape));
+  for (int64_t s : shape)
     MUONREC_CHECK(!__builtin_mul_overflow(n, s, &n), "shape {} has more elements than 64 bits count",
                   shape_str(shape));
-  }
   return n;
 }
 
@@ -161,6 +163,13 @@ Tensor Tensor::grad() const {
 }
 
 void Tensor::set_grad(const Tensor& grad) const {
+  MUONREC_CHECK(grad.defined() && grad.shape() == shape() && grad.dtype() == DType::F32 && grad.device() == device(),
+                "set_grad: a gradient for a {} tensor of shape {} on {} must be F32 of that shape on that device, got "
+                "{}",
+                dtype_name(dtype()), shape_str(shape()), device_name(device()),
+                grad.defined() ? fmt::format("{} {} on {}", dtype_name(grad.dtype()), shape_str(grad.shape()),
+                                             device_name(grad.device()))
+                               : std::string("an undefined tensor"));
   GradSlot& slot = checked().slot();
   if (slot.grad_persistent) {
     Tensor::from_impl(slot.grad).copy_from(grad);
@@ -214,6 +223,8 @@ Tensor Tensor::reshape(Shape shape) const {
       MUONREC_CHECK(infer < 0, "reshape: more than one -1 in {}", shape_str(shape));
       infer = static_cast<int>(i);
     } else {
+      MUONREC_CHECK(shape[i] >= 0, "reshape: dimension {} of {} is negative (only one -1, to infer, may be)", i,
+                    shape_str(shape));
       known *= shape[i];
     }
   }
@@ -230,7 +241,8 @@ Tensor Tensor::reshape(Shape shape) const {
 }
 
 Tensor Tensor::narrow_rows(int64_t start, int64_t count) const {
-  MUONREC_CHECK(rank() >= 1 && start >= 0 && count >= 0 && start + count <= dim(0),
+  // count <= dim(0) - start: start + count could overflow.
+  MUONREC_CHECK(rank() >= 1 && start >= 0 && count >= 0 && start <= dim(0) && count <= dim(0) - start,
                 "narrow_rows({}, {}) out of range for shape {}", start, count, shape_str(shape()));
   Shape shape = this->shape();
   int64_t row = numel() / std::max<int64_t>(dim(0), 1);

@@ -12,6 +12,7 @@
 #include <omp.h>
 #endif
 
+#include "engine/error.h"
 #include "engine/rng.h"
 #include "kernels/cpu/matmul.h"
 
@@ -92,4 +93,16 @@ TEST(CpuGemm, TheSameBitsOnOneThreadAsOnSeveral) {
 #else
   GTEST_SKIP() << "built without OpenMP: products run on one thread";
 #endif
+}
+
+// OpenBLAS takes 32-bit sizes: a larger product is refused with an Error before the BLAS (which would
+// print to stderr and leave C as it was) or any pointer is touched.
+TEST(CpuGemm, SizesBeyondTheBlasIntegersAreRefused) {
+  const int64_t too_long = int64_t{1} << 31;
+  try {
+    muonrec::kernels::cpu::gemm(true, false, 1, 1, too_long, 1.0f, nullptr, nullptr, 0.0f, nullptr);
+    FAIL() << "no error";
+  } catch (const muonrec::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("exceeds the BLAS's 32-bit sizes"), std::string::npos) << e.what();
+  }
 }

@@ -159,6 +159,41 @@ TEST(OpsForward, embedding_rejects_out_of_range_ids) {
   Tensor w = random_tensor({4, 3}, 3);
   EXPECT_THROW(ops::embedding(w, Tensor::from_i64({1, 4}, {2})), Error);
   EXPECT_THROW(ops::embedding(w, Tensor::from_i64({-1}, {1})), Error);
+  // The node keeps the forward's ids: written into before the backward, they are checked again.
+  Tensor table = random_param({4, 3}, 4);
+  Tensor ids = Tensor::from_i64({1, 2}, {2});
+  Tensor loss = ops::sum(ops::embedding(table, ids));
+  ids.data<int64_t>()[1] = int64_t{1} << 40;
+  testkit::expect_error([&] { backward(loss); },
+                        {"embedding backward (the ids were changed after the forward): id 1099511627776 at position 1"});
+}
+
+// Edge sizes an op must refuse or handle, not crash on: no classes, empty broadcasts, offsets whose
+// sum overflows, I64 buckets beyond 32 bits; and messages that name the op.
+TEST(OpsForward, empty_and_overflowing_arguments_are_refused_or_handled) {
+  testkit::expect_error([] { ops::cross_entropy(Tensor::zeros({2, 0}), Tensor::from_i64({-1, -1}, {2})); },
+                        {"cross_entropy: logits [2, 0] have no classes"});
+  testkit::expect_error([] { ops::add(Tensor::zeros({0, 3}), Tensor::zeros({5, 7})); },
+                        {"add: shape [5, 7] does not broadcast onto [0, 3]"});
+  Tensor b = Tensor::zeros({0}).set_requires_grad(true);
+  backward(ops::sum(ops::add(Tensor::zeros({2, 0}), b)));  // empty a, g and b: nothing to sum, no division by 0
+  EXPECT_EQ(b.grad().shape(), (Shape{0}));
+  Tensor x = random_tensor({2, 4}, 1);
+  testkit::expect_error([&] { ops::split_last(x, INT64_MAX, 1); },
+                        {"split_last: 1 columns from column 9223372036854775807 are outside the last axis of [2, 4]"});
+  testkit::expect_error([&] { ops::split_last(x, 1, INT64_MAX); }, {"split_last", "outside the last axis"});
+  testkit::expect_error([] { ops::scale_rows(Tensor::zeros({}), Tensor::zeros({1})); },
+                        {"scale_rows: x must have at least one axis, got shape []"});
+  testkit::expect_error([] { ops::mean(Tensor()); }, {"mean"});
+
+  // hstu_attention's I64 time buckets are range-checked before the cast to I32, which would wrap
+  // 2^32 + 1 to 1.
+  const int64_t B = 1, T = 2, d = 4;
+  Tensor uvqk = random_tensor({B, T, 4 * d}, 2), valid = Tensor::full({B, T}, 1.0f);
+  Tensor pos_bias = Tensor::zeros({2 * T - 1}), time_bias = Tensor::zeros({3});
+  Tensor buckets = Tensor::from_i64({0, 0, (int64_t{1} << 32) + 1, 0}, {B, T, T});
+  testkit::expect_error([&] { ops::hstu_attention(uvqk, valid, pos_bias, time_bias, buckets, 1); },
+                        {"hstu_attention: time bucket 4294967297 at position 2 is outside [0, 3)"});
 }
 
 TEST(OpsForward, dropout_same_generator_state_same_mask_and_rate) {
@@ -326,6 +361,23 @@ TEST(Autograd, parameter_gradients_accumulate_until_cleared) {
   EXPECT_EQ(w.grad().to_f32_vector(), (std::vector<float>{5, 5, 5}));
   w.zero_grad();
   EXPECT_FALSE(w.grad().defined());
+}
+
+// backward consumes the tape: a loss computed before an earlier backward has no graph left, and is
+// refused rather than reaching nothing. A parameter as its own loss accumulates into its gradient.
+TEST(Autograd, a_loss_whose_graph_a_backward_consumed_is_refused) {
+  Tensor w = random_param({2}, 1);
+  Tensor first = ops::sum(w), second = ops::sum(ops::scale(w, 3.0f));
+  backward(first);
+  testkit::expect_error([&] { backward(second); }, {"backward: the loss's graph is no longer on the tape"});
+  testkit::expect_error([&] { backward(first); }, {"no longer on the tape"});
+  EXPECT_EQ(w.grad().to_f32_vector(), (std::vector<float>{1, 1}));
+  backward(ops::add(ops::sum(w), ops::sum(ops::scale(w, 3.0f))));  // both losses at once
+  EXPECT_EQ(w.grad().to_f32_vector(), (std::vector<float>{5, 5}));
+  Tensor scalar = random_param({1}, 2);
+  backward(scalar);
+  backward(scalar);
+  EXPECT_EQ(scalar.grad().to_f32_vector(), (std::vector<float>{2}));
 }
 
 TEST(Autograd, no_grad_guard_records_nothing) {

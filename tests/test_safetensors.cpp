@@ -104,6 +104,14 @@ TEST(Safetensors, reads_the_pytorch_fixture) {
   EXPECT_NEAR(file.at("output.loss").item(), std::stod(file.metadata.at("loss")), 1e-5);
 }
 
+// An empty tensor whose other dimensions multiply past 64 bits is still an empty tensor.
+TEST(Safetensors, an_empty_tensor_loads_whatever_its_other_dimensions) {
+  std::string path = temp_path("empty.safetensors");
+  write_bytes(path, with_header(R"({"x":{"dtype":"F32","shape":[4294967296,4294967296,0],"data_offsets":[0,0]}})", ""));
+  EXPECT_EQ(load_safetensors(path).at("x").numel(), 0);
+  std::filesystem::remove(path);
+}
+
 TEST(Safetensors, corrupt_files_name_the_problem) {
   auto expect_error = [](const std::string& bytes, const std::string& needle) {
     std::string path = temp_path("corrupt.safetensors");
@@ -134,6 +142,9 @@ TEST(Safetensors, corrupt_files_name_the_problem) {
                             R"({"x":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})",
                             R"({"x":{"dtype":"BF16","shape":[1000000000000],"data_offsets":[0,8]}})"})
     expect_error(with_header(entry, "12345678"), "more elements than the");
+  // A dimension that is no integer (read as one, 2.9 would be 2).
+  expect_error(with_header(R"({"x":{"dtype":"F32","shape":[2.9],"data_offsets":[0,8]}})", "12345678"),
+               "'x' has shape [2.9], not a list of integers");
   // The tensors must tile the data section: no two reading the same bytes, no bytes of nobody's.
   expect_error(with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                            R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",

@@ -196,3 +196,28 @@ TEST(HostBlockCache, over_the_limit_the_least_recently_freed_blocks_go_first) {
   release_cached_host_memory();
   set_host_cache_limit(size_t{1} << 30);
 }
+
+// Sizes near the 64-bit limits are refused with an Error, never wrapped into small ones: an offset
+// past the end read as in range, a byte count rounded up past 2^64 to a tiny block.
+TEST(Tensor, sizes_at_the_64_bit_limits_are_refused_not_wrapped) {
+  const Tensor t = Tensor::from_f32({1, 2, 3, 4}, {2, 2});
+  testkit::expect_error([&] { t.narrow_rows(INT64_MAX, 1); }, {"narrow_rows(9223372036854775807, 1) out of range"});
+  testkit::expect_error([&] { t.narrow_rows(1, INT64_MAX); }, {"out of range for shape [2, 2]"});
+  testkit::expect_error([&] { Tensor::empty({int64_t{1} << 31, (int64_t{1} << 31) - 1}); },
+                        {"out of host memory allocating"});
+  testkit::expect_error([&] { host_block_size(SIZE_MAX - 100); }, {"out of host memory allocating"});
+  // A zero anywhere makes an empty tensor, however large the other dimensions' product.
+  EXPECT_EQ(Tensor::empty({int64_t{1} << 32, int64_t{1} << 32, 0}).numel(), 0);
+  testkit::expect_error([&] { t.reshape({-2, -2}); }, {"reshape: dimension 0 of [-2, -2] is negative"});
+}
+
+// A gradient set by hand must fit the tensor: a mismatch would surface later, in a kernel.
+TEST(Tensor, set_grad_refuses_a_gradient_of_another_shape_or_dtype) {
+  Tensor w = Tensor::zeros({2}).set_requires_grad(true);
+  testkit::expect_error([&] { w.set_grad(Tensor::zeros({3, 2})); },
+                        {"set_grad: a gradient for a F32 tensor of shape [2] on cpu", "got F32 [3, 2] on cpu"});
+  testkit::expect_error([&] { w.set_grad(Tensor::zeros({2}, DType::BF16)); }, {"got BF16 [2]"});
+  testkit::expect_error([&] { w.set_grad(Tensor()); }, {"got an undefined tensor"});
+  w.set_grad(Tensor::full({2}, 3.0f));
+  EXPECT_EQ(w.grad().to_f32_vector(), (std::vector<float>{3, 3}));
+}

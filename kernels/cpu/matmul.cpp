@@ -4,10 +4,13 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+
+#include "engine/error.h"
 
 namespace muonrec::kernels::cpu {
 namespace {
@@ -34,11 +37,22 @@ constexpr int64_t kParallelMultiplyAdds = int64_t{1} << 21;
 // A product called inside a parallel region runs whole on its thread (no caller does that).
 constexpr int64_t kPanel = 128;
 
+// OpenBLAS takes 32-bit sizes: a larger one would be refused with a message on stderr and C left as
+// it was, so it is refused here, with an Error.
+void check_blas_sizes(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc) {
+  constexpr int64_t kMax = std::numeric_limits<blasint>::max();
+  MUONREC_CHECK(std::max({m, n, k, lda, ldb, ldc}) <= kMax,
+                "gemm: a [{} x {}] by [{} x {}] product (leading dimensions {}, {}, {}) exceeds the BLAS's 32-bit "
+                "sizes ({})",
+                m, k, k, n, lda, ldb, ldc, kMax);
+}
+
 }  // namespace
 
 void gemm_strided(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                   int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
+  check_blas_sizes(m, n, k, lda, ldb, ldc);
   keep_blas_off_the_openmp_cores();
   cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
               static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), alpha, a,
@@ -49,6 +63,7 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
           float beta, float* c) {
   const int64_t lda = std::max<int64_t>(1, trans_a ? m : k);
   const int64_t ldb = std::max<int64_t>(1, trans_b ? k : n);
+  check_blas_sizes(m, n, k, lda, ldb, n);  // here, not inside the parallel region below
 #ifdef _OPENMP
   if (m * n * k >= kParallelMultiplyAdds && std::max(m, n) > kPanel && !omp_in_parallel()) {
     // Panels of rows of C (rows of op(A)) or, when C is wider than tall, of its columns (columns of op(B)).
