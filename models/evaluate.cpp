@@ -1,7 +1,6 @@
 #include "models/evaluate.h"
 
 #include <algorithm>
-#include <numeric>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -37,27 +36,45 @@ void RankingAccumulator::add_rank(int64_t row, int64_t rank) {
   sum_.mrr += 1.0 / (static_cast<double>(rank) + 1.0);
 }
 
-void RankingAccumulator::add(int64_t row, const float* scores, int64_t n_items, int64_t target_item,
-                             const std::vector<int64_t>& seen) {
+namespace {
+
+// The items of `seen` that are candidates to exclude: in 1..n_items, not the target, each once.
+std::vector<int64_t> excluded_items(const std::vector<int64_t>& seen, int64_t n_items, int64_t target_item) {
   MUONREC_CHECK(target_item >= 1 && target_item <= n_items, "evaluation target {} outside items 1..{}", target_item,
                 n_items);
-  const float target_score = scores[target_item - 1];
-  if (std::isnan(target_score)) {
-    add_rank(row, n_items - 1);
-    return;
-  }
-  int64_t rank = 0;
-  for (int64_t c = 0; c < n_items; ++c) rank += scores[c] > target_score;
-  // Seen items scoring above the target were counted: take them back out (each item once).
   std::vector<int64_t> excluded;
-  for (int64_t item : seen) {
-    if (item == target_item || item < 1 || item > n_items) continue;
-    excluded.push_back(item);
-  }
+  for (int64_t item : seen)
+    if (item != target_item && item >= 1 && item <= n_items) excluded.push_back(item);
   std::sort(excluded.begin(), excluded.end());
   excluded.erase(std::unique(excluded.begin(), excluded.end()), excluded.end());
-  for (int64_t item : excluded) rank -= scores[item - 1] > target_score;
+  return excluded;
+}
+
+}  // namespace
+
+void RankingAccumulator::add(int64_t row, const float* scores, int64_t n_items, int64_t target_item,
+                             const std::vector<int64_t>& seen) {
+  const std::vector<int64_t> excluded = excluded_items(seen, n_items, target_item);
+  const float target_score = scores[target_item - 1];
+  // serves_before(scores[c], c + 1, target) for every item, in loops the compiler vectorises: higher
+  // scores, then equal ones of smaller ids (NaN equals nothing, so NaN candidates count only before
+  // a NaN target, which every other candidate precedes).
+  const int64_t target_index = target_item - 1;
+  int64_t rank = 0;
+  if (std::isnan(target_score)) {
+    for (int64_t c = 0; c < n_items; ++c) rank += !std::isnan(scores[c]) || c < target_index;
+  } else {
+    for (int64_t c = 0; c < target_index; ++c) rank += scores[c] >= target_score;
+    for (int64_t c = target_index + 1; c < n_items; ++c) rank += scores[c] > target_score;
+  }
+  // Excluded items counted above are taken back out.
+  for (int64_t item : excluded) rank -= serves_before(scores[item - 1], item, target_score, target_item);
   add_rank(row, rank);
+}
+
+void RankingAccumulator::add_last(int64_t row, int64_t n_items, int64_t target_item,
+                                  const std::vector<int64_t>& seen) {
+  add_rank(row, n_items - 1 - static_cast<int64_t>(excluded_items(seen, n_items, target_item).size()));
 }
 
 RankingMetrics RankingAccumulator::result() const {
@@ -131,16 +148,11 @@ RankingMetrics evaluate_model(SequentialModel& model, const data::SequenceDatase
 
 RankingMetrics evaluate_popularity(const data::SequenceDataset& dataset, data::EvalSplit split,
                                    const EvalOptions& options) {
-  // A ranked list, as a most-popular recommender serves one: by training count, ties by item id.
-  // (Scored by the counts alone, the many items that tie on a count would all rank level with the
-  // target, ahead of it by none: the baseline would look better than any list it could serve.)
+  // Scored by training count (exact in float up to 2^24): the ranking serves the many items that tie
+  // on a count by item id, as a most-popular recommender's list would.
   const std::vector<int64_t> counts = data::item_popularity(dataset);
-  std::vector<int64_t> order(static_cast<size_t>(dataset.n_items));
-  std::iota(order.begin(), order.end(), int64_t{1});
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return counts[a] > counts[b]; });
-  std::vector<float> scores(order.size());  // n_items - list position: exact in float up to 2^24 items
-  for (size_t position = 0; position < order.size(); ++position)
-    scores[static_cast<size_t>(order[position] - 1)] = static_cast<float>(order.size() - position);
+  std::vector<float> scores(static_cast<size_t>(dataset.n_items));
+  for (int64_t item = 1; item <= dataset.n_items; ++item) scores[item - 1] = static_cast<float>(counts[item]);
   RankingAccumulator acc;
   for (const data::EvalExample& example : data::LeaveOneOut::examples(dataset, split)) {
     acc.add(example.row, scores.data(), dataset.n_items, example.target, filtered_items(dataset, example, options));

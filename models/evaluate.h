@@ -3,6 +3,7 @@
 // NDCG@K and MRR. The same code ranks the model's scores and the most-popular baseline.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -30,14 +31,27 @@ struct RankingMetrics {
   std::string to_json() const;
 };
 
-// Accumulates ranks: rank = number of candidates scoring strictly higher than the target
-// (a NaN target score ranks last).
+// The order of a served list (recommend's): higher score first, equal scores by ascending item id,
+// NaN last. Evaluation ranks the target where this order puts it among the candidates, so a metric
+// is what the list a user would be served scores: a collapsed model whose scores all tie (or are
+// all infinite) gains nothing from the ties. The PyTorch peer counts only the items scoring strictly
+// higher, which gives the same ranks unless the target's score ties with another item's.
+inline bool serves_before(float score_a, int64_t item_a, float score_b, int64_t item_b) {
+  if (std::isnan(score_a) != std::isnan(score_b)) return std::isnan(score_b);
+  return score_a > score_b || (!(score_b > score_a) && item_a < item_b);
+}
+
+// Accumulates ranks: rank = the number of candidates served before the target (serves_before).
 class RankingAccumulator {
  public:
   void add_rank(int64_t row, int64_t rank);
   // The user of dataset row `row`: scores[c] is the score of item c+1; `seen` lists item ids
-  // (1-based) to exclude (the target itself is never excluded).
+  // (1-based) to exclude (the target itself is never excluded; repeats and ids outside 1..n_items
+  // are passed over).
   void add(int64_t row, const float* scores, int64_t n_items, int64_t target_item, const std::vector<int64_t>& seen);
+  // A target that a partial list (TIGER's beam) does not hold: ranked last among the candidates
+  // that `seen` leaves.
+  void add_last(int64_t row, int64_t n_items, int64_t target_item, const std::vector<int64_t>& seen);
   RankingMetrics result() const;
 
  private:

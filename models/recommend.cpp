@@ -35,11 +35,8 @@ std::vector<ScoredItem> top_k_items(const float* scores, int64_t n_items, int64_
   candidates.reserve(static_cast<size_t>(n_items));
   for (int64_t item = 1; item <= n_items; ++item)
     if (!skip.count(item)) candidates.push_back({item, scores[item - 1]});
-  // NaN ranks last, as in the evaluation.
-  auto before = [](const ScoredItem& a, const ScoredItem& b) {
-    if (std::isnan(a.score) != std::isnan(b.score)) return std::isnan(b.score);
-    return a.score > b.score || (!(b.score > a.score) && a.item < b.item);
-  };
+  // The evaluation's order: it ranks the target where this list would put it.
+  auto before = [](const ScoredItem& a, const ScoredItem& b) { return serves_before(a.score, a.item, b.score, b.item); };
   const size_t keep = std::min(candidates.size(), static_cast<size_t>(k));
   std::partial_sort(candidates.begin(), candidates.begin() + keep, candidates.end(), before);
   candidates.resize(keep);

@@ -139,11 +139,15 @@ RankingMetrics evaluate_tiger(TigerModel& model, const TigerCatalog& catalog, co
     }
   auto hits = tiger_generate(model, catalog, histories, options.generate, seen);
   RankingAccumulator acc;
+  const std::vector<int64_t> no_seen;
   for (size_t i = 0; i < examples.size(); ++i) {
     const std::vector<semantic_id::BeamHit>& h = hits[i];
     auto found = std::find_if(h.begin(), h.end(),
                               [&](const semantic_id::BeamHit& hit) { return hit.item == examples[i].target; });
-    acc.add_rank(examples[i].row, found != h.end() ? found - h.begin() : dataset.n_items - 1);
+    if (found != h.end())
+      acc.add_rank(examples[i].row, found - h.begin());
+    else
+      acc.add_last(examples[i].row, dataset.n_items, examples[i].target, options.filter_seen ? seen[i] : no_seen);
   }
   return acc.result();
 }

@@ -1,10 +1,13 @@
 // Serving (models/recommend.h): top-K selection, and recommendations after a whole history that
 // agree with the leave-one-out evaluation of the same model.
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <sstream>
 
 #include "data/dataset.h"
+#include "engine/rng.h"
+#include "models/evaluate.h"
 #include "models/recommend.h"
 #include "test_util.h"
 #include "tiny_model_config.h"
@@ -25,6 +28,46 @@ TEST(Recommend, top_k_items_orders_by_score_then_item_and_skips_excluded_items) 
   std::vector<ScoredItem> all = top_k_items(scores.data(), 6, 100, {});
   ASSERT_EQ(all.size(), 6u);
   EXPECT_EQ(all.back().item, 4);  // NaN ranks last
+}
+
+// The evaluation ranks a target where the served list puts it: ties by item id and NaN last, on
+// scores full of ties and NaNs, with and without excluded items (repeats, the target itself and ids
+// outside the catalogue among them, which are passed over).
+TEST(Recommend, evaluation_ranks_the_target_where_the_served_list_puts_it) {
+  const int64_t n = 40;
+  PhiloxGenerator gen(5);
+  for (int trial = 0; trial < 30; ++trial) {
+    std::vector<float> scores(n);
+    for (float& s : scores) {
+      const float u = gen.uniform();
+      s = u < 0.1f ? std::nanf("") : u < 0.15f ? INFINITY : std::floor(u * 6.0f);  // many ties
+    }
+    std::vector<int64_t> seen;
+    for (int k = 0; k < trial % 7; ++k) seen.push_back(1 + static_cast<int64_t>(gen.uniform() * (n + 3)));
+    for (int64_t target = 1; target <= n; ++target) {
+      std::vector<int64_t> excluded = seen;
+      excluded.erase(std::remove(excluded.begin(), excluded.end(), target), excluded.end());
+      const std::vector<ScoredItem> list = top_k_items(scores.data(), n, n, excluded);
+      const auto position = std::find_if(list.begin(), list.end(), [&](const ScoredItem& s) { return s.item == target; });
+      ASSERT_NE(position, list.end());
+      std::vector<int64_t> with_target = seen;
+      with_target.push_back(target);  // never excluded
+      RankingAccumulator acc;
+      acc.add(0, scores.data(), n, target, with_target);
+      ASSERT_EQ(acc.result().ranks.at(0).rank, position - list.begin()) << "trial " << trial << " target " << target;
+      RankingAccumulator last;
+      last.add_last(0, n, target, with_target);
+      EXPECT_EQ(last.result().ranks.at(0).rank, static_cast<int64_t>(list.size()) - 1);
+    }
+  }
+  // A collapsed model (every score equal, or infinite) ranks the target by its id, not first.
+  RankingAccumulator collapsed;
+  const std::vector<float> equal(n, 0.5f), infinite(n, INFINITY);
+  collapsed.add(0, equal.data(), n, 37, {});
+  collapsed.add(1, infinite.data(), n, 37, {3, 50});
+  EXPECT_EQ(collapsed.result().ranks.at(0).rank, 36);
+  EXPECT_EQ(collapsed.result().ranks.at(1).rank, 35);
+  EXPECT_EQ(collapsed.result().hr1, 0.0);
 }
 
 namespace {
