@@ -134,14 +134,23 @@ PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, cons
   c.metric = metric;
   c.users = static_cast<int64_t>(a.users.size());
   c.resamples = resamples;
-  std::vector<double> difference;
-  difference.reserve(order.size());
-  for (size_t i : order) {
+  // The resampled unit is the user: pooled runs put one user's units (a seed each) together, since
+  // they are not independent (the same file pair given twice would otherwise narrow the interval
+  // by a factor sqrt(2) with no new information). Each user's sum of differences and unit count.
+  std::vector<double> user_difference;
+  std::vector<int64_t> user_units;
+  for (size_t j = 0; j < order.size(); ++j) {
+    const size_t i = order[j];
     c.mean_a += value_a[i];
     c.mean_b += value_b[i];
-    difference.push_back(value_b[i] - value_a[i]);
     c.b_higher += value_b[i] > value_a[i];
     c.a_higher += value_a[i] > value_b[i];
+    if (j == 0 || keys[i] != keys[order[j - 1]]) {
+      user_difference.push_back(0.0);
+      user_units.push_back(0);
+    }
+    user_difference.back() += value_b[i] - value_a[i];
+    ++user_units.back();
   }
   const double n = static_cast<double>(c.users);
   c.mean_a /= n;
@@ -152,21 +161,27 @@ PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, cons
   // std::mt19937_64's output is fixed by the standard: the same seed gives the same interval and
   // p-value everywhere. Indices by modulo: the bias is below n / 2^64.
   std::mt19937_64 gen(seed);
+  const size_t users = user_difference.size();
   std::vector<double> means(static_cast<size_t>(resamples));
   for (double& mean : means) {
     double sum = 0.0;
-    for (size_t i = 0; i < difference.size(); ++i) sum += difference[gen() % difference.size()];
-    mean = sum / n;
+    int64_t units = 0;
+    for (size_t u = 0; u < users; ++u) {
+      const size_t drawn = gen() % users;
+      sum += user_difference[drawn];
+      units += user_units[drawn];
+    }
+    mean = sum / static_cast<double>(units);
   }
   std::sort(means.begin(), means.end());
   c.ci_low = quantile(means, 0.025);
   c.ci_high = quantile(means, 0.975);
-  // Under "no difference" each user's difference is as likely negated: how often do random signs
-  // give a mean at least as far from zero as the observed one? (+1 on both sides: the observed
-  // assignment is one of the possible ones, so p is never 0.) Users with no difference add nothing
-  // either way, so only the others are drawn.
+  // Under "no difference" each user's difference (its units' sum) is as likely negated: how often do
+  // random signs give a mean at least as far from zero as the observed one? (+1 on both sides: the
+  // observed assignment is one of the possible ones, so p is never 0.) Users with no difference add
+  // nothing either way, so only the others are drawn.
   std::vector<double> nonzero;
-  for (double d : difference)
+  for (double d : user_difference)
     if (d != 0.0) nonzero.push_back(d);
   int64_t as_extreme = 0;
   for (int64_t r = 0; r < resamples; ++r) {

@@ -42,8 +42,8 @@ struct PairedComparison {
 };
 
 // Several runs' ranks as one: run k's users become "k:user" (k from 1), so pairs of runs (a seed
-// each, say) compare as (run, user) units; order_keys keep the users' own names. The source names
-// every file.
+// each, say) compare as (run, user) units; order_keys keep the users' own names, by which the
+// comparison resamples and sign-flips each user's units together. The source names every file.
 UserRanks pool_user_ranks(const std::vector<UserRanks>& runs);
 
 // a and b must hold the same users (in any order); throws naming a user only one of them has.

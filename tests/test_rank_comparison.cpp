@@ -164,6 +164,19 @@ TEST(RankComparison, PooledRunsCompareAsRunUserUnits) {
   EXPECT_EQ(forward.p_value, backward.p_value);
   EXPECT_EQ(forward.ci_low, backward.ci_low);
   EXPECT_EQ(forward.ci_high, backward.ci_high);
+
+  // One user's units are resampled together: the same pair given four times is no new evidence, so
+  // the interval and the p-value are those of the single pair (units drawn independently, the
+  // interval would shrink by half).
+  const UserRanks one_a = ranks_of(r1), one_b = ranks_of(r2);
+  const PairedComparison single = compare_user_ranks(one_a, one_b, "ndcg10", 2000);
+  const PairedComparison repeated = compare_user_ranks(pool_user_ranks({one_a, one_a, one_a, one_a}),
+                                                       pool_user_ranks({one_b, one_b, one_b, one_b}), "ndcg10", 2000);
+  EXPECT_EQ(repeated.users, 160);
+  EXPECT_NEAR(repeated.mean_b - repeated.mean_a, single.mean_b - single.mean_a, 1e-12);
+  EXPECT_NEAR(repeated.ci_low, single.ci_low, 1e-12);
+  EXPECT_NEAR(repeated.ci_high, single.ci_high, 1e-12);
+  EXPECT_NEAR(repeated.p_value, single.p_value, 1e-12);
 }
 
 TEST(RankComparison, FilesRoundTripWithTheDatasNames) {
