@@ -16,6 +16,7 @@ namespace muonrec {
 namespace {
 
 constexpr std::string_view kHeader = "user\tposition";
+constexpr std::string_view kContextPrefix = "# muonrec ranks: ";
 
 // The q-quantile of sorted values (linear interpolation between neighbours).
 double quantile(const std::vector<double>& sorted, double q) {
@@ -27,10 +28,24 @@ double quantile(const std::vector<double>& sorted, double q) {
 
 }  // namespace
 
-void write_user_ranks(const std::string& path, const data::SequenceDataset& dataset, const RankingMetrics& metrics) {
+std::string ranks_context(const data::SequenceDataset& dataset, data::EvalSplit split, const EvalOptions& eval) {
+  const std::string filter = !eval.filter_seen            ? "none"
+                             : eval.filter_seen_last == 0 ? "all"
+                                                          : fmt::format("the last {}", eval.filter_seen_last);
+  return fmt::format("split {}; {} users, {} items, {} events, preprocessing {}; seen items filtered: {}",
+                     data::split_name(split), dataset.num_users(), dataset.n_items, dataset.num_events(),
+                     dataset.report.preprocessing.describe(), filter);
+}
+
+bool is_user_ranks_first_line(const std::string& line) {
+  return line.rfind(kContextPrefix, 0) == 0 || line.rfind(kHeader, 0) == 0;
+}
+
+void write_user_ranks(const std::string& path, const data::SequenceDataset& dataset, const RankingMetrics& metrics,
+                      const std::string& context) {
   std::ofstream out(path);
   MUONREC_CHECK(out.good(), "cannot write the ranks file {}", path);
-  out << kHeader << "\n";
+  out << kContextPrefix << context << "\n" << kHeader << "\n";
   for (const UserRank& r : metrics.ranks) out << dataset.user_name(r.row) << "\t" << r.rank + 1 << "\n";
   out.close();
   MUONREC_CHECK(!out.fail(), "writing the ranks file {} failed", path);
@@ -49,6 +64,10 @@ UserRanks read_user_ranks(const std::string& path) {
   while (cursor.next(line, number)) {
     if (line.empty()) continue;
     const data::Where where{path, number};
+    if (!header_seen && out.context.empty() && line.rfind(kContextPrefix, 0) == 0) {
+      out.context = std::string(line.substr(kContextPrefix.size()));
+      continue;
+    }
     if (!header_seen) {
       if (line != kHeader)
         where.fail(fmt::format("expected the header 'user<TAB>position' of a 'muonrec eval --ranks' file, got {}",
@@ -91,9 +110,23 @@ void check_same_users(const UserRanks& from, const UserRanks& in) {
 
 }  // namespace
 
+namespace {
+
+// Throws unless both files ranked the same thing, where both say what.
+void check_same_context(const UserRanks& a, const UserRanks& b) {
+  MUONREC_CHECK(a.context.empty() || b.context.empty() || a.context == b.context,
+                "compare: {} ranks {}, but {} ranks {}: compare ranks of the same split, data and seen-item "
+                "filtering",
+                a.source, a.context, b.source, b.context);
+}
+
+}  // namespace
+
 UserRanks pool_user_ranks(const std::vector<UserRanks>& runs) {
   UserRanks pooled;
   for (size_t k = 0; k < runs.size(); ++k) {
+    check_same_context(runs[k], runs[0]);
+    if (pooled.context.empty()) pooled.context = runs[k].context;
     pooled.source += (k ? " + " : "") + runs[k].source;
     for (size_t i = 0; i < runs[k].users.size(); ++i) {
       pooled.users.push_back(fmt::format("{}:{}", k + 1, runs[k].users[i]));
@@ -108,6 +141,7 @@ PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, cons
                                     int64_t resamples, uint64_t seed) {
   MUONREC_CHECK(resamples >= 1, "compare: resamples must be >= 1, got {}", resamples);
   user_metric(metric, 0);  // an unknown metric fails here, naming the valid ones
+  check_same_context(a, b);
   check_same_users(a, b);
   check_same_users(b, a);
   // Users in name order, so neither file's line order nor which file is a changes the draws: swapping

@@ -21,13 +21,22 @@ struct UserRanks {
   // Pooled runs: each unit's user without its run, parallel to users, so that the order of the runs
   // does not change the draws. Empty: the users themselves.
   std::vector<std::string> order_keys;
+  // What was ranked (ranks_context); empty in files written before it was recorded.
+  std::string context;
 };
 
-// Writes the header line, then one line per evaluated user in evaluation order, to `path` (throws
-// naming it when it cannot be written).
-void write_user_ranks(const std::string& path, const data::SequenceDataset& dataset, const RankingMetrics& metrics);
+// What an evaluation ranked, which two compared ranks files must share: the split, the data's shape
+// and preprocessing, and the seen-item filtering ("split test; 6040 users, 3416 items, 999611
+// events, preprocessing none; seen items filtered: all").
+std::string ranks_context(const data::SequenceDataset& dataset, data::EvalSplit split, const EvalOptions& eval);
+// Writes a '# muonrec ranks: CONTEXT' line and the header line, then one line per evaluated user in
+// evaluation order, to `path` (throws naming it when it cannot be written).
+void write_user_ranks(const std::string& path, const data::SequenceDataset& dataset, const RankingMetrics& metrics,
+                      const std::string& context);
 // Throws naming the file and line of a malformed line, a position below 1 or a user given twice.
 UserRanks read_user_ranks(const std::string& path);
+// Whether a file's first line is that of a ranks file (for commands that read other files).
+bool is_user_ranks_first_line(const std::string& line);
 
 struct PairedComparison {
   std::string metric;
@@ -43,10 +52,12 @@ struct PairedComparison {
 
 // Several runs' ranks as one: run k's users become "k:user" (k from 1), so pairs of runs (a seed
 // each, say) compare as (run, user) units; order_keys keep the users' own names, by which the
-// comparison resamples and sign-flips each user's units together. The source names every file.
+// comparison resamples and sign-flips each user's units together. The source names every file; runs
+// of different contexts are refused.
 UserRanks pool_user_ranks(const std::vector<UserRanks>& runs);
 
-// a and b must hold the same users (in any order); throws naming a user only one of them has.
+// a and b must hold the same users (in any order) and, where both files record it, the same context;
+// throws naming a user only one of them has, or both contexts.
 // `resamples` draws each for the interval and the test, from `seed`.
 PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, const std::string& metric,
                                     int64_t resamples = 10000, uint64_t seed = 0);

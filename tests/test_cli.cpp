@@ -372,9 +372,12 @@ TEST(Cli, CompareRanksPairsUsers) {
   const CliRun baseline = run_cli("baseline " + data + " --ranks " + dir.path("popular.tsv"));
   ASSERT_EQ(baseline.exit_code, 0) << baseline.output;
   std::ifstream ranks(dir.path("model.tsv"));
-  std::string header, first;
+  std::string context, header, first;
+  std::getline(ranks, context);
   std::getline(ranks, header);
   std::getline(ranks, first);
+  EXPECT_EQ(context, "# muonrec ranks: split test; 40 users, 30 items, 320 events, preprocessing none; seen items "
+                     "filtered: all");
   EXPECT_EQ(header, "user\tposition");
   EXPECT_EQ(first.substr(0, 4), "U00\t") << first;
 
@@ -385,6 +388,10 @@ TEST(Cli, CompareRanksPairsUsers) {
   EXPECT_NE(compare.output.find("sign-flip test p = "), std::string::npos) << compare.output;
   EXPECT_NE(compare.output.find("(500 resamples)"), std::string::npos) << compare.output;
   expect_refused("compare --ranks " + dir.path("model.tsv"), "compare --ranks: give pairs of ranks files");
+  // The validation split's ranks are no pair for the test split's.
+  ASSERT_EQ(run_cli("baseline " + data + " --split valid --ranks " + dir.path("popular_valid.tsv")).exit_code, 0);
+  expect_refused("compare --ranks " + dir.path("popular_valid.tsv") + " " + dir.path("model.tsv"),
+                 "ranks split validation; 40 users");
   // Two pairs (seeds, say): each, then pooled.
   const CliRun pairs = run_cli("compare --ranks --resamples 200 " + dir.path("popular.tsv") + " " +
                                dir.path("model.tsv") + " " + dir.path("model.tsv") + " " + dir.path("popular.tsv"));

@@ -190,13 +190,31 @@ TEST(RankComparison, FilesRoundTripWithTheDatasNames) {
   acc.add_rank(1, 0);
   acc.add_rank(0, 41);
   const std::string path = dir.path("ranks.tsv");
-  write_user_ranks(path, ds, acc.result());
+  ds.n_items = 3;
+  EvalOptions last_five;
+  last_five.filter_seen_last = 5;
+  const std::string context = ranks_context(ds, data::EvalSplit::Test, last_five);
+  EXPECT_EQ(context, "split test; 2 users, 3 items, 6 events, preprocessing none; seen items filtered: the last 5");
+  write_user_ranks(path, ds, acc.result(), context);
   std::ifstream in(path);
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(text, "user\tposition\nA2ZY\t1\nA1QX\t42\n");
+  EXPECT_EQ(text, "# muonrec ranks: " + context + "\nuser\tposition\nA2ZY\t1\nA1QX\t42\n");
   const UserRanks read = read_user_ranks(path);
   EXPECT_EQ(read.users, (std::vector<std::string>{"A2ZY", "A1QX"}));
   EXPECT_EQ(read.ranks, (std::vector<int64_t>{0, 41}));
+  EXPECT_EQ(read.context, context);
+
+  // Ranks of another split (or data, or filtering) are not the same users' answers to one question.
+  const std::string validation = dir.path("valid.tsv");
+  write_user_ranks(validation, ds, acc.result(), ranks_context(ds, data::EvalSplit::Validation, last_five));
+  expect_error([&] { compare_user_ranks(read, read_user_ranks(validation), "ndcg10", 10); },
+               {"compare: " + path + " ranks split test;", "but " + validation + " ranks split validation;",
+                "the same split, data and seen-item filtering"});
+  expect_error([&] { pool_user_ranks({read, read_user_ranks(validation)}); }, {"ranks split validation"});
+  // A file written before the context was recorded compares with any.
+  const UserRanks old = read_user_ranks(dir.write("old.tsv", "user\tposition\nA2ZY\t3\nA1QX\t4\n"));
+  EXPECT_TRUE(old.context.empty());
+  EXPECT_EQ(compare_user_ranks(read, old, "ndcg10", 10).users, 2);
 
   auto expect_refused = [&](const std::string& content, const std::vector<std::string>& parts) {
     expect_error([&] { read_user_ranks(dir.write("bad.tsv", content)); }, parts);
@@ -207,7 +225,7 @@ TEST(RankComparison, FilesRoundTripWithTheDatasNames) {
   expect_refused("user\tposition\nA\t1\t5\n", {"line 2", "expected 'user<TAB>position'"});
   expect_refused("user\tposition\nA\tfirst\n", {"line 2", "position"});
   expect_refused("user\tposition\n", {"no user ranks (only the header)"});
-  expect_error([&] { write_user_ranks(dir.path("absent/ranks.tsv"), ds, acc.result()); },
+  expect_error([&] { write_user_ranks(dir.path("absent/ranks.tsv"), ds, acc.result(), context); },
                {"cannot write the ranks file", "absent/ranks.tsv"});
 }
 

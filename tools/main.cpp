@@ -211,7 +211,7 @@ int run_eval(const DataArgs& data_args, const std::string& checkpoint, const std
   RankingMetrics m = evaluate_model(*model, dataset, split, eval);
   std::cout << fmt::format("{} ({}): {}\n", split_name, checkpoint, m.summary());
   std::cout << m.to_json() << "\n";
-  if (!ranks_path.empty()) write_user_ranks(ranks_path, dataset, m);
+  if (!ranks_path.empty()) write_user_ranks(ranks_path, dataset, m, ranks_context(dataset, split, eval));
   return 0;
 }
 
@@ -458,7 +458,7 @@ int main(int argc, char** argv) {
       auto s = split == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
       const RankingMetrics popularity = evaluate_popularity(ds, s, eval);
       std::cout << fmt::format("most-popular ({}): {}\n", split, popularity.summary());
-      if (!ranks_path.empty()) write_user_ranks(ranks_path, ds, popularity);
+      if (!ranks_path.empty()) write_user_ranks(ranks_path, ds, popularity, ranks_context(ds, s, eval));
       return 0;
     }
     if (*compare_cmd) {
@@ -486,7 +486,7 @@ int main(int argc, char** argv) {
         std::ifstream in(file);
         std::string first_line;
         std::getline(in, first_line);
-        MUONREC_CHECK(first_line.rfind("user\tposition", 0) != 0,
+        MUONREC_CHECK(!is_user_ranks_first_line(first_line),
                       "compare: {} is a file of per-user ranks: compare two of them with --ranks", file);
       }
       for (const std::string& file : compare_files)

@@ -241,7 +241,7 @@ int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& d
   std::cout << fmt::format("{} ({}, tiger, beam {}): {}\n", data::split_name(split), checkpoint,
                            o.generate.beam_width, m.summary());
   std::cout << m.to_json() << "\n";
-  if (!ranks_path.empty()) write_user_ranks(ranks_path, dataset, m);
+  if (!ranks_path.empty()) write_user_ranks(ranks_path, dataset, m, ranks_context(dataset, split, eval));
   return 0;
 }
 
