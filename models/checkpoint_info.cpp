@@ -86,6 +86,18 @@ std::string describe_checkpoint(const SafetensorsFile& file) {
   };
   metrics_line("best_valid", "best validation:");
   metrics_line("test_metrics", "test at that epoch:");
+  // The metrics above depend on it: `eval` with other filtering gives other numbers.
+  const nlohmann::json fixed = nlohmann::json::parse(value("fixed_settings"), nullptr, /*allow_exceptions=*/false);
+  auto setting = [&](const char* key) {
+    const auto it = fixed.is_object() ? fixed.find(key) : fixed.end();
+    return it != fixed.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  if (!setting("no-filter-seen").empty()) {
+    const std::string last = setting("filter-seen-last");
+    out += fmt::format("evaluated with seen items filtered: {}\n", setting("no-filter-seen") == "true" ? "none"
+                                                                   : last.empty() || last == "0"       ? "all"
+                                                                                               : "the last " + last);
+  }
   if (!value("beam_width").empty()) out += fmt::format("beam width: {}\n", value("beam_width"));
   if (!value("muonrec_version").empty()) out += fmt::format("written by: muonrec {}\n", value("muonrec_version"));
   if (!value("command").empty()) out += fmt::format("command: {}\n", value("command"));

@@ -114,6 +114,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
     add_provenance(metadata, o.command, o.settings);
     add_item_numbering(metadata, dataset);
     save_tiger_checkpoint(o.checkpoint_path, model, *tokenizer, metadata);
+    result.checkpoint_written = true;
   };
   if (!o.resume_path.empty()) {
     TrainingState state = open_training_state(o, run, dataset, log);
@@ -147,7 +148,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
       }
       progress.after_step(step + 1, grad_norm,
                           steps_this_run / std::max(result.train_seconds + seconds_since(epoch_start), 1e-9),
-                          total_steps - optimizer.steps());
+                          steps_left(o, epoch, step + 1, steps_per_epoch));
     }
     device_synchronize();
     const double epoch_seconds = seconds_since(epoch_start);

@@ -81,6 +81,21 @@ void TrainOptions::check(const std::string& who) const {
 }
 
 void TrainOptions::check_checkpoint_directories() const {
+  // Two outputs in one file would overwrite each other (a checkpoint renamed over the metrics, or the
+  // last epoch's state over the best one's). Compared as absolute paths, '..' and links resolved.
+  const std::pair<const std::string*, const char*> outputs[] = {
+      {&metrics_path, "--metrics"}, {&checkpoint_path, "--checkpoint"}, {&last_checkpoint_path, "--save-last"}};
+  for (size_t i = 0; i < std::size(outputs); ++i)
+    for (size_t j = i + 1; j < std::size(outputs); ++j) {
+      if (outputs[i].first->empty() || outputs[j].first->empty()) continue;
+      const auto resolved = [](const std::string& path) {
+        std::error_code error;
+        const std::filesystem::path canonical = std::filesystem::weakly_canonical(path, error);
+        return error ? std::filesystem::absolute(path).lexically_normal() : canonical;
+      };
+      MUONREC_CHECK(resolved(*outputs[i].first) != resolved(*outputs[j].first), "{} {} and {} {} name the same file: give each its own", outputs[i].second,
+                    *outputs[i].first, outputs[j].second, *outputs[j].first);
+    }
   for (const auto& [path, flag] : {std::pair{checkpoint_path, "--checkpoint"}, {last_checkpoint_path, "--save-last"}}) {
     if (path.empty()) continue;
     const std::filesystem::path parent = std::filesystem::path(path).parent_path();
@@ -98,6 +113,15 @@ double TrainResult::median_epoch_seconds() const {
   std::vector<double> sorted = epoch_seconds;
   std::sort(sorted.begin(), sorted.end());
   return sorted[sorted.size() / 2];
+}
+
+std::string TrainResult::checkpoint_line(const std::string& path) const {
+  if (path.empty()) return "";
+  if (checkpoint_written) return fmt::format("checkpoint: {}\n", path);
+  if (best_epoch == 0) return fmt::format("checkpoint: {} not written: no validation yet\n", path);
+  return fmt::format("checkpoint: {} not written: no validation of this run beat the best one before it (epoch {}), "
+                     "whose parameters are in the --checkpoint of the run that reached it\n",
+                     path, best_epoch);
 }
 
 std::string TrainResult::summary_lines() const {
@@ -162,7 +186,7 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
       ++steps_this_run;
       progress.after_step(step_in_epoch, grad_norm,
                           steps_this_run / std::max(train_seconds + seconds_since(epoch_start), 1e-9),
-                          total_steps - optimizer.steps());
+                          steps_left(options, epoch, step_in_epoch, steps_per_epoch));
     }
     device_synchronize();
     const double epoch_seconds = seconds_since(epoch_start);
@@ -194,8 +218,10 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
     // The epoch's record before the states that resume after it: a run stopped in between repeats
     // the epoch (the history keeps the later record), where the other order would lose it.
     append_jsonl(options.metrics_path, record);
-    if (new_best && !options.checkpoint_path.empty())
+    if (new_best && !options.checkpoint_path.empty()) {
       save_checkpoint(options.checkpoint_path, model, optimizer, training_state_metadata(position, run, dataset));
+      result.checkpoint_written = true;
+    }
     if (!options.last_checkpoint_path.empty())
       save_checkpoint(options.last_checkpoint_path, model, optimizer,
                       training_state_metadata(position, run, dataset));

@@ -67,12 +67,16 @@ struct TrainResult {
   int64_t tokens = 0;                // positions with a target trained on, this call
   std::vector<double> epoch_losses;  // mean training loss of each epoch run in this call
   std::vector<double> epoch_seconds;
+  bool checkpoint_written = false;   // this call wrote TrainOptions::checkpoint_path
 
   double tokens_per_second() const { return tokens / std::max(train_seconds, 1e-9); }
   double median_epoch_seconds() const;
   // "best validation epoch N: ..." and "test at that epoch: ..." lines, each only when there is
   // something to say (a run stopped early to be resumed may not have validated or tested yet).
   std::string summary_lines() const;
+  // "checkpoint: PATH", or why this call did not write it (a resumed run that never beat the best
+  // epoch before it; a run stopped before any validation). "" without a path.
+  std::string checkpoint_line(const std::string& path) const;
 };
 
 // Trains `model` in place. It returns with the parameters of the last epoch run, while the result's

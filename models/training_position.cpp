@@ -80,6 +80,7 @@ std::map<std::string, std::string> TrainingPosition::to_metadata() const {
           {"best_valid_ndcg10", fmt::format("{:.17g}", best_valid)},
           {"best_epoch", std::to_string(best_epoch)},
           {"validations_since_best", std::to_string(validations_since_best)},
+          {"validated_epoch", std::to_string(validated_epoch)},
           {"best_valid", best_valid_json},
           {"test_metrics", test_at_best_json}};
 }
@@ -115,12 +116,16 @@ TrainingPosition TrainingPosition::from_metadata(const SafetensorsFile& file) {
   const auto since_best = file.metadata.find("validations_since_best");
   if (since_best != file.metadata.end())
     p.validations_since_best = static_cast<int64_t>(count("validations_since_best", since_best->second));
+  const auto validated = file.metadata.find("validated_epoch");
+  p.validated_epoch =
+      validated == file.metadata.end() ? -1 : static_cast<int64_t>(count("validated_epoch", validated->second));
   p.best_valid_json = metrics("best_valid");
   p.test_at_best_json = metrics("test_metrics");
   return p;
 }
 
 bool TrainingPosition::record_validation(int64_t epoch, const RankingMetrics& valid) {
+  validated_epoch = epoch;
   if (valid.ndcg10 <= best_valid) {
     ++validations_since_best;
     return false;
@@ -320,6 +325,12 @@ TrainingState open_training_state(const TrainOptions& options, const RunIdentity
   // epoch == epochs is a finished run: resuming it only repeats what follows the last epoch (TIGER's test).
   MUONREC_CHECK(state.position.epoch <= options.epochs, "{}: the state is at epoch {}, past --epochs {}", file.path,
                 state.position.epoch, options.epochs);
+  // ... unless its run stopped there early, without validating it: this run would end unvalidated.
+  const int64_t validated = state.position.validated_epoch;
+  MUONREC_CHECK(state.position.epoch < options.epochs || validated < 0 || validated == state.position.epoch,
+                "{}: its run stopped after epoch {} without validating it (it was to run more epochs), so --epochs {} "
+                "would end this run unvalidated: give --epochs above {}",
+                file.path, state.position.epoch, options.epochs, state.position.epoch);
   const std::string fixed_changes = settings_differences(file, "fixed_settings", run.fixed);
   MUONREC_CHECK(fixed_changes.empty(), "{}: the state's run was made with other settings, which a resumed run keeps: "
                 "{}; resume with its flags", file.path, fixed_changes);
@@ -355,9 +366,16 @@ bool patience_exhausted(const TrainOptions& options, const TrainingPosition& pos
   return options.patience > 0 && position.validations_since_best >= options.patience;
 }
 
+int64_t last_epoch(const TrainOptions& options) {
+  return options.stop_after_epoch > 0 ? std::min(options.stop_after_epoch, options.epochs) : options.epochs;
+}
+
 bool trains_epoch(const TrainOptions& options, const TrainingPosition& position, int64_t epoch) {
-  const int64_t last = options.stop_after_epoch > 0 ? std::min(options.stop_after_epoch, options.epochs) : options.epochs;
-  return epoch <= last && !patience_exhausted(options, position);
+  return epoch <= last_epoch(options) && !patience_exhausted(options, position);
+}
+
+int64_t steps_left(const TrainOptions& options, int64_t epoch, int64_t step_in_epoch, int64_t steps_per_epoch) {
+  return (last_epoch(options) - epoch) * steps_per_epoch + (steps_per_epoch - step_in_epoch);
 }
 
 RunEnd end_of_run(const TrainOptions& options, const TrainingPosition& position, TrainResult& result,

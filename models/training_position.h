@@ -25,6 +25,7 @@ struct TrainingPosition {
   double best_valid = -1.0;     // best validation NDCG@10 so far
   int64_t best_epoch = 0;
   int64_t validations_since_best = 0;  // validations after the best one (what --patience counts)
+  int64_t validated_epoch = 0;         // the latest validated epoch (-1: not recorded, an older file)
   std::string best_valid_json = RankingMetrics().to_json(), test_at_best_json = RankingMetrics().to_json();
 
   // Records the validation after `epoch`; returns whether it is a new best (higher NDCG@10), which
@@ -108,9 +109,15 @@ TrainingState open_training_state(const TrainOptions& options, const RunIdentity
 void restore_training_state(const TrainingState& state, ParameterList& params, OptimizerSet& optimizer,
                             PhiloxGenerator& dropout_rng, std::ostream& log);
 
-// Whether the run goes on to train `epoch` from `position`: not past --epochs or
-// --stop-after-epoch, and --patience not exhausted.
+// The last epoch this invocation trains, unless --patience ends it sooner: --epochs, or
+// --stop-after-epoch when that comes first.
+int64_t last_epoch(const TrainOptions& options);
+// Whether the run goes on to train `epoch` from `position`: not past last_epoch, and --patience not
+// exhausted.
 bool trains_epoch(const TrainOptions& options, const TrainingPosition& position, int64_t epoch);
+// The steps this invocation has left after `step_in_epoch` steps of `epoch` (for the ETA: counted
+// from where the loop is, so a resumed run with another --batch counts its own steps).
+int64_t steps_left(const TrainOptions& options, int64_t epoch, int64_t step_in_epoch, int64_t steps_per_epoch);
 
 // Whether --patience ends the run at this position: patience > 0 and at least that many
 // validations since the best one (the count carries over a resume, whatever the resumed run's

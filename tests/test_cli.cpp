@@ -125,6 +125,7 @@ TEST(Cli, TrainThenEvalRecommendAndInfoFromTheCheckpoint) {
   EXPECT_NE(info.output.find(" d=16 "), std::string::npos) << info.output;
   EXPECT_NE(info.output.find("test at that epoch: " + test_line.substr(test_line.find("HR@10"))), std::string::npos)
       << info.output;
+  EXPECT_EQ(line_after(info.output, "evaluated with seen items filtered: "), "all") << info.output;
   EXPECT_EQ(line_after(info.output, "command: "), records[0].at("command").get<std::string>()) << info.output;
 }
 

@@ -627,3 +627,65 @@ TEST(TrainResult, summary_lines_only_say_what_the_run_measured) {
   EXPECT_EQ(done.summary_lines(), "best validation epoch 3: " + done.best_valid.summary() +
                                       "\ntest at that epoch:     " + done.test_at_best.summary() + "\n");
 }
+
+// A run's outputs in one file would overwrite each other: refused before training, whatever the
+// spelling of the path.
+TEST(TrainOptions, outputs_sharing_a_file_are_refused) {
+  testkit::TempDir dir;
+  TrainOptions options = small_options(2);
+  options.metrics_path = dir.path("run.out");
+  options.checkpoint_path = dir.path("sub/../run.out");
+  std::filesystem::create_directory(dir.path("sub"));
+  testkit::expect_error([&] { options.check_checkpoint_directories(); },
+                        {"--metrics " + dir.path("run.out"), "and --checkpoint", "name the same file"});
+  options.checkpoint_path = dir.path("best.safetensors");
+  options.last_checkpoint_path = dir.path("./best.safetensors");
+  testkit::expect_error([&] { options.check_checkpoint_directories(); }, {"--checkpoint", "and --save-last"});
+  options.last_checkpoint_path = dir.path("last.safetensors");
+  EXPECT_NO_THROW(options.check_checkpoint_directories());
+}
+
+// A resumed or paused run says when it did not write its --checkpoint, and a state stopped before
+// validating its last epoch cannot end a run there unvalidated.
+TEST(Training, checkpoint_line_and_unvalidated_states) {
+  data::SequenceDataset ds = small_dataset();
+  testkit::TempDir dir;
+  TrainOptions paused = small_options(4);  // validates at epoch 4 only
+  paused.stop_after_epoch = 2;
+  paused.checkpoint_path = dir.path("best.safetensors");
+  paused.last_checkpoint_path = dir.path("last.safetensors");
+  std::ostringstream log;
+  const TrainResult first = train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, paused, log);
+  EXPECT_FALSE(first.checkpoint_written);
+  EXPECT_FALSE(std::filesystem::exists(paused.checkpoint_path));
+  EXPECT_EQ(first.checkpoint_line(paused.checkpoint_path),
+            "checkpoint: " + paused.checkpoint_path + " not written: no validation yet\n");
+
+  TrainOptions at_the_stop = small_options(2);
+  at_the_stop.resume_path = paused.last_checkpoint_path;
+  testkit::expect_error(
+      [&] { train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, at_the_stop, log); },
+      {paused.last_checkpoint_path, "stopped after epoch 2 without validating it", "give --epochs above 2"});
+
+  TrainOptions rest = small_options(4);
+  rest.resume_path = paused.last_checkpoint_path;
+  rest.checkpoint_path = paused.checkpoint_path;
+  const TrainResult second = train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, rest, log);
+  EXPECT_TRUE(second.checkpoint_written);
+  EXPECT_EQ(second.checkpoint_line(rest.checkpoint_path), "checkpoint: " + rest.checkpoint_path + "\n");
+  TrainResult resumed_without_a_new_best;
+  resumed_without_a_new_best.best_epoch = 4;
+  EXPECT_EQ(resumed_without_a_new_best.checkpoint_line("x.safetensors"),
+            "checkpoint: x.safetensors not written: no validation of this run beat the best one before it (epoch 4), "
+            "whose parameters are in the --checkpoint of the run that reached it\n");
+  EXPECT_EQ(resumed_without_a_new_best.checkpoint_line(""), "");
+}
+
+// The ETA counts the steps this invocation has left from where its loop is.
+TEST(TrainOptions, steps_left_count_to_the_last_epoch_of_this_invocation) {
+  TrainOptions options = small_options(6);
+  EXPECT_EQ(steps_left(options, 5, 2, 10), 18);  // 8 of epoch 5, 10 of epoch 6
+  options.stop_after_epoch = 5;
+  EXPECT_EQ(steps_left(options, 5, 2, 10), 8);
+  EXPECT_EQ(last_epoch(options), 5);
+}

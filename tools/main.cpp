@@ -182,10 +182,10 @@ int run_train(const DataArgs& data_args, ModelConfig config, TrainOptions option
     std::cout << fmt::format("most-popular baseline:  {}\n", pop.summary());
   }
   std::cout << fmt::format(
-      "training time {:.1f} s ({} steps, {:.1f} steps/s, median epoch {:.3f} s, {:.0f} tokens/s)\n",
-      result.train_seconds, result.steps, result.steps / std::max(result.train_seconds, 1e-9),
+      "training time{} {:.1f} s ({} steps, {:.1f} steps/s, median epoch {:.3f} s, {:.0f} tokens/s)\n",
+      options.resume_path.empty() ? "" : " of this invocation", result.train_seconds, result.steps, result.steps / std::max(result.train_seconds, 1e-9),
       result.median_epoch_seconds(), result.tokens_per_second());
-  if (!options.checkpoint_path.empty()) std::cout << "checkpoint: " << options.checkpoint_path << "\n";
+  std::cout << result.checkpoint_line(options.checkpoint_path);
   return 0;
 }
 

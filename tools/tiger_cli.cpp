@@ -216,9 +216,10 @@ int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& mod
     std::cout << fmt::format("most-popular baseline{}:  {}\n", o.train.test_users > 0 ? " (every user)" : "",
                              pop.summary());
   }
-  std::cout << fmt::format("training time {:.1f} s ({} steps, {:.1f} steps/s)\n", result.train_seconds, result.steps,
+  std::cout << fmt::format("training time{} {:.1f} s ({} steps, {:.1f} steps/s)\n",
+                           train.resume_path.empty() ? "" : " of this invocation", result.train_seconds, result.steps,
                            result.steps / std::max(result.train_seconds, 1e-9));
-  if (!train.checkpoint_path.empty()) std::cout << "checkpoint: " << train.checkpoint_path << "\n";
+  std::cout << result.checkpoint_line(train.checkpoint_path);
   return 0;
 }
 
