@@ -93,7 +93,8 @@ void TrainOptions::check_checkpoint_directories() const {
         const std::filesystem::path canonical = std::filesystem::weakly_canonical(path, error);
         return error ? std::filesystem::absolute(path).lexically_normal() : canonical;
       };
-      MUONREC_CHECK(resolved(*outputs[i].first) != resolved(*outputs[j].first), "{} {} and {} {} name the same file: give each its own", outputs[i].second,
+      MUONREC_CHECK(resolved(*outputs[i].first) != resolved(*outputs[j].first),
+                    "{} {} and {} {} name the same file: give each its own", outputs[i].second,
                     *outputs[i].first, outputs[j].second, *outputs[j].first);
     }
   for (const auto& [path, flag] : {std::pair{checkpoint_path, "--checkpoint"}, {last_checkpoint_path, "--save-last"}}) {

@@ -183,7 +183,8 @@ int run_train(const DataArgs& data_args, ModelConfig config, TrainOptions option
   }
   std::cout << fmt::format(
       "training time{} {:.1f} s ({} steps, {:.1f} steps/s, median epoch {:.3f} s, {:.0f} tokens/s)\n",
-      options.resume_path.empty() ? "" : " of this invocation", result.train_seconds, result.steps, result.steps / std::max(result.train_seconds, 1e-9),
+      options.resume_path.empty() ? "" : " of this invocation", result.train_seconds, result.steps,
+      result.steps / std::max(result.train_seconds, 1e-9),
       result.median_epoch_seconds(), result.tokens_per_second());
   std::cout << result.checkpoint_line(options.checkpoint_path);
   return 0;
