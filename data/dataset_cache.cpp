@@ -18,7 +18,7 @@ namespace {
 
 // Bump when the entry layout, a reader or preprocessing changes what a file reads as: older
 // entries then miss instead of loading results the engine would no longer produce.
-constexpr int kCacheVersion = 2;
+constexpr int kCacheVersion = 3;  // 3: repeated headers and RecBole headers not tab-separated refused
 constexpr char kMagic[] = "muonrec dataset\n";  // 16 bytes
 constexpr size_t kMagicSize = sizeof(kMagic) - 1;
 
@@ -177,8 +177,13 @@ std::vector<std::vector<int64_t>> read_rows(ByteReader& in) {
 }  // namespace
 
 std::string default_dataset_cache_dir() {
-  if (const char* chosen = std::getenv("MUONREC_DATA_CACHE"); chosen && *chosen)
-    return std::string(chosen) == "off" ? "" : chosen;
+  if (const char* chosen = std::getenv("MUONREC_DATA_CACHE"); chosen && *chosen) {
+    // The ways people write "no" turn it off, rather than making a cache directory called "0".
+    const std::string value = chosen;
+    for (const char* off : {"off", "0", "none", "no", "false"})
+      if (value == off) return "";
+    return value;
+  }
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::string(xdg) + "/muonrec/data";
   if (const char* home = std::getenv("HOME"); home && *home) return std::string(home) + "/.cache/muonrec/data";
   return "";

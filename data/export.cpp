@@ -48,11 +48,20 @@ PreparedFiles write_prepared_dataset(const SequenceDataset& dataset, const std::
   for (int64_t item = 1; item <= dataset.n_items; ++item) new_id[item] = new_id[item] ? ++m : 0;
   out.unused_item_ids = dataset.n_items - m;
 
-  auto tsv_name = [](const std::string& name, const char* what) {
+  auto user_name = [&](int64_t row) {
+    return dataset.user_ids.empty() ? std::to_string(row + 1) : dataset.user_name(row);
+  };
+  auto item_name = [&](int64_t item) {
+    return dataset.item_source_ids.empty() ? std::to_string(item) : dataset.item_name(item);
+  };
+  // Every name is checked before any file is written: a refusal leaves the prefix's files as they were.
+  auto check_tsv_name = [](const std::string& name, const char* what) {
     MUONREC_CHECK(name.find_first_of("\t\r\n") == std::string::npos,
                   "prepare: {} '{}' holds a tab or a line break, which the TSV maps cannot hold", what, name);
-    return name;
   };
+  for (int64_t row = 0; row < dataset.num_users(); ++row) check_tsv_name(user_name(row), "user");
+  for (int64_t item = 1; item <= dataset.n_items; ++item)
+    if (new_id[item] > 0) check_tsv_name(item_name(item), "item");
   OutputFile sequences(names[0]);
   for (int64_t row = 0; row < dataset.num_users(); ++row) {
     std::ofstream& line = sequences.stream();
@@ -69,22 +78,19 @@ PreparedFiles write_prepared_dataset(const SequenceDataset& dataset, const std::
         inter.stream() << row + 1 << '\t' << new_id[dataset.sequences[row][i]] << '\t' << dataset.timestamps[row][i]
                        << '\n';
     out.paths.push_back(inter.close());
+  } else {
+    std::filesystem::remove(names[1]);  // an earlier dataset's: the prefix's files describe one dataset
   }
   OutputFile users(names[2]);
   users.stream() << "user\tsource\n";
   for (int64_t row = 0; row < dataset.num_users(); ++row)
-    users.stream() << row + 1 << '\t'
-                   << tsv_name(dataset.user_ids.empty() ? std::to_string(row + 1) : dataset.user_name(row), "user")
-                   << '\n';
+    users.stream() << row + 1 << '\t' << user_name(row) << '\n';
   out.paths.push_back(users.close());
   OutputFile items(names[3]);
   items.stream() << "item\tsource\n";
   for (int64_t item = 1; item <= dataset.n_items; ++item)
     if (new_id[item] > 0)
-      items.stream() << new_id[item] << '\t'
-                     << tsv_name(dataset.item_source_ids.empty() ? std::to_string(item) : dataset.item_name(item),
-                                 "item")
-                     << '\n';
+      items.stream() << new_id[item] << '\t' << item_name(item) << '\n';
   out.paths.push_back(items.close());
   return out;
 }

@@ -8,6 +8,7 @@
 //                       oldest first): the SASRec/S3-Rec sequences format
 //   PREFIX.inter        where the data has timestamps: the same events as a RecBole .inter file
 //                       (user_id:token, item_id:token, timestamp:float), which muonrec reads with times
+//                       (otherwise an earlier one is removed: the files describe one dataset)
 //   PREFIX_users.tsv    'user<TAB>source': each written user id and the source's name for it
 //   PREFIX_items.tsv    'item<TAB>source': each written item id and the source's name for it
 #pragma once

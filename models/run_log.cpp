@@ -70,6 +70,9 @@ void append_jsonl_line(const std::string& path, const std::string& json_line) {
   std::ofstream out(path, std::ios::app);
   MUONREC_CHECK(out, "{}: cannot open the metrics file for appending", path);
   out << json_line << '\n';
+  out.flush();
+  // A record cut short (a full disk, a file-size limit) would leave a file no reader can parse.
+  MUONREC_CHECK(out.good(), "{}: writing a metrics record failed (disk full?); the record is cut short", path);
 }
 
 }  // namespace muonrec

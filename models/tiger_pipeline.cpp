@@ -197,8 +197,9 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
     return o.texts;
   }
   // Both name the item texts: one would be read and the other silently not.
-  MUONREC_CHECK(o.movies.empty() || o.item_text == "auto", "{}: --movies {} and --item-text {} both name the item "
-                "texts: give one of them", who, o.movies, o.item_text);
+  MUONREC_CHECK(o.movies.empty() || o.item_text == "auto" || o.item_text == "none",
+                "{}: --movies {} and --item-text {} both name the item texts: give one of them", who, o.movies,
+                o.item_text);
   if (!o.movies.empty()) {
     MUONREC_CHECK(ds.item_tokens.empty(), "{}: --movies reads item ids as MovieIDs, and {} names its items by "
                   "string tokens", who, ds.source);

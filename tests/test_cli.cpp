@@ -109,6 +109,13 @@ TEST(Cli, TrainThenEvalRecommendAndInfoFromTheCheckpoint) {
     EXPECT_EQ(line.rfind("1\t" + std::to_string(rank) + "\t", 0), 0u) << line;
   }
   EXPECT_EQ(rank, 3) << recommend.output;
+  // Titles from a movies file, the data's item ids read as MovieIDs.
+  std::string movies;
+  for (int id = 1; id <= 80; ++id) movies += fmt::format("{}::Movie number {} (1999)::Drama\n", id, id);
+  const CliRun titled = run_cli("recommend " + kData + " --device cpu --checkpoint " + checkpoint +
+                                " --user 1 --k 3 --movies " + dir.write("movies.dat", movies));
+  ASSERT_EQ(titled.exit_code, 0) << titled.output;
+  EXPECT_NE(titled.output.find("Movie number "), std::string::npos) << titled.output;
 
   // The metrics file opens with the run record; the checkpoint names the command that wrote it.
   const std::vector<nlohmann::json> records = read_jsonl(metrics);
@@ -200,6 +207,13 @@ TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
   expect_refused("train --config " + config + " --optim adamw --muon-no-nesterov",
                  "--muon-no-nesterov applies to --optim muon only");
 
+  // A key set twice, lines apart (an override appended to a recorded file), is refused: CLI11 would
+  // take the first, silently. Under a [train] section the key is the same one.
+  const std::string appended = dir.write("appended.toml", "train.epochs = 2\ntrain.lr = 0.01\ntrain.epochs = 3\n");
+  expect_refused("train --config " + appended,
+                 appended + ", line 3: 'train.epochs' is set again (first on line 1); a config file sets each flag once");
+  expect_refused("train --config=" + dir.write("sections.toml", "train.epochs = 1 # one\n[train]\nepochs = 2\n"),
+                 "line 3: 'train.epochs' is set again (first on line 1)");
   // Flags that exclude each other: the typed one wins over the file's, which the run's record then
   // leaves out (so that it replays); both in the file is refused.
   const std::string unfiltered = dir.write("unfiltered.toml", settings + "train.no-filter-seen=true\n");

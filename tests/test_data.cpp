@@ -651,6 +651,25 @@ TEST(DataReaders, ParseFormatNames) {
 // What `prepare` writes reads back as the same dataset: the sequences file (what the PyTorch peer
 // reads) gives the histories and item count, the .inter file the timestamps too, and the maps name
 // every user and item as the source did, after a k-core renumbered them.
+// A name no TSV map can hold is refused before any file is written, and a prefix's files always
+// describe one dataset (an earlier run's PREFIX.inter goes when the new data has no timestamps).
+TEST(DataExport, PreparedFilesDescribeOneDataset) {
+  TempDir tmp;
+  const SequenceDataset timed = read_dataset(tmp.write("timed.dat", "1::5::3::10\n1::6::3::11\n1::7::3::12\n"));
+  const std::string prefix = tmp.path("p");
+  write_prepared_dataset(timed, prefix);
+  ASSERT_TRUE(fs::exists(prefix + ".inter"));
+  const std::string before = read_whole_file(prefix + ".txt");
+  SequenceDataset tabbed = timed;
+  tabbed.item_tokens = {"", "a", "tab\there", "c"};
+  expect_error([&] { write_prepared_dataset(tabbed, prefix); }, {"item 'tab\there' holds a tab"});
+  EXPECT_EQ(read_whole_file(prefix + ".txt"), before);
+  const SequenceDataset untimed = read_dataset(tmp.write("untimed.txt", "1 5\n1 6\n1 7\n1 8\n"));
+  write_prepared_dataset(untimed, prefix);
+  EXPECT_FALSE(fs::exists(prefix + ".inter"));
+  EXPECT_EQ(read_dataset(prefix + ".txt").num_events(), 4);
+}
+
 TEST(DataExport, PreparedFilesReadBackAsTheSameDataset) {
   TempDir tmp;
   std::string csv = "user_id,item_id,timestamp\n";

@@ -265,8 +265,10 @@ TEST(DatasetCache, TheCommandLineCacheDirectory) {
   EXPECT_EQ(default_dataset_cache_dir(), "/var/cache/me/muonrec/data");
   ::setenv("MUONREC_DATA_CACHE", "/scratch/datasets", 1);
   EXPECT_EQ(default_dataset_cache_dir(), "/scratch/datasets");
-  ::setenv("MUONREC_DATA_CACHE", "off", 1);
-  EXPECT_EQ(default_dataset_cache_dir(), "");
+  for (const char* off : {"off", "0", "none", "no", "false"}) {  // not a directory called "0"
+    ::setenv("MUONREC_DATA_CACHE", off, 1);
+    EXPECT_EQ(default_dataset_cache_dir(), "") << off;
+  }
 }
 
 TEST(FileText, MapsFilesAndDropsAByteOrderMark) {

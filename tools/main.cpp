@@ -23,6 +23,7 @@
 #include "models/training_position.h"
 #include "tools/bench_cli.h"
 #include "tools/cli_checks.h"
+#include "tools/config_keys.h"
 #include "tools/model_cli.h"
 #include "tools/recommend_cli.h"
 #include "tools/tiger_cli.h"
@@ -396,6 +397,12 @@ int main(int argc, char** argv) {
       std::cerr << fmt::format("muonrec: unknown command '{}' (available: {})\n", argv[1], fmt::join(names, ", "));
       return 1;
     }
+  }
+  try {
+    refuse_repeated_config_keys(config_file_argument(argc, argv));
+  } catch (const Error& e) {
+    std::cerr << "muonrec: error: " << e.what() << "\n";
+    return 1;
   }
   CLI11_PARSE(app, argc, argv);
   try {
