@@ -211,7 +211,8 @@ TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
   // take the first, silently. Under a [train] section the key is the same one.
   const std::string appended = dir.write("appended.toml", "train.epochs = 2\ntrain.lr = 0.01\ntrain.epochs = 3\n");
   expect_refused("train --config " + appended,
-                 appended + ", line 3: 'train.epochs' is set again (first on line 1); a config file sets each flag once");
+                 appended + ", line 3: 'train.epochs' is set again (first on line 1); a config file sets each flag "
+                            "once");
   expect_refused("train --config=" + dir.write("sections.toml", "train.epochs = 1 # one\n[train]\nepochs = 2\n"),
                  "line 3: 'train.epochs' is set again (first on line 1)");
   // Flags that exclude each other: the typed one wins over the file's, which the run's record then
