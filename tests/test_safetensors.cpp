@@ -3,9 +3,6 @@
 
 #include <fstream>
 
-#include <signal.h>
-#include <sys/resource.h>
-
 #include "engine/json_text.h"
 #include "engine/safetensors.h"
 #include "test_util.h"
@@ -52,24 +49,9 @@ TEST(Safetensors, a_write_cut_short_leaves_the_previous_file_whole) {
   const std::string path = dir.path("state.safetensors");
   const Tensor good = testkit::random_tensor({4, 4}, 2);
   save_safetensors(path, {{"w", good}});
-  // A file-size limit below the new file's size: the write fails partway (SIGXFSZ ignored, so the
-  // write returns an error instead of killing the test), as on a full disk.
-  struct sigaction ignore {}, previous {};
-  ignore.sa_handler = SIG_IGN;
-  ASSERT_EQ(sigaction(SIGXFSZ, &ignore, &previous), 0);
-  rlimit saved{};
-  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
-  rlimit small = saved;
-  small.rlim_cur = 4096;
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
-  std::string message;
-  try {
-    save_safetensors(path, {{"w", testkit::random_tensor({64, 64}, 3)}});
-  } catch (const Error& e) {
-    message = e.what();
-  }
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &saved), 0);
-  ASSERT_EQ(sigaction(SIGXFSZ, &previous, nullptr), 0);
+  // A file-size limit below the new file's size: the write fails partway, as on a full disk.
+  const std::string message = testkit::error_under_file_size_limit(
+      4096, [&] { save_safetensors(path, {{"w", testkit::random_tensor({64, 64}, 3)}}); });
   EXPECT_NE(message.find("write failed"), std::string::npos) << message;
   EXPECT_NE(message.find("is left as it was"), std::string::npos) << message;
   EXPECT_EQ(load_safetensors(path).at("w").to_f32_vector(), good.to_f32_vector());

@@ -1,8 +1,6 @@
 // End to end on the built-in synthetic dataset (CPU): the model learns far beyond the most-popular
 // baseline, training is deterministic for a seed, and a checkpoint reproduces the test metrics.
 #include <fstream>
-#include <signal.h>
-#include <sys/resource.h>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -688,22 +686,9 @@ TEST(Training, checkpoint_line_and_unvalidated_states) {
 TEST(RunLog, a_metrics_record_that_cannot_be_written_whole_is_an_error) {
   testkit::TempDir dir;
   const std::string path = dir.path("metrics.jsonl");
-  struct sigaction ignore {}, previous {};
-  ignore.sa_handler = SIG_IGN;
-  ASSERT_EQ(sigaction(SIGXFSZ, &ignore, &previous), 0);
-  rlimit saved{};
-  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
-  rlimit small = saved;
-  small.rlim_cur = 64;
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
-  std::string message;
-  try {
+  const std::string message = testkit::error_under_file_size_limit(64, [&] {
     append_jsonl_line(path, "{\"kind\": \"epoch\", \"note\": \"" + std::string(200, 'x') + "\"}");
-  } catch (const Error& e) {
-    message = e.what();
-  }
-  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &saved), 0);
-  ASSERT_EQ(sigaction(SIGXFSZ, &previous, nullptr), 0);
+  });
   EXPECT_NE(message.find(path + ": writing a metrics record failed"), std::string::npos) << message;
 }
 

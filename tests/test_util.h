@@ -12,6 +12,8 @@
 #include <fstream>
 #include <functional>
 #include <string>
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <vector>
 
@@ -132,6 +134,29 @@ inline void expect_error(const std::function<void()>& f, const std::vector<std::
     for (const auto& part : parts)
       EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
   }
+}
+
+// Runs f with the process's file-size limit at `bytes` (SIGXFSZ ignored, so a write past it fails
+// with an error instead of killing the test, as on a full disk) and returns the message of the
+// muonrec::Error it throws ("" when none). The limit and the signal are restored after.
+inline std::string error_under_file_size_limit(rlim_t bytes, const std::function<void()>& f) {
+  struct sigaction ignore {}, previous {};
+  ignore.sa_handler = SIG_IGN;
+  EXPECT_EQ(sigaction(SIGXFSZ, &ignore, &previous), 0);
+  rlimit saved{};
+  EXPECT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  rlimit small = saved;
+  small.rlim_cur = bytes;
+  EXPECT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string message;
+  try {
+    f();
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  EXPECT_EQ(setrlimit(RLIMIT_FSIZE, &saved), 0);
+  EXPECT_EQ(sigaction(SIGXFSZ, &previous, nullptr), 0);
+  return message;
 }
 
 // The shared/ folder beside the repository (fixtures, datasets): $MUONREC_SHARED, else ../shared.
