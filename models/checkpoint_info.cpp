@@ -4,7 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
+
 #include "engine/error.h"
+#include "models/evaluate.h"
 #include "models/training_position.h"
 
 namespace muonrec {
@@ -94,9 +97,9 @@ std::string describe_checkpoint(const SafetensorsFile& file) {
   };
   if (!setting("no-filter-seen").empty()) {
     const std::string last = setting("filter-seen-last");
-    out += fmt::format("evaluated with seen items filtered: {}\n", setting("no-filter-seen") == "true" ? "none"
-                                                                   : last.empty() || last == "0"       ? "all"
-                                                                                               : "the last " + last);
+    out += fmt::format("evaluated with seen items filtered: {}\n",
+                       seen_filter_description(setting("no-filter-seen") != "true",
+                                               last.empty() ? 0 : std::strtoll(last.c_str(), nullptr, 10)));
   }
   if (!value("beam_width").empty()) out += fmt::format("beam width: {}\n", value("beam_width"));
   if (!value("muonrec_version").empty()) out += fmt::format("written by: muonrec {}\n", value("muonrec_version"));

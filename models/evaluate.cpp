@@ -97,6 +97,11 @@ std::string RankingMetrics::to_json() const {
   return j.dump();
 }
 
+std::string seen_filter_description(bool filter_seen, int64_t filter_seen_last) {
+  if (!filter_seen) return "none";
+  return filter_seen_last == 0 ? "all" : fmt::format("the last {}", filter_seen_last);
+}
+
 std::vector<int64_t> seen_items(const int64_t* history, int64_t length, int64_t last) {
   MUONREC_CHECK(last >= 0, "seen items: the last {} items?", last);
   const int64_t n = last > 0 ? std::min(last, length) : length;

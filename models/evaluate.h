@@ -71,6 +71,9 @@ struct EvalOptions {
 // What filtering removes for a user whose input history is history[0 .. length): all of it, or its
 // last `last` items (last > 0).
 std::vector<int64_t> seen_items(const int64_t* history, int64_t length, int64_t last);
+// What an evaluation removes from the candidates, as the records say it: "all" (the whole input
+// history), "the last N" or "none".
+std::string seen_filter_description(bool filter_seen, int64_t filter_seen_last);
 
 // The model's scores over every item at the last position of each row of a window batch
 // (data::make_window_batches): [batch.rows * n_items] on the host, row-major.

@@ -29,12 +29,10 @@ double quantile(const std::vector<double>& sorted, double q) {
 }  // namespace
 
 std::string ranks_context(const data::SequenceDataset& dataset, data::EvalSplit split, const EvalOptions& eval) {
-  const std::string filter = !eval.filter_seen            ? "none"
-                             : eval.filter_seen_last == 0 ? "all"
-                                                          : fmt::format("the last {}", eval.filter_seen_last);
   return fmt::format("split {}; {} users, {} items, {} events, preprocessing {}; seen items filtered: {}",
                      data::split_name(split), dataset.num_users(), dataset.n_items, dataset.num_events(),
-                     dataset.report.preprocessing.describe(), filter);
+                     dataset.report.preprocessing.describe(),
+                     seen_filter_description(eval.filter_seen, eval.filter_seen_last));
 }
 
 bool is_user_ranks_first_line(const std::string& line) {
