@@ -234,6 +234,36 @@ TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
   expect_refused("train --config " + bad, "--config: no train flag is called 'train.epocs'", /*flag_error=*/true);
 }
 
+// A '#' inside a quoted value is part of it, as in TOML (CLI11 alone cut the line there, so a run
+// whose data path held one did not read back); outside quotes it starts a comment.
+TEST(Cli, ConfigKeepsAHashInsideQuotes) {
+  muonrec::testkit::TempDir dir;
+  std::string events;
+  for (int user = 1; user <= 40; ++user)
+    for (int step = 0; step < 8; ++step) events += fmt::format("{} {}\n", user, 1 + (user * 7 + step * 3) % 30);
+  const std::string data = dir.write("run#1.txt", events);
+  const std::string metrics = dir.path("first.jsonl");
+  const std::string model = " --maxlen 5 --d 8 --epochs 1 --device cpu";
+  const CliRun first = run_cli("train --data '" + data + "'" + model + " --metrics " + metrics);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  const std::string settings = read_jsonl(metrics).at(0).at("settings");
+  EXPECT_NE(settings.find("train.data=\"" + data + "\""), std::string::npos) << settings;
+  const CliRun again = run_cli("train --config " + dir.write("run.toml", settings));
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(line_after(again.output, "test at that epoch:"), line_after(first.output, "test at that epoch:"))
+      << again.output;
+
+  const std::string commented = dir.write(
+      "commented.toml", "# the first run, again\ntrain.data = '" + data + "'  # with 'quotes' in the comment\n" +
+                            "train.maxlen = 5\ntrain.d=8 #\ntrain.epochs = 1\ntrain.device = \"cpu\"\n");
+  const CliRun from_comments = run_cli("train --config " + commented);
+  ASSERT_EQ(from_comments.exit_code, 0) << from_comments.output;
+  EXPECT_EQ(line_after(from_comments.output, "test at that epoch:"), line_after(first.output, "test at that epoch:"));
+
+  const std::string nul = dir.write("nul.toml", std::string("train.epochs = 1\ntrain.d = 8") + '\0' + "\n");
+  expect_refused("train --config " + nul, nul + ", line 2: a NUL byte; a config file is text");
+}
+
 // A run record's item-vector flags give way to a typed --item-vectors-from-checkpoint: the new
 // record leaves them out and replays, and the TIGER checkpoint keeps the run's filtering.
 TEST(Cli, TigerItemVectorFlagsOfAConfigGiveWayToATypedCheckpoint) {

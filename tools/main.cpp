@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <sstream>
 
 #include "data/dataset_cache.h"
@@ -23,7 +24,7 @@
 #include "models/training_position.h"
 #include "tools/bench_cli.h"
 #include "tools/cli_checks.h"
-#include "tools/config_keys.h"
+#include "tools/config_file.h"
 #include "tools/model_cli.h"
 #include "tools/recommend_cli.h"
 #include "tools/tiger_cli.h"
@@ -221,6 +222,7 @@ int run_eval(const DataArgs& data_args, const std::string& checkpoint, const std
 
 int main(int argc, char** argv) {
   CLI::App app{"muonrec: sequential and generative recommenders trained with Muon and AdamW"};
+  app.config_formatter(std::make_shared<TomlConfigReader>());  // before the subcommands, which copy it
   app.set_version_flag("--version", std::string("muonrec ") + version());
   app.require_subcommand(1);
 
@@ -399,7 +401,7 @@ int main(int argc, char** argv) {
     }
   }
   try {
-    refuse_repeated_config_keys(config_file_argument(argc, argv));
+    check_config_file(config_file_argument(argc, argv));
   } catch (const Error& e) {
     std::cerr << "muonrec: error: " << e.what() << "\n";
     return 1;

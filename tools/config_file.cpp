@@ -1,9 +1,10 @@
-#include "tools/config_keys.h"
+#include "tools/config_file.h"
 
 #include <fmt/format.h>
 
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <string_view>
 
 #include "data/text_fields.h"
@@ -12,12 +13,17 @@
 namespace muonrec {
 namespace {
 
-// The line without a '#' comment (one outside double quotes).
+// The line without its '#' comment: one outside "basic" and 'literal' strings.
 std::string_view without_comment(std::string_view line) {
-  bool quoted = false;
+  char open_quote = 0;
   for (size_t i = 0; i < line.size(); ++i) {
-    if (line[i] == '"') quoted = !quoted;
-    if (line[i] == '#' && !quoted) return line.substr(0, i);
+    if (open_quote) {
+      if (line[i] == open_quote) open_quote = 0;
+    } else if (line[i] == '"' || line[i] == '\'') {
+      open_quote = line[i];
+    } else if (line[i] == '#') {
+      return line.substr(0, i);
+    }
   }
   return line;
 }
@@ -38,7 +44,7 @@ std::string config_file_argument(int argc, const char* const* argv) {
   return "";
 }
 
-void refuse_repeated_config_keys(const std::string& path) {
+void check_config_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) return;  // CLI11 reports a file it cannot read
   std::map<std::string, int64_t> line_of_key;
@@ -46,6 +52,7 @@ void refuse_repeated_config_keys(const std::string& path) {
   int64_t number = 0;
   for (std::string text; std::getline(in, text);) {
     ++number;
+    MUONREC_CHECK(text.find('\0') == std::string::npos, "{}, line {}: a NUL byte; a config file is text", path, number);
     const std::string_view line = data::trim(without_comment(text));
     if (line.empty()) continue;
     if (line.front() == '[') {
@@ -60,6 +67,17 @@ void refuse_repeated_config_keys(const std::string& path) {
     MUONREC_CHECK(inserted, "{}, line {}: '{}' is set again (first on line {}); a config file sets each flag once",
                   path, number, key, first->second);
   }
+}
+
+TomlConfigReader::TomlConfigReader() {
+  comment('\0');  // the comments are gone before CLI11 reads the lines
+}
+
+std::vector<CLI::ConfigItem> TomlConfigReader::from_config(std::istream& input) const {
+  std::ostringstream uncommented;
+  for (std::string line; std::getline(input, line);) uncommented << without_comment(line) << '\n';
+  std::istringstream lines(uncommented.str());
+  return CLI::ConfigTOML::from_config(lines);
 }
 
 }  // namespace muonrec
