@@ -5,52 +5,69 @@
 #include <vector>
 
 namespace muonrec::kernels::cpu {
+namespace {
+
+double row_mean(const float* row, int64_t cols) {
+  double sum = 0.0;
+  for (int64_t c = 0; c < cols; ++c) sum += row[c];
+  return sum / cols;
+}
+
+// One element of a layer-normalized row, centred on the mean in double.
+float normalized(float x, double mean, float rstd) { return static_cast<float>((x - mean) * rstd); }
+
+}  // namespace
 
 void layer_norm_forward(const float* x, const float* weight, const float* bias, float* y, float* mean, float* rstd,
                         int64_t rows, int64_t cols, float eps) {
 #pragma omp parallel for
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * cols;
-    // Two-pass statistics in double: the reference must not lose digits to cancellation.
-    double sum = 0.0;
-    for (int64_t c = 0; c < cols; ++c) sum += xr[c];
-    double mu = sum / cols;
+    // Two-pass statistics in double, and the input centred on the double mean: the reference must
+    // not lose digits to cancellation (a row 1000 + noise centred on the float mean is off by 3e-3).
+    const double mu = row_mean(xr, cols);
     double var = 0.0;
     for (int64_t c = 0; c < cols; ++c) var += (xr[c] - mu) * (xr[c] - mu);
-    float rs = static_cast<float>(1.0 / std::sqrt(var / cols + eps));
+    const float rs = static_cast<float>(1.0 / std::sqrt(var / cols + eps));
     mean[r] = static_cast<float>(mu);
     rstd[r] = rs;
     for (int64_t c = 0; c < cols; ++c) {
-      float n = (xr[c] - mean[r]) * rs;
+      const float n = normalized(xr[c], mu, rs);
       y[r * cols + c] = n * (weight ? weight[c] : 1.0f) + (bias ? bias[c] : 0.0f);
     }
   }
 }
 
-void layer_norm_backward(const float* x, const float* weight, const float* mean, const float* rstd, const float* dy,
-                         float* dx, float* dweight, float* dbias, int64_t rows, int64_t cols) {
-  if (dweight) std::fill(dweight, dweight + cols, 0.0f);
-  if (dbias) std::fill(dbias, dbias + cols, 0.0f);
+// `mean` is the forward's, rounded to float (the CUDA kernel centres on it); this reference
+// recomputes it in double, to normalize exactly as its forward did.
+void layer_norm_backward(const float* x, const float* weight, const float* /*mean*/, const float* rstd,
+                         const float* dy, float* dx, float* dweight, float* dbias, int64_t rows, int64_t cols) {
+  // The parameter gradients sum over every row (a batch of 1024 windows of 200: 204,800 terms), in
+  // double as the linear layers' bias gradients are: a float running sum drifts by 2e-3 there.
+  std::vector<double> dweight_sum(dweight ? cols : 0, 0.0), dbias_sum(dbias ? cols : 0, 0.0);
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * cols;
     const float* dyr = dy + r * cols;
+    const double mu = row_mean(xr, cols);
     // dx = rstd * (g - mean(g) - n * mean(g * n)) with g = dy * weight and n the normalized input.
     double sum_g = 0.0, sum_gn = 0.0;
     for (int64_t c = 0; c < cols; ++c) {
-      float n = (xr[c] - mean[r]) * rstd[r];
-      float g = dyr[c] * (weight ? weight[c] : 1.0f);
+      const float n = normalized(xr[c], mu, rstd[r]);
+      const float g = dyr[c] * (weight ? weight[c] : 1.0f);
       sum_g += g;
       sum_gn += g * n;
-      if (dweight) dweight[c] += dyr[c] * n;
-      if (dbias) dbias[c] += dyr[c];
+      if (dweight) dweight_sum[c] += dyr[c] * n;
+      if (dbias) dbias_sum[c] += dyr[c];
     }
-    float mean_g = static_cast<float>(sum_g / cols), mean_gn = static_cast<float>(sum_gn / cols);
+    const float mean_g = static_cast<float>(sum_g / cols), mean_gn = static_cast<float>(sum_gn / cols);
     for (int64_t c = 0; c < cols; ++c) {
-      float n = (xr[c] - mean[r]) * rstd[r];
-      float g = dyr[c] * (weight ? weight[c] : 1.0f);
+      const float n = normalized(xr[c], mu, rstd[r]);
+      const float g = dyr[c] * (weight ? weight[c] : 1.0f);
       dx[r * cols + c] = rstd[r] * (g - mean_g - n * mean_gn);
     }
   }
+  for (int64_t c = 0; c < (dweight ? cols : 0); ++c) dweight[c] = static_cast<float>(dweight_sum[c]);
+  for (int64_t c = 0; c < (dbias ? cols : 0); ++c) dbias[c] = static_cast<float>(dbias_sum[c]);
 }
 
 void l2_normalize_forward(const float* x, float* y, float* norm, int64_t rows, int64_t cols, float eps) {
