@@ -15,6 +15,10 @@ namespace {
 // training window's final item (the batcher's last target) or the [MASK] to be scored.
 std::vector<int64_t> shift_left_and_append(const std::vector<int64_t>& ids, int64_t rows, int64_t T,
                                            const std::vector<int64_t>& last) {
+  MUONREC_CHECK(rows >= 0 && T >= 1 && static_cast<int64_t>(ids.size()) == rows * T,
+                "bert4rec: a batch of {} ids does not fill [{}, {}]", ids.size(), rows, T);
+  MUONREC_CHECK(static_cast<int64_t>(last.size()) == rows,
+                "bert4rec: a batch of {} rows needs one last training item per row, got {}", rows, last.size());
   std::vector<int64_t> out(ids.size(), 0);
   for (int64_t r = 0; r < rows; ++r) {
     std::copy(ids.begin() + r * T + 1, ids.begin() + (r + 1) * T, out.begin() + r * T);
@@ -59,6 +63,8 @@ ClozeWindows cloze_mask(const std::vector<int64_t>& items, int64_t rows, int64_t
 }
 
 BERT4Rec::BERT4Rec(const ModelConfig& config, Device device, uint64_t seed) : SequentialModel(config, device) {
+  // The item table has the [MASK] row only for kind "bert4rec" (ModelConfig::item_table_rows).
+  MUONREC_CHECK(config.kind == "bert4rec", "bert4rec: the config is for model '{}'", config.kind);
   MUONREC_CHECK(config.mask_prob > 0.0f && config.mask_prob <= 1.0f, "bert4rec: mask_prob must be in (0, 1], got {}",
                 config.mask_prob);
   PhiloxGenerator gen(seed);

@@ -125,6 +125,25 @@ TEST(Bert4Rec, eval_input_is_the_last_T_minus_1_items_then_mask) {
   EXPECT_EQ(input.target_positions.numel(), 0);
 }
 
+// A hand-built batch that the hooks cannot read, or a config for another model (whose item table
+// has no [MASK] row), is refused rather than read out of bounds.
+TEST(Bert4Rec, hooks_and_constructor_refuse_what_they_cannot_read) {
+  auto model = make_model(tiny_config(20, 5), Device::CPU, 1);
+  data::Batch batch;
+  batch.reset(2, 5, false);
+  batch.ids = {0, 0, 1, 2, 3, /**/ 4, 5, 6, 7, 8};
+  batch.targets = {0, 0, 2, 3, 9, /**/ 5, 6, 7, 8, 10};
+  batch.last_train_items.clear();  // reset() sizes it; a hand-built batch may not
+  PhiloxGenerator gen(1);
+  testkit::expect_error([&] { model->prepare_training_batch(batch, gen); },
+                        {"a batch of 2 rows needs one last training item per row, got 0"});
+  batch.ids.resize(7);
+  testkit::expect_error([&] { model->prepare_eval_batch(batch); }, {"a batch of 7 ids does not fill [2, 5]"});
+  ModelConfig sasrec_config = tiny_config(20, 5);
+  sasrec_config.kind = "sasrec";
+  testkit::expect_error([&] { BERT4Rec(sasrec_config, Device::CPU, 1); }, {"the config is for model 'sasrec'"});
+}
+
 TEST(Bert4Rec, position_0_sees_the_future_and_sasrec_does_not) {
   for (const char* kind : {"bert4rec", "sasrec"}) {
     ModelConfig c = tiny_config(20, 4);
