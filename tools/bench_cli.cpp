@@ -67,7 +67,7 @@ StepBenchmarkResult bench_sequential(const BenchCliArgs& args, Device device) {
 
 }  // namespace
 
-int run_bench(BenchCliArgs args, const CommandLine& typed, Device device) {
+int run_bench(BenchCliArgs args, CommandLine& typed, Device device) {
   args.model.resolve(typed);
   const bool tiger = args.model.config.kind == "tiger";
   typed.refuse_unread(args.tiger_options, tiger, "--model tiger");

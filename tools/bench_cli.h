@@ -30,6 +30,6 @@ struct BenchCliArgs {
 
 // Resolves the flags, builds the model on `device`, prints what it times, the optimizer lines, the
 // result's lines and its JSON record last.
-int run_bench(BenchCliArgs args, const CommandLine& typed, Device device);
+int run_bench(BenchCliArgs args, CommandLine& typed, Device device);
 
 }  // namespace muonrec

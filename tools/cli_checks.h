@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -58,11 +59,16 @@ struct CommandLine {
   }
 
   // A typed flag the run does not read (`read` false) is an error that names `reader`, the flag or
-  // value that would read it, rather than being silently ignored.
-  void refuse_unread(const std::vector<const CLI::Option*>& options, bool read, const char* reader) const {
-    for (const CLI::Option* option : options)
+  // value that would read it, rather than being silently ignored. The flags left unread (a --config
+  // file's, or defaults) are noted in `unread`, which the run's record leaves out.
+  void refuse_unread(const std::vector<const CLI::Option*>& options, bool read, const char* reader) {
+    for (const CLI::Option* option : options) {
       MUONREC_CHECK(read || !gave(option), "{} applies to {} only", option->get_name(), reader);
+      if (!read) unread.insert(option->get_single_name());
+    }
   }
+
+  std::set<std::string> unread;  // single names ("muon-lr") of the flags refuse_unread found unread
 };
 
 inline const CLI::Validator kNotNegative = number_check([](double x) { return x >= 0; }, "must not be negative", "NONNEGATIVE");

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <sstream>
 
 #include "data/dataset_cache.h"
@@ -122,16 +123,18 @@ std::string command_line(int argc, char** argv) {
 // without the ones that say where outputs go or how far this invocation goes (--metrics,
 // --checkpoint, --save-last, --resume, --stop-after-epoch): rerunning the settings must not append
 // to the first run's metrics or overwrite its checkpoint. The command line keeps them all.
+// Nor the flags the run leaves unread (`unread`: a Muon rate under --optim adamw, a --config
+// file's or the default), which compare would otherwise set side by side as differences.
 // defaults_too: every train flag, the defaults of those not given included (what compare sets
 // side by side: a flag given with its default value is no difference).
-std::string run_settings(const CLI::App& app, bool defaults_too) {
-  static const char* const kJobOnly[] = {"metrics", "checkpoint", "save-last", "resume", "stop-after-epoch"};
+std::string run_settings(const CLI::App& app, bool defaults_too, const std::set<std::string>& unread) {
+  static const std::set<std::string> kJobOnly = {"metrics", "checkpoint", "save-last", "resume", "stop-after-epoch"};
   std::istringstream lines(app.config_to_str(defaults_too, /*write_description=*/false));
   std::string settings;
   for (std::string line; std::getline(lines, line);) {
-    bool job_only = false;
-    for (const char* key : kJobOnly) job_only |= line.rfind(fmt::format("train.{}=", key), 0) == 0;
-    if (!job_only && line.rfind("train.", 0) == 0) settings += line + "\n";
+    if (line.rfind("train.", 0) != 0) continue;
+    const std::string flag = line.substr(6, line.find('=') - 6);
+    if (!kJobOnly.count(flag) && !unread.count(flag)) settings += line + "\n";
   }
   return settings;
 }
@@ -419,7 +422,7 @@ int main(int argc, char** argv) {
         for (const CLI::Option* option : other->get_options())
           MUONREC_CHECK(option->count() == 0, "--config: the file sets {} of '{}', not a train flag (keys are "
                         "'train.FLAG = value')", option->get_name(), other->get_name());
-    const CommandLine typed{argc, argv};
+    CommandLine typed{argc, argv};
     // On the device the run will use: 'auto' on a machine without a GPU is the CPU too.
     MUONREC_CHECK(parse_device(device) != Device::CPU || matmul_precision == "fp32" ||
                       std::none_of(matmul_options.begin(), matmul_options.end(),
@@ -437,8 +440,8 @@ int main(int argc, char** argv) {
                           "--model sasrec, bert4rec or hstu");
       if (config.kind == "tiger") tiger.resolve_flags(typed);  // before the settings are recorded
       train.command = command_line(argc, argv);
-      train.settings = run_settings(app, /*defaults_too=*/false);
-      train.all_settings = run_settings(app, /*defaults_too=*/true);
+      train.settings = run_settings(app, /*defaults_too=*/false, typed.unread);
+      train.all_settings = run_settings(app, /*defaults_too=*/true, typed.unread);
       if (config.kind == "tiger") {
         return run_train_tiger(data_args.load(), config, train, tiger, parse_device(device), baseline);
       }

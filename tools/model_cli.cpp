@@ -73,7 +73,7 @@ void ModelCliArgs::add_optimizer_flags(CLI::App* cmd) {
   min_lr = cmd->add_option("--min-lr", opt.schedule.min_lr, "cosine floor")->capture_default_str();
 }
 
-void ModelCliArgs::resolve(const CommandLine& typed) {
+void ModelCliArgs::resolve(CommandLine& typed) {
   MUONREC_CHECK(config.kind == "sasrec" || config.kind == "bert4rec" || config.kind == "hstu" || config.kind == "tiger",
                 "unknown model '{}' (available: sasrec, bert4rec, hstu, tiger)", config.kind);
   config.loss.kind = LossConfig::kind_from_name(loss_name);

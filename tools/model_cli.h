@@ -41,7 +41,7 @@ struct ModelCliArgs {
   void add_optimizer_flags(CLI::App* cmd);
   // After parsing: checks --model, fills the loss kind, schedule and Muon settings, and refuses
   // typed flags that the chosen model, loss, optimizer or schedule does not read.
-  void resolve(const CommandLine& typed);
+  void resolve(CommandLine& typed);
 };
 
 // "model: sasrec d=64 blocks=2 heads=1x64 ff=64 maxlen=200 dropout=0.2 loss: ... (N parameters) on

@@ -39,7 +39,7 @@ struct TigerCliArgs {
   // Resolves --item-vectors-from-checkpoint against the flags it excludes (CommandLine::
   // resolve_excluding) and refuses the item-text flags with co-occurrence item vectors (before any
   // data is read); the --rqvae-* flags need --sid-tokenizer rq-vae, which refuses --sid-balanced.
-  void resolve_flags(const CommandLine& typed);
+  void resolve_flags(CommandLine& typed);
 };
 
 // Runs the pipeline with the shared model flags (--d, --blocks, --heads, --ff, --dropout) and
