@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Pairs muonrec's benchmark lines with the PyTorch peer's (same "op" names) and prints a ratio
-table. Reads JSON lines from the files given (or stdin); lines without "kind": "micro" are ignored.
+table. Reads JSON lines from the files given; lines without "kind": "micro" are ignored.
 Usage: compare.py ours.jsonl torch.jsonl [--markdown]"""
 import json
 import sys

@@ -7,7 +7,7 @@ on one GPU, and prints seconds per epoch (median), the ratio, and the test NDCG@
       --data .shared/data/ml-1m/ml-1m.txt --models sasrec,hstu --epochs 10 [--optim muon] \\
       [--d 64 --blocks 2 --heads 1 --ff 0] [--matmul-precision fp32,bf16] [--out DIR] [--markdown]
 
-Settings follow reference/PERF.md: T=200, batch 128, dropout 0.2, AdamW lr 1e-3 (Muon lr 0.02 on
+Settings follow ../shared/reference/PERF.md: T=200, batch 128, dropout 0.2, AdamW lr 1e-3 (Muon lr 0.02 on
 the 2-D block weights with --optim muon, the peer's split), seen items filtered in evaluation as the
 peer filters them: the items of its 200-item input window (--filter-seen-last 200; muonrec's default
 filters the whole history). The peer always runs under bf16 autocast; --matmul-precision lists ours

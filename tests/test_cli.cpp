@@ -201,9 +201,23 @@ TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
   EXPECT_NE(shorter.output.find("for 1 epochs"), std::string::npos) << shorter.output;
   // --optim adamw on the command line wins over the Muon run's file and leaves its Muon flags
   // unread; the same flag typed beside --optim adamw is refused.
-  const CliRun with_adamw = run_cli("train --config " + config + " --epochs 1 --optim adamw");
+  // Its record leaves the unread Muon flags out (compare would set them side by side as differences).
+  const std::string adamw_metrics = dir.path("adamw.jsonl");
+  const CliRun with_adamw =
+      run_cli("train --config " + config + " --epochs 1 --optim adamw --metrics " + adamw_metrics);
   ASSERT_EQ(with_adamw.exit_code, 0) << with_adamw.output;
   EXPECT_NE(with_adamw.output.find("optimizer: AdamW"), std::string::npos) << with_adamw.output;
+  for (const char* record : {"settings", "all_settings"}) {
+    const std::string recorded = read_jsonl(adamw_metrics).at(0).at(record);
+    EXPECT_EQ(recorded.find("muon-"), std::string::npos) << record << ": " << recorded;
+    EXPECT_NE(recorded.find("train.optim=\"adamw\""), std::string::npos) << record << ": " << recorded;
+  }
+  const CliRun plain_adamw =
+      run_cli("train " + kSmallSasrec + " --optim adamw --metrics " + dir.path("plain_adamw.jsonl"));
+  ASSERT_EQ(plain_adamw.exit_code, 0) << plain_adamw.output;
+  const CliRun compared = run_cli("compare " + adamw_metrics + " " + dir.path("plain_adamw.jsonl"));
+  ASSERT_EQ(compared.exit_code, 0) << compared.output;
+  EXPECT_EQ(compared.output.find("muon-"), std::string::npos) << compared.output;
   expect_refused("train --config " + config + " --optim adamw --muon-no-nesterov",
                  "--muon-no-nesterov applies to --optim muon only");
 
@@ -583,6 +597,8 @@ TEST(Cli, BadInputFailsWithAMessage) {
                  "--negatives applies to --loss sampled, with --model sasrec, bert4rec or hstu, only");
   expect_refused("train --dropout 1", "sasrec: dropout must be in [0, 1), got 1");
   expect_refused("recommend --checkpoint x.safetensors --k 0", "--k: must be positive, got 0", /*flag_error=*/true);
+  expect_refused("recommend --checkpoint x.safetensors --movie-map none", "--movie-map requires --movies",
+                 /*flag_error=*/true);
 
   expect_refused("info --checkpoint " + dir.write("notes.txt", "hello"), "notes.txt: not a safetensors file");
 }

@@ -5,18 +5,25 @@
 #   tools/gpu_check.sh [build] [tests] [sanitize] [bench] [models] [train-sasrec] [train-hstu] [train-tiger]
 #                      [e2e] [large] [steps] [profile]
 #   (default: build tests sanitize bench; training reads MUONREC_EPOCHS/BLOCKS/HEADS/OPTIM/MATMUL)
-# Reads fixtures, data and torch_ref.py from $MUONREC_SHARED (default: .shared, see stage_shared.sh).
+# Reads fixtures, data and torch_ref.py from $MUONREC_SHARED (default: .shared, which stage_shared.sh
+# fills for the device tool, where it exists, else ../shared beside the repository).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-export MUONREC_SHARED=${MUONREC_SHARED:-$root/.shared}
+if [ -z "${MUONREC_SHARED:-}" ]; then
+  MUONREC_SHARED=$root/.shared
+  [ -d "$MUONREC_SHARED" ] || MUONREC_SHARED=$root/../shared
+fi
+[ -d "$MUONREC_SHARED" ] ||
+  echo "warning: no shared folder at $MUONREC_SHARED: fixture tests skip, data stages fail" >&2
+export MUONREC_SHARED
 build=$root/build-gpu
 out=${OUT:-$build/out}
 mkdir -p "$out"
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build tests sanitize bench)
 summary=()
-# The README's best TIGER setting (co-occurrence item vectors of width 128, d 128, ff 512; AdamW's rate, cosine).
+# The README's best TIGER setting (co-occurrence item vectors of width 256, d 128, ff 512; AdamW's rate, cosine).
 tiger_flags="--item-vectors cooccurrence --sid-width 256 --sid-levels 3 --sid-codebook 256 --sid-history 20 --beam 20 --d 128 \
   --blocks 2 --heads 2 --ff 512 --dropout 0.1 --batch 256 --adam-lr 3e-3 --schedule cosine --warmup-steps 100"
 # Muon's rate, for the runs with --optim muon (the AdamW runs refuse Muon's flags).

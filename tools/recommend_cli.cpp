@@ -54,13 +54,16 @@ void RecommendCliArgs::add_to(CLI::App* cmd) {
   titles.movie_genres = false;
   cmd->add_option("--item-text", titles.item_text,
                   "add a title column from Beauty-style side files: PREFIX (PREFIX_item_asin.txt, "
-                  "PREFIX_item_titles.txt) or auto (the data file's stem), or from an item table (a RecBole .item "
-                  "file, or a .csv/.tsv with an item_id column)")
+                  "PREFIX_item_titles.txt) or auto (the data file's stem, lower-cased: Beauty.txt -> "
+                  "beauty_item_*.txt), or from an item table (a RecBole .item file, or a .csv/.tsv with an item_id "
+                  "column)")
       ->capture_default_str();
-  cmd->add_option("--movies", titles.movies, "add a title column from a MovieLens movies.dat or movies.csv");
+  CLI::Option* movies =
+      cmd->add_option("--movies", titles.movies, "add a title column from a MovieLens movies.dat or movies.csv");
   cmd->add_option("--movie-map", titles.movie_map,
                   "with --movies: 'item_id MovieID' lines; 'auto' takes sas_to_original_items.txt beside a data "
                   "file numbered 1..n, 'none' reads item ids as MovieIDs")
+      ->needs(movies)
       ->capture_default_str();
 }
 

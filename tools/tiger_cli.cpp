@@ -121,7 +121,8 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
       ->check(kPositive)
       ->capture_default_str();
   CLI::Option* item_text = cmd->add_option("--item-text", vectors.item_text,
-                  "tiger: 'auto' (DATASTEM_item_asin.txt + DATASTEM_item_titles.txt beside the data), a prefix "
+                  "tiger: 'auto' (stem_item_asin.txt + stem_item_titles.txt beside the data, stem the data file's "
+                  "name lower-cased: Beauty.txt -> beauty_item_*.txt), a prefix "
                   "P (P_item_asin.txt + P_item_titles.txt, as given or beside the data), an item table (a RecBole "
                   ".item file, or a .csv/.tsv with an item_id column), or 'none'")
       ->capture_default_str();
@@ -162,7 +163,7 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
   options.assign(all.begin() + static_cast<std::ptrdiff_t>(registered_before), all.end());
 }
 
-void TigerCliArgs::resolve_flags(const CommandLine& typed) {
+void TigerCliArgs::resolve_flags(CommandLine& typed) {
   // A file's item-vector flag under a typed --item-vectors-from-checkpoint goes back to its default
   // (the checkpoint's vectors replace it, and a resumed run compares the settings it records).
   ItemVectorOptions& vectors = pipeline.vectors;
