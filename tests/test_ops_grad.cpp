@@ -1,6 +1,11 @@
 // CPU reference ops: forward values on hand-computable cases and finite-difference gradients.
 #include "test_util.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "kernels/cpu/loss.h"
 #include "kernels/cpu/norm.h"
 
 using namespace muonrec;
@@ -92,6 +97,32 @@ TEST(OpsForward, cross_entropy_matches_hand_computation_and_ignores_negative_tar
   EXPECT_NEAR(ops::cross_entropy(logits, targets).item(), expected, 1e-6);
   EXPECT_THROW(ops::cross_entropy(logits, Tensor::from_i64({3, 0, 0}, {3})), Error);
 }
+
+#ifdef _OPENMP
+// The mean cross-entropy has the same bits on any thread count. Rows 0 and 1 lose 2^24 and 105
+// (their target's logit far below the other's), the 62 others about 1e-9 each: in row order the
+// small losses vanish against 2^24 + 105 and the mean (2^24 + 105) / 64 is a tie between two floats,
+// rounded to even (262145.625); summed per thread first, they add up to enough to round it up.
+TEST(OpsForward, cross_entropy_mean_has_the_same_bits_on_any_thread_count) {
+  const int64_t rows = 64, classes = 2;
+  std::vector<float> logits = {-16777216.0f, 0.0f, -105.0f, 0.0f};
+  const std::vector<int64_t> targets(rows, 0);
+  for (int64_t r = 2; r < rows; ++r) logits.insert(logits.end(), {0.0f, -20.8f});
+  auto mean_loss = [&](int threads) {
+    omp_set_num_threads(threads);
+    std::vector<float> logsumexp(rows);
+    float loss = 0, count = 0;
+    kernels::cpu::cross_entropy_forward(logits.data(), targets.data(), &loss, logsumexp.data(), &count, rows,
+                                        classes);
+    return loss;
+  };
+  const int threads = omp_get_max_threads();
+  const float serial = mean_loss(1), parallel = mean_loss(4);
+  omp_set_num_threads(threads);
+  EXPECT_EQ(serial, 262145.625f);
+  EXPECT_EQ(parallel, 262145.625f);
+}
+#endif
 
 TEST(OpsForward, attention_padded_query_sees_only_itself) {
   const int64_t B = 1, T = 3, d = 4;

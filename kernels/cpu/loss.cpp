@@ -9,19 +9,21 @@ namespace muonrec::kernels::cpu {
 
 void cross_entropy_forward(const float* logits, const int64_t* targets, float* loss, float* logsumexp,
                            float* valid_count, int64_t rows, int64_t classes) {
-  double total = 0.0;
-  int64_t counted = 0;
-#pragma omp parallel for reduction(+ : total, counted)
+#pragma omp parallel for
   for (int64_t r = 0; r < rows; ++r) {
     const float* z = logits + r * classes;
     float max_z = *std::max_element(z, z + classes);
     double sum = 0.0;
     for (int64_t c = 0; c < classes; ++c) sum += std::exp(static_cast<double>(z[c] - max_z));
     logsumexp[r] = max_z + static_cast<float>(std::log(sum));
-    if (targets[r] >= 0) {
-      total += logsumexp[r] - z[targets[r]];
-      ++counted;
-    }
+  }
+  // The mean in row order, so that the loss's bits do not depend on the thread count.
+  double total = 0.0;
+  int64_t counted = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (targets[r] < 0) continue;
+    total += logsumexp[r] - logits[r * classes + targets[r]];
+    ++counted;
   }
   valid_count[0] = static_cast<float>(counted);
   loss[0] = counted ? static_cast<float>(total / counted) : 0.0f;
