@@ -248,6 +248,13 @@ TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
   expect_refused("train --config " + bad, "--config: no train flag is called 'train.epocs'", /*flag_error=*/true);
 }
 
+// --config belongs to the app (CLI11 reads config files at the top level), so train's help says so.
+TEST(Cli, TrainHelpNamesTheConfigFile) {
+  const CliRun help = run_cli("train --help");
+  EXPECT_EQ(help.exit_code, 0) << help.output;
+  EXPECT_NE(help.output.find("muonrec train --config FILE"), std::string::npos) << help.output;
+}
+
 // A '#' inside a quoted value is part of it, as in TOML (CLI11 alone cut the line there, so a run
 // whose data path held one did not read back); outside quotes it starts a comment.
 TEST(Cli, ConfigKeepsAHashInsideQuotes) {

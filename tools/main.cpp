@@ -244,6 +244,8 @@ int main(int argc, char** argv) {
                  "of a --metrics file's run record); flags given on the command line win");
   app.allow_config_extras(CLI::config_extras_mode::error);
   train_cmd->fallthrough();
+  train_cmd->footer("Settings may also come from a file: muonrec train --config FILE (TOML, 'train.FLAG = value' "
+                    "lines, as the 'settings' of a --metrics file's run record); flags typed here win.");
   data_args.add_to(train_cmd);
   ModelCliArgs model_args;
   model_args.add_model_flags(train_cmd, "model: sasrec, bert4rec, hstu or tiger (semantic-ID generation)");
