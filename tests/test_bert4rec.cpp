@@ -29,6 +29,15 @@ std::vector<int64_t> random_windows(int64_t rows, int64_t T, int64_t n, uint64_t
   return items;
 }
 
+// Two windows of 5 in the batcher's form (a left-padded one, a full one) with the given targets.
+data::Batch two_windows(std::vector<int64_t> targets) {
+  data::Batch batch;
+  batch.reset(2, 5, false);
+  batch.ids = {0, 0, 1, 2, 3, /**/ 4, 5, 6, 7, 8};
+  batch.targets = std::move(targets);
+  return batch;
+}
+
 }  // namespace
 
 TEST(Bert4RecCloze, masking_statistics_padding_and_targets) {
@@ -115,10 +124,7 @@ TEST(Bert4Rec, training_batch_is_the_cloze_of_the_last_T_training_items) {
 
 TEST(Bert4Rec, eval_input_is_the_last_T_minus_1_items_then_mask) {
   auto model = make_model(tiny_config(20, 5), Device::CPU, 1);
-  data::Batch batch;
-  batch.reset(2, 5, false);
-  batch.ids = {0, 0, 1, 2, 3, /**/ 4, 5, 6, 7, 8};
-  batch.targets = {0, 0, 0, 0, 9, /**/ 0, 0, 0, 0, 10};
+  data::Batch batch = two_windows({0, 0, 0, 0, 9, /**/ 0, 0, 0, 0, 10});
   SequenceBatch input = model->prepare_eval_batch(batch);
   EXPECT_EQ(input.ids.to_i64_vector(), (std::vector<int64_t>{0, 1, 2, 3, 21, /**/ 5, 6, 7, 8, 21}));
   EXPECT_EQ(input.valid.to_f32_vector(), (std::vector<float>{0, 1, 1, 1, 1, /**/ 1, 1, 1, 1, 1}));
@@ -129,10 +135,7 @@ TEST(Bert4Rec, eval_input_is_the_last_T_minus_1_items_then_mask) {
 // has no [MASK] row), is refused rather than read out of bounds.
 TEST(Bert4Rec, hooks_and_constructor_refuse_what_they_cannot_read) {
   auto model = make_model(tiny_config(20, 5), Device::CPU, 1);
-  data::Batch batch;
-  batch.reset(2, 5, false);
-  batch.ids = {0, 0, 1, 2, 3, /**/ 4, 5, 6, 7, 8};
-  batch.targets = {0, 0, 2, 3, 9, /**/ 5, 6, 7, 8, 10};
+  data::Batch batch = two_windows({0, 0, 2, 3, 9, /**/ 5, 6, 7, 8, 10});
   batch.last_train_items.clear();  // reset() sizes it; a hand-built batch may not
   PhiloxGenerator gen(1);
   testkit::expect_error([&] { model->prepare_training_batch(batch, gen); },
