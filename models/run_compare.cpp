@@ -88,11 +88,16 @@ std::string steps_change(const RunSummary& run, const RunSummary& first) {
   return fmt::format("{:+.1f}%", 100.0 * (double(run.reached->steps) / double(first.reached->steps) - 1.0));
 }
 
-// "| a | b |" lines, a separator under the header row.
+// "| a | b |" lines, a separator under the header row. A '|' in a cell (a regex policy, a setting)
+// is escaped, or it would split the cell.
 std::string markdown_table(const std::vector<std::vector<std::string>>& rows) {
   std::string out;
   for (size_t r = 0; r < rows.size(); ++r) {
-    for (const std::string& cell : rows[r]) out += "| " + cell + " ";
+    for (const std::string& cell : rows[r]) {
+      out += "| ";
+      for (char c : cell) out += c == '|' ? std::string("\\|") : std::string(1, c);
+      out += " ";
+    }
     out += "|\n";
     if (r == 0) {
       for (size_t c = 0; c < rows[0].size(); ++c) out += "|---";

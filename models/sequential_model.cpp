@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+
 #include "data/batcher.h"
 #include "engine/error.h"
 #include "engine/nvtx.h"
@@ -143,8 +145,9 @@ std::unique_ptr<SequentialModel> make_model(const ModelConfig& config, Device de
   if (config.loss.kind == LossConfig::Kind::SampledSoftmax) {
     MUONREC_CHECK(config.loss.negatives >= 1, "{}: sampled softmax needs at least one negative, got {}", config.kind,
                   config.loss.negatives);
-    MUONREC_CHECK(config.loss.temperature > 0.0f, "{}: the sampled softmax temperature must be positive, got {}",
-                  config.kind, config.loss.temperature);
+    MUONREC_CHECK(config.loss.temperature > 0.0f && std::isfinite(config.loss.temperature),
+                  "{}: the sampled softmax temperature must be a finite number > 0, got {}", config.kind,
+                  config.loss.temperature);
   }
   if (config.kind == "sasrec") return std::make_unique<SASRec>(config, device, seed);
   if (config.kind == "bert4rec") return std::make_unique<BERT4Rec>(config, device, seed);

@@ -229,6 +229,9 @@ TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
                             "once");
   expect_refused("train --config=" + dir.write("sections.toml", "train.epochs = 1 # one\n[train]\nepochs = 2\n"),
                  "line 3: 'train.epochs' is set again (first on line 1)");
+  // ... and so is one flag under two of its names (--lr is --adam-lr).
+  expect_refused("train --config " + dir.write("aliases.toml", "train.lr = 0.5\ntrain.adam-lr = 0.001\n"),
+                 "line 2: 'train.adam-lr' is set again (first on line 1, as 'train.lr')");
   // Flags that exclude each other: the typed one wins over the file's, which the run's record then
   // leaves out (so that it replays); both in the file is refused.
   const std::string unfiltered = dir.write("unfiltered.toml", settings + "train.no-filter-seen=true\n");
@@ -392,6 +395,11 @@ TEST(Cli, TigerTrainsWithTheRqVaeTokenizer) {
   expect_refused("train --model tiger --rqvae-epochs 3", "--rqvae-epochs applies to --sid-tokenizer rq-vae only");
   expect_refused("train --model tiger --sid-tokenizer rq-vae --sid-unbalanced",
                  "--sid-balanced applies to --sid-tokenizer rq-kmeans only");
+  expect_refused("train --model tiger --sid-balanced --sid-unbalanced",
+                 "--sid-balanced / --sid-unbalanced is given 2 times (on the command line, or in a --config file)");
+  expect_refused("train --model tiger --config " +
+                     dir.write("both.toml", "train.sid-balanced=true\ntrain.sid-unbalanced=true\n"),
+                 "line 2: 'train.sid-unbalanced' is set again (first on line 1, as 'train.sid-balanced')");
   expect_refused("train --model tiger --sid-tokenizer rq-vae --rqvae-hidden 64,x",
                  "--rqvae-hidden '64,x': 'x' is not a positive width");
   expect_refused("train --model tiger --sid-tokenizer rq-vq", "--sid-tokenizer: rq-vq not in {rq-kmeans,rq-vae}",

@@ -119,6 +119,19 @@ TEST(RunCompare, reads_real_runs_and_times_them_to_the_lower_best) {
   EXPECT_NE(markdown.find("\n|---|---|"), std::string::npos) << markdown;
   EXPECT_EQ(std::count(markdown.begin(), markdown.end(), '\n'), 4) << markdown;
   EXPECT_NE(markdown.find(fmt::format("| {:+.1f}% |", change)), std::string::npos) << markdown;
+  // A '|' inside a cell (a regex parameter policy) is escaped: every line keeps its 11 columns.
+  RunHistory piped = *comparison.runs[0].run;
+  piped.optimizer = "muon (policy regex:blocks\\.0\\.(qkv|fc1)\\.weight)";
+  RunComparison with_pipe = comparison;
+  with_pipe.runs[0].run = &piped;
+  const std::string escaped = format_comparison(with_pipe, /*markdown=*/true);
+  EXPECT_NE(escaped.find("(qkv\\|fc1)"), std::string::npos) << escaped;
+  std::istringstream lines(escaped);
+  for (std::string line; std::getline(lines, line);) {
+    size_t separators = 0;
+    for (size_t i = 0; i < line.size(); ++i) separators += line[i] == '|' && (i == 0 || line[i - 1] != '\\');
+    EXPECT_EQ(separators, 12u) << line;
+  }
 
   // Another metric and an explicit target above every run: nobody reaches it.
   CompareOptions high;

@@ -1,5 +1,7 @@
 // SASRec against the PyTorch fixture (float64 reference stored as float32): hidden state, loss,
 // last-position scores and every parameter gradient, on CPU and (where present) on the GPU.
+#include <limits>
+
 #include "fixture_util.h"
 #include "tiny_model_config.h"
 
@@ -107,7 +109,10 @@ TEST(ModelConfig, settings_no_step_could_use_are_refused_by_make_model) {
     testkit::expect_error([&] { make_model(sampled, Device::CPU, 1); }, {"at least one negative, got 0"});
     sampled.loss.negatives = 4;
     sampled.loss.temperature = 0.0f;
-    testkit::expect_error([&] { make_model(sampled, Device::CPU, 1); }, {"temperature must be positive, got 0"});
+    testkit::expect_error([&] { make_model(sampled, Device::CPU, 1); },
+                          {"temperature must be a finite number > 0, got 0"});
+    sampled.loss.temperature = std::numeric_limits<float>::infinity();  // every logit 0: nothing to learn
+    testkit::expect_error([&] { make_model(sampled, Device::CPU, 1); }, {"must be a finite number > 0, got inf"});
     ModelConfig full = base;  // a full softmax has no temperature to refuse
     full.loss.temperature = 0.0f;
     full.dropout = 0.0f;

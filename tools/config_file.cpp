@@ -6,6 +6,7 @@
 #include <map>
 #include <sstream>
 #include <string_view>
+#include <utility>
 
 #include "data/text_fields.h"
 #include "engine/error.h"
@@ -44,10 +45,10 @@ std::string config_file_argument(int argc, const char* const* argv) {
   return "";
 }
 
-void check_config_file(const std::string& path) {
+void check_config_file(const std::string& path, const std::function<std::string(const std::string&)>& flag_of_key) {
   std::ifstream in(path);
   if (!in) return;  // CLI11 reports a file it cannot read
-  std::map<std::string, int64_t> line_of_key;
+  std::map<std::string, std::pair<int64_t, std::string>> first_setting;  // flag -> (line, key as spelt)
   std::string section;
   int64_t number = 0;
   for (std::string text; std::getline(in, text);) {
@@ -63,9 +64,10 @@ void check_config_file(const std::string& path) {
     if (equals == std::string_view::npos) continue;  // CLI11 reports the malformed line
     const std::string key = std::string(section.empty() ? "" : section + ".") +
                             std::string(unquoted(data::trim(line.substr(0, equals))));
-    const auto [first, inserted] = line_of_key.emplace(key, number);
-    MUONREC_CHECK(inserted, "{}, line {}: '{}' is set again (first on line {}); a config file sets each flag once",
-                  path, number, key, first->second);
+    const auto [first, inserted] = first_setting.emplace(flag_of_key(key), std::make_pair(number, key));
+    const auto& [first_line, first_key] = first->second;
+    MUONREC_CHECK(inserted, "{}, line {}: '{}' is set again (first on line {}{}); a config file sets each flag once",
+                  path, number, key, first_line, first_key == key ? "" : ", as '" + first_key + "'");
   }
 }
 

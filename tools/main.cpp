@@ -406,7 +406,13 @@ int main(int argc, char** argv) {
     }
   }
   try {
-    check_config_file(config_file_argument(argc, argv));
+    // A key names its flag by any of the flag's names ("train.lr" and "train.adam-lr" are one).
+    check_config_file(config_file_argument(argc, argv), [&](const std::string& key) {
+      const size_t dot = key.find('.');
+      const CLI::App* command = dot == std::string::npos ? nullptr : app.get_subcommand_ptr(key.substr(0, dot)).get();
+      const CLI::Option* option = command ? command->get_option_no_throw("--" + key.substr(dot + 1)) : nullptr;
+      return option ? key.substr(0, dot + 1) + option->get_single_name() : key;
+    });
   } catch (const Error& e) {
     std::cerr << "muonrec: error: " << e.what() << "\n";
     return 1;

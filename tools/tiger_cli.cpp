@@ -184,6 +184,10 @@ void TigerCliArgs::resolve_flags(CommandLine& typed) {
   const bool rq_vae = pipeline.tokenizer_kind == "rq-vae";
   typed.refuse_unread(rq_vae_options, rq_vae, "--sid-tokenizer rq-vae");
   typed.refuse_unread({balanced}, !rq_vae, "--sid-tokenizer rq-kmeans");
+  // One option under two names: CLI11 lets the last of them win, so --sid-balanced --sid-unbalanced
+  // (or both in a --config file) would run one of them silently.
+  MUONREC_CHECK(balanced->count() <= 1, "--sid-balanced / --sid-unbalanced is given {} times (on the command line, "
+                "or in a --config file); give one, once", balanced->count());
   pipeline.rq_vae.hidden = parse_widths(rq_vae_hidden);
 }
 
