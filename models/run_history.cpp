@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "engine/error.h"
 
@@ -11,6 +13,7 @@ namespace muonrec {
 namespace {
 
 using nlohmann::json;
+namespace fs = std::filesystem;
 
 // Where a record came from, for error messages.
 struct RecordPlace {
@@ -51,6 +54,7 @@ std::map<std::string, double> metric_values(const json& metrics, RecordPlace at)
 struct RunBuilder {
   RunHistory run;
   std::map<int64_t, double> epoch_seconds;
+  std::set<std::string> states_written;  // its --save-last and --checkpoint files, made absolute
 
   void add_epoch(const json& record, RecordPlace at) {
     const auto epoch = static_cast<int64_t>(number(record, "epoch", at));
@@ -68,19 +72,39 @@ struct RunBuilder {
   }
 };
 
+// A run record's path field made absolute against the directory the run worked in ("" stays "").
+std::string absolute_path(const json& record, const char* name) {
+  const std::string given = record.value(name, std::string());
+  if (given.empty()) return given;
+  const fs::path path(given);
+  return (path.is_absolute() ? path : fs::path(record.value("cwd", std::string())) / path).lexically_normal().string();
+}
+
+// The run a resumed invocation continues: the latest one that wrote the state it resumed from. Files
+// written before run records named their outputs join it to the run before it; a state no run of
+// this file wrote starts a run of its own (-1).
+int64_t resumed_run(const std::vector<RunBuilder>& runs, const json& record) {
+  const std::string state = absolute_path(record, "resumed_from");
+  if (state.empty()) return -1;
+  for (auto run = runs.rbegin(); run != runs.rend(); ++run)
+    if (run->states_written.count(state)) return static_cast<int64_t>(runs.rend() - run) - 1;
+  return record.contains("save_last") ? -1 : static_cast<int64_t>(runs.size()) - 1;
+}
+
 }  // namespace
 
 std::vector<RunHistory> read_run_histories(const std::string& path) {
   std::ifstream in(path);
   MUONREC_CHECK(in.good(), "cannot open metrics file {}", path);
   std::vector<RunBuilder> runs;
+  size_t current_run = 0;  // the run that the epoch and result records join
   const auto current = [&]() -> RunBuilder& {
     if (runs.empty()) {  // records from before run records existed
       runs.emplace_back();
       runs.back().run.model = "?";
       runs.back().run.optimizer = "?";
     }
-    return runs.back();
+    return runs[current_run];
   };
   int64_t line_number = 0;
   for (std::string line; std::getline(in, line);) {
@@ -92,9 +116,13 @@ std::vector<RunHistory> read_run_histories(const std::string& path) {
                   line_number);
     const std::string kind = text(record, "kind", at);
     if (kind == "run") {
-      const bool resumed = !record.value("resumed_from", std::string()).empty();
-      if (!resumed || runs.empty()) runs.emplace_back();
-      RunHistory& run = runs.back().run;
+      const int64_t continued = resumed_run(runs, record);
+      if (continued < 0) runs.emplace_back();
+      current_run = continued < 0 ? runs.size() - 1 : static_cast<size_t>(continued);
+      for (const char* output : {"save_last", "checkpoint"})
+        if (const std::string state = absolute_path(record, output); !state.empty())
+          runs[current_run].states_written.insert(state);
+      RunHistory& run = runs[current_run].run;
       const json& model = field(record, "model", at);
       run.model = model.is_object() ? model.value("kind", std::string("?")) : "?";
       run.optimizer = text(record, "optimizer", at);

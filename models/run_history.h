@@ -32,7 +32,9 @@ struct RunHistory {
 };
 
 // The runs of one metrics file, in order. A fresh run starts at each "run" record; a resumed
-// invocation's record (non-empty "resumed_from") and its epochs join the run before it. Records
+// invocation's record (non-empty "resumed_from") and its epochs join the latest run that wrote the
+// state it resumed from (its "save_last" or "checkpoint"; in files from before those fields, the
+// run before it). Records
 // written before run records existed form one run. Throws naming the file and line for a line that
 // is not a JSON object or lacks a field the comparison needs.
 std::vector<RunHistory> read_run_histories(const std::string& path);

@@ -232,6 +232,9 @@ std::string run_record_json(const RunIdentity& run, const TrainOptions& options,
                              {"events", dataset.num_events()}}},
                            {"device", device_name(device)},
                            {"resumed_from", options.resume_path},
+                           // What a later --resume may name: compare joins its epochs to this run.
+                           {"save_last", options.last_checkpoint_path},
+                           {"checkpoint", options.checkpoint_path},
                            {"cwd", std::filesystem::current_path().string()}};
   return json_text(record);
 }

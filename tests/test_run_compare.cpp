@@ -263,6 +263,43 @@ TEST(RunHistory, redone_epochs_replace_earlier_records_and_fresh_runs_start_anew
   EXPECT_EQ(old[0].name, dir.path("old.jsonl"));
 }
 
+// Two runs share a metrics file and one pauses: its resumed invocation joins the run that wrote the
+// state it resumed from, not the run written just before it. A state no run of the file wrote
+// starts a run of its own.
+TEST(RunHistory, a_resumed_invocation_joins_the_run_that_wrote_its_state) {
+  testkit::TempDir dir;
+  auto run = [](const std::string& outputs) {
+    return R"({"kind":"run","model":{"kind":"sasrec"},"optimizer":"adamw","epochs":2,"cwd":"/work",)" + outputs +
+           "}\n";
+  };
+  auto epoch = [](int e, double ndcg) {
+    return fmt::format(R"({{"kind":"epoch","epoch":{},"steps":{},"seconds":1,"valid":{{"ndcg10":{}}}}})", e, 10 * e,
+                       ndcg) + "\n";
+  };
+  auto result = [](int best_epoch, double ndcg) {
+    return fmt::format(R"({{"kind":"result","best_epoch":{},"test":{{"ndcg10":{}}}}})", best_epoch, ndcg) + "\n";
+  };
+  const std::string paused = run(R"("resumed_from":"","save_last":"runs/a.state","checkpoint":"")");
+  const std::string other = run(R"("resumed_from":"","save_last":"","checkpoint":"/work/runs/b.safetensors")");
+  const std::string resumed = run(R"("resumed_from":"/work/runs/./a.state","save_last":"runs/a.state",)"
+                                  R"("checkpoint":"")");
+  const std::string elsewhere = run(R"("resumed_from":"/elsewhere/c.state","save_last":"","checkpoint":"")");
+  dir.write("m.jsonl", paused + epoch(1, 0.1) + other + epoch(1, 0.3) + epoch(2, 0.4) + result(2, 0.35) + resumed +
+                           epoch(2, 0.2) + result(2, 0.15) + elsewhere + epoch(2, 0.5));
+  const std::vector<RunHistory> runs = read_run_histories(dir.path("m.jsonl"));
+  ASSERT_EQ(runs.size(), 3u);
+  ASSERT_EQ(runs[0].validations.size(), 2u);
+  EXPECT_DOUBLE_EQ(runs[0].validations[1].valid.at("ndcg10"), 0.2);
+  EXPECT_TRUE(runs[0].finished);
+  EXPECT_DOUBLE_EQ(runs[0].final_test.at("ndcg10"), 0.15);
+  ASSERT_EQ(runs[1].validations.size(), 2u);
+  EXPECT_DOUBLE_EQ(runs[1].validations[1].valid.at("ndcg10"), 0.4);
+  EXPECT_DOUBLE_EQ(runs[1].final_test.at("ndcg10"), 0.35);
+  ASSERT_EQ(runs[2].validations.size(), 1u);
+  EXPECT_EQ(runs[2].validations[0].epoch, 2);
+  EXPECT_FALSE(runs[2].finished);
+}
+
 TEST(RunHistory, bad_files_are_refused_naming_file_and_line) {
   testkit::TempDir dir;
   dir.write("broken.jsonl", R"({"kind":"run","model":{},"optimizer":"adamw"})" "\n{\"kind\": \"epo\n");
