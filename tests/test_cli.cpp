@@ -116,6 +116,15 @@ TEST(Cli, TrainThenEvalRecommendAndInfoFromTheCheckpoint) {
                                 " --user 1 --k 3 --movies " + dir.write("movies.dat", movies));
   ASSERT_EQ(titled.exit_code, 0) << titled.output;
   EXPECT_NE(titled.output.find("Movie number "), std::string::npos) << titled.output;
+  // More items asked for than the catalogue has: the note names what ran short.
+  for (const std::string seen : {"", " --include-seen"}) {
+    const CliRun all = run_cli("recommend " + kData + " --device cpu --checkpoint " + checkpoint + " --user 1 --k 90" +
+                               seen);
+    ASSERT_EQ(all.exit_code, 0) << all.output;
+    const std::string note =
+        seen.empty() ? "(the catalogue has fewer unseen items)" : "(the catalogue has fewer items)";
+    EXPECT_NE(all.output.find(note), std::string::npos) << all.output;
+  }
 
   // The metrics file opens with the run record; the checkpoint names the command that wrote it.
   const std::vector<nlohmann::json> records = read_jsonl(metrics);

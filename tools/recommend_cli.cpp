@@ -92,9 +92,8 @@ int run_recommend(const RecommendCliArgs& args, const data::SequenceDataset& dat
     return static_cast<int64_t>(list.size()) < args.options.k;
   });
   if (short_lists > 0)
-    std::cerr << fmt::format("recommend: {} of {} users got fewer than {} items (the catalogue has fewer unseen "
-                             "items)\n",
-                             short_lists, rows.size(), args.options.k);
+    std::cerr << fmt::format("recommend: {} of {} users got fewer than {} items (the catalogue has fewer {}items)\n",
+                             short_lists, rows.size(), args.options.k, args.options.filter_seen ? "unseen " : "");
   std::cerr << fmt::format("recommended up to {} items for {} user{} in {:.1f} s{}\n", args.options.k, rows.size(),
                            rows.size() == 1 ? "" : "s",
                            seconds, args.output.empty() ? "" : ": " + args.output);
