@@ -42,6 +42,8 @@ struct ReadReport {
   int64_t blank_lines = 0;
   int64_t users_dropped_short = 0;   // users with fewer than min_events_per_user events
   int64_t events_dropped = 0;        // the events of those users
+  int64_t items_dropped_short = 0;   // items only those users had, so no longer in the catalogue
+  int64_t repeated_events = 0;       // timed files: events with an earlier event's user, item and timestamp
   int64_t min_events_per_user = 0;   // the threshold that was applied
   Preprocessing preprocessing;       // what was asked
   PreprocessReport preprocessed;     // what it removed
@@ -52,6 +54,7 @@ struct ReadReport {
   // What the dataset cache did: "loaded from F", "cached as F", or why it did neither; "" when unused.
   std::string cache_note;
   std::string summary() const;
+  bool worth_printing() const;  // something was dropped, renumbered or repeated
 };
 
 struct SequenceDataset {

@@ -18,7 +18,9 @@ namespace {
 
 // Bump when the entry layout, a reader or preprocessing changes what a file reads as: older
 // entries then miss instead of loading results the engine would no longer produce.
-constexpr int kCacheVersion = 3;  // 3: repeated headers and RecBole headers not tab-separated refused
+// 4: rows of empty tab-separated fields and a repeated header behind a byte-order mark refused; a
+// k-core's users need the split's minimum; repeated events and items lost with short users counted.
+constexpr int kCacheVersion = 4;
 constexpr char kMagic[] = "muonrec dataset\n";  // 16 bytes
 constexpr size_t kMagicSize = sizeof(kMagic) - 1;
 
@@ -112,10 +114,13 @@ nlohmann::json report_to_json(const ReadReport& r) {
           {"blank_lines", r.blank_lines},
           {"users_dropped_short", r.users_dropped_short},
           {"events_dropped", r.events_dropped},
+          {"items_dropped_short", r.items_dropped_short},
+          {"repeated_events", r.repeated_events},
           {"min_events_per_user", r.min_events_per_user},
           {"dedupe", r.preprocessing.dedupe},
           {"k_core", r.preprocessing.k_core},
           {"duplicates_dropped", r.preprocessed.duplicates_dropped},
+          {"k_core_user_minimum", r.preprocessed.k_core_user_minimum},
           {"k_core_rounds", r.preprocessed.k_core_rounds},
           {"k_core_users_dropped", r.preprocessed.k_core_users_dropped},
           {"k_core_items_dropped", r.preprocessed.k_core_items_dropped},
@@ -131,10 +136,13 @@ ReadReport report_from_json(const nlohmann::json& j) {
   r.blank_lines = j.at("blank_lines");
   r.users_dropped_short = j.at("users_dropped_short");
   r.events_dropped = j.at("events_dropped");
+  r.items_dropped_short = j.at("items_dropped_short");
+  r.repeated_events = j.at("repeated_events");
   r.min_events_per_user = j.at("min_events_per_user");
   r.preprocessing.dedupe = j.at("dedupe");
   r.preprocessing.k_core = j.at("k_core");
   r.preprocessed.duplicates_dropped = j.at("duplicates_dropped");
+  r.preprocessed.k_core_user_minimum = j.at("k_core_user_minimum");
   r.preprocessed.k_core_rounds = j.at("k_core_rounds");
   r.preprocessed.k_core_users_dropped = j.at("k_core_users_dropped");
   r.preprocessed.k_core_items_dropped = j.at("k_core_items_dropped");

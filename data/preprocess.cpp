@@ -20,10 +20,15 @@ std::string Preprocessing::describe() const {
 std::string PreprocessReport::summary(const Preprocessing& applied) const {
   std::string out;
   if (applied.dedupe) out += fmt::format("{} repeated user-item events dropped", duplicates_dropped);
-  if (applied.k_core > 0)
-    out += fmt::format("{}{}-core: {} users, {} items and {} events dropped in {} pass{}", out.empty() ? "" : "; ",
-                       applied.k_core, k_core_users_dropped, k_core_items_dropped, k_core_events_dropped,
+  if (applied.k_core > 0) {
+    const std::string users_need =
+        k_core_user_minimum > applied.k_core
+            ? fmt::format(" (users: at least {} events, as the split needs)", k_core_user_minimum)
+            : "";
+    out += fmt::format("{}{}-core{}: {} users, {} items and {} events dropped in {} pass{}", out.empty() ? "" : "; ",
+                       applied.k_core, users_need, k_core_users_dropped, k_core_items_dropped, k_core_events_dropped,
                        k_core_rounds, k_core_rounds == 1 ? "" : "es");
+  }
   return out;
 }
 
@@ -55,9 +60,11 @@ void drop_repeated_items(std::vector<Event>& events, PreprocessReport& report) {
   events = std::move(kept);
 }
 
-void keep_k_core(std::vector<Event>& events, int64_t k, PreprocessReport& report) {
-  MUONREC_CHECK(k >= 0, "k-core: k must be >= 0, got {}", k);
-  if (k == 0 || events.empty()) return;
+void keep_k_core(std::vector<Event>& events, int64_t user_k, int64_t item_k, PreprocessReport& report) {
+  MUONREC_CHECK(user_k >= 0 && item_k >= 0, "k-core: the minimums must be >= 0, got {} per user and {} per item",
+                user_k, item_k);
+  report.k_core_user_minimum = user_k;
+  if ((user_k == 0 && item_k == 0) || events.empty()) return;
   // Compact user and item indexes, so the counts are plain arrays whatever the source ids are.
   std::vector<int64_t> items(events.size());
   for (size_t i = 0; i < events.size(); ++i) items[i] = events[i].item;
@@ -72,8 +79,8 @@ void keep_k_core(std::vector<Event>& events, int64_t k, PreprocessReport& report
   for (size_t i = 0; i < events.size(); ++i)
     item_of[i] = std::lower_bound(items.begin(), items.end(), events[i].item) - items.begin();
 
-  // Dropping a user can take an item below k and the other way round, to the fixed point. Peeled in
-  // waves: wave r holds the users and items that the drops of wave r - 1 took below k, and drops all
+  // Dropping a user can take an item below its minimum and the other way round, to the fixed point. Peeled
+  // in waves: wave r holds the users and items that the drops of wave r - 1 took below theirs, and drops all
   // their events. Each event is dropped once, so a long chain of cascading drops costs no more than
   // the events it drops (recounting everything per wave would be quadratic in the chain's length).
   std::vector<int64_t> user_count(static_cast<size_t>(n_users), 0), item_count(items.size(), 0);
@@ -91,17 +98,17 @@ void keep_k_core(std::vector<Event>& events, int64_t k, PreprocessReport& report
   std::vector<char> alive(events.size(), 1), user_dropped(user_count.size(), 0), item_dropped(items.size(), 0);
   std::vector<int64_t> wave_users, wave_items, next_users, next_items;
   for (size_t u = 0; u < user_count.size(); ++u)
-    if (user_count[u] < k) user_dropped[u] = 1, wave_users.push_back(static_cast<int64_t>(u));
+    if (user_count[u] < user_k) user_dropped[u] = 1, wave_users.push_back(static_cast<int64_t>(u));
   for (size_t t = 0; t < items.size(); ++t)
-    if (item_count[t] < k) item_dropped[t] = 1, wave_items.push_back(static_cast<int64_t>(t));
+    if (item_count[t] < item_k) item_dropped[t] = 1, wave_items.push_back(static_cast<int64_t>(t));
   int64_t dropped_in_wave = 0;
   const auto drop_event = [&](int64_t i) {
     if (!alive[i]) return;
     alive[i] = 0;
     ++dropped_in_wave;
     const int64_t u = user_of[i], t = item_of[i];
-    if (--user_count[u] < k && !user_dropped[u]) user_dropped[u] = 1, next_users.push_back(u);
-    if (--item_count[t] < k && !item_dropped[t]) item_dropped[t] = 1, next_items.push_back(t);
+    if (--user_count[u] < user_k && !user_dropped[u]) user_dropped[u] = 1, next_users.push_back(u);
+    if (--item_count[t] < item_k && !item_dropped[t]) item_dropped[t] = 1, next_items.push_back(t);
   };
   // Counted as passes that recount everything would take: one per wave that drops an event (a wave
   // may find its users and items without events left), and the last one, which finds none to drop.
@@ -130,9 +137,11 @@ void keep_k_core(std::vector<Event>& events, int64_t k, PreprocessReport& report
   events.resize(kept);
 }
 
-void preprocess(std::vector<Event>& events, const Preprocessing& preprocessing, PreprocessReport& report) {
+void preprocess(std::vector<Event>& events, const Preprocessing& preprocessing, int64_t min_user_events,
+                PreprocessReport& report) {
   if (preprocessing.dedupe) drop_repeated_items(events, report);
-  keep_k_core(events, preprocessing.k_core, report);
+  const int64_t k = preprocessing.k_core;
+  if (k > 0) keep_k_core(events, std::max(k, min_user_events), k, report);
 }
 
 }  // namespace muonrec::data

@@ -26,7 +26,8 @@ struct Preprocessing {
 // What preprocessing removed (ReadReport prints it).
 struct PreprocessReport {
   int64_t duplicates_dropped = 0;
-  int64_t k_core_rounds = 0;  // passes until no user or item fell below k
+  int64_t k_core_user_minimum = 0;  // the events a user needed: k, or the readers' minimum where larger
+  int64_t k_core_rounds = 0;        // passes until no user or item fell below its minimum
   int64_t k_core_users_dropped = 0;
   int64_t k_core_items_dropped = 0;
   int64_t k_core_events_dropped = 0;
@@ -35,7 +36,11 @@ struct PreprocessReport {
 
 // `events` hold each user's events together, in time order; they keep that order.
 void drop_repeated_items(std::vector<Event>& events, PreprocessReport& report);
-void keep_k_core(std::vector<Event>& events, int64_t k, PreprocessReport& report);
-void preprocess(std::vector<Event>& events, const Preprocessing& preprocessing, PreprocessReport& report);
+// Users with at least `user_k` events and items with at least `item_k`, to the fixed point.
+void keep_k_core(std::vector<Event>& events, int64_t user_k, int64_t item_k, PreprocessReport& report);
+// A k-core's users need at least max(k, min_user_events): a user the readers drop afterwards for
+// being too short to split would take items back below k.
+void preprocess(std::vector<Event>& events, const Preprocessing& preprocessing, int64_t min_user_events,
+                PreprocessReport& report);
 
 }  // namespace muonrec::data

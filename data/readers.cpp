@@ -54,9 +54,21 @@ std::string ReadReport::summary() const {
                                          unused_item_ids);
   const std::string strings =
       string_tokens.empty() ? "" : fmt::format("; {} ids are strings, numbered in sorted order", string_tokens);
-  return fmt::format("{} lines ({} blank); {}{}{} users with fewer than {} events skipped ({} events){}{}", lines,
-                     blank_lines, preprocessing, preprocessing.empty() ? "" : "; ", users_dropped_short,
-                     min_events_per_user, events_dropped, unused, strings);
+  const std::string lost =
+      items_dropped_short == 0 ? "" : fmt::format(", and with them {} items no other user has", items_dropped_short);
+  const std::string repeated =
+      repeated_events == 0
+          ? ""
+          : fmt::format("; {} events repeat an earlier one's user, item and timestamp{}", repeated_events,
+                        this->preprocessing.dedupe ? "" : " (kept; --dedupe keeps a user's first event with each item)");
+  return fmt::format("{} lines ({} blank){}; {}{}{} users with fewer than {} events skipped ({} events{}){}{}", lines,
+                     blank_lines, repeated, preprocessing, preprocessing.empty() ? "" : "; ", users_dropped_short,
+                     min_events_per_user, events_dropped, lost, unused, strings);
+}
+
+bool ReadReport::worth_printing() const {
+  return users_dropped_short > 0 || preprocessing.any() || unused_item_ids > 0 || !string_tokens.empty() ||
+         repeated_events > 0;
 }
 
 namespace {
@@ -225,6 +237,37 @@ void for_each_user_run(std::vector<Event>& events, F f) {
   }
 }
 
+// Events with the user, item and timestamp of an earlier one (`events` grouped by user, in time
+// order): a file joined to itself, or an export that logged an event twice.
+int64_t count_repeated_events(std::vector<Event>& events) {
+  int64_t repeated = 0;
+  std::vector<int64_t> items;
+  for_each_user_run(events, [&](std::vector<Event>::iterator begin, std::vector<Event>::iterator end) {
+    for (auto moment = begin; moment != end;) {
+      auto moment_end = moment;
+      items.clear();
+      while (moment_end != end && moment_end->timestamp == moment->timestamp) items.push_back((moment_end++)->item);
+      std::sort(items.begin(), items.end());
+      repeated += items.end() - std::unique(items.begin(), items.end());
+      moment = moment_end;
+    }
+  });
+  return repeated;
+}
+
+// How many of `dropped` (items of users dropped as too short) the catalogue lost: they are not
+// among `catalogue_ids` (the kept items' ids, ascending) or, where ids stay as the file has them,
+// above the largest kept id.
+int64_t count_lost_items(std::vector<int64_t> dropped, const std::vector<int64_t>& catalogue_ids, bool ids_kept) {
+  std::sort(dropped.begin(), dropped.end());
+  dropped.erase(std::unique(dropped.begin(), dropped.end()), dropped.end());
+  const int64_t largest_kept = catalogue_ids.size() > 1 ? catalogue_ids.back() : 0;
+  return std::count_if(dropped.begin(), dropped.end(), [&](int64_t item) {
+    return ids_kept ? item > largest_kept
+                    : !std::binary_search(catalogue_ids.begin() + 1, catalogue_ids.end(), item);
+  });
+}
+
 // Numbers the events' items 1..n in ascending order of their ids (source ids, 0 included);
 // ids[k] receives the id numbered k (ids[0] = 0, unused). Ids from 0 up to a few times the number
 // of events (MovieLens movie ids, tokens numbered by tokens.h) are counted in a table indexed by
@@ -319,7 +362,8 @@ SequenceDataset parse_dataset(const std::string& path, std::string_view text, co
       if (!std::is_sorted(begin, end, by_time)) std::stable_sort(begin, end, by_time);
     });
   }
-  preprocess(events, options.preprocessing, ds.report.preprocessed);
+  if (timed) ds.report.repeated_events = count_repeated_events(events);
+  preprocess(events, options.preprocessing, options.min_events_per_user, ds.report.preprocessed);
   if (events.empty())
     MUONREC_FAIL("{}: no events left after {} ({})", path, options.preprocessing.describe(),
                  ds.report.preprocessed.summary(options.preprocessing));
@@ -327,12 +371,14 @@ SequenceDataset parse_dataset(const std::string& path, std::string_view text, co
   // Users with too few events are dropped in place (counted in the report, printed by the caller).
   int64_t users_read = 0;
   auto kept_end = events.begin();
+  std::vector<int64_t> dropped_items;
   for_each_user_run(events, [&](std::vector<Event>::iterator begin, std::vector<Event>::iterator end) {
     const int64_t count = end - begin;
     ++users_read;
     if (count < options.min_events_per_user) {
       ++ds.report.users_dropped_short;
       ds.report.events_dropped += count;
+      for (auto e = begin; e != end; ++e) dropped_items.push_back(e->item);
     } else {
       kept_end = kept_end == begin ? end : std::move(begin, end, kept_end);
     }
@@ -357,6 +403,8 @@ SequenceDataset parse_dataset(const std::string& path, std::string_view text, co
     item_ids.resize(ds.n_items + 1);
     for (int64_t i = 0; i <= ds.n_items; ++i) item_ids[i] = i;
   }
+  ds.report.items_dropped_short = count_lost_items(std::move(dropped_items), item_ids,
+                                                   !(source_ids || options.preprocessing.k_core > 0));
 
   for_each_user_run(events, [&](std::vector<Event>::iterator begin, std::vector<Event>::iterator end) {
     ds.user_ids.push_back(begin->user);
@@ -414,6 +462,7 @@ SequenceDataset read_dataset_through_cache(const std::string& path, const ReadOp
 SequenceDataset read_dataset(const std::string& path, const ReadOptions& options) {
   MUONREC_CHECK(options.min_events_per_user >= 0, "min_events_per_user must be >= 0, got {}",
                 options.min_events_per_user);
+  MUONREC_CHECK(options.preprocessing.k_core >= 0, "k-core: k must be >= 0, got {}", options.preprocessing.k_core);
   try {
     return read_dataset_through_cache(path, options);
   } catch (const std::bad_alloc&) {

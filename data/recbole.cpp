@@ -58,7 +58,8 @@ bool parse_recbole_file(const std::string& path, std::string_view text, std::vec
   const size_t first_event = events.size();
   TokenColumn users("user_id"), items("item_id");
   while (cursor.next(line, number, &whole_line)) {
-    if (line.empty()) {
+    // Tabs trim away, but a line of them after the header is a row of empty fields.
+    if (line.empty() && !(header_seen && whole_line.find('\t') != std::string_view::npos)) {
       ++report.blank_lines;
       continue;
     }

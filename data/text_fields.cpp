@@ -16,6 +16,16 @@
 #include <unistd.h>
 
 namespace muonrec::data {
+namespace {
+
+// The UTF-8 byte-order mark that spreadsheet exports put before their first line.
+constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
+
+bool starts_with_byte_order_mark(std::string_view text) {
+  return text.substr(0, kByteOrderMark.size()) == kByteOrderMark;
+}
+
+}  // namespace
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
 
@@ -58,8 +68,13 @@ void refuse_compressed(const std::string& path, std::string_view bytes) {
 }
 
 void refuse_repeated_header(std::string_view line, std::string_view header, int64_t header_line, const Where& where) {
+  // Joined spreadsheet exports repeat the header behind a byte-order mark; read as data, it would
+  // turn the id columns into strings.
+  const bool behind_mark = starts_with_byte_order_mark(line);
+  if (behind_mark) line.remove_prefix(kByteOrderMark.size());
   if (line == header)
-    where.fail(fmt::format("the header of line {} again (files joined with their headers?): remove it", header_line));
+    where.fail(fmt::format("the header of line {} again{} (files joined with their headers?): remove it", header_line,
+                           behind_mark ? ", behind a byte-order mark" : ""));
 }
 
 FileText::FileText(const std::string& path) {
@@ -88,8 +103,8 @@ FileText::FileText(const std::string& path) {
   }
   ::close(fd);  // a mapping outlives its descriptor
   view_ = mapping_ ? std::string_view(static_cast<const char*>(mapping_), mapped_bytes_) : std::string_view(owned_);
-  // A UTF-8 byte order mark (spreadsheet exports) is not part of the first field.
-  if (view_.substr(0, 3) == "\xEF\xBB\xBF") view_.remove_prefix(3);
+  // A byte-order mark is not part of the first field.
+  if (starts_with_byte_order_mark(view_)) view_.remove_prefix(kByteOrderMark.size());
 }
 
 FileText::~FileText() {

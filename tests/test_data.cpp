@@ -208,14 +208,47 @@ TEST(DataReaders, ShortUsersAreDroppedAndCounted) {
   EXPECT_EQ(ds.sequences, (Seqs{{1, 2, 3}, {1, 2, 3, 4}}));
   EXPECT_EQ(ds.report.users_dropped_short, 1);
   EXPECT_EQ(ds.report.events_dropped, 2);
-  EXPECT_EQ(ds.n_items, 4);  // item 5 only belonged to the dropped user
-  EXPECT_NE(ds.report.summary().find("1 users with fewer than 3 events skipped (2 events)"), std::string::npos)
+  EXPECT_EQ(ds.n_items, 4);  // item 5 only belonged to the dropped user: the catalogue lost it
+  EXPECT_EQ(ds.report.items_dropped_short, 1);
+  EXPECT_NE(ds.report.summary().find("1 users with fewer than 3 events skipped (2 events, and with them 1 items no "
+                                     "other user has)"),
+            std::string::npos)
       << ds.report.summary();
   // A lower threshold keeps them.
   EXPECT_EQ(read_as(path, Format::Auto, 1).num_users(), 3);
   // Dropped users' items are not remapped in MovieLens files.
   const SequenceDataset ml = read_dataset(tmp.write("short.dat", "1::50::1::1\n2::7::1::1\n2::8::1::2\n2::9::1::3\n"));
   EXPECT_EQ(ml.item_source_ids, (Ids{0, 7, 8, 9}));
+  EXPECT_EQ(ml.report.items_dropped_short, 1);  // movie 50
+  // Ids that stay as the file has them lose only those above the largest kept id: item 1 of user 2
+  // stays a candidate (counted as unused), item 9 is gone.
+  const SequenceDataset dense = read_dataset(tmp.write("short_dense.txt", "2 1\n2 9\n3 2\n3 3\n3 4\n"));
+  EXPECT_EQ(dense.n_items, 4);
+  EXPECT_EQ(dense.report.items_dropped_short, 1);
+  EXPECT_EQ(dense.report.unused_item_ids, 1);
+}
+
+TEST(DataReaders, RepeatedEventsAreCounted) {
+  TempDir tmp;
+  // User 1 logs movie 10 three times at t=100; movie 20 twice at t=200, around movie 30 at the same
+  // moment; movie 10 again at t=300 is a new event. Three events repeat an earlier one.
+  const std::string path = tmp.write("repeats.dat", "1::10::5::100\n1::10::5::100\n1::20::4::200\n1::30::4::200\n"
+                                                    "1::20::4::200\n1::10::5::100\n1::10::5::300\n");
+  const SequenceDataset kept = read_dataset(path);
+  EXPECT_EQ(kept.num_events(), 7);
+  EXPECT_EQ(kept.report.repeated_events, 3);
+  EXPECT_TRUE(kept.report.worth_printing());
+  EXPECT_NE(kept.report.summary().find("; 3 events repeat an earlier one's user, item and timestamp (kept; --dedupe"),
+            std::string::npos)
+      << kept.report.summary();
+  const SequenceDataset deduped = read_preprocessed(path, {true, 0});
+  EXPECT_EQ(deduped.report.repeated_events, 3);
+  EXPECT_NE(deduped.report.summary().find("timestamp; 4 repeated user-item events dropped"), std::string::npos)
+      << deduped.report.summary();
+  // Without timestamps a repeated item is a user coming back to it, not a repeated event.
+  const SequenceDataset untimed = read_dataset(tmp.write("again.txt", "1 1\n1 1\n1 1\n"));
+  EXPECT_EQ(untimed.report.repeated_events, 0);
+  EXPECT_FALSE(untimed.report.worth_printing());
 }
 
 TEST(DataReaders, NoUserLongEnoughIsAnError) {
@@ -288,10 +321,37 @@ TEST(DataPreprocessing, KCoreRepeatsUntilEveryUserAndItemHasK) {
   expect_error([&] { read_preprocessed(path, {false, 4}); }, {path, "no events left after 4-core", "4 users"});
 }
 
+// Users too short to split are part of the fixed point: dropping them afterwards would take items
+// back below k.
+TEST(DataPreprocessing, KCoreUsersHoldTheEventsTheSplitNeeds) {
+  TempDir tmp;
+  // User 1 has two events, enough for a 2-core but not for leave-one-out; without it items 1 and 2
+  // hold one event each, so they go too.
+  const std::string path = tmp.write("short_core.txt", "1 1\n1 2\n2 1\n2 2\n2 3\n2 3\n2 4\n2 4\n");
+  const SequenceDataset ds = read_preprocessed(path, {false, 2}, 3);
+  EXPECT_EQ(ds.user_ids, (Ids{2}));
+  EXPECT_EQ(ds.item_source_ids, (Ids{0, 3, 4}));
+  EXPECT_EQ(ds.sequences, (Seqs{{1, 1, 2, 2}}));
+  EXPECT_EQ(ds.report.users_dropped_short, 0);
+  const PreprocessReport& r = ds.report.preprocessed;
+  EXPECT_EQ(r.k_core_user_minimum, 3);
+  EXPECT_EQ(r.k_core_users_dropped, 1);
+  EXPECT_EQ(r.k_core_items_dropped, 2);
+  EXPECT_NE(ds.report.summary().find("2-core (users: at least 3 events, as the split needs): 1 users, 2 items and 4 "
+                                     "events dropped"),
+            std::string::npos)
+      << ds.report.summary();
+  // Where k is at least what the split needs, it is what users need and the summary says nothing more.
+  const SequenceDataset lower = read_preprocessed(path, {false, 2}, 2);
+  EXPECT_EQ(lower.report.preprocessed.k_core_user_minimum, 2);
+  EXPECT_EQ(lower.user_ids, (Ids{1, 2}));
+  EXPECT_EQ(lower.report.summary().find("users: at least"), std::string::npos) << lower.report.summary();
+}
+
 // The k-core against its definition, recounted to the fixed point, on random data and on a chain
 // whose drops cascade through every user and item one pass at a time.
 TEST(DataPreprocessing, KCoreMatchesRecountingToTheFixedPoint) {
-  const auto recount = [](std::vector<Event> events, int64_t k, int64_t& passes) {
+  const auto recount = [](std::vector<Event> events, int64_t user_k, int64_t item_k, int64_t& passes) {
     passes = 0;
     for (bool dropped = true; dropped;) {
       ++passes;
@@ -299,24 +359,25 @@ TEST(DataPreprocessing, KCoreMatchesRecountingToTheFixedPoint) {
       for (const Event& e : events) ++per_user[e.user], ++per_item[e.item];
       const auto before = events.size();
       events.erase(std::remove_if(events.begin(), events.end(),
-                                  [&](const Event& e) { return per_user[e.user] < k || per_item[e.item] < k; }),
+                                  [&](const Event& e) { return per_user[e.user] < user_k || per_item[e.item] < item_k; }),
                    events.end());
       dropped = events.size() != before;
     }
     return events;
   };
-  const auto check = [&](const std::vector<Event>& events, int64_t k) {
+  const auto check = [&](const std::vector<Event>& events, int64_t user_k, int64_t item_k) {
     int64_t passes = 0;
-    const std::vector<Event> expected = recount(events, k, passes);
+    const std::vector<Event> expected = recount(events, user_k, item_k, passes);
     std::vector<Event> got = events;
     PreprocessReport report;
-    keep_k_core(got, k, report);
-    ASSERT_EQ(got.size(), expected.size()) << "k " << k;
+    keep_k_core(got, user_k, item_k, report);
+    const std::string where = "users " + std::to_string(user_k) + ", items " + std::to_string(item_k);
+    ASSERT_EQ(got.size(), expected.size()) << where;
     for (size_t i = 0; i < got.size(); ++i)
       EXPECT_TRUE(got[i].user == expected[i].user && got[i].item == expected[i].item &&
                   got[i].timestamp == expected[i].timestamp)
-          << "k " << k << " event " << i;
-    EXPECT_EQ(report.k_core_rounds, passes) << "k " << k;
+          << where << " event " << i;
+    EXPECT_EQ(report.k_core_rounds, passes) << where;
     EXPECT_EQ(report.k_core_events_dropped, static_cast<int64_t>(events.size() - got.size()));
   };
   uint64_t state = 12345;
@@ -328,12 +389,13 @@ TEST(DataPreprocessing, KCoreMatchesRecountingToTheFixedPoint) {
     std::vector<Event> events;
     for (int64_t user = 1; user <= 40; ++user)
       for (int64_t n = 1 + draw(8); n > 0; --n) events.push_back({user, 1 + draw(30), draw(1000)});
-    for (int64_t k = 1; k <= 5; ++k) check(events, k);
+    for (int64_t k = 1; k <= 5; ++k) check(events, k, k);
+    for (int64_t k = 1; k <= 2; ++k) check(events, 3, k);  // users need the split's 3 events
   }
   // User u holds items u and u + 1, user 1 item 1 only: a 2-core drops everything, one user and item per pass.
   std::vector<Event> chain{{1, 1, 0}};
   for (int64_t user = 2; user <= 200; ++user) chain.push_back({user, user - 1, 0}), chain.push_back({user, user, 0});
-  check(chain, 2);
+  check(chain, 2, 2);
 }
 
 TEST(DataPreprocessing, DedupeKeepsEachUsersEarliestEventWithAnItem) {
@@ -592,6 +654,14 @@ TEST(DataReaders, RepeatedHeadersCompressedAndBinaryFilesAreNamed) {
                     {"line 4", "the header of line 1 again"});
   expect_read_error(tmp.write("joined.inter", "user_id:token\titem_id:token\n1\t2\nuser_id:token\titem_id:token\n"),
                     Format::Auto, {"line 3", "the header of line 1 again"});
+  // Joined spreadsheet exports repeat the header behind a byte-order mark; read as data it would
+  // make the ids strings.
+  const std::string mark = "\xEF\xBB\xBF";
+  expect_read_error(tmp.write("marked.csv", mark + "user_id,item_id\n1,1\n1,2\n" + mark + "user_id,item_id\n2,1\n"),
+                    Format::Auto, {"line 4", "the header of line 1 again, behind a byte-order mark"});
+  expect_read_error(tmp.write("marked.inter", mark + "user_id:token\titem_id:token\n1\t2\n" + mark +
+                                                  "user_id:token\titem_id:token\n"),
+                    Format::Auto, {"line 3", "the header of line 1 again, behind a byte-order mark"});
   expect_read_error(tmp.write("spaces.inter", "user_id:token item_id:token\n1 2\n"), Format::Auto,
                     {"line 1", "'name:type' fields separated by tabs", "'user_id:token item_id:token'"});
   const std::pair<std::string, const char*> compressed[] = {{std::string("\x1f\x8b\x08\0\0\0", 6), "gzip"},
@@ -609,6 +679,21 @@ TEST(DataReaders, RepeatedHeadersCompressedAndBinaryFilesAreNamed) {
   const SequenceDataset semicolons = read_dataset(tmp.write("log.txt", "user_id;item_id\nu1;a\nu1;b\nu1;c\n"));
   EXPECT_EQ(semicolons.format, Format::Csv);
   EXPECT_EQ(semicolons.sequences, (Seqs{{1, 2, 3}}));
+}
+
+// Tabs trim away, but a line of them in a tab-separated file is a row of empty fields, refused like
+// ",," in a comma-separated one, not skipped as a blank line.
+TEST(DataReaders, RowsOfEmptyTabSeparatedFieldsAreNotBlank) {
+  TempDir tmp;
+  expect_read_error(tmp.write("tabs.tsv", "user_id\titem_id\ttimestamp\n\t\t\n1\t1\t1\n"), Format::Auto,
+                    {"line 2", "empty user token"});
+  expect_read_error(tmp.write("tabs.inter", "user_id:token\titem_id:token\n \t \n1\t2\n"), Format::Auto,
+                    {"line 2", "empty user_id token"});
+  // Blank lines, and lines of tabs before the header, are still blank lines.
+  const SequenceDataset ds =
+      read_dataset(tmp.write("blank.tsv", "\t\nuser_id\titem_id\n\n1\t1\n1\t2\n \n1\t3\n"));
+  EXPECT_EQ(ds.sequences, (Seqs{{1, 2, 3}}));
+  EXPECT_EQ(ds.report.blank_lines, 3);
 }
 
 TEST(DataReaders, TimestampsInSecondsOrIso8601) {

@@ -33,7 +33,8 @@ std::string recbole_log() {
   for (int u = 0; u < 9; ++u)
     for (int t = 0; t < 4 + u % 3; ++t) text += fmt::format("u{}\tB{:02d}\t{}\n", u, (u * 3 + t * 5) % 11, 500 - t);
   text += "u1\tB01\t900\n";          // u1 sees B01 again
-  text += "short\tB02\t1\nshort\tB03\t2\n";  // two events: skipped
+  text += "u2\tB06\t500\n";          // the same event as u2's first, logged twice
+  text += "short\tB02\t1\nshort\tB03\t2\n";  // two events: dropped by the 2-core (users need 3)
   text += "\n";
   return text;
 }
@@ -52,10 +53,13 @@ void expect_same_dataset(const SequenceDataset& a, const SequenceDataset& b) {
   EXPECT_EQ(x.blank_lines, y.blank_lines);
   EXPECT_EQ(x.users_dropped_short, y.users_dropped_short);
   EXPECT_EQ(x.events_dropped, y.events_dropped);
+  EXPECT_EQ(x.items_dropped_short, y.items_dropped_short);
+  EXPECT_EQ(x.repeated_events, y.repeated_events);
   EXPECT_EQ(x.min_events_per_user, y.min_events_per_user);
   EXPECT_EQ(x.preprocessing.dedupe, y.preprocessing.dedupe);
   EXPECT_EQ(x.preprocessing.k_core, y.preprocessing.k_core);
   EXPECT_EQ(x.preprocessed.duplicates_dropped, y.preprocessed.duplicates_dropped);
+  EXPECT_EQ(x.preprocessed.k_core_user_minimum, y.preprocessed.k_core_user_minimum);
   EXPECT_EQ(x.preprocessed.k_core_rounds, y.preprocessed.k_core_rounds);
   EXPECT_EQ(x.preprocessed.k_core_users_dropped, y.preprocessed.k_core_users_dropped);
   EXPECT_EQ(x.preprocessed.k_core_items_dropped, y.preprocessed.k_core_items_dropped);
@@ -94,7 +98,9 @@ TEST(DatasetCache, ACachedReadIsTheParsedDataset) {
   const SequenceDataset parsed = read_dataset(log, uncached);
   ASSERT_FALSE(parsed.user_tokens.empty());
   ASSERT_GT(parsed.report.preprocessed.duplicates_dropped, 0);
-  ASSERT_GT(parsed.report.users_dropped_short, 0);
+  ASSERT_GT(parsed.report.preprocessed.k_core_users_dropped, 0);
+  ASSERT_EQ(parsed.report.preprocessed.k_core_user_minimum, 3);
+  ASSERT_GT(parsed.report.repeated_events, 0);
   EXPECT_EQ(parsed.report.cache_note, "");
 
   const SequenceDataset first = read_dataset(log, options);
@@ -113,14 +119,17 @@ TEST(DatasetCache, ACachedReadIsTheParsedDataset) {
   EXPECT_EQ(from_copy.report.cache_note.rfind("loaded from", 0), 0u);
   EXPECT_EQ(entries_in(cache), 1u);
 
-  // A dense file: no timestamps or tokens; the largest id read, and ids with no event, reported.
+  // A dense file: no timestamps or tokens; the largest id read, ids with no event, short users and
+  // the item only a short user had (11), reported.
   ReadOptions dense_options;
   dense_options.cache_dir = cache;
   dense_options.cache_min_bytes = 0;
-  const std::string dense = tmp.write("dense.txt", "1 9\n1 2\n1 4\n2 2\n2 4\n2 7\n3 1\n");
+  const std::string dense = tmp.write("dense.txt", "1 9\n1 2\n1 4\n2 2\n2 4\n2 7\n3 1\n4 11\n");
   const SequenceDataset dense_parsed = read_dataset(dense);
   ASSERT_GT(dense_parsed.report.unused_item_ids, 0);
-  ASSERT_EQ(dense_parsed.report.largest_file_item, 9);
+  ASSERT_EQ(dense_parsed.report.largest_file_item, 11);
+  ASSERT_GT(dense_parsed.report.users_dropped_short, 0);
+  ASSERT_EQ(dense_parsed.report.items_dropped_short, 1);
   read_dataset(dense, dense_options);
   const SequenceDataset dense_loaded = read_dataset(dense, dense_options);
   EXPECT_EQ(dense_loaded.report.cache_note.rfind("loaded from", 0), 0u);

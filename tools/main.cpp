@@ -58,8 +58,9 @@ struct DataArgs {
     file_options.push_back(cmd->add_flag("--dedupe", preprocessing.dedupe,
                                          "keep only each user's first event with an item (before --k-core)"));
     file_options.push_back(cmd->add_option("--k-core", preprocessing.k_core,
-                                           "keep users and items with at least N events, repeated until both hold; "
-                                           "item ids are then renumbered 1..n (0: off)")
+                                           "keep users and items with at least N events (users at least 3, which "
+                                           "the split needs), repeated until both hold; item ids are then renumbered "
+                                           "1..n (0: off)")
                                ->check(kNotNegative)
                                ->capture_default_str());
     synthetic_options.push_back(
@@ -97,9 +98,7 @@ struct DataArgs {
     }
     log << fmt::format("data: {}: {} users, {} items, {} events{}\n", ds.source, ds.num_users(), ds.n_items,
                        ds.num_events(), ds.has_timestamps() ? ", with timestamps" : "");
-    if (ds.report.users_dropped_short > 0 || preprocessing.any() || ds.report.unused_item_ids > 0 ||
-        !ds.report.string_tokens.empty())
-      log << "data: " << ds.report.summary() << "\n";
+    if (ds.report.worth_printing()) log << "data: " << ds.report.summary() << "\n";
     if (!ds.report.cache_note.empty()) log << "data: " << ds.report.cache_note << "\n";
     return ds;
   }
