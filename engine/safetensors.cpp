@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -25,19 +26,47 @@ const Tensor& SafetensorsFile::at(const std::string& name) const {
   return it->second;
 }
 
+void SafetensorsFile::check_values(const std::string& name, const char* what, float lowest) const {
+  const Tensor& tensor = at(name);
+  MUONREC_CHECK(tensor.dtype() == DType::F32, "{}: {} '{}' is {}, expected F32", path, what, name,
+                dtype_name(tensor.dtype()));
+  const float* values = tensor.data<float>();
+  for (int64_t i = 0; i < tensor.numel(); ++i)
+    MUONREC_CHECK(std::isfinite(values[i]) && values[i] >= lowest,
+                  "{}: {} '{}' holds {} at element {}{} (a damaged file, or a run that diverged)", path, what, name,
+                  values[i], i, std::isfinite(values[i]) ? fmt::format(", below {}", lowest) : "");
+}
+
 namespace {
 
 // Header sizes beyond this are corrupt files, not real checkpoints.
 constexpr uint64_t kMaxHeaderBytes = 100u << 20;
 
-std::vector<char> read_all(const std::string& path) {
+// The whole file, once its first 8 bytes (the header length) fit its size: a file of another kind
+// (a data file given to --resume) is refused before it is read whole. Sets `header_bytes`.
+std::vector<char> read_safetensors_bytes(const std::string& path, uint64_t& header_bytes) {
   MUONREC_CHECK(!std::filesystem::is_directory(path), "{}: is a directory, not a safetensors file", path);
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   MUONREC_CHECK(in, "{}: cannot open file", path);
-  std::streamsize size = in.tellg();
+  const std::streamsize size = in.tellg();
   MUONREC_CHECK(size >= 0, "{}: cannot read its size", path);
+  const auto file_bytes = static_cast<uint64_t>(size);
+  MUONREC_CHECK(file_bytes >= 8, "{}: not a safetensors file ({} bytes, shorter than the 8-byte header length)",
+                path, file_bytes);
   in.seekg(0);
-  std::vector<char> bytes(static_cast<size_t>(size));
+  MUONREC_CHECK(in.read(reinterpret_cast<char*>(&header_bytes), 8), "{}: read failed", path);
+  MUONREC_CHECK(header_bytes >= 2, "{}: not a safetensors file (its header length {} is too short for a JSON object)",
+                path, header_bytes);
+  MUONREC_CHECK(header_bytes <= kMaxHeaderBytes && 8 + header_bytes <= file_bytes,
+                "{}: not a safetensors file, or a truncated one (its header length {} exceeds the file size {})", path,
+                header_bytes, file_bytes);
+  in.seekg(0);
+  std::vector<char> bytes;
+  try {
+    bytes.resize(static_cast<size_t>(file_bytes));
+  } catch (const std::bad_alloc&) {
+    MUONREC_FAIL("{}: not enough memory to read its {} bytes", path, file_bytes);
+  }
   MUONREC_CHECK(in.read(bytes.data(), size), "{}: read failed", path);
   return bytes;
 }
@@ -69,7 +98,12 @@ Tensor tensor_from_entry(const std::string& path, const std::string& name, const
                                                       [](const nlohmann::json& d) { return d.is_number_integer(); }),
                 "{}: tensor '{}' has shape {}, not a list of integers", path, name, shape_entry.dump());
   Shape shape = shape_entry.get<Shape>();
-  auto offsets = entry["data_offsets"].get<std::vector<uint64_t>>();
+  const nlohmann::json& offsets_entry = entry["data_offsets"];
+  // get<uint64_t> would read 4.9 as 4.
+  MUONREC_CHECK(offsets_entry.is_array() && std::all_of(offsets_entry.begin(), offsets_entry.end(),
+                                                        [](const nlohmann::json& o) { return o.is_number_unsigned(); }),
+                "{}: tensor '{}' has data_offsets {}, not a list of byte offsets", path, name, offsets_entry.dump());
+  auto offsets = offsets_entry.get<std::vector<uint64_t>>();
   MUONREC_CHECK(offsets.size() == 2 && offsets[0] <= offsets[1] && offsets[1] <= data_bytes,
                 "{}: tensor '{}' has data_offsets outside the {}-byte data section (a truncated file?)", path, name,
                 data_bytes);
@@ -105,14 +139,8 @@ Tensor tensor_from_entry(const std::string& path, const std::string& name, const
 }  // namespace
 
 SafetensorsFile load_safetensors(const std::string& path) {
-  std::vector<char> bytes = read_all(path);
-  MUONREC_CHECK(bytes.size() >= 8, "{}: not a safetensors file ({} bytes, shorter than the 8-byte header length)",
-                path, bytes.size());
-  uint64_t header_bytes;
-  std::memcpy(&header_bytes, bytes.data(), 8);
-  MUONREC_CHECK(header_bytes <= kMaxHeaderBytes && 8 + header_bytes <= bytes.size(),
-                "{}: not a safetensors file, or a truncated one (its header length {} exceeds the file size {})", path,
-                header_bytes, bytes.size());
+  uint64_t header_bytes = 0;
+  const std::vector<char> bytes = read_safetensors_bytes(path, header_bytes);
   nlohmann::json header;
   // JSON lets an object name a key twice and nlohmann keeps the last; in a header that would hide a
   // tensor (or a metadata entry) silently, so every object's keys are checked as they are read.

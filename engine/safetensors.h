@@ -3,6 +3,7 @@
 // the raw little-endian bytes. Used for checkpoints and for the PyTorch conformance fixtures.
 #pragma once
 
+#include <limits>
 #include <map>
 #include <new>
 #include <string>
@@ -19,6 +20,11 @@ struct SafetensorsFile {
   // The tensor called `name`; throws naming the file and the missing tensor.
   const Tensor& at(const std::string& name) const;
   bool contains(const std::string& name) const { return tensors.count(name) > 0; }
+  // Throws, naming the file, the tensor and the element, where the F32 tensor `name` (a `what`:
+  // "parameter", "optimizer state") holds a value that is not finite or is below `lowest`: a damaged
+  // file, or the state of a run that diverged, would otherwise load silently.
+  void check_values(const std::string& name, const char* what,
+                    float lowest = -std::numeric_limits<float>::infinity()) const;
   std::string path;
 };
 

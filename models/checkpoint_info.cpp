@@ -68,12 +68,19 @@ std::string describe_checkpoint(const SafetensorsFile& file) {
                        preprocessing.empty() || preprocessing == "none" ? "" : ", preprocessed: " + preprocessing);
   }
   if (!value("optimizer").empty()) {
-    // Epoch 0: a state saved before the run's first validation.
-    const std::string best =
-        value("best_epoch") == "0" ? "no validation yet" : "best validation epoch " + value("best_epoch");
-    out +=
-        fmt::format("training: after epoch {}, {}; optimizer {}, batch {}, seed {}, {} steps in the schedule\n",
-                    value("epoch"), best, value("optimizer"), value("batch_size"), value("seed"), value("total_steps"));
+    // A state written by hand or by another tool may lack a field: said, not printed as a blank.
+    auto field = [&](const char* key, const std::string& present, const char* absent) {
+      return value(key).empty() ? std::string(absent) : fmt::format(present, value(key));
+    };
+    // Best epoch 0: a state saved before the run's first validation.
+    const std::string best = value("best_epoch") == "0"
+                                 ? "no validation yet"
+                                 : field("best_epoch", "best validation epoch {}", "best epoch not recorded");
+    out += fmt::format("training: {}, {}; optimizer {}, {}, {}, {}\n",
+                       field("epoch", "after epoch {}", "epoch not recorded"), best, value("optimizer"),
+                       field("batch_size", "batch {}", "batch size not recorded"),
+                       field("seed", "seed {}", "seed not recorded"),
+                       field("total_steps", "{} steps in the schedule", "schedule length not recorded"));
   } else if (!value("epoch").empty())
     out += fmt::format("training: the parameters of epoch {} (best validation)\n", value("epoch"));
   auto metrics_line = [&](const char* key, const char* label) {

@@ -62,13 +62,7 @@ void ParameterList::load_from(const SafetensorsFile& file, const std::string& pr
     MUONREC_CHECK(src.shape() == p.tensor.shape() && src.dtype() == DType::F32,
                   "{}: parameter '{}' is {} {}, the model expects F32 {}", file.path, key, dtype_name(src.dtype()),
                   shape_str(src.shape()), shape_str(p.tensor.shape()));
-    // A damaged file, or the state of a run that diverged: NaN parameters would load silently and
-    // rank items by nothing.
-    const float* values = src.data<float>();
-    for (int64_t i = 0; i < src.numel(); ++i)
-      MUONREC_CHECK(std::isfinite(values[i]),
-                    "{}: parameter '{}' holds {} at element {} (a damaged file, or a run that diverged)", file.path,
-                    key, values[i], i);
+    file.check_values(key, "parameter");  // NaN parameters would rank items by nothing
     p.tensor.copy_from(src);
   }
   // A parameter the model lacks means another architecture (e.g. an encoder-decoder's encoder):
@@ -95,6 +89,13 @@ Tensor ParameterList::clip_grad_norm(float max_norm) {
   Tensor norm = Tensor::empty({}, DType::F32, arena.device());
   MUONREC_DISPATCH(arena.device(), clip_grad_norm, arena.data<float>(), arena.numel(), max_norm, norm.data<float>());
   return norm;
+}
+
+void check_blocks_fit_the_file(const SafetensorsFile& file, int64_t blocks) {
+  const auto parameters = std::count_if(file.tensors.begin(), file.tensors.end(),
+                                        [](const auto& entry) { return entry.first.rfind("param.", 0) == 0; });
+  MUONREC_CHECK(blocks <= parameters, "its config asks for {} blocks, more than its {} parameter tensors could hold",
+                blocks, parameters);
 }
 
 Tensor init_normal(const Shape& shape, float std, PhiloxGenerator& gen, Device device) {

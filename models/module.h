@@ -47,6 +47,11 @@ class ParameterList {
   std::vector<Tensor> grad_arenas_;  // one per device, when allocated
 };
 
+// A checkpoint's config sizes the model built before its tensors load: one that asks for more
+// blocks than `file` holds parameter tensors (each block has several) is damaged, and is refused
+// here rather than after building a model that size.
+void check_blocks_fit_the_file(const SafetensorsFile& file, int64_t blocks);
+
 // Host-side initialisers (drawn on the host from the model's generator, then copied to the device,
 // so a seed gives the same initial weights on CPU and GPU).
 Tensor init_normal(const Shape& shape, float std, PhiloxGenerator& gen, Device device);

@@ -256,6 +256,7 @@ TigerBundle load_tiger_checkpoint(const SafetensorsFile& file, Device device) {
     out.tokenizer = semantic_id::RqKMeans::from_state_dict(file.tensors, "semantic_id.", file.metadata);
     MUONREC_CHECK(out.tokenizer.vocab_sizes() == config.vocab_sizes,
                   "the tokenizer's vocabulary does not match the model config");
+    check_blocks_fit_the_file(file, config.blocks + config.encoder_blocks);
     out.model = std::make_unique<TigerModel>(config, device, 0);
     out.model->parameters().load_from(file, "param.");
     out.catalog = TigerCatalog::from_codes(out.tokenizer.item_codes(), out.tokenizer.n_items(), config.vocab_sizes);

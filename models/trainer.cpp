@@ -54,6 +54,7 @@ std::unique_ptr<SequentialModel> load_model_checkpoint(const SafetensorsFile& fi
     MUONREC_CHECK(items.shape() == Shape({config.item_table_rows(), config.d}),
                   "its config ({} with n_items {}, d {}) does not match its item table {}", config.kind,
                   config.n_items, config.d, shape_str(items.shape()));
+    check_blocks_fit_the_file(file, config.blocks);
     auto model = make_model(config, device, 0);
     model->parameters().load_from(file, "param.");
     return model;

@@ -173,7 +173,10 @@ RunIdentity run_identity(const TrainOptions& options, std::string config_json,
                  {"adam-wd", text(o.adamw.weight_decay)},
                  {"schedule", o.schedule.kind == LrSchedule::Kind::Cosine ? "cosine" : "constant"},
                  {"warmup-steps", text(o.schedule.warmup_steps)},
-                 {"clip-grad-norm", text(options.max_grad_norm)}};
+                 {"clip-grad-norm", text(options.max_grad_norm)},
+                 // Which epochs validate, so which one is best, and when the run stops early.
+                 {"eval-every", text(options.eval_every)},
+                 {"patience", text(options.patience)}};
   // The floor is the cosine schedule's only (the command line refuses --min-lr with another).
   if (o.schedule.kind == LrSchedule::Kind::Cosine) run.tunable["min-lr"] = text(o.schedule.min_lr);
   if (o.optimizer == "muon") {

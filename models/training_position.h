@@ -51,9 +51,10 @@ struct RunIdentity {
   uint64_t seed = 0;
   std::string command, settings;  // TrainOptions' record of the invocation (not compared on resume)
   // Settings by flag name (the value as text). A resumed run may change `tunable` ones (the
-  // optimizer's hyperparameters and schedule, gradient clipping): noted, as the run then no longer
-  // repeats the uninterrupted one. It may not change `fixed` ones: how validation picks the best
-  // epoch (seen-item filtering; TIGER's beam and validation sample) and TrainOptions::fixed_settings.
+  // optimizer's hyperparameters and schedule, gradient clipping, the validation interval and
+  // patience): noted, as the run then no longer repeats the uninterrupted one. It may not change
+  // `fixed` ones: how validation picks the best epoch (seen-item filtering; TIGER's beam and
+  // validation sample) and TrainOptions::fixed_settings.
   std::map<std::string, std::string> tunable, fixed;
 };
 RunIdentity run_identity(const TrainOptions& options, std::string config_json,

@@ -74,7 +74,7 @@ std::map<std::string, Tensor> AdamW::state(const std::string& prefix) const {
 void AdamW::load_state(const SafetensorsFile& file, const std::string& prefix) {
   for (size_t i = 0; i < params_.size(); ++i) {
     load_state_tensor(file, prefix + "exp_avg." + params_[i].name, exp_avg_[i]);
-    load_state_tensor(file, prefix + "exp_avg_sq." + params_[i].name, exp_avg_sq_[i]);
+    load_state_tensor(file, prefix + "exp_avg_sq." + params_[i].name, exp_avg_sq_[i], /*lowest=*/0.0f);
   }
   steps_ = load_state_step(file, prefix + "step");
   if (options_.bf16_copy)

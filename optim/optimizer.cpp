@@ -15,11 +15,13 @@ void check_learning_rate_and_decay(const char* optimizer, float lr, float weight
                 optimizer, lr, weight_decay, 1.0 - static_cast<double>(lr) * weight_decay);
 }
 
-void load_state_tensor(const SafetensorsFile& file, const std::string& key, Tensor& into) {
+void load_state_tensor(const SafetensorsFile& file, const std::string& key, Tensor& into, float lowest) {
   const Tensor& src = file.at(key);
   MUONREC_CHECK(src.shape() == into.shape() && src.dtype() == into.dtype(),
                 "{}: optimizer state '{}' is {} {}, expected {} {}", file.path, key, dtype_name(src.dtype()),
                 shape_str(src.shape()), dtype_name(into.dtype()), shape_str(into.shape()));
+  // Damaged moments would make the first steps NaN, blamed on the learning rate.
+  if (src.dtype() == DType::F32) file.check_values(key, "optimizer state", lowest);
   into.copy_from(src);
 }
 

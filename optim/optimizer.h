@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -33,8 +34,10 @@ class Optimizer {
 // finite, not negative, and their product is below 1 (decoupled decay scales the weights by
 // 1 - lr x weight decay each step).
 void check_learning_rate_and_decay(const char* optimizer, float lr, float weight_decay);
-// Copies file[prefix + key] into `into` after checking its shape; errors name file and tensor.
-void load_state_tensor(const SafetensorsFile& file, const std::string& key, Tensor& into);
+// Copies file[key] into `into` after checking its shape and that its values are finite and not below
+// `lowest`; errors name file and tensor.
+void load_state_tensor(const SafetensorsFile& file, const std::string& key, Tensor& into,
+                       float lowest = -std::numeric_limits<float>::infinity());
 // The step count file[key] holds: one non-negative I64 value; errors name file and tensor.
 int64_t load_state_step(const SafetensorsFile& file, const std::string& key);
 

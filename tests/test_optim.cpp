@@ -114,6 +114,18 @@ TEST(AdamW, state_round_trips_through_a_checkpoint) {
     save_safetensors(path, state);
     testkit::expect_error([&] { restored.load_state(load_safetensors(path), "adamw."); }, {path, "'adamw.step'"});
   }
+  // Moments that are not finite, or a negative second moment, would make the first resumed step NaN
+  // (blamed on the learning rate): refused naming the element.
+  state = opt.state("adamw.");
+  state["adamw.exp_avg_sq.a"] = Tensor::from_f32({0.1f, 0.2f, -1.0f, 0.3f, 0.4f}, {5});
+  save_safetensors(path, state);
+  testkit::expect_error([&] { restored.load_state(load_safetensors(path), "adamw."); },
+                        {path + ": optimizer state 'adamw.exp_avg_sq.a' holds -1 at element 2, below 0"});
+  state = opt.state("adamw.");
+  state["adamw.exp_avg.a"] = Tensor::from_f32({0.1f, NAN, 0.0f, 0.3f, 0.4f}, {5});
+  save_safetensors(path, state);
+  testkit::expect_error([&] { restored.load_state(load_safetensors(path), "adamw."); },
+                        {path + ": optimizer state 'adamw.exp_avg.a' holds nan at element 1 (a damaged file"});
   std::filesystem::remove(path);
 }
 

@@ -114,6 +114,21 @@ TEST(Safetensors, corrupt_files_name_the_problem) {
   expect_error(with_header(R"({"x":{"dtype":"C64","shape":[1],"data_offsets":[0,8]}})", "12345678"), "C64");
   uint64_t huge = 1ull << 40;
   expect_error(std::string(reinterpret_cast<const char*>(&huge), 8) + "{}", "exceeds the file size");
+  expect_error(std::string(8, '\0') + "{}", "its header length 0 is too short for a JSON object");
+  // A file of another kind (a data file given to --resume) is refused from its first 8 bytes, not
+  // read whole first: here a sparse 64 GiB file, which reading would have to allocate.
+  {
+    const std::string path = temp_path("sparse.safetensors");
+    write_bytes(path, "");
+    std::filesystem::resize_file(path, uint64_t{64} << 30);
+    try {
+      load_safetensors(path);
+      ADD_FAILURE() << "a sparse file of zeros loaded";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("its header length 0 is too short"), std::string::npos) << e.what();
+    }
+    std::filesystem::remove(path);
+  }
   // Shapes that no data section holds are refused before anything is allocated for them: counts
   // that wrap 64 bits (2^61 F64 values are 2^64 bytes, 2^32 x 2^32 elements are 2^64) and ones in
   // the terabytes.
@@ -127,6 +142,8 @@ TEST(Safetensors, corrupt_files_name_the_problem) {
   // A dimension that is no integer (read as one, 2.9 would be 2).
   expect_error(with_header(R"({"x":{"dtype":"F32","shape":[2.9],"data_offsets":[0,8]}})", "12345678"),
                "'x' has shape [2.9], not a list of integers");
+  expect_error(with_header(R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0.7,4.9]}})", "1234"),
+               "'x' has data_offsets [0.7,4.9], not a list of byte offsets");
   // The tensors must tile the data section: no two reading the same bytes, no bytes of nobody's.
   expect_error(with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                            R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",

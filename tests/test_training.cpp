@@ -1,11 +1,14 @@
 // End to end on the built-in synthetic dataset (CPU): the model learns far beyond the most-popular
 // baseline, training is deterministic for a seed, and a checkpoint reproduces the test metrics.
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 #include <tuple>
 
+#include "models/checkpoint_info.h"
 #include "models/run_log.h"
 #include "models/trainer.h"
 #include "models/training_position.h"
@@ -51,6 +54,33 @@ TEST(Checkpoint, a_damaged_config_is_refused_naming_the_file) {
   j["heads"] = 3;
   const std::string heads = save_with_config("heads.safetensors", j.dump());
   testkit::expect_error([&] { load_model_checkpoint(heads, Device::CPU); }, {heads + ": ", "heads=3"});
+  // A block count no file could hold is refused before a model that deep is built (that took
+  // minutes); a smaller wrong count is refused by the tensors it lacks.
+  j = nlohmann::json::parse(config.to_json());
+  j["blocks"] = 100000000;
+  const std::string deep = save_with_config("deep.safetensors", j.dump());
+  testkit::expect_error([&] { load_model_checkpoint(deep, Device::CPU); },
+                        {deep + ": its config asks for 100000000 blocks, more than its ", " parameter tensors"});
+  j["blocks"] = 2;
+  const std::string two = save_with_config("two_blocks.safetensors", j.dump());
+  testkit::expect_error([&] { load_model_checkpoint(two, Device::CPU); },
+                        {two + ": missing parameter 'param.blocks.1."});
+}
+
+// `info` on a state that lacks some training fields (written by hand or by another tool) says which,
+// rather than printing blanks.
+TEST(Checkpoint, info_names_the_training_fields_a_state_lacks) {
+  testkit::TempDir dir;
+  const ModelConfig config = testkit::tiny_model_config("sasrec", 30, 8, 1);
+  auto model = make_model(config, Device::CPU, 1);
+  const std::string path = dir.path("partial.safetensors");
+  save_safetensors(path, model->parameters().named("param."),
+                   {{"config", config.to_json()}, {"optimizer", "adamw"}, {"batch_size", "32"}});
+  const std::string info = describe_checkpoint(load_safetensors(path));
+  EXPECT_NE(info.find("training: epoch not recorded, best epoch not recorded; optimizer adamw, batch 32, seed not "
+                      "recorded, schedule length not recorded\n"),
+            std::string::npos)
+      << info;
 }
 
 // Each model's checkpoint loads back whole, whatever its item table holds beyond the catalogue
@@ -402,6 +432,18 @@ TEST(Training, resume_refuses_a_state_written_for_another_run) {
                               "0.005): the run will not repeat"),
             std::string::npos)
       << lr_log.str();
+  // Validating at other epochs, or stopping early after other counts, changes which epoch is best.
+  TrainOptions other_validation = resume;
+  other_validation.eval_every = resume.eval_every + 1;
+  other_validation.patience = resume.patience + 1;
+  std::ostringstream validation_log;
+  train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, other_validation, validation_log);
+  EXPECT_NE(validation_log.str().find(fmt::format("resuming with --eval-every {} (the state's run: {}), --patience {} "
+                                                  "(the state's run: {}): the run will not repeat",
+                                                  other_validation.eval_every, resume.eval_every,
+                                                  other_validation.patience, resume.patience)),
+            std::string::npos)
+      << validation_log.str();
   // The floor belongs to the cosine schedule: under a constant one (this run's) it is no setting.
   TrainOptions other_floor = resume;
   other_floor.optimizer.schedule.min_lr = 1e-5f;
@@ -584,6 +626,23 @@ TEST(ProgressLog, prints_when_due_with_the_epoch_mean_loss) {
   chatty.after_step(2, Tensor(), 1.0, 1);
   EXPECT_EQ(every.str(), "epoch 1/1  step 1/3  loss 4.0000  1.0 steps/s  ETA 0:02\n"
                          "epoch 1/1  step 2/3  loss 3.0000  1.0 steps/s  ETA 0:01\n");
+}
+
+// One progress function serves every validation of a run: each pass's rate counts from its own
+// start (a call with 0 done), not from when the function was made.
+TEST(ProgressLog, users_per_second_count_from_the_start_of_the_pass) {
+  std::ostringstream out;
+  const auto progress = users_progress(out, 0.0, "validation");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // training, before the pass
+  progress(0, 1000);
+  progress(500, 1000);
+  const std::string line = out.str();
+  ASSERT_EQ(line.rfind("validation: 500/1000 users  ", 0), 0u) << line;
+  // 500 users in well under the 300 ms before the pass: counted from the function's making, the
+  // rate would be below 1,700 users/s.
+  EXPECT_GT(std::stod(line.substr(line.find("users  ") + 7)), 5000.0) << line;
+  progress(1000, 1000);  // a finished pass prints nothing
+  EXPECT_EQ(out.str(), line);
 }
 
 // A loss that is not finite stops the run when it is read, after its progress line.
