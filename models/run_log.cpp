@@ -53,15 +53,22 @@ void ProgressLog::after_step(int64_t step_in_epoch, const Tensor& grad_norm, dou
 double ProgressLog::epoch_loss() const { return loss_sum_ / static_cast<double>(std::max<int64_t>(loss_count_, 1)); }
 
 std::function<void(int64_t, int64_t)> users_progress(std::ostream& log, double interval_seconds, std::string what) {
-  const Clock::time_point start = Clock::now();
-  auto last_line = std::make_shared<Clock::time_point>(start);
-  return [&log, interval_seconds, what = std::move(what), start, last_line](int64_t done, int64_t total) {
-    if (done >= total || seconds_since(*last_line) < interval_seconds) return;
-    const double per_second = static_cast<double>(done) / std::max(seconds_since(start), 1e-9);
+  // One function serves every pass of a run (each validation): a pass restarts the clock.
+  struct Clocks {
+    Clock::time_point pass_start = Clock::now(), last_line = pass_start;
+  };
+  auto clocks = std::make_shared<Clocks>();
+  return [&log, interval_seconds, what = std::move(what), clocks](int64_t done, int64_t total) {
+    if (done == 0) {
+      *clocks = Clocks{};
+      return;
+    }
+    if (done >= total || seconds_since(clocks->last_line) < interval_seconds) return;
+    const double per_second = static_cast<double>(done) / std::max(seconds_since(clocks->pass_start), 1e-9);
     log << fmt::format("{}: {}/{} users  {:.1f} users/s  ETA {}\n", what, done, total, per_second,
                        format_duration(static_cast<double>(total - done) / std::max(per_second, 1e-9)))
         << std::flush;
-    *last_line = Clock::now();
+    clocks->last_line = Clock::now();
   };
 }
 

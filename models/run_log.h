@@ -45,7 +45,8 @@ class ProgressLog {
 
 // For long evaluations (TIGER's beam search over every user): a function to call with the users
 // done so far and the total, which prints "WHAT: d/N users  r users/s  ETA t" at most every
-// `interval_seconds` (nothing when the whole pass takes less).
+// `interval_seconds` (nothing when the whole pass takes less). A call with 0 done starts a pass:
+// the rate counts from there.
 std::function<void(int64_t, int64_t)> users_progress(std::ostream& log, double interval_seconds, std::string what);
 
 // "m:ss", or "h:mm:ss" from an hour on.

@@ -34,6 +34,7 @@ std::vector<std::vector<semantic_id::BeamHit>> tiger_generate(TigerModel& model,
   std::vector<int64_t> ids, positions;
   std::vector<int64_t> newest_tokens, parent_rows, previous_users;
   std::vector<std::vector<int64_t>> previous_prefixes;
+  if (options.progress) options.progress(0, n_users);
   for (int64_t first = 0; first < n_users; first += options.users_per_chunk) {
     const int64_t count = std::min(options.users_per_chunk, n_users - first);
     // Only the newest max_items items of a history can reach the window.

@@ -35,8 +35,9 @@ struct TigerGenerateOptions {
   // Users decoded together (batch rows = users x live beams). On 2 CPU cores 32 was fastest on
   // Beauty (bigger batches thrash memory); a GPU wants more.
   int64_t users_per_chunk = 32;
-  // Called after each chunk with the users decoded so far and their number (users_progress in
-  // models/run_log.h prints a line now and then); empty: nothing.
+  // Called with 0 users decoded as a pass starts, then after each chunk with the users decoded so
+  // far, and their number (users_progress in models/run_log.h prints a line now and then); empty:
+  // nothing.
   std::function<void(int64_t, int64_t)> progress;
 };
 

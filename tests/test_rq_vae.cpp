@@ -253,6 +253,11 @@ TEST(RqKMeans, FromCodebooksAppendsDisambiguationAndChecks) {
                {"a codebook of 6 values, expected 3 x 3"});
   expect_error([&] { RqKMeans::from_codebooks(o, 2, codebooks, {0, 0, 1, 3}, "x"); },
                {"item 1 level 1 code 3 outside [0, 3)"});
+  // Refit, the tokenizer is RQ-KMeans's, and its saved metadata says so.
+  RqKMeans refit = rq;
+  refit.fit({0, 0, 5, 6, 7, 8, 1, 2, 3, 3}, 2);
+  EXPECT_EQ(refit.name(), "rq-kmeans");
+  EXPECT_EQ(refit.metadata().at("semantic_id.tokenizer"), "rq-kmeans");
 }
 
 }  // namespace

@@ -133,6 +133,15 @@ TEST(SemanticIdText, BadInputNamesFileAndLine) {
   expect_error([&] { read_item_id_map(map_bad); }, {"map.txt:2", "fields"});
   const std::string map_dup = dir.write("map_dup.txt", "1 5\n1 6\n");
   expect_error([&] { read_item_id_map(map_dup); }, {"map_dup.txt:2", "already mapped on line 1"});
+  // Ids index tables: one no file of this length numbers is refused before its table is allocated.
+  const std::string map_huge = dir.write("map_huge.txt", "1 5\n99999999999 7\n");
+  expect_error([&] { read_item_id_map(map_huge); },
+               {"map_huge.txt:2", "item id 99999999999 is implausibly large for a file of 2 lines"});
+  const std::string asin_huge = dir.write("asin_huge.txt", "1 A1\n99999999999 A2\n");
+  expect_error([&] { load_asin_item_texts(asin_huge, titles); }, {"asin_huge.txt:2", "implausibly large"});
+  const std::string movies_huge = dir.write("movies_huge.dat", "1::A::Drama\n90000000::B::Drama\n");
+  expect_error([&] { read_movies(movies_huge); },
+               {"movies_huge.dat:2", "MovieID 90000000 is implausibly large for a file of 2 lines"});
 }
 
 TEST(SemanticIdText, MovieLensLatin1GenresAndMapping) {
@@ -459,6 +468,10 @@ TEST(RqKMeans, BadInput) {
   std::vector<float> x = clustered_data(10, 4, 1);
   x[4 * 3 + 2] = NAN;
   expect_error([&] { rq.fit(x, 4); }, {"item 3 feature 2", "not finite"});
+  // Finite but so long that float distances overflow (they would put every item in one cluster).
+  x = clustered_data(10, 4, 1);
+  x[4 * 5] = 1e20f;
+  expect_error([&] { rq.fit(x, 4); }, {"item 5's vector is too long for float distances", "scale the vectors down"});
   expect_error([&] { rq.fit(std::vector<float>(4, 0.0f), 4); }, {"n_items >= 1"});
   expect_error([&] { rq.fit(std::vector<float>(10, 0.0f), 4); }, {"rows of width 4"});
   expect_error([&] { rq.item_code(1); }, {"not fitted"});

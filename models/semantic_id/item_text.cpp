@@ -16,6 +16,14 @@
 namespace muonrec::semantic_id {
 namespace {
 
+// Ids index tables here: one far beyond the file's length is a damaged or wrong file, refused before
+// a table that size is allocated (MovieLens's largest movie id is about 30 times its movie count).
+void check_id_fits_the_file(int64_t id, size_t file_lines, const std::string& path, size_t line_no, const char* what) {
+  const int64_t bound = 1000000 + 100 * static_cast<int64_t>(file_lines);
+  MUONREC_CHECK(id <= bound, "{}:{}: {} {} is implausibly large for a file of {} lines (ids index a table)", path,
+                line_no, what, id, file_lines);
+}
+
 // Reads every line of a file (a trailing '\r' from Windows line ends is dropped).
 std::vector<std::string> read_lines(const std::string& path, const char* what) {
   std::ifstream in(path, std::ios::binary);
@@ -115,6 +123,7 @@ std::vector<int64_t> read_item_id_map(const std::string& map_path, int64_t n_ite
     MUONREC_CHECK(item >= 1, "{}:{}: item id {} must be >= 1", map_path, i + 1, item);
     MUONREC_CHECK(n_items == 0 || item <= n_items, "{}:{}: item id {} exceeds n_items {}", map_path, i + 1, item,
                   n_items);
+    check_id_fits_the_file(item, lines.size(), map_path, i + 1, "item id");
     MUONREC_CHECK(source >= 1, "{}:{}: source id {} must be >= 1", map_path, i + 1, source);
     pairs.emplace_back(item, source);
   }
@@ -206,6 +215,7 @@ std::unordered_map<int64_t, std::string> read_item_asins(const std::string& item
     }
     MUONREC_CHECK(max_id == 0 || item <= max_id, "{}:{}: item id {} exceeds n_items {}", item_asin_path, i + 1, item,
                   max_id);
+    check_id_fits_the_file(item, lines.size(), item_asin_path, i + 1, "item id");
     auto [previous, fresh_id] = id_line.emplace(item, i + 1);
     MUONREC_CHECK(fresh_id, "{}:{}: item id {} already listed on line {}", item_asin_path, i + 1, item,
                   previous->second);
@@ -232,9 +242,9 @@ namespace {
 
 // Records one movie of line `line_no`: checks its id and that it is new.
 void add_movie(std::vector<MovieRecord>& movies, int64_t id, std::string title, std::string genres,
-               const std::string& movies_path, size_t line_no, const char* id_name) {
+               const std::string& movies_path, size_t line_no, size_t file_lines, const char* id_name) {
   MUONREC_CHECK(id >= 1, "{}:{}: {} {} must be >= 1", movies_path, line_no, id_name, id);
-  MUONREC_CHECK(id <= 100000000, "{}:{}: {} {} is implausibly large", movies_path, line_no, id_name, id);
+  check_id_fits_the_file(id, file_lines, movies_path, line_no, id_name);
   if (static_cast<int64_t>(movies.size()) <= id) movies.resize(static_cast<size_t>(id) + 1);
   MUONREC_CHECK(!movies[id].present, "{}:{}: {} {} listed twice", movies_path, line_no, id_name, id);
   movies[id] = MovieRecord{std::move(title), std::move(genres), true};
@@ -253,7 +263,7 @@ void parse_movies_dat(const std::vector<std::string>& lines, const std::string& 
                   "{}:{}: expected 'MovieID::Title::Genres', got '{}'", movies_path, i + 1, latin1_to_utf8(s));
     add_movie(movies, parse_id(s.substr(0, first), movies_path, i + 1, "MovieID"),
               latin1_to_utf8(s.substr(first + 2, last - first - 2)), latin1_to_utf8(s.substr(last + 2)), movies_path,
-              i + 1, "MovieID");
+              i + 1, lines.size(), "MovieID");
   }
 }
 
@@ -270,7 +280,7 @@ void parse_movies_csv(const std::vector<std::string>& lines, const std::string& 
     data::split_delimited(lines[i], ',', fields, unescaped, where);
     if (fields.size() != 3) where.fail(fmt::format("expected movieId,title,genres, got {} fields", fields.size()));
     add_movie(movies, parse_id(std::string(fields[0]), movies_path, i + 1, "movieId"), std::string(fields[1]),
-              std::string(fields[2]), movies_path, i + 1, "movieId");
+              std::string(fields[2]), movies_path, i + 1, lines.size(), "movieId");
   }
 }
 

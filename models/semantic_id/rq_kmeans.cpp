@@ -417,8 +417,17 @@ void RqKMeans::fit(const float* vectors, int64_t n_rows, int64_t dim) {
   for (int64_t i = dim; i < n_rows * dim; ++i)
     MUONREC_CHECK(std::isfinite(vectors[i]), "RqKMeans::fit: item {} feature {} is not finite ({})", i / dim,
                   i % dim, vectors[i]);
+  // Distances are |c|^2 - 2 x.c + |x|^2 in float: rows whose squared norm, doubled twice, overflows
+  // would make them NaN and put every item in the first cluster.
+  for (int64_t item = 1; item < n_rows; ++item) {
+    const float norm = squared_norm(vectors + item * dim, dim);
+    MUONREC_CHECK(std::isfinite(4.0f * norm),
+                  "RqKMeans::fit: item {}'s vector is too long for float distances (squared norm {}): scale the "
+                  "vectors down", item, norm);
+  }
 
   dim_ = dim;
+  name_ = "rq-kmeans";  // a refit object is RQ-KMeans's, whatever it was made or loaded as
   n_items_ = 0;
   codebooks_.clear();
   report_ = RqKMeansReport{};
@@ -540,6 +549,7 @@ std::vector<int64_t> RqKMeans::encode(const float* vectors, int64_t n) const {
 
 std::vector<float> RqKMeans::decode(const int64_t* codes, int64_t n, int64_t code_stride, int64_t levels_used) const {
   MUONREC_CHECK(fitted(), "RqKMeans::decode: not fitted");
+  MUONREC_CHECK(n >= 0, "RqKMeans::decode: n must be >= 0, got {}", n);
   MUONREC_CHECK(levels_used >= 0 && levels_used <= levels() && code_stride >= levels_used,
                 "RqKMeans::decode: levels_used {} / code_stride {} invalid for {} levels", levels_used, code_stride,
                 levels());
