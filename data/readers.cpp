@@ -60,7 +60,8 @@ std::string ReadReport::summary() const {
       repeated_events == 0
           ? ""
           : fmt::format("; {} events repeat an earlier one's user, item and timestamp{}", repeated_events,
-                        this->preprocessing.dedupe ? "" : " (kept; --dedupe keeps a user's first event with each item)");
+                        this->preprocessing.dedupe ? ""
+                                                   : " (kept; --dedupe keeps a user's first event with each item)");
   return fmt::format("{} lines ({} blank){}; {}{}{} users with fewer than {} events skipped ({} events{}){}{}", lines,
                      blank_lines, repeated, preprocessing, preprocessing.empty() ? "" : "; ", users_dropped_short,
                      min_events_per_user, events_dropped, lost, unused, strings);

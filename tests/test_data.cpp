@@ -359,7 +359,9 @@ TEST(DataPreprocessing, KCoreMatchesRecountingToTheFixedPoint) {
       for (const Event& e : events) ++per_user[e.user], ++per_item[e.item];
       const auto before = events.size();
       events.erase(std::remove_if(events.begin(), events.end(),
-                                  [&](const Event& e) { return per_user[e.user] < user_k || per_item[e.item] < item_k; }),
+                                  [&](const Event& e) {
+                                    return per_user[e.user] < user_k || per_item[e.item] < item_k;
+                                  }),
                    events.end());
       dropped = events.size() != before;
     }
