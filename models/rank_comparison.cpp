@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numeric>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <unordered_map>
 
@@ -17,6 +18,15 @@ namespace {
 
 constexpr std::string_view kHeader = "user\tposition";
 constexpr std::string_view kContextPrefix = "# muonrec ranks: ";
+// Ends the context of a beam search's ranks: "; beam N".
+constexpr std::string_view kBeamMark = "; beam ";
+
+// The largest position a metric looks at (MRR: every one).
+int64_t metric_cutoff(const std::string& metric) {
+  if (metric == "mrr") return std::numeric_limits<int64_t>::max();
+  const size_t digits = metric.find_first_of("0123456789");
+  return std::stoll(metric.substr(digits));  // user_metric has checked the name
+}
 
 // The q-quantile of sorted values (linear interpolation between neighbours).
 double quantile(const std::vector<double>& sorted, double q) {
@@ -28,11 +38,13 @@ double quantile(const std::vector<double>& sorted, double q) {
 
 }  // namespace
 
-std::string ranks_context(const data::SequenceDataset& dataset, data::EvalSplit split, const EvalOptions& eval) {
-  return fmt::format("split {}; {} users, {} items, {} events, preprocessing {}; seen items filtered: {}",
+std::string ranks_context(const data::SequenceDataset& dataset, data::EvalSplit split, const EvalOptions& eval,
+                          int64_t beam) {
+  return fmt::format("split {}; {} users, {} items, {} events, preprocessing {}; seen items filtered: {}{}",
                      data::split_name(split), dataset.num_users(), dataset.n_items, dataset.num_events(),
                      dataset.report.preprocessing.describe(),
-                     seen_filter_description(eval.filter_seen, eval.filter_seen_last));
+                     seen_filter_description(eval.filter_seen, eval.filter_seen_last),
+                     beam > 0 ? fmt::format("{}{}", kBeamMark, beam) : "");
 }
 
 bool is_user_ranks_first_line(const std::string& line) {
@@ -64,6 +76,12 @@ UserRanks read_user_ranks(const std::string& path) {
     const data::Where where{path, number};
     if (!header_seen && out.context.empty() && line.rfind(kContextPrefix, 0) == 0) {
       out.context = std::string(line.substr(kContextPrefix.size()));
+      // The beam is kept apart: a beam search's ranks compare with a full ranking's on the same data.
+      if (const size_t at = out.context.rfind(kBeamMark); at != std::string::npos) {
+        out.beam = data::parse_int(std::string_view(out.context).substr(at + kBeamMark.size()), "beam width", where);
+        if (out.beam < 1) where.fail(fmt::format("beam width {} is below 1", out.beam));
+        out.context.erase(at);
+      }
       continue;
     }
     if (!header_seen) {
@@ -118,13 +136,19 @@ void check_same_context(const UserRanks& a, const UserRanks& b) {
                 a.source, a.context, b.source, b.context);
 }
 
+// The narrower of two beams, where either ranks by a beam search (0: neither does).
+int64_t narrower_beam(int64_t a, int64_t b) { return a == 0 ? b : b == 0 ? a : std::min(a, b); }
+
 }  // namespace
 
 UserRanks pool_user_ranks(const std::vector<UserRanks>& runs) {
   UserRanks pooled;
+  const UserRanks* first_with_context = nullptr;  // what every run that records one must match
   for (size_t k = 0; k < runs.size(); ++k) {
-    check_same_context(runs[k], runs[0]);
+    if (first_with_context) check_same_context(runs[k], *first_with_context);
+    if (!first_with_context && !runs[k].context.empty()) first_with_context = &runs[k];
     if (pooled.context.empty()) pooled.context = runs[k].context;
+    pooled.beam = narrower_beam(pooled.beam, runs[k].beam);
     pooled.source += (k ? " + " : "") + runs[k].source;
     for (size_t i = 0; i < runs[k].users.size(); ++i) {
       pooled.users.push_back(fmt::format("{}:{}", k + 1, runs[k].users[i]));
@@ -140,6 +164,13 @@ PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, cons
   MUONREC_CHECK(resamples >= 1, "compare: resamples must be >= 1, got {}", resamples);
   user_metric(metric, 0);  // an unknown metric fails here, naming the valid ones
   check_same_context(a, b);
+  const int64_t beam = narrower_beam(a.beam, b.beam);
+  const UserRanks& searched = a.beam == beam ? a : b;
+  MUONREC_CHECK(beam == 0 || metric_cutoff(metric) <= beam,
+                "compare: {} ranks only the {} items its beam search returned, so {} would count the positions "
+                "past them, where every other target was put: compare hr or ndcg at K <= {}, or evaluate with a "
+                "wider --beam",
+                searched.source, beam, metric, beam);
   check_same_users(a, b);
   check_same_users(b, a);
   // Users in name order, so neither file's line order nor which file is a changes the draws: swapping
@@ -188,7 +219,6 @@ PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, cons
   c.mean_a /= n;
   c.mean_b /= n;
   c.ties = c.users - c.b_higher - c.a_higher;
-  const double observed = c.mean_b - c.mean_a;
 
   // std::mt19937_64's output is fixed by the standard: the same seed gives the same interval and
   // p-value everywhere. Indices by modulo: the bias is below n / 2^64.
@@ -215,6 +245,12 @@ PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, cons
   std::vector<double> nonzero;
   for (double d : user_difference)
     if (d != 0.0) nonzero.push_back(d);
+  // The observed sum, added in the order the draws add theirs, and a tolerance for rounding: a
+  // metric with few distinct values (NDCG over a short list) makes draws whose sum equals the observed
+  // one exactly, and dropping those for a rounding difference would make p too small.
+  double observed_sum = 0.0, magnitude = 0.0;
+  for (double d : nonzero) observed_sum += d, magnitude += std::fabs(d);
+  const double threshold = std::fabs(observed_sum) - 1e-9 * magnitude;
   int64_t as_extreme = 0;
   for (int64_t r = 0; r < resamples; ++r) {
     double sum = 0.0;
@@ -223,7 +259,7 @@ PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, cons
       if (i % 64 == 0) bits = gen();
       sum += (bits >> (i % 64)) & 1 ? nonzero[i] : -nonzero[i];
     }
-    as_extreme += std::fabs(sum / n) >= std::fabs(observed) - 1e-15;
+    as_extreme += std::fabs(sum) >= threshold;
   }
   c.p_value = static_cast<double>(as_extreme + 1) / static_cast<double>(resamples + 1);
   return c;

@@ -21,14 +21,19 @@ struct UserRanks {
   // Pooled runs: each unit's user without its run, parallel to users, so that the order of the runs
   // does not change the draws. Empty: the users themselves.
   std::vector<std::string> order_keys;
-  // What was ranked (ranks_context); empty in files written before it was recorded.
+  // What was ranked (ranks_context, without the beam); empty in files written before it was recorded.
   std::string context;
+  // A beam search's width (TIGER): positions past it are not ranks but where the search put every
+  // target it missed, so metrics that look past it are refused. 0: every candidate was ranked.
+  int64_t beam = 0;
 };
 
 // What an evaluation ranked, which two compared ranks files must share: the split, the data's shape
 // and preprocessing, and the seen-item filtering ("split test; 6040 users, 3416 items, 999611
-// events, preprocessing none; seen items filtered: all").
-std::string ranks_context(const data::SequenceDataset& dataset, data::EvalSplit split, const EvalOptions& eval);
+// events, preprocessing none; seen items filtered: all"); then a beam search's width ("; beam 20"),
+// which UserRanks keeps apart.
+std::string ranks_context(const data::SequenceDataset& dataset, data::EvalSplit split, const EvalOptions& eval,
+                          int64_t beam = 0);
 // Writes a '# muonrec ranks: CONTEXT' line and the header line, then one line per evaluated user in
 // evaluation order, to `path` (throws naming it when it cannot be written).
 void write_user_ranks(const std::string& path, const data::SequenceDataset& dataset, const RankingMetrics& metrics,
@@ -57,7 +62,7 @@ struct PairedComparison {
 UserRanks pool_user_ranks(const std::vector<UserRanks>& runs);
 
 // a and b must hold the same users (in any order) and, where both files record it, the same context;
-// throws naming a user only one of them has, or both contexts.
+// throws naming a user only one of them has, or both contexts, or a metric that looks past a beam.
 // `resamples` draws each for the interval and the test, from `seed`.
 PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, const std::string& metric,
                                     int64_t resamples = 10000, uint64_t seed = 0);

@@ -1,5 +1,6 @@
 // Per-user ranks and their paired comparison: the per-user metric values, the files' round trip and
 // bad input, and the statistics against cases whose answer is known in closed form.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -111,6 +112,25 @@ TEST(RankComparison, StatisticsMatchClosedForms) {
   EXPECT_EQ(again.ci_low, c.ci_low);
 }
 
+// HR@1 and NDCG@10 of ranks 0 and 1 differ by +-1 and +-(1 - 1/log2 3) on the same users, so the same
+// sign draws give them the same p: 220 users gain, 180 lose, 100 tie. The exact two-sided sign test,
+// P(|2K - 400| >= 40) for K ~ Binomial(400, 1/2), is 0.0510; counting only draws strictly beyond the
+// observed sum gives 0.0402, which NDCG's rounding used to give.
+TEST(RankComparison, DrawsAsExtremeAsTheObservedOneCountWhateverTheRounding) {
+  UserRanks a, b;
+  for (int i = 0; i < 500; ++i) {
+    // Names in the order of the lines (users are drawn in name order): the gains, then the losses.
+    a.users.push_back(fmt::format("u{:03}", i));
+    a.ranks.push_back(i < 220 ? 1 : i < 400 ? 0 : 3);
+    b.ranks.push_back(i < 220 ? 0 : i < 400 ? 1 : 3);
+  }
+  b.users = a.users;
+  const PairedComparison hits = compare_user_ranks(a, b, "hr1", 40000, 3);
+  const PairedComparison ndcg = compare_user_ranks(a, b, "ndcg10", 40000, 3);
+  EXPECT_NEAR(hits.p_value, 0.0510, 0.005);
+  EXPECT_EQ(ndcg.p_value, hits.p_value);
+}
+
 // The files' line order (TIGER evaluates users by history length, the others by row) and which
 // file is a change nothing but the sign of the difference.
 TEST(RankComparison, NeitherLineOrderNorSidesChangeTheStatistics) {
@@ -215,6 +235,27 @@ TEST(RankComparison, FilesRoundTripWithTheDatasNames) {
   const UserRanks old = read_user_ranks(dir.write("old.tsv", "user\tposition\nA2ZY\t3\nA1QX\t4\n"));
   EXPECT_TRUE(old.context.empty());
   EXPECT_EQ(compare_user_ranks(read, old, "ndcg10", 10).users, 2);
+  // ... but pooled behind an old file, a file of another split is still refused.
+  expect_error([&] { pool_user_ranks({old, read, read_user_ranks(validation)}); }, {"ranks split validation"});
+
+  // A beam search's ranks say its width, kept apart from what was ranked: they compare with a full
+  // ranking of the same data, at cut-offs within the beam only (past it every missed target sits at
+  // one made-up position).
+  const std::string searched = dir.path("beam.tsv");
+  write_user_ranks(searched, ds, acc.result(), ranks_context(ds, data::EvalSplit::Test, last_five, 20));
+  const UserRanks beam = read_user_ranks(searched);
+  EXPECT_EQ(beam.context, context);
+  EXPECT_EQ(beam.beam, 20);
+  EXPECT_EQ(read.beam, 0);
+  EXPECT_EQ(compare_user_ranks(read, beam, "ndcg10", 10).users, 2);
+  EXPECT_EQ(compare_user_ranks(beam, read, "hr1", 10).users, 2);
+  for (const char* past : {"hr50", "ndcg200", "mrr"})
+    expect_error([&] { compare_user_ranks(read, beam, past, 10); },
+                 {"compare: " + searched + " ranks only the 20 items its beam search returned, so " + past,
+                  "compare hr or ndcg at K <= 20"});
+  EXPECT_EQ(pool_user_ranks({read, beam}).beam, 20);
+  expect_error([&] { compare_user_ranks(pool_user_ranks({read, beam}), pool_user_ranks({read, read}), "mrr", 10); },
+               {"ranks only the 20 items"});
 
   auto expect_refused = [&](const std::string& content, const std::vector<std::string>& parts) {
     expect_error([&] { read_user_ranks(dir.write("bad.tsv", content)); }, parts);
@@ -225,6 +266,7 @@ TEST(RankComparison, FilesRoundTripWithTheDatasNames) {
   expect_refused("user\tposition\nA\t1\t5\n", {"line 2", "expected 'user<TAB>position'"});
   expect_refused("user\tposition\nA\tfirst\n", {"line 2", "position"});
   expect_refused("user\tposition\n", {"no user ranks (only the header)"});
+  expect_refused("# muonrec ranks: split test; beam wide\nuser\tposition\nA\t1\n", {"line 1", "beam width"});
   expect_error([&] { write_user_ranks(dir.path("absent/ranks.tsv"), ds, acc.result(), context); },
                {"cannot write the ranks file", "absent/ranks.tsv"});
 }

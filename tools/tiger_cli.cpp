@@ -247,7 +247,8 @@ int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& d
   std::cout << fmt::format("{} ({}, tiger, beam {}): {}\n", data::split_name(split), checkpoint,
                            o.generate.beam_width, m.summary());
   std::cout << m.to_json() << "\n";
-  if (!ranks_path.empty()) write_user_ranks(ranks_path, dataset, m, ranks_context(dataset, split, eval));
+  if (!ranks_path.empty())
+    write_user_ranks(ranks_path, dataset, m, ranks_context(dataset, split, eval, o.generate.beam_width));
   return 0;
 }
 
