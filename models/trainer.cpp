@@ -24,16 +24,27 @@ using nlohmann::json;
 
 void append_jsonl(const std::string& path, const json& record) { append_jsonl_line(path, json_text(record)); }
 
+// `tensors` and `metadata` with the model's config and the format tag, which loading reads.
+void save_model_file(const std::string& path, const SequentialModel& model,
+                     const std::map<std::string, Tensor>& tensors, std::map<std::string, std::string> metadata) {
+  metadata["config"] = model.config().to_json();
+  metadata["format"] = "muonrec-checkpoint-1";
+  save_safetensors(path, tensors, metadata);
+}
+
 }  // namespace
 
 void save_checkpoint(const std::string& path, SequentialModel& model, const OptimizerSet& optimizer,
                      const std::map<std::string, std::string>& metadata) {
   std::map<std::string, Tensor> tensors = model.parameters().named("param.");
   for (auto& [name, tensor] : optimizer.state()) tensors[name] = tensor;
-  std::map<std::string, std::string> meta = metadata;
-  meta["config"] = model.config().to_json();
-  meta["format"] = "muonrec-checkpoint-1";
-  save_safetensors(path, tensors, meta);
+  save_model_file(path, model, tensors, metadata);
+}
+
+void save_model(const std::string& path, SequentialModel& model, const data::SequenceDataset& dataset) {
+  std::map<std::string, std::string> metadata{{"data", dataset.source}};
+  add_item_numbering(metadata, dataset);
+  save_model_file(path, model, model.parameters().named("param."), metadata);
 }
 
 std::unique_ptr<SequentialModel> load_model_checkpoint(const std::string& path, Device device,

@@ -91,6 +91,9 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
 // ("param.*") and the optimizer state ("adamw.*", "muon.*").
 void save_checkpoint(const std::string& path, SequentialModel& model, const OptimizerSet& optimizer,
                      const std::map<std::string, std::string>& metadata);
+// A model alone, for `eval`, `recommend` and load_model_checkpoint: its parameters and config, and
+// how `dataset` numbers its items, so check_item_numbering refuses data that numbers them otherwise.
+void save_model(const std::string& path, SequentialModel& model, const data::SequenceDataset& dataset);
 // Rebuilds the model a checkpoint describes on `device` and loads its parameters.
 std::unique_ptr<SequentialModel> load_model_checkpoint(const std::string& path, Device device,
                                                        SafetensorsFile* file_out = nullptr);

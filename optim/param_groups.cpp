@@ -47,10 +47,35 @@ std::vector<bool> muon_assignment(const std::vector<NamedParameter>& params, con
   return to_muon;
 }
 
+namespace {
+
+// The first Muon setting `config` changes from its default ("" for none): under AdamW alone it would
+// go unheard, so it is refused, as the command line refuses Muon's flags under --optim adamw.
+std::string changed_muon_setting(const OptimizerConfig& config) {
+  const OptimizerConfig defaults;
+  const MuonOptions &muon = config.muon, &usual = defaults.muon;
+  const NewtonSchulzOptions &ns = muon.newton_schulz, &usual_ns = usual.newton_schulz;
+  if (config.param_policy != defaults.param_policy) return "param_policy";
+  if (muon.lr != usual.lr) return "muon.lr";
+  if (muon.momentum != usual.momentum) return "muon.momentum";
+  if (muon.weight_decay != usual.weight_decay) return "muon.weight_decay";
+  if (muon.nesterov != usual.nesterov) return "muon.nesterov";
+  if (muon.adjust_lr != usual.adjust_lr) return "muon.adjust_lr";
+  if (ns.coefficients != usual_ns.coefficients || ns.eps != usual_ns.eps || ns.norm_factor != usual_ns.norm_factor ||
+      ns.precision != usual_ns.precision)
+    return "muon.newton_schulz";
+  return "";
+}
+
+}  // namespace
+
 OptimizerSet::OptimizerSet(const std::vector<NamedParameter>& params, const OptimizerConfig& config)
     : schedule_(config.schedule) {
   std::vector<NamedParameter> adam_params, muon_params;
   if (config.optimizer == "adamw") {
+    const std::string unheard = changed_muon_setting(config);
+    MUONREC_CHECK(unheard.empty(), "optimizer 'adamw' trains every parameter with AdamW, so its {} would go unheard: "
+                  "set optimizer 'muon' to use it, or leave it at its default", unheard);
     adam_params = params;
   } else if (config.optimizer == "muon") {
     std::vector<bool> to_muon = muon_assignment(params, config.param_policy);

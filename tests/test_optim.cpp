@@ -390,6 +390,16 @@ TEST(ParamGroups, optimizer_set_refuses_schedules_and_policies_that_cannot_do_wh
     testkit::expect_error([&] { OptimizerSet(model->parameters().all(), muon); },
                           {fmt::format("--param-policy {} gives Muon no parameter", policy), "--optim adamw"});
   }
+
+  // Muon's settings under AdamW alone would go unheard: refused, naming the first one set.
+  OptimizerConfig adamw;
+  EXPECT_NO_THROW(OptimizerSet(params, adamw));
+  adamw.param_policy = "bogus";
+  testkit::expect_error([&] { OptimizerSet(params, adamw); },
+                        {"optimizer 'adamw' trains every parameter with AdamW, so its param_policy would go unheard"});
+  adamw = OptimizerConfig();
+  adamw.muon.newton_schulz.precision = NsPrecision::FP32;
+  testkit::expect_error([&] { OptimizerSet(params, adamw); }, {"its muon.newton_schulz would go unheard"});
 }
 
 TEST(Schedule, warmup_then_cosine_to_the_floor) {

@@ -67,6 +67,28 @@ TEST(Checkpoint, a_damaged_config_is_refused_naming_the_file) {
                         {two + ": missing parameter 'param.blocks.1."});
 }
 
+// A model saved by hand (the API's researchers) loads back as the same model, and its file knows
+// how the data numbered its items, as a trained run's checkpoint does.
+TEST(Checkpoint, a_saved_model_loads_back_and_refuses_data_numbered_otherwise) {
+  testkit::TempDir dir;
+  const data::SequenceDataset ds = small_dataset();
+  auto model = make_model(testkit::tiny_model_config("sasrec", ds.n_items, 8, 1), Device::CPU, 4);
+  const std::string path = dir.path("model.safetensors");
+  save_model(path, *model, ds);
+  SafetensorsFile file;
+  auto loaded = load_model_checkpoint(path, Device::CPU, &file);
+  EXPECT_EQ(file.metadata.at("data"), ds.source);
+  EXPECT_FALSE(std::any_of(file.tensors.begin(), file.tensors.end(),
+                           [](const auto& entry) { return entry.first.rfind("param.", 0) != 0; }));
+  EvalOptions eval;
+  EXPECT_EQ(evaluate_model(*loaded, ds, data::EvalSplit::Test, eval).summary(),
+            evaluate_model(*model, ds, data::EvalSplit::Test, eval).summary());
+  EXPECT_NO_THROW(check_item_numbering(file, ds));
+  data::SequenceDataset renumbered = ds;
+  renumbered.item_source_ids[5] = 1000;
+  testkit::expect_error([&] { check_item_numbering(file, renumbered); }, {path, "numbers its items otherwise"});
+}
+
 // `info` on a state that lacks some training fields (written by hand or by another tool) says which,
 // rather than printing blanks.
 TEST(Checkpoint, info_names_the_training_fields_a_state_lacks) {

@@ -86,6 +86,11 @@ void ModelCliArgs::resolve(CommandLine& typed) {
   // --config file gave it).
   typed.refuse_unread({mask_prob}, config.kind == "bert4rec", "--model bert4rec");
   typed.refuse_unread(muon_options, optimizer.optimizer == "muon", "--optim muon");
+  if (optimizer.optimizer != "muon") {  // a --config file's Muon settings, unread: AdamW alone takes none
+    const OptimizerConfig defaults;
+    optimizer.param_policy = defaults.param_policy;
+    optimizer.muon = defaults.muon;
+  }
   typed.refuse_unread(sampled_loss_options, loss_name == "sampled" && config.kind != "tiger",
                       "--loss sampled, with --model sasrec, bert4rec or hstu,");
   typed.refuse_unread({min_lr}, schedule == "cosine", "--schedule cosine");
