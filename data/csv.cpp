@@ -139,9 +139,7 @@ bool parse_csv_file(const std::string& path, std::string_view text, const std::s
   const size_t first_event = events.size();
   TokenColumn users("user"), items("item");
   while (cursor.next(line, number, &untrimmed)) {
-    // Tabs trim away, but a line of them in a tab-separated file is a row of empty fields.
-    const bool empty_fields = header_seen && delimiter == '\t' && untrimmed.find('\t') != std::string_view::npos;
-    if (line.empty() && !empty_fields) {
+    if (is_blank_line(line, untrimmed, header_seen && delimiter == '\t')) {
       ++report.blank_lines;
       continue;
     }

@@ -42,7 +42,8 @@ struct ReadReport {
   int64_t blank_lines = 0;
   int64_t users_dropped_short = 0;   // users with fewer than min_events_per_user events
   int64_t events_dropped = 0;        // the events of those users
-  int64_t items_dropped_short = 0;   // items only those users had, so no longer in the catalogue
+  int64_t items_dropped_short = 0;   // items of those users no longer in the catalogue (dense ids: only those
+                                     // above the largest kept id; the others stay, counted as unused)
   int64_t repeated_events = 0;       // timed files: events with an earlier event's user, item and timestamp
   int64_t min_events_per_user = 0;   // the threshold that was applied
   Preprocessing preprocessing;       // what was asked

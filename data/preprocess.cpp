@@ -141,6 +141,7 @@ void preprocess(std::vector<Event>& events, const Preprocessing& preprocessing, 
                 PreprocessReport& report) {
   if (preprocessing.dedupe) drop_repeated_items(events, report);
   const int64_t k = preprocessing.k_core;
+  MUONREC_CHECK(k >= 0, "k-core: k must be >= 0, got {}", k);
   if (k > 0) keep_k_core(events, std::max(k, min_user_events), k, report);
 }
 

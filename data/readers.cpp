@@ -55,7 +55,7 @@ std::string ReadReport::summary() const {
   const std::string strings =
       string_tokens.empty() ? "" : fmt::format("; {} ids are strings, numbered in sorted order", string_tokens);
   const std::string lost =
-      items_dropped_short == 0 ? "" : fmt::format(", and with them {} items no other user has", items_dropped_short);
+      items_dropped_short == 0 ? "" : fmt::format(", and with them {} items left the catalogue", items_dropped_short);
   const std::string repeated =
       repeated_events == 0
           ? ""
@@ -463,7 +463,6 @@ SequenceDataset read_dataset_through_cache(const std::string& path, const ReadOp
 SequenceDataset read_dataset(const std::string& path, const ReadOptions& options) {
   MUONREC_CHECK(options.min_events_per_user >= 0, "min_events_per_user must be >= 0, got {}",
                 options.min_events_per_user);
-  MUONREC_CHECK(options.preprocessing.k_core >= 0, "k-core: k must be >= 0, got {}", options.preprocessing.k_core);
   try {
     return read_dataset_through_cache(path, options);
   } catch (const std::bad_alloc&) {

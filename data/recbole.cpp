@@ -58,8 +58,7 @@ bool parse_recbole_file(const std::string& path, std::string_view text, std::vec
   const size_t first_event = events.size();
   TokenColumn users("user_id"), items("item_id");
   while (cursor.next(line, number, &whole_line)) {
-    // Tabs trim away, but a line of them after the header is a row of empty fields.
-    if (line.empty() && !(header_seen && whole_line.find('\t') != std::string_view::npos)) {
+    if (is_blank_line(line, whole_line, /*tab_separated_rows=*/header_seen)) {
       ++report.blank_lines;
       continue;
     }

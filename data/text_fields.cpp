@@ -67,6 +67,10 @@ void refuse_compressed(const std::string& path, std::string_view bytes) {
   if (format) MUONREC_FAIL("{}: a {}-compressed file: decompress it first", path, format);
 }
 
+bool is_blank_line(std::string_view trimmed, std::string_view untrimmed, bool tab_separated_rows) {
+  return trimmed.empty() && !(tab_separated_rows && untrimmed.find('\t') != std::string_view::npos);
+}
+
 void refuse_repeated_header(std::string_view line, std::string_view header, int64_t header_line, const Where& where) {
   // Joined spreadsheet exports repeat the header behind a byte-order mark; read as data, it would
   // turn the id columns into strings.

@@ -66,6 +66,10 @@ struct Where {
   [[noreturn]] void fail(const std::string& problem) const { MUONREC_FAIL("{}, line {}: {}", path, line, problem); }
 };
 
+// Whether a data line (`trimmed`, and `untrimmed` as it stands) is blank: tabs trim away, but a line
+// of them where rows are tab-separated is a row of empty fields, for the field checks to refuse.
+bool is_blank_line(std::string_view trimmed, std::string_view untrimmed, bool tab_separated_rows);
+
 // Throws at `where` when a data line repeats the header line (line `header_line`): files joined
 // with their headers. Read as data, it would make an event of the column names.
 void refuse_repeated_header(std::string_view line, std::string_view header, int64_t header_line, const Where& where);

@@ -210,8 +210,8 @@ TEST(DataReaders, ShortUsersAreDroppedAndCounted) {
   EXPECT_EQ(ds.report.events_dropped, 2);
   EXPECT_EQ(ds.n_items, 4);  // item 5 only belonged to the dropped user: the catalogue lost it
   EXPECT_EQ(ds.report.items_dropped_short, 1);
-  EXPECT_NE(ds.report.summary().find("1 users with fewer than 3 events skipped (2 events, and with them 1 items no "
-                                     "other user has)"),
+  EXPECT_NE(ds.report.summary().find("1 users with fewer than 3 events skipped (2 events, and with them 1 items left "
+                                     "the catalogue)"),
             std::string::npos)
       << ds.report.summary();
   // A lower threshold keeps them.
@@ -398,6 +398,8 @@ TEST(DataPreprocessing, KCoreMatchesRecountingToTheFixedPoint) {
   std::vector<Event> chain{{1, 1, 0}};
   for (int64_t user = 2; user <= 200; ++user) chain.push_back({user, user - 1, 0}), chain.push_back({user, user, 0});
   check(chain, 2, 2);
+  PreprocessReport report;
+  expect_error([&] { preprocess(chain, {false, -1}, 3, report); }, {"k-core: k must be >= 0, got -1"});
 }
 
 TEST(DataPreprocessing, DedupeKeepsEachUsersEarliestEventWithAnItem) {
