@@ -1,9 +1,7 @@
 #include "engine/safetensors.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -12,10 +10,8 @@
 #include <utility>
 #include <vector>
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include "engine/error.h"
+#include "engine/file_replace.h"
 #include "engine/json_text.h"
 
 namespace muonrec {
@@ -206,42 +202,6 @@ SafetensorsFile load_safetensors(const std::string& path) {
   return file;
 }
 
-namespace {
-
-// Writes the pieces to PATH.tmp, flushes them to the disk and renames the file over PATH, so PATH
-// holds either its old contents or all of the new ones: a checkpoint that a full disk, a file-size
-// limit or a crash cut short never replaces the last good one.
-void replace_file(const std::string& path, const std::vector<std::pair<const void*, size_t>>& pieces) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  MUONREC_CHECK(fd >= 0, "{}: cannot write it: {} (it is written as {} first, then renamed)", path,
-                std::strerror(errno), tmp);
-  auto fail = [&](const char* what) {
-    const int error = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    MUONREC_FAIL("{}: {} failed: {}; {} is left as it was", tmp, what, std::strerror(error), path);
-  };
-  for (const auto& [data, size] : pieces) {
-    const char* bytes = static_cast<const char*>(data);
-    for (size_t done = 0; done < size;) {
-      const ssize_t n = ::write(fd, bytes + done, size - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) fail("write");
-      done += static_cast<size_t>(n);
-    }
-  }
-  if (::fsync(fd) != 0) fail("fsync");
-  if (::close(fd) != 0) {
-    const int error = errno;
-    ::unlink(tmp.c_str());
-    MUONREC_FAIL("{}: close failed: {}; {} is left as it was", tmp, std::strerror(error), path);
-  }
-  MUONREC_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "{}: cannot rename {} into place: {}", path, tmp,
-                std::strerror(errno));
-}
-
-}  // namespace
 
 void save_safetensors(const std::string& path, const std::map<std::string, Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata) {

@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -109,6 +110,28 @@ TEST(Cli, TrainThenEvalRecommendAndInfoFromTheCheckpoint) {
     EXPECT_EQ(line.rfind("1\t" + std::to_string(rank) + "\t", 0), 0u) << line;
   }
   EXPECT_EQ(rank, 3) << recommend.output;
+  // --output holds the same lines, written whole once made: a run that fails leaves an existing file
+  // as it was, and the inputs are never an output.
+  const std::string listing = dir.path("top3.tsv");
+  ASSERT_EQ(run_cli("recommend " + kData + " --device cpu --checkpoint " + checkpoint + " --user 1 --k 3 --output " +
+                    listing).exit_code,
+            0);
+  std::ifstream written(listing);
+  const std::string written_text((std::istreambuf_iterator<char>(written)), std::istreambuf_iterator<char>());
+  EXPECT_NE(recommend.output.find(written_text), std::string::npos) << written_text;
+  const std::string precious = dir.write("precious.tsv", "kept\n");
+  expect_refused("recommend " + kData + " --device cpu --checkpoint " + dir.path("absent.safetensors") +
+                     " --user 1 --output " + precious,
+                 "absent.safetensors");
+  std::ifstream kept(precious);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(kept)), std::istreambuf_iterator<char>()), "kept\n");
+  expect_refused("recommend " + kData + " --device cpu --checkpoint " + checkpoint + " --user 1 --output " +
+                     checkpoint,
+                 "recommend: --output " + checkpoint + " is the input file " + checkpoint + ": give another path");
+  EXPECT_EQ(run_cli("info --checkpoint " + checkpoint).exit_code, 0);
+  expect_refused("recommend " + kData + " --device cpu --checkpoint " + checkpoint + " --user 1 --output " +
+                     dir.path("absent/top.tsv"),
+                 "recommend: cannot write " + dir.path("absent/top.tsv") + ": there is no directory");
   // Titles from a movies file, the data's item ids read as MovieIDs.
   std::string movies;
   for (int id = 1; id <= 80; ++id) movies += fmt::format("{}::Movie number {} (1999)::Drama\n", id, id);

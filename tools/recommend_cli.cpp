@@ -5,10 +5,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <fstream>
+#include <filesystem>
 #include <iostream>
+#include <sstream>
 
 #include "engine/error.h"
+#include "engine/file_replace.h"
 #include "models/run_log.h"
 #include "models/training_position.h"
 #include "models/tiger_train.h"
@@ -67,13 +69,27 @@ void RecommendCliArgs::add_to(CLI::App* cmd) {
       ->capture_default_str();
 }
 
+namespace {
+
+// Before any work, so a path that cannot be written fails at once: its directory must exist, and it
+// must be neither input (writing it would destroy the checkpoint or the data).
+void check_output_path(const RecommendCliArgs& args, const data::SequenceDataset& dataset) {
+  namespace fs = std::filesystem;
+  const fs::path directory = fs::path(args.output).parent_path();
+  std::error_code ec;
+  MUONREC_CHECK(directory.empty() || fs::is_directory(directory, ec), "recommend: cannot write {}: there is no "
+                "directory {}", args.output, directory.string());
+  MUONREC_CHECK(!fs::is_directory(args.output, ec), "recommend: cannot write {}: it is a directory", args.output);
+  for (const std::string& input : {args.checkpoint, dataset.source})
+    MUONREC_CHECK(!fs::equivalent(args.output, input, ec), "recommend: --output {} is the input file {}: give "
+                  "another path", args.output, input);
+}
+
+}  // namespace
+
 int run_recommend(const RecommendCliArgs& args, const data::SequenceDataset& dataset, Device device) {
   const std::vector<int64_t> rows = rows_of_users(dataset, args.users);
-  std::ofstream file;
-  if (!args.output.empty()) {  // before the scoring, so a bad path fails at once
-    file.open(args.output);
-    MUONREC_CHECK(file.good(), "recommend: cannot write {}", args.output);
-  }
+  if (!args.output.empty()) check_output_path(args, dataset);
   std::vector<std::string> titles;
   if (args.titles.item_text != "none" || !args.titles.movies.empty()) {
     std::string source;
@@ -84,10 +100,15 @@ int run_recommend(const RecommendCliArgs& args, const data::SequenceDataset& dat
   const std::vector<std::vector<ScoredItem>> lists = recommend_from(args.checkpoint, dataset, rows, args, device);
   const double seconds = seconds_since(start);
 
-  std::ostream& out = args.output.empty() ? std::cout : file;
-  write_recommendations(out, dataset, rows, lists, titles);
-  out.flush();
-  MUONREC_CHECK(out.good(), "recommend: writing {} failed", args.output.empty() ? "standard output" : args.output);
+  if (args.output.empty()) {
+    write_recommendations(std::cout, dataset, rows, lists, titles);
+    std::cout.flush();
+    MUONREC_CHECK(std::cout.good(), "recommend: writing standard output failed");
+  } else {  // whole, once made: an error before leaves an existing file as it was
+    std::ostringstream text;
+    write_recommendations(text, dataset, rows, lists, titles);
+    replace_file(args.output, text.str());
+  }
   const auto short_lists = std::count_if(lists.begin(), lists.end(), [&](const std::vector<ScoredItem>& list) {
     return static_cast<int64_t>(list.size()) < args.options.k;
   });
