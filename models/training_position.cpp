@@ -283,6 +283,24 @@ std::string parameters_epoch_note(const SafetensorsFile& file) {
                      file.path, epoch->second, best->second);
 }
 
+std::string time_bias_note(const SafetensorsFile& file, const data::SequenceDataset& dataset) {
+  if (dataset.has_timestamps()) return "";
+  const bool learned = std::any_of(file.tensors.begin(), file.tensors.end(), [](const auto& entry) {
+    const auto& [name, tensor] = entry;
+    const std::string suffix = "time_bias";
+    if (name.rfind("param.", 0) != 0 || name.size() < suffix.size() ||
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0 || tensor.dtype() != DType::F32)
+      return false;
+    const std::vector<float> values = tensor.to_f32_vector();
+    return std::any_of(values.begin(), values.end(), [](float v) { return v != 0.0f; });
+  });
+  if (!learned) return "";
+  return fmt::format("note: {} learned a time bias from timestamps that {} lacks: it scores without it, unlike the "
+                     "trained model (give the data with its timestamps, e.g. the .inter file muonrec prepare "
+                     "writes)\n",
+                     file.path, dataset.source);
+}
+
 std::string seen_filter_note(const SafetensorsFile& file, const EvalOptions& eval) {
   const std::string differences =
       settings_differences(file, "fixed_settings",

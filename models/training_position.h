@@ -90,6 +90,10 @@ std::string seen_filter_note(const SafetensorsFile& file, const EvalOptions& eva
 // A line for the log when the file holds parameters of another epoch than its run's best validation
 // (a --save-last state): its test metrics are then not the run's reported ones.
 std::string parameters_epoch_note(const SafetensorsFile& file);
+// A line for the log when the file's HSTU learned a time bias (a "param.*time_bias" tensor holds a
+// value other than 0) and `dataset` has no timestamps: it then scores without the bias, unlike the
+// trained model (a prepared .txt beside its .inter, say).
+std::string time_bias_note(const SafetensorsFile& file, const data::SequenceDataset& dataset);
 
 // A --resume file, opened and checked before its tensors are loaded into the model.
 struct TrainingState {

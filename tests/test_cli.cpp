@@ -168,6 +168,29 @@ TEST(Cli, TrainThenEvalRecommendAndInfoFromTheCheckpoint) {
   EXPECT_EQ(line_after(info.output, "command: "), records[0].at("command").get<std::string>()) << info.output;
 }
 
+// An HSTU trained with timestamps learns a time bias; data without them (a prepared .txt beside its
+// .inter) scores without it: eval and recommend say so, and are quiet given the timestamps.
+TEST(Cli, AnHstuSaysWhenTheDataLacksTheTimestampsOfItsTimeBias) {
+  muonrec::testkit::TempDir dir;
+  const std::string checkpoint = dir.path("hstu.safetensors");
+  ASSERT_EQ(run_cli("train --model hstu " + kData + " --maxlen 20 --d 16 --epochs 1 --device cpu --checkpoint " +
+                    checkpoint).exit_code,
+            0);
+  ASSERT_EQ(run_cli("prepare " + kData + " --output " + dir.path("prepared")).exit_code, 0);
+  const std::string untimed = "--data " + dir.path("prepared.txt");
+  const std::string note = "learned a time bias from timestamps that " + dir.path("prepared.txt") + " lacks";
+  for (const std::string& command : {"eval " + untimed, "recommend " + untimed + " --user 1"}) {
+    const CliRun run = run_cli(command + " --device cpu --checkpoint " + checkpoint);
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+    EXPECT_NE(run.output.find("note: " + checkpoint + " " + note), std::string::npos) << run.output;
+  }
+  for (const std::string& data : {kData, "--data " + dir.path("prepared.inter")}) {
+    const CliRun timed = run_cli("eval " + data + " --device cpu --checkpoint " + checkpoint);
+    ASSERT_EQ(timed.exit_code, 0) << timed.output;
+    EXPECT_EQ(timed.output.find("learned a time bias"), std::string::npos) << timed.output;
+  }
+}
+
 // --k-core renumbers the items, so a checkpoint trained on a k-core evaluates on the same k-core only:
 // without it, eval refuses and names the difference.
 TEST(Cli, AKCoreCheckpointEvaluatesOnTheSameKCore) {

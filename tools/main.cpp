@@ -211,7 +211,7 @@ int run_eval(const DataArgs& data_args, const std::string& checkpoint, const std
   auto model = load_model_checkpoint(checkpoint, parse_device(device_arg), &file);
   data::SequenceDataset dataset = data_args.load(std::cerr);
   check_item_numbering(file, dataset);
-  std::cerr << seen_filter_note(file, eval) << parameters_epoch_note(file);
+  std::cerr << seen_filter_note(file, eval) << parameters_epoch_note(file) << time_bias_note(file, dataset);
   data::EvalSplit split = split_name == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
   RankingMetrics m = evaluate_model(*model, dataset, split, eval);
   std::cout << fmt::format("{} ({}): {}\n", split_name, checkpoint, m.summary());

@@ -24,6 +24,7 @@ std::vector<std::vector<ScoredItem>> recommend_from(const std::string& checkpoin
                                                     Device device) {
   SafetensorsFile file = load_safetensors(checkpoint);
   check_item_numbering(file, dataset);
+  std::cerr << time_bias_note(file, dataset);
   if (!is_tiger_checkpoint(file)) {
     MUONREC_CHECK(args.beam_width == 0, "recommend: --beam applies to tiger checkpoints only ({} is not one)",
                   checkpoint);
