@@ -81,6 +81,11 @@ std::pair<std::string, std::string> find_side_files(const std::string& data_path
 std::string movie_map_for(const data::SequenceDataset& dataset, const std::string& movie_map) {
   if (movie_map == "none") return "";
   if (movie_map != "auto") return movie_map;
+  // muonrec prepare's PREFIX.txt and PREFIX.inter number items their own way; PREFIX_items.tsv beside
+  // them maps the numbers back to the source's.
+  const fs::path data(dataset.source);
+  const fs::path prepared_map = data.parent_path() / (data.stem().string() + "_items.tsv");
+  if (fs::exists(prepared_map)) return prepared_map.string();
   const int64_t file_items = dataset.report.largest_file_item;  // 0 unless a pairs or sequences file
   const fs::path beside = fs::path(dataset.source).parent_path() / kSasrecMovieMap;
   if (file_items == 0 || !fs::exists(beside)) return "";

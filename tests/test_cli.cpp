@@ -541,6 +541,38 @@ TEST(Cli, CompareRanksPairsUsers) {
 }
 
 // `prepare` writes the data as read for other tools, and muonrec reads it back with the same shape.
+// A prepared MovieLens file numbers its movies 1..m; the PREFIX_items.tsv beside it maps them back to
+// MovieIDs, so --movies gives each item its own title without naming the map.
+TEST(Cli, APreparedMovieLensFileFindsItsTitlesThroughItsItemsMap) {
+  muonrec::testkit::TempDir dir;
+  std::string ratings, movies;
+  for (int user = 1; user <= 30; ++user)
+    for (int step = 0; step < 5; ++step)
+      ratings += fmt::format("{}::{}::4::{}\n", user, 10 * (1 + (user + step * 3) % 12), 1000 + step);
+  for (int movie = 10; movie <= 120; movie += 10) movies += fmt::format("{}::Movie {} (1999)::Drama\n", movie, movie);
+  ASSERT_EQ(run_cli("prepare --data " + dir.write("ratings.dat", ratings) + " --output " + dir.path("p")).exit_code,
+            0);
+  const std::string checkpoint = dir.path("p.safetensors");
+  ASSERT_EQ(run_cli("train --data " + dir.path("p.txt") + " --maxlen 8 --d 8 --epochs 1 --device cpu --checkpoint " +
+                    checkpoint).exit_code,
+            0);
+  const CliRun titled = run_cli("recommend --data " + dir.path("p.txt") + " --device cpu --checkpoint " + checkpoint +
+                                " --user 1 --k 5 --movies " + dir.write("movies.dat", movies));
+  ASSERT_EQ(titled.exit_code, 0) << titled.output;
+  int lines = 0;
+  std::istringstream out(titled.output);
+  for (std::string line; std::getline(out, line);) {
+    if (line.rfind("1\t", 0) != 0) continue;  // user 1's lines: user, rank, item, score, title
+    std::vector<std::string> fields;
+    std::istringstream cells(line);
+    for (std::string cell; std::getline(cells, cell, '\t');) fields.push_back(cell);
+    ASSERT_EQ(fields.size(), 5u) << line;
+    EXPECT_EQ(fields[4], fmt::format("Movie {} (1999)", 10 * std::stoi(fields[2]))) << line;  // movie 10k is item k
+    ++lines;
+  }
+  EXPECT_EQ(lines, 5) << titled.output;
+}
+
 TEST(Cli, PrepareWritesWhatOtherToolsRead) {
   muonrec::testkit::TempDir dir;
   const CliRun prepare = run_cli("prepare " + kData + " --output " + dir.path("synthetic"));

@@ -64,8 +64,9 @@ void RecommendCliArgs::add_to(CLI::App* cmd) {
   CLI::Option* movies =
       cmd->add_option("--movies", titles.movies, "add a title column from a MovieLens movies.dat or movies.csv");
   cmd->add_option("--movie-map", titles.movie_map,
-                  "with --movies: 'item_id MovieID' lines; 'auto' takes sas_to_original_items.txt beside a data "
-                  "file numbered 1..n, 'none' reads item ids as MovieIDs")
+                  "with --movies: 'item_id MovieID' lines; 'auto' takes PREFIX_items.tsv beside a file muonrec "
+                  "prepare wrote, or sas_to_original_items.txt beside a data file numbered 1..n; 'none' reads item "
+                  "ids as MovieIDs")
       ->needs(movies)
       ->capture_default_str();
 }

@@ -141,8 +141,9 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
       "--movies", vectors.movies, "tiger: MovieLens movies.dat or movies.csv for the item texts (title and genres)");
   CLI::Option* movie_map =
       cmd->add_option("--movie-map", vectors.movie_map,
-                      "tiger: 'item_id MovieID' map for --movies; 'auto' takes sas_to_original_items.txt beside a "
-                      "data file numbered 1..n, 'none' reads item ids as MovieIDs")
+                      "tiger: 'item_id MovieID' map for --movies; 'auto' takes PREFIX_items.tsv beside a file "
+                      "muonrec prepare wrote, or sas_to_original_items.txt beside a data file numbered 1..n; 'none' "
+                      "reads item ids as MovieIDs")
           ->needs(movies)
           ->capture_default_str();
   // A trained model's item table replaces the other item vectors, their text and their width.
