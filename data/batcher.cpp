@@ -65,21 +65,24 @@ std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch) 
   return order;
 }
 
-TrainBatcher::TrainBatcher(const SequenceDataset& ds, int64_t T, int64_t batch_size, uint64_t seed)
+TrainBatcher::TrainBatcher(const SequenceDataset& ds, int64_t T, int64_t batch_size, uint64_t seed,
+                           TrainingTargets targets)
     : ds_(&ds), T_(T), batch_size_(batch_size), seed_(seed) {
   check_shape(T, batch_size);
   ds.validate();
   // Validates every row up front (>= 3 events) so a bad row fails here, not mid-epoch.
   train_length_.resize(ds.sequences.size());
-  int64_t targets = 0;
+  int64_t next_item_targets = 0;
   for (int64_t row = 0; row < ds.num_users(); ++row) {
     train_length_[row] = LeaveOneOut::train_length(ds, row);
-    targets += train_length_[row] - 1;
+    next_item_targets += train_length_[row] - 1;
   }
-  MUONREC_CHECK(targets > 0,
+  MUONREC_CHECK(ds.num_users() > 0, "{}: nothing to train on: the data has no users", ds.source);
+  // Every user keeps at least one training item, which masked-item training can always mask.
+  MUONREC_CHECK(targets == TrainingTargets::masked_items || next_item_targets > 0,
                 "{}: nothing to train on: leave-one-out keeps each user's last two events for validation and test, "
-                "so a user needs at least {} events to give a training target, and none of the {} users has more "
-                "than {}",
+                "so a user needs at least {} events to give a next-item training target, and none of the {} users "
+                "has more than {} (BERT4Rec, which masks items, trains on such users)",
                 ds.source, LeaveOneOut::kMinEvents + 1, ds.num_users(), LeaveOneOut::kMinEvents);
   start_epoch(0);
 }

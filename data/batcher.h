@@ -36,11 +36,18 @@ struct Batch {                       // row-major [rows, T]
 // streams, so resuming training at an epoch replays exactly the order an uninterrupted run saw.
 std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch);
 
+// What a model trains on in a window: the next item at each position (SASRec, HSTU), which a user
+// with a single training item does not give, or masked items of the window (BERT4Rec's cloze task),
+// which every user does.
+enum class TrainingTargets { next_items, masked_items };
+
 class TrainBatcher {
  public:
-  // Keeps a reference: the dataset must outlive the batcher. Starts at epoch 0.
-  TrainBatcher(const SequenceDataset& ds, int64_t T, int64_t batch_size, uint64_t seed);
-  TrainBatcher(SequenceDataset&&, int64_t, int64_t, uint64_t) = delete;
+  // Keeps a reference: the dataset must outlive the batcher. Starts at epoch 0. Refuses data that
+  // gives no training target of the kind `targets` names.
+  TrainBatcher(const SequenceDataset& ds, int64_t T, int64_t batch_size, uint64_t seed,
+               TrainingTargets targets = TrainingTargets::next_items);
+  TrainBatcher(SequenceDataset&&, int64_t, int64_t, uint64_t, TrainingTargets = TrainingTargets::next_items) = delete;
 
   int64_t batches_per_epoch() const;  // ceil(users / batch_size)
   int64_t batch_size() const { return batch_size_; }

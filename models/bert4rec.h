@@ -42,6 +42,7 @@ class BERT4Rec : public SequentialModel {
   SequenceBatch prepare_training_batch(const data::Batch& batch, PhiloxGenerator& generator) override;
   // The last T-1 items of the evaluation window followed by [MASK]. No timestamps.
   SequenceBatch prepare_eval_batch(const data::Batch& batch) override;
+  data::TrainingTargets training_targets() const override { return data::TrainingTargets::masked_items; }
 
  private:
   TransformerEncoder encoder_;

@@ -50,7 +50,9 @@ std::string canonical_setting(const std::string& line) {
 
 // The settings of each run that are not shared by all of them, space-separated. Runs whose
 // records hold every flag's value (defaults too) are compared on those, so that a flag given with
-// its default value is no difference; older records hold only the flags given.
+// its default value is no difference; older records hold only the flags given. Where every run
+// records it, where a run ran counts as a setting too ("users=6040", "device=cuda"): one data path
+// may have held other data, and --device auto finds a GPU or not.
 std::vector<std::string> setting_differences(const std::vector<RunHistory>& runs) {
   const bool all_recorded =
       std::all_of(runs.begin(), runs.end(), [](const RunHistory& run) { return !run.all_settings.empty(); });
@@ -59,6 +61,9 @@ std::vector<std::string> setting_differences(const std::vector<RunHistory>& runs
     std::set<std::string>& own = settings.emplace_back();
     for (const std::string& line : lines_of(all_recorded ? run.all_settings : run.settings))
       own.insert(canonical_setting(line));
+    for (const auto& [name, value] : run.environment)
+      if (std::all_of(runs.begin(), runs.end(), [&](const RunHistory& other) { return other.environment.count(name); }))
+        own.insert(name + "=" + value);
   }
   std::vector<std::string> differences;
   for (const std::set<std::string>& own : settings) {
@@ -81,6 +86,10 @@ std::string display_name(const std::string& metric) {
     name += static_cast<char>(std::toupper(static_cast<unsigned char>(metric[i])));
   return i < metric.size() ? name + "@" + metric.substr(i) : name;
 }
+
+// A validation value and the target as the records hold them (6 decimals), not rounded to 4: a target
+// copied from the table must be reached by the run that shows it as its best.
+std::string metric_text(double value) { return fmt::format("{:.6f}", value); }
 
 std::string steps_change(const RunSummary& run, const RunSummary& first) {
   if (run.reached == nullptr || first.reached == nullptr || first.reached->steps == 0) return "";
@@ -175,7 +184,8 @@ std::string format_comparison(const RunComparison& comparison, bool markdown) {
   const std::string metric = display_name(comparison.metric);
   std::vector<std::vector<std::string>> rows = {{"run", "model", "optimizer", "best valid " + metric, "epoch", "step",
                                                  "test " + metric, "train s",
-                                                 fmt::format("steps to {:.4f}", comparison.target), "vs first",
+                                                 fmt::format("steps to {}", metric_text(comparison.target)),
+                                                 "vs first",
                                                  "settings that differ"}};
   for (const RunSummary& summary : comparison.runs) {
     const RunHistory& run = *summary.run;
@@ -189,7 +199,7 @@ std::string format_comparison(const RunComparison& comparison, bool markdown) {
                          : run.final_test_epoch == best.epoch ? run.final_test
                                                               : none;
       auto test_value = test.find(comparison.metric);
-      row.insert(row.end(), {fmt::format("{:.4f}", best.valid.at(comparison.metric)), std::to_string(best.epoch),
+      row.insert(row.end(), {metric_text(best.valid.at(comparison.metric)), std::to_string(best.epoch),
                              std::to_string(best.steps),
                              test_value == test.end() ? "-" : fmt::format("{:.4f}", test_value->second),
                              fmt::format("{:.1f}", run.train_seconds)});

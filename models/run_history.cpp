@@ -80,6 +80,26 @@ std::string absolute_path(const json& record, const char* name) {
   return (path.is_absolute() ? path : fs::path(record.value("cwd", std::string())) / path).lexically_normal().string();
 }
 
+// Adds what a run record says of where the run ran (RunHistory::environment).
+void add_environment(const json& record, std::map<std::string, std::string>& environment) {
+  std::map<std::string, std::string> recorded;
+  if (const auto data = record.find("data"); data != record.end() && data->is_object())
+    for (const char* name : {"users", "items", "events"})
+      if (const auto count = data->find(name); count != data->end() && count->is_number_integer())
+        recorded[name] = count->dump();
+  for (const char* name : {"device", "muonrec"})
+    if (const auto value = record.find(name); value != record.end() && value->is_string())
+      recorded[name] = value->get<std::string>();
+  for (const auto& [name, value] : recorded) {
+    std::string& kept = environment[name];
+    const std::string listed = "," + kept + ",";
+    if (kept.empty())
+      kept = value;
+    else if (listed.find("," + value + ",") == std::string::npos)
+      kept += "," + value;
+  }
+}
+
 // The run a resumed invocation continues: the latest one that wrote the state it resumed from. Files
 // written before run records named their outputs join it to the run before it; a state no run of
 // this file wrote starts a run of its own (-1).
@@ -93,7 +113,7 @@ int64_t resumed_run(const std::vector<RunBuilder>& runs, const json& record) {
 
 }  // namespace
 
-std::vector<RunHistory> read_run_histories(const std::string& path) {
+std::vector<RunHistory> read_run_histories(const std::string& path, std::ostream* notes) {
   std::ifstream in(path);
   MUONREC_CHECK(in.good(), "cannot open metrics file {}", path);
   std::vector<RunBuilder> runs;
@@ -112,6 +132,10 @@ std::vector<RunHistory> read_run_histories(const std::string& path) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const RecordPlace at{path, line_number};
     json record = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!record.is_object() && notes != nullptr) {
+      *notes << fmt::format("{}, line {}: not a JSON object (a record cut short?), skipped\n", path, line_number);
+      continue;
+    }
     MUONREC_CHECK(record.is_object(), "{}, line {}: not a JSON object (a metrics file has one record per line)", path,
                   line_number);
     const std::string kind = text(record, "kind", at);
@@ -128,6 +152,7 @@ std::vector<RunHistory> read_run_histories(const std::string& path) {
       run.optimizer = text(record, "optimizer", at);
       run.settings = record.value("settings", std::string());
       run.all_settings = record.value("all_settings", std::string());
+      add_environment(record, run.environment);
       run.finished = false;
     } else if (kind == "epoch") {
       current().add_epoch(record, at);

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,10 @@ struct RunHistory {
   std::string optimizer;
   std::string settings;  // the run record's TOML settings ("train.FLAG=value" lines)
   std::string all_settings;  // the same with defaults ("" in records written before it existed)
+  // Where it ran, beyond its flags, as its run records say: "users", "items", "events" (the data's
+  // shape), "device", "muonrec" (the version) -> value; a resumed invocation's other value joins
+  // after a comma ("cuda,cpu"). Records written before a field existed leave it out.
+  std::map<std::string, std::string> environment;
   std::vector<ValidationPoint> validations;
   double train_seconds = 0;  // all its epochs (a redone epoch counted once)
   std::map<std::string, double> final_test;  // the result record's test metrics
@@ -35,8 +40,10 @@ struct RunHistory {
 // invocation's record (non-empty "resumed_from") and its epochs join the latest run that wrote the
 // state it resumed from (its "save_last" or "checkpoint"; in files from before those fields, the
 // run before it). Records
-// written before run records existed form one run. Throws naming the file and line for a line that
-// is not a JSON object or lacks a field the comparison needs.
-std::vector<RunHistory> read_run_histories(const std::string& path);
+// written before run records existed form one run. Throws naming the file and line for a record
+// that lacks a field the comparison needs, and for a line that is not a JSON object (a record cut
+// short by a killed run or a full disk) unless `notes` is given: such a line is then skipped with a
+// note there naming the file and line.
+std::vector<RunHistory> read_run_histories(const std::string& path, std::ostream* notes = nullptr);
 
 }  // namespace muonrec

@@ -72,10 +72,23 @@ std::function<void(int64_t, int64_t)> users_progress(std::ostream& log, double i
   };
 }
 
+namespace {
+// Whether the file exists and its last byte is not a newline: a record cut short (a killed run, a
+// full disk), which the next record must not be glued to.
+bool ends_mid_line(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in || in.tellg() <= 0) return false;
+  in.seekg(-1, std::ios::end);
+  return in.get() != '\n';
+}
+}  // namespace
+
 void append_jsonl_line(const std::string& path, const std::string& json_line) {
   if (path.empty()) return;
+  const bool cut_short = ends_mid_line(path);
   std::ofstream out(path, std::ios::app);
   MUONREC_CHECK(out, "{}: cannot open the metrics file for appending", path);
+  if (cut_short) out << '\n';
   out << json_line << '\n';
   out.flush();
   // A record cut short (a full disk, a file-size limit) would leave a file no reader can parse.

@@ -51,8 +51,9 @@ std::function<void(int64_t, int64_t)> users_progress(std::ostream& log, double i
 
 // "m:ss", or "h:mm:ss" from an hour on.
 std::string format_duration(double seconds);
-// Appends one line (a JSON object) to `path`; does nothing when path is empty. Throws naming the
-// file when it cannot be opened.
+// Appends one line (a JSON object) to `path`; does nothing when path is empty. A file whose last
+// line was cut short gets a newline first, so the new record stands on a line of its own. Throws
+// naming the file when it cannot be opened.
 void append_jsonl_line(const std::string& path, const std::string& json_line);
 
 }  // namespace muonrec

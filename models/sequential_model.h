@@ -10,13 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "data/batcher.h"
 #include "models/module.h"
 
 namespace muonrec {
-
-namespace data {
-struct Batch;
-}  // namespace data
 
 // One batch on the model's device. ids, targets: i64 [B, T] (0 = padding / no target);
 // valid: f32 [B, T] (ids > 0); timestamps: i64 [B, T] or undefined.
@@ -101,6 +98,8 @@ class SequentialModel {
   // of the returned batch (which has no loss rows). Default: the window as it is; BERT4Rec: the
   // last T-1 items followed by [MASK].
   virtual SequenceBatch prepare_eval_batch(const data::Batch& batch);
+  // What prepare_training_batch trains on, which decides the users that can train.
+  virtual data::TrainingTargets training_targets() const { return data::TrainingTargets::next_items; }
 
   ParameterList& parameters() { return params_; }
   const ModelConfig& config() const { return config_; }

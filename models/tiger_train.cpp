@@ -72,6 +72,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
   const TigerTrainingBatches examples(catalog, dataset, config);
   const int64_t steps_per_epoch = examples.steps_per_epoch(B);
   const int64_t total_steps = steps_per_epoch * o.epochs;
+  o.check_warmup_fits("tiger train", steps_per_epoch);
   model.parameters().allocate_grad_arena();
   OptimizerConfig optimizer_config = o.optimizer;
   optimizer_config.schedule.total_steps = total_steps;

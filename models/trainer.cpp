@@ -73,9 +73,9 @@ std::unique_ptr<SequentialModel> load_model_checkpoint(const SafetensorsFile& fi
 }
 
 void TrainOptions::check(const std::string& who) const {
-  MUONREC_CHECK(epochs > 0 && batch_size > 0 && eval_every > 0 && eval.batch_size > 0,
-                "{}: epochs, batch size, eval interval and eval batch size must be positive (got {}, {}, {}, {})", who,
-                epochs, batch_size, eval_every, eval.batch_size);
+  for (const auto& [flag, value] : {std::pair<const char*, int64_t>{"--epochs", epochs}, {"--batch", batch_size},
+                                    {"--eval-every", eval_every}, {"--eval-batch", eval.batch_size}})
+    MUONREC_CHECK(value > 0, "{}: {} must be positive (got {})", who, flag, value);
   MUONREC_CHECK(stop_after_epoch >= 0, "{}: --stop-after-epoch must not be negative (got {})", who, stop_after_epoch);
   MUONREC_CHECK(patience >= 0, "{}: --patience must not be negative (got {})", who, patience);
   const LrSchedule& schedule = optimizer.schedule;
@@ -90,6 +90,14 @@ void TrainOptions::check(const std::string& who) const {
                 "{}: --stop-after-epoch {} ends the run before epoch {} with nowhere to keep its state: "
                 "add --save-last FILE to resume it later",
                 who, stop_after_epoch, epochs);
+}
+
+void TrainOptions::check_warmup_fits(const std::string& who, int64_t steps_per_epoch) const {
+  const int64_t warmup = optimizer.schedule.warmup_steps, steps = epochs * steps_per_epoch;
+  MUONREC_CHECK(warmup < steps,
+                "{}: --warmup-steps {} is not shorter than the run's {} optimizer steps (--epochs {} x {} steps per "
+                "epoch): the learning rate would never reach its base value",
+                who, warmup, steps, epochs, steps_per_epoch);
 }
 
 void TrainOptions::check_checkpoint_directories() const {
@@ -150,9 +158,10 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
   MUONREC_CHECK(dataset.n_items == model.config().n_items, "train: the dataset has {} items, the model {}",
                 dataset.n_items, model.config().n_items);
   const int64_t T = model.config().max_len;
-  data::TrainBatcher batcher(dataset, T, options.batch_size, options.seed);
+  data::TrainBatcher batcher(dataset, T, options.batch_size, options.seed, model.training_targets());
   const int64_t steps_per_epoch = batcher.batches_per_epoch();
   const int64_t total_steps = steps_per_epoch * options.epochs;
+  options.check_warmup_fits("train", steps_per_epoch);
   // Gradients in one flat buffer: stable addresses for the fused optimizers, one memset to clear.
   model.parameters().allocate_grad_arena();
   OptimizerConfig optimizer_config = options.optimizer;

@@ -53,6 +53,9 @@ struct TrainOptions {
   // eval interval; negative patience, clipping norm, warmup, learning rates or cosine floor; or a
   // run stopped early with nowhere to save its state (no last_checkpoint_path).
   void check(const std::string& who) const;
+  // Throws where the warm-up is not shorter than the run's epochs x steps_per_epoch optimizer steps
+  // (naming the flags), before the optimizer's own check says it without them.
+  void check_warmup_fits(const std::string& who, int64_t steps_per_epoch) const;
   // Throws when a checkpoint's directory does not exist or cannot be written: found before the
   // first epoch rather than after it.
   void check_checkpoint_directories() const;

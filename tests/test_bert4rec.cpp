@@ -186,6 +186,26 @@ TEST(Bert4Rec, parameters_follow_sasrec_names_with_a_mask_row) {
   EXPECT_THROW(make_model(bad, Device::CPU, 3), Error);
 }
 
+TEST(Bert4Rec, trains_on_users_whose_one_training_item_sasrec_cannot_use) {
+  // Three events each: leave-one-out leaves one training item per user, which SASRec has no next
+  // item for and BERT4Rec masks.
+  data::SequenceDataset ds;
+  ds.source = "three_events";
+  ds.n_items = 6;
+  for (int64_t u = 0; u < 8; ++u) ds.sequences.push_back({1 + u % 6, 1 + (u + 1) % 6, 1 + (u + 2) % 6});
+  TrainOptions o;
+  o.epochs = 1;
+  o.batch_size = 4;
+  o.progress_seconds = 1e9;
+  std::ostringstream log;
+  auto bert4rec = make_model(tiny_config(ds.n_items, 4), Device::CPU, 1);
+  const TrainResult result = train_model(*bert4rec, ds, o, log);
+  EXPECT_EQ(result.best_epoch, 1);
+  auto sasrec = make_model(testkit::tiny_model_config("sasrec", ds.n_items, 4, 1), Device::CPU, 1);
+  testkit::expect_error([&] { train_model(*sasrec, ds, o, log); },
+                        {"three_events: nothing to train on", "BERT4Rec, which masks items, trains on such users"});
+}
+
 TEST(Bert4Rec, short_training_run_beats_most_popular) {
   data::SequenceDataset ds = testkit::small_synthetic_dataset();
   ModelConfig c = tiny_config(ds.n_items, 12);

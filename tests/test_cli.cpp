@@ -309,6 +309,41 @@ TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
   expect_refused("train --config " + bad, "--config: no train flag is called 'train.epocs'", /*flag_error=*/true);
 }
 
+// A run's settings rerun on the other kind of data: the file's flags of the source not used are
+// left unread (and out of the new record); typed, they are refused.
+TEST(Cli, ConfigOfASyntheticRunRerunsOnADataFileAndBack) {
+  muonrec::testkit::TempDir dir;
+  std::string lines;
+  for (int user = 1; user <= 40; ++user)
+    lines += fmt::format("{} {} {} {} {} {}\n", user, 1 + user % 9, 1 + (user + 2) % 9, 1 + (user + 4) % 9,
+                         1 + (user + 6) % 9, 1 + (user + 7) % 9);
+  const std::string sequences = dir.write("seq.txt", lines);
+  const std::string synthetic_metrics = dir.path("synthetic.jsonl");
+  const CliRun synthetic = run_cli("train " + kSmallSasrec + " --metrics " + synthetic_metrics);
+  ASSERT_EQ(synthetic.exit_code, 0) << synthetic.output;
+  const std::string settings = read_jsonl(synthetic_metrics).at(0).at("settings");
+  ASSERT_NE(settings.find("synthetic-users"), std::string::npos) << settings;
+  const std::string config = dir.write("synthetic.toml", settings);
+
+  const std::string file_metrics = dir.path("file.jsonl");
+  const CliRun on_file = run_cli("train --config " + config + " --data " + sequences + " --metrics " + file_metrics);
+  ASSERT_EQ(on_file.exit_code, 0) << on_file.output;
+  EXPECT_NE(on_file.output.find("40 users, 9 items"), std::string::npos) << on_file.output;
+  for (const char* record : {"settings", "all_settings"})
+    EXPECT_EQ(read_jsonl(file_metrics).at(0).at(record).get<std::string>().find("synthetic-"), std::string::npos)
+        << record;
+
+  const std::string deduped = dir.write("deduped.toml", "train.data=\"" + sequences + "\"\ntrain.dedupe=true\n" +
+                                                            "train.maxlen=8\ntrain.d=8\ntrain.epochs=1\n");
+  const CliRun on_synthetic = run_cli("train --config " + deduped + " --data synthetic --synthetic-users 100");
+  ASSERT_EQ(on_synthetic.exit_code, 0) << on_synthetic.output;
+  EXPECT_NE(on_synthetic.output.find("): 100 users, 500 items"), std::string::npos) << on_synthetic.output;
+
+  expect_refused("train --config " + config + " --data " + sequences + " --synthetic-items 9",
+                 "--synthetic-items applies to --data synthetic only");
+  expect_refused("train --config " + deduped + " --data synthetic --k-core 2", "--k-core applies to data files only");
+}
+
 // --config belongs to the app (CLI11 reads config files at the top level), so train's help says so.
 TEST(Cli, TrainHelpNamesTheConfigFile) {
   const CliRun help = run_cli("train --help");

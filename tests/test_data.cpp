@@ -915,8 +915,15 @@ TEST(DataSplit, DatasetWithoutATrainingTargetIsRefused) {
   ds.sequences = {{1, 2, 3}, {8, 9, 10}, {3, 4, 5}};
   expect_error([&] { TrainBatcher(ds, 4, 2, 1); },
                {"tiny: nothing to train on", "at least 4 events", "none of the 3 users has more than 3"});
+  // Masked-item training (BERT4Rec) masks the one training item each user keeps.
+  EXPECT_NO_THROW(TrainBatcher(ds, 4, 2, 1, TrainingTargets::masked_items));
   ds.sequences[1].push_back(7);  // one target is enough
   EXPECT_NO_THROW(TrainBatcher(ds, 4, 2, 1));
+  SequenceDataset empty;
+  empty.source = "empty";
+  empty.n_items = 10;
+  for (const TrainingTargets targets : {TrainingTargets::next_items, TrainingTargets::masked_items})
+    expect_error([&] { TrainBatcher(empty, 4, 2, 1, targets); }, {"empty: nothing to train on: the data has no users"});
 }
 
 TEST(DataSplit, NamesFallBackToNumbersWithoutNameTables) {

@@ -7,11 +7,14 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "engine/version.h"
 #include "models/run_compare.h"
 #include "models/run_history.h"
+#include "models/run_log.h"
 #include "models/trainer.h"
 #include "test_util.h"
 #include "tiny_model_config.h"
@@ -79,6 +82,11 @@ TEST(RunCompare, reads_real_runs_and_times_them_to_the_lower_best) {
     EXPECT_EQ(run.model, "sasrec");
     EXPECT_EQ(run.optimizer.rfind(r == 0 ? "adamw" : "muon", 0), 0u) << run.optimizer;
     EXPECT_TRUE(run.finished);
+    EXPECT_EQ(run.environment, (std::map<std::string, std::string>{{"device", "cpu"},
+                                                                    {"events", std::to_string(ds.num_events())},
+                                                                    {"items", std::to_string(ds.n_items)},
+                                                                    {"muonrec", std::string(version())},
+                                                                    {"users", std::to_string(ds.num_users())}}));
     const std::vector<Validated> records = validated_epochs(dir.path(files[r]));
     ASSERT_EQ(run.validations.size(), records.size());
     for (size_t i = 0; i < records.size(); ++i) {
@@ -110,7 +118,7 @@ TEST(RunCompare, reads_real_runs_and_times_them_to_the_lower_best) {
 
   const std::string table = format_comparison(comparison);
   EXPECT_NE(table.find("best valid NDCG@10"), std::string::npos) << table;
-  EXPECT_NE(table.find(fmt::format("steps to {:.4f}", lower_best)), std::string::npos) << table;
+  EXPECT_NE(table.find(fmt::format("steps to {:.6f}", lower_best)), std::string::npos) << table;
   const double change = 100.0 * (double(comparison.runs[1].reached->steps) / comparison.runs[0].reached->steps - 1);
   EXPECT_NE(table.find(fmt::format("{:+.1f}%", change)), std::string::npos) << table;
   // The same rows as Markdown: a header, its separator, a line per run.
@@ -175,6 +183,44 @@ TEST(RunCompare, settings_differ_by_value_not_by_spelling_or_by_being_typed) {
   comparison = compare_runs(runs, {});
   EXPECT_EQ(comparison.runs[0].differences, "");
   EXPECT_EQ(comparison.runs[1].differences, "lr=0.001");
+}
+
+TEST(RunCompare, where_runs_ran_tells_them_apart_where_every_record_says) {
+  RunHistory small, large;
+  for (RunHistory* run : {&small, &large}) {
+    run->all_settings = "train.data=\"d.txt\"\n";
+    ValidationPoint point;
+    point.epoch = 1;
+    point.valid["ndcg10"] = 0.1;
+    run->validations.push_back(point);
+  }
+  // One data path that held other data between the runs, and a run resumed on another device.
+  small.environment = {{"users", "300"}, {"items", "79"}, {"device", "cpu"}, {"muonrec", "0.9.0"}};
+  large.environment = {{"users", "150"}, {"items", "79"}, {"device", "cuda,cpu"}, {"muonrec", "0.9.0"}};
+  RunComparison comparison = compare_runs({small, large}, {});
+  EXPECT_EQ(comparison.runs[0].differences, "device=cpu users=300");
+  EXPECT_EQ(comparison.runs[1].differences, "device=cuda,cpu users=150");
+  // A record from before a field existed: that field is not compared.
+  large.environment.erase("users");
+  comparison = compare_runs({small, large}, {});
+  EXPECT_EQ(comparison.runs[0].differences, "device=cpu");
+}
+
+TEST(RunCompare, a_target_copied_from_the_table_is_reached_by_the_run_showing_it) {
+  RunHistory run;
+  for (int64_t epoch : {1, 2}) {
+    ValidationPoint point;
+    point.epoch = epoch;
+    point.steps = 10 * epoch;
+    point.valid["ndcg10"] = epoch == 1 ? 0.1 : 0.137682;  // 0.1377 to 4 decimals, short of it
+    run.validations.push_back(point);
+  }
+  const std::string table = format_comparison(compare_runs({run}, {}), /*markdown=*/true);
+  EXPECT_NE(table.find("| steps to 0.137682 |"), std::string::npos) << table;
+  EXPECT_NE(table.find("| 0.137682 | 2 | 20 |"), std::string::npos) << table;  // the best, its epoch and step
+  CompareOptions copied;
+  copied.target = 0.137682;
+  EXPECT_NE(compare_runs({run}, copied).runs[0].reached, nullptr);
 }
 
 TEST(RunCompare, a_resumed_run_reads_as_the_uninterrupted_one) {
@@ -248,12 +294,12 @@ TEST(RunHistory, redone_epochs_replace_earlier_records_and_fresh_runs_start_anew
   // The result record's test belongs to epoch 3: the table shows it beside NDCG@10's best epoch, not
   // beside HR@10's (epoch 2, with no test of its own); the run still training says so.
   const std::string by_ndcg = format_comparison(comparison, /*markdown=*/true);
-  EXPECT_NE(by_ndcg.find("#1 | hstu | muon | 0.3000 | 3 | 30 | 0.2800 |"), std::string::npos) << by_ndcg;
+  EXPECT_NE(by_ndcg.find("#1 | hstu | muon | 0.300000 | 3 | 30 | 0.2800 |"), std::string::npos) << by_ndcg;
   EXPECT_NE(by_ndcg.find("#2 (unfinished) |"), std::string::npos) << by_ndcg;
   CompareOptions hr10;
   hr10.metric = "hr10";
   const std::string by_hr = format_comparison(compare_runs(runs, hr10), /*markdown=*/true);
-  EXPECT_NE(by_hr.find("#1 | hstu | muon | 0.9000 | 2 | 20 | - |"), std::string::npos) << by_hr;
+  EXPECT_NE(by_hr.find("#1 | hstu | muon | 0.900000 | 2 | 20 | - |"), std::string::npos) << by_hr;
 
   // Records from before run records existed form one run of unknown identity.
   dir.write("old.jsonl", epoch(1, 10, 1.0, 0.1) + "\n");
@@ -300,6 +346,28 @@ TEST(RunHistory, a_resumed_invocation_joins_the_run_that_wrote_its_state) {
   EXPECT_FALSE(runs[2].finished);
 }
 
+// A record appended to a file whose last record was cut short stands on a line of its own, and the
+// reader keeps the runs around the cut line.
+TEST(RunHistory, a_record_after_a_cut_one_starts_a_line_of_its_own) {
+  testkit::TempDir dir;
+  const std::string path = dir.write("cut.jsonl", R"({"kind":"run","model":{},"optimizer":"adamw"})"
+                                                  "\n{\"kind\":\"epoch\",\"epo");
+  append_jsonl_line(path, R"({"kind":"run","model":{},"optimizer":"muon"})");
+  std::ifstream in(path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text.substr(text.rfind("\"epo")), "\"epo\n{\"kind\":\"run\",\"model\":{},\"optimizer\":\"muon\"}\n");
+  std::ostringstream notes;
+  const std::vector<RunHistory> runs = read_run_histories(path, &notes);
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[1].optimizer, "muon");
+  EXPECT_NE(notes.str().find("line 2"), std::string::npos) << notes.str();
+  // A whole last line gets no newline added.
+  append_jsonl_line(path, "{}");
+  std::ifstream again(path);
+  const std::string after((std::istreambuf_iterator<char>(again)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(after, text + "{}\n");
+}
+
 TEST(RunHistory, bad_files_are_refused_naming_file_and_line) {
   testkit::TempDir dir;
   dir.write("broken.jsonl", R"({"kind":"run","model":{},"optimizer":"adamw"})" "\n{\"kind\": \"epo\n");
@@ -309,6 +377,12 @@ TEST(RunHistory, bad_files_are_refused_naming_file_and_line) {
                         {"no_steps.jsonl, line 1", "'steps'"});
   dir.write("text.jsonl", R"({"kind":"epoch","epoch":"one","seconds":1})" "\n");
   testkit::expect_error([&] { read_run_histories(dir.path("text.jsonl")); }, {"line 1", "'epoch' is not a number"});
+  // Given a stream for notes, a line that is no JSON object (cut short) is skipped, naming it there.
+  std::ostringstream notes;
+  const std::vector<RunHistory> kept = read_run_histories(dir.path("broken.jsonl"), &notes);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].optimizer, "adamw");
+  EXPECT_EQ(notes.str(), dir.path("broken.jsonl") + ", line 2: not a JSON object (a record cut short?), skipped\n");
   dir.write("empty.jsonl", "\n");
   testkit::expect_error([&] { read_run_histories(dir.path("empty.jsonl")); }, {"empty.jsonl", "no training records"});
   testkit::expect_error([&] { read_run_histories(dir.path("missing.jsonl")); }, {"cannot open", "missing.jsonl"});

@@ -483,9 +483,20 @@ TEST(TrainOptions, check_refuses_an_early_stop_with_nowhere_to_keep_the_state) {
   options.last_checkpoint_path = "state.safetensors";
   options.check("train");
   options.batch_size = 0;
-  testkit::expect_error([&] { options.check("train"); },
-                        {"train: epochs, batch size, eval interval and eval batch size must be positive (got 3, 0, 3, 256)"});
+  testkit::expect_error([&] { options.check("train"); }, {"train: --batch must be positive (got 0)"});
   options.batch_size = 64;
+  options.eval_every = 0;
+  testkit::expect_error([&] { options.check("train"); }, {"train: --eval-every must be positive (got 0)"});
+  options.eval_every = 1;
+  options.eval.batch_size = -1;
+  testkit::expect_error([&] { options.check("train"); }, {"train: --eval-batch must be positive (got -1)"});
+  options.eval.batch_size = 256;
+  // The warm-up against the run's steps, which need the batches per epoch.
+  options.optimizer.schedule.warmup_steps = 6;
+  options.check_warmup_fits("train", 3);  // 3 epochs x 3 steps
+  testkit::expect_error([&] { options.check_warmup_fits("train", 2); },
+                        {"train: --warmup-steps 6 is not shorter than the run's 6 optimizer steps (--epochs 3 x 2 "
+                         "steps per epoch)"});
   options.optimizer.schedule.warmup_steps = -5;
   testkit::expect_error([&] { options.check("train"); }, {"--warmup-steps and --min-lr must not be negative (got 0, -5"});
   options.optimizer.schedule.warmup_steps = 0;

@@ -72,6 +72,16 @@ struct DataArgs {
                                     ->capture_default_str());
   }
 
+  // train, whose --config file may hold the flags of another data source (a run's settings rerun
+  // on other data): such a flag from the file is left unread (cleared, and out of the run's
+  // record); a typed one is refused.
+  void resolve(CommandLine& typed) const {
+    const bool synthetic = path == "synthetic";
+    typed.refuse_unread({file_options.begin(), file_options.end()}, !synthetic, "data files");
+    typed.refuse_unread({synthetic_options.begin(), synthetic_options.end()}, synthetic, "--data synthetic");
+    for (CLI::Option* option : synthetic ? file_options : synthetic_options) option->clear();
+  }
+
   // The summary lines go to `log` (standard error when standard output carries results).
   data::SequenceDataset load(std::ostream& log = std::cout) const {
     const data::Format parsed_format = data::parse_format(format);  // a misspelt format fails either way
@@ -261,7 +271,8 @@ int main(int argc, char** argv) {
   std::vector<const CLI::Option*> matmul_options;
   matmul_options.push_back(train_cmd->add_option("--matmul-precision", matmul_precision, kMatmulPrecisionHelp)
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))->capture_default_str());
-  train_cmd->add_option("--eval-every", train.eval_every, "validate every N epochs")->capture_default_str();
+  train_cmd->add_option("--eval-every", train.eval_every, "validate every N epochs, and after the last")
+      ->capture_default_str();
   const CLI::Option* eval_batch_size =
       train_cmd->add_option("--eval-batch", train.eval.batch_size, "users per evaluation batch (tiger: --beam-users)")
           ->capture_default_str();
@@ -358,7 +369,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> compare_files;
   CompareOptions compare;
   compare_cmd->add_option("files", compare_files,
-                          "metrics files written by 'muonrec train --metrics' (with --ranks: two ranks files)")
+                          "metrics files written by 'muonrec train --metrics' (with --ranks: pairs of ranks "
+                          "files, a b or a1 b1 a2 b2 ...)")
       ->required();
   compare_cmd->add_option("--metric", compare.metric, "validation metric: ndcg10, hr10, mrr, hr1, ndcg50, ...")
       ->capture_default_str();
@@ -439,6 +451,7 @@ int main(int argc, char** argv) {
     if (*train_cmd) {
       train_seen_filter.resolve(typed);
       train.eval.filter_seen = !no_filter_seen;
+      data_args.resolve(typed);
       model_args.resolve(typed);
       const ModelConfig& config = model_args.config;
       train.optimizer = model_args.optimizer;
@@ -510,7 +523,7 @@ int main(int argc, char** argv) {
                       "compare: {} is a file of per-user ranks: compare two of them with --ranks", file);
       }
       for (const std::string& file : compare_files)
-        for (RunHistory& run : read_run_histories(file)) runs.push_back(std::move(run));
+        for (RunHistory& run : read_run_histories(file, &std::cerr)) runs.push_back(std::move(run));
       std::cout << format_comparison(compare_runs(runs, compare), compare_markdown);
       return 0;
     }

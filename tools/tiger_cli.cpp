@@ -149,8 +149,8 @@ void TigerCliArgs::add_to(CLI::App* cmd) {
   // A trained model's item table replaces the other item vectors, their text and their width.
   from_checkpoint = cmd->add_option("--item-vectors-from-checkpoint", vectors.checkpoint,
                                     "tiger: cluster the item embeddings (param.item.weight) of this trained checkpoint "
-                                    "instead of text (excludes --item-vectors, --item-text, --movies, --movie-map and "
-                                    "--sid-width)");
+                                    "instead of text (excludes --item-vectors, --item-text, --movies, --movie-map, "
+                                    "--sid-width and --cooc-window)");
   replaced_by_checkpoint = {kind, item_text, movies, movie_map, width, window};
   cooccurrence_options = {window};
   text_options = {item_text, movies, movie_map};
