@@ -307,6 +307,15 @@ TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
 
   const std::string bad = dir.write("bad.toml", settings + "train.epocs=3\n");
   expect_refused("train --config " + bad, "--config: no train flag is called 'train.epocs'", /*flag_error=*/true);
+  // A bad value from the file is placed there; the same flag typed is the command line's.
+  const std::string bad_value = dir.write("bad_value.toml", "train.eval-every=2\ntrain.epochs=abc\n");
+  expect_refused("train --config " + bad_value, "Could not convert: --epochs = abc (" + bad_value + ", line 2)\n",
+                 /*flag_error=*/true);
+  expect_refused("train --config " + dir.write("bad_choice.toml", "[train]\n\nschedule = \"cosin\"\n"),
+                 "--schedule: cosin not in {constant,cosine} (" + dir.path("bad_choice.toml") + ", line 3)\n",
+                 /*flag_error=*/true);
+  expect_refused("train --config " + dir.write("eval.toml", "train.eval-every=2\n") + " --eval-every x",
+                 "Could not convert: --eval-every = x\n", /*flag_error=*/true);
 }
 
 // A run's settings rerun on the other kind of data: the file's flags of the source not used are

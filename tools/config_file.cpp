@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -45,9 +47,11 @@ std::string config_file_argument(int argc, const char* const* argv) {
   return "";
 }
 
-void check_config_file(const std::string& path, const std::function<std::string(const std::string&)>& flag_of_key) {
+std::map<std::string, int64_t> check_config_file(const std::string& path,
+                                                 const std::function<std::string(const std::string&)>& flag_of_key) {
+  std::map<std::string, int64_t> lines;
   std::ifstream in(path);
-  if (!in) return;  // CLI11 reports a file it cannot read
+  if (!in) return lines;  // CLI11 reports a file it cannot read
   std::map<std::string, std::pair<int64_t, std::string>> first_setting;  // flag -> (line, key as spelt)
   std::string section;
   int64_t number = 0;
@@ -68,7 +72,36 @@ void check_config_file(const std::string& path, const std::function<std::string(
     const auto& [first_line, first_key] = first->second;
     MUONREC_CHECK(inserted, "{}, line {}: '{}' is set again (first on line {}{}); a config file sets each flag once",
                   path, number, key, first_line, first_key == key ? "" : ", as '" + first_key + "'");
+    lines[first->first] = number;
   }
+  return lines;
+}
+
+std::string with_config_place(const std::string& message, const std::string& path,
+                              const std::map<std::string, int64_t>& lines, int argc, const char* const* argv) {
+  const auto typed = [&](const std::string& flag) {
+    for (int i = 1; i < argc; ++i) {
+      const std::string_view arg = argv[i];
+      if (arg == flag || arg.rfind(flag + "=", 0) == 0) return true;
+    }
+    return false;
+  };
+  const auto names = [&](const std::string& flag) {
+    for (size_t at = message.find(flag); at != std::string::npos; at = message.find(flag, at + 1)) {
+      const size_t end = at + flag.size();
+      const bool word_ends = end == message.size() || !(std::isalnum(static_cast<unsigned char>(message[end])) ||
+                                                        message[end] == '-' || message[end] == '_');
+      if (word_ends) return true;
+    }
+    return false;
+  };
+  for (const auto& [key, line] : lines) {
+    const std::string flag = "--" + key.substr(key.find('.') + 1);
+    if (typed(flag) || !names(flag)) continue;
+    const size_t end = std::min(message.find('\n'), message.size());
+    return message.substr(0, end) + fmt::format(" ({}, line {})", path, line) + message.substr(end);
+  }
+  return message;
 }
 
 TomlConfigReader::TomlConfigReader() {

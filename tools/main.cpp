@@ -230,6 +230,20 @@ int run_eval(const DataArgs& data_args, const std::string& checkpoint, const std
   return 0;
 }
 
+// CLI11's own words for some common slips say neither what was wrong nor what would be right.
+std::string cli_failure_message(const CLI::App* failed, const CLI::Error& e) {
+  const std::string unparsed = "INI was not able to parse ";
+  const std::string what = e.what();
+  if (what.rfind(unparsed, 0) == 0)
+    return fmt::format("--config: no train flag is called '{}' (keys are 'train.FLAG = value')\n",
+                       what.substr(unparsed.size()));
+  const std::string repeated = ": At Most 1 required but received ";
+  if (const size_t at = what.find(repeated); at != std::string::npos)
+    return fmt::format("{} is given {} times (on the command line, or in a --config file); give it once\n",
+                       what.substr(0, at), what.substr(at + repeated.size()));
+  return CLI::FailureMessage::simple(failed, e);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -395,17 +409,11 @@ int main(int argc, char** argv) {
     metrics_only->excludes(ranks_flag);
 
   // CLI11's own words for some common slips say neither what was wrong nor what would be right.
-  app.failure_message([](const CLI::App* failed, const CLI::Error& e) {
-    const std::string unparsed = "INI was not able to parse ";
-    const std::string what = e.what();
-    if (what.rfind(unparsed, 0) == 0)
-      return fmt::format("--config: no train flag is called '{}' (keys are 'train.FLAG = value')\n",
-                         what.substr(unparsed.size()));
-    const std::string repeated = ": At Most 1 required but received ";
-    if (const size_t at = what.find(repeated); at != std::string::npos)
-      return fmt::format("{} is given {} times (on the command line, or in a --config file); give it once\n",
-                         what.substr(0, at), what.substr(at + repeated.size()));
-    return CLI::FailureMessage::simple(failed, e);
+  // A bad value a --config file set is placed in the file (config_lines: the line of each flag).
+  const std::string config_path = config_file_argument(argc, argv);
+  std::map<std::string, int64_t> config_lines;
+  app.failure_message([&](const CLI::App* failed, const CLI::Error& e) {
+    return with_config_place(cli_failure_message(failed, e), config_path, config_lines, argc, argv);
   });
   if (argc > 1 && argv[1][0] != '-') {
     std::vector<std::string> names;
@@ -418,7 +426,7 @@ int main(int argc, char** argv) {
   }
   try {
     // A key names its flag by any of the flag's names ("train.lr" and "train.adam-lr" are one).
-    check_config_file(config_file_argument(argc, argv), [&](const std::string& key) {
+    config_lines = check_config_file(config_path, [&](const std::string& key) {
       const size_t dot = key.find('.');
       const CLI::App* command = dot == std::string::npos ? nullptr : app.get_subcommand_ptr(key.substr(0, dot)).get();
       const CLI::Option* option = command ? command->get_option_no_throw("--" + key.substr(dot + 1)) : nullptr;
