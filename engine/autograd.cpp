@@ -19,6 +19,11 @@ struct TapeEntry {
 };
 thread_local std::vector<TapeEntry> t_tape;
 
+// Every output of `tape` has lost its node: a gradient reaching one would go nowhere.
+void mark_consumed(const std::vector<TapeEntry>& tape) {
+  for (const TapeEntry& entry : tape) entry.output->graph_consumed = true;
+}
+
 }  // namespace
 
 bool grad_enabled() { return t_grad_enabled; }
@@ -28,9 +33,17 @@ NoGradGuard::~NoGradGuard() { t_grad_enabled = previous_; }
 
 bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
   if (!t_grad_enabled) return false;
-  for (const Tensor* t : inputs)
-    if (t && t->defined() && t->requires_grad()) return true;
-  return false;
+  bool any = false;
+  for (const Tensor* t : inputs) {
+    if (!t || !t->defined() || !t->requires_grad()) continue;
+    // Its gradient would stop there, and the parameters behind it would get nothing, silently.
+    MUONREC_CHECK(!t->impl()->grad_slot->graph_consumed,
+                  "an input of shape {} was computed by a graph that a backward since consumed (or clear_tape "
+                  "dropped): no gradient would reach what it was computed from; compute it again",
+                  shape_str(t->shape()));
+    any = true;
+  }
+  return any;
 }
 
 void record_node(Tensor& output, std::shared_ptr<Node> node) {
@@ -72,6 +85,7 @@ void backward(const Tensor& loss) {
                 "tape (or clear_tape dropped it); compute it again, or add the losses and call backward once");
   std::vector<TapeEntry> tape;
   tape.swap(t_tape);  // the tape is consumed even when a backward throws
+  mark_consumed(tape);
   const Tensor seed = Tensor::full(loss.shape(), 1.0f, loss.device());
   if (leaf)
     accumulate_grad(loss, seed);  // a parameter's gradient accumulates (into its buffer, if it has one)
@@ -88,7 +102,10 @@ void backward(const Tensor& loss) {
   }
 }
 
-void clear_tape() { t_tape.clear(); }
+void clear_tape() {
+  mark_consumed(t_tape);
+  t_tape.clear();
+}
 size_t tape_size() { return t_tape.size(); }
 
 }  // namespace muonrec

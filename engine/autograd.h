@@ -4,7 +4,9 @@
 // still reads it); backward(loss) walks the tape in reverse. Gradients are combined out of place,
 // so a gradient tensor is never mutated after it is handed on and aliasing between gradients is
 // harmless.
-// Parameter (leaf) gradients accumulate across backward calls until zero_grad().
+// Parameter (leaf) gradients accumulate across backward calls until zero_grad(). An op's output
+// computed before a backward (or clear_tape) has lost the node leading to its inputs: an op that
+// takes it as an input while recording is refused, as no gradient would get past it.
 // Nodes hold the tensors their backward reads, not copies: writing into one of them between the
 // forward and the backward (add_into, copy_from into a view) changes the gradients, as an in-place
 // edit of a saved tensor would in PyTorch were it not for its version counters. Embedding ids are

@@ -55,7 +55,12 @@ inline Tensor empty_like(const Tensor& x) { return Tensor::empty(x.shape(), x.dt
 inline const float* f32(const Tensor& t) { return t.data<float>(); }
 inline float* f32_mut(const Tensor& t) { return t.data<float>(); }
 
-// Rows and columns of a tensor viewed as a matrix over its last axis.
-inline int64_t rows_of(const Tensor& t) { return t.numel() / std::max<int64_t>(t.dim(-1), 1); }
+// Rows of a tensor viewed as a matrix over its last axis: the product of the other axes (1 for a
+// vector), rows of no columns included (numel / columns would count none for [4, 0]).
+inline int64_t rows_of(const Tensor& t) {
+  int64_t rows = 1;
+  for (int axis = 0; axis + 1 < t.rank(); ++axis) rows *= t.dim(axis);
+  return rows;
+}
 
 }  // namespace muonrec::ops::detail

@@ -1,6 +1,7 @@
 #include "engine/host_block_cache.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <limits>
 #include <list>
@@ -23,8 +24,11 @@ std::optional<size_t> limit_from_environment() {
   const char* text = std::getenv("MUONREC_HOST_CACHE_MB");
   if (!text || !*text) return std::nullopt;
   char* end = nullptr;
+  errno = 0;
   const unsigned long long megabytes = std::strtoull(text, &end, 10);
   MUONREC_CHECK(*end == '\0' && text[0] != '-', "MUONREC_HOST_CACHE_MB='{}' is not a whole number of MiB", text);
+  MUONREC_CHECK(errno != ERANGE && megabytes <= (std::numeric_limits<size_t>::max() >> 20),
+                "MUONREC_HOST_CACHE_MB='{}' is more MiB than a size can count", text);
   return static_cast<size_t>(megabytes) << 20;
 }
 
@@ -34,6 +38,7 @@ class HostBlockCache {
     const size_t size = host_block_size(bytes);
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      read_environment();
       // The smallest idle class that fits, up to kMaxOversize times the request: batches whose
       // shapes vary (TIGER cuts each batch to its longest history) then reuse the blocks of the
       // longest ones instead of faulting in fresh pages while those sit idle.
@@ -123,13 +128,18 @@ class HostBlockCache {
     peak_live_ = std::max(peak_live_, live_);
   }
 
+  // MUONREC_HOST_CACHE_MB, read at the first allocation, which may throw for a bad value (release
+  // may not: it runs in destructors); until it reads well, every allocation throws.
+  void read_environment() {  // under mutex_
+    if (environment_read_) return;
+    const std::optional<size_t> from_environment = limit_from_environment();
+    environment_read_ = true;
+    if (!fixed_limit_) fixed_limit_ = from_environment;
+  }
+
   // Idle bytes allowed: a fixed limit when one was set, else as many as were ever live at once
   // (up to 4 GiB), so the cache at most doubles the peak footprint.
-  size_t limit() {  // under mutex_
-    if (!environment_read_) {
-      environment_read_ = true;
-      if (!fixed_limit_) fixed_limit_ = limit_from_environment();
-    }
+  size_t limit() const {  // under mutex_
     return fixed_limit_ ? *fixed_limit_ : std::min(peak_live_, kMaxDefaultLimit);
   }
 

@@ -10,6 +10,23 @@ namespace {
 const float* optional_f32(const Tensor& t) { return t.defined() ? f32(t) : nullptr; }
 const int32_t* optional_buckets(const Tensor& t) { return t.defined() ? t.data<int32_t>() : nullptr; }
 
+// As for embedding ids: the CPU path checks every bucket (before a cast to I32, which would wrap an
+// I64 one into range); on the GPU they come from the host's bucketing (models/hstu.h), which clamps,
+// so the hot path has no device-to-host sync.
+void check_buckets_in_range(const Tensor& time_buckets, int64_t num_buckets, const char* who) {
+  if (time_buckets.device() != Device::CPU) return;
+  const int64_t count = time_buckets.numel();
+  auto check = [&](const auto* p) {
+    for (int64_t n = 0; n < count; ++n)
+      MUONREC_CHECK(p[n] >= 0 && p[n] < num_buckets, "{}: time bucket {} at position {} is outside [0, {})", who,
+                    static_cast<int64_t>(p[n]), n, num_buckets);
+  };
+  if (time_buckets.dtype() == DType::I64)
+    check(time_buckets.data<int64_t>());
+  else
+    check(time_buckets.data<int32_t>());
+}
+
 struct HstuAttentionNode : Node {
   Tensor uvqk, valid, pos_bias, time_bias, time_buckets;  // time_buckets: i32
   int64_t heads;
@@ -23,6 +40,11 @@ struct HstuAttentionNode : Node {
     const bool want_time_grad = time_bias.defined() && time_bias.requires_grad();
     Tensor dtime_bias = want_time_grad ? empty_like(time_bias) : Tensor();
     const int64_t num_time_buckets = time_bias.defined() ? time_bias.numel() : 0;
+    // The node holds the forward's I32 buckets, not a copy: buckets written into since would index
+    // anywhere.
+    if (time_bias.defined())
+      check_buckets_in_range(time_buckets, num_time_buckets,
+                             "hstu_attention backward (the time buckets were changed after the forward)");
     MUONREC_DISPATCH(device, hstu_attention_backward, f32(uvqk), f32(valid), f32(pos_bias), optional_f32(time_bias),
                      optional_buckets(time_buckets), f32(g), f32_mut(duvqk), f32_mut(dpos_bias),
                      want_time_grad ? f32_mut(dtime_bias) : nullptr, batch, seq, heads, d / heads, num_time_buckets);
@@ -48,21 +70,7 @@ Tensor checked_time_buckets(const Tensor& time_bias, const Tensor& time_buckets,
   const int64_t batch = uvqk.dim(0), seq = uvqk.dim(1);
   MUONREC_CHECK(time_buckets.shape() == (Shape{batch, seq, seq}), "{}: time_buckets must be [{}, {}, {}], got {}", op,
                 batch, seq, seq, shape_str(time_buckets.shape()));
-  if (time_buckets.device() == Device::CPU) {
-    // As for embedding ids: the CPU path checks every bucket (before the cast to I32, which would
-    // wrap an I64 one into range); on the GPU they come from the host's bucketing (models/hstu.h),
-    // which clamps, so the hot path has no device-to-host sync.
-    const int64_t num_buckets = time_bias.numel(), count = time_buckets.numel();
-    auto check = [&](const auto* p) {
-      for (int64_t n = 0; n < count; ++n)
-        MUONREC_CHECK(p[n] >= 0 && p[n] < num_buckets, "{}: time bucket {} at position {} is outside [0, {})", op,
-                      static_cast<int64_t>(p[n]), n, num_buckets);
-    };
-    if (time_buckets.dtype() == DType::I64)
-      check(time_buckets.data<int64_t>());
-    else
-      check(time_buckets.data<int32_t>());
-  }
+  check_buckets_in_range(time_buckets, time_bias.numel(), op);
   return cast(time_buckets, DType::I32);
 }
 

@@ -94,6 +94,7 @@ class Tensor {
 struct GradSlot {
   bool requires_grad = false;
   bool grad_persistent = false;  // grad is a fixed buffer: accumulate in place, never replace
+  bool graph_consumed = false;   // an op's output whose node a backward (or clear_tape) has dropped
   std::shared_ptr<TensorImpl> grad;
 };
 

@@ -23,9 +23,10 @@ struct CliRun {
   std::string output;  // standard output and standard error, interleaved
 };
 
-// Runs `muonrec ARGS` through the shell (ARGS is shell text).
-CliRun run_cli(const std::string& args) {
-  const std::string command = std::string("'") + MUONREC_CLI_PATH + "' " + args + " 2>&1";
+// Runs `muonrec ARGS` through the shell (ARGS is shell text), with `environment` ("NAME=value ...")
+// set for it.
+CliRun run_cli(const std::string& args, const std::string& environment = "") {
+  const std::string command = environment + " '" + MUONREC_CLI_PATH + "' " + args + " 2>&1";
   CliRun run;
   FILE* pipe = ::popen(command.c_str(), "r");
   if (!pipe) return run;
@@ -170,6 +171,20 @@ TEST(Cli, TrainThenEvalRecommendAndInfoFromTheCheckpoint) {
 
 // An HSTU trained with timestamps learns a time bias; data without them (a prepared .txt beside its
 // .inter) scores without it: eval and recommend say so, and are quiet given the timestamps.
+// A bad MUONREC_HOST_CACHE_MB is an error like any other (it was read where a tensor is freed, a
+// destructor, and aborted the program); a good one is used.
+TEST(Cli, ABadHostCacheSizeIsAnError) {
+  for (const char* value : {"abc", "-5", "99999999999999999"}) {
+    const CliRun run = run_cli("train " + kSmallSasrec, std::string("MUONREC_HOST_CACHE_MB=") + value);
+    EXPECT_EQ(run.exit_code, 1) << value << "\n" << run.output;
+    EXPECT_NE(run.output.find(std::string("muonrec: error: MUONREC_HOST_CACHE_MB='") + value + "'"),
+              std::string::npos)
+        << run.output;
+  }
+  const CliRun good = run_cli("train " + kSmallSasrec, "MUONREC_HOST_CACHE_MB=0");
+  EXPECT_EQ(good.exit_code, 0) << good.output;
+}
+
 TEST(Cli, AnHstuSaysWhenTheDataLacksTheTimestampsOfItsTimeBias) {
   muonrec::testkit::TempDir dir;
   const std::string checkpoint = dir.path("hstu.safetensors");

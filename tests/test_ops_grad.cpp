@@ -354,6 +354,21 @@ TEST(OpsGrad, linear_with_and_without_bias_and_matmul) {
                          {random_param({4, 6}, 16), random_param({6, 3}, 17)});
 }
 
+// No input features: the output is the bias on every row (not what a reused block held), and the
+// bias gradient sums every row.
+TEST(OpsGrad, linear_of_no_input_features_is_the_bias) {
+  { Tensor junk = Tensor::full({4, 3}, 7.0f); }  // a freed block the output could reuse
+  Tensor x = Tensor::zeros({2, 2, 0});
+  Tensor weight = random_param({3, 0}, 1), bias = Tensor::from_f32({1, 2, 3}, {3});
+  bias.set_requires_grad(true);
+  Tensor y = ops::linear(x, weight, bias);
+  EXPECT_EQ(y.shape(), (Shape{2, 2, 3}));
+  EXPECT_EQ(y.to_f32_vector(), (std::vector<float>{1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3}));
+  backward(ops::sum(y));
+  EXPECT_EQ(bias.grad().to_f32_vector(), (std::vector<float>{4, 4, 4}));
+  EXPECT_EQ(ops::scale_rows(Tensor::zeros({4, 0}), Tensor::zeros({4})).shape(), (Shape{4, 0}));
+}
+
 TEST(OpsGrad, layer_norm_affine_and_plain) {
   expect_gradients_match([](auto& in) { return ops::layer_norm(in[0], in[1], in[2], 1e-5f); },
                          {random_param({4, 7}, 18), random_param({7}, 19), random_param({7}, 20)});
@@ -447,6 +462,30 @@ TEST(Autograd, a_loss_whose_graph_a_backward_consumed_is_refused) {
   backward(scalar);
   backward(scalar);
   EXPECT_EQ(scalar.grad().to_f32_vector(), (std::vector<float>{2}));
+}
+
+// An intermediate computed before a backward has lost the node that led to its inputs: an op that
+// takes it afterwards is refused (its gradient would stop there, and w would get nothing), unless
+// no gradient is being recorded.
+TEST(Autograd, an_intermediate_whose_graph_a_backward_consumed_is_refused_as_an_input) {
+  Tensor w = Tensor::from_f32({2.0f}, {1});
+  w.set_requires_grad(true);
+  Tensor h = ops::scale(w, 3.0f);
+  backward(ops::sum(h));
+  EXPECT_EQ(w.grad().to_f32_vector(), (std::vector<float>{3}));
+  testkit::expect_error([&] { ops::mul(h, h); }, {"an input of shape [1] was computed by a graph that a backward since "
+                                                  "consumed"});
+  {
+    NoGradGuard no_grad;
+    EXPECT_EQ(ops::mul(h, h).to_f32_vector(), (std::vector<float>{36}));
+  }
+  Tensor dropped = ops::scale(w, 2.0f);
+  clear_tape();
+  testkit::expect_error([&] { ops::sum(dropped); }, {"clear_tape dropped"});
+  Tensor again = ops::scale(w, 3.0f);  // computed again: trains as usual
+  w.zero_grad();
+  backward(ops::sum(ops::mul(again, again)));
+  EXPECT_EQ(w.grad().to_f32_vector(), (std::vector<float>{36}));
 }
 
 TEST(Autograd, no_grad_guard_records_nothing) {

@@ -93,6 +93,14 @@ TEST(OpsForward, hstu_attention_rejects_bad_arguments) {
   EXPECT_THROW(ops::hstu_attention(uvqk, valid, pos_bias, time_bias, random_buckets(B, T, 6, 48), 2),
                Error);  // a bucket outside the bias
   EXPECT_THROW(ops::hstu_attention(uvqk, valid, pos_bias, time_bias, random_buckets(B, T + 1, 5, 49), 2), Error);
+  // The node keeps I32 buckets as given: written into before the backward, they are checked again.
+  Tensor bias_param = random_param({5}, 50);
+  Tensor i32_buckets = ops::cast(buckets, DType::I32);
+  Tensor loss = ops::sum(ops::hstu_attention(uvqk, valid, pos_bias, bias_param, i32_buckets, 2));
+  i32_buckets.data<int32_t>()[4] = 1 << 30;
+  testkit::expect_error([&] { backward(loss); },
+                        {"hstu_attention backward (the time buckets were changed after the forward): time bucket "
+                         "1073741824 at position 4 is outside [0, 5)"});
 }
 
 TEST(OpsForward, split_last_copies_the_column_block) {
