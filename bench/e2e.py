@@ -26,11 +26,15 @@ import sys
 WINDOW = 200
 
 
+class RunFailed(Exception):
+    """One training run failed: its model's rows are left out, the other models' are still measured."""
+
+
 def run(cmd, log_path):
     with open(log_path, "w") as log:
         done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
     if done.returncode != 0:
-        sys.exit(f"e2e: {' '.join(cmd)} failed with exit {done.returncode}; see {log_path}")
+        raise RunFailed(f"{' '.join(cmd)} failed with exit {done.returncode}; see {log_path}")
 
 
 def last_record(path, kind):
@@ -43,7 +47,7 @@ def last_record(path, kind):
                 if record.get("kind") == kind:
                     found = record
     if found is None:
-        sys.exit(f"e2e: no '{kind}' record in {path}")
+        raise RunFailed(f"no '{kind}' record in {path}")
     return found
 
 
@@ -52,9 +56,11 @@ def ours(a, model, precision):
     if os.path.exists(metrics):
         os.remove(metrics)
     cmd = [a.muonrec, "train", "--model", model, "--data", a.data, "--d", str(a.d), "--blocks", str(a.blocks),
-           "--heads", str(a.heads), "--ff", str(a.ff), "--maxlen", str(WINDOW), "--batch", "128", "--dropout", "0.2",
+           "--heads", str(a.heads), "--maxlen", str(WINDOW), "--batch", "128", "--dropout", "0.2",
            "--lr", "1e-3", "--epochs", str(a.epochs), "--eval-every", str(a.epochs), "--device", "cuda",
            "--metrics", metrics, "--matmul-precision", precision, "--filter-seen-last", str(WINDOW)]
+    if model != "hstu":  # HSTU has no feed-forward block: muonrec refuses --ff for it
+        cmd += ["--ff", str(a.ff)]
     if a.optim == "muon":
         cmd += ["--optim", "muon", "--param-policy", "hidden", "--muon-lr", "0.02"]
     run(cmd, os.path.join(a.out, f"muonrec_{model}_{precision}.log"))
@@ -89,22 +95,29 @@ def main():
     p.add_argument("--markdown", action="store_true")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
-    rows = []
+    rows, failures = [], []
     precisions = a.matmul_precision.split(",")
     for precision in precisions:
         if precision not in ("fp32", "tf32", "bf16"):
             sys.exit(f"e2e: unknown matmul precision '{precision}' (expected fp32, tf32 or bf16)")
     for model in a.models.split(","):
-        peer_s, peer_ndcg = peer(a, model)
+        try:
+            peer_s, peer_ndcg = peer(a, model)
+        except RunFailed as e:
+            failures.append(f"{model} (PyTorch): {e}")
+            continue
         for precision in precisions:
-            ours_s, ours_ndcg = ours(a, model, precision)
+            try:
+                ours_s, ours_ndcg = ours(a, model, precision)
+            except RunFailed as e:
+                failures.append(f"{model} {precision} (muonrec): {e}")
+                continue
             rows.append(dict(kind="e2e", model=model, optim=a.optim, d=a.d, blocks=a.blocks, heads=a.heads, ff=a.ff,
                              epochs=a.epochs, matmul_precision=precision, muonrec_epoch_s=ours_s,
                              torch_epoch_s=peer_s, speedup=peer_s / ours_s, muonrec_test_ndcg10=ours_ndcg,
                              torch_test_ndcg10=peer_ndcg))
-    with open(os.path.join(a.out, "e2e.jsonl"), "a") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
+            with open(os.path.join(a.out, "e2e.jsonl"), "a") as f:  # each row as soon as it is measured
+                f.write(json.dumps(rows[-1]) + "\n")
     header = ["run", "muonrec s/epoch", "PyTorch s/epoch", "speed-up", "muonrec NDCG@10", "PyTorch NDCG@10"]
     lines = []
     for r in rows:
@@ -120,6 +133,10 @@ def main():
     else:
         for line in [header] + lines:
             print("  ".join(f"{c:>18}" for c in line))
+    for failure in failures:
+        print(f"e2e: {failure}", file=sys.stderr)
+    if failures:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
