@@ -56,6 +56,15 @@ TEST(OpsForward, layer_norm_rows_have_zero_mean_unit_variance) {
 
 // Rows far from zero against their spread (1000 + noise of 0.01): centred on the mean rounded to
 // float, the outputs were off by up to 3e-3; on the double mean they are float-exact.
+// eps inside the square root, as torch.nn.LayerNorm: a row of variance 1e-6 with eps 1e-5 scales
+// by 1/sqrt(1.1e-5) (1/(sqrt(var) + eps) would give 0.990 in place of 0.3015).
+TEST(OpsForward, layer_norm_adds_eps_to_the_variance) {
+  const Tensor y = ops::layer_norm(Tensor::from_f32({1e-3f, -1e-3f}, {1, 2}), Tensor(), Tensor(), 1e-5f);
+  const double expected = 1e-3 / std::sqrt(1e-6 + 1e-5);
+  EXPECT_NEAR(y.to_f32_vector()[0], expected, 1e-5);
+  EXPECT_NEAR(y.to_f32_vector()[1], -expected, 1e-5);
+}
+
 TEST(OpsForward, layer_norm_of_rows_with_a_large_mean_matches_double_precision) {
   const int64_t rows = 16, cols = 64;
   std::vector<float> x = random_tensor({rows, cols}, 3, 0.01f).to_f32_vector();

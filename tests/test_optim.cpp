@@ -1,5 +1,7 @@
 // AdamW against torch.optim.AdamW (shared/fixtures/optim_steps.safetensors): three steps per case,
 // each step's parameters to relative error 1e-6, on CPU and on the GPU where present.
+#include <array>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "engine/precision.h"
@@ -206,6 +208,8 @@ void check_muon_cases(Device device, NsPrecision precision) {
                                         {hp["ns_coefficients"][0], hp["ns_coefficients"][1], hp["ns_coefficients"][2]});
     o.newton_schulz.eps = hp["eps"];
     o.newton_schulz.precision = precision;
+    // torch.optim.Muon's table is the engine's default quintic.
+    EXPECT_EQ(o.newton_schulz.coefficients, quintic_newton_schulz(hp["ns_steps"].get<int>()).coefficients) << name;
     Tensor p = file.at(name + ".param0").clone().to(device);
     p.set_requires_grad(true);
     Muon opt({{"w", p}}, o);
@@ -273,6 +277,89 @@ TEST(Muon, orthogonalizes_square_tall_and_wide_matrices) {
       EXPECT_GT(diag, 0.5) << shape_str(shape);
       EXPECT_LT(diag, 1.5) << shape_str(shape);
     }
+  }
+}
+
+namespace {
+
+// The published polynomials, applied to one singular value in double: x <- a x + b x^3 + c x^5 per
+// (a, b, c), from x / (norm_factor * ||X||_F).
+double composed(double x, double frobenius, double norm_factor, const std::vector<std::array<double, 3>>& table) {
+  x /= norm_factor * frobenius;
+  for (const auto& [a, b, c] : table) x = a * x + b * x * x * x + c * x * x * x * x * x;
+  return x;
+}
+
+// newton_schulz on diag(s) (padded with zero rows or columns to `shape`): the result is diagonal, its
+// entries the polynomials composed on each s_i, in fp32.
+void expect_diagonal_follows(const NewtonSchulzOptions& options, const std::vector<std::array<double, 3>>& published,
+                             double norm_factor, const Shape& shape) {
+  const std::vector<float> singular = {1.0f, 0.5f, 0.1f, 0.01f};
+  std::vector<float> values(static_cast<size_t>(shape[0] * shape[1]), 0.0f);
+  double frobenius = 0;
+  for (size_t i = 0; i < singular.size(); ++i) {
+    values[i * shape[1] + i] = singular[i];
+    frobenius += double(singular[i]) * singular[i];
+  }
+  frobenius = std::sqrt(frobenius);
+  Tensor u = Tensor::from_f32(values, shape);
+  NewtonSchulzOptions fp32 = options;
+  fp32.precision = NsPrecision::FP32;
+  newton_schulz(u, fp32);
+  const std::vector<float> out = u.to_f32_vector();
+  for (int64_t r = 0; r < shape[0]; ++r)
+    for (int64_t c = 0; c < shape[1]; ++c) {
+      const double expected = r == c ? composed(singular[r], frobenius, norm_factor, published) : 0.0;
+      EXPECT_NEAR(out[r * shape[1] + c], expected, 2e-5 * std::max(1.0, std::abs(expected)))
+          << shape_str(shape) << " at (" << r << ", " << c << ")";
+    }
+}
+
+}  // namespace
+
+// Both tables against their published values (the quintic of torch.optim.Muon and Keller Jordan's
+// Muon; Polar Express, Amsel et al. 2025, table of 5 iterations at safety factor 2e-2, cushion 2,
+// scaled by 1.02 ||X||_F), through the iteration on square, tall and wide matrices.
+TEST(NewtonSchulz, a_diagonal_matrix_follows_the_published_polynomials) {
+  const std::vector<std::array<double, 3>> quintic(5, {3.4445, -4.7750, 2.0315});
+  const std::vector<std::array<double, 3>> polar_express = {
+      {8.156554524902461, -22.48329292557795, 15.878769915207462},
+      {4.042929935166739, -2.808917465908714, 0.5000178451051316},
+      {3.8916678022926607, -2.772484153217685, 0.5060648178503393},
+      {3.285753657755655, -2.3681294933425376, 0.46449024233003106},
+      {2.3465413258596377, -1.7097828382687081, 0.42323551169305323}};
+  for (const Shape& shape : {Shape{4, 4}, Shape{6, 4}, Shape{4, 7}}) {
+    expect_diagonal_follows(quintic_newton_schulz(), quintic, 1.0, shape);
+    expect_diagonal_follows(newton_schulz_by_name("polar-express"), polar_express, 1.02, shape);
+  }
+}
+
+// Without Nesterov the update is the momentum buffer itself, buf <- m buf + (1 - m) g (torch's
+// lerp): after g1 = diag(1, 0) and g2 = diag(0, 1), buf = (1 - m) diag(m, 1), so the second step
+// moves the two diagonal entries in the ratio of the quintic's values at m/N and 1/N
+// (N = sqrt(m^2 + 1)). With Nesterov the update is g2 + m (buf - g2) = (1 - m) diag(m^2, 1 + m).
+TEST(Muon, the_update_is_the_momentum_buffer_without_nesterov_and_looks_ahead_with_it) {
+  const double m = 0.5;
+  const std::vector<std::array<double, 3>> quintic(5, {3.4445, -4.7750, 2.0315});
+  for (const bool nesterov : {false, true}) {
+    MuonOptions o;
+    o.momentum = static_cast<float>(m);
+    o.nesterov = nesterov;
+    o.newton_schulz.precision = NsPrecision::FP32;
+    Tensor p = Tensor::zeros({2, 2}).set_requires_grad(true);
+    Muon opt({{"w", p}}, o);
+    p.set_grad(Tensor::from_f32({1, 0, 0, 0}, {2, 2}));
+    opt.step();
+    const std::vector<float> after_first = p.to_f32_vector();
+    p.set_grad(Tensor::from_f32({0, 0, 0, 1}, {2, 2}));
+    opt.step();
+    const std::vector<float> after_second = p.to_f32_vector();
+    const double moved00 = after_second[0] - after_first[0], moved11 = after_second[3] - after_first[3];
+    const double first = nesterov ? m * m : m, second = nesterov ? 1 + m : 1;
+    const double norm = std::sqrt(first * first + second * second);
+    const double expected_ratio = composed(first, norm, 1.0, quintic) / composed(second, norm, 1.0, quintic);
+    EXPECT_NEAR(moved00 / moved11, expected_ratio, 1e-4) << (nesterov ? "nesterov" : "plain");
+    EXPECT_LT(moved11, 0) << "a step against the gradient";
   }
 }
 

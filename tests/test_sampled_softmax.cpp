@@ -120,6 +120,9 @@ TEST(SampledSoftmax, negatives_equal_to_the_positive_contribute_nothing) {
   auto masked = loss_of(row0, {4, 2, 4, 7, 4}, 5);
   auto clean = loss_of(row0, {4, 2, 7}, 3);
   expect_same(masked, clean, 1e-6);
+  // Wherever the positive is drawn, the first negative slot and the last included.
+  for (const std::vector<int64_t>& drawn : {std::vector<int64_t>{4, 4, 2, 7}, std::vector<int64_t>{4, 2, 7, 4}})
+    expect_same(loss_of(row0, drawn, 4), clean, 1e-6);
   // In a batch, the masked row leaves the other row alone: the mean of the two clean losses.
   auto other = loss_of(row1, {8, 1, 3, 5, 6}, 5);
   auto batch = loss_of(h0, {4, 2, 4, 7, 4, /* row 1 */ 8, 1, 3, 5, 6}, 5);

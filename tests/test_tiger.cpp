@@ -539,6 +539,17 @@ TEST_P(TigerGeneration, LearnsDeterministicSuccessorAndReturnsValidDistinctRanke
   EXPECT_EQ(hits[1][0].item, 16);
   EXPECT_EQ(hits[2][0].item, 12) << "(27 is 11's code twin: a history of one item is the hardest case)";
 
+  // A test target the user has seen before is never filtered: after 4 5 6 the model names 7 first,
+  // filtering seen items or not, though 7 opened the history too.
+  data::SequenceDataset repeat = dataset_from({{7, 4, 5, 6, 7}}, n_items);
+  for (const bool filter_seen : {true, false}) {
+    TigerEvalOptions eval;
+    eval.generate = gen;
+    eval.filter_seen = filter_seen;
+    const RankingMetrics repeated = evaluate_tiger(model, catalog, repeat, data::EvalSplit::Test, eval);
+    EXPECT_EQ(repeated.hr1, 1.0) << (filter_seen ? "filtered: " : "unfiltered: ") << repeated.summary();
+  }
+
   // Serving: unfiltered, the beam's own list; filtered, a search that excludes the history's items.
   data::SequenceDataset users = dataset_from({{4, 5, 6}, {13, 14, 15}, {7, 8, 6, 5}}, n_items);
   RecommendOptions serve;
