@@ -69,13 +69,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   }
   Shape out_shape = x.shape();
   out_shape.back() = out_features;
-  // No input features: the product is all zeros (the bias alone), which a GEMM of depth 0 may not
-  // write (BLAS libraries may return at once).
-  Tensor y = in_features == 0 ? Tensor::zeros(out_shape, DType::F32, x.device())
-                              : Tensor::empty(out_shape, DType::F32, x.device());
-  if (in_features > 0)
-    MUONREC_DISPATCH(x.device(), gemm, false, true, m, out_features, in_features, 1.0f, f32(x), f32(weight), 0.0f,
-                     f32_mut(y));
+  Tensor y = Tensor::empty(out_shape, DType::F32, x.device());
+  MUONREC_DISPATCH(x.device(), gemm, false, true, m, out_features, in_features, 1.0f, f32(x), f32(weight), 0.0f,
+                   f32_mut(y));
   if (bias.defined()) MUONREC_DISPATCH(x.device(), add_forward, f32(y), f32(bias), f32_mut(y), y.numel(), out_features);
   if (any_requires_grad({&x, &weight, &bias})) {
     auto node = std::make_shared<LinearNode>();
