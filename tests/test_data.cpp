@@ -1102,6 +1102,10 @@ TEST(DataBatcher, ShuffleIsAPureFunctionOfSeedAndEpoch) {
   std::sort(perm.begin(), perm.end());
   for (int64_t i = 0; i < 1000; ++i) ASSERT_EQ(perm[i], i);
   EXPECT_TRUE(epoch_permutation(0, 1, 0).empty());
+  // The orders themselves are part of a saved run: a resumed run (of any version) replays them. Each
+  // epoch draws from streams of its own; epochs drawing from overlapping ones would repeat shifted.
+  EXPECT_EQ(epoch_permutation(8, 1, 1), (Ids{2, 4, 5, 3, 6, 7, 1, 0}));
+  EXPECT_EQ(epoch_permutation(8, 1, 2), (Ids{3, 6, 0, 2, 7, 5, 1, 4}));
 }
 
 TEST(DataBatcher, EvalBatchesHoldTargetAtLastColumn) {

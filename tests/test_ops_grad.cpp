@@ -5,6 +5,7 @@
 #include <omp.h>
 #endif
 
+#include "kernels/cpu/embedding.h"
 #include "kernels/cpu/loss.h"
 #include "kernels/cpu/norm.h"
 
@@ -387,6 +388,16 @@ TEST(OpsGrad, layer_norm_affine_and_plain) {
 
 TEST(OpsGrad, l2_normalize) {
   expect_gradients_match([](auto& in) { return ops::l2_normalize(in[0], 1e-6f); }, {random_param({5, 6}, 22)});
+}
+
+// The CPU kernel adds into the rows in use (the training arena is zeroed once a step) and leaves
+// the others alone.
+TEST(OpsForward, embedding_backward_adds_into_the_rows_in_use) {
+  const std::vector<float> grad_out = {1, 2, 10, 20, 100, 200};  // ids 2, 2, 0; dim 2
+  const std::vector<int64_t> ids = {2, 2, 0};
+  std::vector<float> grad_weight(8, 1.0f);  // 4 rows
+  kernels::cpu::embedding_backward(grad_out.data(), ids.data(), grad_weight.data(), 3, 4, 2);
+  EXPECT_EQ(grad_weight, (std::vector<float>{101, 201, 1, 1, 12, 23, 1, 1}));
 }
 
 TEST(OpsGrad, embedding_with_repeated_ids) {

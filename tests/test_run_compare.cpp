@@ -223,6 +223,29 @@ TEST(RunCompare, a_target_copied_from_the_table_is_reached_by_the_run_showing_it
   EXPECT_NE(compare_runs({run}, copied).runs[0].reached, nullptr);
 }
 
+// The best of tied validations is the first (the epoch training kept), and "vs first" is the change in
+// steps to the target from the first run's: 80 steps after 100 is -20.0%.
+TEST(RunCompare, the_first_of_tied_bests_and_the_change_in_steps) {
+  auto run_reaching = [](int64_t first_steps) {
+    RunHistory run;
+    for (int64_t epoch : {1, 2, 3}) {
+      ValidationPoint point;
+      point.epoch = epoch;
+      point.steps = first_steps * epoch;
+      point.valid["ndcg10"] = epoch == 1 ? 0.1 : 0.2;
+      run.validations.push_back(point);
+    }
+    return run;
+  };
+  const std::vector<RunHistory> runs = {run_reaching(50), run_reaching(40)};
+  const RunComparison comparison = compare_runs(runs, {});
+  EXPECT_EQ(comparison.runs[0].best->epoch, 2);
+  EXPECT_EQ(comparison.runs[1].reached->steps, 80);
+  EXPECT_NE(format_comparison(comparison, /*markdown=*/true).find("| 80 (epoch 2, 0.0 s) | -20.0% |"),
+            std::string::npos)
+      << format_comparison(comparison, true);
+}
+
 TEST(RunCompare, a_resumed_run_reads_as_the_uninterrupted_one) {
   testkit::TempDir dir;
   const data::SequenceDataset ds = testkit::small_synthetic_dataset(300, 80, 8, 20);

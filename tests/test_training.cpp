@@ -536,8 +536,10 @@ TEST(Patience, counts_validations_since_the_best_one) {
   SafetensorsFile file;
   file.path = "state.safetensors";
   position.validations_since_best = 3;
+  position.best_valid = 1.0 / 3.0;  // every digit kept: a resumed run compares later validations with it
   file.metadata = position.to_metadata();
   EXPECT_EQ(TrainingPosition::from_metadata(file).validations_since_best, 3);
+  EXPECT_EQ(TrainingPosition::from_metadata(file).best_valid, 1.0 / 3.0);
   file.metadata.erase("validations_since_best");  // a file from before --patience
   EXPECT_EQ(TrainingPosition::from_metadata(file).validations_since_best, 0);
 
