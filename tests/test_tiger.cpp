@@ -18,6 +18,7 @@
 #include "engine/safetensors.h"
 #include "models/semantic_id/rq_kmeans.h"
 #include "models/tiger.h"
+#include "models/tiger_batches.h"
 #include "models/tiger_generate.h"
 #include "models/tiger_pipeline.h"
 #include "models/tiger_tokens.h"
@@ -189,6 +190,23 @@ TEST(TigerTokens, BatchSplitsTargetsByLevel) {
   EXPECT_EQ(ints(b.target_codes[0]), (std::vector<int64_t>{3}));
   EXPECT_EQ(ints(b.target_positions[1]), (std::vector<int64_t>{1, 3}));
   EXPECT_EQ(ints(b.target_codes[1]), (std::vector<int64_t>{0, 0}));
+}
+
+// Training examples come from each user's training part only: leave-one-out keeps the last two items
+// (4, 5 and 10, 11 below) for validation and test. Decoder-only: one window per user, its whole
+// training part; encoder-decoder: one example per training item from the second on (its history,
+// then it).
+TEST(TigerTrainingBatches, ExamplesCoverTheTrainingItemsOnly) {
+  const int64_t n_items = 12;
+  std::vector<int64_t> vocab_sizes;
+  TigerCatalog catalog = small_catalog(n_items, &vocab_sizes);
+  data::SequenceDataset ds = dataset_from({{1, 2, 3, 4, 5}, {6, 7, 8, 9, 10, 11}}, n_items);
+  TigerConfig config = small_config(vocab_sizes);
+  EXPECT_EQ(TigerTrainingBatches(catalog, ds, config).examples(), 2);
+  config.encoder_blocks = 1;
+  const TigerTrainingBatches seq2seq(catalog, ds, config);
+  EXPECT_EQ(seq2seq.examples(), 2 + 3);  // targets 2, 3 and 7, 8, 9
+  EXPECT_EQ(seq2seq.steps_per_epoch(2), 3);
 }
 
 // ---------------------------------------------------------------------------------------------
