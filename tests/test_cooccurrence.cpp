@@ -1,9 +1,11 @@
 // Collaborative item vectors from co-occurrence (models/semantic_id/cooccurrence.h): the PPMI matrix
 // against hand-computed values, the subspace vectors against the exact PPMI row cosines when the
-// subspace is the whole space, and the property the tokenizer needs: items bought by the same users
+// subspace is the whole space and against a dense double computation of the power-iterated subspace
+// when it is narrower, and the property the tokenizer needs: items bought by the same users
 // share a first code.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -68,6 +70,94 @@ TEST(Cooccurrence, FullWidthSubspaceKeepsPpmiRowCosines) {
   EXPECT_EQ(v.pairs, m.nnz());
   for (int64_t a = 1; a <= n_items; ++a)
     for (int64_t b = 1; b <= n_items; ++b) EXPECT_NEAR(vector_cosine(v, a, b), row_cosine(m, a, b), 2e-5) << a << "," << b;
+}
+
+// Cosines of the rows of M P M, P the projector onto span(M^p G): what the vectors of p power
+// iterations from the Gaussian start G must reproduce whatever basis spans that subspace. Computed
+// densely in double without any orthonormalisation: A = M^p G (columns rescaled, which keeps the span),
+// B = M A, and M P M = B (A^T A)^-1 B^T by a Cholesky solve.
+std::vector<double> power_subspace_cosines(const SparseMatrix& m, int64_t width, int64_t power_iterations,
+                                           uint64_t seed) {
+  const int64_t n = m.rows, k = width;
+  std::vector<double> a(static_cast<size_t>(n * k));
+  PhiloxGenerator gen(seed);
+  for (double& x : a) x = gen.normal();
+  auto times_m = [&](const std::vector<double>& x) {
+    std::vector<double> y(x.size(), 0.0);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t c = 0; c < k; ++c) y[i * k + c] += static_cast<double>(m.at(i, j)) * x[j * k + c];
+    return y;
+  };
+  for (int64_t it = 0; it < power_iterations; ++it) {
+    a = times_m(a);
+    for (int64_t c = 0; c < k; ++c) {
+      double norm2 = 0.0;
+      for (int64_t i = 0; i < n; ++i) norm2 += a[i * k + c] * a[i * k + c];
+      for (int64_t i = 0; i < n; ++i) a[i * k + c] /= std::sqrt(norm2);
+    }
+  }
+  const std::vector<double> b = times_m(a);
+  std::vector<double> chol(static_cast<size_t>(k * k), 0.0);  // lower factor L of A^T A = L L^T
+  for (int64_t r = 0; r < k; ++r) {
+    for (int64_t c = 0; c <= r; ++c) {
+      double s = 0.0;
+      for (int64_t i = 0; i < n; ++i) s += a[i * k + r] * a[i * k + c];
+      for (int64_t q = 0; q < c; ++q) s -= chol[r * k + q] * chol[c * k + q];
+      chol[r * k + c] = r == c ? std::sqrt(s) : s / chol[c * k + c];
+    }
+  }
+  std::vector<double> whitened(b.size());  // rows of B L^-T: their dot products are B (A^T A)^-1 B^T
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t c = 0; c < k; ++c) {
+      double s = b[i * k + c];
+      for (int64_t q = 0; q < c; ++q) s -= chol[c * k + q] * whitened[i * k + q];
+      whitened[i * k + c] = s / chol[c * k + c];
+    }
+  }
+  std::vector<double> cosines(static_cast<size_t>(n * n), 0.0);
+  auto dot = [&](int64_t x, int64_t y) {
+    double s = 0.0;
+    for (int64_t c = 0; c < k; ++c) s += whitened[x * k + c] * whitened[y * k + c];
+    return s;
+  };
+  for (int64_t x = 1; x < n; ++x)
+    for (int64_t y = 1; y < n; ++y) cosines[x * n + y] = dot(x, y) / std::sqrt(dot(x, x) * dot(y, y));
+  return cosines;
+}
+
+TEST(Cooccurrence, VectorsSpanThePowerIteratedSubspace) {
+  // A subspace narrower than the catalogue: each count of power iterations gives its own subspace,
+  // so one iteration too few or too many, or a start drawn differently, changes the cosines.
+  const int64_t n_items = 24;
+  PhiloxGenerator gen(11);
+  std::vector<std::vector<int64_t>> sequences(60);
+  std::vector<int64_t> lengths;
+  for (auto& s : sequences) {
+    for (int t = 0; t < 7; ++t) s.push_back(1 + static_cast<int64_t>(gen.uniform() * n_items) % n_items);
+    lengths.push_back(static_cast<int64_t>(s.size()));
+  }
+  CooccurrenceOptions o;
+  o.width = 4;
+  o.seed = 5;
+  const SparseMatrix m = ppmi_matrix(sequences, lengths, n_items, o.window);
+  std::vector<double> previous;
+  for (int64_t p = 0; p <= 3; ++p) {
+    o.power_iterations = p;
+    const CooccurrenceVectors v = cooccurrence_item_vectors(sequences, lengths, n_items, o);
+    ASSERT_EQ(v.isolated_items, 0);
+    const std::vector<double> expected = power_subspace_cosines(m, o.width, p, o.seed);
+    for (int64_t a = 1; a <= n_items; ++a)
+      for (int64_t b = 1; b <= n_items; ++b)
+        ASSERT_NEAR(vector_cosine(v, a, b), expected[a * m.rows + b], 1e-4) << "p=" << p << " " << a << "," << b;
+    if (!previous.empty()) {
+      double largest_change = 0.0;
+      for (size_t i = 0; i < expected.size(); ++i)
+        largest_change = std::max(largest_change, std::abs(expected[i] - previous[i]));
+      EXPECT_GT(largest_change, 1e-2) << "p=" << p << " is not told apart from p-1 by this data";
+    }
+    previous = expected;
+  }
 }
 
 TEST(Cooccurrence, CommunitiesShareTheFirstCode) {
