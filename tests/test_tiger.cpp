@@ -5,6 +5,7 @@
 // RQ-KMeans -> TIGER) against the most-popular baseline, with its checkpoint. CPU only, small.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <cmath>
 #include <filesystem>
@@ -207,6 +208,109 @@ TEST(TigerTrainingBatches, ExamplesCoverTheTrainingItemsOnly) {
   const TigerTrainingBatches seq2seq(catalog, ds, config);
   EXPECT_EQ(seq2seq.examples(), 2 + 3);  // targets 2, 3 and 7, 8, 9
   EXPECT_EQ(seq2seq.steps_per_epoch(2), 3);
+}
+
+// One example as its batch row holds it: window tokens, their item recencies, and the tokens each
+// position is trained to predict (0 = none), rebuilt from the per-level target lists.
+struct ExampleRow {
+  std::vector<int64_t> ids, positions, targets;
+  bool operator<(const ExampleRow& o) const {
+    return std::tie(ids, positions, targets) < std::tie(o.ids, o.positions, o.targets);
+  }
+  bool operator==(const ExampleRow& o) const { return !(*this < o) && !(o < *this); }
+};
+
+std::vector<ExampleRow> rows_of(const TigerBatch& b, const SemanticIdVocab& vocab, int64_t target_width) {
+  const std::vector<int64_t> ids = ints(b.ids), positions = ints(b.positions);
+  const int64_t rows = b.ids.shape()[0], T = b.ids.shape()[1];
+  std::vector<int64_t> targets(static_cast<size_t>(rows * target_width), 0);
+  for (size_t level = 0; level < b.target_codes.size(); ++level) {
+    const std::vector<int64_t> at = ints(b.target_positions[level]), codes = ints(b.target_codes[level]);
+    for (size_t i = 0; i < at.size(); ++i) targets[at[i]] = vocab.token(static_cast<int64_t>(level), codes[i]);
+  }
+  std::vector<ExampleRow> out(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    out[r].ids.assign(ids.begin() + r * T, ids.begin() + (r + 1) * T);
+    out[r].positions.assign(positions.begin() + r * T, positions.begin() + (r + 1) * T);
+    out[r].targets.assign(targets.begin() + r * target_width, targets.begin() + (r + 1) * target_width);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The tokens of items[0 .. count) with each token's item recency (the newest item `newest`).
+void item_tokens(const ItemTokens& tokens, const std::vector<int64_t>& items, int64_t count, int64_t newest,
+                 std::vector<int64_t>* f, std::vector<int64_t>* recency) {
+  const int64_t C = tokens.vocab.code_length();
+  for (int64_t i = 0; i < count; ++i)
+    for (int64_t l = 0; l < C; ++l) {
+      f->push_back(tokens.item(items[i])[l]);
+      recency->push_back(newest + count - 1 - i);
+    }
+}
+
+// What each example's row holds, from the definitions: the decoder-only window is a user's whole
+// training part as tokens, each predicting the next, cut to the newest window() of them; an
+// encoder-decoder example is the max_items items before a training item, and that item's tokens.
+// max_items 2 makes the longer user's window cut and the shorter user's padded.
+TEST(TigerTrainingBatches, RowsHoldTheNewestTrainingTokens) {
+  const int64_t n_items = 12;
+  std::vector<int64_t> vocab_sizes;
+  TigerCatalog catalog = small_catalog(n_items, &vocab_sizes);
+  const ItemTokens& tokens = catalog.tokens;
+  const int64_t C = tokens.vocab.code_length();
+  data::SequenceDataset ds = dataset_from({{1, 2, 3, 4}, {5, 6, 7, 8, 9, 10, 11}}, n_items);
+  const std::vector<int64_t> train_lengths = {2, 5};
+  TigerConfig config = small_config(vocab_sizes);
+  config.max_items = 2;
+
+  std::vector<ExampleRow> expected;
+  int64_t T = 0;
+  for (int64_t u = 0; u < 2; ++u) {
+    std::vector<int64_t> f, recency;
+    item_tokens(tokens, ds.sequences[u], train_lengths[u], 0, &f, &recency);
+    const int64_t n = std::min<int64_t>(config.window(), static_cast<int64_t>(f.size()) - 1);
+    ExampleRow row;
+    row.ids.assign(f.end() - 1 - n, f.end() - 1);
+    row.positions.assign(recency.end() - 1 - n, recency.end() - 1);
+    row.targets.assign(f.end() - n, f.end());
+    expected.push_back(row);
+    T = std::max(T, n);
+  }
+  for (ExampleRow& row : expected) {  // padded on the left to the batch's longest window
+    const size_t pad = static_cast<size_t>(T) - row.ids.size();
+    row.ids.insert(row.ids.begin(), pad, 0);
+    row.positions.insert(row.positions.begin(), pad, 0);
+    row.targets.insert(row.targets.begin(), pad, 0);
+  }
+  std::sort(expected.begin(), expected.end());
+  ASSERT_EQ(T, config.window());  // the longer user's window is cut
+  const TigerTrainingBatches windows(catalog, ds, config);
+  EXPECT_EQ(rows_of(windows.batch({0, 1}, Device::CPU), tokens.vocab, T), expected);
+
+  config.encoder_blocks = 1;
+  expected.clear();
+  T = 0;
+  for (int64_t u = 0; u < 2; ++u)
+    for (int64_t target = 1; target < train_lengths[u]; ++target) {
+      const int64_t first = std::max<int64_t>(0, target - config.max_items);
+      const std::vector<int64_t> history(ds.sequences[u].begin() + first, ds.sequences[u].begin() + target);
+      ExampleRow row;
+      item_tokens(tokens, history, static_cast<int64_t>(history.size()), 1, &row.ids, &row.positions);
+      const int64_t* target_tokens = tokens.item(ds.sequences[u][target]);
+      row.targets.assign(target_tokens, target_tokens + C);
+      expected.push_back(row);
+      T = std::max(T, static_cast<int64_t>(row.ids.size()));
+    }
+  for (ExampleRow& row : expected) {
+    const size_t pad = static_cast<size_t>(T) - row.ids.size();
+    row.ids.insert(row.ids.begin(), pad, 0);
+    row.positions.insert(row.positions.begin(), pad, 0);
+  }
+  std::sort(expected.begin(), expected.end());
+  const TigerTrainingBatches seq2seq(catalog, ds, config);
+  ASSERT_EQ(seq2seq.examples(), 1 + 4);
+  EXPECT_EQ(rows_of(seq2seq.batch({0, 1, 2, 3, 4}, Device::CPU), tokens.vocab, C), expected);
 }
 
 // ---------------------------------------------------------------------------------------------
