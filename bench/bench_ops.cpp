@@ -8,11 +8,11 @@
 #include <iostream>
 #include <tuple>
 
-#include "bench/bench_util.h"
-#include "engine/autograd.h"
-#include "engine/ops.h"
-#include "engine/precision.h"
-#include "models/module.h"
+#include "muonrec/bench/bench_util.h"
+#include "muonrec/engine/autograd.h"
+#include "muonrec/engine/ops.h"
+#include "muonrec/engine/precision.h"
+#include "muonrec/models/module.h"
 
 using namespace muonrec;
 

@@ -8,10 +8,10 @@
 #include <iostream>
 #include <string>
 
-#include "bench/bench_util.h"
-#include "engine/device.h"
-#include "optim/adamw.h"
-#include "optim/muon.h"
+#include "muonrec/bench/bench_util.h"
+#include "muonrec/engine/device.h"
+#include "muonrec/optim/adamw.h"
+#include "muonrec/optim/muon.h"
 
 using namespace muonrec;
 

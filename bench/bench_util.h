@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/device.h"
-#include "engine/error.h"
+#include "muonrec/engine/device.h"
+#include "muonrec/engine/error.h"
 #ifdef MUONREC_WITH_CUDA
-#include "engine/cuda_check.h"
+#include "muonrec/engine/cuda_check.h"
 #endif
 
 namespace muonrec::bench {

@@ -1,10 +1,10 @@
-#include "data/batcher.h"
+#include "muonrec/data/batcher.h"
 
 #include <algorithm>
 #include <numeric>
 
-#include "engine/error.h"
-#include "engine/rng.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/rng.h"
 
 namespace muonrec::data {
 

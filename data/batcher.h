@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "data/dataset.h"
-#include "data/split.h"
+#include "muonrec/data/dataset.h"
+#include "muonrec/data/split.h"
 
 namespace muonrec::data {
 

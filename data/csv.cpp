@@ -1,10 +1,10 @@
-#include "data/csv.h"
+#include "muonrec/data/csv.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 
-#include "data/text_fields.h"
+#include "muonrec/data/text_fields.h"
 
 namespace muonrec::data {
 namespace {

@@ -12,8 +12,8 @@
 #include <string_view>
 #include <vector>
 
-#include "data/dataset.h"
-#include "data/tokens.h"
+#include "muonrec/data/dataset.h"
+#include "muonrec/data/tokens.h"
 
 namespace muonrec::data {
 

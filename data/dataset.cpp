@@ -1,6 +1,6 @@
-#include "data/dataset.h"
+#include "muonrec/data/dataset.h"
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec::data {
 

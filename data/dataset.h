@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "data/preprocess.h"
+#include "muonrec/data/preprocess.h"
 
 namespace muonrec::data {
 

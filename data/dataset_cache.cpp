@@ -1,4 +1,4 @@
-#include "data/dataset_cache.h"
+#include "muonrec/data/dataset_cache.h"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -10,8 +10,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "data/text_fields.h"
-#include "engine/error.h"
+#include "muonrec/data/text_fields.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec::data {
 namespace {

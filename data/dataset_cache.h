@@ -15,7 +15,7 @@
 #include <string>
 #include <string_view>
 
-#include "data/dataset.h"
+#include "muonrec/data/dataset.h"
 
 namespace muonrec::data {
 

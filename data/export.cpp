@@ -1,11 +1,11 @@
-#include "data/export.h"
+#include "muonrec/data/export.h"
 
 #include <fmt/format.h>
 
 #include <filesystem>
 #include <fstream>
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec::data {
 namespace {

@@ -1,4 +1,4 @@
-#include "data/preprocess.h"
+#include "muonrec/data/preprocess.h"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 #include <numeric>
 #include <unordered_set>
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec::data {
 

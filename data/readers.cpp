@@ -11,12 +11,12 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "data/csv.h"
-#include "data/dataset.h"
-#include "data/dataset_cache.h"
-#include "data/recbole.h"
-#include "data/text_fields.h"
-#include "engine/error.h"
+#include "muonrec/data/csv.h"
+#include "muonrec/data/dataset.h"
+#include "muonrec/data/dataset_cache.h"
+#include "muonrec/data/recbole.h"
+#include "muonrec/data/text_fields.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec::data {
 

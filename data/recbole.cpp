@@ -1,10 +1,10 @@
-#include "data/recbole.h"
+#include "muonrec/data/recbole.h"
 
 #include <fmt/format.h>
 
 
-#include "data/text_fields.h"
-#include "data/tokens.h"
+#include "muonrec/data/text_fields.h"
+#include "muonrec/data/tokens.h"
 
 namespace muonrec::data {
 namespace {

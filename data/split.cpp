@@ -1,6 +1,6 @@
-#include "data/split.h"
+#include "muonrec/data/split.h"
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec::data {
 

@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "data/dataset.h"
+#include "muonrec/data/dataset.h"
 
 namespace muonrec::data {
 

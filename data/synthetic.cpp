@@ -1,11 +1,11 @@
-#include "data/synthetic.h"
+#include "muonrec/data/synthetic.h"
 
 #include <algorithm>
 #include <numeric>
 #include <vector>
 
-#include "engine/error.h"
-#include "engine/rng.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/rng.h"
 
 namespace muonrec::data {
 

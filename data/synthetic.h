@@ -20,7 +20,7 @@
 
 #include <cstdint>
 
-#include "data/dataset.h"
+#include "muonrec/data/dataset.h"
 
 namespace muonrec::data {
 

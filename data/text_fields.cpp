@@ -1,4 +1,4 @@
-#include "data/text_fields.h"
+#include "muonrec/data/text_fields.h"
 
 #include <fmt/format.h>
 

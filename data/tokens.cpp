@@ -1,4 +1,4 @@
-#include "data/tokens.h"
+#include "muonrec/data/tokens.h"
 
 #include <fmt/format.h>
 

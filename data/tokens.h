@@ -10,8 +10,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "data/preprocess.h"
-#include "data/text_fields.h"
+#include "muonrec/data/preprocess.h"
+#include "muonrec/data/text_fields.h"
 
 namespace muonrec::data {
 

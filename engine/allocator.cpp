@@ -1,13 +1,13 @@
-#include "engine/allocator.h"
+#include "muonrec/engine/allocator.h"
 
 #include <atomic>
 #include <cstring>
 #include <mutex>
 
-#include "engine/error.h"
-#include "engine/host_block_cache.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/host_block_cache.h"
 #ifdef MUONREC_WITH_CUDA
-#include "engine/cuda_check.h"
+#include "muonrec/engine/cuda_check.h"
 #endif
 
 namespace muonrec {

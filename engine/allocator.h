@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <memory>
 
-#include "engine/device.h"
+#include "muonrec/engine/device.h"
 
 namespace muonrec {
 

@@ -1,11 +1,11 @@
-#include "engine/autograd.h"
+#include "muonrec/engine/autograd.h"
 
 #include <algorithm>
 #include <utility>
 
-#include "engine/error.h"
-#include "engine/nvtx.h"
-#include "engine/ops.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/engine/ops.h"
 
 namespace muonrec {
 namespace {

@@ -16,7 +16,7 @@
 #include <memory>
 #include <vector>
 
-#include "engine/tensor.h"
+#include "muonrec/engine/tensor.h"
 
 namespace muonrec {
 

@@ -5,7 +5,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 #define CUDA_CHECK(call)                                                                     \
   do {                                                                                       \

@@ -1,6 +1,6 @@
-#include "engine/device_value.h"
+#include "muonrec/engine/device_value.h"
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec {
 

@@ -5,7 +5,7 @@
 
 #include <cstddef>
 
-#include "engine/allocator.h"
+#include "muonrec/engine/allocator.h"
 
 namespace muonrec {
 

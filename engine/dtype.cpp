@@ -1,6 +1,6 @@
-#include "engine/dtype.h"
+#include "muonrec/engine/dtype.h"
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec {
 

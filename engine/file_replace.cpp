@@ -1,4 +1,4 @@
-#include "engine/file_replace.h"
+#include "muonrec/engine/file_replace.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec {
 

@@ -1,4 +1,4 @@
-#include "engine/host_block_cache.h"
+#include "muonrec/engine/host_block_cache.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec {
 namespace {

@@ -1,6 +1,6 @@
 // Masked multi-head softmax attention: causal (SASRec) or bidirectional (BERT4Rec).
-#include "engine/dispatch.h"
-#include "engine/ops.h"
+#include "muonrec/engine/dispatch.h"
+#include "muonrec/engine/ops.h"
 
 #include <vector>
 

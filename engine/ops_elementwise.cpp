@@ -1,6 +1,6 @@
 // Elementwise ops, activations, dropout, casts and whole-tensor reductions.
-#include "engine/dispatch.h"
-#include "engine/ops.h"
+#include "muonrec/engine/dispatch.h"
+#include "muonrec/engine/ops.h"
 
 namespace muonrec::ops {
 using namespace detail;

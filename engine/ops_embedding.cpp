@@ -1,6 +1,6 @@
 // Embedding lookup (rows of a table by id) and its deterministic backward.
-#include "engine/dispatch.h"
-#include "engine/ops.h"
+#include "muonrec/engine/dispatch.h"
+#include "muonrec/engine/ops.h"
 
 namespace muonrec::ops {
 using namespace detail;

@@ -1,6 +1,6 @@
 // HSTU pointwise attention with relative position and time biases (reference/MODELS.md, HSTU).
-#include "engine/dispatch.h"
-#include "engine/ops.h"
+#include "muonrec/engine/dispatch.h"
+#include "muonrec/engine/ops.h"
 
 namespace muonrec::ops {
 using namespace detail;

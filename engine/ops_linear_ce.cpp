@@ -3,11 +3,11 @@
 // each tile into an online log-sum-exp; backward recomputes each tile's logits, turns them into
 // gradients in place, and applies them to both factors with two more products. On the GPU the
 // products follow the matmul precision setting (engine/precision.h); the CPU computes in fp32.
-#include "engine/dispatch.h"
-#include "engine/ops.h"
-#include "kernels/cpu/chunked_ce.h"
+#include "muonrec/engine/dispatch.h"
+#include "muonrec/engine/ops.h"
+#include "muonrec/kernels/cpu/chunked_ce.h"
 #ifdef MUONREC_WITH_CUDA
-#include "kernels/cuda/chunked_ce.h"
+#include "muonrec/kernels/cuda/chunked_ce.h"
 #endif
 
 namespace muonrec::ops {

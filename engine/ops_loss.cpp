@@ -1,6 +1,6 @@
 // Softmax cross-entropy over the item catalogue.
-#include "engine/dispatch.h"
-#include "engine/ops.h"
+#include "muonrec/engine/dispatch.h"
+#include "muonrec/engine/ops.h"
 
 namespace muonrec::ops {
 using namespace detail;

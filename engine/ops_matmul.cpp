@@ -1,6 +1,6 @@
 // Matrix products: linear (torch.nn.Linear layout) and plain matmul, both on one row-major GEMM.
-#include "engine/dispatch.h"
-#include "engine/ops.h"
+#include "muonrec/engine/dispatch.h"
+#include "muonrec/engine/ops.h"
 
 namespace muonrec::ops {
 using namespace detail;

@@ -1,7 +1,7 @@
 // Per-row dot products against a row's own candidates: the logits of a sampled softmax, where each
 // row scores 1 + K items of its own instead of the whole catalogue.
-#include "engine/dispatch.h"
-#include "engine/ops.h"
+#include "muonrec/engine/dispatch.h"
+#include "muonrec/engine/ops.h"
 
 namespace muonrec::ops {
 using namespace detail;

@@ -2,8 +2,8 @@
 // copies, since views stay contiguous (DESIGN.md).
 #include <algorithm>
 
-#include "engine/dispatch.h"
-#include "engine/ops.h"
+#include "muonrec/engine/dispatch.h"
+#include "muonrec/engine/ops.h"
 
 namespace muonrec::ops {
 using namespace detail;

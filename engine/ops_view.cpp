@@ -1,6 +1,6 @@
 // Autograd for views (reshape, narrow_rows): the view's gradient lands at the view's place in the base.
-#include "engine/dispatch.h"
-#include "engine/ops.h"
+#include "muonrec/engine/dispatch.h"
+#include "muonrec/engine/ops.h"
 
 namespace muonrec::ops::detail {
 namespace {

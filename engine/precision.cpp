@@ -1,8 +1,8 @@
-#include "engine/precision.h"
+#include "muonrec/engine/precision.h"
 
 #include <atomic>
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec {
 namespace {

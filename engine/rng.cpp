@@ -1,4 +1,4 @@
-#include "engine/rng.h"
+#include "muonrec/engine/rng.h"
 
 #include <cmath>
 

@@ -1,4 +1,4 @@
-#include "engine/safetensors.h"
+#include "muonrec/engine/safetensors.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,9 +10,9 @@
 #include <utility>
 #include <vector>
 
-#include "engine/error.h"
-#include "engine/file_replace.h"
-#include "engine/json_text.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/file_replace.h"
+#include "muonrec/engine/json_text.h"
 
 namespace muonrec {
 

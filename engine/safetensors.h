@@ -8,8 +8,8 @@
 #include <new>
 #include <string>
 
-#include "engine/error.h"
-#include "engine/tensor.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/tensor.h"
 
 namespace muonrec {
 

@@ -1,10 +1,10 @@
-#include "engine/tensor.h"
+#include "muonrec/engine/tensor.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "engine/error.h"
-#include "engine/ops.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/ops.h"
 
 namespace muonrec {
 

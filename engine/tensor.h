@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/allocator.h"
-#include "engine/device.h"
-#include "engine/dtype.h"
+#include "muonrec/engine/allocator.h"
+#include "muonrec/engine/device.h"
+#include "muonrec/engine/dtype.h"
 
 namespace muonrec {
 

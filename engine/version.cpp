@@ -1,4 +1,4 @@
-#include "engine/version.h"
+#include "muonrec/engine/version.h"
 
 namespace muonrec {
 

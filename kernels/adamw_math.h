@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <cstring>
 
-#include "engine/rng.h"
-#include "kernels/tensor_chunk.h"
+#include "muonrec/engine/rng.h"
+#include "muonrec/kernels/tensor_chunk.h"
 
 namespace muonrec::kernels {
 

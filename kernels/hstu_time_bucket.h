@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "engine/rng.h"  // MUONREC_HOST_DEVICE
+#include "muonrec/engine/rng.h"  // MUONREC_HOST_DEVICE
 
 namespace muonrec::kernels {
 

@@ -1,11 +1,11 @@
-#include "models/bert4rec.h"
+#include "muonrec/models/bert4rec.h"
 
 #include <algorithm>
 
-#include "data/batcher.h"
-#include "engine/error.h"
-#include "engine/nvtx.h"
-#include "engine/ops.h"
+#include "muonrec/data/batcher.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/engine/ops.h"
 
 namespace muonrec {
 namespace {

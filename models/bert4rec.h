@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "models/sequential_model.h"
-#include "models/transformer.h"
+#include "muonrec/models/sequential_model.h"
+#include "muonrec/models/transformer.h"
 
 namespace muonrec {
 

@@ -1,4 +1,4 @@
-#include "models/checkpoint_info.h"
+#include "muonrec/models/checkpoint_info.h"
 
 #include <fmt/format.h>
 
@@ -6,9 +6,9 @@
 
 #include <cstdlib>
 
-#include "engine/error.h"
-#include "models/evaluate.h"
-#include "models/training_position.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/models/evaluate.h"
+#include "muonrec/models/training_position.h"
 
 namespace muonrec {
 namespace {

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "engine/safetensors.h"
+#include "muonrec/engine/safetensors.h"
 
 namespace muonrec {
 

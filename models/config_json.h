@@ -7,7 +7,7 @@
 #include <string>
 #include <type_traits>
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec {
 

@@ -1,14 +1,14 @@
-#include "models/evaluate.h"
+#include "muonrec/models/evaluate.h"
 
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "data/batcher.h"
-#include "engine/autograd.h"
-#include "engine/error.h"
-#include "engine/nvtx.h"
-#include "engine/ops.h"
+#include "muonrec/data/batcher.h"
+#include "muonrec/engine/autograd.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/engine/ops.h"
 
 namespace muonrec {
 

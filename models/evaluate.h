@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "data/batcher.h"
-#include "data/dataset.h"
-#include "data/split.h"
-#include "models/sequential_model.h"
+#include "muonrec/data/batcher.h"
+#include "muonrec/data/dataset.h"
+#include "muonrec/data/split.h"
+#include "muonrec/models/sequential_model.h"
 
 namespace muonrec {
 

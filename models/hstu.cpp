@@ -1,11 +1,11 @@
-#include "models/hstu.h"
+#include "muonrec/models/hstu.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "engine/error.h"
-#include "engine/nvtx.h"
-#include "engine/ops.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/engine/ops.h"
 
 namespace muonrec {
 namespace {

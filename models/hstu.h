@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/hstu_time_bucket.h"
-#include "models/sequential_model.h"
+#include "muonrec/kernels/hstu_time_bucket.h"
+#include "muonrec/models/sequential_model.h"
 
 namespace muonrec {
 

@@ -1,12 +1,12 @@
-#include "models/module.h"
+#include "muonrec/models/module.h"
 
 #include <algorithm>
 
 #include <cmath>
 
-#include "engine/dispatch.h"
-#include "engine/error.h"
-#include "engine/ops.h"
+#include "muonrec/engine/dispatch.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/ops.h"
 
 namespace muonrec {
 

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/rng.h"
-#include "engine/safetensors.h"
-#include "engine/tensor.h"
+#include "muonrec/engine/rng.h"
+#include "muonrec/engine/safetensors.h"
+#include "muonrec/engine/tensor.h"
 
 namespace muonrec {
 

@@ -1,4 +1,4 @@
-#include "models/rank_comparison.h"
+#include "muonrec/models/rank_comparison.h"
 
 #include <fmt/format.h>
 
@@ -10,8 +10,8 @@
 #include <random>
 #include <unordered_map>
 
-#include "data/text_fields.h"
-#include "engine/error.h"
+#include "muonrec/data/text_fields.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec {
 namespace {

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "data/dataset.h"
-#include "models/evaluate.h"
+#include "muonrec/data/dataset.h"
+#include "muonrec/models/evaluate.h"
 
 namespace muonrec {
 

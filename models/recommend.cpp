@@ -1,4 +1,4 @@
-#include "models/recommend.h"
+#include "muonrec/models/recommend.h"
 
 #include <algorithm>
 #include <charconv>
@@ -8,9 +8,9 @@
 
 #include <fmt/format.h>
 
-#include "data/batcher.h"
-#include "engine/error.h"
-#include "models/evaluate.h"
+#include "muonrec/data/batcher.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/models/evaluate.h"
 
 namespace muonrec {
 namespace {

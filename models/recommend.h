@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "data/dataset.h"
-#include "models/sequential_model.h"
-#include "models/tiger.h"
-#include "models/tiger_generate.h"
+#include "muonrec/data/dataset.h"
+#include "muonrec/models/sequential_model.h"
+#include "muonrec/models/tiger.h"
+#include "muonrec/models/tiger_generate.h"
 
 namespace muonrec {
 

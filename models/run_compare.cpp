@@ -1,4 +1,4 @@
-#include "models/run_compare.h"
+#include "muonrec/models/run_compare.h"
 
 #include <fmt/format.h>
 
@@ -11,7 +11,7 @@
 #include <set>
 #include <sstream>
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec {
 namespace {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "models/run_history.h"
+#include "muonrec/models/run_history.h"
 
 namespace muonrec {
 

@@ -1,4 +1,4 @@
-#include "models/run_history.h"
+#include "muonrec/models/run_history.h"
 
 #include <fmt/format.h>
 
@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec {
 namespace {

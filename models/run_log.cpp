@@ -1,4 +1,4 @@
-#include "models/run_log.h"
+#include "muonrec/models/run_log.h"
 
 #include <fmt/format.h>
 
@@ -8,7 +8,7 @@
 #include <fstream>
 #include <memory>
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec {
 

@@ -1,8 +1,8 @@
-#include "models/sampled_softmax.h"
+#include "muonrec/models/sampled_softmax.h"
 
-#include "engine/error.h"
-#include "engine/nvtx.h"
-#include "engine/ops.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/engine/ops.h"
 
 namespace muonrec {
 namespace {

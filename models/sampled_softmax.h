@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "engine/rng.h"
-#include "engine/tensor.h"
+#include "muonrec/engine/rng.h"
+#include "muonrec/engine/tensor.h"
 
 namespace muonrec {
 

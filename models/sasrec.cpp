@@ -1,7 +1,7 @@
-#include "models/sasrec.h"
+#include "muonrec/models/sasrec.h"
 
-#include "engine/nvtx.h"
-#include "engine/ops.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/engine/ops.h"
 
 namespace muonrec {
 

@@ -5,8 +5,8 @@
 
 #include <cstdint>
 
-#include "models/sequential_model.h"
-#include "models/transformer.h"
+#include "muonrec/models/sequential_model.h"
+#include "muonrec/models/transformer.h"
 
 namespace muonrec {
 

@@ -1,18 +1,18 @@
-#include "models/sequential_model.h"
+#include "muonrec/models/sequential_model.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cmath>
 
-#include "data/batcher.h"
-#include "engine/error.h"
-#include "engine/nvtx.h"
-#include "engine/ops.h"
-#include "models/bert4rec.h"
-#include "models/config_json.h"
-#include "models/hstu.h"
-#include "models/sampled_softmax.h"
-#include "models/sasrec.h"
+#include "muonrec/data/batcher.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/engine/ops.h"
+#include "muonrec/models/bert4rec.h"
+#include "muonrec/models/config_json.h"
+#include "muonrec/models/hstu.h"
+#include "muonrec/models/sampled_softmax.h"
+#include "muonrec/models/sasrec.h"
 
 namespace muonrec {
 

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "data/batcher.h"
-#include "models/module.h"
+#include "muonrec/data/batcher.h"
+#include "muonrec/models/module.h"
 
 namespace muonrec {
 

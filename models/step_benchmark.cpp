@@ -1,4 +1,4 @@
-#include "models/step_benchmark.h"
+#include "muonrec/models/step_benchmark.h"
 
 #include <fmt/format.h>
 
@@ -6,11 +6,11 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 
-#include "engine/allocator.h"
-#include "engine/error.h"
-#include "engine/nvtx.h"
-#include "models/run_log.h"
-#include "models/training_step.h"
+#include "muonrec/engine/allocator.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/models/run_log.h"
+#include "muonrec/models/training_step.h"
 
 namespace muonrec {
 namespace {

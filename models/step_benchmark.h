@@ -16,10 +16,10 @@
 #include <utility>
 #include <vector>
 
-#include "data/batcher.h"
-#include "models/sequential_model.h"
-#include "models/training_step.h"
-#include "optim/param_groups.h"
+#include "muonrec/data/batcher.h"
+#include "muonrec/models/sequential_model.h"
+#include "muonrec/models/training_step.h"
+#include "muonrec/optim/param_groups.h"
 
 namespace muonrec {
 

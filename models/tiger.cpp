@@ -1,14 +1,14 @@
-#include "models/tiger.h"
+#include "muonrec/models/tiger.h"
 
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "engine/autograd.h"
-#include "engine/error.h"
-#include "engine/nvtx.h"
-#include "engine/ops.h"
-#include "models/config_json.h"
+#include "muonrec/engine/autograd.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/engine/ops.h"
+#include "muonrec/models/config_json.h"
 
 namespace muonrec {
 

@@ -34,9 +34,9 @@
 #include <string>
 #include <vector>
 
-#include "models/module.h"
-#include "models/tiger_tokens.h"
-#include "models/transformer.h"
+#include "muonrec/models/module.h"
+#include "muonrec/models/tiger_tokens.h"
+#include "muonrec/models/transformer.h"
 
 namespace muonrec {
 

@@ -1,10 +1,10 @@
-#include "models/tiger_batches.h"
+#include "muonrec/models/tiger_batches.h"
 
 #include <algorithm>
 #include <utility>
 
-#include "data/batcher.h"
-#include "data/split.h"
+#include "muonrec/data/batcher.h"
+#include "muonrec/data/split.h"
 
 namespace muonrec {
 namespace {

@@ -1,11 +1,11 @@
-#include "models/tiger_generate.h"
+#include "muonrec/models/tiger_generate.h"
 
 #include <algorithm>
 
-#include "data/batcher.h"
-#include "engine/autograd.h"
-#include "engine/error.h"
-#include "engine/nvtx.h"
+#include "muonrec/data/batcher.h"
+#include "muonrec/engine/autograd.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/nvtx.h"
 
 namespace muonrec {
 

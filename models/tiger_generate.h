@@ -22,11 +22,11 @@
 #include <functional>
 #include <vector>
 
-#include "data/dataset.h"
-#include "data/split.h"
-#include "models/evaluate.h"
-#include "models/semantic_id/beam_search.h"
-#include "models/tiger.h"
+#include "muonrec/data/dataset.h"
+#include "muonrec/data/split.h"
+#include "muonrec/models/evaluate.h"
+#include "muonrec/models/semantic_id/beam_search.h"
+#include "muonrec/models/tiger.h"
 
 namespace muonrec {
 

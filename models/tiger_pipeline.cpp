@@ -1,4 +1,4 @@
-#include "models/tiger_pipeline.h"
+#include "muonrec/models/tiger_pipeline.h"
 
 #include <algorithm>
 #include <cctype>
@@ -7,12 +7,12 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 
-#include "engine/error.h"
-#include "engine/safetensors.h"
-#include "data/split.h"
-#include "models/semantic_id/item_table.h"
-#include "models/semantic_id/item_text.h"
-#include "models/training_position.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/safetensors.h"
+#include "muonrec/data/split.h"
+#include "muonrec/models/semantic_id/item_table.h"
+#include "muonrec/models/semantic_id/item_text.h"
+#include "muonrec/models/training_position.h"
 
 namespace muonrec {
 namespace {

@@ -12,14 +12,14 @@
 #include <string>
 #include <vector>
 
-#include "data/dataset.h"
-#include "engine/device.h"
-#include "models/semantic_id/cooccurrence.h"
-#include "models/semantic_id/rq_kmeans.h"
-#include "models/semantic_id/rq_vae.h"
-#include "models/semantic_id/tfidf.h"
-#include "models/tiger.h"
-#include "models/tiger_train.h"
+#include "muonrec/data/dataset.h"
+#include "muonrec/engine/device.h"
+#include "muonrec/models/semantic_id/cooccurrence.h"
+#include "muonrec/models/semantic_id/rq_kmeans.h"
+#include "muonrec/models/semantic_id/rq_vae.h"
+#include "muonrec/models/semantic_id/tfidf.h"
+#include "muonrec/models/tiger.h"
+#include "muonrec/models/tiger_train.h"
 
 namespace muonrec {
 

@@ -1,11 +1,11 @@
-#include "models/tiger_step_benchmark.h"
+#include "muonrec/models/tiger_step_benchmark.h"
 
-#include "engine/error.h"
-#include "engine/nvtx.h"
-#include "engine/rng.h"
-#include "models/semantic_id/rq_kmeans.h"
-#include "models/tiger_batches.h"
-#include "models/training_step.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/engine/rng.h"
+#include "muonrec/models/semantic_id/rq_kmeans.h"
+#include "muonrec/models/tiger_batches.h"
+#include "muonrec/models/training_step.h"
 
 namespace muonrec {
 

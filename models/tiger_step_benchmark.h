@@ -6,10 +6,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "data/dataset.h"
-#include "models/step_benchmark.h"
-#include "models/tiger.h"
-#include "models/tiger_tokens.h"
+#include "muonrec/data/dataset.h"
+#include "muonrec/models/step_benchmark.h"
+#include "muonrec/models/tiger.h"
+#include "muonrec/models/tiger_tokens.h"
 
 namespace muonrec {
 

@@ -1,8 +1,8 @@
-#include "models/tiger_tokens.h"
+#include "muonrec/models/tiger_tokens.h"
 
 #include <algorithm>
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec {
 

@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "models/semantic_id/prefix_trie.h"
+#include "muonrec/models/semantic_id/prefix_trie.h"
 
 namespace muonrec {
 

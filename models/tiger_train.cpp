@@ -1,4 +1,4 @@
-#include "models/tiger_train.h"
+#include "muonrec/models/tiger_train.h"
 
 #include <algorithm>
 #include <charconv>
@@ -6,13 +6,13 @@
 #include <ostream>
 #include <system_error>
 
-#include "engine/error.h"
-#include "engine/json_text.h"
-#include "engine/nvtx.h"
-#include "models/run_log.h"
-#include "models/tiger_batches.h"
-#include "models/training_position.h"
-#include "models/training_step.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/json_text.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/models/run_log.h"
+#include "muonrec/models/tiger_batches.h"
+#include "muonrec/models/training_position.h"
+#include "muonrec/models/training_step.h"
 
 namespace muonrec {
 namespace {

@@ -19,11 +19,11 @@
 #include <memory>
 #include <string>
 
-#include "data/dataset.h"
-#include "models/semantic_id/rq_kmeans.h"
-#include "models/tiger.h"
-#include "models/tiger_generate.h"
-#include "models/trainer.h"
+#include "muonrec/data/dataset.h"
+#include "muonrec/models/semantic_id/rq_kmeans.h"
+#include "muonrec/models/tiger.h"
+#include "muonrec/models/tiger_generate.h"
+#include "muonrec/models/trainer.h"
 
 namespace muonrec {
 

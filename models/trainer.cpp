@@ -1,4 +1,4 @@
-#include "models/trainer.h"
+#include "muonrec/models/trainer.h"
 
 #include <unistd.h>
 
@@ -8,14 +8,14 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 
-#include "data/batcher.h"
-#include "engine/autograd.h"
-#include "engine/error.h"
-#include "engine/json_text.h"
-#include "engine/nvtx.h"
-#include "models/run_log.h"
-#include "models/training_position.h"
-#include "models/training_step.h"
+#include "muonrec/data/batcher.h"
+#include "muonrec/engine/autograd.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/json_text.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/models/run_log.h"
+#include "muonrec/models/training_position.h"
+#include "muonrec/models/training_step.h"
 
 namespace muonrec {
 namespace {

@@ -11,10 +11,10 @@
 #include <string>
 #include <vector>
 
-#include "data/dataset.h"
-#include "models/evaluate.h"
-#include "models/sequential_model.h"
-#include "optim/param_groups.h"
+#include "muonrec/data/dataset.h"
+#include "muonrec/models/evaluate.h"
+#include "muonrec/models/sequential_model.h"
+#include "muonrec/optim/param_groups.h"
 
 namespace muonrec {
 

@@ -1,4 +1,4 @@
-#include "models/training_position.h"
+#include "muonrec/models/training_position.h"
 
 #include <fmt/format.h>
 
@@ -12,9 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/error.h"
-#include "engine/json_text.h"
-#include "engine/version.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/json_text.h"
+#include "muonrec/engine/version.h"
 
 namespace muonrec {
 

@@ -9,13 +9,13 @@
 #include <map>
 #include <string>
 
-#include "data/dataset.h"
-#include "engine/device.h"
-#include "engine/rng.h"
-#include "engine/safetensors.h"
-#include "models/evaluate.h"
-#include "models/module.h"
-#include "models/trainer.h"
+#include "muonrec/data/dataset.h"
+#include "muonrec/engine/device.h"
+#include "muonrec/engine/rng.h"
+#include "muonrec/engine/safetensors.h"
+#include "muonrec/models/evaluate.h"
+#include "muonrec/models/module.h"
+#include "muonrec/models/trainer.h"
 
 namespace muonrec {
 

@@ -1,7 +1,7 @@
-#include "models/training_step.h"
+#include "muonrec/models/training_step.h"
 
-#include "engine/autograd.h"
-#include "engine/nvtx.h"
+#include "muonrec/engine/autograd.h"
+#include "muonrec/engine/nvtx.h"
 
 namespace muonrec {
 

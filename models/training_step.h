@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <functional>
 
-#include "data/batcher.h"
-#include "models/sequential_model.h"
-#include "optim/param_groups.h"
+#include "muonrec/data/batcher.h"
+#include "muonrec/models/sequential_model.h"
+#include "muonrec/optim/param_groups.h"
 
 namespace muonrec {
 

@@ -1,12 +1,12 @@
-#include "models/transformer.h"
+#include "muonrec/models/transformer.h"
 
 #include <algorithm>
 #include <cmath>
 #include <string>
 
-#include "engine/error.h"
-#include "engine/nvtx.h"
-#include "engine/ops.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/engine/ops.h"
 
 namespace muonrec {
 

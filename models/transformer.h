@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "models/sequential_model.h"
+#include "muonrec/models/sequential_model.h"
 
 namespace muonrec {
 

@@ -1,9 +1,9 @@
-#include "optim/adamw.h"
+#include "muonrec/optim/adamw.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "engine/dispatch.h"
+#include "muonrec/engine/dispatch.h"
 
 namespace muonrec {
 

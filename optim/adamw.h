@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "engine/device_value.h"
-#include "kernels/adamw_math.h"
-#include "optim/device_table.h"
-#include "optim/optimizer.h"
+#include "muonrec/engine/device_value.h"
+#include "muonrec/kernels/adamw_math.h"
+#include "muonrec/optim/device_table.h"
+#include "muonrec/optim/optimizer.h"
 
 namespace muonrec {
 

@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "engine/device_value.h"
+#include "muonrec/engine/device_value.h"
 
 namespace muonrec {
 

@@ -1,13 +1,13 @@
-#include "optim/muon.h"
+#include "muonrec/optim/muon.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
-#include "engine/dispatch.h"
-#include "kernels/cpu/muon.h"
+#include "muonrec/engine/dispatch.h"
+#include "muonrec/kernels/cpu/muon.h"
 #ifdef MUONREC_WITH_CUDA
-#include "kernels/cuda/muon.h"
+#include "muonrec/kernels/cuda/muon.h"
 #endif
 
 namespace muonrec {

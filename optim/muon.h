@@ -14,11 +14,11 @@
 #include <cstdint>
 #include <memory>
 
-#include "engine/device_value.h"
-#include "kernels/muon_types.h"
-#include "optim/device_table.h"
-#include "optim/newton_schulz.h"
-#include "optim/optimizer.h"
+#include "muonrec/engine/device_value.h"
+#include "muonrec/kernels/muon_types.h"
+#include "muonrec/optim/device_table.h"
+#include "muonrec/optim/newton_schulz.h"
+#include "muonrec/optim/optimizer.h"
 
 namespace muonrec {
 #ifdef MUONREC_WITH_CUDA

@@ -1,10 +1,10 @@
-#include "optim/newton_schulz.h"
+#include "muonrec/optim/newton_schulz.h"
 
-#include "engine/dispatch.h"
-#include "engine/precision.h"
-#include "kernels/cpu/muon.h"
+#include "muonrec/engine/dispatch.h"
+#include "muonrec/engine/precision.h"
+#include "muonrec/kernels/cpu/muon.h"
 #ifdef MUONREC_WITH_CUDA
-#include "kernels/cuda/muon.h"
+#include "muonrec/kernels/cuda/muon.h"
 #endif
 
 namespace muonrec {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/tensor.h"
+#include "muonrec/engine/tensor.h"
 
 namespace muonrec {
 

@@ -1,4 +1,4 @@
-#include "optim/optimizer.h"
+#include "muonrec/optim/optimizer.h"
 
 #include <cmath>
 

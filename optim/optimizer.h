@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/safetensors.h"
-#include "models/module.h"
+#include "muonrec/engine/safetensors.h"
+#include "muonrec/models/module.h"
 
 namespace muonrec {
 

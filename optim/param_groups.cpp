@@ -1,9 +1,9 @@
-#include "optim/param_groups.h"
+#include "muonrec/optim/param_groups.h"
 
 #include <algorithm>
 #include <regex>
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec {
 

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "optim/adamw.h"
-#include "optim/muon.h"
-#include "optim/schedule.h"
+#include "muonrec/optim/adamw.h"
+#include "muonrec/optim/muon.h"
+#include "muonrec/optim/schedule.h"
 
 namespace muonrec {
 

@@ -1,9 +1,9 @@
-#include "optim/schedule.h"
+#include "muonrec/optim/schedule.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec {
 

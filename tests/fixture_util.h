@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/safetensors.h"
-#include "models/sequential_model.h"
+#include "muonrec/engine/safetensors.h"
+#include "muonrec/models/sequential_model.h"
 #include "test_util.h"
 
 namespace muonrec::testkit {

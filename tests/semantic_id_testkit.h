@@ -9,8 +9,8 @@
 #include <set>
 #include <vector>
 
-#include "engine/rng.h"
-#include "models/semantic_id/rq_kmeans.h"
+#include "muonrec/engine/rng.h"
+#include "muonrec/models/semantic_id/rq_kmeans.h"
 
 namespace muonrec::testkit {
 

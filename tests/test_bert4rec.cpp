@@ -3,9 +3,9 @@
 // names, and a short training run that beats the most-popular baseline.
 #include <sstream>
 
-#include "data/batcher.h"
-#include "models/bert4rec.h"
-#include "models/trainer.h"
+#include "muonrec/data/batcher.h"
+#include "muonrec/models/bert4rec.h"
+#include "muonrec/models/trainer.h"
 #include "test_util.h"
 #include "tiny_model_config.h"
 #include "train_util.h"

@@ -13,7 +13,7 @@
 #include <sstream>
 #include <string>
 
-#include "engine/safetensors.h"
+#include "muonrec/engine/safetensors.h"
 #include "test_util.h"
 
 namespace {

@@ -9,9 +9,9 @@
 #include <cmath>
 #include <vector>
 
-#include "engine/rng.h"
-#include "models/semantic_id/cooccurrence.h"
-#include "models/semantic_id/rq_kmeans.h"
+#include "muonrec/engine/rng.h"
+#include "muonrec/models/semantic_id/cooccurrence.h"
+#include "muonrec/models/semantic_id/rq_kmeans.h"
 #include "test_util.h"
 
 namespace muonrec::semantic_id {

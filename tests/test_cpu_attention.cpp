@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/cpu/attention.h"
+#include "muonrec/kernels/cpu/attention.h"
 #include "test_util.h"
 
 using namespace muonrec;

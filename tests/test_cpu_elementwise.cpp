@@ -10,9 +10,9 @@
 #include <omp.h>
 #endif
 
-#include "engine/rng.h"
-#include "kernels/cpu/elementwise.h"
-#include "kernels/cpu/parallel_blocks.h"
+#include "muonrec/engine/rng.h"
+#include "muonrec/kernels/cpu/elementwise.h"
+#include "muonrec/kernels/cpu/parallel_blocks.h"
 
 using namespace muonrec;
 namespace cpu = muonrec::kernels::cpu;

@@ -12,9 +12,9 @@
 #include <omp.h>
 #endif
 
-#include "engine/error.h"
-#include "engine/rng.h"
-#include "kernels/cpu/matmul.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/rng.h"
+#include "muonrec/kernels/cpu/matmul.h"
 
 using namespace muonrec;
 

@@ -7,8 +7,8 @@
 
 #include <gtest/gtest.h>
 
-#include "kernels/cpu/vector_functions.h"
-#include "kernels/cpu/vector_math.h"
+#include "muonrec/kernels/cpu/vector_functions.h"
+#include "muonrec/kernels/cpu/vector_math.h"
 
 namespace {
 

@@ -19,13 +19,13 @@
 #include <unistd.h>
 #include <vector>
 
-#include "data/batcher.h"
-#include "data/dataset.h"
-#include "data/export.h"
-#include "data/split.h"
-#include "data/synthetic.h"
-#include "data/text_fields.h"
-#include "engine/error.h"
+#include "muonrec/data/batcher.h"
+#include "muonrec/data/dataset.h"
+#include "muonrec/data/export.h"
+#include "muonrec/data/split.h"
+#include "muonrec/data/synthetic.h"
+#include "muonrec/data/text_fields.h"
+#include "muonrec/engine/error.h"
 #include "test_util.h"
 
 namespace muonrec::data {

@@ -15,8 +15,8 @@
 
 #include <sys/stat.h>
 
-#include "data/dataset_cache.h"
-#include "data/text_fields.h"
+#include "muonrec/data/dataset_cache.h"
+#include "muonrec/data/text_fields.h"
 #include "test_util.h"
 
 using namespace muonrec;

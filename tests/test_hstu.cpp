@@ -2,7 +2,7 @@
 // and every parameter gradient, on CPU and (where present) on the GPU; the model without
 // timestamps; the time buckets on hand-computed gaps; short training runs with both optimizers.
 #include "fixture_util.h"
-#include "models/hstu.h"
+#include "muonrec/models/hstu.h"
 #include "tiny_model_config.h"
 #include "train_util.h"
 

@@ -5,9 +5,9 @@
 #include <omp.h>
 #endif
 
-#include "kernels/cpu/embedding.h"
-#include "kernels/cpu/loss.h"
-#include "kernels/cpu/norm.h"
+#include "muonrec/kernels/cpu/embedding.h"
+#include "muonrec/kernels/cpu/loss.h"
+#include "muonrec/kernels/cpu/norm.h"
 
 using namespace muonrec;
 using muonrec::testkit::expect_gradients_match;

@@ -11,15 +11,15 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/hstu_attention.h"
+#include "muonrec/kernels/cpu/hstu_attention.h"
 #include "test_util.h"
 
 #ifdef MUONREC_WITH_CUDA
-#include "engine/allocator.h"
-#include "engine/cuda_check.h"
-#include "kernels/cpu/slice.h"
-#include "kernels/cuda/hstu_attention.h"
-#include "kernels/cuda/slice.h"
+#include "muonrec/engine/allocator.h"
+#include "muonrec/engine/cuda_check.h"
+#include "muonrec/kernels/cpu/slice.h"
+#include "muonrec/kernels/cuda/hstu_attention.h"
+#include "muonrec/kernels/cuda/slice.h"
 #endif
 
 using namespace muonrec;

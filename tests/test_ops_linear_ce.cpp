@@ -1,12 +1,12 @@
 // linear_cross_entropy (tiled over rows and items): equal to cross_entropy(scale * linear(h, W)) in
 // value and gradients for any chunk size, finite-difference gradients, GPU parity at every matmul
 // precision, and the precision setting itself.
-#include "engine/precision.h"
-#include "kernels/cpu/chunked_ce.h"
+#include "muonrec/engine/precision.h"
+#include "muonrec/kernels/cpu/chunked_ce.h"
 #include "test_util.h"
 #ifdef MUONREC_WITH_CUDA
-#include "engine/cuda_check.h"
-#include "kernels/cuda/chunked_ce.h"
+#include "muonrec/engine/cuda_check.h"
+#include "muonrec/kernels/cuda/chunked_ce.h"
 #endif
 
 using namespace muonrec;

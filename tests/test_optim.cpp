@@ -4,11 +4,11 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "engine/precision.h"
-#include "engine/safetensors.h"
-#include "models/module.h"
-#include "optim/adamw.h"
-#include "optim/muon.h"
+#include "muonrec/engine/precision.h"
+#include "muonrec/engine/safetensors.h"
+#include "muonrec/models/module.h"
+#include "muonrec/optim/adamw.h"
+#include "muonrec/optim/muon.h"
 #include "test_util.h"
 
 using namespace muonrec;
@@ -381,8 +381,8 @@ TEST(Muon, rejects_non_matrices_and_names_the_parameter) {
 }
 
 // ---- parameter groups and schedules ----
-#include "models/sequential_model.h"
-#include "optim/param_groups.h"
+#include "muonrec/models/sequential_model.h"
+#include "muonrec/optim/param_groups.h"
 
 namespace {
 

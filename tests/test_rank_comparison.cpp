@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "data/dataset.h"
-#include "models/evaluate.h"
-#include "models/rank_comparison.h"
+#include "muonrec/data/dataset.h"
+#include "muonrec/models/evaluate.h"
+#include "muonrec/models/rank_comparison.h"
 #include "test_util.h"
 
 namespace muonrec {

@@ -5,10 +5,10 @@
 #include <set>
 #include <sstream>
 
-#include "data/dataset.h"
-#include "engine/rng.h"
-#include "models/evaluate.h"
-#include "models/recommend.h"
+#include "muonrec/data/dataset.h"
+#include "muonrec/engine/rng.h"
+#include "muonrec/models/evaluate.h"
+#include "muonrec/models/recommend.h"
 #include "test_util.h"
 #include "tiny_model_config.h"
 #include "train_util.h"

@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/device.h"
-#include "engine/rng.h"
-#include "engine/safetensors.h"
-#include "models/semantic_id/rq_kmeans.h"
-#include "models/semantic_id/rq_vae.h"
+#include "muonrec/engine/device.h"
+#include "muonrec/engine/rng.h"
+#include "muonrec/engine/safetensors.h"
+#include "muonrec/models/semantic_id/rq_kmeans.h"
+#include "muonrec/models/semantic_id/rq_vae.h"
 #include "semantic_id_testkit.h"
 #include "test_util.h"
 

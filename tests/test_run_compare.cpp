@@ -11,11 +11,11 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "engine/version.h"
-#include "models/run_compare.h"
-#include "models/run_history.h"
-#include "models/run_log.h"
-#include "models/trainer.h"
+#include "muonrec/engine/version.h"
+#include "muonrec/models/run_compare.h"
+#include "muonrec/models/run_history.h"
+#include "muonrec/models/run_log.h"
+#include "muonrec/models/trainer.h"
 #include "test_util.h"
 #include "tiny_model_config.h"
 #include "train_util.h"

@@ -3,8 +3,8 @@
 
 #include <fstream>
 
-#include "engine/json_text.h"
-#include "engine/safetensors.h"
+#include "muonrec/engine/json_text.h"
+#include "muonrec/engine/safetensors.h"
 #include "test_util.h"
 
 using namespace muonrec;

@@ -4,8 +4,8 @@
 #include <map>
 #include <sstream>
 
-#include "models/sampled_softmax.h"
-#include "models/trainer.h"
+#include "muonrec/models/sampled_softmax.h"
+#include "muonrec/models/trainer.h"
 #include "test_util.h"
 #include "tiny_model_config.h"
 #include "train_util.h"

@@ -18,14 +18,14 @@
 #include <unistd.h>
 #include <vector>
 
-#include "engine/error.h"
-#include "engine/rng.h"
-#include "engine/safetensors.h"
-#include "models/semantic_id/beam_search.h"
-#include "models/semantic_id/item_text.h"
-#include "models/semantic_id/prefix_trie.h"
-#include "models/semantic_id/rq_kmeans.h"
-#include "models/semantic_id/tfidf.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/rng.h"
+#include "muonrec/engine/safetensors.h"
+#include "muonrec/models/semantic_id/beam_search.h"
+#include "muonrec/models/semantic_id/item_text.h"
+#include "muonrec/models/semantic_id/prefix_trie.h"
+#include "muonrec/models/semantic_id/rq_kmeans.h"
+#include "muonrec/models/semantic_id/tfidf.h"
 #include "semantic_id_testkit.h"
 #include "test_util.h"
 

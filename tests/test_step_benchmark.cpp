@@ -4,10 +4,10 @@
 
 #include <vector>
 
-#include "engine/allocator.h"
-#include "models/step_benchmark.h"
-#include "models/tiger_step_benchmark.h"
-#include "models/training_step.h"
+#include "muonrec/engine/allocator.h"
+#include "muonrec/models/step_benchmark.h"
+#include "muonrec/models/tiger_step_benchmark.h"
+#include "muonrec/models/training_step.h"
 #include "test_util.h"
 #include "tiny_model_config.h"
 

@@ -1,6 +1,6 @@
 // Tensors: construction, dtypes, views, devices, the RNG, the host block cache.
-#include "engine/host_block_cache.h"
-#include "kernels/cpu/philox_draws.h"
+#include "muonrec/engine/host_block_cache.h"
+#include "muonrec/kernels/cpu/philox_draws.h"
 #include "test_util.h"
 
 using namespace muonrec;

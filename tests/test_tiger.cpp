@@ -15,17 +15,17 @@
 #include <sstream>
 #include <tuple>
 
-#include "data/split.h"
-#include "engine/safetensors.h"
-#include "models/semantic_id/rq_kmeans.h"
-#include "models/tiger.h"
-#include "models/tiger_batches.h"
-#include "models/tiger_generate.h"
-#include "models/tiger_pipeline.h"
-#include "models/tiger_tokens.h"
-#include "models/recommend.h"
-#include "models/tiger_train.h"
-#include "models/training_position.h"
+#include "muonrec/data/split.h"
+#include "muonrec/engine/safetensors.h"
+#include "muonrec/models/semantic_id/rq_kmeans.h"
+#include "muonrec/models/tiger.h"
+#include "muonrec/models/tiger_batches.h"
+#include "muonrec/models/tiger_generate.h"
+#include "muonrec/models/tiger_pipeline.h"
+#include "muonrec/models/tiger_tokens.h"
+#include "muonrec/models/recommend.h"
+#include "muonrec/models/tiger_train.h"
+#include "muonrec/models/training_position.h"
 #include "test_util.h"
 
 using namespace muonrec;

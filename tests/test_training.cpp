@@ -8,10 +8,10 @@
 #include <thread>
 #include <tuple>
 
-#include "models/checkpoint_info.h"
-#include "models/run_log.h"
-#include "models/trainer.h"
-#include "models/training_position.h"
+#include "muonrec/models/checkpoint_info.h"
+#include "muonrec/models/run_log.h"
+#include "muonrec/models/trainer.h"
+#include "muonrec/models/training_position.h"
 #include "test_util.h"
 #include "tiny_model_config.h"
 #include "train_util.h"

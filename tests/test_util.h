@@ -17,12 +17,12 @@
 #include <unistd.h>
 #include <vector>
 
-#include "engine/autograd.h"
-#include "engine/error.h"
-#include "engine/device.h"
-#include "engine/ops.h"
-#include "engine/rng.h"
-#include "engine/tensor.h"
+#include "muonrec/engine/autograd.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/device.h"
+#include "muonrec/engine/ops.h"
+#include "muonrec/engine/rng.h"
+#include "muonrec/engine/tensor.h"
 
 namespace muonrec::testkit {
 

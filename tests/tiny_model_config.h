@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "models/sequential_model.h"
+#include "muonrec/models/sequential_model.h"
 
 namespace muonrec::testkit {
 

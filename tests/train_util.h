@@ -6,8 +6,8 @@
 
 #include <sstream>
 
-#include "data/synthetic.h"
-#include "models/trainer.h"
+#include "muonrec/data/synthetic.h"
+#include "muonrec/models/trainer.h"
 
 namespace muonrec::testkit {
 

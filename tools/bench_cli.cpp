@@ -1,12 +1,12 @@
-#include "tools/bench_cli.h"
+#include "muonrec/tools/bench_cli.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <iostream>
 
-#include "models/tiger_step_benchmark.h"
-#include "tools/tiger_cli.h"
+#include "muonrec/models/tiger_step_benchmark.h"
+#include "muonrec/tools/tiger_cli.h"
 
 namespace muonrec {
 

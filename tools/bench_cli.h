@@ -6,12 +6,12 @@
 
 #include <vector>
 
-#include "engine/device.h"
-#include "models/semantic_id/rq_kmeans.h"
-#include "models/step_benchmark.h"
-#include "models/tiger.h"
-#include "tools/cli_checks.h"
-#include "tools/model_cli.h"
+#include "muonrec/engine/device.h"
+#include "muonrec/models/semantic_id/rq_kmeans.h"
+#include "muonrec/models/step_benchmark.h"
+#include "muonrec/models/tiger.h"
+#include "muonrec/tools/cli_checks.h"
+#include "muonrec/tools/model_cli.h"
 
 namespace muonrec {
 

@@ -1,4 +1,4 @@
-#include "tools/config_file.h"
+#include "muonrec/tools/config_file.h"
 
 #include <fmt/format.h>
 
@@ -10,8 +10,8 @@
 #include <string_view>
 #include <utility>
 
-#include "data/text_fields.h"
-#include "engine/error.h"
+#include "muonrec/data/text_fields.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec {
 namespace {

@@ -1,11 +1,11 @@
-#include "tools/model_cli.h"
+#include "muonrec/tools/model_cli.h"
 
 #include <fmt/format.h>
 
-#include "engine/error.h"
-#include "engine/precision.h"
-#include "models/transformer.h"
-#include "optim/newton_schulz.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/precision.h"
+#include "muonrec/models/transformer.h"
+#include "muonrec/optim/newton_schulz.h"
 
 namespace muonrec {
 

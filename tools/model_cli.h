@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "models/sequential_model.h"
-#include "optim/param_groups.h"
-#include "tools/cli_checks.h"
+#include "muonrec/models/sequential_model.h"
+#include "muonrec/optim/param_groups.h"
+#include "muonrec/tools/cli_checks.h"
 
 namespace muonrec {
 

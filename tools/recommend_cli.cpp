@@ -1,6 +1,6 @@
-#include "tools/recommend_cli.h"
+#include "muonrec/tools/recommend_cli.h"
 
-#include "tools/cli_checks.h"
+#include "muonrec/tools/cli_checks.h"
 
 #include <fmt/format.h>
 
@@ -9,12 +9,12 @@
 #include <iostream>
 #include <sstream>
 
-#include "engine/error.h"
-#include "engine/file_replace.h"
-#include "models/run_log.h"
-#include "models/training_position.h"
-#include "models/tiger_train.h"
-#include "models/trainer.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/file_replace.h"
+#include "muonrec/models/run_log.h"
+#include "muonrec/models/training_position.h"
+#include "muonrec/models/tiger_train.h"
+#include "muonrec/models/trainer.h"
 
 namespace muonrec {
 namespace {

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "data/dataset.h"
-#include "models/recommend.h"
-#include "models/tiger_pipeline.h"
+#include "muonrec/data/dataset.h"
+#include "muonrec/models/recommend.h"
+#include "muonrec/models/tiger_pipeline.h"
 
 namespace muonrec {
 

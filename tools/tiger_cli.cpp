@@ -1,13 +1,13 @@
-#include "tools/tiger_cli.h"
+#include "muonrec/tools/tiger_cli.h"
 
 #include <fmt/format.h>
 
 #include <iostream>
 
-#include "engine/error.h"
-#include "models/rank_comparison.h"
-#include "models/run_log.h"
-#include "models/training_position.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/models/rank_comparison.h"
+#include "muonrec/models/run_log.h"
+#include "muonrec/models/training_position.h"
 
 namespace muonrec {
 namespace {

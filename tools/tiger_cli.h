@@ -6,12 +6,12 @@
 
 #include <string>
 
-#include "data/dataset.h"
-#include "engine/device.h"
-#include "models/evaluate.h"
-#include "models/tiger_pipeline.h"
-#include "models/trainer.h"
-#include "tools/cli_checks.h"
+#include "muonrec/data/dataset.h"
+#include "muonrec/engine/device.h"
+#include "muonrec/models/evaluate.h"
+#include "muonrec/models/tiger_pipeline.h"
+#include "muonrec/models/trainer.h"
+#include "muonrec/tools/cli_checks.h"
 
 namespace muonrec {
 

@@ -4,16 +4,14 @@
 #include <filesystem>
 #include <iostream>
 
-#include "data/synthetic.h"
-#include "models/recommend.h"
-#include "models/trainer.h"
+#include <muonrec/models/recommend.h>
+#include <muonrec/models/trainer.h>
+
+#include "data/dataset.h"  // the prototype's own, beside the engine's muonrec/data/dataset.h
 
 int main() {
   using namespace muonrec;
-  data::SyntheticOptions data_options;
-  data_options.users = 300;
-  data_options.items = 100;
-  data::SequenceDataset dataset = data::make_synthetic_dataset(data_options);
+  const data::SequenceDataset dataset = prototype::example_dataset();
 
   ModelConfig config;
   config.n_items = dataset.n_items;

@@ -1,9 +1,9 @@
-#include "kernels/cpu/activation.h"
+#include "muonrec/kernels/cpu/activation.h"
 
 #include <algorithm>
 
-#include "kernels/cpu/parallel_blocks.h"
-#include "kernels/cpu/vector_functions.h"
+#include "muonrec/kernels/cpu/parallel_blocks.h"
+#include "muonrec/kernels/cpu/vector_functions.h"
 
 namespace muonrec::kernels::cpu {
 namespace {

@@ -1,14 +1,14 @@
-#include "kernels/cpu/attention.h"
+#include "muonrec/kernels/cpu/attention.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
-#include "kernels/cpu/matmul.h"
-#include "kernels/cpu/packed_keys.h"
-#include "kernels/cpu/vector_functions.h"
-#include "kernels/cpu/vector_math.h"
+#include "muonrec/kernels/cpu/matmul.h"
+#include "muonrec/kernels/cpu/packed_keys.h"
+#include "muonrec/kernels/cpu/vector_functions.h"
+#include "muonrec/kernels/cpu/vector_math.h"
 
 namespace muonrec::kernels::cpu {
 namespace {

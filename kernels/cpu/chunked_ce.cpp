@@ -1,13 +1,13 @@
-#include "kernels/cpu/chunked_ce.h"
+#include "muonrec/kernels/cpu/chunked_ce.h"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "kernels/cpu/loss.h"
-#include "kernels/cpu/matmul.h"
-#include "kernels/cpu/vector_functions.h"
-#include "kernels/cpu/vector_math.h"
+#include "muonrec/kernels/cpu/loss.h"
+#include "muonrec/kernels/cpu/matmul.h"
+#include "muonrec/kernels/cpu/vector_functions.h"
+#include "muonrec/kernels/cpu/vector_math.h"
 
 namespace muonrec::kernels::cpu {
 namespace {

@@ -1,12 +1,12 @@
-#include "kernels/cpu/elementwise.h"
+#include "muonrec/kernels/cpu/elementwise.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
-#include "engine/dtype.h"
-#include "kernels/cpu/parallel_blocks.h"
-#include "kernels/cpu/philox_draws.h"
+#include "muonrec/engine/dtype.h"
+#include "muonrec/kernels/cpu/parallel_blocks.h"
+#include "muonrec/kernels/cpu/philox_draws.h"
 
 namespace muonrec::kernels::cpu {
 

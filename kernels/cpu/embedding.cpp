@@ -1,4 +1,4 @@
-#include "kernels/cpu/embedding.h"
+#include "muonrec/kernels/cpu/embedding.h"
 
 #include <algorithm>
 #include <cstring>

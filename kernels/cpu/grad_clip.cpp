@@ -1,4 +1,4 @@
-#include "kernels/cpu/grad_clip.h"
+#include "muonrec/kernels/cpu/grad_clip.h"
 
 #include <cmath>
 

@@ -1,9 +1,9 @@
-#include "kernels/cpu/hstu_attention.h"
+#include "muonrec/kernels/cpu/hstu_attention.h"
 
-#include "kernels/cpu/matmul.h"
-#include "kernels/cpu/packed_keys.h"
-#include "kernels/cpu/vector_functions.h"
-#include "kernels/hstu_time_bucket.h"
+#include "muonrec/kernels/cpu/matmul.h"
+#include "muonrec/kernels/cpu/packed_keys.h"
+#include "muonrec/kernels/cpu/vector_functions.h"
+#include "muonrec/kernels/hstu_time_bucket.h"
 
 #include <algorithm>
 #include <vector>

@@ -1,9 +1,9 @@
-#include "kernels/cpu/loss.h"
+#include "muonrec/kernels/cpu/loss.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/cpu/vector_functions.h"
+#include "muonrec/kernels/cpu/vector_functions.h"
 
 namespace muonrec::kernels::cpu {
 

@@ -1,4 +1,4 @@
-#include "kernels/cpu/matmul.h"
+#include "muonrec/kernels/cpu/matmul.h"
 
 #include <cblas.h>
 
@@ -10,7 +10,7 @@
 #include <omp.h>
 #endif
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec::kernels::cpu {
 namespace {

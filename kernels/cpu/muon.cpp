@@ -1,9 +1,9 @@
-#include "kernels/cpu/muon.h"
+#include "muonrec/kernels/cpu/muon.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "engine/dtype.h"
+#include "muonrec/engine/dtype.h"
 
 namespace muonrec::kernels::cpu {
 

@@ -1,4 +1,4 @@
-#include "kernels/cpu/norm.h"
+#include "muonrec/kernels/cpu/norm.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "kernels/cpu/optimizer.h"
+#include "muonrec/kernels/cpu/optimizer.h"
 
 #include <cmath>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "kernels/cpu/packed_keys.h"
+#include "muonrec/kernels/cpu/packed_keys.h"
 
 namespace muonrec::kernels::cpu {
 

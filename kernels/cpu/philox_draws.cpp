@@ -1,7 +1,7 @@
-#include "kernels/cpu/philox_draws.h"
+#include "muonrec/kernels/cpu/philox_draws.h"
 
-#include "engine/rng.h"
-#include "kernels/cpu/cpu_features.h"
+#include "muonrec/engine/rng.h"
+#include "muonrec/kernels/cpu/cpu_features.h"
 
 #ifdef MUONREC_X86_DISPATCH
 #include <immintrin.h>

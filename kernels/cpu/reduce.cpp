@@ -1,4 +1,4 @@
-#include "kernels/cpu/reduce.h"
+#include "muonrec/kernels/cpu/reduce.h"
 
 #include <cstddef>
 #include <vector>

@@ -1,8 +1,8 @@
-#include "kernels/cpu/row_dot.h"
+#include "muonrec/kernels/cpu/row_dot.h"
 
 #include <algorithm>
 
-#include "kernels/cpu/vector_math.h"
+#include "muonrec/kernels/cpu/vector_math.h"
 
 namespace muonrec::kernels::cpu {
 

@@ -1,4 +1,4 @@
-#include "kernels/cpu/slice.h"
+#include "muonrec/kernels/cpu/slice.h"
 
 #include <algorithm>
 

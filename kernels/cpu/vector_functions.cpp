@@ -1,13 +1,13 @@
 // Built with -ffp-contract=off (kernels/CMakeLists.txt): the fmas below are the only fused
 // operations, on both paths.
-#include "kernels/cpu/vector_functions.h"
+#include "muonrec/kernels/cpu/vector_functions.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
 
-#include "kernels/cpu/cpu_features.h"
+#include "muonrec/kernels/cpu/cpu_features.h"
 
 namespace muonrec::kernels::cpu {
 namespace {

@@ -1,8 +1,8 @@
-#include "kernels/cuda/activation.h"
+#include "muonrec/kernels/cuda/activation.h"
 
-#include "engine/cuda_check.h"
-#include "engine/error.h"
-#include "engine/nvtx.h"
+#include "muonrec/engine/cuda_check.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/nvtx.h"
 
 namespace muonrec::kernels::cuda {
 namespace {

@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "kernels/cpu/activation.h"  // muonrec::kernels::Activation
+#include "muonrec/kernels/cpu/activation.h"  // muonrec::kernels::Activation
 
 namespace muonrec::kernels::cuda {
 

@@ -1,13 +1,13 @@
-#include "kernels/cuda/attention.h"
+#include "muonrec/kernels/cuda/attention.h"
 
 #include <cmath>
 #include <type_traits>
 
-#include "engine/cuda_check.h"
-#include "engine/error.h"
-#include "engine/nvtx.h"
-#include "kernels/cuda/attention_backward.cuh"
-#include "kernels/cuda/attention_forward.cuh"
+#include "muonrec/engine/cuda_check.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/kernels/cuda/attention_backward.cuh"
+#include "muonrec/kernels/cuda/attention_forward.cuh"
 
 namespace muonrec::kernels::cuda {
 namespace {

@@ -7,7 +7,7 @@
 // Building blocks and layouts: attention_tile.cuh.
 #pragma once
 
-#include "kernels/cuda/attention_tile.cuh"
+#include "muonrec/kernels/cuda/attention_tile.cuh"
 
 namespace muonrec::kernels::cuda::attention_tile {
 

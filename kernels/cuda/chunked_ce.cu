@@ -8,13 +8,13 @@
 #include <cmath>
 #include <memory>
 
-#include "engine/allocator.h"
-#include "engine/cuda_check.h"
-#include "engine/nvtx.h"
-#include "engine/precision.h"
-#include "kernels/cuda/block_reduce.cuh"
-#include "kernels/cuda/chunked_ce.h"
-#include "kernels/cuda/matmul.h"
+#include "muonrec/engine/allocator.h"
+#include "muonrec/engine/cuda_check.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/engine/precision.h"
+#include "muonrec/kernels/cuda/block_reduce.cuh"
+#include "muonrec/kernels/cuda/chunked_ce.h"
+#include "muonrec/kernels/cuda/matmul.h"
 
 namespace muonrec::kernels::cuda {
 namespace {

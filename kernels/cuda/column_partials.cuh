@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "engine/cuda_check.h"
+#include "muonrec/engine/cuda_check.h"
 
 namespace muonrec::kernels::cuda {
 // Internal linkage: each .cu file that includes this gets its own copy of the kernel.

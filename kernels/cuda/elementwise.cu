@@ -1,8 +1,8 @@
-#include "kernels/cuda/elementwise.h"
+#include "muonrec/kernels/cuda/elementwise.h"
 
-#include "engine/cuda_check.h"
-#include "engine/nvtx.h"
-#include "engine/rng.h"
+#include "muonrec/engine/cuda_check.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/engine/rng.h"
 
 namespace muonrec::kernels::cuda {
 namespace {

@@ -1,12 +1,12 @@
-#include "kernels/cuda/embedding.h"
+#include "muonrec/kernels/cuda/embedding.h"
 
 #include <cub/device/device_radix_sort.cuh>
 
 #include <cstdint>
 
-#include "engine/cuda_check.h"
-#include "engine/error.h"
-#include "engine/nvtx.h"
+#include "muonrec/engine/cuda_check.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/nvtx.h"
 
 namespace muonrec::kernels::cuda {
 namespace {

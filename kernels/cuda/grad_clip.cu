@@ -1,8 +1,8 @@
-#include "engine/allocator.h"
-#include "engine/cuda_check.h"
-#include "kernels/cuda/block_reduce.cuh"
-#include "engine/nvtx.h"
-#include "kernels/cuda/grad_clip.h"
+#include "muonrec/engine/allocator.h"
+#include "muonrec/engine/cuda_check.h"
+#include "muonrec/kernels/cuda/block_reduce.cuh"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/kernels/cuda/grad_clip.h"
 
 namespace muonrec::kernels::cuda {
 namespace {

@@ -1,12 +1,12 @@
-#include "kernels/cuda/hstu_attention.h"
+#include "muonrec/kernels/cuda/hstu_attention.h"
 
-#include "engine/cuda_check.h"
-#include "engine/error.h"
-#include "engine/nvtx.h"
-#include "kernels/cuda/hstu_bias_grad.cuh"
-#include "kernels/cuda/hstu_pairs.cuh"
-#include "kernels/cuda/hstu_tile.cuh"
-#include "kernels/hstu_time_bucket.h"
+#include "muonrec/engine/cuda_check.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/kernels/cuda/hstu_bias_grad.cuh"
+#include "muonrec/kernels/cuda/hstu_pairs.cuh"
+#include "muonrec/kernels/cuda/hstu_tile.cuh"
+#include "muonrec/kernels/hstu_time_bucket.h"
 
 // Flash-style HSTU attention in fp32: a block owns one tile of queries (or keys) of one (sequence,
 // head), keeps it in shared memory and streams the tiles of keys (or queries) it interacts with,

@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "kernels/cuda/hstu_tile.cuh"
+#include "muonrec/kernels/cuda/hstu_tile.cuh"
 
 namespace muonrec::kernels::cuda::hstu {
 

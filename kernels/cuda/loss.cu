@@ -1,10 +1,10 @@
-#include "kernels/cuda/loss.h"
+#include "muonrec/kernels/cuda/loss.h"
 
 #include <cmath>
 
-#include "engine/cuda_check.h"
-#include "kernels/cuda/block_reduce.cuh"
-#include "engine/nvtx.h"
+#include "muonrec/engine/cuda_check.h"
+#include "muonrec/kernels/cuda/block_reduce.cuh"
+#include "muonrec/engine/nvtx.h"
 
 namespace muonrec::kernels::cuda {
 namespace {

@@ -1,12 +1,12 @@
-#include "kernels/cuda/matmul.h"
+#include "muonrec/kernels/cuda/matmul.h"
 
 #include <algorithm>
 #include <climits>
 
-#include "engine/cuda_check.h"
-#include "engine/error.h"
-#include "engine/nvtx.h"
-#include "engine/precision.h"
+#include "muonrec/engine/cuda_check.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/engine/precision.h"
 
 namespace muonrec::kernels::cuda {
 namespace {

@@ -3,11 +3,11 @@
 
 #include <type_traits>
 
-#include "engine/cuda_check.h"
-#include "engine/nvtx.h"
-#include "kernels/cuda/block_reduce.cuh"
-#include "kernels/cuda/muon.h"
-#include "kernels/cuda/vector_io.cuh"
+#include "muonrec/engine/cuda_check.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/kernels/cuda/block_reduce.cuh"
+#include "muonrec/kernels/cuda/muon.h"
+#include "muonrec/kernels/cuda/vector_io.cuh"
 
 namespace muonrec::kernels::cuda {
 namespace {

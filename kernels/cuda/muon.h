@@ -9,7 +9,7 @@
 #include <memory>
 #include <vector>
 
-#include "kernels/muon_types.h"
+#include "muonrec/kernels/muon_types.h"
 
 namespace muonrec::kernels::cuda {
 

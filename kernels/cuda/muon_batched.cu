@@ -3,13 +3,13 @@
 
 #include <algorithm>
 
-#include "engine/allocator.h"
-#include "engine/cuda_check.h"
-#include "engine/nvtx.h"
-#include "kernels/cuda/block_reduce.cuh"
-#include "kernels/cuda/muon.h"
-#include "kernels/cuda/vector_io.cuh"
-#include "kernels/tensor_chunk.h"
+#include "muonrec/engine/allocator.h"
+#include "muonrec/engine/cuda_check.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/kernels/cuda/block_reduce.cuh"
+#include "muonrec/kernels/cuda/muon.h"
+#include "muonrec/kernels/cuda/vector_io.cuh"
+#include "muonrec/kernels/tensor_chunk.h"
 
 namespace muonrec::kernels::cuda {
 namespace {

@@ -1,11 +1,11 @@
-#include "kernels/cuda/norm.h"
+#include "muonrec/kernels/cuda/norm.h"
 
 #include <algorithm>
 
-#include "engine/cuda_check.h"
-#include "engine/nvtx.h"
-#include "kernels/cuda/block_reduce.cuh"
-#include "kernels/cuda/column_partials.cuh"
+#include "muonrec/engine/cuda_check.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/kernels/cuda/block_reduce.cuh"
+#include "muonrec/kernels/cuda/column_partials.cuh"
 
 namespace muonrec::kernels::cuda {
 namespace {

@@ -1,10 +1,10 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "engine/cuda_check.h"
-#include "engine/nvtx.h"
-#include "kernels/cuda/optimizer.h"
-#include "kernels/cuda/vector_io.cuh"
+#include "muonrec/engine/cuda_check.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/kernels/cuda/optimizer.h"
+#include "muonrec/kernels/cuda/vector_io.cuh"
 
 namespace muonrec::kernels::cuda {
 namespace {

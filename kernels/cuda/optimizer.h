@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "kernels/adamw_math.h"
+#include "muonrec/kernels/adamw_math.h"
 
 namespace muonrec::kernels::cuda {
 

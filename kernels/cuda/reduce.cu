@@ -1,10 +1,10 @@
-#include "kernels/cuda/reduce.h"
+#include "muonrec/kernels/cuda/reduce.h"
 
 #include <algorithm>
 
-#include "engine/cuda_check.h"
-#include "engine/nvtx.h"
-#include "kernels/cuda/column_partials.cuh"
+#include "muonrec/engine/cuda_check.h"
+#include "muonrec/engine/nvtx.h"
+#include "muonrec/kernels/cuda/column_partials.cuh"
 
 namespace muonrec::kernels::cuda {
 namespace {

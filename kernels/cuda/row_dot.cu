@@ -1,8 +1,8 @@
-#include "kernels/cuda/row_dot.h"
+#include "muonrec/kernels/cuda/row_dot.h"
 
-#include "engine/cuda_check.h"
-#include "kernels/cuda/block_reduce.cuh"
-#include "engine/nvtx.h"
+#include "muonrec/engine/cuda_check.h"
+#include "muonrec/kernels/cuda/block_reduce.cuh"
+#include "muonrec/engine/nvtx.h"
 
 namespace muonrec::kernels::cuda {
 namespace {

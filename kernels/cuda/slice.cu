@@ -1,7 +1,7 @@
-#include "kernels/cuda/slice.h"
+#include "muonrec/kernels/cuda/slice.h"
 
-#include "engine/cuda_check.h"
-#include "engine/nvtx.h"
+#include "muonrec/engine/cuda_check.h"
+#include "muonrec/engine/nvtx.h"
 
 namespace muonrec::kernels::cuda {
 namespace {

@@ -1,10 +1,10 @@
-#include "models/semantic_id/beam_search.h"
+#include "muonrec/models/semantic_id/beam_search.h"
 
 #include <algorithm>
 #include <cmath>
 #include <unordered_map>
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec::semantic_id {
 namespace {

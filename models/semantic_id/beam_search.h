@@ -13,7 +13,7 @@
 #include <functional>
 #include <vector>
 
-#include "models/semantic_id/prefix_trie.h"
+#include "muonrec/models/semantic_id/prefix_trie.h"
 
 namespace muonrec::semantic_id {
 

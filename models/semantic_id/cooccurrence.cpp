@@ -1,10 +1,10 @@
-#include "models/semantic_id/cooccurrence.h"
+#include "muonrec/models/semantic_id/cooccurrence.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "engine/error.h"
-#include "engine/rng.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/rng.h"
 
 namespace muonrec::semantic_id {
 namespace {

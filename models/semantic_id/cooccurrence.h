@@ -24,7 +24,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "models/semantic_id/tfidf.h"
+#include "muonrec/models/semantic_id/tfidf.h"
 
 namespace muonrec::semantic_id {
 

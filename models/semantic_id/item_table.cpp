@@ -1,4 +1,4 @@
-#include "models/semantic_id/item_table.h"
+#include "muonrec/models/semantic_id/item_table.h"
 
 #include <fmt/format.h>
 
@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <vector>
 
-#include "data/csv.h"
-#include "data/text_fields.h"
+#include "muonrec/data/csv.h"
+#include "muonrec/data/text_fields.h"
 
 namespace muonrec::semantic_id {
 namespace {

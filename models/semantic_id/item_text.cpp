@@ -1,4 +1,4 @@
-#include "models/semantic_id/item_text.h"
+#include "muonrec/models/semantic_id/item_text.h"
 
 #include <fmt/format.h>
 
@@ -9,9 +9,9 @@
 #include <fstream>
 #include <unordered_map>
 
-#include "data/csv.h"
-#include "data/text_fields.h"
-#include "engine/error.h"
+#include "muonrec/data/csv.h"
+#include "muonrec/data/text_fields.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec::semantic_id {
 namespace {

@@ -1,9 +1,9 @@
-#include "models/semantic_id/prefix_trie.h"
+#include "muonrec/models/semantic_id/prefix_trie.h"
 
 #include <algorithm>
 #include <limits>
 
-#include "engine/error.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec::semantic_id {
 

@@ -1,4 +1,4 @@
-#include "models/semantic_id/rq_kmeans.h"
+#include "muonrec/models/semantic_id/rq_kmeans.h"
 
 #include <fmt/format.h>
 
@@ -9,9 +9,9 @@
 #include <limits>
 #include <map>
 
-#include "engine/error.h"
-#include "engine/rng.h"
-#include "engine/safetensors.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/rng.h"
+#include "muonrec/engine/safetensors.h"
 
 namespace muonrec::semantic_id {
 namespace {

@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/tensor.h"
+#include "muonrec/engine/tensor.h"
 
 namespace muonrec::semantic_id {
 

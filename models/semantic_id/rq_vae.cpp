@@ -1,4 +1,4 @@
-#include "models/semantic_id/rq_vae.h"
+#include "muonrec/models/semantic_id/rq_vae.h"
 
 #include <fmt/format.h>
 
@@ -8,12 +8,12 @@
 #include <numeric>
 #include <ostream>
 
-#include "engine/autograd.h"
-#include "engine/error.h"
-#include "engine/ops.h"
-#include "engine/rng.h"
-#include "models/module.h"
-#include "optim/adamw.h"
+#include "muonrec/engine/autograd.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/ops.h"
+#include "muonrec/engine/rng.h"
+#include "muonrec/models/module.h"
+#include "muonrec/optim/adamw.h"
 
 namespace muonrec::semantic_id {
 namespace {

@@ -22,9 +22,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/device.h"
-#include "engine/rng.h"
-#include "models/semantic_id/rq_kmeans.h"
+#include "muonrec/engine/device.h"
+#include "muonrec/engine/rng.h"
+#include "muonrec/models/semantic_id/rq_kmeans.h"
 
 namespace muonrec::semantic_id {
 

@@ -1,11 +1,11 @@
-#include "models/semantic_id/tfidf.h"
+#include "muonrec/models/semantic_id/tfidf.h"
 
 #include <algorithm>
 #include <cmath>
 #include <map>
 
-#include "engine/error.h"
-#include "engine/rng.h"
+#include "muonrec/engine/error.h"
+#include "muonrec/engine/rng.h"
 
 namespace muonrec::semantic_id {
 namespace {
