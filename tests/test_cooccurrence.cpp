@@ -35,6 +35,15 @@ double vector_cosine(const CooccurrenceVectors& v, int64_t a, int64_t b) {
   return dot;  // rows are unit vectors
 }
 
+// `users` sequences of `length` items drawn uniformly from 1..n_items.
+std::vector<std::vector<int64_t>> random_sequences(int64_t users, int64_t length, int64_t n_items, uint64_t seed) {
+  PhiloxGenerator gen(seed);
+  std::vector<std::vector<int64_t>> sequences(static_cast<size_t>(users));
+  for (auto& s : sequences)
+    for (int64_t t = 0; t < length; ++t) s.push_back(1 + static_cast<int64_t>(gen.uniform() * n_items) % n_items);
+  return sequences;
+}
+
 TEST(Cooccurrence, PpmiHandComputed) {
   // Window 2. Counted pairs: (1,2) 1, (1,3) 1/2, (2,3) 1 + 1; item 4 sits past user 0's training
   // length and user 2's repeat never pairs an item with itself. Row sums 1.5, 3, 2.5; total 7.
@@ -54,13 +63,8 @@ TEST(Cooccurrence, FullWidthSubspaceKeepsPpmiRowCosines) {
   // With width >= n_items + 1 the subspace spans M's range, so M Q Q^T M = M^2 and the vectors'
   // cosines are exactly the cosines of the PPMI rows.
   const int64_t n_items = 12;
-  PhiloxGenerator gen(3);
-  std::vector<std::vector<int64_t>> sequences(40);
-  std::vector<int64_t> lengths;
-  for (auto& s : sequences) {
-    for (int t = 0; t < 6; ++t) s.push_back(1 + static_cast<int64_t>(gen.uniform() * n_items) % n_items);
-    lengths.push_back(static_cast<int64_t>(s.size()));
-  }
+  const std::vector<std::vector<int64_t>> sequences = random_sequences(40, 6, n_items, 3);
+  const std::vector<int64_t> lengths(sequences.size(), 6);
   CooccurrenceOptions o;
   o.width = 16;
   o.power_iterations = 2;
@@ -130,13 +134,8 @@ TEST(Cooccurrence, VectorsSpanThePowerIteratedSubspace) {
   // A subspace narrower than the catalogue: each count of power iterations gives its own subspace,
   // so one iteration too few or too many, or a start drawn differently, changes the cosines.
   const int64_t n_items = 24;
-  PhiloxGenerator gen(11);
-  std::vector<std::vector<int64_t>> sequences(60);
-  std::vector<int64_t> lengths;
-  for (auto& s : sequences) {
-    for (int t = 0; t < 7; ++t) s.push_back(1 + static_cast<int64_t>(gen.uniform() * n_items) % n_items);
-    lengths.push_back(static_cast<int64_t>(s.size()));
-  }
+  const std::vector<std::vector<int64_t>> sequences = random_sequences(60, 7, n_items, 11);
+  const std::vector<int64_t> lengths(sequences.size(), 7);
   CooccurrenceOptions o;
   o.width = 4;
   o.seed = 5;
