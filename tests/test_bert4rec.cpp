@@ -223,3 +223,16 @@ TEST(Bert4Rec, short_training_run_beats_most_popular) {
   // 2x here); 1.5x is still far beyond what popularity explains.
   testkit::expect_beats_popularity(*model, ds, o, 1.5);
 }
+
+// A row whose draws mask nothing masks one position chosen uniformly among its real items: at a mask
+// probability of 1e-7 nearly every row falls back, and each of the 4 positions is picked a quarter
+// of the time.
+TEST(Bert4Rec, cloze_fallback_picks_a_position_uniformly) {
+  const int64_t rows = 4000, T = 4, mask_token = 99;
+  const std::vector<int64_t> items(static_cast<size_t>(rows * T), 7);
+  const ClozeWindows cloze = cloze_mask(items, rows, T, mask_token, 1e-7f, 5, 0);
+  std::vector<int64_t> masked_at(static_cast<size_t>(T), 0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t t = 0; t < T; ++t) masked_at[t] += cloze.ids[r * T + t] == mask_token;
+  for (int64_t t = 0; t < T; ++t) EXPECT_NEAR(masked_at[t], rows / T, 150) << t;
+}

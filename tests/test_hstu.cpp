@@ -192,3 +192,28 @@ TEST_P(HSTUTraining, short_run_beats_most_popular) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Optimizers, HSTUTraining, ::testing::Values("adamw", "muon"));
+
+// MODELS.md drops out the gated values before `out`, not out's result: with every parameter zero but
+// out's bias, u = 0 makes the gated values 0, so every row of h is bias / ||bias|| whatever the mask.
+TEST(HSTU, dropout_comes_before_the_output_projection) {
+  ModelConfig c = testkit::tiny_model_config("hstu", 10, 6, 1);
+  c.dropout = 0.5f;
+  HSTU model(c, Device::CPU, 3);
+  const int64_t d = c.d, T = 6;
+  for (const auto& p : model.parameters().all()) {
+    Tensor t = p.tensor;
+    t.fill_zero();
+  }
+  std::vector<float> bias(static_cast<size_t>(d));
+  for (int64_t k = 0; k < d; ++k) bias[k] = 1.0f + static_cast<float>(k);
+  Tensor out_bias = model.parameters().find("blocks.0.out.bias");  // shares the parameter's storage
+  out_bias.copy_from(Tensor::from_f32(bias, {d}));
+  SequenceBatch batch = make_sequence_batch({0, 1, 2, 3, 4, 5}, std::vector<int64_t>(T, 0), {}, 1, T, Device::CPU);
+  PhiloxGenerator gen(7);
+  const std::vector<float> h = model.hidden(batch, true, gen).to_f32_vector();
+  double norm = 0.0;
+  for (float b : bias) norm += static_cast<double>(b) * b;
+  norm = std::sqrt(norm);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t k = 0; k < d; ++k) EXPECT_NEAR(h[t * d + k], bias[k] / norm, 1e-6) << t << " " << k;
+}

@@ -551,3 +551,20 @@ TEST(Autograd, intermediates_only_routed_through_are_freed_before_backward) {
     for (int64_t c = 1; c < 5; ++c) expected[r * 6 + c] = 4.0f * kept_mask[r * 6 + c];
   EXPECT_EQ(x.grad().to_f32_vector(), expected);
 }
+
+// torch's threshold_backward: ReLU passes no gradient at exactly 0 (the subgradient it picks).
+TEST(OpsGrad, relu_passes_no_gradient_at_zero) {
+  Tensor x = Tensor::from_f32({-1.0f, 0.0f, 2.0f}, {3}).set_requires_grad(true);
+  backward(ops::sum(ops::relu(x)));
+  EXPECT_EQ(x.grad().to_f32_vector(), (std::vector<float>{0, 0, 1}));
+}
+
+// F.normalize: x / max(||x||, eps). A row shorter than eps is divided by eps, not by ||x|| + eps.
+TEST(OpsForward, l2_normalize_divides_by_the_norm_clamped_to_eps) {
+  Tensor x = Tensor::from_f32({3.0f, 4.0f, 3e-7f, 4e-7f}, {2, 2});
+  const std::vector<float> y = ops::l2_normalize(x, 1e-6f).to_f32_vector();
+  EXPECT_FLOAT_EQ(y[0], 0.6f);
+  EXPECT_FLOAT_EQ(y[1], 0.8f);
+  EXPECT_FLOAT_EQ(y[2], 0.3f);  // 3e-7 / max(5e-7, 1e-6)
+  EXPECT_FLOAT_EQ(y[3], 0.4f);
+}

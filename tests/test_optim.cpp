@@ -150,6 +150,47 @@ TEST(AdamW, load_state_refreshes_the_bf16_copy_from_the_loaded_parameters) {
   EXPECT_EQ(resumed.bf16_copy(0).to_f32_vector(), trained.to_dtype(DType::BF16).to_f32_vector());
 }
 
+// One AdamW step on one scalar, torch.optim.AdamW's rule: p <- p (1 - lr wd) - lr m_hat / (sqrt(v_hat) + eps).
+float one_adamw_step(float p0, float g, float lr, float weight_decay, float eps) {
+  Tensor p = Tensor::from_f32({p0}, {1}).set_requires_grad(true);
+  AdamWOptions o;
+  o.lr = lr;
+  o.weight_decay = weight_decay;
+  o.eps = eps;
+  o.beta1 = 0.9f;
+  o.beta2 = 0.999f;
+  AdamW opt({{"p", p}}, o);
+  p.set_grad(Tensor::from_f32({g}, {1}));
+  opt.step();
+  return p.to_f32_vector()[0];
+}
+
+// Settings where each part of the rule shows (the fixture's lr wd = 1e-5 and eps = 1e-8 hide both):
+// eps added after the bias-corrected root (m_hat = v_hat = 1, denominator 1 + 1), and the decay
+// applied to the parameter before the update (1 (1 - 0.05) - 0.1, not (1 - 0.1) (1 - 0.05)).
+TEST(AdamW, eps_follows_the_corrected_root_and_decay_comes_before_the_update) {
+  EXPECT_NEAR(one_adamw_step(0.0f, 1.0f, 1.0f, 0.0f, 1.0f), -0.5f, 1e-6);
+  EXPECT_NEAR(one_adamw_step(1.0f, 1.0f, 0.1f, 0.5f, 1e-8f), 0.85f, 1e-6);
+}
+
+// The bf16 copy rounds stochastically without bias: a value a quarter of the way from 1 to the
+// next bf16 (1 + 2^-7) rounds up for a quarter of the elements.
+TEST(AdamW, bf16_copy_rounds_up_in_proportion_to_the_remainder) {
+  const int64_t n = 20000;
+  const float value = 1.0f + std::ldexp(1.0f, -9);
+  Tensor p = Tensor::full({n}, value).set_requires_grad(true);
+  AdamWOptions o;
+  o.lr = 0.0f;
+  o.weight_decay = 0.0f;
+  o.bf16_copy = true;
+  AdamW opt({{"p", p}}, o);
+  p.set_grad(Tensor::zeros({n}));
+  opt.step();
+  int64_t up = 0;
+  for (float c : opt.bf16_copy(0).to_f32_vector()) up += c > 1.0f;
+  EXPECT_NEAR(static_cast<double>(up) / n, 0.25, 0.02);
+}
+
 // The fused GPU step against the CPU reference, bit for bit, with the gradients in an arena (so at
 // float offsets that are not multiples of 4), tensors from 5 elements to more than one chunk, and
 // the stochastically rounded bf16 copy.
@@ -334,6 +375,22 @@ TEST(NewtonSchulz, a_diagonal_matrix_follows_the_published_polynomials) {
   }
 }
 
+// torch divides by max(||X||_F, eps): a matrix smaller than eps = 1e-7 starts at X / eps, whose
+// diagonal then follows the quintic (X / (||X|| + eps) would be 1% off).
+TEST(NewtonSchulz, a_matrix_smaller_than_eps_is_divided_by_eps) {
+  const std::vector<float> v = {6e-10f, 0.0f, 0.0f, 8e-10f};
+  Tensor u = Tensor::from_f32(v, {2, 2});
+  NewtonSchulzOptions ns = quintic_newton_schulz();
+  ns.precision = NsPrecision::FP32;
+  newton_schulz(u, ns);
+  const std::vector<float> out = u.to_f32_vector();
+  for (int i : {0, 3}) {
+    double s = v[i] / 1e-7;
+    for (int k = 0; k < 5; ++k) s = 3.4445 * s - 4.7750 * s * s * s + 2.0315 * s * s * s * s * s;
+    EXPECT_NEAR(out[i], s, 1e-4 * s) << i;
+  }
+}
+
 // Without Nesterov the update is the momentum buffer itself, buf <- m buf + (1 - m) g (torch's
 // lerp): after g1 = diag(1, 0) and g2 = diag(0, 1), buf = (1 - m) diag(m, 1), so the second step
 // moves the two diagonal entries in the ratio of the quintic's values at m/N and 1/N
@@ -489,6 +546,25 @@ TEST(ParamGroups, optimizer_set_refuses_schedules_and_policies_that_cannot_do_wh
   testkit::expect_error([&] { OptimizerSet(params, adamw); }, {"its muon.newton_schulz would go unheard"});
 }
 
+// The rate of the k-th step (from 0) is the schedule's at k: warm-up 1/4, 2/4, 3/4, 1, then cosine.
+TEST(ParamGroups, optimizer_set_steps_at_the_schedules_rate_from_step_0) {
+  Tensor w = Tensor::zeros({4}).set_requires_grad(true);
+  OptimizerConfig config;
+  config.optimizer = "adamw";
+  config.adamw.lr = 1.0f;
+  config.schedule.kind = LrSchedule::Kind::Cosine;
+  config.schedule.warmup_steps = 4;
+  config.schedule.total_steps = 10;
+  config.schedule.min_lr = 0.0f;
+  OptimizerSet set({{"w", w}}, config);
+  const double cosine_at_1_of_6 = 0.5 * (1.0 + std::cos(M_PI / 6.0));
+  for (double lr : {0.25, 0.5, 0.75, 1.0, 1.0, cosine_at_1_of_6}) {
+    w.set_grad(Tensor::full({4}, 1.0f));
+    set.step();
+    EXPECT_NEAR(set.optimizers()[0]->lr(), lr, 1e-6);
+  }
+}
+
 TEST(Schedule, warmup_then_cosine_to_the_floor) {
   LrSchedule s;
   s.kind = LrSchedule::Kind::Cosine;
@@ -521,6 +597,16 @@ TEST(GradClip, scales_the_arena_to_the_global_norm) {
   params.zero_grad();
   EXPECT_EQ(a.grad().to_f32_vector(), std::vector<float>(6, 0.0f));
   EXPECT_THROW(params.clip_grad_norm(0.0f), Error);
+}
+
+// torch's clip_grad_norm_: coefficient max_norm / (norm + 1e-6), which shows for small norms.
+TEST(GradClip, coefficient_adds_1e_6_to_the_norm) {
+  ParameterList params;
+  Tensor a = params.add("a", Tensor::zeros({2}));
+  params.allocate_grad_arena();
+  a.set_grad(Tensor::from_f32({3e-6f, 4e-6f}, {2}));
+  params.clip_grad_norm(1e-6f);
+  EXPECT_NEAR(a.grad().to_f32_vector()[0], 3e-6 / 6.0, 1e-12);  // 1e-6 / (5e-6 + 1e-6)
 }
 
 // A GPU Muon path against the step-by-step CPU reference in bf16 mode: three steps with fresh

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "fixture_util.h"
+#include "muonrec/models/sasrec.h"
 #include "tiny_model_config.h"
 
 using namespace muonrec;
@@ -118,4 +119,48 @@ TEST(ModelConfig, settings_no_step_could_use_are_refused_by_make_model) {
     full.dropout = 0.0f;
     EXPECT_NO_THROW(make_model(full, Device::CPU, 1));
   }
+}
+
+// A window shorter than max_len takes position rows 0..T-1 (MODELS.md: pos.weight[0..T-1]). With no
+// block, each valid slot's hidden state is x = item * sqrt(d) + pos[t] (computed here in double),
+// through SASRec's final LayerNorm or HSTU's L2 normalisation.
+TEST(SequentialModels, a_short_window_takes_the_first_position_rows) {
+  for (const std::string kind : {"sasrec", "hstu"}) {
+    ModelConfig c = testkit::tiny_model_config(kind, 10, 8, 0);
+    auto model = make_model(c, Device::CPU, 3);
+    const int64_t T = 5, d = c.d;
+    ASSERT_LT(T, c.max_len);
+    const std::vector<int64_t> ids = {0, 1, 2, 3, 4};
+    SequenceBatch batch = make_sequence_batch(ids, std::vector<int64_t>(T, 0), {}, 1, T, Device::CPU);
+    PhiloxGenerator gen(0);
+    const std::vector<float> h = model->hidden(batch, false, gen).to_f32_vector();
+    const std::vector<float> item = model->parameters().find("item.weight").to_f32_vector();
+    const std::vector<float> pos = model->parameters().find("pos.weight").to_f32_vector();
+    for (int64_t t = 1; t < T; ++t) {
+      std::vector<double> x(static_cast<size_t>(d));
+      double mean = 0.0, variance = 0.0, norm2 = 0.0;
+      for (int64_t k = 0; k < d; ++k) {
+        x[k] = item[ids[t] * d + k] * std::sqrt(static_cast<double>(d)) + pos[t * d + k];
+        mean += x[k] / d;
+        norm2 += x[k] * x[k];
+      }
+      for (int64_t k = 0; k < d; ++k) variance += (x[k] - mean) * (x[k] - mean) / d;
+      for (int64_t k = 0; k < d; ++k) {
+        const double expected = kind == "sasrec" ? (x[k] - mean) / std::sqrt(variance + 1e-5) : x[k] / std::sqrt(norm2);
+        EXPECT_NEAR(h[t * d + k], expected, 1e-4) << kind << " t=" << t;
+      }
+    }
+  }
+}
+
+// A training forward draws one dropout stream for the embedded input and three per block, where
+// MODELS.md drops out: after proj, inside the feed-forward (after GELU) and after fc2.
+TEST(SASRec, training_forward_drops_out_once_for_the_input_and_three_times_per_block) {
+  ModelConfig c = testkit::tiny_model_config("sasrec", 10, 6, 2);
+  c.dropout = 0.3f;
+  SASRec model(c, Device::CPU, 3);
+  SequenceBatch batch = make_sequence_batch({0, 1, 2, 3, 4, 5}, std::vector<int64_t>(6, 0), {}, 1, 6, Device::CPU);
+  PhiloxGenerator gen(7);
+  model.hidden(batch, true, gen);
+  EXPECT_EQ(gen.offset(), 1u + 3u * 2u);
 }
