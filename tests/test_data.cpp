@@ -1251,8 +1251,7 @@ bool read_shared(const std::string& relative, SequenceDataset& ds, double& secon
 TEST(DataRealFiles, MovieLens1M) {
   SequenceDataset ds;
   double seconds = 0;
-  if (!read_shared("ml-1m/ml-1m.txt", ds, seconds))
-    GTEST_SKIP() << "ml-1m/ml-1m.txt not found under " << shared_dir() << " (set MUONREC_SHARED)";
+  SKIP_WITHOUT_SHARED(read_shared("ml-1m/ml-1m.txt", ds, seconds), "data/ml-1m/ml-1m.txt");
   EXPECT_EQ(ds.format, Format::UserItemPairs);
   EXPECT_EQ(ds.num_users(), 6040);
   EXPECT_EQ(ds.n_items, 3416);
@@ -1266,8 +1265,7 @@ TEST(DataRealFiles, MovieLens1M) {
 TEST(DataRealFiles, MovieLensLatestSmallCsv) {
   SequenceDataset ds;
   double seconds = 0;
-  if (!read_shared("ml-latest-small/ratings.csv", ds, seconds))
-    GTEST_SKIP() << "ml-latest-small/ratings.csv not found under " << shared_dir() << " (set MUONREC_SHARED)";
+  SKIP_WITHOUT_SHARED(read_shared("ml-latest-small/ratings.csv", ds, seconds), "data/ml-latest-small/ratings.csv");
   EXPECT_EQ(ds.format, Format::MovieLensCsv);
   EXPECT_EQ(ds.num_users(), 610);
   EXPECT_EQ(ds.n_items, 9724);
@@ -1283,8 +1281,7 @@ TEST(DataRealFiles, MovieLensLatestSmallCsv) {
 TEST(DataRealFiles, AmazonBeautySequences) {
   SequenceDataset ds;
   double seconds = 0;
-  if (!read_shared("beauty/Beauty.txt", ds, seconds))
-    GTEST_SKIP() << "beauty/Beauty.txt not found under " << shared_dir() << " (set MUONREC_SHARED)";
+  SKIP_WITHOUT_SHARED(read_shared("beauty/Beauty.txt", ds, seconds), "data/beauty/Beauty.txt");
   EXPECT_EQ(ds.format, Format::UserSequences);
   EXPECT_EQ(ds.num_users(), 22363);
   EXPECT_EQ(ds.n_items, 12101);

@@ -185,8 +185,8 @@ TEST(SemanticIdText, MovieLensLatin1GenresAndMapping) {
 
 TEST(SemanticIdText, RealBeautyTitles) {
   const std::string dir = testkit::shared_dir() + "/data/beauty";
-  if (!fs::exists(dir + "/beauty_item_asin.txt") || !fs::exists(dir + "/beauty_item_titles.txt"))
-    GTEST_SKIP() << "Beauty item files not found under " << dir << " (set MUONREC_SHARED to the shared/ folder)";
+  SKIP_WITHOUT_SHARED(fs::exists(dir + "/beauty_item_asin.txt") && fs::exists(dir + "/beauty_item_titles.txt"),
+                      "data/beauty/beauty_item_asin.txt or beauty_item_titles.txt");
   ItemTextReport report;
   std::vector<std::string> texts =
       load_asin_item_texts(dir + "/beauty_item_asin.txt", dir + "/beauty_item_titles.txt", 12101, &report);
@@ -199,9 +199,8 @@ TEST(SemanticIdText, RealBeautyTitles) {
 
 TEST(SemanticIdText, RealMovieLensMapped) {
   const std::string dir = testkit::shared_dir() + "/data/ml-1m";
-  if (!fs::exists(dir + "/movies.dat") || !fs::exists(dir + "/sas_to_original_items.txt"))
-    GTEST_SKIP() << "ML-1M movies.dat / sas_to_original_items.txt not found under " << dir
-                 << " (set MUONREC_SHARED to the shared/ folder)";
+  SKIP_WITHOUT_SHARED(fs::exists(dir + "/movies.dat") && fs::exists(dir + "/sas_to_original_items.txt"),
+                      "data/ml-1m/movies.dat or sas_to_original_items.txt");
   ItemTextReport report;
   std::vector<std::string> texts =
       load_movielens_item_texts_mapped(dir + "/movies.dat", dir + "/sas_to_original_items.txt", 0, {}, &report);
@@ -542,8 +541,8 @@ TEST(RqKMeans, SaveLoadRoundTrip) {
 
 TEST(RqKMeans, BeautyEndToEnd) {
   const std::string dir = testkit::shared_dir() + "/data/beauty";
-  if (!fs::exists(dir + "/beauty_item_asin.txt") || !fs::exists(dir + "/beauty_item_titles.txt"))
-    GTEST_SKIP() << "Beauty item files not found under " << dir << " (set MUONREC_SHARED to the shared/ folder)";
+  SKIP_WITHOUT_SHARED(fs::exists(dir + "/beauty_item_asin.txt") && fs::exists(dir + "/beauty_item_titles.txt"),
+                      "data/beauty/beauty_item_asin.txt or beauty_item_titles.txt");
   auto t0 = std::chrono::steady_clock::now();
   ItemTextReport text_report;
   std::vector<std::string> texts =

@@ -175,8 +175,19 @@ inline std::string fixture_path(const std::string& name) { return shared_dir() +
       GTEST_SKIP() << "GPU test skipped: " << ::muonrec::cuda_unavailable_reason();             \
   } while (0)
 
-#define SKIP_WITHOUT_FIXTURE(path)                                                              \
+// Tests of ../shared's fixtures and datasets skip where the folder is absent, as it is for outside
+// users. CI, which has it, sets MUONREC_REQUIRE_SHARED=1: a folder not found there fails the test
+// instead of letting every conformance check pass by skipping. `what` may be a stream expression.
+#define SKIP_WITHOUT_SHARED(found, what)                                                        \
   do {                                                                                          \
-    if (!std::filesystem::exists(path))                                                         \
-      GTEST_SKIP() << "fixture " << (path) << " not found (set MUONREC_SHARED to the shared/ folder)"; \
+    if (!(found)) {                                                                             \
+      const char* require = std::getenv("MUONREC_REQUIRE_SHARED");                              \
+      if (require != nullptr && std::string(require) == "1")                                    \
+        FAIL() << what << " not found under " << ::muonrec::testkit::shared_dir()               \
+               << ", and MUONREC_REQUIRE_SHARED=1 requires it";                                 \
+      GTEST_SKIP() << what << " not found under " << ::muonrec::testkit::shared_dir()           \
+                   << " (set MUONREC_SHARED to the shared/ folder)";                            \
+    }                                                                                           \
   } while (0)
+
+#define SKIP_WITHOUT_FIXTURE(path) SKIP_WITHOUT_SHARED(std::filesystem::exists(path), "fixture " << (path))
