@@ -81,6 +81,8 @@ Tensor attention_continued_by_gather(const Tensor& qkv_new, const Tensor& contex
 // ---- losses and reductions ----
 // Mean over rows with target >= 0 of -log softmax(logits[row])[target]. targets: i64 [N], a
 // negative target is ignored. Returns a one-element tensor (0 when every target is ignored).
+// A target >= V is refused for CPU targets; GPU targets are not read back to be checked (a sync per
+// step), so the caller keeps them below V there (the batchers do); both losses alike.
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets);
 // cross_entropy(scale * h[N, d] @ weight[V, d]^T, targets) without materialising the N x V
 // logits: tiles of up to `chunk` items by as many rows as fit a fixed budget (8 Mi logits on the
