@@ -11,10 +11,6 @@ using namespace muonrec;
 
 namespace {
 
-std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("muonrec_" + std::to_string(::getpid()) + "_" + name)).string();
-}
-
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
@@ -27,7 +23,7 @@ std::string with_header(const std::string& json, const std::string& data) {
 }  // namespace
 
 TEST(Safetensors, round_trip_all_dtypes_and_metadata) {
-  std::string path = temp_path("round_trip.safetensors");
+  std::string path = testkit::scratch_path("round_trip.safetensors");
   Tensor f = testkit::random_tensor({3, 5}, 1);
   Tensor b = f.to_dtype(DType::BF16);
   Tensor i = Tensor::from_i64({1, -2, 3}, {3});
@@ -41,7 +37,6 @@ TEST(Safetensors, round_trip_all_dtypes_and_metadata) {
   EXPECT_EQ(file.at("j").dtype(), DType::I32);
   EXPECT_EQ(file.metadata.at("config"), "{\"d\": 5}");
   EXPECT_THROW(file.at("missing"), Error);
-  std::filesystem::remove(path);
 }
 
 TEST(Safetensors, a_write_cut_short_leaves_the_previous_file_whole) {
@@ -88,15 +83,14 @@ TEST(Safetensors, reads_the_pytorch_fixture) {
 
 // An empty tensor whose other dimensions multiply past 64 bits is still an empty tensor.
 TEST(Safetensors, an_empty_tensor_loads_whatever_its_other_dimensions) {
-  std::string path = temp_path("empty.safetensors");
+  std::string path = testkit::scratch_path("empty.safetensors");
   write_bytes(path, with_header(R"({"x":{"dtype":"F32","shape":[4294967296,4294967296,0],"data_offsets":[0,0]}})", ""));
   EXPECT_EQ(load_safetensors(path).at("x").numel(), 0);
-  std::filesystem::remove(path);
 }
 
 TEST(Safetensors, corrupt_files_name_the_problem) {
   auto expect_error = [](const std::string& bytes, const std::string& needle) {
-    std::string path = temp_path("corrupt.safetensors");
+    std::string path = testkit::scratch_path("corrupt.safetensors");
     write_bytes(path, bytes);
     try {
       load_safetensors(path);
@@ -105,7 +99,6 @@ TEST(Safetensors, corrupt_files_name_the_problem) {
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
       EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
     }
-    std::filesystem::remove(path);
   };
   expect_error("abc", "shorter than the 8-byte header");
   expect_error(with_header("{\"x\": 1", ""), "not valid JSON");
@@ -118,7 +111,7 @@ TEST(Safetensors, corrupt_files_name_the_problem) {
   // A file of another kind (a data file given to --resume) is refused from its first 8 bytes, not
   // read whole first: here a sparse 64 GiB file, which reading would have to allocate.
   {
-    const std::string path = temp_path("sparse.safetensors");
+    const std::string path = testkit::scratch_path("sparse.safetensors");
     write_bytes(path, "");
     std::filesystem::resize_file(path, uint64_t{64} << 30);
     try {
@@ -127,7 +120,6 @@ TEST(Safetensors, corrupt_files_name_the_problem) {
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("its header length 0 is too short"), std::string::npos) << e.what();
     }
-    std::filesystem::remove(path);
   }
   // Shapes that no data section holds are refused before anything is allocated for them: counts
   // that wrap 64 bits (2^61 F64 values are 2^64 bytes, 2^32 x 2^32 elements are 2^64) and ones in
@@ -163,19 +155,18 @@ TEST(Safetensors, corrupt_files_name_the_problem) {
   expect_error(with_header(R"({"__metadata__":["a"]})", ""), "__metadata__ is array, not a map of strings");
   // A zero-size tensor still loads, whatever its other dimensions.
   {
-    const std::string path = temp_path("empty_tensor.safetensors");
+    const std::string path = testkit::scratch_path("empty_tensor.safetensors");
     write_bytes(path, with_header(R"({"x":{"dtype":"F32","shape":[1000000000000,0],"data_offsets":[0,0]}})", ""));
     EXPECT_EQ(load_safetensors(path).at("x").numel(), 0);
-    std::filesystem::remove(path);
   }
   testkit::expect_error([] { load_safetensors(std::filesystem::temp_directory_path().string()); },
                         {"is a directory, not a safetensors file"});
-  EXPECT_THROW(load_safetensors(temp_path("does_not_exist.safetensors")), Error);
+  EXPECT_THROW(load_safetensors(testkit::scratch_path("does_not_exist.safetensors")), Error);
 }
 
 // The F64 path (fixtures are F32): a file written by hand, its doubles read back as F32.
 TEST(Safetensors, f64_tensors_load_as_f32) {
-  const std::string path = temp_path("f64.safetensors");
+  const std::string path = testkit::scratch_path("f64.safetensors");
   std::string header = R"({"x":{"dtype":"F64","shape":[3],"data_offsets":[0,24]}})";
   header.append((8 - header.size() % 8) % 8, ' ');
   const uint64_t header_size = header.size();

@@ -159,18 +159,14 @@ TrainOptions small_options(int64_t epochs) {
   return o;
 }
 
-std::string temp_file(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("muonrec_" + std::to_string(::getpid()) + "_" + name)).string();
-}
-
 }  // namespace
 
 TEST(Training, sasrec_beats_most_popular_and_checkpoint_reproduces_test_metrics) {
   data::SequenceDataset ds = small_dataset();
   auto model = make_model(small_config(ds.n_items), Device::CPU, 1);
   TrainOptions options = small_options(8);
-  options.checkpoint_path = temp_file("ckpt.safetensors");
-  options.metrics_path = temp_file("metrics.jsonl");
+  options.checkpoint_path = testkit::scratch_path("ckpt.safetensors");
+  options.metrics_path = testkit::scratch_path("metrics.jsonl");
   std::ostringstream log;
   TrainResult result = train_model(*model, ds, options, log);
   EXPECT_NE(log.str().find("steps/s"), std::string::npos);
@@ -191,8 +187,6 @@ TEST(Training, sasrec_beats_most_popular_and_checkpoint_reproduces_test_metrics)
     if (lines++ == 0) first = line;
   EXPECT_EQ(lines, 10);  // the run, 8 epochs and the result
   EXPECT_EQ(nlohmann::json::parse(first).at("kind"), "run");
-  std::filesystem::remove(options.checkpoint_path);
-  std::filesystem::remove(options.metrics_path);
 }
 
 TEST(Training, a_model_for_another_catalogue_is_refused_before_training) {
@@ -263,8 +257,9 @@ void expect_resume_is_bit_identical(Device device) {
 
     TrainOptions first_half = options;
     first_half.stop_after_epoch = 2;
-    first_half.last_checkpoint_path = temp_file(optimizer + "_" + device_name(device) + "_last.safetensors");
-    first_half.checkpoint_path = temp_file(optimizer + "_" + device_name(device) + "_best.safetensors");
+    const std::string run = optimizer + "_" + device_name(device);
+    first_half.last_checkpoint_path = testkit::scratch_path(run + "_last.safetensors");
+    first_half.checkpoint_path = testkit::scratch_path(run + "_best.safetensors");
     auto interrupted = make_model(small_config(ds.n_items), device, 9);
     train_model(*interrupted, ds, first_half, log);
     EXPECT_NE(log.str().find("stopped after epoch 2 of 4: continue with --resume " + first_half.last_checkpoint_path),
@@ -286,8 +281,6 @@ void expect_resume_is_bit_identical(Device device) {
             << optimizer << " " << p.name << " " << state;
       EXPECT_EQ(rest.test_at_best.to_json(), full.test_at_best.to_json()) << optimizer << " " << state;
     }
-    std::filesystem::remove(first_half.last_checkpoint_path);
-    std::filesystem::remove(first_half.checkpoint_path);
   }
 }
 
@@ -305,7 +298,7 @@ TEST(Training, resumed_run_reproduces_the_uninterrupted_run_bit_for_bit_gpu) {
 TEST(Training, resume_rejects_a_file_that_is_not_a_training_state) {
   data::SequenceDataset ds = small_dataset();
   auto model = make_model(small_config(ds.n_items), Device::CPU, 1);
-  std::string path = temp_file("not_state.safetensors");
+  std::string path = testkit::scratch_path("not_state.safetensors");
   save_safetensors(path, model->parameters().named("param."), {{"config", model->config().to_json()}});
   TrainOptions options = small_options(2);
   options.resume_path = path;
@@ -316,7 +309,6 @@ TEST(Training, resume_rejects_a_file_that_is_not_a_training_state) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
   }
-  std::filesystem::remove(path);
 }
 
 // A state resumes only the run that wrote it: the same model config, data of the same shape, the
@@ -327,7 +319,7 @@ TEST(Training, resume_refuses_a_state_written_for_another_run) {
   data::SequenceDataset ds = small_dataset();
   TrainOptions options = small_options(3);
   options.stop_after_epoch = 1;
-  options.last_checkpoint_path = temp_file("other_run_last.safetensors");
+  options.last_checkpoint_path = testkit::scratch_path("other_run_last.safetensors");
   std::ostringstream log;
   train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, options, log);
 
@@ -385,7 +377,7 @@ TEST(Training, resume_refuses_a_state_written_for_another_run) {
 
   TrainOptions behind = resume;
   behind.stop_after_epoch = 1;
-  behind.last_checkpoint_path = temp_file("other_run_again.safetensors");
+  behind.last_checkpoint_path = testkit::scratch_path("other_run_again.safetensors");
   testkit::expect_error([&] { train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, behind, log); },
                         {"--stop-after-epoch 1 is not after the state's epoch 1"});
 
@@ -397,7 +389,7 @@ TEST(Training, resume_refuses_a_state_written_for_another_run) {
   for (const char* key : {"data_shape", "optimizer", "batch_size", "seed", "total_steps", "tunable_settings",
                           "fixed_settings"})
     state.metadata.erase(key);
-  const std::string old_state = temp_file("older_state.safetensors");
+  const std::string old_state = testkit::scratch_path("older_state.safetensors");
   save_safetensors(old_state, state.tensors, state.metadata);
   TrainOptions from_old = resume;
   from_old.resume_path = old_state;
@@ -417,7 +409,7 @@ TEST(Training, resume_refuses_a_state_written_for_another_run) {
   for (const auto& [key, value, message] : damage) {
     SafetensorsFile damaged = load_safetensors(options.last_checkpoint_path);
     damaged.metadata[key] = value;
-    const std::string path = temp_file("damaged_state.safetensors");
+    const std::string path = testkit::scratch_path("damaged_state.safetensors");
     save_safetensors(path, damaged.tensors, damaged.metadata);
     TrainOptions from_damaged = resume;
     from_damaged.resume_path = path;
@@ -472,8 +464,6 @@ TEST(Training, resume_refuses_a_state_written_for_another_run) {
   std::ostringstream floor_log;
   train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, other_floor, floor_log);
   EXPECT_EQ(floor_log.str().find("min-lr"), std::string::npos) << floor_log.str();
-  std::filesystem::remove(options.last_checkpoint_path);
-  std::filesystem::remove(old_state);
 }
 
 TEST(TrainOptions, check_refuses_an_early_stop_with_nowhere_to_keep_the_state) {
@@ -701,7 +691,7 @@ TEST(Training, a_diverging_run_stops_before_saving) {
   TrainOptions options = small_options(2);
   options.eval_every = 1;  // a healthy run would save a checkpoint after epoch 1
   options.optimizer.adamw.lr = 1e9f;
-  options.checkpoint_path = temp_file("diverged.safetensors");
+  options.checkpoint_path = testkit::scratch_path("diverged.safetensors");
   std::ostringstream log;
   auto model = make_model(small_config(ds.n_items), Device::CPU, 1);
   testkit::expect_error([&] { train_model(*model, ds, options, log); }, {"training diverged: the loss is "});

@@ -124,6 +124,13 @@ class TempDir {
   std::filesystem::path dir_;
 };
 
+// A path in a folder of this test process's own, which goes when the process exits: the file is
+// removed even when its test fails before cleaning up, and concurrent runs do not share names.
+inline std::string scratch_path(const std::string& name) {
+  static const TempDir dir;
+  return dir.path(name);
+}
+
 // Runs f and expects a muonrec::Error whose message contains every one of `parts`.
 inline void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
   try {
