@@ -406,9 +406,10 @@ TEST(RqKMeans, ReconstructionErrorDecreasesWithLevels) {
 }
 
 TEST(RqKMeans, BalancedRespectsCapacity) {
-  const int64_t n = 700, dim = 8, k = 8;
+  // n a multiple of k, so that ceil(n / k) is n / k exactly (a capacity of n / k + 1 would pass otherwise).
+  const int64_t n = 704, dim = 8, k = 8;
   std::vector<float> x = clustered_data(n, dim, 14, /*skewed=*/true);
-  const int64_t capacity = (n + k - 1) / k;
+  const int64_t capacity = n / k;
   auto largest_per_level = [&](const RqKMeans& rq) {
     std::vector<int64_t> out;
     for (int64_t l = 0; l < rq.levels(); ++l) {
@@ -427,6 +428,7 @@ TEST(RqKMeans, BalancedRespectsCapacity) {
   RqKMeans rq(o);
   rq.fit(x, dim);
   for (int64_t m : largest_per_level(rq)) EXPECT_LE(m, capacity);
+  EXPECT_EQ(largest_per_level(rq)[0], capacity) << "the overfull cluster is filled to its capacity";
   expect_unique_codes(rq);
   double prev = rq.report().initial_mse;
   for (const RqKMeansLevelStats& s : rq.report().levels) {
@@ -456,6 +458,137 @@ TEST(RqKMeans, RandomInitAndTinyInputs) {
   tiny.fit(three, dim);
   expect_unique_codes(tiny);
   EXPECT_EQ(tiny.n_items(), 3);
+}
+
+// Rows of `points` (each `dim` wide) as a multiset of vectors, for comparing centroid tables.
+std::multiset<std::vector<float>> rows_of(const std::vector<float>& points, int64_t dim) {
+  std::multiset<std::vector<float>> out;
+  for (size_t i = 0; i < points.size(); i += static_cast<size_t>(dim))
+    out.emplace(points.begin() + static_cast<std::ptrdiff_t>(i), points.begin() + static_cast<std::ptrdiff_t>(i + dim));
+  return out;
+}
+
+// Item vectors [n + 1, dim] (row 0 padding) holding each of `locations` `copies` times, in turn.
+std::vector<float> repeated_points(const std::vector<std::vector<float>>& locations, int64_t copies) {
+  std::vector<float> x(locations[0].size(), 0.0f);
+  for (int64_t c = 0; c < copies; ++c)
+    for (const std::vector<float>& p : locations) x.insert(x.end(), p.begin(), p.end());
+  return x;
+}
+
+// One level, no Lloyd iteration: the codebook is the initialisation itself.
+RqKMeansOptions initialisation_only(int64_t k, uint64_t seed, bool plus_plus) {
+  RqKMeansOptions o;
+  o.levels = 1;
+  o.codebook_size = k;
+  o.iterations = 0;
+  o.seed = seed;
+  o.kmeans_plus_plus = plus_plus;
+  return o;
+}
+
+// k-means++ draws each next centroid in proportion to the squared distance to the NEAREST centroid so
+// far: with three locations (ten copies each) and k = 3, every seed picks each location once, since
+// the points on a centroid have distance 0. (Weighting by the distance to the last centroid alone
+// draws a location twice about half the time: A is 10 from B and C is 1 from A.)
+TEST(RqKMeans, KMeansPlusPlusDrawsByTheDistanceToTheNearestCentroid) {
+  const std::vector<std::vector<float>> locations = {{0, 0}, {10, 0}, {0, 1}};
+  const std::vector<float> x = repeated_points(locations, 10);
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    RqKMeans rq(initialisation_only(3, seed, /*plus_plus=*/true));
+    rq.fit(x, 2);
+    EXPECT_EQ(rows_of(rq.codebook(0), 2), std::multiset<std::vector<float>>(locations.begin(), locations.end())) << "seed " << seed;
+  }
+}
+
+// Without k-means++ the centroids are distinct points drawn uniformly: with as many centroids as
+// points, a permutation of the points, and not always the same one.
+TEST(RqKMeans, RandomInitialisationTakesDistinctPoints) {
+  std::vector<std::vector<float>> locations;
+  for (float i = 1; i <= 8; ++i) locations.push_back({i, i * i});
+  const std::vector<float> x = repeated_points(locations, 1);
+  std::set<std::vector<float>> tables;
+  for (uint64_t seed = 1; seed <= 10; ++seed) {
+    RqKMeans rq(initialisation_only(8, seed, /*plus_plus=*/false));
+    rq.fit(x, 2);
+    EXPECT_EQ(rows_of(rq.codebook(0), 2), std::multiset<std::vector<float>>(locations.begin(), locations.end())) << "seed " << seed;
+    tables.insert(rq.codebook(0));
+  }
+  EXPECT_GT(tables.size(), 5u);
+}
+
+// Nearest-centroid assignment breaks ties towards the lower index, in training and in encode().
+TEST(RqKMeans, NearestCentroidTiesGoToTheLowerIndex) {
+  const std::vector<std::vector<float>> codebooks = {{1, 0, -1, 0, 1, 0}, {0, 0, 0, 0, 0, 0}};
+  const std::vector<float> x = {0, 0, 2, 0, -2, 0};  // equidistant from all three; from 0 and 2; nearest 1
+  EXPECT_EQ(residual_quantize(x.data(), 3, 2, codebooks, 3), (std::vector<int64_t>{0, 0, 0, 0, 1, 0}));
+}
+
+// An empty cluster takes the point farthest from its centroid. Four points, two of them equal, and
+// k = 3: whichever three the random initialisation draws, the level ends with one centroid per
+// location and no error (when it draws both equal points, one cluster is empty and must take the
+// point farthest from its centroid, by the true distance |x - c|^2).
+TEST(RqKMeans, AnEmptyClusterTakesThePointFarthestFromItsCentroid) {
+  const std::vector<float> x = repeated_points({{0, 0}, {0, 0}, {1, 0}, {3, 0}}, 1);
+  int64_t reseeded = 0;
+  for (uint64_t seed = 1; seed <= 16; ++seed) {
+    RqKMeansOptions o = initialisation_only(3, seed, /*plus_plus=*/false);
+    o.iterations = 5;
+    RqKMeans rq(o);
+    rq.fit(x, 2);
+    EXPECT_EQ(rq.report().levels[0].mse, 0.0) << "seed " << seed;
+    reseeded += rq.report().levels[0].reseeded;
+  }
+  EXPECT_GT(reseeded, 0) << "no seed drew both equal points";
+}
+
+// A point that sits on its centroid never reseeds an empty cluster (it would only duplicate that
+// centroid): three locations and k = 5 leave two clusters empty for good, with nothing reseeded.
+TEST(RqKMeans, PointsOnTheirCentroidDoNotReseedEmptyClusters) {
+  const std::vector<float> x = repeated_points({{0, 0}, {4, 0}, {0, 3}}, 4);
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    RqKMeansOptions o = initialisation_only(5, seed, /*plus_plus=*/true);
+    o.iterations = 10;
+    RqKMeans rq(o);
+    rq.fit(x, 2);
+    const RqKMeansLevelStats& level = rq.report().levels[0];
+    EXPECT_EQ(level.reseeded, 0) << "seed " << seed;
+    EXPECT_EQ(level.used_clusters, 3) << "seed " << seed;
+    EXPECT_EQ(level.mse, 0.0) << "seed " << seed;
+  }
+}
+
+// Balanced codes are not nearest-centroid codes, so after the last assignment each centroid becomes
+// the mean of the members it has: at level 0 of the items, at level 1 of their residuals. One Lloyd
+// iteration, so that the last assignment differs from the one the centroids were last fitted to.
+TEST(RqKMeans, BalancedCentroidsAreTheMeansOfTheirMembers) {
+  const int64_t n = 300, dim = 6, k = 8;
+  const std::vector<float> x = clustered_data(n, dim, 21, /*skewed=*/true);
+  RqKMeansOptions o = small_options(3);
+  o.levels = 2;
+  o.iterations = 1;
+  o.balanced = true;
+  RqKMeans rq(o);
+  rq.fit(x, dim);
+  ASSERT_FALSE(rq.report().levels[0].converged) << "the test needs a level that stopped at its iteration limit";
+  std::vector<double> residual(x.begin() + dim, x.end());
+  for (int64_t l = 0; l < 2; ++l) {
+    std::vector<double> sums(static_cast<size_t>(k * dim), 0.0);
+    std::vector<int64_t> count(static_cast<size_t>(k), 0);
+    for (int64_t i = 1; i <= n; ++i) {
+      const int64_t c = rq.item_codes()[i * rq.code_length() + l];
+      ++count[c];
+      for (int64_t j = 0; j < dim; ++j) sums[c * dim + j] += residual[(i - 1) * dim + j];
+    }
+    for (int64_t c = 0; c < k; ++c)
+      for (int64_t j = 0; j < dim && count[c] > 0; ++j)
+        EXPECT_NEAR(rq.codebook(l)[c * dim + j], sums[c * dim + j] / count[c], 1e-4)
+            << "level " << l << " centroid " << c << " feature " << j;
+    for (int64_t i = 1; i <= n; ++i) {
+      const int64_t c = rq.item_codes()[i * rq.code_length() + l];
+      for (int64_t j = 0; j < dim; ++j) residual[(i - 1) * dim + j] -= rq.codebook(l)[c * dim + j];
+    }
+  }
 }
 
 TEST(RqKMeans, BadInput) {
@@ -872,6 +1005,41 @@ TEST(BeamSearch, ExcludedItemsAreSearchedAsIfAbsent) {
 
   expect_error([&] { constrained_beam_search_batch(trie, 2, batch, o, {user0}); }, {"1 excluded-item lists for 2 users"});
   expect_error([&] { constrained_beam_search_batch(trie, 1, batch, o, {{61}}); }, {"excluded item 61", "60 items"});
+}
+
+// Ties while decoding keep the beams in (parent beam, token) order: with every score equal and
+// beams of width 2, the search keeps the two smallest prefixes at every step, so it returns the
+// items of the two smallest codes, not the two smallest item ids (the final order's tie-break).
+TEST(BeamSearch, TiesKeepTheSmallestPrefixes) {
+  // Items 1..4 in reverse code order: item 4 has the smallest code.
+  const std::vector<int64_t> codes = {-1, -1, -1, 1, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0};
+  PrefixTrie trie(codes, 3);
+  StepScorer flat = [](const std::vector<std::vector<int64_t>>& prefixes, std::vector<std::vector<float>>& lp) {
+    for (size_t b = 0; b < prefixes.size(); ++b) lp[b].assign(2, -1.0f);
+  };
+  BeamSearchOptions o;
+  o.top_k = 2;
+  std::vector<BeamHit> got = constrained_beam_search(trie, flat, o);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].item, 3);
+  EXPECT_EQ(got[1].item, 4);
+}
+
+// An item excluded twice is excluded once: a branch with other items stays open.
+TEST(BeamSearch, AnItemExcludedTwiceClosesNoBranch) {
+  PrefixTrie trie(small_codes(), 3);
+  BatchStepScorer flat = [](const std::vector<int64_t>&, const std::vector<std::vector<int64_t>>& prefixes,
+                            std::vector<std::vector<float>>& lp) {
+    for (size_t b = 0; b < prefixes.size(); ++b) lp[b].assign(6, -1.0f);
+  };
+  BeamSearchOptions o;
+  o.top_k = 6;
+  // Items 1 and 2 share the prefix {0, 1}: excluding item 2 twice must leave item 1 reachable.
+  std::vector<std::vector<BeamHit>> once = constrained_beam_search_batch(trie, 1, flat, o, {{2}});
+  std::vector<std::vector<BeamHit>> twice = constrained_beam_search_batch(trie, 1, flat, o, {{2, 2}});
+  ASSERT_EQ(once[0].size(), 5u);
+  EXPECT_EQ(once[0][0].item, 1);
+  expect_same_hits(twice[0], once[0], 6);
 }
 
 TEST(BeamSearch, BadScorerOutput) {
