@@ -1,6 +1,7 @@
 // End to end on the built-in synthetic dataset (CPU): the model learns far beyond the most-popular
 // baseline, training is deterministic for a seed, and a checkpoint reproduces the test metrics.
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -223,6 +224,10 @@ TEST(Training, popularity_metrics_are_exact_on_a_tiny_dataset) {
   EXPECT_EQ(m.users, 3);
   EXPECT_NEAR(m.hr1, 1.0 / 3.0, 1e-12);  // user 2's target (item 1) ranks first
   EXPECT_NEAR(m.mrr, (0.25 + 1.0 + 0.5) / 3.0, 1e-12);
+  // Every cut-off holds all three targets; NDCG's gain at rank r (from 0) is 1 / log2(r + 2).
+  const double ndcg = (1.0 / std::log2(5.0) + 1.0 + 1.0 / std::log2(3.0)) / 3.0;
+  for (double hr : {m.hr10, m.hr50, m.hr200}) EXPECT_NEAR(hr, 1.0, 1e-12);
+  for (double v : {m.ndcg10, m.ndcg50, m.ndcg200}) EXPECT_NEAR(v, ndcg, 1e-12);
 
   // Seen items filtered: the inputs {1, 2, 3}, {1, 3, 2}, {1, 4, 3} leave each target 4, 1 (a
   // target is never filtered) and 2 first.
