@@ -370,6 +370,32 @@ TEST_P(TigerModelTest, ShortWindowMatchesPaddedWindowAndIsCausal) {
   EXPECT_THROW(TigerConfig::from_json(R"({"kind": "sasrec"})"), Error);
 }
 
+// The training loss is the mean over all target tokens, whatever level each is at: the loss of a
+// batch times its target count is the sum of the same over the batches holding one level's targets
+// alone (each level's mean weighted by its share of the targets, not 1 / levels).
+TEST(TigerModel, LossIsTheMeanOverAllTargetTokens) {
+  std::vector<int64_t> vocab_sizes;
+  TigerCatalog catalog = small_catalog(20, &vocab_sizes);
+  TigerModel model(small_config(vocab_sizes), Device::CPU, 5);
+  const SemanticIdVocab& vocab = model.vocab();
+  const int64_t W = model.config().window();
+  const std::vector<int64_t> items = {3, 9, 14, 2};
+  std::vector<int64_t> ids(W), positions(W), targets(W);
+  fill_training_window(catalog.tokens, items.data(), 4, W, ids.data(), positions.data(), targets.data());
+  PhiloxGenerator unused(0);
+  const TigerBatch all = make_tiger_batch(vocab, ids, positions, targets, 1, W, Device::CPU);
+  ASSERT_NE(all.target_counts[0], all.target_counts[2]) << "the levels should hold different target counts";
+  double weighted = 0;
+  for (int64_t l = 0; l < vocab.code_length(); ++l) {
+    std::vector<int64_t> level_targets = targets;
+    for (int64_t& t : level_targets)
+      if (t > 0 && vocab.level_of(t) != l) t = 0;
+    const TigerBatch one = make_tiger_batch(vocab, ids, positions, level_targets, 1, W, Device::CPU);
+    weighted += double(model.loss(one, false, unused).item()) * one.targets;
+  }
+  EXPECT_NEAR(model.loss(all, false, unused).item() * all.targets, weighted, 1e-5 * weighted);
+}
+
 TEST_P(TigerModelTest, CachedGenerationMatchesFullForward) {
   std::vector<int64_t> vocab_sizes;
   TigerCatalog catalog = small_catalog(20, &vocab_sizes);
