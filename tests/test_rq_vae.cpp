@@ -101,6 +101,27 @@ TEST(RqVae, FirstLevelCodesFollowTheClusters) {
   EXPECT_EQ(majority_codes.size(), static_cast<size_t>(clusters));
 }
 
+// Only the codebook term |sg(r_l) - e_l|^2 reaches the codebooks, and beta weighs the commitment term
+// alone: after one step from the same start, the codebooks are the same for beta 0 and beta 10, and
+// they moved (beta on the codebook term instead would leave them where they started at beta 0).
+TEST(RqVae, BetaWeighsTheCommitmentTermAndNotTheCodebookTerm) {
+  const int64_t n = 120, dim = 10;
+  const std::vector<float> x = clustered_data(n, dim, 9);
+  RqVaeOptions o = small_rq_vae(4);
+  o.batch = n;  // one step an epoch
+  o.epochs = 0;
+  const RqKMeans start = fit_rq_vae(x.data(), n + 1, dim, o, Device::CPU, nullptr);
+  o.epochs = 1;
+  o.beta = 0.0f;
+  const RqKMeans no_commitment = fit_rq_vae(x.data(), n + 1, dim, o, Device::CPU, nullptr);
+  o.beta = 10.0f;
+  const RqKMeans strong_commitment = fit_rq_vae(x.data(), n + 1, dim, o, Device::CPU, nullptr);
+  for (int64_t l = 0; l < o.levels; ++l) {
+    EXPECT_NE(no_commitment.codebook(l), start.codebook(l)) << "level " << l;
+    EXPECT_EQ(no_commitment.codebook(l), strong_commitment.codebook(l)) << "level " << l;
+  }
+}
+
 TEST(RqVae, DeterministicBySeed) {
   const int64_t n = 150, dim = 10;
   const std::vector<float> x = clustered_data(n, dim, 4);
