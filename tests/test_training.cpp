@@ -2,6 +2,7 @@
 // baseline, training is deterministic for a seed, and a checkpoint reproduces the test metrics.
 #include <chrono>
 #include <cmath>
+#include <fmt/format.h>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -102,6 +103,29 @@ TEST(Checkpoint, info_names_the_training_fields_a_state_lacks) {
   const std::string info = describe_checkpoint(load_safetensors(path));
   EXPECT_NE(info.find("training: epoch not recorded, best epoch not recorded; optimizer adamw, batch 32, seed not "
                       "recorded, schedule length not recorded\n"),
+            std::string::npos)
+      << info;
+}
+
+// A TIGER training state keeps the best epoch's parameters under "best.": `info` counts them as
+// neither parameters nor optimizer state.
+TEST(Checkpoint, info_counts_the_best_epochs_copies_as_neither_parameters_nor_optimizer_state) {
+  testkit::TempDir dir;
+  const ModelConfig config = testkit::tiny_model_config("sasrec", 30, 8, 1);
+  auto model = make_model(config, Device::CPU, 1);
+  std::map<std::string, Tensor> tensors = model->parameters().named("param.");
+  const int64_t parameter_tensors = static_cast<int64_t>(tensors.size());
+  int64_t parameters = 0;
+  for (const auto& [name, tensor] : model->parameters().named("param.")) {
+    parameters += tensor.numel();
+    tensors["best." + name] = tensor;
+  }
+  tensors["adamw.step"] = Tensor::from_i64({3}, {1});
+  const std::string path = dir.path("state.safetensors");
+  save_safetensors(path, tensors, {{"config", config.to_json()}});
+  const std::string info = describe_checkpoint(load_safetensors(path));
+  EXPECT_NE(info.find(fmt::format("parameters: {} in {} tensors; optimizer state: 1 tensors\n", parameters,
+                                  parameter_tensors)),
             std::string::npos)
       << info;
 }
