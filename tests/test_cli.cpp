@@ -754,6 +754,10 @@ TEST(Cli, BadInputFailsWithAMessage) {
   expect_refused("train --model tiger --sid-codebook -3", "--sid-codebook: must be positive, got -3",
                  /*flag_error=*/true);
   expect_refused("train --ff -3", "--ff: must not be negative, got -3", /*flag_error=*/true);
+  // Zero is not negative: these pass the flags' checks and reach the checkpoint's (refused, so nothing trains).
+  expect_refused("train --ff 0 --head-dim 0 --patience 0 --seed 0 --epochs 1 --checkpoint " +
+                     dir.path("absent/best.safetensors"),
+                 "--checkpoint " + dir.path("absent/best.safetensors") + ": there is no directory");
   expect_refused("train --model tiger --sid-width 0", "--sid-width: must be positive, got 0", /*flag_error=*/true);
   expect_refused("train --model tiger --sid-iterations -1", "--sid-iterations: must not be negative, got -1",
                  /*flag_error=*/true);
