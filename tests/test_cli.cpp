@@ -302,6 +302,9 @@ TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
                             "once");
   expect_refused("train --config=" + dir.write("sections.toml", "train.epochs = 1 # one\n[train]\nepochs = 2\n"),
                  "line 3: 'train.epochs' is set again (first on line 1)");
+  // A quoted key (TOML's "epochs") is the same key.
+  expect_refused("train --config " + dir.write("quoted.toml", "[train]\nepochs = 1\n\"epochs\" = 2\n"),
+                 "line 3: 'train.epochs' is set again (first on line 2)");
   // ... and so is one flag under two of its names (--lr is --adam-lr).
   expect_refused("train --config " + dir.write("aliases.toml", "train.lr = 0.5\ntrain.adam-lr = 0.001\n"),
                  "line 2: 'train.adam-lr' is set again (first on line 1, as 'train.lr')");
