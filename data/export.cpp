@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "muonrec/engine/error.h"
+#include "muonrec/engine/file_replace.h"
 
 namespace muonrec::data {
 namespace {
@@ -30,15 +31,15 @@ class OutputFile {
 
 }  // namespace
 
-PreparedFiles write_prepared_dataset(const SequenceDataset& dataset, const std::string& prefix) {
+PreparedFiles write_prepared_dataset(const SequenceDataset& dataset, const std::string& prefix,
+                                     const std::vector<int64_t>& item_movie_ids) {
   MUONREC_CHECK(!prefix.empty(), "prepare: the output prefix is empty");
+  MUONREC_CHECK(item_movie_ids.empty() || item_movie_ids.size() == static_cast<size_t>(dataset.n_items + 1),
+                "prepare: {} MovieIDs given for {} items (expected n_items + 1, index 0 unused)",
+                item_movie_ids.size(), dataset.n_items);
   const std::vector<std::string> names = {prefix + ".txt", prefix + ".inter", prefix + "_users.tsv",
                                           prefix + "_items.tsv"};
-  for (const std::string& name : names) {
-    std::error_code ec;
-    MUONREC_CHECK(!std::filesystem::equivalent(name, dataset.source, ec),
-                  "prepare: {} is the data file itself; give another --output", name);
-  }
+  for (const std::string& name : names) check_output_file("prepare: --output", name, {dataset.source});
   // New ids: the dataset's, or 1..m over the items that have events.
   std::vector<int64_t> new_id(static_cast<size_t>(dataset.n_items + 1), 0);
   for (const std::vector<int64_t>& sequence : dataset.sequences)
@@ -87,10 +88,14 @@ PreparedFiles write_prepared_dataset(const SequenceDataset& dataset, const std::
     users.stream() << row + 1 << '\t' << user_name(row) << '\n';
   out.paths.push_back(users.close());
   OutputFile items(names[3]);
-  items.stream() << "item\tsource\n";
-  for (int64_t item = 1; item <= dataset.n_items; ++item)
-    if (new_id[item] > 0)
-      items.stream() << new_id[item] << '\t' << item_name(item) << '\n';
+  const bool movies = !item_movie_ids.empty();
+  items.stream() << (movies ? "item\tsource\tmovie\n" : "item\tsource\n");
+  for (int64_t item = 1; item <= dataset.n_items; ++item) {
+    if (new_id[item] == 0) continue;
+    items.stream() << new_id[item] << '\t' << item_name(item);
+    if (movies) items.stream() << '\t' << item_movie_ids[item];
+    items.stream() << '\n';
+  }
   out.paths.push_back(items.close());
   return out;
 }

@@ -10,7 +10,10 @@
 //                       (user_id:token, item_id:token, timestamp:float), which muonrec reads with times
 //                       (otherwise an earlier one is removed: the files describe one dataset)
 //   PREFIX_users.tsv    'user<TAB>source': each written user id and the source's name for it
-//   PREFIX_items.tsv    'item<TAB>source': each written item id and the source's name for it
+//   PREFIX_items.tsv    'item<TAB>source': each written item id and the source's name for it; where
+//                       the caller knows the items' MovieIDs (a dense file numbered through a map
+//                       beside it, as ml-1m.txt), a third column 'movie' holds them (0: none), so the
+//                       prepared file finds its titles without the map the source needed
 #pragma once
 
 #include <string>
@@ -26,7 +29,9 @@ struct PreparedFiles {
 };
 
 // Writes the files above. Throws naming a file that cannot be written, one that is the data file
-// itself, or a user or item name holding a tab or a line break (the maps are TSV).
-PreparedFiles write_prepared_dataset(const SequenceDataset& dataset, const std::string& prefix);
+// itself, or a user or item name holding a tab or a line break (the maps are TSV). item_movie_ids:
+// empty, or the MovieID of each of the dataset's items (index 0 unused).
+PreparedFiles write_prepared_dataset(const SequenceDataset& dataset, const std::string& prefix,
+                                     const std::vector<int64_t>& item_movie_ids = {});
 
 }  // namespace muonrec::data

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include "muonrec/engine/error.h"
 
@@ -37,10 +38,27 @@ void replace_file(const std::string& path, const std::vector<std::pair<const voi
     ::unlink(tmp.c_str());
     MUONREC_FAIL("{}: close failed: {}; {} is left as it was", tmp, std::strerror(error), path);
   }
-  MUONREC_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "{}: cannot rename {} into place: {}", path, tmp,
-                std::strerror(errno));
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int error = errno;
+    ::unlink(tmp.c_str());
+    MUONREC_FAIL("{}: cannot rename {} into place: {}; {} is left as it was", path, tmp, std::strerror(error), path);
+  }
 }
 
 void replace_file(const std::string& path, std::string_view text) { replace_file(path, {{text.data(), text.size()}}); }
+
+void check_output_file(const std::string& flag, const std::string& path, const std::vector<std::string>& inputs) {
+  namespace fs = std::filesystem;
+  const fs::path parent = fs::path(path).parent_path();
+  const std::string directory = parent.empty() ? "." : parent.string();
+  std::error_code error;
+  MUONREC_CHECK(fs::is_directory(directory, error), "{} {}: there is no directory {}", flag, path, directory);
+  MUONREC_CHECK(::access(directory.c_str(), W_OK) == 0, "{} {}: the directory {} is not writable", flag, path,
+                directory);
+  MUONREC_CHECK(!fs::is_directory(path, error), "{} {}: it is a directory; name a file", flag, path);
+  for (const std::string& input : inputs)
+    MUONREC_CHECK(input.empty() || !fs::equivalent(path, input, error),
+                  "{} {} is the input file {}: writing it would destroy it; give another path", flag, path, input);
+}
 
 }  // namespace muonrec

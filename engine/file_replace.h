@@ -16,4 +16,10 @@ namespace muonrec {
 void replace_file(const std::string& path, const std::vector<std::pair<const void*, size_t>>& pieces);
 void replace_file(const std::string& path, std::string_view text);
 
+// Before any work, so that a bad output path fails at once rather than after hours of training: the
+// file's directory must exist and be writable, the path must not be a directory, and it must not be
+// one of `inputs` (writing it would destroy the data or the checkpoint being read; links and '..'
+// resolved). `flag` names the output in the message, e.g. "eval: --ranks".
+void check_output_file(const std::string& flag, const std::string& path, const std::vector<std::string>& inputs);
+
 }  // namespace muonrec

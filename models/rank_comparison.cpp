@@ -4,14 +4,15 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
-#include <fstream>
 #include <limits>
+#include <numeric>
 #include <random>
+#include <sstream>
 #include <unordered_map>
 
 #include "muonrec/data/text_fields.h"
 #include "muonrec/engine/error.h"
+#include "muonrec/engine/file_replace.h"
 
 namespace muonrec {
 namespace {
@@ -53,12 +54,10 @@ bool is_user_ranks_first_line(const std::string& line) {
 
 void write_user_ranks(const std::string& path, const data::SequenceDataset& dataset, const RankingMetrics& metrics,
                       const std::string& context) {
-  std::ofstream out(path);
-  MUONREC_CHECK(out.good(), "cannot write the ranks file {}", path);
+  std::ostringstream out;
   out << kContextPrefix << context << "\n" << kHeader << "\n";
   for (const UserRank& r : metrics.ranks) out << dataset.user_name(r.row) << "\t" << r.rank + 1 << "\n";
-  out.close();
-  MUONREC_CHECK(!out.fail(), "writing the ranks file {} failed", path);
+  replace_file(path, out.str());  // whole or not at all
 }
 
 UserRanks read_user_ranks(const std::string& path) {

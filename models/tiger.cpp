@@ -19,6 +19,15 @@ std::string TigerConfig::to_json() const {
   return j.dump();
 }
 
+void TigerConfig::check_shape() const {
+  MUONREC_CHECK(max_items > 0 && d > 0, "tiger: max_items and d must be positive");
+  // Generation keeps each beam's positions in the blocks' cache: it needs a block to keep them in.
+  MUONREC_CHECK(blocks >= 1 && encoder_blocks >= 0, "tiger: blocks must be >= 1 and encoder_blocks >= 0, got {} and {}",
+                blocks, encoder_blocks);
+  MUONREC_CHECK(dropout >= 0.0f && dropout < 1.0f, "tiger: dropout must be in [0, 1), got {}", dropout);
+  attention_width("tiger", d, heads, head_dim);
+}
+
 TigerConfig TigerConfig::from_json(const std::string& text) {
   const nlohmann::json j = parse_config_json(text, "tiger config");
   TigerConfig c;
@@ -109,11 +118,7 @@ TigerBatch make_tiger_seq2seq_batch(const SemanticIdVocab& vocab, const std::vec
 
 TigerModel::TigerModel(const TigerConfig& config, Device device, uint64_t seed)
     : config_(config), vocab_(config.vocab_sizes), device_(device) {
-  MUONREC_CHECK(config.max_items > 0 && config.d > 0, "tiger: max_items and d must be positive");
-  // Generation keeps each beam's positions in the blocks' cache: it needs a block to keep them in.
-  MUONREC_CHECK(config.blocks >= 1 && config.encoder_blocks >= 0,
-                "tiger: blocks must be >= 1 and encoder_blocks >= 0, got {} and {}", config.blocks,
-                config.encoder_blocks);
+  config.check_shape();
   PhiloxGenerator gen(seed);
   const int64_t d = config.d, ff = config.ff > 0 ? config.ff : config.d;
   const int64_t attention = attention_width("tiger", d, config.heads, config.head_dim);

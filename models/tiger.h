@@ -61,6 +61,9 @@ struct TigerConfig {
   // newest item's next-to-last code, a generation step appends up to code_length - 1 codes to the
   // history), so training sees every history item whole, as generation does.
   int64_t window() const { return history_window() + (encoder_decoder() ? 0 : code_length() - 1); }
+  // Throws naming the bad setting: what can be checked before the vocabulary is known, so a run
+  // fails before minutes of item vectors and k-means rather than at its first step.
+  void check_shape() const;
   std::string to_json() const;                                   // with "kind": "tiger"
   // Throws naming the bad field; head_dim and encoder_blocks are optional (older checkpoints lack
   // them: d / heads, decoder-only).

@@ -5,6 +5,7 @@
 
 #include "muonrec/data/batcher.h"
 #include "muonrec/data/split.h"
+#include "muonrec/engine/error.h"
 
 namespace muonrec {
 namespace {
@@ -16,6 +17,18 @@ namespace {
 constexpr int64_t kBucketBatches = 8;
 
 }  // namespace
+
+void check_tiger_has_examples(const data::SequenceDataset& dataset, const TigerConfig& config) {
+  MUONREC_CHECK(dataset.num_users() > 0, "{}: nothing to train on: the data has no users", dataset.source);
+  if (!config.encoder_decoder()) return;  // every user's training items make a window
+  for (int64_t u = 0; u < dataset.num_users(); ++u)
+    if (data::LeaveOneOut::train_length(dataset, u) >= 2) return;
+  MUONREC_FAIL("{}: nothing to train on: the encoder-decoder (--encoder-blocks) learns each training item after a "
+               "user's first from the ones before it, leave-one-out keeps each user's last two events for validation "
+               "and test, so a user needs at least {} events, and none of the {} users has more than {} (the "
+               "decoder-only model trains on such users)",
+               dataset.source, data::LeaveOneOut::kMinEvents + 1, dataset.num_users(), data::LeaveOneOut::kMinEvents);
+}
 
 TigerTrainingBatches::TigerTrainingBatches(const TigerCatalog& catalog, const data::SequenceDataset& dataset,
                                            const TigerConfig& config)

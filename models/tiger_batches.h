@@ -15,6 +15,11 @@
 
 namespace muonrec {
 
+// Throws when `dataset` gives the model no training example, saying why (before the item vectors and
+// k-means that would come first): the encoder-decoder learns each training item after a user's first
+// from the ones before it, so it needs a user with two training items.
+void check_tiger_has_examples(const data::SequenceDataset& dataset, const TigerConfig& config);
+
 class TigerTrainingBatches {
  public:
   // Keeps references: catalog and dataset must outlive it.

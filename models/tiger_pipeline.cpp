@@ -12,6 +12,7 @@
 #include "muonrec/data/split.h"
 #include "muonrec/models/semantic_id/item_table.h"
 #include "muonrec/models/semantic_id/item_text.h"
+#include "muonrec/models/tiger_batches.h"
 #include "muonrec/models/training_position.h"
 
 namespace muonrec {
@@ -94,15 +95,16 @@ std::string movie_map_for(const data::SequenceDataset& dataset, const std::strin
   return numbers_these_items ? beside.string() : "";
 }
 
-// Texts indexed by the data file's own item ids, indexed by the dataset's instead: the same ids
-// unless the reader renumbered them (source ids of MovieLens and RecBole files, a --k-core).
-std::vector<std::string> by_dataset_id(std::vector<std::string> by_file_id, const data::SequenceDataset& dataset) {
-  std::vector<std::string> texts(static_cast<size_t>(dataset.n_items + 1));
+// Values (texts, MovieIDs) indexed by the data file's own item ids, indexed by the dataset's instead:
+// the same ids unless the reader renumbered them (source ids of MovieLens and RecBole files, a --k-core).
+template <typename T>
+std::vector<T> by_dataset_id(std::vector<T> by_file_id, const data::SequenceDataset& dataset) {
+  std::vector<T> values(static_cast<size_t>(dataset.n_items + 1));
   for (int64_t item = 1; item <= dataset.n_items; ++item) {
     const auto file_id = static_cast<size_t>(dataset.item_source_ids[item]);
-    if (file_id < by_file_id.size()) texts[item] = std::move(by_file_id[file_id]);
+    if (file_id < by_file_id.size()) values[item] = std::move(by_file_id[file_id]);
   }
-  return texts;
+  return values;
 }
 
 // The item ids a side file indexed like the data file may use: a dense file's largest id, or 0 (any:
@@ -188,6 +190,14 @@ semantic_id::RqKMeans fit_tokenizer(const ItemVectors& vectors, const TigerPipel
 }
 
 }  // namespace
+
+std::vector<int64_t> mapped_movie_ids(const data::SequenceDataset& dataset) {
+  if (dataset.format == data::Format::MovieLensDat || dataset.format == data::Format::MovieLensCsv)
+    return dataset.item_source_ids;  // MovieLens files name their items by MovieID
+  const std::string map = movie_map_for(dataset, "auto");
+  if (map.empty() || semantic_id::item_id_map_holds_source_ids(map)) return {};
+  return by_dataset_id(semantic_id::read_item_id_map(map, file_items(dataset)), dataset);
+}
 
 std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const ItemVectorOptions& o,
                                          std::string* source, const std::string& who,
@@ -281,7 +291,9 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
                                Device device, std::ostream& log) {
   // Before minutes of item vectors and k-means.
   options.train.train.check("tiger train");
-  options.train.train.check_checkpoint_directories();
+  options.model.check_shape();
+  check_tiger_has_examples(dataset, options.model);
+  options.train.train.check_output_files({dataset.source, options.vectors.checkpoint});
   semantic_id::RqKMeans tokenizer(options.tokenizer);
   const std::string& resume = options.train.train.resume_path;
   if (resume.empty()) {

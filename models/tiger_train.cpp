@@ -69,6 +69,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
                 catalog.tokens.n_items, dataset.n_items);
   const TigerConfig& config = model.config();
   const int64_t users = dataset.num_users(), B = o.batch_size;
+  check_tiger_has_examples(dataset, config);
   const TigerTrainingBatches examples(catalog, dataset, config);
   const int64_t steps_per_epoch = examples.steps_per_epoch(B);
   const int64_t total_steps = steps_per_epoch * o.epochs;
@@ -126,7 +127,7 @@ TrainResult train_tiger(TigerModel& model, const TigerCatalog& catalog, const da
     result.best_valid = metrics_from_json(position.best_valid_json);
   }
   // After the resume checks: a refused state leaves no record of a run that never started.
-  o.check_checkpoint_directories();
+  o.check_output_files({dataset.source});
   append_jsonl_line(o.metrics_path, run_record_json(run, o, dataset, model.device()));
   ProgressLog progress(log, o.progress_seconds, o.epochs, steps_per_epoch);
   int64_t steps_this_run = 0;

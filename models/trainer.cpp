@@ -1,7 +1,5 @@
 #include "muonrec/models/trainer.h"
 
-#include <unistd.h>
-
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +9,7 @@
 #include "muonrec/data/batcher.h"
 #include "muonrec/engine/autograd.h"
 #include "muonrec/engine/error.h"
+#include "muonrec/engine/file_replace.h"
 #include "muonrec/engine/json_text.h"
 #include "muonrec/engine/nvtx.h"
 #include "muonrec/models/run_log.h"
@@ -100,7 +99,7 @@ void TrainOptions::check_warmup_fits(const std::string& who, int64_t steps_per_e
                 who, warmup, steps, epochs, steps_per_epoch);
 }
 
-void TrainOptions::check_checkpoint_directories() const {
+void TrainOptions::check_output_files(const std::vector<std::string>& inputs) const {
   // Two outputs in one file would overwrite each other (a checkpoint renamed over the metrics, or the
   // last epoch's state over the best one's). Compared as absolute paths, '..' and links resolved.
   const std::pair<const std::string*, const char*> outputs[] = {
@@ -117,16 +116,8 @@ void TrainOptions::check_checkpoint_directories() const {
                     "{} {} and {} {} name the same file: give each its own", outputs[i].second,
                     *outputs[i].first, outputs[j].second, *outputs[j].first);
     }
-  for (const auto& [path, flag] : {std::pair{checkpoint_path, "--checkpoint"}, {last_checkpoint_path, "--save-last"}}) {
-    if (path.empty()) continue;
-    const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-    const std::string directory = parent.empty() ? "." : parent.string();
-    std::error_code error;
-    MUONREC_CHECK(std::filesystem::is_directory(directory, error), "{} {}: there is no directory {}", flag, path,
-                  directory);
-    MUONREC_CHECK(::access(directory.c_str(), W_OK) == 0, "{} {}: the directory {} is not writable", flag, path,
-                  directory);
-  }
+  for (const auto& [path, flag] : outputs)
+    if (!path->empty()) check_output_file(flag, *path, inputs);
 }
 
 double TrainResult::median_epoch_seconds() const {
@@ -185,7 +176,7 @@ TrainResult train_model(SequentialModel& model, const data::SequenceDataset& dat
     result.test_at_best = metrics_from_json(position.test_at_best_json);
   }
   // After the resume checks: a refused state leaves no record of a run that never started.
-  options.check_checkpoint_directories();
+  options.check_output_files({dataset.source});
   append_jsonl_line(options.metrics_path, run_record_json(run, options, dataset, model.device()));
 
   ProgressLog progress(log, options.progress_seconds, options.epochs, steps_per_epoch);

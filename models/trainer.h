@@ -56,9 +56,10 @@ struct TrainOptions {
   // Throws where the warm-up is not shorter than the run's epochs x steps_per_epoch optimizer steps
   // (naming the flags), before the optimizer's own check says it without them.
   void check_warmup_fits(const std::string& who, int64_t steps_per_epoch) const;
-  // Throws when a checkpoint's directory does not exist or cannot be written: found before the
-  // first epoch rather than after it.
-  void check_checkpoint_directories() const;
+  // Throws when two outputs (--metrics, --checkpoint, --save-last) name one file, or one of them
+  // could not be written or is one of `inputs` (the data file): found before the first epoch rather
+  // than after it.
+  void check_output_files(const std::vector<std::string>& inputs) const;
 };
 
 struct TrainResult {

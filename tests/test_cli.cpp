@@ -13,6 +13,7 @@
 #include <sstream>
 #include <string>
 
+#include "muonrec/data/text_fields.h"
 #include "muonrec/engine/safetensors.h"
 #include "test_util.h"
 
@@ -128,11 +129,11 @@ TEST(Cli, TrainThenEvalRecommendAndInfoFromTheCheckpoint) {
   EXPECT_EQ(std::string((std::istreambuf_iterator<char>(kept)), std::istreambuf_iterator<char>()), "kept\n");
   expect_refused("recommend " + kData + " --device cpu --checkpoint " + checkpoint + " --user 1 --output " +
                      checkpoint,
-                 "recommend: --output " + checkpoint + " is the input file " + checkpoint + ": give another path");
+                 "recommend: --output " + checkpoint + " is the input file " + checkpoint + ": writing it would destroy it");
   EXPECT_EQ(run_cli("info --checkpoint " + checkpoint).exit_code, 0);
   expect_refused("recommend " + kData + " --device cpu --checkpoint " + checkpoint + " --user 1 --output " +
                      dir.path("absent/top.tsv"),
-                 "recommend: cannot write " + dir.path("absent/top.tsv") + ": there is no directory");
+                 "recommend: --output " + dir.path("absent/top.tsv") + ": there is no directory");
   // Titles from a movies file, the data's item ids read as MovieIDs.
   std::string movies;
   for (int id = 1; id <= 80; ++id) movies += fmt::format("{}::Movie number {} (1999)::Drama\n", id, id);
@@ -248,6 +249,35 @@ TEST(Cli, AKCoreCheckpointEvaluatesOnTheSameKCore) {
 // The "settings" of a run record, saved as a file, rerun the same run (same test metrics on the
 // CPU, where training is deterministic); a flag on the command line wins over the file, and a key
 // no flag has is refused, naming it.
+// A --config file's values of flags the run does not read (another model's, the sampled loss's under
+// --loss full, the cosine floor under a constant rate) take their defaults: the state holds only what
+// the run read, so the run's recorded settings resume it.
+TEST(Cli, FlagsAConfigFileLeavesUnreadTakeTheirDefaults) {
+  muonrec::testkit::TempDir dir;
+  const std::string stray = dir.write("stray.toml",
+                                      "train.model = \"bert4rec\"\ntrain.mask-prob = 0.4\ntrain.loss = \"sampled\"\n"
+                                      "train.negatives = 7\ntrain.temperature = 0.5\ntrain.l2-normalize = true\n"
+                                      "train.min-lr = 0.001\n");
+  const std::string last = dir.path("last.safetensors"), metrics = dir.path("run.jsonl");
+  const CliRun first = run_cli("train --config " + stray + " " + kSmallSasrec +
+                               " --model sasrec --loss full --stop-after-epoch 1 --save-last " + last + " --metrics " +
+                               metrics);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  const std::string settings = read_jsonl(metrics).at(0).at("settings");
+  for (const char* unread : {"mask-prob", "negatives", "temperature", "l2-normalize", "min-lr"})
+    EXPECT_EQ(settings.find(unread), std::string::npos) << unread << " in " << settings;
+  const CliRun resumed = run_cli("train --config " + dir.write("recorded.toml", settings) + " --resume " + last);
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("test at that epoch:"), std::string::npos) << resumed.output;
+  // HSTU has no feed-forward layer: a file's --ff leaves its checkpoint at the default.
+  const std::string hstu = dir.path("hstu.safetensors");
+  ASSERT_EQ(run_cli("train --config " + dir.write("ff.toml", "train.ff = 32\n") + " " + kData +
+                    " --model hstu --maxlen 10 --d 8 --epochs 1 --device cpu --checkpoint " + hstu).exit_code,
+            0);
+  const CliRun info = run_cli("info --checkpoint " + hstu);
+  EXPECT_NE(info.output.find(" ff=0 "), std::string::npos) << info.output;
+}
+
 TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
   muonrec::testkit::TempDir dir;
   const std::string metrics = dir.path("first.jsonl");
@@ -635,6 +665,90 @@ TEST(Cli, APreparedMovieLensFileFindsItsTitlesThroughItsItemsMap) {
   EXPECT_EQ(lines, 5) << titled.output;
 }
 
+// An output that names an input (under any name) or a directory is refused before any work, and
+// the inputs are left as they were: a ranks file over the checkpoint, metrics appended to the data.
+TEST(Cli, AnOutputNamingAnInputOrADirectoryIsRefusedBeforeAnyWork) {
+  muonrec::testkit::TempDir dir;
+  std::string events;
+  for (int user = 1; user <= 40; ++user)
+    for (int step = 0; step < 6; ++step) events += fmt::format("{} {}\n", user, 1 + (user * 7 + step * 3) % 30);
+  const std::string data = dir.write("data.txt", events);
+  const std::string small = "--data " + data + " --maxlen 8 --d 8 --epochs 1 --device cpu";
+  const std::string checkpoint = dir.path("c.safetensors");
+  ASSERT_EQ(run_cli("train " + small + " --checkpoint " + checkpoint).exit_code, 0);
+  const std::string checkpoint_bytes = muonrec::data::read_whole_file(checkpoint);
+  for (const std::string flag : {"--metrics", "--checkpoint", "--save-last"})
+    expect_refused("train " + small + " " + flag + " " + data, flag + " " + data + " is the input file " + data);
+  std::filesystem::create_directory(dir.path("sub"));  // TIGER's item vectors read from a checkpoint, named otherwise
+  expect_refused("train --model tiger --data " + data + " --epochs 1 --device cpu --item-vectors-from-checkpoint " +
+                     checkpoint + " --checkpoint " + dir.path("sub/../c.safetensors"),
+                 "--checkpoint " + dir.path("sub/../c.safetensors") + " is the input file " + checkpoint);
+  expect_refused("baseline --data " + data + " --ranks " + data,
+                 "baseline: --ranks " + data + " is the input file " + data);
+  expect_refused("eval --data " + data + " --device cpu --checkpoint " + checkpoint + " --ranks " + checkpoint,
+                 "eval: --ranks " + checkpoint + " is the input file " + checkpoint);
+  EXPECT_EQ(muonrec::data::read_whole_file(data), events);
+  EXPECT_EQ(muonrec::data::read_whole_file(checkpoint), checkpoint_bytes);
+
+  std::filesystem::create_directory(dir.path("out"));
+  const CliRun to_directory = run_cli("train " + small + " --checkpoint " + dir.path("out"));
+  EXPECT_EQ(to_directory.exit_code, 1);
+  EXPECT_NE(to_directory.output.find("--checkpoint " + dir.path("out") + ": it is a directory"), std::string::npos)
+      << to_directory.output;
+  EXPECT_EQ(to_directory.output.find("validation"), std::string::npos) << to_directory.output;  // nothing trained
+  EXPECT_FALSE(std::filesystem::exists(dir.path("out.tmp")));
+}
+
+// ml-1m.txt numbers its movies 1..n its own way, and the sas_to_original_items.txt beside it gives
+// their MovieIDs. A file prepared from it holds those dense ids as its items' sources, and its items
+// map carries the MovieIDs along, so --movies still finds each item's own title, not the movie whose
+// MovieID happens to equal a dense id. Dense item 5 has no event: the prepared ids shift past it.
+TEST(Cli, AFilePreparedFromADenseMovieFileKeepsItsMovieIds) {
+  muonrec::testkit::TempDir dir;
+  std::string pairs, map, movies;
+  for (int user = 1; user <= 30; ++user)
+    for (int step = 0; step < 5; ++step) {
+      const int item = 1 + (user + step * 3) % 8;  // 1..8, then 9 stands for 5
+      pairs += fmt::format("{} {}\n", user, item == 5 ? 9 : item);
+    }
+  for (int item = 1; item <= 9; ++item) {
+    map += fmt::format("{} {}\n", item, 100 + item);
+    movies += fmt::format("{}::Wrong movie {} (1990)::Drama\n{}::Right movie {} (1999)::Drama\n", item, item,
+                          100 + item, 100 + item);
+  }
+  dir.write("sas_to_original_items.txt", map);
+  const std::string movies_file = dir.write("movies.dat", movies);
+  ASSERT_EQ(run_cli("prepare --data " + dir.write("dense.txt", pairs) + " --output " + dir.path("p")).exit_code, 0);
+  EXPECT_EQ(muonrec::data::read_whole_file(dir.path("p_items.tsv")),
+            "item\tsource\tmovie\n1\t1\t101\n2\t2\t102\n3\t3\t103\n4\t4\t104\n5\t6\t106\n6\t7\t107\n"
+            "7\t8\t108\n8\t9\t109\n");
+  const std::string checkpoint = dir.path("p.safetensors");
+  ASSERT_EQ(run_cli("train --data " + dir.path("p.txt") + " --maxlen 8 --d 8 --epochs 1 --device cpu --checkpoint " +
+                    checkpoint).exit_code,
+            0);
+  const CliRun titled = run_cli("recommend --data " + dir.path("p.txt") + " --device cpu --checkpoint " + checkpoint +
+                                " --user 1 --k 4 --include-seen --movies " + movies_file);
+  ASSERT_EQ(titled.exit_code, 0) << titled.output;
+  int lines = 0;
+  std::istringstream out(titled.output);
+  for (std::string line; std::getline(out, line);) {
+    if (line.rfind("1\t", 0) != 0) continue;  // user, rank, item, score, title
+    std::vector<std::string> fields;
+    std::istringstream cells(line);
+    for (std::string cell; std::getline(cells, cell, '\t');) fields.push_back(cell);
+    ASSERT_EQ(fields.size(), 5u) << line;
+    const int item = std::stoi(fields[2]), dense = item < 5 ? item : item + 1;
+    EXPECT_EQ(fields[4], fmt::format("Right movie {} (1999)", 100 + dense)) << line;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 4) << titled.output;
+  // Prepared again, the MovieIDs come along through the first items map.
+  ASSERT_EQ(run_cli("prepare --data " + dir.path("p.txt") + " --output " + dir.path("pp")).exit_code, 0);
+  EXPECT_EQ(muonrec::data::read_whole_file(dir.path("pp_items.tsv")),
+            "item\tsource\tmovie\n1\t1\t101\n2\t2\t102\n3\t3\t103\n4\t4\t104\n5\t5\t106\n6\t6\t107\n"
+            "7\t7\t108\n8\t8\t109\n");
+}
+
 TEST(Cli, PrepareWritesWhatOtherToolsRead) {
   muonrec::testkit::TempDir dir;
   const CliRun prepare = run_cli("prepare " + kData + " --output " + dir.path("synthetic"));
@@ -767,6 +881,11 @@ TEST(Cli, BadInputFailsWithAMessage) {
   expect_refused("train --model tiger --negatives 5",
                  "--negatives applies to --loss sampled, with --model sasrec, bert4rec or hstu, only");
   expect_refused("train --dropout 1", "sasrec: dropout must be in [0, 1), got 1");
+  // TIGER's model settings are checked before its item vectors and k-means, and before its run record.
+  const std::string tiger_metrics = dir.path("tiger.jsonl");
+  expect_refused("train --model tiger --dropout 1 --metrics " + tiger_metrics, "tiger: dropout must be in [0, 1), got 1");
+  expect_refused("train --model tiger --heads 3 --metrics " + tiger_metrics, "tiger: d=64 is not divisible by heads=3");
+  EXPECT_FALSE(std::filesystem::exists(tiger_metrics));
   expect_refused("recommend --checkpoint x.safetensors --k 0", "--k: must be positive, got 0", /*flag_error=*/true);
   expect_refused("recommend --checkpoint x.safetensors --movie-map none", "--movie-map requires --movies",
                  /*flag_error=*/true);

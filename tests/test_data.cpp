@@ -796,11 +796,11 @@ TEST(DataExport, PreparedFilesReadBackAsTheSameDataset) {
     EXPECT_EQ(line, fmt::format("{}\t{}", item, ds.item_name(item)));
   }
   EXPECT_EQ(line.substr(line.find('\t') + 1, 1), "B");
-  expect_error([&] { write_prepared_dataset(ds, tmp.path("absent/prepared")); }, {"prepare: cannot write", "absent"});
+  expect_error([&] { write_prepared_dataset(ds, tmp.path("absent/prepared")); }, {"prepare: --output", "absent/prepared.txt: there is no directory"});
   // The data file itself is never overwritten.
   const std::string log = tmp.path("log");
   expect_error([&] { write_prepared_dataset(read_dataset(tmp.write("log.txt", "1 2\n1 3\n1 4\n")), log); },
-               {"log.txt is the data file itself"});
+               {"prepare: --output", "log.txt is the input file", "log.txt: writing it would destroy it"});
 
   // 64-bit times (past what a double holds exactly) read back from the .inter file as they were.
   const SequenceDataset far_future = read_dataset(tmp.write(

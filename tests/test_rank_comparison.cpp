@@ -268,7 +268,7 @@ TEST(RankComparison, FilesRoundTripWithTheDatasNames) {
   expect_refused("user\tposition\n", {"no user ranks (only the header)"});
   expect_refused("# muonrec ranks: split test; beam wide\nuser\tposition\nA\t1\n", {"line 1", "beam width"});
   expect_error([&] { write_user_ranks(dir.path("absent/ranks.tsv"), ds, acc.result(), context); },
-               {"cannot write the ranks file", "absent/ranks.tsv"});
+               {"absent/ranks.tsv: cannot write it"});
 }
 
 }  // namespace

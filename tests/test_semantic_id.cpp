@@ -181,6 +181,20 @@ TEST(SemanticIdText, MovieLensLatin1GenresAndMapping) {
   EXPECT_EQ(load_movielens_item_texts_mapped(movies, prepared, 0, {}, &report), mapped);
   expect_error([&] { read_item_id_map(dir.write("named.tsv", "item\tmovie\n2\t1\n")); },
                {"named.tsv:1", "item id"});
+  // With a movie column (a file prepared from a dense one numbered through a map), the MovieIDs are read,
+  // not the source's ids; 0 is an item without one.
+  const std::string with_movies =
+      dir.write("movies_items.tsv", "item\tsource\tmovie\n2\t7\t1\n1\t8\t3\n3\t9\t99\n4\t10\t0\n");
+  EXPECT_EQ(read_item_id_map(with_movies), (std::vector<int64_t>{0, 3, 1, 99, 0}));
+  std::vector<std::string> through_movies = load_movielens_item_texts_mapped(movies, with_movies, 0, {}, &report);
+  EXPECT_EQ(through_movies, (std::vector<std::string>{"", mapped[1], mapped[2], mapped[3], ""}));
+  EXPECT_FALSE(item_id_map_holds_source_ids(with_movies));
+  EXPECT_TRUE(item_id_map_holds_source_ids(prepared));
+  EXPECT_FALSE(item_id_map_holds_source_ids(map));
+  expect_error([&] { read_item_id_map(dir.write("short.tsv", "item\tsource\tmovie\n2\t7\n")); },
+               {"short.tsv:2", "expected 'item_id source_id movie_id', got 2 fields"});
+  expect_error([&] { read_item_id_map(dir.write("again.tsv", "item\tsource\tmovie\n2\t7\t0\n2\t8\t0\n")); },
+               {"again.tsv:3", "item id 2 already mapped on line 2"});
 }
 
 TEST(SemanticIdText, RealBeautyTitles) {

@@ -208,6 +208,15 @@ TEST(TigerTrainingBatches, ExamplesCoverTheTrainingItemsOnly) {
   const TigerTrainingBatches seq2seq(catalog, ds, config);
   EXPECT_EQ(seq2seq.examples(), 2 + 3);  // targets 2, 3 and 7, 8, 9
   EXPECT_EQ(seq2seq.steps_per_epoch(2), 3);
+  check_tiger_has_examples(ds, config);
+  // Users of three events have one training item each: a window for the decoder-only model, nothing
+  // for the encoder-decoder to generate from a history, which is said before any work.
+  const data::SequenceDataset short_users = dataset_from({{1, 2, 3}, {4, 5, 6}}, n_items);
+  EXPECT_EQ(TigerTrainingBatches(catalog, short_users, config).examples(), 0);
+  testkit::expect_error([&] { check_tiger_has_examples(short_users, config); },
+                        {"nothing to train on", "a user needs at least 4 events", "none of the 2 users has more than 3"});
+  config.encoder_blocks = 0;
+  check_tiger_has_examples(short_users, config);
 }
 
 // One example as its batch row holds it: window tokens, their item recencies, and the tokens each

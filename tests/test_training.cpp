@@ -741,21 +741,28 @@ TEST(TrainResult, summary_lines_only_say_what_the_run_measured) {
                                       "\ntest at that epoch:     " + done.test_at_best.summary() + "\n");
 }
 
-// A run's outputs in one file would overwrite each other: refused before training, whatever the
-// spelling of the path.
+// A run's outputs in one file would overwrite each other, and one over the data would destroy it:
+// refused before training, whatever the spelling of the path.
 TEST(TrainOptions, outputs_sharing_a_file_are_refused) {
   testkit::TempDir dir;
   TrainOptions options = small_options(2);
   options.metrics_path = dir.path("run.out");
   options.checkpoint_path = dir.path("sub/../run.out");
   std::filesystem::create_directory(dir.path("sub"));
-  testkit::expect_error([&] { options.check_checkpoint_directories(); },
+  testkit::expect_error([&] { options.check_output_files({}); },
                         {"--metrics " + dir.path("run.out"), "and --checkpoint", "name the same file"});
   options.checkpoint_path = dir.path("best.safetensors");
   options.last_checkpoint_path = dir.path("./best.safetensors");
-  testkit::expect_error([&] { options.check_checkpoint_directories(); }, {"--checkpoint", "and --save-last"});
+  testkit::expect_error([&] { options.check_output_files({}); }, {"--checkpoint", "and --save-last"});
   options.last_checkpoint_path = dir.path("last.safetensors");
-  EXPECT_NO_THROW(options.check_checkpoint_directories());
+  EXPECT_NO_THROW(options.check_output_files({dir.path("data.txt")}));
+  // Nor may an output be an input (the data file), or a directory.
+  const std::string data = dir.write("data.txt", "1 2\n");
+  options.metrics_path = dir.path("sub/../data.txt");
+  testkit::expect_error([&] { options.check_output_files({data}); },
+                        {"--metrics " + options.metrics_path + " is the input file " + data});
+  options.metrics_path = dir.path("sub");
+  testkit::expect_error([&] { options.check_output_files({}); }, {"--metrics " + dir.path("sub") + ": it is a directory"});
 }
 
 // A resumed or paused run says when it did not write its --checkpoint, and a state stopped before

@@ -15,6 +15,7 @@
 #include "muonrec/data/synthetic.h"
 #include "muonrec/engine/device.h"
 #include "muonrec/engine/error.h"
+#include "muonrec/engine/file_replace.h"
 #include "muonrec/engine/precision.h"
 #include "muonrec/engine/version.h"
 #include "muonrec/models/checkpoint_info.h"
@@ -22,6 +23,7 @@
 #include "muonrec/models/rank_comparison.h"
 #include "muonrec/models/run_compare.h"
 #include "muonrec/models/trainer.h"
+#include "muonrec/models/tiger_pipeline.h"
 #include "muonrec/models/training_position.h"
 #include "muonrec/tools/bench_cli.h"
 #include "muonrec/tools/cli_checks.h"
@@ -210,6 +212,7 @@ int run_eval(const DataArgs& data_args, const std::string& checkpoint, const std
              const std::string& split_name, EvalOptions eval, int64_t beam_width, bool batch_given,
              const std::string& ranks_path) {
   MUONREC_CHECK(eval.batch_size > 0, "eval: --batch must be positive, got {}", eval.batch_size);
+  if (!ranks_path.empty()) check_output_file("eval: --ranks", ranks_path, {checkpoint, data_args.path});
   data::EvalSplit tiger_split = split_name == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
   // Standard output carries the metrics alone (a summary line, then JSON); the data lines go to
   // standard error.
@@ -483,7 +486,7 @@ int main(int argc, char** argv) {
     if (*recommend_cmd) return run_recommend(recommend_args, data_args.load(std::cerr), parse_device(device));
     if (*prepare_cmd) {
       const data::SequenceDataset ds = data_args.load(std::cout);
-      const data::PreparedFiles prepared = data::write_prepared_dataset(ds, prepare_output);
+      const data::PreparedFiles prepared = data::write_prepared_dataset(ds, prepare_output, mapped_movie_ids(ds));
       if (prepared.unused_item_ids > 0)
         std::cout << fmt::format("{} item ids have no event: the items are renumbered 1..{} (the items map names "
                                  "them)\n",
@@ -495,6 +498,7 @@ int main(int argc, char** argv) {
     if (*baseline_cmd) {
       baseline_seen_filter.resolve(typed);
       eval.filter_seen = !no_filter_seen;  // eval's options: the baseline reads its filtering
+      if (!ranks_path.empty()) check_output_file("baseline: --ranks", ranks_path, {data_args.path});
       data::SequenceDataset ds = data_args.load(std::cerr);
       auto s = split == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
       const RankingMetrics popularity = evaluate_popularity(ds, s, eval);

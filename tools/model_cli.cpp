@@ -95,6 +95,14 @@ void ModelCliArgs::resolve(CommandLine& typed) {
                       "--loss sampled, with --model sasrec, bert4rec or hstu,");
   typed.refuse_unread({min_lr}, schedule == "cosine", "--schedule cosine");
   typed.refuse_unread({ff}, config.kind != "hstu", "--model sasrec, bert4rec or tiger");  // HSTU has no FFN
+  // A --config file's values of the flags left unread go back to their defaults, as the Muon ones
+  // above: the checkpoint's config, `info` and a resume then hold only what the run read, which is
+  // what its recorded settings say.
+  const ModelConfig defaults;
+  if (config.kind != "bert4rec") config.mask_prob = defaults.mask_prob;
+  if (loss_name != "sampled" || config.kind == "tiger") config.loss = LossConfig{config.loss.kind};
+  if (config.kind == "hstu") config.ff = defaults.ff;
+  if (schedule != "cosine") optimizer.schedule.min_lr = OptimizerConfig().schedule.min_lr;
 }
 
 std::string model_line(SequentialModel& model) {

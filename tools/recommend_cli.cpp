@@ -5,7 +5,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -71,27 +70,9 @@ void RecommendCliArgs::add_to(CLI::App* cmd) {
       ->capture_default_str();
 }
 
-namespace {
-
-// Before any work, so a path that cannot be written fails at once: its directory must exist, and it
-// must be neither input (writing it would destroy the checkpoint or the data).
-void check_output_path(const RecommendCliArgs& args, const data::SequenceDataset& dataset) {
-  namespace fs = std::filesystem;
-  const fs::path directory = fs::path(args.output).parent_path();
-  std::error_code ec;
-  MUONREC_CHECK(directory.empty() || fs::is_directory(directory, ec), "recommend: cannot write {}: there is no "
-                "directory {}", args.output, directory.string());
-  MUONREC_CHECK(!fs::is_directory(args.output, ec), "recommend: cannot write {}: it is a directory", args.output);
-  for (const std::string& input : {args.checkpoint, dataset.source})
-    MUONREC_CHECK(!fs::equivalent(args.output, input, ec), "recommend: --output {} is the input file {}: give "
-                  "another path", args.output, input);
-}
-
-}  // namespace
-
 int run_recommend(const RecommendCliArgs& args, const data::SequenceDataset& dataset, Device device) {
   const std::vector<int64_t> rows = rows_of_users(dataset, args.users);
-  if (!args.output.empty()) check_output_path(args, dataset);
+  if (!args.output.empty()) check_output_file("recommend: --output", args.output, {args.checkpoint, dataset.source});
   std::vector<std::string> titles;
   if (args.titles.item_text != "none" || !args.titles.movies.empty()) {
     std::string source;

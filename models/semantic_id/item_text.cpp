@@ -104,27 +104,40 @@ std::string latin1_to_utf8(const std::string& latin1) {
   return out;
 }
 
+bool item_id_map_holds_source_ids(const std::string& map_path) {
+  for (const std::string& line : read_lines(map_path, "item id map"))
+    if (!is_blank(line)) return split_ws(line) == std::vector<std::string>{"item", "source"};
+  return false;
+}
+
 std::vector<int64_t> read_item_id_map(const std::string& map_path, int64_t n_items) {
   MUONREC_CHECK(n_items >= 0, "read_item_id_map: n_items must be >= 0, got {}", n_items);
   std::vector<std::string> lines = read_lines(map_path, "item id map");
-  // `muonrec prepare`'s items map begins with the header 'item<TAB>source': passed over.
+  // `muonrec prepare`'s items map begins with the header 'item<TAB>source', passed over, or
+  // 'item<TAB>source<TAB>movie', whose third column (MovieIDs, 0: none) is then the one read.
+  bool movie_column = false;
   for (std::string& line : lines) {
     if (is_blank(line)) continue;
-    if (split_ws(line) == std::vector<std::string>{"item", "source"}) line.clear();
+    const std::vector<std::string> header = split_ws(line);
+    movie_column = header == std::vector<std::string>{"item", "source", "movie"};
+    if (movie_column || header == std::vector<std::string>{"item", "source"}) line.clear();
     break;
   }
+  const size_t fields = movie_column ? 3 : 2;
   std::vector<std::pair<int64_t, int64_t>> pairs;
   for (size_t i = 0; i < lines.size(); ++i) {
     if (is_blank(lines[i])) continue;
     std::vector<std::string> f = split_ws(lines[i]);
-    MUONREC_CHECK(f.size() == 2, "{}:{}: expected 'item_id source_id', got {} fields", map_path, i + 1, f.size());
+    MUONREC_CHECK(f.size() == fields, "{}:{}: expected '{}', got {} fields", map_path, i + 1,
+                  movie_column ? "item_id source_id movie_id" : "item_id source_id", f.size());
     int64_t item = parse_id(f[0], map_path, i + 1, "item id");
-    int64_t source = parse_id(f[1], map_path, i + 1, "source id");
+    int64_t source = parse_id(f[fields - 1], map_path, i + 1, movie_column ? "movie id" : "source id");
     MUONREC_CHECK(item >= 1, "{}:{}: item id {} must be >= 1", map_path, i + 1, item);
     MUONREC_CHECK(n_items == 0 || item <= n_items, "{}:{}: item id {} exceeds n_items {}", map_path, i + 1, item,
                   n_items);
     check_id_fits_the_file(item, lines.size(), map_path, i + 1, "item id");
-    MUONREC_CHECK(source >= 1, "{}:{}: source id {} must be >= 1", map_path, i + 1, source);
+    MUONREC_CHECK(source >= (movie_column ? 0 : 1), "{}:{}: {} id {} must be >= {}", map_path, i + 1,
+                  movie_column ? "movie" : "source", source, movie_column ? 0 : 1);
     pairs.emplace_back(item, source);
   }
   int64_t n = n_items;
@@ -136,7 +149,7 @@ std::vector<int64_t> read_item_id_map(const std::string& map_path, int64_t n_ite
   for (size_t i = 0; i < lines.size(); ++i) {
     if (is_blank(lines[i])) continue;
     auto [item, source] = pairs[k++];
-    MUONREC_CHECK(map[item] == 0, "{}:{}: item id {} already mapped on line {}", map_path, i + 1, item,
+    MUONREC_CHECK(line_of[item] == 0, "{}:{}: item id {} already mapped on line {}", map_path, i + 1, item,
                   line_of[item]);
     map[item] = source;
     line_of[item] = i + 1;

@@ -86,8 +86,12 @@ std::vector<std::string> load_movielens_item_texts_mapped(const std::string& mov
                                                           ItemTextReport* report = nullptr);
 
 // 'item_id source_id' per line -> vector [n_items + 1] (index 0 = 0; unmapped ids = 0). n_items = 0
-// takes the largest item id. Duplicate or out-of-range item ids throw naming the file and line.
+// takes the largest item id. Duplicate or out-of-range item ids throw naming the file and line. A
+// prepared items map with the header 'item source movie' gives its third column, the MovieIDs.
 std::vector<int64_t> read_item_id_map(const std::string& map_path, int64_t n_items = 0);
+// Whether that map is a prepared items map without the movie column: its values are then the source's
+// own ids, MovieIDs only where the source was a MovieLens file.
+bool item_id_map_holds_source_ids(const std::string& map_path);
 
 // ISO-8859-1 bytes -> UTF-8 (every byte >= 0x80 becomes two bytes).
 std::string latin1_to_utf8(const std::string& latin1);
