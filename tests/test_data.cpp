@@ -752,11 +752,41 @@ TEST(DataExport, PreparedFilesDescribeOneDataset) {
   SequenceDataset tabbed = timed;
   tabbed.item_tokens = {"", "a", "tab\there", "c"};
   expect_error([&] { write_prepared_dataset(tabbed, prefix); }, {"item 'tab\there' holds a tab"});
+  tabbed.item_tokens = {"", "a", "cr\rhere", "c"};  // a lone CR ends a line for CRLF-aware readers
+  expect_error([&] { write_prepared_dataset(tabbed, prefix); }, {"item 'cr\rhere' holds a tab or a line break"});
   EXPECT_EQ(read_whole_file(prefix + ".txt"), before);
   const SequenceDataset untimed = read_dataset(tmp.write("untimed.txt", "1 5\n1 6\n1 7\n1 8\n"));
   write_prepared_dataset(untimed, prefix);
   EXPECT_FALSE(fs::exists(prefix + ".inter"));
   EXPECT_EQ(read_dataset(prefix + ".txt").num_events(), 4);
+}
+
+// Every byte of the files, from the definitions: users 1..U in dataset order, items renumbered 1..m in
+// id order past an id without events (3 here), the .inter in the same numbering, and the maps back.
+TEST(DataExport, PreparedFilesHoldTheseBytes) {
+  TempDir tmp;
+  SequenceDataset ds;
+  ds.source = "in-code";
+  ds.n_items = 4;
+  ds.sequences = {{4, 1, 4}, {1, 2, 1}};
+  ds.timestamps = {{10, 11, 12}, {5, 6, 7}};
+  ds.user_ids = {7, 9};
+  ds.item_source_ids = {0, 30, 40, 50, 60};
+  const PreparedFiles prepared = write_prepared_dataset(ds, tmp.path("p"));
+  EXPECT_EQ(prepared.unused_item_ids, 1);
+  EXPECT_EQ(prepared.paths, (std::vector<std::string>{tmp.path("p.txt"), tmp.path("p.inter"), tmp.path("p_users.tsv"),
+                                                      tmp.path("p_items.tsv")}));
+  EXPECT_EQ(read_whole_file(tmp.path("p.txt")), "1 3 1 3\n2 1 2 1\n");
+  EXPECT_EQ(read_whole_file(tmp.path("p.inter")),
+            "user_id:token\titem_id:token\ttimestamp:float\n1\t3\t10\n1\t1\t11\n1\t3\t12\n2\t1\t5\n2\t2\t6\n"
+            "2\t1\t7\n");
+  EXPECT_EQ(read_whole_file(tmp.path("p_users.tsv")), "user\tsource\n1\t7\n2\t9\n");
+  EXPECT_EQ(read_whole_file(tmp.path("p_items.tsv")), "item\tsource\n1\t30\n2\t40\n3\t60\n");
+  // The items' MovieIDs, where the caller knows them, go in a third column.
+  write_prepared_dataset(ds, tmp.path("p"), {0, 101, 102, 103, 104});
+  EXPECT_EQ(read_whole_file(tmp.path("p_items.tsv")), "item\tsource\tmovie\n1\t30\t101\n2\t40\t102\n3\t60\t104\n");
+  expect_error([&] { write_prepared_dataset(ds, tmp.path("p"), {0, 101}); },
+               {"prepare: 2 MovieIDs given for 4 items (expected n_items + 1"});
 }
 
 TEST(DataExport, PreparedFilesReadBackAsTheSameDataset) {
@@ -796,7 +826,8 @@ TEST(DataExport, PreparedFilesReadBackAsTheSameDataset) {
     EXPECT_EQ(line, fmt::format("{}\t{}", item, ds.item_name(item)));
   }
   EXPECT_EQ(line.substr(line.find('\t') + 1, 1), "B");
-  expect_error([&] { write_prepared_dataset(ds, tmp.path("absent/prepared")); }, {"prepare: --output", "absent/prepared.txt: there is no directory"});
+  expect_error([&] { write_prepared_dataset(ds, tmp.path("absent/prepared")); },
+               {"prepare: --output", "absent/prepared.txt: there is no directory"});
   // The data file itself is never overwritten.
   const std::string log = tmp.path("log");
   expect_error([&] { write_prepared_dataset(read_dataset(tmp.write("log.txt", "1 2\n1 3\n1 4\n")), log); },
