@@ -129,7 +129,8 @@ TEST(Cli, TrainThenEvalRecommendAndInfoFromTheCheckpoint) {
   EXPECT_EQ(std::string((std::istreambuf_iterator<char>(kept)), std::istreambuf_iterator<char>()), "kept\n");
   expect_refused("recommend " + kData + " --device cpu --checkpoint " + checkpoint + " --user 1 --output " +
                      checkpoint,
-                 "recommend: --output " + checkpoint + " is the input file " + checkpoint + ": writing it would destroy it");
+                 "recommend: --output " + checkpoint + " is the input file " + checkpoint +
+                     ": writing it would destroy it");
   EXPECT_EQ(run_cli("info --checkpoint " + checkpoint).exit_code, 0);
   expect_refused("recommend " + kData + " --device cpu --checkpoint " + checkpoint + " --user 1 --output " +
                      dir.path("absent/top.tsv"),
@@ -883,7 +884,8 @@ TEST(Cli, BadInputFailsWithAMessage) {
   expect_refused("train --dropout 1", "sasrec: dropout must be in [0, 1), got 1");
   // TIGER's model settings are checked before its item vectors and k-means, and before its run record.
   const std::string tiger_metrics = dir.path("tiger.jsonl");
-  expect_refused("train --model tiger --dropout 1 --metrics " + tiger_metrics, "tiger: dropout must be in [0, 1), got 1");
+  expect_refused("train --model tiger --dropout 1 --metrics " + tiger_metrics,
+                 "tiger: dropout must be in [0, 1), got 1");
   expect_refused("train --model tiger --heads 3 --metrics " + tiger_metrics, "tiger: d=64 is not divisible by heads=3");
   EXPECT_FALSE(std::filesystem::exists(tiger_metrics));
   expect_refused("recommend --checkpoint x.safetensors --k 0", "--k: must be positive, got 0", /*flag_error=*/true);

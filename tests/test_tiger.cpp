@@ -214,7 +214,8 @@ TEST(TigerTrainingBatches, ExamplesCoverTheTrainingItemsOnly) {
   const data::SequenceDataset short_users = dataset_from({{1, 2, 3}, {4, 5, 6}}, n_items);
   EXPECT_EQ(TigerTrainingBatches(catalog, short_users, config).examples(), 0);
   testkit::expect_error([&] { check_tiger_has_examples(short_users, config); },
-                        {"nothing to train on", "a user needs at least 4 events", "none of the 2 users has more than 3"});
+                        {"nothing to train on", "a user needs at least 4 events",
+                         "none of the 2 users has more than 3"});
   config.encoder_blocks = 0;
   check_tiger_has_examples(short_users, config);
 }

@@ -762,7 +762,8 @@ TEST(TrainOptions, outputs_sharing_a_file_are_refused) {
   testkit::expect_error([&] { options.check_output_files({data}); },
                         {"--metrics " + options.metrics_path + " is the input file " + data});
   options.metrics_path = dir.path("sub");
-  testkit::expect_error([&] { options.check_output_files({}); }, {"--metrics " + dir.path("sub") + ": it is a directory"});
+  testkit::expect_error([&] { options.check_output_files({}); },
+                        {"--metrics " + dir.path("sub") + ": it is a directory"});
 }
 
 // A resumed or paused run says when it did not write its --checkpoint, and a state stopped before
