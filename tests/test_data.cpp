@@ -909,6 +909,14 @@ TEST(DataSplit, ShortRowIsRefused) {
   ds.sequences[1] = {8, 9};
   expect_error([&] { LeaveOneOut::examples(ds, EvalSplit::Test); }, {"user 12", "row 1", "has 2 events"});
   expect_error([&] { TrainBatcher(ds, 4, 2, 1); }, {"leave-one-out needs 3"});
+  // A row past either end is refused, not read.
+  const int64_t users = ds.num_users();
+  for (const int64_t row : {int64_t{-1}, users}) {
+    const std::string range = fmt::format("row {} is out of range [0, {})", row, users);
+    expect_error([&] { LeaveOneOut::train_length(ds, row); }, {range});
+    expect_error([&] { LeaveOneOut::example(ds, row, EvalSplit::Test); }, {range});
+    expect_error([&] { LeaveOneOut::train_items(ds, row); }, {range});
+  }
 }
 
 TEST(DataSplit, DatasetsBuiltInCodeAreValidatedBeforeUse) {
