@@ -501,6 +501,8 @@ TEST(DataReaders, RecBoleInterFiles) {
                     {"line 1", "'item_id:float'", "expected 'item_id:token'"});
   expect_read_error(tmp.write("plain.inter", "user item\n1\t3\n"), Format::Auto,
                     {"line 1", "'name:type' fields"});
+  expect_read_error(tmp.write("twice.inter", "user_id:token\titem_id:token\titem_id:token\n1\t3\t4\n"),
+                    Format::Auto, {"line 1", "the header names 'item_id' twice"});
   expect_read_error(tmp.write("empty.inter", "user_id:token\titem_id:token\n1\t2\n\t3\n"), Format::Auto,
                     {"line 3", "empty user_id token"});
   expect_read_error(tmp.write("short.inter", "user_id:token\titem_id:token\ttimestamp:float\n1\t2\t5\n1\t3\n"),
