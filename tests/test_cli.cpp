@@ -68,6 +68,14 @@ std::vector<nlohmann::json> read_jsonl(const std::string& path) {
 }
 
 // The data of every run below; eval and recommend must read the same.
+// A 'user item' file of 40 users with `events` events each over 30 items.
+std::string small_pairs(int events) {
+  std::string pairs;
+  for (int user = 1; user <= 40; ++user)
+    for (int step = 0; step < events; ++step) pairs += fmt::format("{} {}\n", user, 1 + (user * 7 + step * 3) % 30);
+  return pairs;
+}
+
 const std::string kData = "--synthetic-users 300 --synthetic-items 80";
 const std::string kSmallSasrec = kData + " --maxlen 20 --d 16 --epochs 2 --eval-every 1 --dropout 0.1 --device cpu";
 
@@ -413,10 +421,7 @@ TEST(Cli, TrainHelpNamesTheConfigFile) {
 // whose data path held one did not read back); outside quotes it starts a comment.
 TEST(Cli, ConfigKeepsAHashInsideQuotes) {
   muonrec::testkit::TempDir dir;
-  std::string events;
-  for (int user = 1; user <= 40; ++user)
-    for (int step = 0; step < 8; ++step) events += fmt::format("{} {}\n", user, 1 + (user * 7 + step * 3) % 30);
-  const std::string data = dir.write("run#1.txt", events);
+  const std::string data = dir.write("run#1.txt", small_pairs(8));
   const std::string metrics = dir.path("first.jsonl");
   const std::string model = " --maxlen 5 --d 8 --epochs 1 --device cpu";
   const CliRun first = run_cli("train --data '" + data + "'" + model + " --metrics " + metrics);
@@ -670,9 +675,7 @@ TEST(Cli, APreparedMovieLensFileFindsItsTitlesThroughItsItemsMap) {
 // the inputs are left as they were: a ranks file over the checkpoint, metrics appended to the data.
 TEST(Cli, AnOutputNamingAnInputOrADirectoryIsRefusedBeforeAnyWork) {
   muonrec::testkit::TempDir dir;
-  std::string events;
-  for (int user = 1; user <= 40; ++user)
-    for (int step = 0; step < 6; ++step) events += fmt::format("{} {}\n", user, 1 + (user * 7 + step * 3) % 30);
+  const std::string events = small_pairs(6);
   const std::string data = dir.write("data.txt", events);
   const std::string small = "--data " + data + " --maxlen 8 --d 8 --epochs 1 --device cpu";
   const std::string checkpoint = dir.path("c.safetensors");
