@@ -79,14 +79,18 @@ std::pair<std::string, std::string> find_side_files(const std::string& data_path
 // some other movie's title without a word; the map that comes with it sits beside it and numbers
 // exactly the file's items. (A file of MovieIDs beside it, read as they are, has more items than the
 // map; MovieLens files hold MovieIDs.)
+// muonrec prepare's PREFIX.txt and PREFIX.inter number items their own way; PREFIX_items.tsv beside
+// them maps the numbers back to the source's. "" for data without one.
+std::string prepared_map_beside(const data::SequenceDataset& dataset) {
+  const fs::path data(dataset.source);
+  const fs::path prepared_map = data.parent_path() / (data.stem().string() + "_items.tsv");
+  return fs::exists(prepared_map) ? prepared_map.string() : "";
+}
+
 std::string movie_map_for(const data::SequenceDataset& dataset, const std::string& movie_map) {
   if (movie_map == "none") return "";
   if (movie_map != "auto") return movie_map;
-  // muonrec prepare's PREFIX.txt and PREFIX.inter number items their own way; PREFIX_items.tsv beside
-  // them maps the numbers back to the source's.
-  const fs::path data(dataset.source);
-  const fs::path prepared_map = data.parent_path() / (data.stem().string() + "_items.tsv");
-  if (fs::exists(prepared_map)) return prepared_map.string();
+  if (std::string prepared = prepared_map_beside(dataset); !prepared.empty()) return prepared;
   const int64_t file_items = dataset.report.largest_file_item;  // 0 unless a pairs or sequences file
   const fs::path beside = fs::path(dataset.source).parent_path() / kSasrecMovieMap;
   if (file_items == 0 || !fs::exists(beside)) return "";
@@ -199,6 +203,62 @@ std::vector<int64_t> mapped_movie_ids(const data::SequenceDataset& dataset) {
   return by_dataset_id(semantic_id::read_item_id_map(map, file_items(dataset)), dataset);
 }
 
+namespace {
+
+// The source's names of the data's items where muonrec prepare renumbered them ({} otherwise): an
+// ASIN file numbers the source's items, never the prepared file's.
+std::vector<std::string> prepared_item_sources(const data::SequenceDataset& ds) {
+  const std::string map = prepared_map_beside(ds);
+  return map.empty() ? std::vector<std::string>{}
+                     : by_dataset_id(semantic_id::read_prepared_item_sources(map), ds);
+}
+
+// An id a source may number its items by (18 digits fit an int64_t).
+bool is_integer(const std::string& s) {
+  return !s.empty() && s.size() <= 18 && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
+}
+
+// Whether the data's items go by ASINs, in the data (a RecBole file's tokens) or in the source muonrec
+// prepare read; the titles then join on them and no id file is needed.
+bool names_items_by_asin(const data::SequenceDataset& ds) {
+  if (!ds.item_tokens.empty()) return true;
+  const std::vector<std::string> sources = prepared_item_sources(ds);
+  return std::any_of(sources.begin(), sources.end(), [](const std::string& s) { return !s.empty() && !is_integer(s); });
+}
+
+// The titles of the data's items: joined on their ASINs, or on the ASINs the id file gives their
+// source ids. Appends how the items were matched to *source.
+std::vector<std::string> titles_of_items(const data::SequenceDataset& ds, const std::string& asin_path,
+                                         const std::string& titles_path, semantic_id::ItemTextReport* report,
+                                         std::string* source) {
+  const std::vector<std::string> sources = prepared_item_sources(ds);
+  if (!ds.item_tokens.empty()) {
+    *source += "by the data's item tokens; ";
+    return semantic_id::load_titles_by_asin(titles_path, ds.item_tokens, report);
+  }
+  if (names_items_by_asin(ds)) {
+    *source += fmt::format("by the source's item tokens in {}; ", prepared_map_beside(ds));
+    return semantic_id::load_titles_by_asin(titles_path, sources, report);
+  }
+  // A prepared file's ids are its own; the id file numbers the source's items, which may reach past them.
+  const int64_t largest_id = sources.empty() ? file_items(ds) : 0;
+  int64_t beyond_data = 0;
+  const std::unordered_map<int64_t, std::string> asins =
+      semantic_id::read_item_asins(asin_path, largest_id, &beyond_data);
+  std::vector<std::string> item_asins(static_cast<size_t>(ds.n_items + 1));
+  for (int64_t item = 1; item <= ds.n_items; ++item) {
+    if (!sources.empty() && sources[item].empty()) continue;  // an item the map does not name
+    const int64_t id = sources.empty() ? ds.item_source_ids[item] : std::stoll(sources[item]);
+    if (auto it = asins.find(id); it != asins.end()) item_asins[item] = it->second;
+  }
+  if (!sources.empty()) *source += fmt::format("by the source's item ids in {}; ", prepared_map_beside(ds));
+  if (beyond_data > 0)
+    *source += fmt::format("{} ids past the data's largest item {} skipped; ", beyond_data, largest_id);
+  return semantic_id::load_titles_by_asin(titles_path, item_asins, report);
+}
+
+}  // namespace
+
 std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const ItemVectorOptions& o,
                                          std::string* source, const std::string& who,
                                          const std::string& other_choices) {
@@ -252,28 +312,14 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
       prefix = fs::path(ds.source).stem().string();
       std::transform(prefix.begin(), prefix.end(), prefix.begin(), [](unsigned char c) { return std::tolower(c); });
     }
-    const bool named_by_asin = !ds.item_tokens.empty();
-    auto [asin, titles] = find_side_files(ds.source, prefix, named_by_asin);
+    auto [asin, titles] = find_side_files(ds.source, prefix, names_items_by_asin(ds));
     MUONREC_CHECK(!titles.empty(),
                   "{}: no item texts found for {} ({}_item_asin.txt and {}_item_titles.txt, as given or beside "
                   "the data file); give --item-text PREFIX or --movies FILE{}",
                   who, ds.source, prefix, prefix, other_choices);
-    if (named_by_asin) {  // the titles join on the data's item tokens: no id file needed
-      texts = semantic_id::load_titles_by_asin(titles, ds.item_tokens, &report);
-      *source = fmt::format("{} by the data's item tokens; {}", titles, report.summary());
-    } else {  // the id file numbers the data file's items: each item's source id finds its ASIN
-      int64_t beyond_data = 0;
-      const std::unordered_map<int64_t, std::string> asins =
-          semantic_id::read_item_asins(asin, file_items(ds), &beyond_data);
-      std::vector<std::string> item_asins(static_cast<size_t>(ds.n_items + 1));
-      for (int64_t item = 1; item <= ds.n_items; ++item)
-        if (auto it = asins.find(ds.item_source_ids[item]); it != asins.end()) item_asins[item] = it->second;
-      texts = semantic_id::load_titles_by_asin(titles, item_asins, &report);
-      *source = fmt::format("{} + {}; {}{}", asin, titles, report.summary(),
-                            beyond_data == 0 ? ""
-                                             : fmt::format("; {} ids past the data's largest item {} skipped",
-                                                           beyond_data, file_items(ds)));
-    }
+    *source = fmt::format("{}{}{}; ", asin, asin.empty() ? "" : " + ", titles);
+    texts = titles_of_items(ds, asin, titles, &report, source);
+    *source += report.summary();
   }
   return texts;
 }

@@ -40,7 +40,9 @@ namespace muonrec {
 //                semantic_id/item_table.h), joined on the data's item names; or Beauty-style side
 //                files P_item_asin.txt and P_item_titles.txt for a prefix P: "auto"
 //                takes P = the data file's stem in lower case ("Beauty.txt" -> "beauty"); a prefix is
-//                looked up as given, then beside the data file. "none": no text.
+//                looked up as given, then beside the data file. The ASIN file numbers the source's
+//                items: a file muonrec prepare renumbered goes to them through its PREFIX_items.tsv.
+//                "none": no text.
 struct ItemVectorOptions {
   std::string checkpoint;
   std::vector<std::string> texts;

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "muonrec/data/export.h"
 #include "muonrec/data/split.h"
 #include "muonrec/engine/safetensors.h"
 #include "muonrec/models/semantic_id/rq_kmeans.h"
@@ -1151,6 +1152,46 @@ TEST(TigerPipeline, TitlesOfRecBoleItemsFollowTheirTokens) {
   o.movies = dir.write("movies.dat", "1::Toy Story (1995)::Animation\n");
   testkit::expect_error([&] { load_item_texts(named, o, &source, "test"); },
                         {"--movies reads item ids as MovieIDs", "names its items by string tokens"});
+}
+
+// muonrec prepare renumbers items (here item 1, seen once, leaves the 2-core, and item 9 becomes 3);
+// the ASIN file numbers the source's items, and PREFIX_items.tsv beside the prepared file leads back
+// to them. Looked up by the prepared ids instead, every item would get another item's title.
+TEST(TigerPipeline, TitlesOfAPreparedFileGoThroughItsSourceIds) {
+  TempDir dir;
+  dir.write("shop_item_asin.txt", "1 B001\n2 B002\n4 B004\n9 B009\n");
+  dir.write("shop_item_titles.txt", "B001 red soap\nB002 blue brush\nB004 green towel\nB009 old comb\n");
+  data::ReadOptions two_core;
+  two_core.preprocessing.k_core = 2;
+  const data::SequenceDataset source_data =
+      data::read_dataset(dir.write("Shop.txt", "1 4 2 9 1\n2 9 4 2\n"), two_core);
+  ASSERT_EQ(source_data.item_source_ids, (std::vector<int64_t>{0, 2, 4, 9}));
+  fs::create_directory(dir.path("prepared"));
+  data::write_prepared_dataset(source_data, dir.path("prepared/core"));
+  const data::SequenceDataset prepared = data::read_dataset(dir.path("prepared/core.txt"));
+  ASSERT_EQ(prepared.item_source_ids, (std::vector<int64_t>{0, 1, 2, 3}));
+  ItemVectorOptions o;
+  o.item_text = dir.path("shop");
+  std::string source;
+  using Titles = std::vector<std::string>;
+  EXPECT_EQ(load_item_texts(prepared, o, &source, "test"), (Titles{"", "blue brush", "green towel", "old comb"}));
+  EXPECT_NE(source.find("by the source's item ids in " + dir.path("prepared/core_items.tsv")), std::string::npos)
+      << source;
+  EXPECT_EQ(source.find("skipped"), std::string::npos) << source;  // ids past the prepared file's are the source's
+
+  // A source naming its items by ASIN: the prepared map holds the ASINs, and the titles join on them.
+  const std::string header = "user_id:token\titem_id:token\ttimestamp:float\n";
+  const data::SequenceDataset named = data::read_dataset(
+      dir.write("shop.inter", header + "u1\tB009\t1\nu1\tB002\t2\nu1\tB004\t3\nu2\tB004\t1\nu2\tB009\t2\nu2\tB002\t3\n"));
+  data::write_prepared_dataset(named, dir.path("prepared/named"));
+  o.item_text = dir.path("shop");
+  EXPECT_EQ(load_item_texts(data::read_dataset(dir.path("prepared/named.txt")), o, &source, "test"),
+            (Titles{"", "blue brush", "green towel", "old comb"}));
+  EXPECT_NE(source.find("by the source's item tokens in"), std::string::npos) << source;
+  // A damaged map names its file and line.
+  dir.write("prepared/named_items.tsv", "item\tsource\n1\tB002\n1\tB004\n");
+  testkit::expect_error([&] { load_item_texts(data::read_dataset(dir.path("prepared/named.txt")), o, &source, "t"); },
+                        {"named_items.tsv:3: item id 1 listed twice"});
 }
 
 // Item tables: a RecBole .item file gives each item its text fields (not its numbers), a CSV table

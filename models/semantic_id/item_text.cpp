@@ -110,6 +110,30 @@ bool item_id_map_holds_source_ids(const std::string& map_path) {
   return false;
 }
 
+std::vector<std::string> read_prepared_item_sources(const std::string& map_path) {
+  const std::vector<std::string> lines = read_lines(map_path, "prepared items map");
+  size_t first = 0;
+  while (first < lines.size() && is_blank(lines[first])) ++first;
+  const std::vector<std::string> header = first < lines.size() ? split_ws(lines[first]) : std::vector<std::string>{};
+  const std::vector<std::string> with_movies = {"item", "source", "movie"}, plain = {"item", "source"};
+  MUONREC_CHECK(header == with_movies || header == plain,
+                "{}:{}: expected the header 'item<TAB>source' of a map muonrec prepare writes", map_path, first + 1);
+  std::vector<std::string> sources;
+  for (size_t i = first + 1; i < lines.size(); ++i) {
+    if (is_blank(lines[i])) continue;
+    const std::vector<std::string> f = split_ws(lines[i]);
+    MUONREC_CHECK(f.size() == header.size(), "{}:{}: expected {} fields, got {}", map_path, i + 1, header.size(),
+                  f.size());
+    const int64_t item = parse_id(f[0], map_path, i + 1, "item id");
+    MUONREC_CHECK(item >= 1, "{}:{}: item id {} must be >= 1", map_path, i + 1, item);
+    check_id_fits_the_file(item, lines.size(), map_path, i + 1, "item id");
+    if (sources.size() <= static_cast<size_t>(item)) sources.resize(static_cast<size_t>(item) + 1);
+    MUONREC_CHECK(sources[item].empty(), "{}:{}: item id {} listed twice", map_path, i + 1, item);
+    sources[item] = f[1];
+  }
+  return sources;
+}
+
 std::vector<int64_t> read_item_id_map(const std::string& map_path, int64_t n_items) {
   MUONREC_CHECK(n_items >= 0, "read_item_id_map: n_items must be >= 0, got {}", n_items);
   std::vector<std::string> lines = read_lines(map_path, "item id map");

@@ -92,6 +92,11 @@ std::vector<int64_t> read_item_id_map(const std::string& map_path, int64_t n_ite
 // Whether that map is a prepared items map without the movie column: its values are then the source's
 // own ids, MovieIDs only where the source was a MovieLens file.
 bool item_id_map_holds_source_ids(const std::string& map_path);
+// `muonrec prepare`'s PREFIX_items.tsv ('item source' or 'item source movie' header) -> the source
+// column as written (the source's own id or token of each item), indexed by the prepared item id
+// [largest id + 1] ("" where no line names the id). A missing header, a short line or an item id
+// listed twice throws naming the file and line.
+std::vector<std::string> read_prepared_item_sources(const std::string& map_path);
 
 // ISO-8859-1 bytes -> UTF-8 (every byte >= 0x80 becomes two bytes).
 std::string latin1_to_utf8(const std::string& latin1);
