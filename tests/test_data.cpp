@@ -453,6 +453,11 @@ TEST(DataReaders, RecBoleStringTokens) {
   EXPECT_EQ(mixed.sequences, (Seqs{{1, 3, 2}, {3, 1, 2}}));
   EXPECT_EQ(mixed.user_name(0), "4");
   EXPECT_NE(mixed.report.summary().find("; item ids are strings"), std::string::npos);
+  // One name makes the whole column names, whatever tokens come after it.
+  const SequenceDataset named_first =
+      read_dataset(tmp.write("named_first.inter", "user_id:token\titem_id:token\nu1\tB7\nu1\t3\nu1\t4\n"));
+  EXPECT_EQ(named_first.item_tokens, (std::vector<std::string>{"", "3", "4", "B7"}));
+  EXPECT_EQ(named_first.sequences, (Seqs{{3, 1, 2}}));
   // Zero-padded numbers are names: "007" and "07" stay two items.
   const SequenceDataset padded = read_dataset(
       tmp.write("padded.inter", "user_id:token\titem_id:token\n1\t007\n1\t07\n1\t010\n"));
@@ -507,6 +512,8 @@ TEST(DataReaders, RecBoleInterFiles) {
                     {"line 3", "empty user_id token"});
   expect_read_error(tmp.write("short.inter", "user_id:token\titem_id:token\ttimestamp:float\n1\t2\t5\n1\t3\n"),
                     Format::Auto, {"line 3", "expected 3 tab-separated fields", "got 2"});
+  expect_read_error(tmp.write("long.inter", "user_id:token\titem_id:token\n1\t3\n1\t4\t9\n"), Format::Auto,
+                    {"line 3", "expected 2 tab-separated fields as the header names, got 3"});
   // An empty last field (a review left blank) is a field like any other.
   EXPECT_EQ(read_dataset(tmp.write("blank_review.inter", "user_id:token\titem_id:token\treview:token_seq\n"
                                                          "1\t2\t\n1\t3\tnice\n1\t4\t\n"))
@@ -718,8 +725,11 @@ TEST(DataReaders, TimestampsInSecondsOrIso8601) {
   EXPECT_EQ(parse_timestamp("9223372036854775807", where), INT64_MAX);
   expect_error([&] { parse_timestamp("9223372036854775808", where); },
                {"timestamp '9223372036854775808' is out of range"});
-  for (const char* bad : {"2023-02-29", "2014-13-01", "2014-03-05T25:00", "2014-03-05T10:00:00+1", "2014-03-05x",
-                          "2014-3-5xxxxx"})
+  EXPECT_EQ(parse_timestamp("2000-02-29", where), 951782400);  // divisible by 400: a leap year
+  EXPECT_EQ(parse_timestamp("2016-12-31T23:59:60Z", where), 1483228800);  // a leap second: 2017-01-01T00:00:00Z
+  for (const char* bad : {"2023-02-29", "1900-02-29", "2100-02-29", "2014-13-01", "2014-03-05T25:00",
+                          "2016-12-31T23:59:61Z", "2014-03-05T10:00:00.", "2014-03-05T10:00:00,Z",
+                          "2014-03-05T10:00:00+1", "2014-03-05x", "2014-3-5xxxxx"})
     expect_error([&] { parse_timestamp(bad, where); }, {"no ISO 8601 date"});
   EXPECT_EQ(parse_timestamp("1394040000.5", where), 1394040000);
   EXPECT_EQ(parse_timestamp("-0.5", where), -1);  // floor, as for times before 1970 in ISO form
@@ -1209,8 +1219,9 @@ TEST(DataSynthetic, DeterministicBySeedAndWellFormed) {
       ASSERT_GE(s[i], 1);
       ASSERT_LE(s[i], 500);
       items.insert(s[i]);
-      if (i > 0) {
-        ASSERT_GT(t[i], t[i - 1]);
+      if (i > 0) {  // within a session 30 s .. 15 min, a break 1 hour .. 3 days
+        const int64_t gap = t[i] - t[i - 1];
+        ASSERT_TRUE((gap >= 30 && gap < 900) || (gap >= 3600 && gap < 3 * 86400)) << gap;
       }
     }
   }
@@ -1262,6 +1273,13 @@ TEST(DataSynthetic, SmallConfigurationsAndBadOptions) {
   EXPECT_EQ(ds.num_users(), 3);
   for (const auto& s : ds.sequences) EXPECT_EQ(s.size(), 3u);
   EXPECT_EQ(make_eval_batches(ds, EvalSplit::Test, 8, 4).size(), 1u);
+  // Always following a successor: an item is never its own, so the two items alternate.
+  options.users = 50;
+  options.min_length = options.max_length = 8;
+  options.follow_probability = 1;
+  options.explore_probability = 0;
+  for (const auto& s : make_synthetic_dataset(options).sequences)
+    for (size_t i = 1; i < s.size(); ++i) ASSERT_NE(s[i], s[i - 1]);
 
   options.min_length = 2;
   expect_error([&] { make_synthetic_dataset(options); }, {"min_length must be >= 3"});

@@ -225,6 +225,11 @@ TEST(DatasetCache, DamagedEntriesAreParsedAgainAndRewritten) {
   patch_entry(users_count_at, uint64_t{1} << 56, /*fix_checksum=*/true);
   expect_error([&] { load_cached_dataset(entry, key); }, {"damaged dataset cache entry", "truncated"});
   expect_same_dataset(read_dataset(log, options), parsed);
+  // Lengths one short of the values (checksum made to match): the rows would shift by an item.
+  patch_entry(users_count_at + 8, parsed.sequences[0].size() - 1, /*fix_checksum=*/true);
+  expect_error([&] { load_cached_dataset(entry, key); },
+               {"damaged dataset cache entry", "values left over after the last row"});
+  expect_same_dataset(read_dataset(log, options), parsed);
 
   std::ofstream(entry, std::ios::binary) << "something else entirely";
   const SequenceDataset over_garbage = read_dataset(log, options);
