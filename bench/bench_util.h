@@ -3,17 +3,18 @@
 // and the JSON line every benchmark prints (op names as ../shared/bench/torch_ref.py --micro).
 #pragma once
 
-#include <algorithm>
-#include <chrono>
 #include <fmt/format.h>
 
+#include <chrono>
 #include <functional>
 #include <iostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "muonrec/engine/device.h"
 #include "muonrec/engine/error.h"
+#include "muonrec/models/run_log.h"
 #ifdef MUONREC_WITH_CUDA
 #include "muonrec/engine/cuda_check.h"
 #endif
@@ -47,8 +48,7 @@ inline double median_ms(const std::function<void()>& fn, Device device, int warm
     device_synchronize();
     times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  return median_time(std::move(times));
 }
 
 struct BenchArgs {

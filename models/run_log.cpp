@@ -18,6 +18,12 @@ std::string format_duration(double seconds) {
                    : fmt::format("{}:{:02}", s / 60, s % 60);
 }
 
+double median_time(std::vector<double> times) {
+  if (times.empty()) return 0.0;
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
+}
+
 ProgressLog::ProgressLog(std::ostream& log, double interval_seconds, int64_t epochs, int64_t steps_per_epoch)
     : log_(log), interval_seconds_(interval_seconds), epochs_(epochs), steps_per_epoch_(steps_per_epoch) {}
 

@@ -49,8 +49,11 @@ class ProgressLog {
 // the rate counts from there.
 std::function<void(int64_t, int64_t)> users_progress(std::ostream& log, double interval_seconds, std::string what);
 
-// "m:ss", or "h:mm:ss" from an hour on.
+// "m:ss", or "h:mm:ss" from an hour on, to the nearest second.
 std::string format_duration(double seconds);
+// The median of measured times (0 for none); of an even count the upper middle, so the time
+// reported is one that was measured.
+double median_time(std::vector<double> times);
 // Appends one line (a JSON object) to `path`; does nothing when path is empty. A file whose last
 // line was cut short gets a newline first, so the new record stands on a line of its own. Throws
 // naming the file when it cannot be opened.

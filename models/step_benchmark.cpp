@@ -17,11 +17,6 @@ namespace {
 
 constexpr int64_t kDistinctBatches = 4;  // cycled, so input preparation sees varied data without a dataset
 
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
-
 }  // namespace
 
 void StepBenchmarkOptions::check() const {
@@ -115,9 +110,9 @@ StepBenchmarkResult time_training_steps(ParameterList& parameters, Device device
   result.untimed_steps = options.untimed_steps;
   result.batch_size = options.batch_size;
   result.parameters = parameters.numel();
-  result.synchronised_step_ms = median(step_ms);
+  result.synchronised_step_ms = median_time(step_ms);
   for (StepPhase phase : kStepPhases)
-    result.phase_ms.emplace_back(step_phase_name(phase), median(phase_ms[static_cast<size_t>(phase)]));
+    result.phase_ms.emplace_back(step_phase_name(phase), median_time(phase_ms[static_cast<size_t>(phase)]));
   result.optimizer_lines = optimizer.describe();
   result.peak_bytes = peak_allocated_bytes(device);
   return result;

@@ -120,12 +120,7 @@ void TrainOptions::check_output_files(const std::vector<std::string>& inputs) co
     if (!path->empty()) check_output_file(flag, *path, inputs);
 }
 
-double TrainResult::median_epoch_seconds() const {
-  if (epoch_seconds.empty()) return 0.0;
-  std::vector<double> sorted = epoch_seconds;
-  std::sort(sorted.begin(), sorted.end());
-  return sorted[sorted.size() / 2];
-}
+double TrainResult::median_epoch_seconds() const { return median_time(epoch_seconds); }
 
 std::string TrainResult::checkpoint_line(const std::string& path) const {
   if (path.empty()) return "";

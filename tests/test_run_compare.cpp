@@ -367,6 +367,19 @@ TEST(RunHistory, a_resumed_invocation_joins_the_run_that_wrote_its_state) {
   ASSERT_EQ(runs[2].validations.size(), 1u);
   EXPECT_EQ(runs[2].validations[0].epoch, 2);
   EXPECT_FALSE(runs[2].finished);
+
+  // A fresh run that writes the same state file overwrites the earlier run's: a resume continues it.
+  const std::string restarted = run(R"("resumed_from":"","save_last":"runs/a.state","checkpoint":"")");
+  dir.write("twice.jsonl", paused + epoch(1, 0.1) + restarted + epoch(1, 0.3) + resumed + epoch(2, 0.4) +
+                               result(2, 0.35));
+  const std::vector<RunHistory> twice = read_run_histories(dir.path("twice.jsonl"));
+  ASSERT_EQ(twice.size(), 2u);
+  EXPECT_EQ(twice[0].validations.size(), 1u);
+  EXPECT_FALSE(twice[0].finished);
+  ASSERT_EQ(twice[1].validations.size(), 2u);
+  EXPECT_DOUBLE_EQ(twice[1].validations[0].valid.at("ndcg10"), 0.3);
+  EXPECT_DOUBLE_EQ(twice[1].validations[1].valid.at("ndcg10"), 0.4);
+  EXPECT_TRUE(twice[1].finished);
 }
 
 // A record appended to a file whose last record was cut short stands on a line of its own, and the

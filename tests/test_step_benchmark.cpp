@@ -1,5 +1,7 @@
 // The step benchmark (models/step_benchmark.h) and the training step it shares with the trainer
 // (models/training_step.h): the synthetic windows, the phases, and what the result reports.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -93,6 +95,22 @@ TEST(StepBenchmark, ReportsStepsTokensPhasesAndMemory) {
   for (const char* field : {"\"kind\":\"bench_step\"", "\"tokens_per_step\":32.0", "\"phase_ms\":{\"input\":"})
     EXPECT_NE(json.find(field), std::string::npos) << field << " in " << json;
   EXPECT_NE(result.summary().find("tokens/s"), std::string::npos);
+}
+
+// The untimed steps, the throughput pass and the phase pass each step the optimizer: the schedule
+// spans all of them, and a warm-up shorter than the whole is no error.
+TEST(StepBenchmark, TheScheduleSpansEveryStepTheBenchmarkRuns) {
+  auto model = make_model(testkit::tiny_model_config("sasrec", 50, 8, 1), Device::CPU, 1);
+  StepBenchmarkOptions options;
+  options.batch_size = 4;
+  options.untimed_steps = 1;
+  options.steps = 2;
+  OptimizerConfig optimizer;
+  optimizer.schedule.kind = LrSchedule::Kind::Cosine;
+  optimizer.schedule.warmup_steps = 3;
+  const StepBenchmarkResult result = benchmark_training_steps(*model, optimizer, options);
+  const std::string lines = fmt::format("{}", fmt::join(result.optimizer_lines, "\n"));
+  EXPECT_NE(lines.find("over 5 steps, linear warmup 3 steps"), std::string::npos) << lines;
 }
 
 TEST(StepBenchmark, Bert4RecTrainsOnTheMaskedPositionsOnly) {

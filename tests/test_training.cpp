@@ -89,6 +89,20 @@ TEST(Checkpoint, a_saved_model_loads_back_and_refuses_data_numbered_otherwise) {
   data::SequenceDataset renumbered = ds;
   renumbered.item_source_ids[5] = 1000;
   testkit::expect_error([&] { check_item_numbering(file, renumbered); }, {path, "numbers its items otherwise"});
+  renumbered.item_source_ids[5] = ds.item_source_ids[5] + (int64_t{1} << 32);  // 64-bit ids: every byte counts
+  testkit::expect_error([&] { check_item_numbering(file, renumbered); }, {path, "numbers its items otherwise"});
+  // Named items: {"ab", "c"} and {"a", "bc"} name other items, though their letters run alike.
+  data::SequenceDataset named = ds;
+  named.item_tokens.assign(static_cast<size_t>(ds.n_items + 1), "");
+  for (int64_t item = 1; item <= ds.n_items; ++item) named.item_tokens[item] = "i" + std::to_string(item);
+  named.item_tokens[1] = "ab";
+  named.item_tokens[2] = "c";
+  save_model(path, *model, named);
+  file = load_safetensors(path);
+  EXPECT_NO_THROW(check_item_numbering(file, named));
+  named.item_tokens[1] = "a";
+  named.item_tokens[2] = "bc";
+  testkit::expect_error([&] { check_item_numbering(file, named); }, {path, "numbers its items otherwise"});
 }
 
 // `info` on a state that lacks some training fields (written by hand or by another tool) says which,
@@ -682,6 +696,16 @@ TEST(ProgressLog, prints_when_due_with_the_epoch_mean_loss) {
                          "epoch 1/1  step 2/3  loss 3.0000  1.0 steps/s  ETA 0:01\n");
 }
 
+TEST(ProgressLog, durations_round_to_the_nearest_second_and_take_hours_from_one_hour_on) {
+  EXPECT_EQ(format_duration(0.5), "0:01");
+  EXPECT_EQ(format_duration(59.6), "1:00");
+  EXPECT_EQ(format_duration(61.4), "1:01");
+  EXPECT_EQ(format_duration(3599.4), "59:59");
+  EXPECT_EQ(format_duration(3599.5), "1:00:00");
+  EXPECT_EQ(format_duration(3600.0), "1:00:00");
+  EXPECT_EQ(format_duration(3723.0), "1:02:03");
+}
+
 // One progress function serves every validation of a run: each pass's rate counts from its own
 // start (a call with 0 done), not from when the function was made.
 TEST(ProgressLog, users_per_second_count_from_the_start_of_the_pass) {
@@ -725,6 +749,15 @@ TEST(Training, a_diverging_run_stops_before_saving) {
   auto model = make_model(small_config(ds.n_items), Device::CPU, 1);
   testkit::expect_error([&] { train_model(*model, ds, options, log); }, {"training diverged: the loss is "});
   EXPECT_FALSE(std::filesystem::exists(options.checkpoint_path));
+}
+
+TEST(TrainResult, the_median_epoch_time_is_one_that_was_measured) {
+  TrainResult r;
+  EXPECT_EQ(r.median_epoch_seconds(), 0.0);
+  r.epoch_seconds = {5, 1, 3};
+  EXPECT_EQ(r.median_epoch_seconds(), 3.0);
+  r.epoch_seconds = {4, 1, 3, 2};
+  EXPECT_EQ(r.median_epoch_seconds(), 3.0);  // the upper middle, not 2.5
 }
 
 TEST(TrainResult, summary_lines_only_say_what_the_run_measured) {
@@ -820,4 +853,11 @@ TEST(TrainOptions, steps_left_count_to_the_last_epoch_of_this_invocation) {
   options.stop_after_epoch = 5;
   EXPECT_EQ(steps_left(options, 5, 2, 10), 8);
   EXPECT_EQ(last_epoch(options), 5);
+  // A stop after the run's last epoch ends the run there.
+  options = small_options(2);
+  options.stop_after_epoch = 5;
+  EXPECT_EQ(last_epoch(options), 2);
+  EXPECT_TRUE(trains_epoch(options, TrainingPosition{}, 2));
+  EXPECT_FALSE(trains_epoch(options, TrainingPosition{}, 3));
+  EXPECT_EQ(steps_left(options, 1, 1, 10), 19);
 }
