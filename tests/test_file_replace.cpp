@@ -17,6 +17,11 @@ TEST(FileReplace, ReplacesTheWholeFileAndLeavesNoTemporary) {
   replace_file(path, {{"new ", 4}, {"text\n", 5}});
   EXPECT_EQ(read_whole_file(path), "new text\n");
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  // A longer temporary left by a killed run: none of its bytes survive in the new file.
+  dir.write("out.txt.tmp", std::string(100, 'x'));
+  replace_file(path, "abc");
+  EXPECT_EQ(read_whole_file(path), "abc");
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
 }
 
 // Renaming onto a directory fails after the temporary is written: the temporary must go with it.

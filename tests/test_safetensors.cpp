@@ -164,20 +164,24 @@ TEST(Safetensors, corrupt_files_name_the_problem) {
   EXPECT_THROW(load_safetensors(testkit::scratch_path("does_not_exist.safetensors")), Error);
 }
 
-// The F64 path (fixtures are F32): a file written by hand, its doubles read back as F32.
+// The F64 path (fixtures are F32): a file written by hand, its doubles read back as F32; three
+// doubles under a shape of two are refused, not read in part.
 TEST(Safetensors, f64_tensors_load_as_f32) {
   const std::string path = testkit::scratch_path("f64.safetensors");
-  std::string header = R"({"x":{"dtype":"F64","shape":[3],"data_offsets":[0,24]}})";
-  header.append((8 - header.size() % 8) % 8, ' ');
-  const uint64_t header_size = header.size();
-  const double values[3] = {1.5, -2.25, 1e-3};
-  {
+  auto write_three_doubles = [&](const std::string& shape) {
+    std::string header = R"({"x":{"dtype":"F64","shape":)" + shape + R"(,"data_offsets":[0,24]}})";
+    header.append((8 - header.size() % 8) % 8, ' ');
+    const uint64_t header_size = header.size();
+    const double values[3] = {1.5, -2.25, 1e-3};
     std::ofstream out(path, std::ios::binary);
     out.write(reinterpret_cast<const char*>(&header_size), 8);
     out.write(header.data(), static_cast<std::streamsize>(header_size));
     out.write(reinterpret_cast<const char*>(values), sizeof values);
-  }
+  };
+  write_three_doubles("[3]");
   SafetensorsFile file = load_safetensors(path);
   EXPECT_EQ(file.at("x").dtype(), DType::F32);
   EXPECT_EQ(file.at("x").to_f32_vector(), (std::vector<float>{1.5f, -2.25f, 1e-3f}));
+  write_three_doubles("[2]");
+  testkit::expect_error([&] { load_safetensors(path); }, {"tensor 'x' has 24 bytes for F64 [2]"});
 }

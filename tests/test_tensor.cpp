@@ -1,4 +1,6 @@
 // Tensors: construction, dtypes, views, devices, the RNG, the host block cache.
+#include <cstdlib>
+
 #include "muonrec/engine/host_block_cache.h"
 #include "muonrec/kernels/cpu/philox_draws.h"
 #include "test_util.h"
@@ -171,6 +173,23 @@ TEST(HostBlockCache, an_idle_block_up_to_4x_larger_serves_a_request_and_returns_
   host_release(tiny, large / 5);
   EXPECT_EQ(host_cached_bytes(), host_block_size(large) + host_block_size(large / 5));
   release_cached_host_memory();
+}
+
+// The default bound is the most bytes ever live at once, not those live now: blocks freed after a
+// peak stay for the next step. A fresh process, where no test has fixed the bound yet.
+TEST(HostBlockCache, without_a_set_limit_idle_blocks_may_reach_the_peak_live_bytes) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  unsetenv("MUONREC_HOST_CACHE_MB");
+  const size_t bytes = 1 << 20;
+  EXPECT_EXIT(
+      {
+        void* a = host_allocate(bytes);
+        void* b = host_allocate(bytes);
+        host_release(a, bytes);
+        host_release(b, bytes);
+        std::exit(host_cached_bytes() == 2 * host_block_size(bytes) ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 TEST(HostBlockCache, over_the_limit_the_least_recently_freed_blocks_go_first) {
