@@ -437,7 +437,10 @@ TEST(Muon, rejects_non_matrices_and_names_the_parameter) {
 }
 
 // ---- parameter groups and schedules ----
+#include <functional>
+
 #include "muonrec/models/sequential_model.h"
+#include "muonrec/models/tiger.h"
 #include "muonrec/optim/param_groups.h"
 
 namespace {
@@ -488,6 +491,25 @@ TEST(ParamGroups, policies_split_sasrec_as_documented) {
   // The pattern matches whole names: a fragment selects nothing, and that is refused.
   testkit::expect_error([] { muon_names("regex:fc1"); }, {"regex:fc1 selects no parameter", "blocks.0.fc1.weight"});
   EXPECT_THROW(muon_names("everything"), Error);
+
+  // TIGER's encoder-decoder: "hidden" takes the encoder's block matrices as well as the decoder's.
+  TigerConfig tiger;
+  tiger.vocab_sizes = {4, 4};
+  tiger.d = 8;
+  tiger.blocks = 1;
+  tiger.encoder_blocks = 1;
+  TigerModel encoder_decoder(tiger, Device::CPU, 1);
+  const std::vector<NamedParameter> params = encoder_decoder.parameters().all();
+  const std::vector<bool> to_muon = muon_assignment(params, "hidden");
+  int64_t encoder_matrices = 0;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const std::string& name = params[i].name;
+    const bool block_matrix = params[i].tensor.rank() == 2 &&
+                              (name.rfind("blocks.", 0) == 0 || name.rfind("encoder.blocks.", 0) == 0);
+    EXPECT_EQ(to_muon[i], block_matrix) << name;
+    encoder_matrices += to_muon[i] && name.rfind("encoder.blocks.", 0) == 0;
+  }
+  EXPECT_GE(encoder_matrices, 4);  // qkv, proj, fc1, fc2
 }
 
 TEST(ParamGroups, optimizer_set_steps_each_group_with_its_own_rate) {
@@ -543,6 +565,19 @@ TEST(ParamGroups, optimizer_set_refuses_schedules_and_policies_that_cannot_do_wh
   adamw = OptimizerConfig();
   adamw.muon.newton_schulz.precision = NsPrecision::FP32;
   testkit::expect_error([&] { OptimizerSet(params, adamw); }, {"its muon.newton_schulz would go unheard"});
+  const std::vector<std::pair<std::string, std::function<void(MuonOptions&)>>> muon_settings = {
+      {"lr", [](MuonOptions& m) { m.lr *= 2; }},
+      {"momentum", [](MuonOptions& m) { m.momentum /= 2; }},
+      {"weight_decay", [](MuonOptions& m) { m.weight_decay += 0.5f; }},
+      {"nesterov", [](MuonOptions& m) { m.nesterov = !m.nesterov; }},
+      {"adjust_lr", [](MuonOptions& m) {
+         m.adjust_lr = m.adjust_lr == MuonAdjustLr::Original ? MuonAdjustLr::MatchRmsAdamW : MuonAdjustLr::Original;
+       }}};
+  for (const auto& [field, change] : muon_settings) {
+    adamw = OptimizerConfig();
+    change(adamw.muon);
+    testkit::expect_error([&] { OptimizerSet(params, adamw); }, {"its muon." + field + " would go unheard"});
+  }
 }
 
 // The rate of the k-th step (from 0) is the schedule's at k: warm-up 1/4, 2/4, 3/4, 1, then cosine.
