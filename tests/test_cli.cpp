@@ -88,6 +88,8 @@ TEST(Cli, TrainThenEvalRecommendAndInfoFromTheCheckpoint) {
   ASSERT_EQ(train.exit_code, 0) << train.output;
   const std::string test_line = line_after(train.output, "test at that epoch:");
   ASSERT_NE(test_line.find("NDCG@10"), std::string::npos) << train.output;
+  // No --ff: the feed-forward width is d, and the model line says the width used.
+  EXPECT_NE(line_after(train.output, "model: sasrec ").find(" ff=16 "), std::string::npos) << train.output;
 
   // eval reproduces the test metrics of the best epoch to the printed digit.
   // --batch: users decoded together, which changes no result.
@@ -174,6 +176,10 @@ TEST(Cli, TrainThenEvalRecommendAndInfoFromTheCheckpoint) {
   EXPECT_NE(info.output.find("model: sasrec "), std::string::npos) << info.output;
   EXPECT_NE(info.output.find(" d=16 "), std::string::npos) << info.output;
   EXPECT_NE(info.output.find("test at that epoch: " + test_line.substr(test_line.find("HR@10"))), std::string::npos)
+      << info.output;
+  // Data read as it was says nothing of preprocessing.
+  EXPECT_EQ(line_after(info.output, "data: "),
+            "synthetic(users=300,items=80,min_length=20,max_length=60,seed=7) (300 users, 80 items, 11484 events)")
       << info.output;
   EXPECT_EQ(line_after(info.output, "evaluated with seen items filtered: "), "all") << info.output;
   EXPECT_EQ(line_after(info.output, "command: "), records[0].at("command").get<std::string>()) << info.output;
@@ -275,14 +281,21 @@ TEST(Cli, FlagsAConfigFileLeavesUnreadTakeTheirDefaults) {
   const std::string settings = read_jsonl(metrics).at(0).at("settings");
   for (const char* unread : {"mask-prob", "negatives", "temperature", "l2-normalize", "min-lr"})
     EXPECT_EQ(settings.find(unread), std::string::npos) << unread << " in " << settings;
+  // Where this invocation stops and writes is the job's, not the run's: the record leaves it out.
+  for (const char* record : {"settings", "all_settings"})
+    for (const char* job_only : {"stop-after-epoch", "save-last", "metrics"}) {
+      const std::string recorded = read_jsonl(metrics).at(0).at(record);
+      EXPECT_EQ(recorded.find(job_only), std::string::npos) << job_only << " in " << record << ": " << recorded;
+    }
   const CliRun resumed = run_cli("train --config " + dir.write("recorded.toml", settings) + " --resume " + last);
   EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("test at that epoch:"), std::string::npos) << resumed.output;
   // HSTU has no feed-forward layer: a file's --ff leaves its checkpoint at the default.
   const std::string hstu = dir.path("hstu.safetensors");
-  ASSERT_EQ(run_cli("train --config " + dir.write("ff.toml", "train.ff = 32\n") + " " + kData +
-                    " --model hstu --maxlen 10 --d 8 --epochs 1 --device cpu --checkpoint " + hstu).exit_code,
-            0);
+  const CliRun hstu_train = run_cli("train --config " + dir.write("ff.toml", "train.ff = 32\n") + " " + kData +
+                                    " --model hstu --maxlen 10 --d 8 --epochs 1 --device cpu --checkpoint " + hstu);
+  ASSERT_EQ(hstu_train.exit_code, 0) << hstu_train.output;
+  EXPECT_EQ(line_after(hstu_train.output, "model: hstu ").find("ff="), std::string::npos) << hstu_train.output;
   const CliRun info = run_cli("info --checkpoint " + hstu);
   EXPECT_NE(info.output.find(" ff=0 "), std::string::npos) << info.output;
 }
@@ -511,6 +524,14 @@ TEST(Cli, TigerTrainsAndItsCheckpointEvaluatesTheSame) {
   ASSERT_EQ(eval.exit_code, 0) << eval.output;
   EXPECT_NE(eval.output.find(test_line.substr(test_line.find("HR@10"))), std::string::npos)
       << "train: " << test_line << "\neval: " << eval.output;
+  // A beam of 50 ranks every target HR@50 and NDCG@50 count; one of 49 does not, and says so.
+  const CliRun beam50 = run_cli("eval " + kData + " --device cpu --beam 50 --checkpoint " + checkpoint);
+  ASSERT_EQ(beam50.exit_code, 0) << beam50.output;
+  EXPECT_EQ(beam50.output.find("note: beam"), std::string::npos) << beam50.output;
+  const CliRun beam49 = run_cli("eval " + kData + " --device cpu --beam 49 --checkpoint " + checkpoint);
+  EXPECT_NE(beam49.output.find("note: beam 49 returns 49 items a user: HR@K and NDCG@K for K > 49"),
+            std::string::npos)
+      << beam49.output;
   const CliRun info = run_cli("info --checkpoint " + checkpoint);
   ASSERT_EQ(info.exit_code, 0) << info.output;
   EXPECT_NE(info.output.find("model: tiger "), std::string::npos) << info.output;
@@ -925,6 +946,11 @@ TEST(Cli, BenchTimesTrainingStepsOfTheModelTheFlagsDescribe) {
       << tiger.output;
   EXPECT_NE(line_after(tiger.output, "step: ").find("(2 steps after 1 untimed; 70 tokens per step"), std::string::npos)
       << tiger.output;  // 5 windows of 12 history tokens and the 2 codes of the item after them
+  // Four batches' worth of histories, and at least 64.
+  EXPECT_EQ(line_after(tiger.output, "bench: ").rfind("batches of 5 examples from 64 histories", 0), 0u) << tiger.output;
+  const CliRun wide = run_cli("bench --model tiger --d 8 --blocks 1 --sid-levels 2 --sid-codebook 8 --sid-history 2 "
+                              "--items 50 --batch 20 --steps 1 --untimed-steps 0 --device cpu");
+  EXPECT_EQ(line_after(wide.output, "bench: ").rfind("batches of 20 examples from 80 histories", 0), 0u) << wide.output;
   expect_refused("bench --model tiger --maxlen 50 --device cpu",
                  "--maxlen applies to --model sasrec, bert4rec or hstu");
   expect_refused("bench --sid-history 5 --device cpu", "--sid-history applies to --model tiger only");
