@@ -40,7 +40,7 @@ Columns find_columns(const std::vector<std::string_view>& header, const std::str
   Columns columns;
   columns.count = header.size();
   std::string listed;
-  for (std::string_view h : header) listed += (listed.empty() ? "" : ", ") + std::string(h);
+  for (std::string_view h : header) listed += (listed.empty() ? "" : ", ") + quoted(h);
   const char* what[] = {"user", "item", "timestamp"};
   size_t* slot[] = {&columns.user, &columns.item, &columns.timestamp};
   for (size_t k = 0; k < wanted.size(); ++k) {

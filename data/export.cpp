@@ -32,14 +32,17 @@ class OutputFile {
 }  // namespace
 
 PreparedFiles write_prepared_dataset(const SequenceDataset& dataset, const std::string& prefix,
-                                     const std::vector<int64_t>& item_movie_ids) {
+                                     const std::vector<int64_t>& item_movie_ids,
+                                     const std::vector<std::string>& inputs) {
   MUONREC_CHECK(!prefix.empty(), "prepare: the output prefix is empty");
   MUONREC_CHECK(item_movie_ids.empty() || item_movie_ids.size() == static_cast<size_t>(dataset.n_items + 1),
                 "prepare: {} MovieIDs given for {} items (expected n_items + 1, index 0 unused)",
                 item_movie_ids.size(), dataset.n_items);
   const std::vector<std::string> names = {prefix + ".txt", prefix + ".inter", prefix + "_users.tsv",
                                           prefix + "_items.tsv"};
-  for (const std::string& name : names) check_output_file("prepare: --output", name, {dataset.source});
+  std::vector<std::string> read = inputs;
+  read.push_back(dataset.source);
+  for (const std::string& name : names) check_output_file("prepare: --output", name, read);
   // New ids: the dataset's, or 1..m over the items that have events.
   std::vector<int64_t> new_id(static_cast<size_t>(dataset.n_items + 1), 0);
   for (const std::vector<int64_t>& sequence : dataset.sequences)

@@ -29,9 +29,11 @@ struct PreparedFiles {
 };
 
 // Writes the files above. Throws naming a file that cannot be written, one that is the data file
-// itself, or a user or item name holding a tab or a line break (the maps are TSV). item_movie_ids:
-// empty, or the MovieID of each of the dataset's items (index 0 unused).
+// itself or another of `inputs` (files read for the dataset, as a movie map), or a user or item name
+// holding a tab or a line break (the maps are TSV). item_movie_ids: empty, or the MovieID of each of
+// the dataset's items (index 0 unused).
 PreparedFiles write_prepared_dataset(const SequenceDataset& dataset, const std::string& prefix,
-                                     const std::vector<int64_t>& item_movie_ids = {});
+                                     const std::vector<int64_t>& item_movie_ids = {},
+                                     const std::vector<std::string>& inputs = {});
 
 }  // namespace muonrec::data

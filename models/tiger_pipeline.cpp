@@ -80,9 +80,12 @@ std::pair<std::string, std::string> find_side_files(const std::string& data_path
 // exactly the file's items. (A file of MovieIDs beside it, read as they are, has more items than the
 // map; MovieLens files hold MovieIDs.)
 // muonrec prepare's PREFIX.txt and PREFIX.inter number items their own way; PREFIX_items.tsv beside
-// them maps the numbers back to the source's. "" for data without one.
+// them maps the numbers back to the source's. "" for data without one. A file of another name is no
+// prepared file: the source of `prepare --data ml.pairs --output ml` has ml_items.tsv beside it, and
+// that map numbers the prepared items, not the source's.
 std::string prepared_map_beside(const data::SequenceDataset& dataset) {
   const fs::path data(dataset.source);
+  if (data.extension() != ".txt" && data.extension() != ".inter") return "";
   const fs::path prepared_map = data.parent_path() / (data.stem().string() + "_items.tsv");
   return fs::exists(prepared_map) ? prepared_map.string() : "";
 }
@@ -195,12 +198,12 @@ semantic_id::RqKMeans fit_tokenizer(const ItemVectors& vectors, const TigerPipel
 
 }  // namespace
 
-std::vector<int64_t> mapped_movie_ids(const data::SequenceDataset& dataset) {
+MappedMovieIds mapped_movie_ids(const data::SequenceDataset& dataset) {
   if (dataset.format == data::Format::MovieLensDat || dataset.format == data::Format::MovieLensCsv)
-    return dataset.item_source_ids;  // MovieLens files name their items by MovieID
+    return {dataset.item_source_ids, ""};  // MovieLens files name their items by MovieID
   const std::string map = movie_map_for(dataset, "auto");
   if (map.empty() || semantic_id::item_id_map_holds_source_ids(map)) return {};
-  return by_dataset_id(semantic_id::read_item_id_map(map, file_items(dataset)), dataset);
+  return {by_dataset_id(semantic_id::read_item_id_map(map, file_items(dataset)), dataset), map};
 }
 
 namespace {

@@ -64,7 +64,11 @@ struct ItemVectors {
 // file's own ids, or the map found beside the data (sas_to_original_items.txt beside a file numbered
 // 1..n, as ml-1m.txt; a prepared file's items map with its movie column); empty otherwise. `prepare`
 // writes them into its items map, so a prepared file finds its titles without the source's map.
-std::vector<int64_t> mapped_movie_ids(const data::SequenceDataset& dataset);
+struct MappedMovieIds {
+  std::vector<int64_t> ids;
+  std::string map;  // the file read for them ("" for none)
+};
+MappedMovieIds mapped_movie_ids(const data::SequenceDataset& dataset);
 
 ItemVectors item_content_vectors(const data::SequenceDataset& dataset, const ItemVectorOptions& options);
 // The item texts the options name ([n_items + 1], index 0 empty), first match as listed above;

@@ -772,6 +772,19 @@ TEST(Cli, AFilePreparedFromADenseMovieFileKeepsItsMovieIds) {
   EXPECT_EQ(muonrec::data::read_whole_file(dir.path("pp_items.tsv")),
             "item\tsource\tmovie\n1\t1\t101\n2\t2\t102\n3\t3\t103\n4\t4\t104\n5\t5\t106\n6\t6\t107\n"
             "7\t7\t108\n8\t8\t109\n");
+  // The source prepared under its own stem, again and again: the map the first run wrote beside it
+  // numbers the prepared items and is never read for the source's.
+  const std::string source = dir.write("dense.pairs", pairs);
+  for (int run = 0; run < 2; ++run) {
+    ASSERT_EQ(run_cli("prepare --data " + source + " --output " + dir.path("dense")).exit_code, 0);
+    EXPECT_EQ(muonrec::data::read_whole_file(dir.path("dense_items.tsv")),
+              muonrec::data::read_whole_file(dir.path("p_items.tsv")))
+        << "run " << run;
+  }
+  // The movie map read is an input: no output may replace it.
+  expect_refused("prepare --data " + source + " --output " + dir.path("sas_to_original_items"),
+                 "sas_to_original_items.txt is the input file");
+  EXPECT_EQ(muonrec::data::read_whole_file(dir.path("sas_to_original_items.txt")), map);
 }
 
 TEST(Cli, PrepareWritesWhatOtherToolsRead) {

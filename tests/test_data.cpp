@@ -569,8 +569,11 @@ TEST(DataReaders, CsvHeaderIsRequired) {
   TempDir tmp;
   // A .csv file without MovieLens's header reads as a csv file, whose columns are found by name.
   expect_read_error(tmp.write("noheader.csv", "1,2,4.0,100\n1,3,4.0,101\n"), Format::Auto,
-                    {"line 1", "no user column 'user_id' in the header (its columns: 1, 2, 4.0, 100)",
+                    {"line 1", "no user column 'user_id' in the header (its columns: '1', '2', '4.0', '100')",
                      "--csv-columns USER,ITEM[,TIME]"});
+  // A UTF-16 file's NUL bytes are shown, not left to end the message.
+  expect_read_error(tmp.write("utf16.csv", std::string("\xff\xfeu\0,\0i\0\n\0", 10)), Format::Auto,
+                    {"(its columns: '\xff\xfeu\\x00', '\\x00i\\x00'); name the columns"});
   expect_read_error(tmp.write("other.csv", "\nuser,item,rating,timestamp\n1,2,4.0,100\n"), Format::MovieLensCsv,
                     {"line 2", "expected the MovieLens header"});
 }

@@ -195,6 +195,13 @@ TEST(SemanticIdText, MovieLensLatin1GenresAndMapping) {
                {"short.tsv:2", "expected 'item_id source_id movie_id', got 2 fields"});
   expect_error([&] { read_item_id_map(dir.write("again.tsv", "item\tsource\tmovie\n2\t7\t0\n2\t8\t0\n")); },
                {"again.tsv:3", "item id 2 already mapped on line 2"});
+  // The maps are TSV: a source's names may hold spaces (a CSV file's 'red lipstick').
+  const std::string spaced = dir.write("spaced_items.tsv", "item\tsource\tmovie\n1\tred lipstick\t101\n2\tpen\t0\n");
+  EXPECT_EQ(read_item_id_map(spaced), (std::vector<int64_t>{0, 101, 0}));
+  EXPECT_EQ(read_prepared_item_sources(spaced), (std::vector<std::string>{"", "red lipstick", "pen"}));
+  expect_error([&] { read_prepared_item_sources(dir.write("cut.tsv", "item\tsource\n1\n")); },
+               {"cut.tsv:2", "expected 2 tab-separated fields, got 1"});
+  expect_error([&] { read_prepared_item_sources(map); }, {"map.txt:1", "expected the header 'item<TAB>source'"});
 }
 
 TEST(SemanticIdText, RealBeautyTitles) {

@@ -486,7 +486,8 @@ int main(int argc, char** argv) {
     if (*recommend_cmd) return run_recommend(recommend_args, data_args.load(std::cerr), parse_device(device));
     if (*prepare_cmd) {
       const data::SequenceDataset ds = data_args.load(std::cout);
-      const data::PreparedFiles prepared = data::write_prepared_dataset(ds, prepare_output, mapped_movie_ids(ds));
+      const MappedMovieIds movies = mapped_movie_ids(ds);
+      const data::PreparedFiles prepared = data::write_prepared_dataset(ds, prepare_output, movies.ids, {movies.map});
       if (prepared.unused_item_ids > 0)
         std::cout << fmt::format("{} item ids have no event: the items are renumbered 1..{} (the items map names "
                                  "them)\n",

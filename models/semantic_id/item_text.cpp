@@ -56,6 +56,16 @@ std::vector<std::string> split_ws(const std::string& s) {
   return fields;
 }
 
+// Splits a TSV line on each tab: the names in `muonrec prepare`'s maps may hold spaces.
+std::vector<std::string> split_tabs(const std::string& s) {
+  std::vector<std::string> fields;
+  size_t start = 0;
+  for (size_t tab; (tab = s.find('\t', start)) != std::string::npos; start = tab + 1)
+    fields.push_back(s.substr(start, tab - start));
+  fields.push_back(s.substr(start));
+  return fields;
+}
+
 int64_t parse_id(const std::string& field, const std::string& path, size_t line_no, const char* what) {
   errno = 0;
   char* end = nullptr;
@@ -121,9 +131,9 @@ std::vector<std::string> read_prepared_item_sources(const std::string& map_path)
   std::vector<std::string> sources;
   for (size_t i = first + 1; i < lines.size(); ++i) {
     if (is_blank(lines[i])) continue;
-    const std::vector<std::string> f = split_ws(lines[i]);
-    MUONREC_CHECK(f.size() == header.size(), "{}:{}: expected {} fields, got {}", map_path, i + 1, header.size(),
-                  f.size());
+    const std::vector<std::string> f = split_tabs(lines[i]);
+    MUONREC_CHECK(f.size() == header.size(), "{}:{}: expected {} tab-separated fields, got {}", map_path, i + 1,
+                  header.size(), f.size());
     const int64_t item = parse_id(f[0], map_path, i + 1, "item id");
     MUONREC_CHECK(item >= 1, "{}:{}: item id {} must be >= 1", map_path, i + 1, item);
     check_id_fits_the_file(item, lines.size(), map_path, i + 1, "item id");
@@ -139,19 +149,20 @@ std::vector<int64_t> read_item_id_map(const std::string& map_path, int64_t n_ite
   std::vector<std::string> lines = read_lines(map_path, "item id map");
   // `muonrec prepare`'s items map begins with the header 'item<TAB>source', passed over, or
   // 'item<TAB>source<TAB>movie', whose third column (MovieIDs, 0: none) is then the one read.
-  bool movie_column = false;
+  bool movie_column = false, prepared = false;
   for (std::string& line : lines) {
     if (is_blank(line)) continue;
     const std::vector<std::string> header = split_ws(line);
     movie_column = header == std::vector<std::string>{"item", "source", "movie"};
-    if (movie_column || header == std::vector<std::string>{"item", "source"}) line.clear();
+    prepared = movie_column || header == std::vector<std::string>{"item", "source"};
+    if (prepared) line.clear();
     break;
   }
   const size_t fields = movie_column ? 3 : 2;
   std::vector<std::pair<int64_t, int64_t>> pairs;
   for (size_t i = 0; i < lines.size(); ++i) {
     if (is_blank(lines[i])) continue;
-    std::vector<std::string> f = split_ws(lines[i]);
+    std::vector<std::string> f = prepared ? split_tabs(lines[i]) : split_ws(lines[i]);
     MUONREC_CHECK(f.size() == fields, "{}:{}: expected '{}', got {} fields", map_path, i + 1,
                   movie_column ? "item_id source_id movie_id" : "item_id source_id", f.size());
     int64_t item = parse_id(f[0], map_path, i + 1, "item id");
