@@ -112,11 +112,14 @@ std::vector<int64_t> rows_of_users(const data::SequenceDataset& dataset, const s
   }
   for (const std::string& user : users) {
     const int64_t row = row_named(dataset, user);
-    MUONREC_CHECK(row >= 0, "recommend: user {} is not in {}{}", user, dataset.source,
+    const int64_t k_core_dropped = dataset.report.preprocessed.k_core_users_dropped;
+    MUONREC_CHECK(row >= 0, "recommend: user {} is not in {}{}{}", user, dataset.source,
                   dataset.report.users_dropped_short == 0
                       ? ""
                       : fmt::format(" (or is among the {} users dropped for having fewer than {} events)",
-                                    dataset.report.users_dropped_short, dataset.report.min_events_per_user));
+                                    dataset.report.users_dropped_short, dataset.report.min_events_per_user),
+                  k_core_dropped == 0 ? ""
+                                      : fmt::format(" (or is among the {} users the k-core dropped)", k_core_dropped));
     MUONREC_CHECK(std::find(rows.begin(), rows.end(), row) == rows.end(), "recommend: user {} is given twice", user);
     rows.push_back(row);
   }

@@ -278,6 +278,9 @@ void check_item_numbering(const SafetensorsFile& file, const data::SequenceDatas
 std::string parameters_epoch_note(const SafetensorsFile& file) {
   auto epoch = file.metadata.find("epoch"), best = file.metadata.find("best_epoch");
   if (epoch == file.metadata.end() || best == file.metadata.end() || epoch->second == best->second) return "";
+  if (best->second == "0")
+    return fmt::format("note: {} holds the parameters after epoch {}; its run has not validated yet\n", file.path,
+                       epoch->second);
   return fmt::format("note: {} holds the parameters after epoch {}; its run's best validation was epoch {}, whose "
                      "parameters --checkpoint writes\n",
                      file.path, epoch->second, best->second);

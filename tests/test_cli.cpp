@@ -152,6 +152,11 @@ TEST(Cli, TrainThenEvalRecommendAndInfoFromTheCheckpoint) {
                                 " --user 1 --k 3 --movies " + dir.write("movies.dat", movies));
   ASSERT_EQ(titled.exit_code, 0) << titled.output;
   EXPECT_NE(titled.output.find("Movie number "), std::string::npos) << titled.output;
+  // The titles' file is an input as well.
+  expect_refused("recommend " + kData + " --device cpu --checkpoint " + checkpoint + " --user 1 --movies " +
+                     dir.path("movies.dat") + " --output " + dir.path("movies.dat"),
+                 "movies.dat is the input file");
+  EXPECT_EQ(muonrec::data::read_whole_file(dir.path("movies.dat")), movies);
   // More items asked for than the catalogue has: the note names what ran short.
   for (const std::string seen : {"", " --include-seen"}) {
     const CliRun all = run_cli("recommend " + kData + " --device cpu --checkpoint " + checkpoint + " --user 1 --k 90" +
@@ -259,6 +264,9 @@ TEST(Cli, AKCoreCheckpointEvaluatesOnTheSameKCore) {
   const CliRun info = run_cli("info --checkpoint " + checkpoint);
   EXPECT_NE(info.output.find("events), preprocessed: 2-core"), std::string::npos) << info.output;
   expect_refused("baseline --k-core 2", "--k-core applies to data files only");
+  // User 41 is in the file, outside the core.
+  expect_refused("recommend " + data + " --k-core 2 --device cpu --checkpoint " + checkpoint + " --user 41",
+                 "user 41 is not in " + dir.path("pairs.txt") + " (or is among the 1 users the k-core dropped)");
 }
 
 // The "settings" of a run record, saved as a file, rerun the same run (same test metrics on the
@@ -831,6 +839,10 @@ TEST(Cli, BadInputFailsWithAMessage) {
     const CliRun info = run_cli("info --checkpoint " + early);
     EXPECT_NE(info.output.find("training: after epoch 1, no validation yet; optimizer adamw"), std::string::npos)
         << info.output;
+    const CliRun eval = run_cli("eval " + kData + " --device cpu --checkpoint " + early);
+    EXPECT_NE(eval.output.find("note: " + early + " holds the parameters after epoch 1; its run has not validated yet"),
+              std::string::npos)
+        << eval.output;
   }
 
   // --config carries train flags: eval and the others refuse it rather than take its data or
