@@ -1,5 +1,8 @@
 #include "muonrec/models/evaluate.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -12,6 +15,12 @@
 
 namespace muonrec {
 
+const std::vector<std::string>& user_metric_names() {
+  static const std::vector<std::string> names = {"ndcg10", "hr10", "mrr",   "hr1",
+                                                 "ndcg50", "hr50", "ndcg200", "hr200"};
+  return names;
+}
+
 double user_metric(const std::string& metric, int64_t rank) {
   const double gain = 1.0 / std::log2(static_cast<double>(rank) + 2.0);
   if (metric == "mrr") return 1.0 / (static_cast<double>(rank) + 1.0);
@@ -19,7 +28,7 @@ double user_metric(const std::string& metric, int64_t rank) {
     if (metric == fmt::format("hr{}", k)) return rank < k ? 1.0 : 0.0;
     if (metric == fmt::format("ndcg{}", k) && k > 1) return rank < k ? gain : 0.0;
   }
-  MUONREC_FAIL("unknown metric '{}' (ndcg10, hr10, mrr, hr1, ndcg50, hr50, ndcg200, hr200)", metric);
+  MUONREC_FAIL("unknown metric '{}' ({})", metric, fmt::join(user_metric_names(), ", "));
 }
 
 void RankingAccumulator::add_rank(int64_t row, int64_t rank) {

@@ -89,5 +89,7 @@ RankingMetrics evaluate_popularity(const data::SequenceDataset& dataset, data::E
 // user whose target has `rank` candidates above it; the metrics above are its mean over the users.
 // Throws naming the valid metrics.
 double user_metric(const std::string& metric, int64_t rank);
+// The metrics user_metric knows, in the order `compare` lists them.
+const std::vector<std::string>& user_metric_names();
 
 }  // namespace muonrec

@@ -1,6 +1,7 @@
 #include "muonrec/models/rank_comparison.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -27,6 +28,16 @@ int64_t metric_cutoff(const std::string& metric) {
   if (metric == "mrr") return std::numeric_limits<int64_t>::max();
   const size_t digits = metric.find_first_of("0123456789");
   return std::stoll(metric.substr(digits));  // user_metric has checked the name
+}
+
+// The item count a ranks file's context names ("...; 300 users, 80 items, ..."); 0 where it has none.
+int64_t items_in_context(const std::string& context) {
+  const size_t end = context.find(" items, ");
+  if (end == std::string::npos) return 0;
+  const size_t start = context.rfind(' ', end - 1) + 1;
+  const std::string count = context.substr(start, end - start);
+  if (count.empty() || count.find_first_not_of("0123456789") != std::string::npos || count.size() > 18) return 0;
+  return std::stoll(count);
 }
 
 // The q-quantile of sorted values (linear interpolation between neighbours).
@@ -95,6 +106,9 @@ UserRanks read_user_ranks(const std::string& path) {
       where.fail(fmt::format("expected 'user<TAB>position', got {}", data::quoted(line)));
     const int64_t position = data::parse_int(fields[1], "position", where);
     if (position < 1) where.fail(fmt::format("position {} is below 1", position));
+    // A target ranks among the items at most: a larger position is another file's or a damaged one.
+    if (const int64_t items = items_in_context(out.context); items > 0 && position > items)
+      where.fail(fmt::format("position {} is past the {} items ranked", position, items));
     const auto [previous, inserted] = line_of_user.emplace(std::string(fields[0]), number);
     if (!inserted) where.fail(fmt::format("user {} is given twice (first on line {})", fields[0], previous->second));
     out.users.emplace_back(fields[0]);
@@ -165,11 +179,15 @@ PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, cons
   check_same_context(a, b);
   const int64_t beam = narrower_beam(a.beam, b.beam);
   const UserRanks& searched = a.beam == beam ? a : b;
-  MUONREC_CHECK(beam == 0 || metric_cutoff(metric) <= beam,
-                "compare: {} ranks only the {} items its beam search returned, so {} would count the positions "
-                "past them, where every other target was put: compare hr or ndcg at K <= {}, or evaluate with a "
-                "wider --beam",
-                searched.source, beam, metric, beam);
+  if (beam > 0 && metric_cutoff(metric) > beam) {
+    std::vector<std::string> within;
+    for (const std::string& name : user_metric_names())
+      if (metric_cutoff(name) <= beam) within.push_back(name);
+    MUONREC_FAIL("compare: {} ranks only the {} items its beam search returned, so {} would count the positions past "
+                 "them, where every other target was put: compare a metric at K <= {} ({}), or evaluate with a wider "
+                 "--beam",
+                 searched.source, beam, metric, beam, fmt::join(within, ", "));
+  }
   check_same_users(a, b);
   check_same_users(b, a);
   // Users in name order, so neither file's line order nor which file is a changes the draws: swapping

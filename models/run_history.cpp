@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -34,17 +35,28 @@ double number(const json& record, const char* name, RecordPlace at) {
   return value.get<double>();
 }
 
+// A count or a duration: a whole number where `whole`, and at least `least`.
+double bounded(const json& record, const char* name, RecordPlace at, double least, bool whole) {
+  const double value = number(record, name, at);
+  MUONREC_CHECK(value >= least && (!whole || value == std::floor(value)), "{}, line {}: '{}' is {}, not {} >= {}",
+                at.path, at.line, name, value, whole ? "a whole number" : "a number", least);
+  return value;
+}
+
 std::string text(const json& record, const char* name, RecordPlace at) {
   const json& value = field(record, name, at);
   MUONREC_CHECK(value.is_string(), "{}, line {}: '{}' is not a string", at.path, at.line, name);
   return value.get<std::string>();
 }
 
-std::map<std::string, double> metric_values(const json& metrics, RecordPlace at) {
+std::map<std::string, double> metric_values(const json& metrics, const char* which, RecordPlace at) {
   MUONREC_CHECK(metrics.is_object(), "{}, line {}: metrics are not a JSON object", at.path, at.line);
   std::map<std::string, double> values;
-  for (const auto& [name, value] : metrics.items())
-    if (value.is_number() && name != "users") values[name] = value.get<double>();
+  for (const auto& [name, value] : metrics.items()) {
+    // Dropped without a word, a metric would later be "missing from every record".
+    MUONREC_CHECK(value.is_number(), "{}, line {}: '{}.{}' is not a number", at.path, at.line, which, name);
+    if (name != "users") values[name] = value.get<double>();
+  }
   return values;
 }
 
@@ -57,17 +69,17 @@ struct RunBuilder {
   std::set<std::string> states_written;  // its --save-last and --checkpoint files, made absolute
 
   void add_epoch(const json& record, RecordPlace at) {
-    const auto epoch = static_cast<int64_t>(number(record, "epoch", at));
+    const auto epoch = static_cast<int64_t>(bounded(record, "epoch", at, 1, /*whole=*/true));
     epoch_seconds.erase(epoch_seconds.lower_bound(epoch), epoch_seconds.end());
     while (!run.validations.empty() && run.validations.back().epoch >= epoch) run.validations.pop_back();
-    epoch_seconds[epoch] = number(record, "seconds", at);
+    epoch_seconds[epoch] = bounded(record, "seconds", at, 0, /*whole=*/false);
     if (!record.contains("valid")) return;
     ValidationPoint point;
     point.epoch = epoch;
-    point.steps = static_cast<int64_t>(number(record, "steps", at));
+    point.steps = static_cast<int64_t>(bounded(record, "steps", at, 0, /*whole=*/true));
     for (const auto& [e, seconds] : epoch_seconds) point.train_seconds += seconds;
-    point.valid = metric_values(record["valid"], at);
-    if (record.contains("test")) point.test = metric_values(record["test"], at);
+    point.valid = metric_values(record["valid"], "valid", at);
+    if (record.contains("test")) point.test = metric_values(record["test"], "test", at);
     run.validations.push_back(std::move(point));
   }
 };
@@ -158,7 +170,7 @@ std::vector<RunHistory> read_run_histories(const std::string& path, std::ostream
       current().add_epoch(record, at);
     } else if (kind == "result") {
       RunHistory& run = current().run;
-      run.final_test = metric_values(field(record, "test", at), at);
+      run.final_test = metric_values(field(record, "test", at), "test", at);
       run.final_test_epoch = static_cast<int64_t>(number(record, "best_epoch", at));
       run.finished = true;
     }

@@ -210,11 +210,11 @@ TEST(RankComparison, FilesRoundTripWithTheDatasNames) {
   acc.add_rank(1, 0);
   acc.add_rank(0, 41);
   const std::string path = dir.path("ranks.tsv");
-  ds.n_items = 3;
+  ds.n_items = 50;
   EvalOptions last_five;
   last_five.filter_seen_last = 5;
   const std::string context = ranks_context(ds, data::EvalSplit::Test, last_five);
-  EXPECT_EQ(context, "split test; 2 users, 3 items, 6 events, preprocessing none; seen items filtered: the last 5");
+  EXPECT_EQ(context, "split test; 2 users, 50 items, 6 events, preprocessing none; seen items filtered: the last 5");
   write_user_ranks(path, ds, acc.result(), context);
   std::ifstream in(path);
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -252,7 +252,7 @@ TEST(RankComparison, FilesRoundTripWithTheDatasNames) {
   for (const char* past : {"hr50", "ndcg200", "mrr"})
     expect_error([&] { compare_user_ranks(read, beam, past, 10); },
                  {"compare: " + searched + " ranks only the 20 items its beam search returned, so " + past,
-                  "compare hr or ndcg at K <= 20"});
+                  "compare a metric at K <= 20 (ndcg10, hr10, hr1), or evaluate with a wider --beam"});
   EXPECT_EQ(pool_user_ranks({read, beam}).beam, 20);
   expect_error([&] { compare_user_ranks(pool_user_ranks({read, beam}), pool_user_ranks({read, read}), "mrr", 10); },
                {"ranks only the 20 items"});
@@ -267,6 +267,8 @@ TEST(RankComparison, FilesRoundTripWithTheDatasNames) {
   expect_refused("user\tposition\nA\tfirst\n", {"line 2", "position"});
   expect_refused("user\tposition\n", {"no user ranks (only the header)"});
   expect_refused("# muonrec ranks: split test; beam wide\nuser\tposition\nA\t1\n", {"line 1", "beam width"});
+  const std::string twenty_items = "# muonrec ranks: split test; 2 users, 20 items, 40 events, preprocessing none\n";
+  expect_refused(twenty_items + "user\tposition\nA\t20\nB\t21\n", {"line 4", "position 21 is past the 20 items ranked"});
   expect_error([&] { write_user_ranks(dir.path("absent/ranks.tsv"), ds, acc.result(), context); },
                {"absent/ranks.tsv: cannot write it"});
 }

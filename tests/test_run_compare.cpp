@@ -413,6 +413,18 @@ TEST(RunHistory, bad_files_are_refused_naming_file_and_line) {
                         {"no_steps.jsonl, line 1", "'steps'"});
   dir.write("text.jsonl", R"({"kind":"epoch","epoch":"one","seconds":1})" "\n");
   testkit::expect_error([&] { read_run_histories(dir.path("text.jsonl")); }, {"line 1", "'epoch' is not a number"});
+  // Values no run writes: a metric as text, a fractional epoch, negative seconds or steps.
+  const std::string epoch = R"({"kind":"epoch","epoch":1,"seconds":1,"steps":3,"valid":{"ndcg10":0.5}})";
+  auto expect_bad_epoch = [&](const std::string& from, const std::string& to, const std::string& message) {
+    std::string record = epoch;
+    record.replace(record.find(from), from.size(), to);
+    dir.write("bad_epoch.jsonl", record + "\n");
+    testkit::expect_error([&] { read_run_histories(dir.path("bad_epoch.jsonl")); }, {"line 1", message});
+  };
+  expect_bad_epoch("0.5", "\"0.5\"", "'valid.ndcg10' is not a number");
+  expect_bad_epoch("\"epoch\":1", "\"epoch\":1.7", "'epoch' is 1.7, not a whole number >= 1");
+  expect_bad_epoch("\"seconds\":1", "\"seconds\":-5", "'seconds' is -5, not a number >= 0");
+  expect_bad_epoch("\"steps\":3", "\"steps\":-3", "'steps' is -3, not a whole number >= 0");
   // Given a stream for notes, a line that is no JSON object (cut short) is skipped, naming it there.
   std::ostringstream notes;
   const std::vector<RunHistory> kept = read_run_histories(dir.path("broken.jsonl"), &notes);
