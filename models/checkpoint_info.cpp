@@ -42,25 +42,29 @@ std::string describe_checkpoint(const SafetensorsFile& file) {
   MUONREC_CHECK(config.is_object(), "{}: its 'config' metadata is not a JSON object", file.path);
   MUONREC_CHECK(config.contains("kind") && config["kind"].is_string(), "{}: its config names no model kind",
                 file.path);
-  int64_t parameters = 0, parameter_tensors = 0, optimizer_tensors = 0, tokenizer_tensors = 0;
+  int64_t parameters = 0, parameter_tensors = 0, optimizer_tensors = 0, tokenizer_tensors = 0, other_tensors = 0;
+  std::string other_example;  // tensors no muonrec file holds (a fixture's inputs, another tool's)
   for (const auto& [name, tensor] : file.tensors) {
     if (starts_with(name, "param.")) {
       parameters += tensor.numel();
       ++parameter_tensors;
     } else if (starts_with(name, "semantic_id.")) {
       ++tokenizer_tensors;
-    } else if (!starts_with(name, "best.")) {
+    } else if (starts_with(name, "adamw.") || starts_with(name, "muon.") || starts_with(name, "optimizer_set.")) {
       ++optimizer_tensors;
+    } else if (!starts_with(name, "best.")) {
+      if (other_tensors++ == 0) other_example = name;
     }
   }
   std::string out =
       fmt::format("checkpoint: {} ({})\n", file.path, value("format").empty() ? "no format tag" : value("format"));
   out += fmt::format("model: {} {}\n", config["kind"].get<std::string>(), config_fields(config));
-  out += fmt::format("parameters: {} in {} tensors{}{}\n", parameters, parameter_tensors,
+  out += fmt::format("parameters: {} in {} tensors{}{}{}\n", parameters, parameter_tensors,
                      optimizer_tensors ? fmt::format("; optimizer state: {} tensors", optimizer_tensors) : "",
                      tokenizer_tensors ? fmt::format("; semantic-ID tokenizer ({}): {} tensors",
-                                                                     value("semantic_id.tokenizer"), tokenizer_tensors)
-                                                     : "");
+                                                     value("semantic_id.tokenizer"), tokenizer_tensors)
+                                       : "",
+                     other_tensors ? fmt::format("; {} other tensors (as '{}')", other_tensors, other_example) : "");
   if (!value("data").empty()) {
     const std::string preprocessing = value("data_preprocessing");
     const std::string shape = value("data_shape").empty() ? "" : " (" + value("data_shape") + ")";

@@ -174,7 +174,9 @@ UserRanks pool_user_ranks(const std::vector<UserRanks>& runs) {
 
 PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, const std::string& metric,
                                     int64_t resamples, uint64_t seed) {
-  MUONREC_CHECK(resamples >= 1, "compare: resamples must be >= 1, got {}", resamples);
+  // Each draw's mean is kept for the interval: 8 bytes a draw.
+  MUONREC_CHECK(resamples >= 1 && resamples <= kMaxResamples, "compare: resamples must be in [1, {}], got {}",
+                kMaxResamples, resamples);
   user_metric(metric, 0);  // an unknown metric fails here, naming the valid ones
   check_same_context(a, b);
   const int64_t beam = narrower_beam(a.beam, b.beam);
@@ -213,6 +215,7 @@ PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, cons
   PairedComparison c;
   c.metric = metric;
   c.users = static_cast<int64_t>(a.users.size());
+  c.unit = a.order_keys.empty() ? "users" : "units";
   c.resamples = resamples;
   // The resampled unit is the user: pooled runs put one user's units (a seed each) together, since
   // they are not independent (the same file pair given twice would otherwise narrow the interval
@@ -286,14 +289,14 @@ std::string PairedComparison::format(const std::string& name_a, const std::strin
   const double difference = mean_b - mean_a;
   const std::string relative =
       mean_a > 0 ? fmt::format(" ({:+.1f}%)", 100.0 * difference / mean_a) : std::string();
-  return fmt::format("{} over the same {} users\n"
+  return fmt::format("{} over the same {} {}\n"
                      "  a: {:.4f}  {}\n"
                      "  b: {:.4f}  {}\n"
                      "  b - a: {:+.4f}{}, 95% paired bootstrap interval [{:+.4f}, {:+.4f}]; "
                      "sign-flip test p = {:.4g} ({} resamples)\n"
-                     "  users higher under b: {}, under a: {}, equal: {}\n",
-                     metric, users, mean_a, name_a, mean_b, name_b, difference, relative, ci_low, ci_high, p_value,
-                     resamples, b_higher, a_higher, ties);
+                     "  {} higher under b: {}, under a: {}, equal: {}\n",
+                     metric, users, unit, mean_a, name_a, mean_b, name_b, difference, relative, ci_low, ci_high,
+                     p_value, resamples, unit, b_higher, a_higher, ties);
 }
 
 }  // namespace muonrec

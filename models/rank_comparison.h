@@ -45,11 +45,12 @@ bool is_user_ranks_first_line(const std::string& line);
 
 struct PairedComparison {
   std::string metric;
-  int64_t users = 0;
+  int64_t users = 0;          // the units compared: users, or pooled runs' (run, user) pairs
+  std::string unit = "users";  // what they are, for the lines: "users" or "units"
   double mean_a = 0, mean_b = 0;
   double ci_low = 0, ci_high = 0;  // 95% paired bootstrap interval of mean_b - mean_a
   double p_value = 1;              // two-sided sign-flip permutation test of "no difference"
-  int64_t b_higher = 0, a_higher = 0, ties = 0;  // users whose metric is higher under b, under a, equal
+  int64_t b_higher = 0, a_higher = 0, ties = 0;  // units whose metric is higher under b, under a, equal
   int64_t resamples = 0;
   // A few lines: both means, the difference with its interval and p-value, the users either way.
   std::string format(const std::string& name_a, const std::string& name_b) const;
@@ -63,7 +64,8 @@ UserRanks pool_user_ranks(const std::vector<UserRanks>& runs);
 
 // a and b must hold the same users (in any order) and, where both files record it, the same context;
 // throws naming a user only one of them has, or both contexts, or a metric that looks past a beam.
-// `resamples` draws each for the interval and the test, from `seed`.
+// `resamples` draws (1..kMaxResamples) each for the interval and the test, from `seed`.
+constexpr int64_t kMaxResamples = 10000000;
 PairedComparison compare_user_ranks(const UserRanks& a, const UserRanks& b, const std::string& metric,
                                     int64_t resamples = 10000, uint64_t seed = 0);
 

@@ -657,9 +657,12 @@ TEST(Cli, CompareRanksPairsUsers) {
                                dir.path("model.tsv") + " " + dir.path("model.tsv") + " " + dir.path("popular.tsv"));
   ASSERT_EQ(pairs.exit_code, 0) << pairs.output;
   EXPECT_NE(pairs.output.find("pair 2: ndcg10 over the same 40 users"), std::string::npos) << pairs.output;
-  EXPECT_NE(pairs.output.find("pooled over the 2 pairs, (pair, user) units: ndcg10 over the same 80 users"),
+  EXPECT_NE(pairs.output.find("pooled over the 2 pairs, (pair, user) units: ndcg10 over the same 80 units"),
             std::string::npos)
       << pairs.output;
+  EXPECT_NE(pairs.output.find("  units higher under b: "), std::string::npos) << pairs.output;
+  expect_refused("compare --ranks --resamples 100000000000 " + dir.path("popular.tsv") + " " + dir.path("model.tsv"),
+                 "compare: resamples must be in [1, 10000000], got 100000000000");
   expect_refused("compare " + dir.path("model.tsv") + " --resamples 5", "--resamples requires --ranks",
                  /*flag_error=*/true);
   expect_refused("compare --ranks " + dir.path("model.tsv") + " " + dir.path("popular.tsv") + " --markdown",

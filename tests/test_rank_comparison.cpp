@@ -73,7 +73,8 @@ TEST(RankComparison, MeansAndCountsPairUsersByName) {
   expect_error([&] { compare_user_ranks(ranks_of({0, 1, 2}, "short"), a, "ndcg10"); },
                {"user u3 is in a but not in short"});
   expect_error([&] { compare_user_ranks(a, b, "auc"); }, {"unknown metric 'auc'"});
-  expect_error([&] { compare_user_ranks(a, b, "ndcg10", 0); }, {"resamples must be >= 1"});
+  expect_error([&] { compare_user_ranks(a, b, "ndcg10", 0); }, {"resamples must be in [1, 10000000], got 0"});
+  expect_error([&] { compare_user_ranks(a, b, "ndcg10", kMaxResamples + 1); }, {"resamples must be in [1, "});
 }
 
 TEST(RankComparison, IdenticalRanksShowNoDifference) {

@@ -142,6 +142,14 @@ TEST(Checkpoint, info_counts_the_best_epochs_copies_as_neither_parameters_nor_op
                                   parameter_tensors)),
             std::string::npos)
       << info;
+  // Tensors of no muonrec kind (a fixture's inputs) are counted apart, not called optimizer state.
+  tensors["input.x"] = Tensor::zeros({2}, DType::F32);
+  tensors["grad.x"] = Tensor::zeros({2}, DType::F32);
+  save_safetensors(path, tensors, {{"config", config.to_json()}});
+  EXPECT_NE(describe_checkpoint(load_safetensors(path))
+                .find("; optimizer state: 1 tensors; 2 other tensors (as 'grad.x')\n"),
+            std::string::npos)
+      << describe_checkpoint(load_safetensors(path));
 }
 
 // Each model's checkpoint loads back whole, whatever its item table holds beyond the catalogue
