@@ -32,6 +32,11 @@ int64_t TokenColumn::intern(std::string_view token, const Where& where) {
   if (token.empty()) where.fail(fmt::format("empty {} token", name_));
   auto [it, inserted] = index_.emplace(token, static_cast<int64_t>(tokens_.size()));
   if (inserted) {
+    // Names go out again in TSV files (ranks, recommendations, prepared maps), where a tab or a line
+    // break would split the row: a quoted CSV field may hold one, refused here where its line is known.
+    if (token.find_first_of("\t\r\n") != std::string_view::npos)
+      where.fail(fmt::format("{} token {} holds a tab or a line break, which no TSV output can hold", name_,
+                             quoted(token)));
     tokens_.push_back(token);
     if (numeric_) numeric_ = integer_value(token) >= 0;
   }

@@ -1,7 +1,8 @@
 // User and item columns whose values are tokens (RecBole files, CSV files): integers ("7", not
 // "007") stand for themselves, as the other readers' ids do; a column with any other token is
 // numbered 1, 2, ... in the sorted (byte-wise) order of its distinct tokens, which are kept to name
-// users and items.
+// users and items. A token holding a tab or a line break is refused: outputs name users and items in
+// TSV files.
 #pragma once
 
 #include <cstdint>

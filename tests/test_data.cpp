@@ -649,6 +649,8 @@ TEST(DataReaders, CsvFilesByColumnName) {
   expect_read_error(tmp.write("time.csv", "user_id,item_id,timestamp\nu1,B1,2023-02-29\n"), Format::Auto,
                     {"line 2", "timestamp '2023-02-29' is no ISO 8601 date"});
   expect_read_error(tmp.write("empty.csv", "user_id,item_id\n,B1\n"), Format::Auto, {"line 2", "empty user token"});
+  expect_read_error(tmp.write("tab.csv", "user_id,item_id\nu1,B1\n\"u\t3\",B1\n"), Format::Auto,
+                    {"line 3", "user token 'u\\x093' holds a tab or a line break"});
   expect_read_error(tmp.write("twice.csv", "user_id,item_id,item_id\nu1,B1,B2\n"), Format::Auto,
                     {"line 1", "names the column 'item_id' twice"});
   named.csv_columns = "visitor";
