@@ -161,8 +161,10 @@ bool parse_csv_file(const std::string& path, std::string_view text, const std::s
       where.fail(fmt::format("expected {} fields as the header names, got {}", columns.count, fields.size()));
     const int64_t user = users.intern(lasting(fields[columns.user]), where);
     const int64_t item = items.intern(lasting(fields[columns.item]), where);
-    const int64_t timestamp = columns.timestamp == SIZE_MAX ? 0 : parse_timestamp(fields[columns.timestamp], where);
-    events.push_back({user, item, timestamp});
+    float second_fraction = 0;
+    const int64_t timestamp =
+        columns.timestamp == SIZE_MAX ? 0 : parse_timestamp(fields[columns.timestamp], where, &second_fraction);
+    events.push_back({user, item, timestamp, second_fraction});
   }
   report.lines = number;
   resolve_tokens(users, items, events, first_event, tokens);

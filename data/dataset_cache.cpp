@@ -20,7 +20,8 @@ namespace {
 // entries then miss instead of loading results the engine would no longer produce.
 // 4: rows of empty tab-separated fields and a repeated header behind a byte-order mark refused; a
 // k-core's users need the split's minimum; repeated events and items lost with short users counted.
-constexpr int kCacheVersion = 4;
+// 5: fractions of a second order a user's events; tokens holding a tab or a line break refused.
+constexpr int kCacheVersion = 5;
 constexpr char kMagic[] = "muonrec dataset\n";  // 16 bytes
 constexpr size_t kMagicSize = sizeof(kMagic) - 1;
 

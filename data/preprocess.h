@@ -13,7 +13,8 @@ namespace muonrec::data {
 struct Event {
   int64_t user;
   int64_t item;
-  int64_t timestamp;  // 0 for files without timestamps
+  int64_t timestamp;         // whole seconds (floor); 0 for files without timestamps
+  float second_fraction = 0;  // [0, 1): orders the events of one second (a file's '0.1' and '0.9')
 };
 
 struct Preprocessing {

@@ -247,7 +247,9 @@ int64_t count_repeated_events(std::vector<Event>& events) {
     for (auto moment = begin; moment != end;) {
       auto moment_end = moment;
       items.clear();
-      while (moment_end != end && moment_end->timestamp == moment->timestamp) items.push_back((moment_end++)->item);
+      while (moment_end != end && moment_end->timestamp == moment->timestamp &&
+             moment_end->second_fraction == moment->second_fraction)
+        items.push_back((moment_end++)->item);
       std::sort(items.begin(), items.end());
       repeated += items.end() - std::unique(items.begin(), items.end());
       moment = moment_end;
@@ -359,7 +361,9 @@ SequenceDataset parse_dataset(const std::string& path, std::string_view text, co
     std::stable_sort(events.begin(), events.end(), by_user);
   if (timed) {
     for_each_user_run(events, [](std::vector<Event>::iterator begin, std::vector<Event>::iterator end) {
-      const auto by_time = [](const Event& a, const Event& b) { return a.timestamp < b.timestamp; };
+      const auto by_time = [](const Event& a, const Event& b) {
+        return a.timestamp != b.timestamp ? a.timestamp < b.timestamp : a.second_fraction < b.second_fraction;
+      };
       if (!std::is_sorted(begin, end, by_time)) std::stable_sort(begin, end, by_time);
     });
   }

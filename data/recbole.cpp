@@ -77,9 +77,10 @@ bool parse_recbole_file(const std::string& path, std::string_view text, std::vec
                              fields.size()));
     const int64_t user = users.intern(fields[columns.user], where);
     const int64_t item = items.intern(fields[columns.item], where);
+    float second_fraction = 0;
     const int64_t timestamp =
-        columns.timestamp == SIZE_MAX ? 0 : parse_timestamp(fields[columns.timestamp], where);
-    events.push_back({user, item, timestamp});
+        columns.timestamp == SIZE_MAX ? 0 : parse_timestamp(fields[columns.timestamp], where, &second_fraction);
+    events.push_back({user, item, timestamp, second_fraction});
   }
   report.lines = number;
   resolve_tokens(users, items, events, first_event, tokens);

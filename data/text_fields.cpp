@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -187,7 +188,8 @@ int64_t digits(std::string_view s, size_t pos, size_t count) {
 }
 
 // YYYY-MM-DD[(T| )HH:MM[:SS[.fraction]]][Z|(+|-)HH[:]MM] as seconds since 1970-01-01 UTC.
-bool iso_seconds(std::string_view s, int64_t& seconds) {
+bool iso_seconds(std::string_view s, int64_t& seconds, double& fraction) {
+  fraction = 0;
   const int64_t year = digits(s, 0, 4), month = digits(s, 5, 2), day = digits(s, 8, 2);
   if (year < 0 || month < 1 || month > 12 || day < 1 || s.size() < 10 || s[4] != '-' || s[7] != '-' ||
       day > days_in_month(year, month))
@@ -210,7 +212,8 @@ bool iso_seconds(std::string_view s, int64_t& seconds) {
     p += 3;
     if (p < s.size() && (s[p] == '.' || s[p] == ',')) {
       const size_t first_digit = ++p;
-      while (p < s.size() && s[p] >= '0' && s[p] <= '9') ++p;
+      double scale = 0.1;
+      for (; p < s.size() && s[p] >= '0' && s[p] <= '9'; ++p, scale /= 10) fraction += (s[p] - '0') * scale;
       if (p == first_digit) return false;
     }
   }
@@ -231,13 +234,18 @@ bool iso_seconds(std::string_view s, int64_t& seconds) {
 
 }  // namespace
 
-int64_t parse_timestamp(std::string_view field, const Where& where) {
+int64_t parse_timestamp(std::string_view field, const Where& where, float* second_fraction) {
+  float unused = 0;
+  float& fraction_out = second_fraction ? *second_fraction : unused;
+  fraction_out = 0;
   if (field.size() >= 10 && field[4] == '-') {
     int64_t seconds = 0;
-    if (!iso_seconds(field, seconds))
+    double fraction = 0;
+    if (!iso_seconds(field, seconds, fraction))
       where.fail(fmt::format("timestamp {} is no ISO 8601 date or date-time (YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS], "
                              "then Z or +HH:MM) and no number of seconds",
                              quoted(field)));
+    fraction_out = static_cast<float>(std::min(fraction, 0.99999994));  // [0, 1) as a float
     return seconds;
   }
   // Integers exactly (a double holds them only up to 2^53: the 64-bit times a MovieLens file may
@@ -250,7 +258,9 @@ int64_t parse_timestamp(std::string_view field, const Where& where) {
   if (field.empty() || ec != std::errc() || end != field.data() + field.size() || !std::isfinite(value))
     where.fail(fmt::format("non-numeric timestamp {}", quoted(field)));
   if (std::fabs(value) > 9.0e15) where.fail(fmt::format("timestamp {} is out of range", quoted(field)));
-  return static_cast<int64_t>(std::floor(value));  // fractions dropped, as ISO times' are
+  const double seconds = std::floor(value);
+  fraction_out = static_cast<float>(std::min(value - seconds, 0.99999994));
+  return static_cast<int64_t>(seconds);
 }
 
 void check_rating(std::string_view field, const Where& where) {

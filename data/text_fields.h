@@ -83,10 +83,11 @@ int64_t parse_source_item(std::string_view field, const Where& where);
 // is not what we think it is.
 void check_rating(std::string_view field, const Where& where);
 
-// A timestamp in whole seconds (fractions dropped: events within a second keep their file order): a
-// number of seconds (RecBole writes '881250949.0'), or an ISO 8601 date or date-time ('2014-03-05',
-// '2014-03-05T17:20:00', a space for the 'T', 'Z' or a '+HH:MM' / '-HH:MM' offset; none reads as UTC).
-int64_t parse_timestamp(std::string_view field, const Where& where);
+// A timestamp in whole seconds, rounded down: a number of seconds (RecBole writes '881250949.0'), or
+// an ISO 8601 date or date-time ('2014-03-05', '2014-03-05T17:20:00.25', a space for the 'T', 'Z' or
+// a '+HH:MM' / '-HH:MM' offset; none reads as UTC). *second_fraction, where given, receives what the
+// rounding dropped, in [0, 1): the readers order the events within a second by it.
+int64_t parse_timestamp(std::string_view field, const Where& where, float* second_fraction = nullptr);
 
 void split_whitespace(std::string_view line, std::vector<std::string_view>& fields);
 // Fields between delimiters, each trimmed.

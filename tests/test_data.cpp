@@ -519,11 +519,14 @@ TEST(DataReaders, RecBoleInterFiles) {
                                                          "1\t2\t\n1\t3\tnice\n1\t4\t\n"))
                 .num_events(),
             3);
-  // Fractions of a second are dropped; events within one second keep their file order.
-  EXPECT_EQ(read_dataset(tmp.write("frac.inter", "user_id:token\titem_id:token\ttimestamp:float\n"
-                                                 "1\t2\t5.9\n1\t3\t5.1\n1\t4\t4.99\n"))
-                .sequences,
-            (Seqs{{3, 1, 2}}));
+  // Fractions of a second order the events (normalised times in [0, 1) are all in second 0); the
+  // times kept are whole seconds, and only equal times are repeats.
+  const SequenceDataset fractions = read_dataset(tmp.write("frac.inter", "user_id:token\titem_id:token\t"
+                                                                         "timestamp:float\n1\t2\t5.9\n1\t3\t5.1\n"
+                                                                         "1\t4\t4.99\n1\t2\t0.7\n1\t3\t0.2\n"));
+  EXPECT_EQ(fractions.sequences, (Seqs{{2, 1, 3, 2, 1}}));
+  EXPECT_EQ(fractions.timestamps, (Seqs{{0, 0, 4, 5, 5}}));
+  EXPECT_EQ(fractions.report.repeated_events, 0);
   expect_read_error(tmp.write("far.inter", "user_id:token\titem_id:token\ttimestamp:float\n1\t2\t1e300\n"),
                     Format::Auto, {"line 2", "timestamp '1e300' is out of range"});
 }
@@ -737,6 +740,15 @@ TEST(DataReaders, TimestampsInSecondsOrIso8601) {
                           "2014-03-05T10:00:00+1", "2014-03-05x", "2014-3-5xxxxx"})
     expect_error([&] { parse_timestamp(bad, where); }, {"no ISO 8601 date"});
   EXPECT_EQ(parse_timestamp("1394040000.5", where), 1394040000);
+  float fraction = -1;
+  EXPECT_EQ(parse_timestamp("7.25", where, &fraction), 7);
+  EXPECT_EQ(fraction, 0.25f);
+  EXPECT_EQ(parse_timestamp("-0.75", where, &fraction), -1);
+  EXPECT_EQ(fraction, 0.25f);
+  EXPECT_EQ(parse_timestamp("2014-03-05T10:00:00.125Z", where, &fraction), 1394013600);
+  EXPECT_EQ(fraction, 0.125f);
+  EXPECT_EQ(parse_timestamp("12", where, &fraction), 12);
+  EXPECT_EQ(fraction, 0.0f);
   EXPECT_EQ(parse_timestamp("-0.5", where), -1);  // floor, as for times before 1970 in ISO form
   expect_error([&] { parse_timestamp("soon", where); }, {"non-numeric timestamp 'soon'"});
 }
