@@ -152,6 +152,15 @@ RunComparison compare_runs(const std::vector<RunHistory>& runs, const CompareOpt
       metric_seen = true;
       if (summary.best == nullptr || value->second > summary.best->valid.at(options.metric)) summary.best = &point;
     }
+    // The run chose its best epoch by the unrounded NDCG@10: where the records' 6 decimals tie, its
+    // choice stands (and the test metrics of that epoch with it).
+    if (summary.best != nullptr && options.metric == "ndcg10" && runs[i].final_test_epoch > 0)
+      for (const ValidationPoint& point : runs[i].validations) {
+        const auto value = point.valid.find("ndcg10");
+        if (point.epoch == runs[i].final_test_epoch && value != point.valid.end() &&
+            value->second == summary.best->valid.at("ndcg10"))
+          summary.best = &point;
+      }
     if (summary.best != nullptr) {
       const double best = summary.best->valid.at(options.metric);
       lowest_best = lowest_best ? std::min(*lowest_best, best) : best;

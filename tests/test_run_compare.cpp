@@ -244,6 +244,17 @@ TEST(RunCompare, the_first_of_tied_bests_and_the_change_in_steps) {
   EXPECT_NE(format_comparison(comparison, /*markdown=*/true).find("| 80 (epoch 2, 0.0 s) | -20.0% |"),
             std::string::npos)
       << format_comparison(comparison, true);
+  // A finished run chose its best epoch by the unrounded NDCG@10: where the records' 6 decimals tie,
+  // its choice (epoch 3, say 0.2000004 against 0.2000001) stands, and its test metrics with it.
+  std::vector<RunHistory> finished = {run_reaching(50)};
+  finished[0].finished = true;
+  finished[0].final_test_epoch = 3;
+  finished[0].final_test["ndcg10"] = 0.15;
+  EXPECT_EQ(compare_runs(finished, {}).runs[0].best->epoch, 3);
+  CompareOptions hr;
+  hr.metric = "hr10";
+  for (ValidationPoint& point : finished[0].validations) point.valid["hr10"] = 0.5;
+  EXPECT_EQ(compare_runs(finished, hr).runs[0].best->epoch, 1);  // another metric: the first of its ties
 }
 
 TEST(RunCompare, a_resumed_run_reads_as_the_uninterrupted_one) {
