@@ -59,12 +59,13 @@ ItemVectors vectors_from_checkpoint(const data::SequenceDataset& ds, const std::
   return out;
 }
 
-// P_item_asin.txt and P_item_titles.txt for a prefix P, as given or beside the data file; "" for a
-// file not found. Data that names its items by ASIN needs the titles alone.
+// P_item_asin.txt and P_item_titles.txt for a prefix P, as given (unless `beside_only`) or beside the
+// data file; "" for a file not found. Data that names its items by ASIN needs the titles alone.
 std::pair<std::string, std::string> find_side_files(const std::string& data_path, const std::string& prefix,
-                                                    bool titles_alone) {
-  std::vector<std::string> candidates = {prefix};
-  if (!fs::path(prefix).has_parent_path() && fs::path(data_path).has_parent_path())
+                                                    bool titles_alone, bool beside_only) {
+  std::vector<std::string> candidates;
+  if (!beside_only) candidates.push_back(prefix);
+  if (!fs::path(prefix).has_parent_path())
     candidates.push_back((fs::path(data_path).parent_path() / prefix).string());
   for (const std::string& p : candidates) {
     const std::string asin = p + "_item_asin.txt", titles = p + "_item_titles.txt";
@@ -262,6 +263,11 @@ std::vector<std::string> titles_of_items(const data::SequenceDataset& ds, const 
 
 }  // namespace
 
+std::vector<std::string> item_vector_inputs(const ItemVectorOptions& o) {
+  return {o.checkpoint,         o.movies, o.movie_map, o.item_text, o.item_text + "_item_asin.txt",
+          o.item_text + "_item_titles.txt"};
+}
+
 std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const ItemVectorOptions& o,
                                          std::string* source, const std::string& who,
                                          const std::string& other_choices) {
@@ -283,11 +289,19 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
                   "string tokens", who, ds.source);
     semantic_id::MovieTextOptions movie;
     movie.append_genres = o.movie_genres;
+    const bool movie_ids = ds.format == data::Format::MovieLensDat || ds.format == data::Format::MovieLensCsv;
+    MUONREC_CHECK(!movie_ids || o.movie_map == "auto" || o.movie_map == "none",
+                  "{}: --movie-map {} maps item ids to MovieIDs, and {} names its items by MovieID already: leave "
+                  "--movie-map out",
+                  who, o.movie_map, ds.source);
     const std::string map = movie_map_for(ds, o.movie_map);
-    texts = map.empty() ? semantic_id::load_movielens_item_texts(o.movies, ds.item_source_ids, movie, &report)
-                        : by_dataset_id(semantic_id::load_movielens_item_texts_mapped(o.movies, map, file_items(ds),
-                                                                                      movie, &report),
-                                        ds);
+    if (map.empty()) {
+      texts = semantic_id::load_movielens_item_texts(o.movies, ds.item_source_ids, movie, &report);
+    } else {  // the map numbers the file's items: the texts follow them to the dataset's ids
+      texts = by_dataset_id(
+          semantic_id::load_movielens_item_texts_mapped(o.movies, map, file_items(ds), movie, &report), ds);
+      semantic_id::count_item_texts(texts, report.unused_records, &report);
+    }
     std::string via = map.empty() ? " (item ids as MovieIDs)" : " via " + map;
     if (!map.empty() && o.movie_map == "auto")
       via += " (found beside the data; --movie-map none reads ids as MovieIDs)";
@@ -311,11 +325,12 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
                   "{} needs item texts, and {} is no file to find them beside: give --item-text PREFIX or --movies "
                   "FILE{}",
                   who, ds.source, other_choices);
-    if (prefix == "auto") {
+    const bool found_by_stem = prefix == "auto";  // beside the data, never in the working directory
+    if (found_by_stem) {
       prefix = fs::path(ds.source).stem().string();
       std::transform(prefix.begin(), prefix.end(), prefix.begin(), [](unsigned char c) { return std::tolower(c); });
     }
-    auto [asin, titles] = find_side_files(ds.source, prefix, names_items_by_asin(ds));
+    auto [asin, titles] = find_side_files(ds.source, prefix, names_items_by_asin(ds), found_by_stem);
     MUONREC_CHECK(!titles.empty(),
                   "{}: no item texts found for {} ({}_item_asin.txt and {}_item_titles.txt, as given or beside "
                   "the data file); give --item-text PREFIX or --movies FILE{}",
@@ -342,7 +357,9 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
   options.train.train.check("tiger train");
   options.model.check_shape();
   check_tiger_has_examples(dataset, options.model);
-  options.train.train.check_output_files({dataset.source, options.vectors.checkpoint});
+  std::vector<std::string> inputs = item_vector_inputs(options.vectors);
+  inputs.push_back(dataset.source);
+  options.train.train.check_output_files(inputs);
   semantic_id::RqKMeans tokenizer(options.tokenizer);
   const std::string& resume = options.train.train.resume_path;
   if (resume.empty()) {
@@ -355,7 +372,8 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
     MUONREC_CHECK(is_tiger_checkpoint(state), "{}: not a tiger training state (its config has no kind 'tiger')",
                   resume);
     check_state_data(state, dataset);
-    tokenizer = semantic_id::RqKMeans::from_state_dict(state.tensors, "semantic_id.", state.metadata);
+    tokenizer = with_checkpoint_named(
+        state, [&] { return semantic_id::RqKMeans::from_state_dict(state.tensors, "semantic_id.", state.metadata); });
     log << fmt::format("semantic IDs: the tokenizer of {} ({} levels)\n", resume, tokenizer.levels()) << std::flush;
   }
 

@@ -116,8 +116,13 @@ void TrainOptions::check_output_files(const std::vector<std::string>& inputs) co
                     "{} {} and {} {} name the same file: give each its own", outputs[i].second,
                     *outputs[i].first, outputs[j].second, *outputs[j].first);
     }
-  for (const auto& [path, flag] : outputs)
-    if (!path->empty()) check_output_file(flag, *path, inputs);
+  for (const auto& [path, flag] : outputs) {
+    if (path->empty()) continue;
+    std::vector<std::string> read = inputs;
+    // --save-last rewrites the state the run resumed from; the other outputs would destroy it.
+    if (path != &last_checkpoint_path) read.push_back(resume_path);
+    check_output_file(flag, *path, read);
+  }
 }
 
 double TrainResult::median_epoch_seconds() const { return median_time(epoch_seconds); }

@@ -50,7 +50,17 @@ std::string settings_differences(const SafetensorsFile& file, const char* key,
   return out;
 }
 
-// "d: 64 in the state, 128 now; blocks: ..." for every top-level field that differs.
+// The flag that sets a model config field, where its name is not the field's ("" otherwise).
+std::string flag_of_config_field(const std::string& key) {
+  static const std::map<std::string, std::string> flags = {
+      {"kind", "--model"},           {"n_items", "the data's items"},     {"l2_normalize", "--l2-normalize"},
+      {"mask_prob", "--mask-prob"},  {"head_dim", "--head-dim"},          {"max_items", "--sid-history"},
+      {"encoder_blocks", "--encoder-blocks"}, {"vocab_sizes", "--sid-levels, --sid-codebook"}};
+  const auto it = flags.find(key);
+  return it == flags.end() ? "" : it->second;
+}
+
+// "d: 64 in the state, 128 now; max_items (--sid-history): ..." for every top-level field that differs.
 std::string config_differences(const std::string& saved_json, const std::string& now_json) {
   const nlohmann::json saved = nlohmann::json::parse(saved_json), now = nlohmann::json::parse(now_json);
   std::string out;
@@ -60,7 +70,9 @@ std::string config_differences(const std::string& saved_json, const std::string&
     return v->is_number_float() ? fmt::format("{}", static_cast<float>(v->get<double>())) : v->dump();
   };
   auto add = [&](const std::string& key, const nlohmann::json* a, const nlohmann::json* b) {
-    out += fmt::format("{}{}: {} in the state, {} now", out.empty() ? "" : "; ", key, text(a), text(b));
+    const std::string flag = flag_of_config_field(key);
+    out += fmt::format("{}{}{}: {} in the state, {} now", out.empty() ? "" : "; ", key,
+                       flag.empty() ? "" : " (" + flag + ")", text(a), text(b));
   };
   for (auto& [key, value] : saved.items()) {
     auto it = now.find(key);

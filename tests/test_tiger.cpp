@@ -902,12 +902,30 @@ TEST(TigerPipeline, ResumedRunReproducesTheUninterruptedRunBitForBit) {
     other_codes.train.train.resume_path = first.train.train.last_checkpoint_path;
     testkit::expect_error([&] { run_tiger_pipeline(data.ds, other_codes, Device::CPU, log); },
                           {"other settings", "--beam 5 (the state's run: ", "--sid-codebook 3 (the state's run: "});
+    // Another model is refused naming the flag that sets the field.
+    TigerPipelineOptions other_history = o;
+    other_history.model.max_items += 1;
+    other_history.train.train.resume_path = first.train.train.last_checkpoint_path;
+    testkit::expect_error([&] { run_tiger_pipeline(data.ds, other_history, Device::CPU, log); },
+                          {"another model", "max_items (--sid-history): "});
     // The seed draws the validation sample: another would validate the resumed epochs on other users.
     TigerPipelineOptions other_seed = o;
     other_seed.train.train.seed = 7;
     other_seed.train.train.resume_path = first.train.train.last_checkpoint_path;
     testkit::expect_error([&] { run_tiger_pipeline(data.ds, other_seed, Device::CPU, log); },
                           {"other settings", "--seed 7 (the state's run: 1)"});
+    {  // A damaged tokenizer in the state is refused naming the state.
+      SafetensorsFile state = load_safetensors(first.train.train.last_checkpoint_path);
+      std::vector<int64_t> codes = state.tensors.at("semantic_id.codes").to_i64_vector();
+      const int64_t width = state.tensors.at("semantic_id.codes").shape()[1];
+      std::copy(codes.begin() + width, codes.begin() + 2 * width, codes.begin() + 2 * width);  // item 2 = item 1
+      state.tensors["semantic_id.codes"] = Tensor::from_i64(codes, state.tensors.at("semantic_id.codes").shape());
+      TigerPipelineOptions damaged = o;
+      damaged.train.train.resume_path = dir.path(optimizer + "_damaged.safetensors");
+      save_safetensors(damaged.train.train.resume_path, state.tensors, state.metadata);
+      testkit::expect_error([&] { run_tiger_pipeline(data.ds, damaged, Device::CPU, log); },
+                            {damaged.train.train.resume_path + ": RqKMeans state: items 1 and 2 share a code"});
+    }
 
     TigerPipelineOptions second = o;
     second.vectors.texts.clear();  // nothing to refit from: the tokenizer comes from the state
@@ -1036,7 +1054,18 @@ TEST(TigerPipeline, ItemVectorSources) {
   ItemVectors v = item_content_vectors(ds, o);
   EXPECT_EQ(v.dim, 8);
   EXPECT_EQ(v.values.size(), 4u * 8u);
-  EXPECT_NE(v.source.find("toy_item_titles.txt"), std::string::npos) << v.source;
+  EXPECT_NE(v.source.find(dir.path("toy_item_titles.txt")), std::string::npos) << v.source;
+  {  // Side files of that name in the working directory are another dataset's: "auto" looks beside the data.
+    fs::create_directory(dir.path("elsewhere"));
+    dir.write("elsewhere/toy_item_asin.txt", "1 A1\n2 A2\n3 A3\n");
+    dir.write("elsewhere/toy_item_titles.txt", "A1 wrong\nA2 wrong\nA3 wrong\n");
+    const fs::path working = fs::current_path();
+    fs::current_path(dir.path("elsewhere"));
+    std::string source;
+    const std::vector<std::string> texts = load_item_texts(ds, o, &source, "test");
+    fs::current_path(working);
+    EXPECT_EQ(texts, (std::vector<std::string>{"", "red soap", "red brush", "blue soap"})) << source;
+  }
   // Both --movies and --item-text name the texts: refused, not one of them silently ignored.
   ItemVectorOptions both = o;
   both.movies = dir.write("movies.dat", "1::Toy Story (1995)::Animation\n");
@@ -1107,6 +1136,10 @@ TEST(TigerPipeline, MoviesOfADenseFileAreReadThroughTheMapBesideIt) {
   const data::SequenceDataset ratings = data::read_dataset(
       dir.write("ratings.dat", "1::1::5::1\n1::2::5::2\n1::5::5::3\n2::5::5::1\n2::2::5::2\n2::1::5::3\n"));
   EXPECT_EQ(titles(ratings), (Titles{"", "Toy Story (1995)", "Jumanji (1995)", "Heat (1995)"}));
+  o.movie_map = dir.path("sas_to_original_items.txt");  // ids that are MovieIDs already: no map applies
+  testkit::expect_error([&] { titles(ratings); },
+                        {"--movie-map " + o.movie_map + " maps item ids to MovieIDs", "names its items by MovieID"});
+  o.movie_map = "auto";
 
   // A k-core renumbers the file's items (here item 1, seen once, leaves the 2-core): the map still
   // numbers the file's ids, and the texts follow the items to their new ids.
@@ -1118,6 +1151,7 @@ TEST(TigerPipeline, MoviesOfADenseFileAreReadThroughTheMapBesideIt) {
       data::read_dataset(dir.write("core/ml.txt", "1 4\n1 2\n1 3\n1 1\n2 2\n2 3\n2 4\n"), two_core);
   ASSERT_EQ(core.item_source_ids, (std::vector<int64_t>{0, 2, 3, 4}));
   EXPECT_EQ(titles(core), (Titles{"", "Toy Story (1995)", "Jumanji (1995)", "Grumpier Old Men (1995)"}));
+  EXPECT_NE(source.find("item texts: 3 items, 3 with text"), std::string::npos) << source;  // the core's, not the map's
 }
 
 // Beauty-style titles for RecBole files: string item tokens (ASINs) join the titles file on the

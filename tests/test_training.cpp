@@ -805,6 +805,14 @@ TEST(TrainOptions, outputs_sharing_a_file_are_refused) {
   options.metrics_path = dir.path("sub");
   testkit::expect_error([&] { options.check_output_files({}); },
                         {"--metrics " + dir.path("sub") + ": it is a directory"});
+  // The state a run resumes from: --save-last rewrites it, and no other output may replace it.
+  options.metrics_path = dir.path("run.jsonl");
+  options.resume_path = dir.write("last.safetensors", "a state");
+  EXPECT_NO_THROW(options.check_output_files({data}));
+  options.checkpoint_path = options.resume_path;
+  options.last_checkpoint_path = "";
+  testkit::expect_error([&] { options.check_output_files({data}); },
+                        {"--checkpoint " + options.resume_path + " is the input file " + options.resume_path});
 }
 
 // A resumed or paused run says when it did not write its --checkpoint, and a state stopped before

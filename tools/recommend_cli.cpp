@@ -73,11 +73,9 @@ void RecommendCliArgs::add_to(CLI::App* cmd) {
 int run_recommend(const RecommendCliArgs& args, const data::SequenceDataset& dataset, Device device) {
   const std::vector<int64_t> rows = rows_of_users(dataset, args.users);
   if (!args.output.empty()) {
-    // Every file the titles may come from is an input too (a prefix names two side files).
-    const ItemVectorOptions& titles = args.titles;
-    check_output_file("recommend: --output", args.output,
-                      {args.checkpoint, dataset.source, titles.movies, titles.movie_map, titles.item_text,
-                       titles.item_text + "_item_asin.txt", titles.item_text + "_item_titles.txt"});
+    std::vector<std::string> inputs = item_vector_inputs(args.titles);  // the titles' files
+    inputs.insert(inputs.end(), {args.checkpoint, dataset.source});
+    check_output_file("recommend: --output", args.output, inputs);
   }
   std::vector<std::string> titles;
   if (args.titles.item_text != "none" || !args.titles.movies.empty()) {

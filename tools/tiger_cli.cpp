@@ -194,14 +194,14 @@ void TigerCliArgs::resolve_flags(CommandLine& typed) {
 
 namespace {
 
-// The search returns `beam` items a user; a target outside them is ranked last, so metrics at
-// cut-offs past the beam are lower bounds (at 10 too, where beam < 10). Said once, not discovered.
-void note_beam_cutoff(int64_t beam, std::ostream& log) {
-  constexpr int64_t kLargestCutoff = 50;  // HR@50 and NDCG@50 in the summary line
-  if (beam < kLargestCutoff)
-    log << fmt::format("note: beam {} returns {} items a user: HR@K and NDCG@K for K > {} rank a target "
-                       "outside them last, so they are lower bounds (a wider --beam ranks more)\n",
-                       beam, beam, beam);
+// The search returns `beam` items a user; a target outside them is ranked last, so MRR and the
+// metrics at cut-offs past the beam (at 10 too, where beam < 10) are lower bounds, unless the beam
+// holds the whole catalogue. Said once, not discovered.
+void note_beam_cutoff(int64_t beam, int64_t n_items, std::ostream& log) {
+  if (beam < n_items)
+    log << fmt::format("note: beam {} returns {} of the {} items a user: a target outside them is ranked last, so "
+                       "MRR and HR@K and NDCG@K for K > {} are lower bounds (a wider --beam ranks more)\n",
+                       beam, beam, n_items, beam);
 }
 
 }  // namespace
@@ -214,7 +214,7 @@ int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& mod
   o.vectors.embedding.seed = train.seed;
   o.train.train = train;
   std::cout << fmt::format("training: batch {} for {} epochs, seed {}\n", train.batch_size, train.epochs, train.seed);
-  note_beam_cutoff(o.train.generate.beam_width, std::cout);
+  note_beam_cutoff(o.train.generate.beam_width, dataset.n_items, std::cout);
   TrainResult result = run_tiger_pipeline(dataset, o, device, std::cout);
   std::cout << result.summary_lines();
   if (show_baseline) {
@@ -242,7 +242,8 @@ int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& d
   o.filter_seen_last = eval.filter_seen_last;
   o.generate.beam_width = beam_width > 0 ? beam_width : trained_beam_width(file, o.generate.beam_width);
   if (users_per_chunk > 0) o.generate.users_per_chunk = users_per_chunk;
-  note_beam_cutoff(o.generate.beam_width, std::cerr);  // standard output carries the metrics alone
+  // Standard output carries the metrics alone.
+  note_beam_cutoff(o.generate.beam_width, dataset.n_items, std::cerr);
   o.generate.progress = users_progress(std::cerr, TrainOptions().progress_seconds, data::split_name(split));
   RankingMetrics m = evaluate_tiger(*bundle.model, bundle.catalog, dataset, split, o);
   std::cout << fmt::format("{} ({}, tiger, beam {}): {}\n", data::split_name(split), checkpoint,

@@ -75,7 +75,9 @@ int64_t parse_id(const std::string& field, const std::string& path, size_t line_
   return static_cast<int64_t>(value);
 }
 
-void fill_report(const std::vector<std::string>& texts, int64_t unused, ItemTextReport* report) {
+}  // namespace
+
+void count_item_texts(const std::vector<std::string>& texts, int64_t unused, ItemTextReport* report) {
   if (report == nullptr) return;
   *report = ItemTextReport{};
   report->n_items = static_cast<int64_t>(texts.size()) - 1;
@@ -89,8 +91,6 @@ void fill_report(const std::vector<std::string>& texts, int64_t unused, ItemText
   }
   report->unused_records = unused;
 }
-
-}  // namespace
 
 std::string ItemTextReport::summary() const {
   std::string first;
@@ -234,7 +234,7 @@ std::vector<std::string> join_texts_by_name(const std::unordered_map<std::string
     texts[item] = it->second;
     ++used;
   }
-  fill_report(texts, static_cast<int64_t>(texts_by_name.size()) - used, report);
+  count_item_texts(texts, static_cast<int64_t>(texts_by_name.size()) - used, report);
   return texts;
 }
 
@@ -366,7 +366,7 @@ std::vector<std::string> load_movielens_item_texts(const std::string& movies_pat
   }
   int64_t unused = 0;
   for (size_t id = 0; id < movies.size(); ++id) unused += movies[id].present && !used[id];
-  fill_report(texts, unused, report);
+  count_item_texts(texts, unused, report);
   return texts;
 }
 

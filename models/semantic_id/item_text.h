@@ -25,6 +25,8 @@ struct ItemTextReport {
   int64_t unused_records = 0;         // title/movie records that no item refers to
   std::string summary() const;        // one line, e.g. for the CLI log
 };
+// Fills *report (when given) for texts [n_items + 1] (index 0 unused) and `unused` records.
+void count_item_texts(const std::vector<std::string>& texts, int64_t unused, ItemTextReport* report);
 
 // Beauty-style files. n_items = 0 takes the largest item id of the ASIN file; a positive n_items
 // must cover every id in it (ids outside 1..n_items are an error, as are duplicate ids or ASINs).
