@@ -219,7 +219,8 @@ std::vector<std::string> prepared_item_sources(const data::SequenceDataset& ds) 
 
 // An id a source may number its items by (18 digits fit an int64_t).
 bool is_integer(const std::string& s) {
-  return !s.empty() && s.size() <= 18 && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
+  return !s.empty() && s.size() <= 18 &&
+         std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
 }
 
 // Whether the data's items go by ASINs, in the data (a RecBole file's tokens) or in the source muonrec

@@ -984,7 +984,8 @@ TEST(Cli, BenchTimesTrainingStepsOfTheModelTheFlagsDescribe) {
   EXPECT_NE(line_after(tiger.output, "step: ").find("(2 steps after 1 untimed; 70 tokens per step"), std::string::npos)
       << tiger.output;  // 5 windows of 12 history tokens and the 2 codes of the item after them
   // Four batches' worth of histories, and at least 64.
-  EXPECT_EQ(line_after(tiger.output, "bench: ").rfind("batches of 5 examples from 64 histories", 0), 0u) << tiger.output;
+  EXPECT_EQ(line_after(tiger.output, "bench: ").rfind("batches of 5 examples from 64 histories", 0), 0u)
+      << tiger.output;
   const CliRun wide = run_cli("bench --model tiger --d 8 --blocks 1 --sid-levels 2 --sid-codebook 8 --sid-history 2 "
                               "--items 50 --batch 20 --steps 1 --untimed-steps 0 --device cpu");
   EXPECT_EQ(line_after(wide.output, "bench: ").rfind("batches of 20 examples from 80 histories", 0), 0u) << wide.output;

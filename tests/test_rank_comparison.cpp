@@ -269,7 +269,8 @@ TEST(RankComparison, FilesRoundTripWithTheDatasNames) {
   expect_refused("user\tposition\n", {"no user ranks (only the header)"});
   expect_refused("# muonrec ranks: split test; beam wide\nuser\tposition\nA\t1\n", {"line 1", "beam width"});
   const std::string twenty_items = "# muonrec ranks: split test; 2 users, 20 items, 40 events, preprocessing none\n";
-  expect_refused(twenty_items + "user\tposition\nA\t20\nB\t21\n", {"line 4", "position 21 is past the 20 items ranked"});
+  expect_refused(twenty_items + "user\tposition\nA\t20\nB\t21\n",
+                 {"line 4", "position 21 is past the 20 items ranked"});
   expect_error([&] { write_user_ranks(dir.path("absent/ranks.tsv"), ds, acc.result(), context); },
                {"absent/ranks.tsv: cannot write it"});
 }

@@ -1216,7 +1216,8 @@ TEST(TigerPipeline, TitlesOfAPreparedFileGoThroughItsSourceIds) {
   // A source naming its items by ASIN: the prepared map holds the ASINs, and the titles join on them.
   const std::string header = "user_id:token\titem_id:token\ttimestamp:float\n";
   const data::SequenceDataset named = data::read_dataset(
-      dir.write("shop.inter", header + "u1\tB009\t1\nu1\tB002\t2\nu1\tB004\t3\nu2\tB004\t1\nu2\tB009\t2\nu2\tB002\t3\n"));
+      dir.write("shop.inter",
+                header + "u1\tB009\t1\nu1\tB002\t2\nu1\tB004\t3\nu2\tB004\t1\nu2\tB009\t2\nu2\tB002\t3\n"));
   data::write_prepared_dataset(named, dir.path("prepared/named"));
   o.item_text = dir.path("shop");
   EXPECT_EQ(load_item_texts(data::read_dataset(dir.path("prepared/named.txt")), o, &source, "test"),
