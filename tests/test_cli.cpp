@@ -382,6 +382,13 @@ TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
             std::string::npos);
   expect_refused("train --config " + dir.write("both.toml", "train.no-filter-seen=true\ntrain.filter-seen-last=5\n"),
                  "--no-filter-seen excludes --filter-seen-last (both in the --config file)");
+  // A flag typed false keeps no seen item, so it excludes nothing: the file's --filter-seen-last holds.
+  const std::string kept = dir.path("kept.jsonl");
+  const CliRun false_flag = run_cli("train --config " + dir.write("last5.toml", settings + "train.filter-seen-last=5\n") +
+                                    " --epochs 1 --no-filter-seen=false --metrics " + kept);
+  ASSERT_EQ(false_flag.exit_code, 0) << false_flag.output;
+  EXPECT_NE(read_jsonl(kept).at(0).at("settings").get<std::string>().find("train.filter-seen-last=5"),
+            std::string::npos);
 
   const std::string bad = dir.write("bad.toml", settings + "train.epocs=3\n");
   expect_refused("train --config " + bad, "--config: no train flag is called 'train.epocs'", /*flag_error=*/true);
@@ -833,6 +840,23 @@ TEST(Cli, BadInputFailsWithAMessage) {
   expect_refused("train " + kData + " --model gru4rec --device cpu",
                  "unknown model 'gru4rec' (available: sasrec, bert4rec, hstu, tiger)");
   expect_refused("train --bogus 3", "--bogus", /*flag_error=*/true);
+  // Numbers: an empty value (which CLI11 reads as 0), a leading zero (octal: 010 would be seed 8), a
+  // value out of range; typed or from a --config file, whose line is named.
+  expect_refused("train --seed 010 --device cpu", "--seed: expects a decimal integer (a leading 0 reads as octal",
+                 /*flag_error=*/true);
+  expect_refused("train --batch 0x40 --device cpu", "--batch: expects a decimal integer", /*flag_error=*/true);
+  expect_refused("train --lr '' --device cpu", "--lr: expects a number, got an empty value", /*flag_error=*/true);
+  expect_refused("train --epochs '' --device cpu", "--epochs: expects an integer, got an empty value",
+                 /*flag_error=*/true);
+  const std::string values = dir.write("values.toml", "train.epochs = 1\ntrain.dropout = 1.5\n");
+  expect_refused("train --config " + values, "--dropout: must be in [0, 1), got 1.5 (" + values + ", line 2)",
+                 /*flag_error=*/true);
+  expect_refused("train --config " + dir.write("empty.toml", "train.lr =\n"),
+                 "--lr: expects a number, got an empty value", /*flag_error=*/true);
+  expect_refused("train --config " + dir.write("typo.toml", "trian.lr = 0.1\n"), "no train flag is called 'trian.lr'",
+                 /*flag_error=*/true);
+  expect_refused("train " + kData + " --model hstu --head-dim 4 --device cpu",
+                 "--head-dim applies to --model sasrec, bert4rec or tiger only");
   const CliRun version = run_cli("--version");
   EXPECT_EQ(version.exit_code, 0) << version.output;
   EXPECT_EQ(version.output.rfind("muonrec ", 0), 0u) << version.output;
@@ -942,11 +966,9 @@ TEST(Cli, BadInputFailsWithAMessage) {
                  /*flag_error=*/true);
   expect_refused("train --model tiger --negatives 5",
                  "--negatives applies to --loss sampled, with --model sasrec, bert4rec or hstu, only");
-  expect_refused("train --dropout 1", "sasrec: dropout must be in [0, 1), got 1");
+  expect_refused("train --dropout 1", "--dropout: must be in [0, 1), got 1", /*flag_error=*/true);
   // TIGER's model settings are checked before its item vectors and k-means, and before its run record.
   const std::string tiger_metrics = dir.path("tiger.jsonl");
-  expect_refused("train --model tiger --dropout 1 --metrics " + tiger_metrics,
-                 "tiger: dropout must be in [0, 1), got 1");
   expect_refused("train --model tiger --heads 3 --metrics " + tiger_metrics, "tiger: d=64 is not divisible by heads=3");
   EXPECT_FALSE(std::filesystem::exists(tiger_metrics));
   expect_refused("recommend --checkpoint x.safetensors --k 0", "--k: must be positive, got 0", /*flag_error=*/true);

@@ -384,6 +384,20 @@ TEST_P(TigerModelTest, ShortWindowMatchesPaddedWindowAndIsCausal) {
 // The training loss is the mean over all target tokens, whatever level each is at: the loss of a
 // batch times its target count is the sum of the same over the batches holding one level's targets
 // alone (each level's mean weighted by its share of the targets, not 1 / levels).
+// What can be checked before the vocabulary is known, with the field named.
+TEST(TigerConfig, CheckShapeRefusesSettingsNoModelCanHave) {
+  TigerConfig config;
+  EXPECT_NO_THROW(config.check_shape());
+  config.dropout = 1;
+  testkit::expect_error([&] { config.check_shape(); }, {"tiger: dropout must be in [0, 1), got 1"});
+  config.dropout = 0.1f;
+  config.heads = 3;
+  testkit::expect_error([&] { config.check_shape(); }, {"tiger: d=64 is not divisible by heads=3"});
+  config.heads = 1;
+  config.blocks = 0;
+  testkit::expect_error([&] { config.check_shape(); }, {"blocks must be >= 1"});
+}
+
 TEST(TigerModel, LossIsTheMeanOverAllTargetTokens) {
   std::vector<int64_t> vocab_sizes;
   TigerCatalog catalog = small_catalog(20, &vocab_sizes);

@@ -49,7 +49,9 @@ struct CommandLine {
   // wins: the file's is cleared (so the run's recorded settings leave it out) and drop(it) undoes
   // what it set.
   void resolve_excluding(CLI::Option* a, CLI::Option* b, const std::function<void(const CLI::Option*)>& drop) const {
-    if (a->count() == 0 || b->count() == 0) return;
+    // A flag set to false (--no-filter-seen=false) keeps nothing, so it excludes nothing.
+    const auto set = [](const CLI::Option* o) { return o->count() > 0 && (o->get_expected_min() > 0 || o->as<bool>()); };
+    if (!set(a) || !set(b)) return;
     const bool a_typed = gave(a), b_typed = gave(b);
     MUONREC_CHECK(a_typed != b_typed, "{} excludes {}{}", a->get_name(), b->get_name(),
                   a_typed ? "" : " (both in the --config file)");
@@ -73,5 +75,12 @@ struct CommandLine {
 
 inline const CLI::Validator kNotNegative = number_check([](double x) { return x >= 0; }, "must not be negative", "NONNEGATIVE");
 inline const CLI::Validator kPositive = number_check([](double x) { return x > 0; }, "must be positive", "POSITIVE");
+inline const CLI::Validator kFraction =
+    number_check([](double x) { return x >= 0 && x < 1; }, "must be in [0, 1)", "[0, 1)");
+
+// Every number option of `app` and its subcommands refuses an empty value (CLI11 reads it as 0),
+// and every integer option one that is not plain decimal (CLI11 reads '010' as octal 8 and '0x10'
+// as 16, while the validators read them as 10 and 0): a typed flag or a --config file's value alike.
+void require_plain_numbers(CLI::App& app);
 
 }  // namespace muonrec

@@ -413,6 +413,7 @@ int main(int argc, char** argv) {
 
   // CLI11's own words for some common slips say neither what was wrong nor what would be right.
   // A bad value a --config file set is placed in the file (config_lines: the line of each flag).
+  require_plain_numbers(app);
   const std::string config_path = config_file_argument(argc, argv);
   std::map<std::string, int64_t> config_lines;
   app.failure_message([&](const CLI::App* failed, const CLI::Error& e) {
@@ -431,7 +432,9 @@ int main(int argc, char** argv) {
     // A key names its flag by any of the flag's names ("train.lr" and "train.adam-lr" are one).
     config_lines = check_config_file(config_path, [&](const std::string& key) {
       const size_t dot = key.find('.');
-      const CLI::App* command = dot == std::string::npos ? nullptr : app.get_subcommand_ptr(key.substr(0, dot)).get();
+      const CLI::App* command = nullptr;  // get_subcommand_ptr would throw for a prefix no command has
+      for (const CLI::App* named : app.get_subcommands([](const CLI::App*) { return true; }))
+        if (dot != std::string::npos && named->get_name() == key.substr(0, dot)) command = named;
       const CLI::Option* option = command ? command->get_option_no_throw("--" + key.substr(dot + 1)) : nullptr;
       return option ? key.substr(0, dot + 1) + option->get_single_name() : key;
     });

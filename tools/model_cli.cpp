@@ -14,17 +14,18 @@ void ModelCliArgs::add_model_flags(CLI::App* cmd, const std::string& models_help
   cmd->add_option("--d", config.d, "hidden width")->check(kPositive)->capture_default_str();
   cmd->add_option("--blocks", config.blocks, "transformer blocks")->check(kNotNegative)->capture_default_str();
   cmd->add_option("--heads", config.heads, "attention heads")->check(kPositive)->capture_default_str();
-  cmd->add_option("--head-dim", config.head_dim,
-                  "width of each attention head (0: d / heads); heads x head-dim may differ from d, as T5's d_kv "
-                  "(not in HSTU, whose heads split d)")
-      ->check(kNotNegative)
-      ->capture_default_str();
+  head_dim = cmd->add_option("--head-dim", config.head_dim,
+                             "width of each attention head (0: d / heads); heads x head-dim may differ from d, as "
+                             "T5's d_kv (not in HSTU, whose heads split d)")
+                 ->check(kNotNegative)
+                 ->capture_default_str();
   ff = cmd->add_option("--ff", config.ff, "feed-forward width (0: same as d)")
            ->check(kNotNegative)
            ->capture_default_str();
   maxlen = cmd->add_option("--maxlen", config.max_len, "window length T")->check(kPositive)->capture_default_str();
-  cmd->add_option("--dropout", config.dropout, "dropout probability")->capture_default_str();
+  cmd->add_option("--dropout", config.dropout, "dropout probability")->check(kFraction)->capture_default_str();
   mask_prob = cmd->add_option("--mask-prob", config.mask_prob, "bert4rec: probability that a training item is masked")
+                  ->check(kFraction)
                   ->capture_default_str();
   loss = cmd->add_option("--loss", loss_name, "full (softmax over every item) or sampled (uniform negatives)")
              ->check(CLI::IsMember({"full", "sampled"}))
@@ -44,8 +45,8 @@ void ModelCliArgs::add_optimizer_flags(CLI::App* cmd) {
       ->check(CLI::IsMember({"adamw", "muon"}))
       ->capture_default_str();
   cmd->add_option("--lr,--adam-lr", opt.adamw.lr, "AdamW learning rate")->capture_default_str();
-  cmd->add_option("--beta1", opt.adamw.beta1, "AdamW beta1")->capture_default_str();
-  cmd->add_option("--beta2", opt.adamw.beta2, "AdamW beta2")->capture_default_str();
+  cmd->add_option("--beta1", opt.adamw.beta1, "AdamW beta1")->check(kFraction)->capture_default_str();
+  cmd->add_option("--beta2", opt.adamw.beta2, "AdamW beta2")->check(kFraction)->capture_default_str();
   cmd->add_option("--adam-eps", opt.adamw.eps, "AdamW epsilon")->capture_default_str();
   cmd->add_option("--wd,--adam-wd", opt.adamw.weight_decay, "AdamW decoupled weight decay")->capture_default_str();
   muon_options = {
@@ -94,14 +95,18 @@ void ModelCliArgs::resolve(CommandLine& typed) {
   typed.refuse_unread(sampled_loss_options, loss_name == "sampled" && config.kind != "tiger",
                       "--loss sampled, with --model sasrec, bert4rec or hstu,");
   typed.refuse_unread({min_lr}, schedule == "cosine", "--schedule cosine");
-  typed.refuse_unread({ff}, config.kind != "hstu", "--model sasrec, bert4rec or tiger");  // HSTU has no FFN
+  // HSTU has no feed-forward layer, and its heads split d.
+  typed.refuse_unread({ff, head_dim}, config.kind != "hstu", "--model sasrec, bert4rec or tiger");
   // A --config file's values of the flags left unread go back to their defaults, as the Muon ones
   // above: the checkpoint's config, `info` and a resume then hold only what the run read, which is
   // what its recorded settings say.
   const ModelConfig defaults;
   if (config.kind != "bert4rec") config.mask_prob = defaults.mask_prob;
   if (loss_name != "sampled" || config.kind == "tiger") config.loss = LossConfig{config.loss.kind};
-  if (config.kind == "hstu") config.ff = defaults.ff;
+  if (config.kind == "hstu") {
+    config.ff = defaults.ff;
+    config.head_dim = defaults.head_dim;
+  }
   if (schedule != "cosine") optimizer.schedule.min_lr = OptimizerConfig().schedule.min_lr;
 }
 

@@ -27,6 +27,7 @@ struct ModelCliArgs {
 
   // What resolve() and the callers' own checks need to see.
   const CLI::Option* ff = nullptr;
+  const CLI::Option* head_dim = nullptr;
   const CLI::Option* maxlen = nullptr;
   const CLI::Option* loss = nullptr;
   const CLI::Option* mask_prob = nullptr;
