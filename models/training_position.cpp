@@ -55,7 +55,7 @@ std::string flag_of_config_field(const std::string& key) {
   static const std::map<std::string, std::string> flags = {
       {"kind", "--model"},           {"n_items", "the data's items"},     {"l2_normalize", "--l2-normalize"},
       {"mask_prob", "--mask-prob"},  {"head_dim", "--head-dim"},          {"max_items", "--sid-history"},
-      {"encoder_blocks", "--encoder-blocks"}, {"vocab_sizes", "--sid-levels, --sid-codebook"}};
+      {"encoder_blocks", "--encoder-blocks"}};
   const auto it = flags.find(key);
   return it == flags.end() ? "" : it->second;
 }

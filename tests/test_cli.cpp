@@ -730,6 +730,10 @@ TEST(Cli, AnOutputNamingAnInputOrADirectoryIsRefusedBeforeAnyWork) {
   expect_refused("train --model tiger --data " + data + " --epochs 1 --device cpu --movies " + movies + " --metrics " +
                      movies,
                  "--metrics " + movies + " is the input file " + movies);
+  const std::string titles = dir.write("shop_item_titles.txt", "B1 soap\n");
+  expect_refused("train --model tiger --data " + data + " --epochs 1 --device cpu --item-text " + dir.path("shop") +
+                     " --metrics " + titles,
+                 "--metrics " + titles + " is the input file " + titles);
   const std::string table = dir.write("items.csv", "item_id,title\n1,soap\n");
   expect_refused("train --model tiger --data " + data + " --epochs 1 --device cpu --item-text " + table +
                      " --checkpoint " + table,

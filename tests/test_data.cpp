@@ -16,6 +16,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <tuple>
 #include <unistd.h>
 #include <vector>
 
@@ -25,6 +26,7 @@
 #include "muonrec/data/split.h"
 #include "muonrec/data/synthetic.h"
 #include "muonrec/data/text_fields.h"
+#include "muonrec/data/tokens.h"
 #include "muonrec/engine/error.h"
 #include "test_util.h"
 
@@ -527,6 +529,18 @@ TEST(DataReaders, RecBoleInterFiles) {
   EXPECT_EQ(fractions.sequences, (Seqs{{2, 1, 3, 2, 1}}));
   EXPECT_EQ(fractions.timestamps, (Seqs{{0, 0, 4, 5, 5}}));
   EXPECT_EQ(fractions.report.repeated_events, 0);
+  // The same item in one second: a repeat only at the same fraction too. CSV files read fractions alike.
+  for (const auto& [name, header, sep] : {std::tuple<std::string, std::string, std::string>{
+                                              "again.inter", "user_id:token\titem_id:token\ttimestamp:float\n", "\t"},
+                                          {"again.csv", "user_id,item_id,timestamp\n", ","}}) {
+    auto row = [&, sep = sep](const char* item, const char* time) {
+      return std::string("1") + sep + item + sep + time + "\n";
+    };
+    const SequenceDataset again = read_dataset(
+        tmp.write(name, header + row("2", "5.5") + row("3", "5.25") + row("2", "5.75") + row("2", "5.75")));
+    EXPECT_EQ(again.sequences, (Seqs{{2, 1, 1, 1}})) << name;
+    EXPECT_EQ(again.report.repeated_events, 1) << name;
+  }
   expect_read_error(tmp.write("far.inter", "user_id:token\titem_id:token\ttimestamp:float\n1\t2\t1e300\n"),
                     Format::Auto, {"line 2", "timestamp '1e300' is out of range"});
 }
@@ -654,6 +668,9 @@ TEST(DataReaders, CsvFilesByColumnName) {
   expect_read_error(tmp.write("empty.csv", "user_id,item_id\n,B1\n"), Format::Auto, {"line 2", "empty user token"});
   expect_read_error(tmp.write("tab.csv", "user_id,item_id\nu1,B1\n\"u\t3\",B1\n"), Format::Auto,
                     {"line 3", "user token 'u\\x093' holds a tab or a line break"});
+  TokenColumn items("item");  // the readers split lines first; a caller with other lines may not
+  for (const char* broken : {"a\rb", "a\nb"})
+    expect_error([&] { items.intern(broken, Where{"f", 4}); }, {"line 4", "holds a tab or a line break"});
   expect_read_error(tmp.write("twice.csv", "user_id,item_id,item_id\nu1,B1,B2\n"), Format::Auto,
                     {"line 1", "names the column 'item_id' twice"});
   named.csv_columns = "visitor";

@@ -251,6 +251,9 @@ TEST(RunCompare, the_first_of_tied_bests_and_the_change_in_steps) {
   finished[0].final_test_epoch = 3;
   finished[0].final_test["ndcg10"] = 0.15;
   EXPECT_EQ(compare_runs(finished, {}).runs[0].best->epoch, 3);
+  finished[0].final_test_epoch = 1;  // not a tie: the records' best stands
+  EXPECT_EQ(compare_runs(finished, {}).runs[0].best->epoch, 2);
+  finished[0].final_test_epoch = 3;
   CompareOptions hr;
   hr.metric = "hr10";
   for (ValidationPoint& point : finished[0].validations) point.valid["hr10"] = 0.5;

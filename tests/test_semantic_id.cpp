@@ -201,6 +201,8 @@ TEST(SemanticIdText, MovieLensLatin1GenresAndMapping) {
   EXPECT_EQ(read_prepared_item_sources(spaced), (std::vector<std::string>{"", "red lipstick", "pen"}));
   expect_error([&] { read_prepared_item_sources(dir.write("cut.tsv", "item\tsource\n1\n")); },
                {"cut.tsv:2", "expected 2 tab-separated fields, got 1"});
+  expect_error([&] { read_prepared_item_sources(dir.write("long.tsv", "item\tsource\n1\ta\tb\n")); },
+               {"long.tsv:2", "expected 2 tab-separated fields, got 3"});
   expect_error([&] { read_prepared_item_sources(map); }, {"map.txt:1", "expected the header 'item<TAB>source'"});
 }
 

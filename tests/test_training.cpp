@@ -135,10 +135,11 @@ TEST(Checkpoint, info_counts_the_best_epochs_copies_as_neither_parameters_nor_op
     tensors["best." + name] = tensor;
   }
   tensors["adamw.step"] = Tensor::from_i64({3}, {1});
+  tensors["optimizer_set.step"] = Tensor::from_i64({3}, {1});
   const std::string path = dir.path("state.safetensors");
   save_safetensors(path, tensors, {{"config", config.to_json()}});
   const std::string info = describe_checkpoint(load_safetensors(path));
-  EXPECT_NE(info.find(fmt::format("parameters: {} in {} tensors; optimizer state: 1 tensors\n", parameters,
+  EXPECT_NE(info.find(fmt::format("parameters: {} in {} tensors; optimizer state: 2 tensors\n", parameters,
                                   parameter_tensors)),
             std::string::npos)
       << info;
@@ -147,7 +148,7 @@ TEST(Checkpoint, info_counts_the_best_epochs_copies_as_neither_parameters_nor_op
   tensors["grad.x"] = Tensor::zeros({2}, DType::F32);
   save_safetensors(path, tensors, {{"config", config.to_json()}});
   EXPECT_NE(describe_checkpoint(load_safetensors(path))
-                .find("; optimizer state: 1 tensors; 2 other tensors (as 'grad.x')\n"),
+                .find("; optimizer state: 2 tensors; 2 other tensors (as 'grad.x')\n"),
             std::string::npos)
       << describe_checkpoint(load_safetensors(path));
 }
