@@ -383,6 +383,11 @@ TEST(Training, resume_refuses_a_state_written_for_another_run) {
   testkit::expect_error([&] { train_model(*make_model(wider, Device::CPU, 1), ds, resume, log); },
                         {resume.resume_path, "another model (d: 32 in the state, 16 now; dropout: 0.1 in the state, "
                                              "0.2 now)"});
+  // A field whose flag is named otherwise is given with its flag.
+  ModelConfig masked = small_config(ds.n_items);
+  masked.mask_prob = 0.4f;
+  testkit::expect_error([&] { train_model(*make_model(masked, Device::CPU, 1), ds, resume, log); },
+                        {"another model (mask_prob (--mask-prob): 0.2 in the state, 0.4 now)"});
 
   // Data of another shape is named as such, before the model's item count differs too.
   data::SequenceDataset other = testkit::small_synthetic_dataset(300, 90, 10, 30);
