@@ -209,6 +209,14 @@ MappedMovieIds mapped_movie_ids(const data::SequenceDataset& dataset) {
 
 namespace {
 
+// The side files' prefix --item-text auto takes: the data file's stem in lower case ("Beauty.txt" ->
+// "beauty"), looked up beside the data.
+std::string auto_side_file_prefix(const data::SequenceDataset& ds) {
+  std::string prefix = fs::path(ds.source).stem().string();
+  std::transform(prefix.begin(), prefix.end(), prefix.begin(), [](unsigned char c) { return std::tolower(c); });
+  return prefix;
+}
+
 // The source's names of the data's items where muonrec prepare renumbered them ({} otherwise): an
 // ASIN file numbers the source's items, never the prepared file's.
 std::vector<std::string> prepared_item_sources(const data::SequenceDataset& ds) {
@@ -264,9 +272,16 @@ std::vector<std::string> titles_of_items(const data::SequenceDataset& ds, const 
 
 }  // namespace
 
-std::vector<std::string> item_vector_inputs(const ItemVectorOptions& o) {
-  return {o.checkpoint,         o.movies, o.movie_map, o.item_text, o.item_text + "_item_asin.txt",
-          o.item_text + "_item_titles.txt"};
+std::vector<std::string> item_vector_inputs(const data::SequenceDataset& ds, const ItemVectorOptions& o) {
+  std::vector<std::string> inputs = {o.checkpoint, o.movies, o.movies.empty() ? "" : movie_map_for(ds, o.movie_map)};
+  if (semantic_id::is_item_table(o.item_text)) {
+    inputs.push_back(o.item_text);
+  } else if (o.item_text != "none") {
+    const std::string prefix = o.item_text == "auto" ? auto_side_file_prefix(ds) : o.item_text;
+    for (const std::string& p : {prefix, (fs::path(ds.source).parent_path() / prefix).string()})
+      inputs.insert(inputs.end(), {p + "_item_asin.txt", p + "_item_titles.txt"});
+  }
+  return inputs;
 }
 
 std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const ItemVectorOptions& o,
@@ -327,10 +342,7 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
                   "FILE{}",
                   who, ds.source, other_choices);
     const bool found_by_stem = prefix == "auto";  // beside the data, never in the working directory
-    if (found_by_stem) {
-      prefix = fs::path(ds.source).stem().string();
-      std::transform(prefix.begin(), prefix.end(), prefix.begin(), [](unsigned char c) { return std::tolower(c); });
-    }
+    if (found_by_stem) prefix = auto_side_file_prefix(ds);
     auto [asin, titles] = find_side_files(ds.source, prefix, names_items_by_asin(ds), found_by_stem);
     MUONREC_CHECK(!titles.empty(),
                   "{}: no item texts found for {} ({}_item_asin.txt and {}_item_titles.txt, as given or beside "
@@ -358,7 +370,7 @@ TrainResult run_tiger_pipeline(const data::SequenceDataset& dataset, const Tiger
   options.train.train.check("tiger train");
   options.model.check_shape();
   check_tiger_has_examples(dataset, options.model);
-  std::vector<std::string> inputs = item_vector_inputs(options.vectors);
+  std::vector<std::string> inputs = item_vector_inputs(dataset, options.vectors);
   inputs.push_back(dataset.source);
   options.train.train.check_output_files(inputs);
   semantic_id::RqKMeans tokenizer(options.tokenizer);

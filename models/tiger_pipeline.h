@@ -76,7 +76,7 @@ ItemVectors item_content_vectors(const data::SequenceDataset& dataset, const Ite
 // `who` and end with `other_choices` (flags besides --item-text and --movies the caller offers).
 // The files the options may read item texts or vectors from (some need not exist): no output may
 // name one of them.
-std::vector<std::string> item_vector_inputs(const ItemVectorOptions& options);
+std::vector<std::string> item_vector_inputs(const data::SequenceDataset& dataset, const ItemVectorOptions& options);
 
 std::vector<std::string> load_item_texts(const data::SequenceDataset& dataset, const ItemVectorOptions& options,
                                          std::string* source, const std::string& who,

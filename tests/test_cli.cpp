@@ -734,6 +734,11 @@ TEST(Cli, AnOutputNamingAnInputOrADirectoryIsRefusedBeforeAnyWork) {
   expect_refused("train --model tiger --data " + data + " --epochs 1 --device cpu --item-text " + dir.path("shop") +
                      " --metrics " + titles,
                  "--metrics " + titles + " is the input file " + titles);
+  // --item-text auto: the side files it finds beside the data.
+  const std::string own_titles = dir.write("data_item_titles.txt", "B1 soap\n");
+  expect_refused("train --model tiger --data " + data + " --epochs 1 --device cpu --checkpoint " + own_titles,
+                 "--checkpoint " + own_titles + " is the input file " + own_titles);
+  EXPECT_EQ(muonrec::data::read_whole_file(own_titles), "B1 soap\n");
   const std::string table = dir.write("items.csv", "item_id,title\n1,soap\n");
   expect_refused("train --model tiger --data " + data + " --epochs 1 --device cpu --item-text " + table +
                      " --checkpoint " + table,

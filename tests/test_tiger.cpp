@@ -17,6 +17,7 @@
 
 #include "muonrec/data/export.h"
 #include "muonrec/data/split.h"
+#include "muonrec/data/text_fields.h"
 #include "muonrec/engine/safetensors.h"
 #include "muonrec/models/semantic_id/rq_kmeans.h"
 #include "muonrec/models/tiger.h"
@@ -1226,6 +1227,11 @@ TEST(TigerPipeline, TitlesOfAPreparedFileGoThroughItsSourceIds) {
   EXPECT_NE(source.find("by the source's item ids in " + dir.path("prepared/core_items.tsv")), std::string::npos)
       << source;
   EXPECT_EQ(source.find("skipped"), std::string::npos) << source;  // ids past the prepared file's are the source's
+  // An item the map does not name has no source id, and no title.
+  const std::string map = data::read_whole_file(dir.path("prepared/core_items.tsv"));
+  dir.write("prepared/core_items.tsv", "item\tsource\n1\t2\n3\t9\n");
+  EXPECT_EQ(load_item_texts(prepared, o, &source, "test"), (Titles{"", "blue brush", "", "old comb"}));
+  dir.write("prepared/core_items.tsv", map);
 
   // A source naming its items by ASIN: the prepared map holds the ASINs, and the titles join on them.
   const std::string header = "user_id:token\titem_id:token\ttimestamp:float\n";

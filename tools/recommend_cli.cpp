@@ -73,7 +73,7 @@ void RecommendCliArgs::add_to(CLI::App* cmd) {
 int run_recommend(const RecommendCliArgs& args, const data::SequenceDataset& dataset, Device device) {
   const std::vector<int64_t> rows = rows_of_users(dataset, args.users);
   if (!args.output.empty()) {
-    std::vector<std::string> inputs = item_vector_inputs(args.titles);  // the titles' files
+    std::vector<std::string> inputs = item_vector_inputs(dataset, args.titles);  // the titles' files
     inputs.insert(inputs.end(), {args.checkpoint, dataset.source});
     check_output_file("recommend: --output", args.output, inputs);
   }
