@@ -384,8 +384,8 @@ TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
                  "--no-filter-seen excludes --filter-seen-last (both in the --config file)");
   // A flag typed false keeps no seen item, so it excludes nothing: the file's --filter-seen-last holds.
   const std::string kept = dir.path("kept.jsonl");
-  const CliRun false_flag = run_cli("train --config " + dir.write("last5.toml", settings + "train.filter-seen-last=5\n") +
-                                    " --epochs 1 --no-filter-seen=false --metrics " + kept);
+  const std::string last5 = dir.write("last5.toml", settings + "train.filter-seen-last=5\n");
+  const CliRun false_flag = run_cli("train --config " + last5 + " --epochs 1 --no-filter-seen=false --metrics " + kept);
   ASSERT_EQ(false_flag.exit_code, 0) << false_flag.output;
   EXPECT_NE(read_jsonl(kept).at(0).at("settings").get<std::string>().find("train.filter-seen-last=5"),
             std::string::npos);

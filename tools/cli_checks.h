@@ -50,7 +50,9 @@ struct CommandLine {
   // what it set.
   void resolve_excluding(CLI::Option* a, CLI::Option* b, const std::function<void(const CLI::Option*)>& drop) const {
     // A flag set to false (--no-filter-seen=false) keeps nothing, so it excludes nothing.
-    const auto set = [](const CLI::Option* o) { return o->count() > 0 && (o->get_expected_min() > 0 || o->as<bool>()); };
+    const auto set = [](const CLI::Option* o) {
+      return o->count() > 0 && (o->get_expected_min() > 0 || o->as<bool>());
+    };
     if (!set(a) || !set(b)) return;
     const bool a_typed = gave(a), b_typed = gave(b);
     MUONREC_CHECK(a_typed != b_typed, "{} excludes {}{}", a->get_name(), b->get_name(),
