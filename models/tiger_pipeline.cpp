@@ -75,11 +75,6 @@ std::pair<std::string, std::string> find_side_files(const std::string& data_path
   return {};
 }
 
-// The 'item_id MovieID' map --movies reads through ("" = the dataset's source ids). The SASRec ML-1M
-// file numbers movies 1..n its own way, and reading those numbers as MovieIDs would give most items
-// some other movie's title without a word; the map that comes with it sits beside it and numbers
-// exactly the file's items. (A file of MovieIDs beside it, read as they are, has more items than the
-// map; MovieLens files hold MovieIDs.)
 // muonrec prepare's PREFIX.txt and PREFIX.inter number items their own way; PREFIX_items.tsv beside
 // them maps the numbers back to the source's. "" for data without one. A file of another name is no
 // prepared file: the source of `prepare --data ml.pairs --output ml` has ml_items.tsv beside it, and
@@ -91,6 +86,11 @@ std::string prepared_map_beside(const data::SequenceDataset& dataset) {
   return fs::exists(prepared_map) ? prepared_map.string() : "";
 }
 
+// The 'item_id MovieID' map --movies reads through ("" = the dataset's source ids). The SASRec ML-1M
+// file numbers movies 1..n its own way, and reading those numbers as MovieIDs would give most items
+// some other movie's title without a word; the map that comes with it sits beside it and numbers
+// exactly the file's items. (A file of MovieIDs beside it, read as they are, has more items than the
+// map; MovieLens files hold MovieIDs.)
 std::string movie_map_for(const data::SequenceDataset& dataset, const std::string& movie_map) {
   if (movie_map == "none") return "";
   if (movie_map != "auto") return movie_map;
@@ -231,25 +231,22 @@ bool is_integer(const std::string& s) {
          std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
 }
 
-// Whether the data's items go by ASINs, in the data (a RecBole file's tokens) or in the source muonrec
-// prepare read; the titles then join on them and no id file is needed.
-bool names_items_by_asin(const data::SequenceDataset& ds) {
-  if (!ds.item_tokens.empty()) return true;
-  const std::vector<std::string> sources = prepared_item_sources(ds);
+// Whether the source muonrec prepare read named its items by ASIN (sources: prepared_item_sources).
+bool sources_are_names(const std::vector<std::string>& sources) {
   return std::any_of(sources.begin(), sources.end(), [](const std::string& s) { return !s.empty() && !is_integer(s); });
 }
 
-// The titles of the data's items: joined on their ASINs, or on the ASINs the id file gives their
-// source ids. Appends how the items were matched to *source.
-std::vector<std::string> titles_of_items(const data::SequenceDataset& ds, const std::string& asin_path,
-                                         const std::string& titles_path, semantic_id::ItemTextReport* report,
-                                         std::string* source) {
-  const std::vector<std::string> sources = prepared_item_sources(ds);
+// The titles of the data's items: joined on their ASINs (the data's tokens, or the names of the
+// source muonrec prepare read), or on the ASINs the id file gives their source ids. Appends how the
+// items were matched to *source.
+std::vector<std::string> titles_of_items(const data::SequenceDataset& ds, const std::vector<std::string>& sources,
+                                         const std::string& asin_path, const std::string& titles_path,
+                                         semantic_id::ItemTextReport* report, std::string* source) {
   if (!ds.item_tokens.empty()) {
     *source += "by the data's item tokens; ";
     return semantic_id::load_titles_by_asin(titles_path, ds.item_tokens, report);
   }
-  if (names_items_by_asin(ds)) {
+  if (sources_are_names(sources)) {
     *source += fmt::format("by the source's item tokens in {}; ", prepared_map_beside(ds));
     return semantic_id::load_titles_by_asin(titles_path, sources, report);
   }
@@ -343,13 +340,15 @@ std::vector<std::string> load_item_texts(const data::SequenceDataset& ds, const 
                   who, ds.source, other_choices);
     const bool found_by_stem = prefix == "auto";  // beside the data, never in the working directory
     if (found_by_stem) prefix = auto_side_file_prefix(ds);
-    auto [asin, titles] = find_side_files(ds.source, prefix, names_items_by_asin(ds), found_by_stem);
+    const std::vector<std::string> sources = prepared_item_sources(ds);
+    const bool named_by_asin = !ds.item_tokens.empty() || sources_are_names(sources);  // the titles alone do
+    auto [asin, titles] = find_side_files(ds.source, prefix, named_by_asin, found_by_stem);
     MUONREC_CHECK(!titles.empty(),
                   "{}: no item texts found for {} ({}_item_asin.txt and {}_item_titles.txt, as given or beside "
                   "the data file); give --item-text PREFIX or --movies FILE{}",
                   who, ds.source, prefix, prefix, other_choices);
     *source = fmt::format("{}{}{}; ", asin, asin.empty() ? "" : " + ", titles);
-    texts = titles_of_items(ds, asin, titles, &report, source);
+    texts = titles_of_items(ds, sources, asin, titles, &report, source);
     *source += report.summary();
   }
   return texts;
