@@ -10,8 +10,7 @@
 namespace muonrec {
 namespace {
 
-constexpr float kNormEps = 1e-6f;      // layer norms and L2 normalisations
-constexpr float kTemperature = 0.05f;  // scores = cosine similarity / temperature
+constexpr float kNormEps = 1e-6f;  // layer norms and L2 normalisations
 
 }  // namespace
 
@@ -77,7 +76,7 @@ Tensor HSTU::scoring_matrix() {
   // The temperature scales the [n_items, d] item side rather than the [N, n_items] scores: the same
   // product up to rounding, at a fraction of the memory traffic.
   Tensor items = ops::l2_normalize(item_.narrow_rows(1, config_.n_items), kNormEps);
-  return ops::scale(items, 1.0f / kTemperature);
+  return ops::scale(items, 1.0f / kScoreTemperature);
 }
 
 }  // namespace muonrec

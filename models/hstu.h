@@ -19,9 +19,11 @@ class HSTU : public SequentialModel {
   // Uses batch.timestamps (time bias) when defined; without timestamps the time biases are unused.
   Tensor hidden(const SequenceBatch& batch, bool training, PhiloxGenerator& generator) override;
   Tensor scoring_matrix() override;
-  // The raw table: with --loss sampled, pass --l2-normalize --temperature 0.05 to train (and
-  // rank by) the cosine logits of the full softmax.
+  // The raw table: the sampled softmax trains (and ranks by) the full softmax's cosine logits with
+  // its L2 normalisation and a temperature of kScoreTemperature, which `muonrec train` sets for HSTU.
   Tensor item_embeddings() override { return item_; }
+
+  static constexpr float kScoreTemperature = 0.05f;  // scores = cosine similarity / temperature
 
  private:
   struct Block {

@@ -308,6 +308,32 @@ TEST(Cli, FlagsAConfigFileLeavesUnreadTakeTheirDefaults) {
   EXPECT_NE(info.output.find(" ff=0 "), std::string::npos) << info.output;
 }
 
+// HSTU's sampled softmax trains the logits its full softmax ranks by (cosines / 0.05) unless the
+// flags say otherwise, and the run's record says so, so that it replays the same.
+TEST(Cli, HstuSampledSoftmaxDefaultsToItsCosineLogits) {
+  muonrec::testkit::TempDir dir;
+  const std::string hstu = kData + " --model hstu --loss sampled --negatives 8 --maxlen 8 --d 8 --epochs 1 --device cpu";
+  const std::string metrics = dir.path("hstu.jsonl");
+  const CliRun run = run_cli("train " + hstu + " --metrics " + metrics);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const std::string cosine = "loss: sampled softmax (8 negatives, temperature 0.05, L2-normalised)";
+  EXPECT_NE(run.output.find(cosine), std::string::npos) << run.output;
+  const std::string all_settings = read_jsonl(metrics).at(0).at("all_settings");
+  EXPECT_NE(all_settings.find("train.temperature=0.05\n"), std::string::npos) << all_settings;
+  EXPECT_NE(all_settings.find("train.l2-normalize=true\n"), std::string::npos) << all_settings;
+  const CliRun replayed = run_cli("train --config " + dir.write("all.toml", all_settings));
+  ASSERT_EQ(replayed.exit_code, 0) << replayed.output;
+  EXPECT_NE(replayed.output.find(cosine), std::string::npos) << replayed.output;
+  EXPECT_EQ(line_after(replayed.output, "test at that epoch:"), line_after(run.output, "test at that epoch:"));
+
+  const CliRun told = run_cli("train " + hstu + " --temperature 0.5 --l2-normalize=false");
+  EXPECT_NE(told.output.find("loss: sampled softmax (8 negatives, temperature 0.5) "), std::string::npos)
+      << told.output;
+  const CliRun sasrec = run_cli("train " + kData + " --loss sampled --negatives 8 --maxlen 8 --d 8 --epochs 1");
+  EXPECT_NE(sasrec.output.find("loss: sampled softmax (8 negatives, temperature 1) "), std::string::npos)
+      << sasrec.output;
+}
+
 TEST(Cli, ConfigReadsTheSettingsOfARunRecordBack) {
   muonrec::testkit::TempDir dir;
   const std::string metrics = dir.path("first.jsonl");
@@ -863,6 +889,14 @@ TEST(Cli, BadInputFailsWithAMessage) {
   expect_refused("train --config " + dir.write("empty.toml", "train.lr =\n"),
                  "--lr: expects a number, got an empty value", /*flag_error=*/true);
   expect_refused("train --config " + dir.write("typo.toml", "trian.lr = 0.1\n"), "no train flag is called 'trian.lr'",
+                 /*flag_error=*/true);
+  // A flag's value is a truth value: CLI11 alone reads 3 as true and -1 as false.
+  const std::string truth = dir.write("truth.toml", "train.epochs = 1\ntrain.l2-normalize = 3\n");
+  expect_refused("train --loss sampled --config " + truth,
+                 "--l2-normalize: expects true or false (yes/no, on/off, 1/0), got '3' (" + truth + ", line 2)",
+                 /*flag_error=*/true);
+  expect_refused("train --baseline=-1 --device cpu", "--baseline: expects true or false", /*flag_error=*/true);
+  expect_refused("train --model bert4rec --mask-prob 0 --device cpu", "--mask-prob: must be in (0, 1], got 0",
                  /*flag_error=*/true);
   expect_refused("train " + kData + " --model hstu --head-dim 4 --device cpu",
                  "--head-dim applies to --model sasrec, bert4rec or tiger only");

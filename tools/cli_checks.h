@@ -79,10 +79,13 @@ inline const CLI::Validator kNotNegative = number_check([](double x) { return x 
 inline const CLI::Validator kPositive = number_check([](double x) { return x > 0; }, "must be positive", "POSITIVE");
 inline const CLI::Validator kFraction =
     number_check([](double x) { return x >= 0 && x < 1; }, "must be in [0, 1)", "[0, 1)");
+inline const CLI::Validator kProbability =
+    number_check([](double x) { return x > 0 && x <= 1; }, "must be in (0, 1]", "(0, 1]");
 
 // Every number option of `app` and its subcommands refuses an empty value (CLI11 reads it as 0),
-// and every integer option one that is not plain decimal (CLI11 reads '010' as octal 8 and '0x10'
-// as 16, while the validators read them as 10 and 0): a typed flag or a --config file's value alike.
-void require_plain_numbers(CLI::App& app);
+// every integer option one that is not plain decimal (CLI11 reads '010' as octal 8 and '0x10' as 16,
+// while the validators read them as 10 and 0), and every flag a value that is no truth value (CLI11
+// reads 3 as true and -1 as false): a typed flag or a --config file's value alike.
+void require_plain_values(CLI::App& app);
 
 }  // namespace muonrec

@@ -413,7 +413,7 @@ int main(int argc, char** argv) {
 
   // CLI11's own words for some common slips say neither what was wrong nor what would be right.
   // A bad value a --config file set is placed in the file (config_lines: the line of each flag).
-  require_plain_numbers(app);
+  require_plain_values(app);
   const std::string config_path = config_file_argument(argc, argv);
   std::map<std::string, int64_t> config_lines;
   app.failure_message([&](const CLI::App* failed, const CLI::Error& e) {

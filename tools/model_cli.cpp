@@ -4,6 +4,7 @@
 
 #include "muonrec/engine/error.h"
 #include "muonrec/engine/precision.h"
+#include "muonrec/models/hstu.h"
 #include "muonrec/models/transformer.h"
 #include "muonrec/optim/newton_schulz.h"
 
@@ -25,18 +26,21 @@ void ModelCliArgs::add_model_flags(CLI::App* cmd, const std::string& models_help
   maxlen = cmd->add_option("--maxlen", config.max_len, "window length T")->check(kPositive)->capture_default_str();
   cmd->add_option("--dropout", config.dropout, "dropout probability")->check(kFraction)->capture_default_str();
   mask_prob = cmd->add_option("--mask-prob", config.mask_prob, "bert4rec: probability that a training item is masked")
-                  ->check(kFraction)
+                  ->check(kProbability)
                   ->capture_default_str();
   loss = cmd->add_option("--loss", loss_name, "full (softmax over every item) or sampled (uniform negatives)")
              ->check(CLI::IsMember({"full", "sampled"}))
              ->capture_default_str();
+  temperature = cmd->add_option("--temperature", config.loss.temperature,
+                                "with --loss sampled: logits divided by this (hstu: 0.05 unless given)")
+                    ->capture_default_str();
+  l2_normalize = cmd->add_flag("--l2-normalize", config.loss.l2_normalize,
+                               "with --loss sampled: L2-normalise hidden states and item vectors (cosine logits; "
+                               "hstu: true unless given)");
   sampled_loss_options = {
       cmd->add_option("--negatives", config.loss.negatives, "with --loss sampled: negatives per target")
           ->capture_default_str(),
-      cmd->add_option("--temperature", config.loss.temperature, "with --loss sampled: logits divided by this")
-          ->capture_default_str(),
-      cmd->add_flag("--l2-normalize", config.loss.l2_normalize,
-                    "with --loss sampled: L2-normalise hidden states and item vectors (cosine logits)")};
+      temperature, l2_normalize};
 }
 
 void ModelCliArgs::add_optimizer_flags(CLI::App* cmd) {
@@ -103,6 +107,18 @@ void ModelCliArgs::resolve(CommandLine& typed) {
   const ModelConfig defaults;
   if (config.kind != "bert4rec") config.mask_prob = defaults.mask_prob;
   if (loss_name != "sampled" || config.kind == "tiger") config.loss = LossConfig{config.loss.kind};
+  if (loss_name == "sampled" && config.kind == "hstu") {
+    // HSTU scores cosines divided by 0.05 (MODELS.md); its sampled softmax trains those logits unless
+    // told otherwise. The defaults shown are what a run's recorded settings then say.
+    if (temperature->count() == 0) {
+      config.loss.temperature = HSTU::kScoreTemperature;
+      temperature->default_str(fmt::format("{}", HSTU::kScoreTemperature));
+    }
+    if (l2_normalize->count() == 0) {
+      config.loss.l2_normalize = true;
+      l2_normalize->default_str("true");
+    }
+  }
   if (config.kind == "hstu") {
     config.ff = defaults.ff;
     config.head_dim = defaults.head_dim;

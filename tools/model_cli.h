@@ -32,6 +32,8 @@ struct ModelCliArgs {
   const CLI::Option* loss = nullptr;
   const CLI::Option* mask_prob = nullptr;
   const CLI::Option* min_lr = nullptr;
+  CLI::Option* temperature = nullptr;
+  CLI::Option* l2_normalize = nullptr;
   std::vector<const CLI::Option*> sampled_loss_options;  // --negatives, --temperature, --l2-normalize
   std::vector<const CLI::Option*> muon_options;          // --param-policy, --muon-*, --ns-*
 
@@ -41,7 +43,9 @@ struct ModelCliArgs {
   // --optim, the AdamW and Muon flags, --schedule, --warmup-steps, --min-lr.
   void add_optimizer_flags(CLI::App* cmd);
   // After parsing: checks --model, fills the loss kind, schedule and Muon settings, and refuses
-  // typed flags that the chosen model, loss, optimizer or schedule does not read.
+  // typed flags that the chosen model, loss, optimizer or schedule does not read. HSTU's sampled
+  // softmax is L2-normalised with a temperature of 0.05 unless --l2-normalize / --temperature say
+  // otherwise: the logits its full softmax trains.
   void resolve(CommandLine& typed);
 };
 
