@@ -62,7 +62,8 @@ inline BenchArgs parse_bench_args(int argc, char** argv, const std::string& name
   BenchArgs args;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--device" && i + 1 < argc) {
+    if (arg == "--device") {
+      MUONREC_CHECK(i + 1 < argc, "usage: {} [--device auto|cpu|cuda] [--small] (--device needs a value)", name);
       device = argv[++i];
     } else if (arg == "--small") {
       args.small = true;

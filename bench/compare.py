@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Pairs muonrec's benchmark lines with the PyTorch peer's (same "op" names) and prints a ratio
 table. Reads JSON lines from the files given; lines without "kind": "micro" are ignored.
-Usage: compare.py ours.jsonl torch.jsonl [--markdown]"""
+Usage: compare.py ours.jsonl torch.jsonl [--markdown]; exits 1 when no row pairs."""
+import argparse
 import json
 import sys
 
@@ -34,10 +35,12 @@ def peer_name(op):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    markdown = "--markdown" in sys.argv
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("files", nargs="+", help="JSON-lines files: muonrec's rows and the peer's")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = parser.parse_args()
     ours, theirs = {}, {}
-    for record in read(args):
+    for record in read(args.files):
         (ours if record.get("impl") == "muonrec" else theirs)[record["op"]] = record
     header = ["op", "muonrec ms", "PyTorch ms", "speed-up"]
     lines = []
@@ -48,7 +51,7 @@ def main():
         extra = f" ({mine['GBps']} GB/s)" if "GBps" in mine else f" ({mine['TFLOPs']} TFLOP/s)" if "TFLOPs" in mine else ""
         against = f" (vs {peer_op})" if peer and peer_op != op else ""
         lines.append([op + against, f"{mine['ms']:.4f}{extra}", f"{peer['ms']:.4f}" if peer else "-", ratio])
-    if markdown:
+    if args.markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
         for row in lines:
@@ -57,6 +60,10 @@ def main():
         widths = [max(len(r[i]) for r in lines + [header]) for i in range(len(header))]
         for row in [header] + lines:
             print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)))
+    # A crashed benchmark leaves rows out: a table with nothing to compare is a failure, not a result.
+    if not any(row[-1] != "-" for row in lines):
+        sys.exit(f"compare: no muonrec row has a peer row to compare with ({len(ours)} muonrec rows, "
+                 f"{len(theirs)} peer rows)")
 
 
 if __name__ == "__main__":

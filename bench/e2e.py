@@ -42,10 +42,14 @@ def last_record(path, kind):
     with open(path) as f:
         for line in f:
             line = line.strip()
-            if line.startswith("{"):
+            if not line.startswith("{"):
+                continue
+            try:  # the peer's log mixes its stderr in: a line may only look like JSON
                 record = json.loads(line)
-                if record.get("kind") == kind:
-                    found = record
+            except json.JSONDecodeError:
+                continue
+            if record.get("kind") == kind:
+                found = record
     if found is None:
         raise RunFailed(f"no '{kind}' record in {path}")
     return found
@@ -95,6 +99,8 @@ def main():
     p.add_argument("--markdown", action="store_true")
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
+    table_rows = os.path.join(a.out, "e2e.jsonl")
+    open(table_rows, "w").close()  # this run's rows only, though --out held an earlier run's
     rows, failures = [], []
     precisions = a.matmul_precision.split(",")
     for precision in precisions:
@@ -116,7 +122,7 @@ def main():
                              epochs=a.epochs, matmul_precision=precision, muonrec_epoch_s=ours_s,
                              torch_epoch_s=peer_s, speedup=peer_s / ours_s, muonrec_test_ndcg10=ours_ndcg,
                              torch_test_ndcg10=peer_ndcg))
-            with open(os.path.join(a.out, "e2e.jsonl"), "a") as f:  # each row as soon as it is measured
+            with open(table_rows, "a") as f:  # each row as soon as it is measured
                 f.write(json.dumps(rows[-1]) + "\n")
     header = ["run", "muonrec s/epoch", "PyTorch s/epoch", "speed-up", "muonrec NDCG@10", "PyTorch NDCG@10"]
     lines = []

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <numeric>
 #include <nlohmann/json.hpp>
 
 #include "muonrec/engine/allocator.h"
@@ -111,6 +112,8 @@ StepBenchmarkResult time_training_steps(ParameterList& parameters, Device device
   result.batch_size = options.batch_size;
   result.parameters = parameters.numel();
   result.synchronised_step_ms = median_time(step_ms);
+  result.synchronised_mean_step_ms =
+      std::accumulate(step_ms.begin(), step_ms.end(), 0.0) / static_cast<double>(step_ms.size());
   for (StepPhase phase : kStepPhases)
     result.phase_ms.emplace_back(step_phase_name(phase), median_time(phase_ms[static_cast<size_t>(phase)]));
   result.optimizer_lines = optimizer.describe();
@@ -140,29 +143,33 @@ std::string StepBenchmarkResult::summary() const {
   std::string phases;
   for (const auto& [name, ms] : phase_ms) phases += fmt::format("{}{} {:.3f}", phases.empty() ? "" : ", ", name, ms);
   return fmt::format(
-      "step: {:.3f} ms ({} steps after {} untimed; {:.0f} tokens per step, {:.0f} tokens/s)\n"
-      "phases, each synchronised (median ms): {}; step {:.3f}\n"
+      "step: {:.3f} ms, mean ({} steps after {} untimed; {:.0f} tokens per step, {:.0f} tokens/s)\n"
+      "phases, each synchronised (median ms): {}; step median {:.3f}, mean {:.3f}\n"
       "peak tensor memory: {:.1f} MiB\n",
       step_ms, steps, untimed_steps, tokens_per_step, tokens_per_second, phases, synchronised_step_ms,
+      synchronised_mean_step_ms,
       static_cast<double>(peak_bytes) / (1024.0 * 1024.0));
 }
 
-std::string StepBenchmarkResult::to_json() const {
+std::string StepBenchmarkResult::to_json(const nlohmann::ordered_json& setup) const {
   nlohmann::ordered_json phases = nlohmann::ordered_json::object();
   for (const auto& [name, ms] : phase_ms) phases[name] = ms;
-  const nlohmann::ordered_json record = {{"kind", "bench_step"},
-                                         {"steps", steps},
-                                         {"untimed_steps", untimed_steps},
-                                         {"batch", batch_size},
-                                         {"maxlen", window},
-                                         {"parameters", parameters},
-                                         {"tokens_per_step", tokens_per_step},
-                                         {"step_ms", step_ms},
-                                         {"tokens_per_s", tokens_per_second},
-                                         {"synchronised_step_ms", synchronised_step_ms},
-                                         {"phase_ms", phases},
-                                         {"peak_bytes", peak_bytes}};
-  return record.dump();
+  nlohmann::ordered_json record = {{"kind", "bench_step"}};
+  for (const auto& [key, value] : setup.items()) record[key] = value;
+  const nlohmann::ordered_json results = {{"steps", steps},
+                                          {"untimed_steps", untimed_steps},
+                                          {"batch", batch_size},
+                                          {"window", window},
+                                          {"parameters", parameters},
+                                          {"tokens_per_step", tokens_per_step},
+                                          {"step_ms", step_ms},
+                                          {"tokens_per_s", tokens_per_second},
+                                          {"synchronised_step_ms", synchronised_step_ms},
+                                          {"synchronised_mean_step_ms", synchronised_mean_step_ms},
+                                          {"phase_ms", phases},
+                                          {"peak_bytes", peak_bytes}};
+  for (const auto& [key, value] : results.items()) record[key] = value;
+  return record.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 }  // namespace muonrec

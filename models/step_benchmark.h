@@ -4,14 +4,16 @@
 //
 // Three passes over the same steps as the trainer's: untimed steps first (allocation pools filled,
 // kernels loaded, optimizer state created), a throughput pass timed as a whole (one synchronisation
-// at the end, so the host's launches overlap the device's work as in training), and a phase pass
-// that synchronises after each phase to time it alone (its sum exceeds the throughput step by what
-// the synchronisations cost and the overlap they remove).
+// at the end, so the host's launches overlap the device's work as in training: its step is a mean),
+// and a phase pass that synchronises after each phase to time it alone (its mean step exceeds the
+// throughput step by what the synchronisations cost and the overlap they remove; its medians leave
+// out the slow steps a mean counts).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,17 +36,21 @@ struct StepBenchmarkOptions {
 };
 
 struct StepBenchmarkResult {
-  int64_t steps = 0, untimed_steps = 0, batch_size = 0, window = 0, parameters = 0;
+  int64_t steps = 0, untimed_steps = 0, batch_size = 0, parameters = 0;
+  int64_t window = 0;          // positions of a window (TIGER: tokens)
   double tokens_per_step = 0;  // positions with a target (BERT4Rec: the masked ones), throughput pass's mean
   double step_ms = 0;          // throughput pass: its time over its steps
   double tokens_per_second = 0;
   double synchronised_step_ms = 0;                         // phase pass: median step
+  double synchronised_mean_step_ms = 0;                    // phase pass: mean step
   std::vector<std::pair<std::string, double>> phase_ms;    // phase pass: median of each phase, in order
   std::vector<std::string> optimizer_lines;  // OptimizerSet::describe() of the optimizer stepped
   size_t peak_bytes = 0;  // tensor memory at the peak (the engine's live allocations, not a pool's cache)
 
   std::string summary() const;  // the report's lines
-  std::string to_json() const;  // one JSON object, "kind": "bench_step"
+  // One JSON object, "kind": "bench_step", then `setup`'s fields (what was timed: model, device, ...),
+  // then the results.
+  std::string to_json(const nlohmann::ordered_json& setup) const;
 };
 
 // `count` batches of `batch_size` full windows of length T (no padding): items uniform in

@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -1030,13 +1031,19 @@ TEST(Cli, BenchTimesTrainingStepsOfTheModelTheFlagsDescribe) {
       << run.output;
   EXPECT_NE(line_after(run.output, "optimizer: Muon lr=0.01 ").find("blocks.0.uvqk.weight"), std::string::npos)
       << run.output;
-  EXPECT_NE(line_after(run.output, "step: ").find("(2 steps after 1 untimed; 60 tokens per step"), std::string::npos)
+  EXPECT_NE(line_after(run.output, "step: ").find("ms, mean (2 steps after 1 untimed; 60 tokens per step"),
+            std::string::npos)
       << run.output;
   EXPECT_NE(line_after(run.output, "phases, each synchronised (median ms): ").find("input "), std::string::npos);
   const nlohmann::json record = nlohmann::json::parse("{" + line_after(run.output, "{"));  // the last line
   ASSERT_EQ(record.value("kind", ""), "bench_step") << run.output;
   EXPECT_EQ(record["tokens_per_step"].get<double>(), 60.0);
-  EXPECT_EQ(record["maxlen"].get<int>(), 12);
+  EXPECT_EQ(record["window"].get<int>(), 12);
+  // What was timed, so that records gathered from several runs tell themselves apart.
+  for (const auto& [key, value] : std::map<std::string, nlohmann::json>{
+           {"model", "hstu"}, {"device", "cpu"}, {"optimizer", "muon"}, {"items", 60}, {"d", 16}, {"blocks", 1},
+           {"maxlen", 12}, {"loss", "full softmax"}})
+    EXPECT_EQ(record.value(key, nlohmann::json()), value) << key << " in " << record;
   EXPECT_GT(record["peak_bytes"].get<double>(), 0.0);
 
   const CliRun tiger = run_cli(
@@ -1048,6 +1055,11 @@ TEST(Cli, BenchTimesTrainingStepsOfTheModelTheFlagsDescribe) {
       << tiger.output;
   EXPECT_NE(line_after(tiger.output, "step: ").find("(2 steps after 1 untimed; 70 tokens per step"), std::string::npos)
       << tiger.output;  // 5 windows of 12 history tokens and the 2 codes of the item after them
+  const nlohmann::json tiger_record = nlohmann::json::parse("{" + line_after(tiger.output, "{"));
+  // Tokens: 4 history items of 2 levels and a final token, then the next item's code but its last token.
+  EXPECT_EQ(tiger_record.value("window", 0), 14) << tiger_record;
+  EXPECT_EQ(tiger_record.value("history_items", 0), 4) << tiger_record;
+  EXPECT_FALSE(tiger_record.contains("maxlen")) << tiger_record;
   // Four batches' worth of histories, and at least 64.
   EXPECT_EQ(line_after(tiger.output, "bench: ").rfind("batches of 5 examples from 64 histories", 0), 0u)
       << tiger.output;
@@ -1057,6 +1069,8 @@ TEST(Cli, BenchTimesTrainingStepsOfTheModelTheFlagsDescribe) {
   expect_refused("bench --model tiger --maxlen 50 --device cpu",
                  "--maxlen applies to --model sasrec, bert4rec or hstu");
   expect_refused("bench --sid-history 5 --device cpu", "--sid-history applies to --model tiger only");
+  expect_refused("bench --warmup-steps -5 --device cpu", "--warmup-steps: must not be negative, got -5",
+                 /*flag_error=*/true);
   expect_refused("bench --model gru --device cpu", "unknown model 'gru' (available: sasrec, bert4rec, hstu, tiger)");
   expect_refused("bench --mask-prob 0.3 --device cpu", "--mask-prob applies to --model bert4rec only");
   expect_refused("bench --model hstu --ff 8 --device cpu", "--ff applies to --model sasrec, bert4rec or tiger only");

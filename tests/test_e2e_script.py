@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bench/e2e.py against stand-ins for muonrec and the PyTorch peer: the flags it passes each (no --ff
-for HSTU, which muonrec refuses), the speed-up it computes, and a failed model leaving the others'
-rows measured and written."""
+for HSTU, which muonrec refuses), the speed-up it computes, a failed model leaving the others' rows
+measured and written (and only this run's), and a log line that only looks like JSON skipped."""
 import json
 import os
 import stat
@@ -31,6 +31,7 @@ FAKE_PEER = textwrap.dedent("""\
     if args[args.index("--model") + 1] == "broken":
         sys.exit("peer: no such model")
     assert "--filter_seen" in args
+    print("{not JSON: a line of stderr in the log", file=sys.stderr, flush=True)
     print(json.dumps({"kind": "train", "median_epoch_sec": 0.7, "test_ndcg10": 0.176}))
     """)
 
@@ -46,6 +47,9 @@ class EndToEnd(unittest.TestCase):
             with open(peer, "w") as f:
                 f.write(FAKE_PEER)
             out = os.path.join(tmp, "out")
+            os.makedirs(out)
+            with open(os.path.join(out, "e2e.jsonl"), "w") as f:  # an earlier run's row: not this run's
+                f.write(json.dumps({"model": "stale"}) + "\n")
             done = subprocess.run([sys.executable, SCRIPT, "--muonrec", muonrec, "--peer", peer, "--data", "d.txt",
                                    "--models", "sasrec,broken,hstu", "--epochs", "2", "--out", out, "--markdown"],
                                   capture_output=True, text=True)

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <iostream>
 
+#include "muonrec/engine/precision.h"
+
 #include "muonrec/models/tiger_step_benchmark.h"
 #include "muonrec/tools/tiger_cli.h"
 
@@ -65,6 +67,28 @@ StepBenchmarkResult bench_sequential(const BenchCliArgs& args, Device device) {
   return benchmark_training_steps(*model, args.model.optimizer, args.options);
 }
 
+// What a bench_step record timed, so that records gathered from several runs tell themselves apart.
+nlohmann::ordered_json benchmark_setup(const BenchCliArgs& args, Device device) {
+  const ModelConfig& config = args.model.config;
+  nlohmann::ordered_json setup = {{"model", config.kind}, {"device", device_name(device)}};
+  if (device == Device::CUDA) setup["matmul_precision"] = matmul_precision_name(matmul_precision());
+  setup["optimizer"] = args.model.optimizer.optimizer;
+  setup["items"] = args.items;
+  setup["d"] = config.d;
+  setup["blocks"] = config.blocks;
+  setup["heads"] = config.heads;
+  setup["dropout"] = config.dropout;
+  if (config.kind == "tiger") {
+    setup["sid_levels"] = args.codes.levels;
+    setup["sid_codebook"] = args.codes.codebook_size;
+    setup["history_items"] = args.tiger.max_items;
+  } else {
+    setup["maxlen"] = config.max_len;
+    setup["loss"] = config.loss.describe();
+  }
+  return setup;
+}
+
 }  // namespace
 
 int run_bench(BenchCliArgs args, CommandLine& typed, Device device) {
@@ -74,7 +98,7 @@ int run_bench(BenchCliArgs args, CommandLine& typed, Device device) {
   typed.refuse_unread({args.model.maxlen, args.model.loss}, !tiger, "--model sasrec, bert4rec or hstu");
   const StepBenchmarkResult result = tiger ? bench_tiger(args, device) : bench_sequential(args, device);
   for (const std::string& line : result.optimizer_lines) std::cout << "optimizer: " << line << "\n";
-  std::cout << result.summary() << result.to_json() << "\n";
+  std::cout << result.summary() << result.to_json(benchmark_setup(args, device)) << "\n";
   return 0;
 }
 

@@ -40,7 +40,7 @@ tiger_flags="--item-vectors cooccurrence --sid-width 256 --sid-levels 3 --sid-co
   --blocks 2 --heads 2 --ff 512 --dropout 0.1 --batch 256 --adam-lr 3e-3 --schedule cosine --warmup-steps 100"
 # Muon's rate, for the runs with --optim muon (the AdamW runs refuse Muon's flags).
 muon_flags() { [ "$1" = muon ] && echo "--muon-lr 0.02"; }
-note() { echo "$1" >> "$out/summary.txt"; echo "== $1"; }
+note() { echo "$*" >> "$out/summary.txt"; echo "== $*"; }  # its arguments, as one line
 # The command after the limit in seconds; exit 124 when it ran out of time.
 limited() { local seconds=$1; shift; timeout -k 10 "$seconds" "$@"; }
 # Copies the tables and the logs so far to $out.
@@ -80,13 +80,19 @@ for stage in "${stages[@]}"; do
       ;;
     bench)
       built "$build/bench/bench_ops" || continue
+      # A crashed or timed-out (124) benchmark shows as its exit code, not only as missing rows.
       limited 180 "$build/bench/bench_optim" --device cuda > "$logs/micro_muonrec.jsonl" 2> "$logs/bench_optim.err"
+      optim_status=$?
       limited 180 "$build/bench/bench_ops" --device cuda >> "$logs/micro_muonrec.jsonl" 2> "$logs/bench_ops.err"
+      ops_status=$?
       limited 180 python3 "$MUONREC_SHARED/bench/torch_ref.py" --micro > "$logs/micro_torch.jsonl" \
         2> "$logs/torch_micro.err"
+      torch_status=$?
       python3 bench/compare.py "$logs/micro_muonrec.jsonl" "$logs/micro_torch.jsonl" --markdown \
         | tee "$logs/micro_table.md"
-      note "bench: $(wc -l < "$logs/micro_muonrec.jsonl") muonrec rows, $(wc -l < "$logs/micro_torch.jsonl") torch rows"
+      note "bench: exit bench_optim $optim_status, bench_ops $ops_status, torch_ref $torch_status, compare" \
+        "${PIPESTATUS[0]} | $(wc -l < "$logs/micro_muonrec.jsonl") muonrec rows," \
+        "$(wc -l < "$logs/micro_torch.jsonl") torch rows"
       ;;
     models)
       # Every model with each optimizer on the GPU, briefly: sasrec, bert4rec and hstu on ML-1M (3
@@ -119,6 +125,7 @@ for stage in "${stages[@]}"; do
     train-tiger)
       # The README's best TIGER row on Beauty (24 epochs, every test user), with MUONREC_OPTIM
       # (MUONREC_ENCODER_BLOCKS=N: the encoder-decoder).
+      built "$muonrec" || continue
       optim=${MUONREC_OPTIM:-muon} encoder=${MUONREC_ENCODER_BLOCKS:-0}
       run=beauty_tiger_${optim}_E${encoder}
       "$muonrec" train --model tiger --data "$beauty" $tiger_flags \
@@ -127,6 +134,7 @@ for stage in "${stages[@]}"; do
       note "$run: exit $? | $(grep -E 'test \(best validation\)' "$logs/$run.log") | $(grep -E '^training time' "$logs/$run.log")"
       ;;
     train-sasrec|train-hstu)
+      built "$muonrec" || continue
       model=${stage#train-}
       epochs=${MUONREC_EPOCHS:-160} blocks=${MUONREC_BLOCKS:-2} heads=${MUONREC_HEADS:-1} optim=${MUONREC_OPTIM:-adamw}
       run=ml1m_${model}_L${blocks}H${heads}_${optim}_${MUONREC_MATMUL:-fp32}
@@ -184,6 +192,7 @@ for stage in "${stages[@]}"; do
     profile)
       # Kernel time breakdown of a window of SASRec and HSTU training steps (Nsight Compute: each
       # kernel's duration, summed per kernel name; the window skips start-up and the first steps).
+      built "$muonrec" || continue
       for model in sasrec hstu; do
         limited 300 ncu --clock-control none --launch-skip 3000 --launch-count 600 --metrics gpu__time_duration.sum --csv \
           "$muonrec" train --model "$model" --data "$ml1m" --epochs 1 \

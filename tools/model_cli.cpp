@@ -74,7 +74,9 @@ void ModelCliArgs::add_optimizer_flags(CLI::App* cmd) {
   cmd->add_option("--schedule", schedule, "constant or cosine")
       ->check(CLI::IsMember({"constant", "cosine"}))
       ->capture_default_str();
-  cmd->add_option("--warmup-steps", opt.schedule.warmup_steps, "linear warmup steps")->capture_default_str();
+  cmd->add_option("--warmup-steps", opt.schedule.warmup_steps, "linear warmup steps")
+      ->check(kNotNegative)
+      ->capture_default_str();
   min_lr = cmd->add_option("--min-lr", opt.schedule.min_lr, "cosine floor")->capture_default_str();
 }
 
