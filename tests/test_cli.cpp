@@ -899,6 +899,13 @@ TEST(Cli, BadInputFailsWithAMessage) {
   expect_refused("train --baseline=-1 --device cpu", "--baseline: expects true or false", /*flag_error=*/true);
   expect_refused("train --model bert4rec --mask-prob 0 --device cpu", "--mask-prob: must be in (0, 1], got 0",
                  /*flag_error=*/true);
+  // A run's own check of its settings places the file's flag it names first.
+  const std::string warmup = dir.write("warmup.toml", "train.warmup-steps = 1000\ntrain.epochs = 1\n");
+  const CliRun long_warmup = run_cli("train " + kData + " --config " + warmup + " --device cpu");
+  EXPECT_EQ(long_warmup.exit_code, 1);
+  EXPECT_NE(long_warmup.output.find("the learning rate would never reach its base value"), std::string::npos)
+      << long_warmup.output;
+  EXPECT_NE(long_warmup.output.find("(" + warmup + ", line 1)\n"), std::string::npos) << long_warmup.output;
   expect_refused("train " + kData + " --model hstu --head-dim 4 --device cpu",
                  "--head-dim applies to --model sasrec, bert4rec or tiger only");
   const CliRun version = run_cli("--version");

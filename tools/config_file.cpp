@@ -86,22 +86,29 @@ std::string with_config_place(const std::string& message, const std::string& pat
     }
     return false;
   };
-  const auto names = [&](const std::string& flag) {
+  // Where `flag` first appears in the message as a whole word (npos: nowhere).
+  const auto named_at = [&](const std::string& flag) {
     for (size_t at = message.find(flag); at != std::string::npos; at = message.find(flag, at + 1)) {
       const size_t end = at + flag.size();
       const bool word_ends = end == message.size() || !(std::isalnum(static_cast<unsigned char>(message[end])) ||
                                                         message[end] == '-' || message[end] == '_');
-      if (word_ends) return true;
+      if (word_ends) return at;
     }
-    return false;
+    return std::string::npos;
   };
+  // The file's flag the message names first ("--warmup-steps 500 is not shorter than ... --epochs 2").
+  size_t first_at = std::string::npos;
+  int64_t first_line = 0;
   for (const auto& [key, line] : lines) {
     const std::string flag = "--" + key.substr(key.find('.') + 1);
-    if (typed(flag) || !names(flag)) continue;
-    const size_t end = std::min(message.find('\n'), message.size());
-    return message.substr(0, end) + fmt::format(" ({}, line {})", path, line) + message.substr(end);
+    const size_t at = named_at(flag);
+    if (typed(flag) || at >= first_at) continue;
+    first_at = at;
+    first_line = line;
   }
-  return message;
+  if (first_at == std::string::npos) return message;
+  const size_t end = std::min(message.find('\n'), message.size());
+  return message.substr(0, end) + fmt::format(" ({}, line {})", path, first_line) + message.substr(end);
 }
 
 TomlConfigReader::TomlConfigReader() {

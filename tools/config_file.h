@@ -25,7 +25,8 @@ std::map<std::string, int64_t> check_config_file(const std::string& path,
 
 // `message` (CLI11's words on a bad value, naming the flag: "Could not convert: --epochs = abc") with
 // the file and line that set it inserted before its first line break, where a flag it names as a
-// whole word came from the file (in `lines`, keys "train.FLAG") and was not typed on the command line.
+// whole word came from the file (in `lines`, keys "train.FLAG") and was not typed on the command line:
+// of several, the one named first. For CLI11's errors and for a run's checks of its settings alike.
 std::string with_config_place(const std::string& message, const std::string& path,
                               const std::map<std::string, int64_t>& lines, int argc, const char* const* argv);
 

@@ -564,7 +564,8 @@ int main(int argc, char** argv) {
       return 0;
     }
   } catch (const std::exception& e) {
-    std::cerr << "muonrec: error: " << e.what() << "\n";
+    // A run's checks of its settings name flags: one that a --config file set is placed in the file.
+    std::cerr << "muonrec: error: " << with_config_place(e.what(), config_path, config_lines, argc, argv) << "\n";
     return 1;
   }
   return 0;
