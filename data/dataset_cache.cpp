@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "muonrec/data/text_fields.h"
 #include "muonrec/engine/error.h"
@@ -285,7 +286,10 @@ void store_cached_dataset(const std::string& file, const std::string& key, const
   std::error_code ec;
   std::filesystem::create_directories(path.parent_path(), ec);
   MUONREC_CHECK(!ec, "cannot create the dataset cache directory {}: {}", path.parent_path().string(), ec.message());
-  const std::string temporary = fmt::format("{}.{}.tmp", file, static_cast<long>(::getpid()));
+  // A name no other writer of this entry uses: threads of one process share the pid, and hosts
+  // sharing a cache directory may share pids too.
+  const uint64_t nonce = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+  const std::string temporary = fmt::format("{}.{}.{:016x}.tmp", file, static_cast<long>(::getpid()), nonce);
   {
     std::ofstream f(temporary, std::ios::binary | std::ios::trunc);
     MUONREC_CHECK(f.good(), "cannot write the dataset cache entry {}: {}", temporary, std::strerror(errno));

@@ -458,6 +458,9 @@ SequenceDataset read_dataset_through_cache(const std::string& path, const ReadOp
     ds.report.cache_note = (damaged.empty() ? "cached as " : damaged + "; parsed again and rewritten as ") + entry;
   } catch (const Error& e) {
     ds.report.cache_note = fmt::format("{}not cached: {}", damaged.empty() ? "" : damaged + "; ", e.what());
+  } catch (const std::bad_alloc&) {  // the entry is built beside the dataset: the read itself succeeded
+    ds.report.cache_note = fmt::format("{}not cached: not enough memory to build the entry",
+                                       damaged.empty() ? "" : damaged + "; ");
   }
   return ds;
 }

@@ -151,11 +151,14 @@ std::string StepBenchmarkResult::summary() const {
       static_cast<double>(peak_bytes) / (1024.0 * 1024.0));
 }
 
-std::string StepBenchmarkResult::to_json(const nlohmann::ordered_json& setup) const {
+std::string StepBenchmarkResult::to_json(const std::string& setup) const {
   nlohmann::ordered_json phases = nlohmann::ordered_json::object();
   for (const auto& [name, ms] : phase_ms) phases[name] = ms;
   nlohmann::ordered_json record = {{"kind", "bench_step"}};
-  for (const auto& [key, value] : setup.items()) record[key] = value;
+  const nlohmann::ordered_json setup_fields = nlohmann::ordered_json::parse(setup);
+  MUONREC_CHECK(setup_fields.is_object(), "bench: the setup of a bench_step record must be a JSON object, got {}",
+                setup);
+  for (const auto& [key, value] : setup_fields.items()) record[key] = value;
   const nlohmann::ordered_json results = {{"steps", steps},
                                           {"untimed_steps", untimed_steps},
                                           {"batch", batch_size},

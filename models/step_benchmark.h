@@ -13,7 +13,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -48,9 +47,9 @@ struct StepBenchmarkResult {
   size_t peak_bytes = 0;  // tensor memory at the peak (the engine's live allocations, not a pool's cache)
 
   std::string summary() const;  // the report's lines
-  // One JSON object, "kind": "bench_step", then `setup`'s fields (what was timed: model, device, ...),
-  // then the results.
-  std::string to_json(const nlohmann::ordered_json& setup) const;
+  // One JSON object: "kind": "bench_step", then the fields of `setup`, a JSON object's text (what was
+  // timed: model, device, ...), then the results.
+  std::string to_json(const std::string& setup) const;
 };
 
 // `count` batches of `batch_size` full windows of length T (no padding): items uniform in

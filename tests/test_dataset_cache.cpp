@@ -251,6 +251,35 @@ TEST(DatasetCache, ACacheThatCannotBeWrittenLeavesTheReadAlone) {
   EXPECT_EQ(ds.num_users(), 9);
 }
 
+// Writers of one entry at once (threads of one process share a pid) each write a file of their own
+// and move it into place: none fails, and the entry that stays is whole.
+TEST(DatasetCache, WritersOfOneEntryAtOnceDoNotCollide) {
+  TempDir tmp;
+  const std::string log = tmp.write("log.inter", recbole_log());
+  ReadOptions uncached = cached_in("");
+  const SequenceDataset ds = read_dataset(log, uncached);
+  const std::string entry = tmp.path("cache/one.dataset");
+  for (int round = 0; round < 10; ++round) {
+    std::vector<std::string> failures(4);
+    std::vector<std::thread> writers;
+    for (std::string& failure : failures)
+      writers.emplace_back([&, out = &failure] {
+        try {
+          store_cached_dataset(entry, "key", ds);
+        } catch (const std::exception& e) {
+          *out = e.what();
+        }
+      });
+    for (std::thread& writer : writers) writer.join();
+    for (const std::string& failure : failures) ASSERT_EQ(failure, "") << "round " << round;
+    const std::optional<SequenceDataset> stored = load_cached_dataset(entry, "key");
+    ASSERT_TRUE(stored.has_value()) << "round " << round;
+    EXPECT_EQ(stored->sequences, ds.sequences);
+  }
+  EXPECT_EQ(entries_in(tmp.path("cache")), 1u);  // and no temporary file left behind
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(tmp.path("cache")), {}), 1);
+}
+
 TEST(DatasetCache, SmallFilesAreNotCached) {
   TempDir tmp;
   const std::string log = tmp.write("log.inter", recbole_log());

@@ -91,7 +91,7 @@ TEST(StepBenchmark, ReportsStepsTokensPhasesAndMemory) {
   // Parameters, their gradients and AdamW's two moments live through the steps.
   EXPECT_GE(result.peak_bytes, 4 * sizeof(float) * static_cast<size_t>(result.parameters));
   EXPECT_FALSE(result.optimizer_lines.empty());
-  const std::string json = result.to_json({{"model", "sasrec"}});
+  const std::string json = result.to_json(R"({"model":"sasrec"})");
   EXPECT_EQ(json.rfind("{\"kind\":\"bench_step\",\"model\":\"sasrec\",\"steps\":", 0), 0u) << json;
   EXPECT_GE(result.synchronised_mean_step_ms, 0.0);
   for (const char* field : {"\"tokens_per_step\":32.0", "\"phase_ms\":{\"input\":", "\"synchronised_mean_step_ms\":"})

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "muonrec/engine/precision.h"
 
@@ -98,7 +99,7 @@ int run_bench(BenchCliArgs args, CommandLine& typed, Device device) {
   typed.refuse_unread({args.model.maxlen, args.model.loss}, !tiger, "--model sasrec, bert4rec or hstu");
   const StepBenchmarkResult result = tiger ? bench_tiger(args, device) : bench_sequential(args, device);
   for (const std::string& line : result.optimizer_lines) std::cout << "optimizer: " << line << "\n";
-  std::cout << result.summary() << result.to_json(benchmark_setup(args, device)) << "\n";
+  std::cout << result.summary() << result.to_json(benchmark_setup(args, device).dump()) << "\n";
   return 0;
 }
 

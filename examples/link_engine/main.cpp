@@ -3,6 +3,8 @@
 // the first user's top 5 next items.
 #include <filesystem>
 #include <iostream>
+#include <random>
+#include <string>
 
 #include <muonrec/models/recommend.h>
 #include <muonrec/models/trainer.h>
@@ -26,13 +28,21 @@ int main() {
   options.batch_size = 64;
   options.optimizer.adamw.lr = 5e-3f;
   options.eval_every = 2;
-  // train_model leaves the last epoch's parameters in `model`; the checkpoint keeps the best one's.
-  const std::filesystem::path best = std::filesystem::temp_directory_path() / "link_engine_best.safetensors";
-  options.checkpoint_path = best.string();
+  // train_model leaves the last epoch's parameters in `model`; the checkpoint keeps the best one's,
+  // in a file of this run's own (runs at once do not share it), removed however the run ends.
+  struct TemporaryFile {
+    std::filesystem::path path;
+    ~TemporaryFile() {
+      std::error_code ignored;
+      std::filesystem::remove(path, ignored);
+    }
+  };
+  const TemporaryFile best{std::filesystem::temp_directory_path() /
+                           ("link_engine_best_" + std::to_string(std::random_device{}()) + ".safetensors")};
+  options.checkpoint_path = best.path.string();
   TrainResult result = train_model(*model, dataset, options, std::cout);
 
   auto best_model = load_model_checkpoint(options.checkpoint_path, device);
-  std::filesystem::remove(best);
   const RankingMetrics test = evaluate_model(*best_model, dataset, data::EvalSplit::Test, options.eval);
   std::cout << "test at epoch " << result.best_epoch << ": " << test.summary() << "\n";
 
