@@ -11,7 +11,7 @@ std::vector<bool> muon_assignment(const std::vector<NamedParameter>& params, con
   std::vector<bool> to_muon(params.size(), false);
   if (policy == "muonrec") {
     for (size_t i = 0; i < params.size(); ++i)
-      to_muon[i] = !params[i].embedding && params[i].tensor.rank() >= 2;
+      to_muon[i] = !params[i].embedding && params[i].tensor.rank() == 2;  // Muon orthogonalises matrices only
   } else if (policy == "hidden") {
     for (size_t i = 0; i < params.size(); ++i)
       to_muon[i] = params[i].tensor.rank() == 2 && (params[i].name.rfind("blocks.", 0) == 0 ||
@@ -84,6 +84,10 @@ OptimizerSet::OptimizerSet(const std::vector<NamedParameter>& params, const Opti
     MUONREC_FAIL("unknown optimizer '{}' (available: adamw, muon)", config.optimizer);
   }
   const LrSchedule& schedule = config.schedule;
+  MUONREC_CHECK(schedule.kind != LrSchedule::Kind::Cosine || schedule.total_steps > 0,
+                "the cosine schedule needs the run's length (schedule.total_steps), got {}: it would reach its floor "
+                "after one step",
+                schedule.total_steps);
   MUONREC_CHECK(schedule.total_steps <= 0 || schedule.warmup_steps < schedule.total_steps,
                 "a warm-up of {} steps is not shorter than the run's {} steps: the learning rate would never reach "
                 "its base value",

@@ -14,8 +14,8 @@
 namespace muonrec {
 
 // Policies (--param-policy):
-//   muonrec       MuonRec's recipe: embeddings and every parameter with fewer than 2 dims go to
-//                 AdamW, everything else (scoring heads included) to Muon.
+//   muonrec       MuonRec's recipe: embeddings and every parameter that is not 2-D go to AdamW,
+//                 the other matrices (scoring heads included) to Muon.
 //   hidden        only the 2-D weights inside the blocks ("blocks.*", and a TIGER encoder's
 //                 "encoder.blocks.*") go to Muon (the peer's split).
 //   regex:PATTERN the 2-D parameters whose name matches PATTERN (ECMAScript, whole name) go to Muon.

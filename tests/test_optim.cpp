@@ -491,6 +491,10 @@ TEST(ParamGroups, policies_split_sasrec_as_documented) {
   // The pattern matches whole names: a fragment selects nothing, and that is refused.
   testkit::expect_error([] { muon_names("regex:fc1"); }, {"regex:fc1 selects no parameter", "blocks.0.fc1.weight"});
   EXPECT_THROW(muon_names("everything"), Error);
+  // Muon orthogonalises matrices: under "muonrec" a tensor of more dims stays on AdamW.
+  const std::vector<NamedParameter> with_a_cube = {{"blocks.0.cube", Tensor::zeros({2, 3, 4})},
+                                                   {"blocks.0.matrix", Tensor::zeros({3, 4})}};
+  EXPECT_EQ(muon_assignment(with_a_cube, "muonrec"), (std::vector<bool>{false, true}));
 
   // TIGER's encoder-decoder: "hidden" takes the encoder's block matrices as well as the decoder's.
   TigerConfig tiger;
@@ -547,6 +551,10 @@ TEST(ParamGroups, optimizer_set_refuses_schedules_and_policies_that_cannot_do_wh
                         {"a warm-up of 8 steps is not shorter than the run's 8 steps"});
   config.schedule.warmup_steps = 7;
   EXPECT_NO_THROW(OptimizerSet(params, config));
+  config.schedule.warmup_steps = 0;
+  config.schedule.total_steps = 0;  // a cosine with no length would sit at its floor after one step
+  testkit::expect_error([&] { OptimizerSet(params, config); },
+                        {"the cosine schedule needs the run's length (schedule.total_steps), got 0"});
 
   auto model = make_model(small_sasrec(/*blocks=*/0), Device::CPU, 1);
   OptimizerConfig muon = muon_groups(1e-3f, 0.02f);
