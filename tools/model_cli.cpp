@@ -55,8 +55,8 @@ void ModelCliArgs::add_optimizer_flags(CLI::App* cmd) {
   cmd->add_option("--wd,--adam-wd", opt.adamw.weight_decay, "AdamW decoupled weight decay")->capture_default_str();
   muon_options = {
       cmd->add_option("--param-policy", opt.param_policy,
-                      "with --optim muon: muonrec (embeddings and tensors not 2-D to AdamW, the other matrices to Muon), hidden (2-D block "
-                      "weights to Muon), regex:PATTERN (2-D tensors whose whole name matches)")
+                      "with --optim muon: muonrec (embeddings and tensors not 2-D to AdamW, the other matrices to "
+                      "Muon), hidden (2-D block weights to Muon), regex:PATTERN (2-D tensors whose whole name matches)")
           ->capture_default_str(),
       cmd->add_option("--muon-lr", opt.muon.lr, "Muon learning rate")->capture_default_str(),
       cmd->add_option("--muon-momentum", opt.muon.momentum, "Muon momentum")->capture_default_str(),
