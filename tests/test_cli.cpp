@@ -313,7 +313,8 @@ TEST(Cli, FlagsAConfigFileLeavesUnreadTakeTheirDefaults) {
 // flags say otherwise, and the run's record says so, so that it replays the same.
 TEST(Cli, HstuSampledSoftmaxDefaultsToItsCosineLogits) {
   muonrec::testkit::TempDir dir;
-  const std::string hstu = kData + " --model hstu --loss sampled --negatives 8 --maxlen 8 --d 8 --epochs 1 --device cpu";
+  const std::string hstu =
+      kData + " --model hstu --loss sampled --negatives 8 --maxlen 8 --d 8 --epochs 1 --device cpu";
   const std::string metrics = dir.path("hstu.jsonl");
   const CliRun run = run_cli("train " + hstu + " --metrics " + metrics);
   ASSERT_EQ(run.exit_code, 0) << run.output;
