@@ -199,6 +199,8 @@ std::string default_dataset_cache_dir() {
   return "";
 }
 
+int dataset_cache_version() { return kCacheVersion; }
+
 uint64_t content_hash(std::string_view text) {
   uint64_t h = mix64(text.size() ^ 0x9E3779B97F4A7C15ull);
   size_t i = 0;

@@ -23,6 +23,11 @@ namespace muonrec::data {
 // $XDG_CACHE_HOME/muonrec/data, else $HOME/.cache/muonrec/data; "" when off or no home is set.
 std::string default_dataset_cache_dir();
 
+// The entry format's version, in every key. Bump it whenever what the readers return for some file
+// changes (an older engine's entries would otherwise load its results): a test pins the readers'
+// output on a set of files to it.
+int dataset_cache_version();
+
 // 64-bit hash of a file's bytes (word at a time: several GB/s, far below parsing's cost).
 uint64_t content_hash(std::string_view text);
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -278,6 +279,41 @@ TEST(DatasetCache, WritersOfOneEntryAtOnceDoNotCollide) {
   }
   EXPECT_EQ(entries_in(tmp.path("cache")), 1u);  // and no temporary file left behind
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(tmp.path("cache")), {}), 1);
+}
+
+// A cached entry holds what the readers returned when it was written, and only the version in its
+// key keeps a newer engine from loading it. So the readers' output on files of every format is
+// pinned to the version: a change to what they return fails here until the version is bumped.
+TEST(DatasetCache, TheReadersOutputIsPinnedToTheCacheVersion) {
+  TempDir tmp;
+  ReadOptions plain = cached_in("");
+  plain.preprocessing = {};
+  const std::vector<std::pair<std::string, ReadOptions>> reads = {
+      {tmp.write("log.inter", recbole_log()), cached_in("")},
+      {tmp.write("log2.inter", recbole_log()), plain},
+      {tmp.write("pairs.txt", "1 3\n1 2\n1 3\n2 5\n2 1\n2 4\n3 2\n3 2\n3 9\n"), plain},
+      {tmp.write("ratings.dat", "1::20::5::978300760\n1::10::3::978300700\n1::30::4::978300700\n"
+                                "2::10::4::978300800\n2::40::2::978300900\n2::20::1::978301000\n"),
+       plain},
+      {tmp.write("events.csv", "user_id,item_id,timestamp\n\"a, b\",x,2014-03-05T10:00:00.5+01:00\n"
+                               "\"a, b\",y,2014-03-05T09:00:00.25Z\n\"a, b\",z,1394010000.75\nc,y,2\nc,x,1\nc,z,3\n"),
+       plain},
+  };
+  std::string outputs;
+  for (const auto& [path, options] : reads) {
+    const SequenceDataset ds = read_dataset(path, options);
+    outputs += fmt::format("{} {}\n", format_name(ds.format), ds.n_items);
+    for (size_t u = 0; u < ds.sequences.size(); ++u)
+      outputs += fmt::format("{}: {} @ {}\n", ds.user_ids[u], fmt::join(ds.sequences[u], " "),
+                             fmt::join(ds.timestamps.empty() ? std::vector<int64_t>{} : ds.timestamps[u], " "));
+    outputs += fmt::format("{} | {} | {}\n{}\n", fmt::join(ds.item_source_ids, " "), fmt::join(ds.user_tokens, " "),
+                           fmt::join(ds.item_tokens, " "), ds.report.summary());
+  }
+  const std::string advice =
+      "the readers' output changed: bump kCacheVersion in data/dataset_cache.cpp (saying why), then pin the new "
+      "version and hash here. The output:\n" + outputs;
+  EXPECT_EQ(dataset_cache_version(), 5) << advice;
+  EXPECT_EQ(fmt::format("{:016x}", content_hash(outputs)), "f2df5b2c966d24a2") << advice;
 }
 
 TEST(DatasetCache, SmallFilesAreNotCached) {
