@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <new>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
@@ -132,33 +133,76 @@ Tensor tensor_from_entry(const std::string& path, const std::string& name, const
   return t;
 }
 
+// A first pass over the header, in time linear in its size, for what the format never holds and a
+// hostile file could use to exhaust time or memory: objects nested deeper than a tensor entry's
+// arrays, more entries than any checkpoint has, a key named twice in one object (JSON allows it and
+// nlohmann keeps the last: a hidden tensor or metadata entry).
+class HeaderShapeCheck : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  static constexpr size_t kMaxDepth = 3;  // header { entry { "shape": [ ... ] } }
+  static constexpr size_t kMaxEntries = 100000;
+  std::string problem;  // "" when none was found
+
+  bool start_object(std::size_t) override { return open(); }
+  bool start_array(std::size_t) override { return open(); }
+  bool end_object() override { return close(); }
+  bool end_array() override { return close(); }
+  bool key(string_t& name) override {
+    if (keys_.size() == 1 && keys_.front().size() == kMaxEntries)
+      return fail(fmt::format("the header has more than {} entries (a damaged file)", kMaxEntries));
+    if (!keys_.back().insert(name).second) return fail(fmt::format("header names '{}' twice", name));
+    return true;
+  }
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+ private:
+  std::vector<std::set<std::string>> keys_;  // of each open container (arrays' stay empty)
+
+  bool open() {
+    if (keys_.size() == kMaxDepth) return fail(fmt::format("the header nests deeper than {} levels", kMaxDepth));
+    keys_.emplace_back();
+    return true;
+  }
+  bool close() {
+    keys_.pop_back();
+    return true;
+  }
+  bool fail(std::string why) {
+    if (problem.empty()) problem = std::move(why);
+    return false;
+  }
+};
+
 }  // namespace
 
 SafetensorsFile load_safetensors(const std::string& path) {
   uint64_t header_bytes = 0;
   const std::vector<char> bytes = read_safetensors_bytes(path, header_bytes);
+  const char* header_begin = bytes.data() + 8;
+  const char* header_end = header_begin + header_bytes;
+  // nlohmann's lexer reads a NUL as the end of the input: what followed one would go unread.
+  MUONREC_CHECK(std::find(header_begin, header_end, '\0') == header_end,
+                "{}: the header holds a NUL byte at {} (a damaged file)", path,
+                std::find(header_begin, header_end, '\0') - header_begin);
+  HeaderShapeCheck shape;
+  nlohmann::json::sax_parse(header_begin, header_end, &shape);  // a malformed header: the parse below says how
+  MUONREC_CHECK(shape.problem.empty(), "{}: {}", path, shape.problem);
   nlohmann::json header;
-  // JSON lets an object name a key twice and nlohmann keeps the last; in a header that would hide a
-  // tensor (or a metadata entry) silently, so every object's keys are checked as they are read.
-  std::vector<std::set<std::string>> keys_of_open_objects;
-  std::string repeated_key;
-  auto note_keys = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-    using Event = nlohmann::json::parse_event_t;
-    if (event == Event::object_start) keys_of_open_objects.emplace_back();
-    if (event == Event::object_end) keys_of_open_objects.pop_back();
-    if (event == Event::key && !keys_of_open_objects.back().insert(parsed.get<std::string>()).second &&
-        repeated_key.empty())
-      repeated_key = parsed.get<std::string>();
-    return true;
-  };
   try {
-    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_bytes),
-                                   note_keys);
+    header = nlohmann::json::parse(header_begin, header_end);
   } catch (const nlohmann::json::exception& e) {
     MUONREC_FAIL("{}: header is not valid JSON: {}", path, e.what());
+  } catch (const std::bad_alloc&) {
+    MUONREC_FAIL("{}: not enough memory to read its {}-byte header", path, header_bytes);
   }
   MUONREC_CHECK(header.is_object(), "{}: header is not a JSON object", path);
-  MUONREC_CHECK(repeated_key.empty(), "{}: header names '{}' twice", path, repeated_key);
   SafetensorsFile file;
   file.path = path;
   const char* data = bytes.data() + 8 + header_bytes;

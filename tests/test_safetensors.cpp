@@ -1,6 +1,7 @@
 // safetensors: round trip, the PyTorch fixtures, and corrupt files.
 #include <fmt/format.h>
 
+#include <chrono>
 #include <fstream>
 
 #include "muonrec/engine/json_text.h"
@@ -153,6 +154,32 @@ TEST(Safetensors, corrupt_files_name_the_problem) {
   expect_error(with_header(R"({"__metadata__":{"epoch":"1","epoch":"2"}})", ""), "header names 'epoch' twice");
   expect_error(with_header(R"({"__metadata__":{"epoch":7}})", ""), "__metadata__ 'epoch' is number, not a string");
   expect_error(with_header(R"({"__metadata__":["a"]})", ""), "__metadata__ is array, not a map of strings");
+  // What a hostile header could use to exhaust time or memory, or to hide bytes: nesting deeper
+  // than a tensor entry's arrays, more entries than any checkpoint has, a NUL (which ends nlohmann's
+  // input: what follows it would go unread).
+  expect_error(with_header(R"({"__metadata__":{"a":{"b":{"c":"d"}}}})", ""), "the header nests deeper than 3 levels");
+  expect_error(with_header(R"({"x":{"dtype":"F32","shape":[[1]],"data_offsets":[0,4]}})", "1234"),
+               "the header nests deeper than 3 levels");
+  expect_error(with_header(std::string(R"({"__metadata__":{"a":"b"}})") + '\0' + "{{{ garbage", ""),
+               "the header holds a NUL byte at 26");
+  {
+    std::string entries;
+    for (int i = 0; i <= 100000; ++i)
+      entries += fmt::format(R"({}"t{}":{{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})", i ? "," : "{", i);
+    expect_error(with_header(entries + "}", ""), "the header has more than 100000 entries");
+  }
+  // Many entries read in time linear in their number (a check of each object's keys, run as the
+  // header was parsed, made it quadratic: 25,000 entries took 9 s, 50,000 took 47 s).
+  {
+    std::string entries;
+    for (int i = 0; i < 50000; ++i)
+      entries += fmt::format(R"({}"t{}":{{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})", i ? "," : "{", i);
+    const std::string path = testkit::scratch_path("many.safetensors");
+    write_bytes(path, with_header(entries + "}", ""));
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(load_safetensors(path).tensors.size(), 50000u);
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 10.0);
+  }
   // A zero-size tensor still loads, whatever its other dimensions.
   {
     const std::string path = testkit::scratch_path("empty_tensor.safetensors");
