@@ -1,6 +1,7 @@
 // Files replaced whole or not at all: written to PATH.tmp, flushed to the disk and renamed over
 // PATH, so a full disk, a file-size limit, a crash or an error before the end never leaves PATH cut
-// short (a checkpoint, a list of recommendations) or emptied.
+// short (a checkpoint, a list of recommendations) or emptied. A symbolic link's target is what is
+// replaced (the link stays), and a device or FIFO (/dev/null, /dev/stdout) is written in place.
 #pragma once
 
 #include <cstddef>

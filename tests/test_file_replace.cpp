@@ -34,6 +34,37 @@ TEST(FileReplace, AFailedRenameRemovesTheTemporary) {
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
 }
 
+// A link stays a link, its target replaced; a device or FIFO is written in place, not replaced by a
+// plain file (--output /dev/stdout, --ranks /dev/null as root would swap the system's device node).
+TEST(FileReplace, ALinksTargetIsReplacedAndADeviceWrittenInPlace) {
+  testkit::TempDir dir;
+  std::filesystem::create_directory(dir.path("runs"));
+  const std::string target = dir.write("runs/target.tsv", "old\n");
+  const std::string link = dir.path("link.tsv");
+  std::filesystem::create_symlink(target, link);
+  check_output_file("--output", link, {});
+  replace_file(link, "new\n");
+  EXPECT_TRUE(std::filesystem::is_symlink(link));
+  EXPECT_EQ(read_whole_file(target), "new\n");
+  EXPECT_FALSE(std::filesystem::exists(dir.path("link.tsv.tmp")));
+  EXPECT_FALSE(std::filesystem::exists(target + ".tmp"));
+  // A link to a file not there yet: the file is made where the link points.
+  const std::string dangling = dir.path("dangling.tsv");
+  std::filesystem::create_symlink(dir.path("runs/later.tsv"), dangling);
+  replace_file(dangling, "made\n");
+  EXPECT_TRUE(std::filesystem::is_symlink(dangling));
+  EXPECT_EQ(read_whole_file(dir.path("runs/later.tsv")), "made\n");
+
+  check_output_file("--output", "/dev/null", {});  // /dev is not writable by everyone; /dev/null is
+  replace_file("/dev/null", "discarded\n");
+  EXPECT_TRUE(std::filesystem::is_character_file("/dev/null"));
+  EXPECT_FALSE(std::filesystem::exists("/dev/null.tmp"));
+  // Through a link too.
+  std::filesystem::create_symlink("/dev/null", dir.path("null"));
+  replace_file(dir.path("null"), "discarded\n");
+  EXPECT_TRUE(std::filesystem::is_character_file("/dev/null"));
+}
+
 TEST(FileReplace, AnOutputIsRefusedBeforeAnyWork) {
   testkit::TempDir dir;
   const std::string data = dir.write("data.txt", "1 2 3\n");
