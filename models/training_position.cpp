@@ -8,10 +8,12 @@
 #include <filesystem>
 #include <limits>
 #include <ostream>
+#include <string_view>
 #include <system_error>
 
 #include <nlohmann/json.hpp>
 
+#include "muonrec/data/dataset_cache.h"
 #include "muonrec/engine/error.h"
 #include "muonrec/engine/json_text.h"
 #include "muonrec/engine/version.h"
@@ -22,6 +24,19 @@ namespace {
 
 std::string data_shape(const data::SequenceDataset& dataset) {
   return fmt::format("{} users, {} items, {} events", dataset.num_users(), dataset.n_items, dataset.num_events());
+}
+
+// A fingerprint of every user's history, in order, with its times: data of the same shape and item
+// numbering may still be other data (histories reordered, events moved between users).
+std::string data_histories(const data::SequenceDataset& dataset) {
+  uint64_t hash = 0;
+  const auto add = [&](const std::vector<int64_t>& row) {
+    const std::string_view bytes(reinterpret_cast<const char*>(row.data()), row.size() * sizeof(int64_t));
+    hash = data::content_hash(bytes) ^ (hash * 0x9E3779B97F4A7C15ull + row.size());
+  };
+  for (const std::vector<int64_t>& history : dataset.sequences) add(history);
+  for (const std::vector<int64_t>& times : dataset.timestamps) add(times);
+  return fmt::format("{:016x}", hash);
 }
 
 const std::string& required(const SafetensorsFile& file, const char* key) {
@@ -220,6 +235,7 @@ std::map<std::string, std::string> training_state_metadata(const TrainingPositio
   meta["seed"] = std::to_string(run.seed);
   meta["data"] = dataset.source;
   meta["data_shape"] = data_shape(dataset);
+  meta["data_histories"] = data_histories(dataset);
   add_item_numbering(meta, dataset);
   meta["tunable_settings"] = json_text(run.tunable);
   meta["fixed_settings"] = json_text(run.fixed);
@@ -335,6 +351,11 @@ void check_state_data(const SafetensorsFile& file, const data::SequenceDataset& 
                 "{}: the state was trained on {} ({}), this run reads {} ({})", file.path,
                 source == file.metadata.end() ? "other data" : source->second, shape->second, dataset.source,
                 data_shape(dataset));
+  auto histories = file.metadata.find("data_histories");
+  MUONREC_CHECK(histories == file.metadata.end() || histories->second == data_histories(dataset),
+                "{}: the state was trained on {}, whose histories differ from those of {} (the same users, items and "
+                "events, in other orders, at other times or of other users): resume on the data it trained on",
+                file.path, source == file.metadata.end() ? "other data" : source->second, dataset.source);
   check_item_numbering(file, dataset);
 }
 

@@ -73,8 +73,8 @@ std::string run_record_json(const RunIdentity& run, const TrainOptions& options,
                             Device device);
 
 // Throws, naming the file, when the state was trained on data of another shape (users, items,
-// events) or numbering its items otherwise (check_item_numbering). Files without the records
-// (older ones) pass.
+// events), other histories (a fingerprint of every user's items and times, in order) or numbering
+// its items otherwise (check_item_numbering). Files without the records (older ones) pass.
 void check_state_data(const SafetensorsFile& file, const data::SequenceDataset& dataset);
 
 // Checkpoints record how the data numbered its items (a fingerprint of the item ids of the source

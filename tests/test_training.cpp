@@ -400,6 +400,18 @@ TEST(Training, resume_refuses_a_state_written_for_another_run) {
   testkit::expect_error([&] { train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, muon, log); },
                         {"the optimizer state of adamw, this run asks for muon (policy muonrec)"});
 
+  // The same shape and numbering with other histories (a user's items reversed), or other times:
+  // refused, naming both data.
+  data::SequenceDataset reordered = ds;
+  std::reverse(reordered.sequences[3].begin(), reordered.sequences[3].end());
+  data::SequenceDataset retimed = ds;
+  ASSERT_TRUE(retimed.has_timestamps());
+  retimed.timestamps[0][0] -= 1;
+  for (const data::SequenceDataset& other_histories : {reordered, retimed})
+    testkit::expect_error(
+        [&] { train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), other_histories, resume, log); },
+        {resume.resume_path, "whose histories differ from those of", "resume on the data it trained on"});
+
   // Data that numbers its items otherwise, in the same shape: refused by resume (and by eval and
   // recommend, which check the same record).
   data::SequenceDataset renumbered = ds;
@@ -443,8 +455,8 @@ TEST(Training, resume_refuses_a_state_written_for_another_run) {
   nlohmann::json config = nlohmann::json::parse(state.metadata.at("config"));
   config.erase("head_dim");
   state.metadata["config"] = config.dump();
-  for (const char* key : {"data_shape", "optimizer", "batch_size", "seed", "total_steps", "tunable_settings",
-                          "fixed_settings"})
+  for (const char* key : {"data_shape", "data_histories", "optimizer", "batch_size", "seed", "total_steps",
+                          "tunable_settings", "fixed_settings"})
     state.metadata.erase(key);
   const std::string old_state = testkit::scratch_path("older_state.safetensors");
   save_safetensors(old_state, state.tensors, state.metadata);
