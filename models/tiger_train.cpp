@@ -47,9 +47,11 @@ std::vector<Tensor> load_best(const SafetensorsFile& state, const ParameterList&
   std::vector<Tensor> out;
   if (params.all().empty() || !state.contains(kBestPrefix + params.all().front().name)) return out;
   for (const NamedParameter& p : params.all()) {
-    const Tensor& saved = state.at(kBestPrefix + p.name);
-    MUONREC_CHECK(saved.shape() == p.tensor.shape(), "{}: {}{} has shape {}, the model's {}", state.path,
-                  kBestPrefix, p.name, shape_str(saved.shape()), shape_str(p.tensor.shape()));
+    const std::string name = kBestPrefix + p.name;
+    const Tensor& saved = state.at(name);
+    MUONREC_CHECK(saved.shape() == p.tensor.shape(), "{}: {} has shape {}, the model's {}", state.path, name,
+                  shape_str(saved.shape()), shape_str(p.tensor.shape()));
+    state.check_values(name, "best-epoch parameter");  // F32 and finite, as the parameters themselves
     out.push_back(saved.to(device));
   }
   return out;

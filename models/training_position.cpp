@@ -139,7 +139,13 @@ TrainingPosition TrainingPosition::from_metadata(const SafetensorsFile& file) {
   p.best_valid = std::strtod(best.c_str(), &best_end);
   MUONREC_CHECK(!best.empty() && *best_end == '\0', "{}: its 'best_valid_ndcg10' metadata '{}' is not a number",
                 file.path, best);
+  // -1 before any validation; NaN would make every validation a new best, and a value above 1 none.
+  MUONREC_CHECK(p.best_valid == -1.0 || (p.best_valid >= 0.0 && p.best_valid <= 1.0),
+                "{}: its 'best_valid_ndcg10' metadata '{}' is no NDCG (in [0, 1], or -1 before any validation)",
+                file.path, best);
   p.best_epoch = static_cast<int64_t>(count("best_epoch", required(file, "best_epoch")));
+  MUONREC_CHECK(p.best_epoch <= p.epoch, "{}: its best epoch {} is after its epoch {} (a damaged file)", file.path,
+                p.best_epoch, p.epoch);
   const auto since_best = file.metadata.find("validations_since_best");
   if (since_best != file.metadata.end())
     p.validations_since_best = static_cast<int64_t>(count("validations_since_best", since_best->second));

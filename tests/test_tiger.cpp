@@ -941,6 +941,20 @@ TEST(TigerPipeline, ResumedRunReproducesTheUninterruptedRunBitForBit) {
       testkit::expect_error([&] { run_tiger_pipeline(data.ds, damaged, Device::CPU, log); },
                             {damaged.train.train.resume_path + ": RqKMeans state: items 1 and 2 share a code"});
     }
+    {  // So is a best-epoch parameter that is not finite (it would load at the end, after training).
+      SafetensorsFile state = load_safetensors(first.train.train.last_checkpoint_path);
+      const auto best = std::find_if(state.tensors.begin(), state.tensors.end(),
+                                     [](const auto& entry) { return entry.first.rfind("best.", 0) == 0; });
+      ASSERT_NE(best, state.tensors.end());
+      std::vector<float> values = best->second.to_f32_vector();
+      values[0] = std::nanf("");
+      best->second = Tensor::from_f32(values, best->second.shape());
+      TigerPipelineOptions damaged = o;
+      damaged.train.train.resume_path = dir.path(optimizer + "_damaged_best.safetensors");
+      save_safetensors(damaged.train.train.resume_path, state.tensors, state.metadata);
+      testkit::expect_error([&] { run_tiger_pipeline(data.ds, damaged, Device::CPU, log); },
+                            {damaged.train.train.resume_path + ": best-epoch parameter '" + best->first + "' holds nan"});
+    }
 
     TigerPipelineOptions second = o;
     second.vectors.texts.clear();  // nothing to refit from: the tokenizer comes from the state

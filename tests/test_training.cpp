@@ -1,5 +1,6 @@
 // End to end on the built-in synthetic dataset (CPU): the model learns far beyond the most-popular
 // baseline, training is deterministic for a seed, and a checkpoint reproduces the test metrics.
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <fmt/format.h>
@@ -411,6 +412,22 @@ TEST(Training, resume_refuses_a_state_written_for_another_run) {
     testkit::expect_error(
         [&] { train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), other_histories, resume, log); },
         {resume.resume_path, "whose histories differ from those of", "resume on the data it trained on"});
+
+  // A position that does not hang together: a best NDCG that is none (NaN would make every
+  // validation a new best), a best epoch after the state's epoch.
+  for (const auto& [key, value, complaint] : std::vector<std::array<std::string, 3>>{
+           {"best_valid_ndcg10", "nan", "'best_valid_ndcg10' metadata 'nan' is no NDCG"},
+           {"best_valid_ndcg10", "1.5", "'best_valid_ndcg10' metadata '1.5' is no NDCG"},
+           {"best_epoch", "99", "its best epoch 99 is after its epoch 1"}}) {
+    SafetensorsFile damaged = load_safetensors(options.last_checkpoint_path);
+    damaged.metadata[key] = value;
+    TrainOptions from_damaged = resume;
+    from_damaged.resume_path = testkit::scratch_path("damaged_position.safetensors");
+    save_safetensors(from_damaged.resume_path, damaged.tensors, damaged.metadata);
+    testkit::expect_error(
+        [&] { train_model(*make_model(small_config(ds.n_items), Device::CPU, 1), ds, from_damaged, log); },
+        {from_damaged.resume_path, complaint});
+  }
 
   // Data that numbers its items otherwise, in the same shape: refused by resume (and by eval and
   // recommend, which check the same record).
