@@ -91,11 +91,21 @@ Tensor ParameterList::clip_grad_norm(float max_norm) {
   return norm;
 }
 
-void check_blocks_fit_the_file(const SafetensorsFile& file, int64_t blocks) {
-  const auto parameters = std::count_if(file.tensors.begin(), file.tensors.end(),
-                                        [](const auto& entry) { return entry.first.rfind("param.", 0) == 0; });
+void check_config_fits_the_file(const SafetensorsFile& file, int64_t blocks,
+                                const std::vector<std::pair<std::string, double>>& parameter_sizes) {
+  int64_t parameters = 0, largest = 0;
+  for (const auto& [name, tensor] : file.tensors) {
+    if (name.rfind("param.", 0) != 0) continue;
+    ++parameters;
+    largest = std::max(largest, tensor.numel());
+  }
   MUONREC_CHECK(blocks <= parameters, "its config asks for {} blocks, more than its {} parameter tensors could hold",
                 blocks, parameters);
+  for (const auto& [what, size] : parameter_sizes)  // in double: a damaged config's product may not fit 64 bits
+    MUONREC_CHECK(size <= static_cast<double>(largest),
+                  "its config asks for a parameter of {} = {:.0f} elements, more than its largest parameter tensor "
+                  "holds ({})",
+                  what, size, largest);
 }
 
 Tensor init_normal(const Shape& shape, float std, PhiloxGenerator& gen, Device device) {

@@ -47,10 +47,13 @@ class ParameterList {
   std::vector<Tensor> grad_arenas_;  // one per device, when allocated
 };
 
-// A checkpoint's config sizes the model built before its tensors load: one that asks for more
-// blocks than `file` holds parameter tensors (each block has several) is damaged, and is refused
-// here rather than after building a model that size.
-void check_blocks_fit_the_file(const SafetensorsFile& file, int64_t blocks);
+// A checkpoint's config sizes the model built before its tensors load. One that asks for more
+// blocks than `file` holds parameter tensors (each block has several), or for a parameter larger
+// than the file's largest (`parameter_sizes`: a description such as "maxlen x d" and the element
+// count of one parameter the config would make), is damaged: refused here rather than after
+// allocating a model that size (a damaged config could ask for terabytes).
+void check_config_fits_the_file(const SafetensorsFile& file, int64_t blocks,
+                                const std::vector<std::pair<std::string, double>>& parameter_sizes);
 
 // Host-side initialisers (drawn on the host from the model's generator, then copied to the device,
 // so a seed gives the same initial weights on CPU and GPU).

@@ -987,6 +987,14 @@ TEST(TigerPipeline, ResumedRunReproducesTheUninterruptedRunBitForBit) {
       testkit::expect_error([&] { load_tiger_checkpoint(as_decoder_only, Device::CPU); },
                             {"parameter 'param.", "is not in this model"});
     }
+    {  // A history window no file could hold is refused before a model that long is built.
+      SafetensorsFile long_history = a;
+      nlohmann::json config = nlohmann::json::parse(a.metadata.at("config"));
+      config["max_items"] = 100000000;
+      long_history.metadata["config"] = config.dump();
+      testkit::expect_error([&] { load_tiger_checkpoint(long_history, Device::CPU); },
+                            {"its config asks for a parameter of (sid-history + 1) x d = "});
+    }
     const TigerEvalOptions test_eval{o.train.generate, o.train.train.eval.filter_seen, 0, o.train.test_users,
                                      o.train.train.seed};
     EXPECT_EQ(evaluate_tiger(*bundle.model, bundle.catalog, data.ds, data::EvalSplit::Test, test_eval).to_json(),

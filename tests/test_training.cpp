@@ -64,6 +64,20 @@ TEST(Checkpoint, a_damaged_config_is_refused_naming_the_file) {
   const std::string deep = save_with_config("deep.safetensors", j.dump());
   testkit::expect_error([&] { load_model_checkpoint(deep, Device::CPU); },
                         {deep + ": its config asks for 100000000 blocks, more than its ", " parameter tensors"});
+  // So is a table or layer larger than the file's largest tensor (a window of 10^7 positions took
+  // 633 MB and 5 s to refuse, by the tensor shapes, once the model was built).
+  for (const auto& [field, description] : std::vector<std::pair<std::string, std::string>>{
+           {"maxlen", "maxlen x d = 80000000 elements"},
+           {"ff", "ff x d = 80000000 elements"},
+           {"head_dim", "heads x head-dim x d = 160000000 elements"}}) {
+    j = nlohmann::json::parse(config.to_json());
+    j[field] = 10000000;
+    const std::string wide = save_with_config(field + ".safetensors", j.dump());
+    testkit::expect_error([&] { load_model_checkpoint(wide, Device::CPU); },
+                          {wide + ": its config asks for a parameter of " + description,
+                           "more than its largest parameter tensor holds (248)"});
+  }
+  j = nlohmann::json::parse(config.to_json());
   j["blocks"] = 2;
   const std::string two = save_with_config("two_blocks.safetensors", j.dump());
   testkit::expect_error([&] { load_model_checkpoint(two, Device::CPU); },
@@ -611,6 +625,7 @@ TEST(Patience, counts_validations_since_the_best_one) {
 
   SafetensorsFile file;
   file.path = "state.safetensors";
+  position.epoch = 8;  // the state of the run after epoch 8
   position.validations_since_best = 3;
   position.best_valid = 1.0 / 3.0;  // every digit kept: a resumed run compares later validations with it
   file.metadata = position.to_metadata();
