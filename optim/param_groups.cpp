@@ -144,6 +144,15 @@ std::map<std::string, Tensor> OptimizerSet::state() const {
 void OptimizerSet::load_state(const SafetensorsFile& file) {
   for (const auto& opt : optimizers_) opt->load_state(file, std::string(opt->name()) + ".");
   steps_ = load_state_step(file, "optimizer_set.step");
+  // Optimizer state this set does not own (a parameter's moments the model lacks, another
+  // optimizer's buffers) belongs to another run: a damaged or edited file, refused rather than ignored.
+  const std::map<std::string, Tensor> owned = state();
+  for (const auto& [name, tensor] : file.tensors) {
+    const bool optimizer_state = name.rfind("adamw.", 0) == 0 || name.rfind("muon.", 0) == 0 ||
+                                 name.rfind("optimizer_set.", 0) == 0;
+    MUONREC_CHECK(!optimizer_state || owned.count(name), "{}: optimizer state '{}' belongs to no parameter of this "
+                  "run's optimizers (a damaged file, or the state of another run)", file.path, name);
+  }
 }
 
 }  // namespace muonrec

@@ -533,6 +533,29 @@ TEST(ParamGroups, optimizer_set_steps_each_group_with_its_own_rate) {
   for (const auto& p : params) p.tensor.zero_grad();
 }
 
+// A set's state loads back whole, and state it does not own (another parameter's moments, another
+// optimizer's buffers) is refused rather than ignored.
+TEST(ParamGroups, optimizer_set_state_it_does_not_own_is_refused) {
+  auto params = sasrec_params();
+  OptimizerSet set(params, muon_groups(1e-3f, 0.05f));
+  for (const auto& p : params) p.tensor.set_grad(testkit::random_tensor(p.tensor.shape(), 5));
+  set.step();
+  const std::string path = testkit::scratch_path("optimizer_set_state.safetensors");
+  std::map<std::string, Tensor> state = set.state();
+  save_safetensors(path, state);
+  OptimizerSet restored(params, muon_groups(1e-3f, 0.05f));
+  restored.load_state(load_safetensors(path));
+  EXPECT_EQ(restored.steps(), 1);
+  for (const char* stray : {"adamw.exp_avg.ghost", "muon.momentum_buffer.ghost", "optimizer_set.extra"}) {
+    std::map<std::string, Tensor> with_stray = state;
+    with_stray[stray] = Tensor::zeros({1});
+    save_safetensors(path, with_stray);
+    testkit::expect_error([&] { restored.load_state(load_safetensors(path)); },
+                          {path + ": optimizer state '" + stray + "' belongs to no parameter"});
+  }
+  for (const auto& p : params) p.tensor.zero_grad();
+}
+
 // Settings under which a group would not train as asked are refused when the groups are made: a
 // cosine floor above a group's rate (it would never anneal), a warm-up as long as the run, and a Muon
 // policy that selects nothing (AdamW alone would run under Muon's name).

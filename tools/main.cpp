@@ -216,12 +216,12 @@ int run_eval(const DataArgs& data_args, const std::string& checkpoint, const std
   data::EvalSplit tiger_split = split_name == "test" ? data::EvalSplit::Test : data::EvalSplit::Validation;
   // Standard output carries the metrics alone (a summary line, then JSON); the data lines go to
   // standard error.
-  if (is_tiger_checkpoint(load_safetensors(checkpoint)))
-    return run_eval_tiger(checkpoint, data_args.load(std::cerr), tiger_split, eval, beam_width,
+  const SafetensorsFile file = load_safetensors(checkpoint);  // read once: a checkpoint may be large
+  if (is_tiger_checkpoint(file))
+    return run_eval_tiger(file, data_args.load(std::cerr), tiger_split, eval, beam_width,
                           batch_given ? eval.batch_size : 0, parse_device(device_arg), ranks_path);
   MUONREC_CHECK(beam_width == 0, "eval: --beam applies to tiger checkpoints only ({} is not one)", checkpoint);
-  SafetensorsFile file;
-  auto model = load_model_checkpoint(checkpoint, parse_device(device_arg), &file);
+  auto model = load_model_checkpoint(file, parse_device(device_arg));
   data::SequenceDataset dataset = data_args.load(std::cerr);
   check_item_numbering(file, dataset);
   std::cerr << seen_filter_note(file, eval) << parameters_epoch_note(file) << time_bias_note(file, dataset);

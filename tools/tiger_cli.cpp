@@ -229,11 +229,10 @@ int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& mod
   return 0;
 }
 
-int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& dataset, data::EvalSplit split,
+int run_eval_tiger(const SafetensorsFile& file, const data::SequenceDataset& dataset, data::EvalSplit split,
                    const EvalOptions& eval, int64_t beam_width, int64_t users_per_chunk, Device device,
                    const std::string& ranks_path) {
   MUONREC_CHECK(beam_width >= 0, "eval: --beam {} is negative", beam_width);
-  SafetensorsFile file = load_safetensors(checkpoint);
   check_item_numbering(file, dataset);
   std::cerr << seen_filter_note(file, eval) << parameters_epoch_note(file);
   TigerBundle bundle = load_tiger_checkpoint(file, device);
@@ -246,7 +245,7 @@ int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& d
   note_beam_cutoff(o.generate.beam_width, dataset.n_items, std::cerr);
   o.generate.progress = users_progress(std::cerr, TrainOptions().progress_seconds, data::split_name(split));
   RankingMetrics m = evaluate_tiger(*bundle.model, bundle.catalog, dataset, split, o);
-  std::cout << fmt::format("{} ({}, tiger, beam {}): {}\n", data::split_name(split), checkpoint,
+  std::cout << fmt::format("{} ({}, tiger, beam {}): {}\n", data::split_name(split), file.path,
                            o.generate.beam_width, m.summary());
   std::cout << m.to_json() << "\n";
   if (!ranks_path.empty())

@@ -47,11 +47,11 @@ struct TigerCliArgs {
 int run_train_tiger(const data::SequenceDataset& dataset, const ModelConfig& model, const TrainOptions& train,
                     TigerCliArgs args, Device device, bool show_baseline);
 
-// `muonrec eval` of a tiger checkpoint: beam search with `beam_width` beams, or (0) with the width
+// `muonrec eval` of a tiger checkpoint (read once, by the caller): beam search with `beam_width` beams, or (0) with the width
 // it was trained with. A wider beam searches more of the code space for the same model.
 // users_per_chunk: users decoded together (0: TigerGenerateOptions' default).
 // ranks_path: where to write the per-user ranks (models/rank_comparison.h), or empty.
-int run_eval_tiger(const std::string& checkpoint, const data::SequenceDataset& dataset, data::EvalSplit split,
+int run_eval_tiger(const SafetensorsFile& checkpoint, const data::SequenceDataset& dataset, data::EvalSplit split,
                    const EvalOptions& eval, int64_t beam_width, int64_t users_per_chunk, Device device,
                    const std::string& ranks_path);
 
