@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -682,6 +683,14 @@ TEST(RqKMeans, SaveLoadRoundTrip) {
   codes[4 * 5 + 1] = 8;
   broken["sid.codes"] = Tensor::from_i64(codes, {n + 1, 4});
   expect_error([&] { RqKMeans::from_state_dict(broken, "sid."); }, {"item 5 position 1", "outside [0, 8)"});
+  // A levels count near 2^63 (levels + 1 would overflow) is compared without overflowing.
+  broken = state;
+  std::vector<int64_t> options = state.at("sid.options").to_i64_vector();
+  options[0] = std::numeric_limits<int64_t>::max();
+  broken["sid.options"] = Tensor::from_i64(options, {7});
+  expect_error([&] { RqKMeans::from_state_dict(broken, "sid."); },
+               {"'sid.codes' has shape [" + std::to_string(n + 1) + ", 4], expected [n_items + 1, levels " +
+                std::to_string(std::numeric_limits<int64_t>::max()) + " + 1]"});
   // A vocabulary wider than the codebook, and two items with one code.
   broken = state;
   std::vector<int64_t> vocab = state.at("sid.vocab_sizes").to_i64_vector();

@@ -613,9 +613,10 @@ RqKMeans RqKMeans::from_state_dict(const std::map<std::string, Tensor>& tensors,
   RqKMeans r(opt);
   if (auto name = metadata.find(prefix + "tokenizer"); name != metadata.end()) r.name_ = name->second;
   const Tensor& codes = find_tensor(tensors, tensor_key(prefix, "codes"), DType::I64, {});
-  MUONREC_CHECK(codes.rank() == 2 && codes.dim(1) == opt.levels + 1 && codes.dim(0) >= 2,
-                "RqKMeans state: tensor '{}' has shape {}, expected [n_items + 1, {}]", tensor_key(prefix, "codes"),
-                shape_str(codes.shape()), opt.levels + 1);
+  // Compared as codes.dim(1) - 1: a damaged levels count near 2^63 would overflow levels + 1.
+  MUONREC_CHECK(codes.rank() == 2 && codes.dim(1) - 1 == opt.levels && codes.dim(0) >= 2,
+                "RqKMeans state: tensor '{}' has shape {}, expected [n_items + 1, levels {} + 1]",
+                tensor_key(prefix, "codes"), shape_str(codes.shape()), opt.levels);
   const Tensor& cb0 = find_tensor(tensors, tensor_key(prefix, "codebook.0"), DType::F32, {});
   MUONREC_CHECK(cb0.rank() == 2 && cb0.dim(0) == opt.codebook_size && cb0.dim(1) >= 1,
                 "RqKMeans state: tensor '{}' has shape {}, expected [{}, dim]", tensor_key(prefix, "codebook.0"),
