@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <new>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -94,6 +95,13 @@ Tensor tensor_from_entry(const std::string& path, const std::string& name, const
   MUONREC_CHECK(shape_entry.is_array() && std::all_of(shape_entry.begin(), shape_entry.end(),
                                                       [](const nlohmann::json& d) { return d.is_number_integer(); }),
                 "{}: tensor '{}' has shape {}, not a list of integers", path, name, shape_entry.dump());
+  // get<Shape> would read a dimension of 2^63 or more as a negative one.
+  MUONREC_CHECK(std::all_of(shape_entry.begin(), shape_entry.end(),
+                            [](const nlohmann::json& d) {
+                              return !d.is_number_unsigned() ||
+                                     d.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+                            }),
+                "{}: tensor '{}' has shape {}, a dimension beyond 2^63 - 1", path, name, shape_entry.dump());
   Shape shape = shape_entry.get<Shape>();
   const nlohmann::json& offsets_entry = entry["data_offsets"];
   // get<uint64_t> would read 4.9 as 4.

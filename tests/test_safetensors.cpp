@@ -125,6 +125,8 @@ TEST(Safetensors, corrupt_files_name_the_problem) {
   // Shapes that no data section holds are refused before anything is allocated for them: counts
   // that wrap 64 bits (2^61 F64 values are 2^64 bytes, 2^32 x 2^32 elements are 2^64) and ones in
   // the terabytes.
+  expect_error(with_header(R"({"x":{"dtype":"F32","shape":[18446744073709551615],"data_offsets":[0,0]}})", ""),
+               "'x' has shape [18446744073709551615], a dimension beyond 2^63 - 1");
   for (const char* shape : {"[-1]", "[0,-1]"})
     expect_error(with_header(fmt::format(R"({{"x":{{"dtype":"F32","shape":{},"data_offsets":[0,0]}}}})", shape), ""),
                  "'x' has a negative dimension");
