@@ -91,8 +91,17 @@ Tensor ParameterList::clip_grad_norm(float max_norm) {
   return norm;
 }
 
-void check_config_fits_the_file(const SafetensorsFile& file, int64_t blocks,
-                                const std::vector<std::pair<std::string, double>>& parameter_sizes) {
+void check_config_fits_the_file(const SafetensorsFile& file, const BlockShape& shape,
+                                std::vector<std::pair<std::string, double>> table_sizes) {
+  const int64_t blocks = shape.blocks;
+  if (blocks > 0) {  // in double: a damaged config's product may not fit 64 bits
+    const double d = static_cast<double>(shape.d);
+    table_sizes.insert(
+        table_sizes.end(),
+        {{"ff x d", static_cast<double>(shape.ff > 0 ? shape.ff : shape.d) * d},
+         {"heads x head-dim x d",
+          (shape.head_dim > 0 ? static_cast<double>(shape.heads) * static_cast<double>(shape.head_dim) : d) * d}});
+  }
   int64_t parameters = 0, largest = 0;
   for (const auto& [name, tensor] : file.tensors) {
     if (name.rfind("param.", 0) != 0) continue;
@@ -101,7 +110,7 @@ void check_config_fits_the_file(const SafetensorsFile& file, int64_t blocks,
   }
   MUONREC_CHECK(blocks <= parameters, "its config asks for {} blocks, more than its {} parameter tensors could hold",
                 blocks, parameters);
-  for (const auto& [what, size] : parameter_sizes)  // in double: a damaged config's product may not fit 64 bits
+  for (const auto& [what, size] : table_sizes)
     MUONREC_CHECK(size <= static_cast<double>(largest),
                   "its config asks for a parameter of {} = {:.0f} elements, more than its largest parameter tensor "
                   "holds ({})",

@@ -47,13 +47,18 @@ class ParameterList {
   std::vector<Tensor> grad_arenas_;  // one per device, when allocated
 };
 
+// The transformer blocks a checkpoint's config asks for (ff and head_dim 0: d, and the heads split d).
+struct BlockShape {
+  int64_t blocks = 0, d = 0, ff = 0, heads = 0, head_dim = 0;
+};
+
 // A checkpoint's config sizes the model built before its tensors load. One that asks for more
 // blocks than `file` holds parameter tensors (each block has several), or for a parameter larger
-// than the file's largest (`parameter_sizes`: a description such as "maxlen x d" and the element
-// count of one parameter the config would make), is damaged: refused here rather than after
-// allocating a model that size (a damaged config could ask for terabytes).
-void check_config_fits_the_file(const SafetensorsFile& file, int64_t blocks,
-                                const std::vector<std::pair<std::string, double>>& parameter_sizes);
+// than the file's largest (a block's fc1 [ff, d] or queries [heads x head-dim, d], or one of
+// `table_sizes`: a description such as "maxlen x d" and an element count), is damaged: refused here
+// rather than after allocating a model that size (a damaged config could ask for terabytes).
+void check_config_fits_the_file(const SafetensorsFile& file, const BlockShape& blocks,
+                                std::vector<std::pair<std::string, double>> table_sizes);
 
 // Host-side initialisers (drawn on the host from the model's generator, then copied to the device,
 // so a seed gives the same initial weights on CPU and GPU).

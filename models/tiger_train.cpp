@@ -261,20 +261,13 @@ TigerBundle load_tiger_checkpoint(const SafetensorsFile& file, Device device) {
     out.tokenizer = semantic_id::RqKMeans::from_state_dict(file.tensors, "semantic_id.", file.metadata);
     MUONREC_CHECK(out.tokenizer.vocab_sizes() == config.vocab_sizes,
                   "the tokenizer's vocabulary does not match the model config");
-    // The token table [vocabulary, d] and recency table [sid-history + 1, d]; in blocks, fc1 [ff, d]
-    // and the queries [heads x head-dim, d].
+    // The token table [vocabulary, d] and the recency table [sid-history + 1, d].
     const double d = static_cast<double>(config.d);
     const double vocabulary = std::accumulate(config.vocab_sizes.begin(), config.vocab_sizes.end(), 0.0);
-    std::vector<std::pair<std::string, double>> sizes = {
-        {"token vocabulary x d", vocabulary * d},
-        {"(sid-history + 1) x d", (static_cast<double>(config.max_items) + 1) * d}};
-    if (config.blocks + config.encoder_blocks > 0)
-      sizes.insert(sizes.end(),
-                   {{"ff x d", static_cast<double>(config.ff > 0 ? config.ff : config.d) * d},
-                    {"heads x head-dim x d",  // head-dim 0: the heads split d
-                     (config.head_dim > 0 ? static_cast<double>(config.heads) * static_cast<double>(config.head_dim)
-                                          : d) * d}});
-    check_config_fits_the_file(file, config.blocks + config.encoder_blocks, sizes);
+    check_config_fits_the_file(
+        file, {config.blocks + config.encoder_blocks, config.d, config.ff, config.heads, config.head_dim},
+        {{"token vocabulary x d", vocabulary * d},
+         {"(sid-history + 1) x d", (static_cast<double>(config.max_items) + 1) * d}});
     out.model = std::make_unique<TigerModel>(config, device, 0);
     out.model->parameters().load_from(file, "param.");
     out.catalog = TigerCatalog::from_codes(out.tokenizer.item_codes(), out.tokenizer.n_items(), config.vocab_sizes);

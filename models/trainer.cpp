@@ -64,16 +64,8 @@ std::unique_ptr<SequentialModel> load_model_checkpoint(const SafetensorsFile& fi
     MUONREC_CHECK(items.shape() == Shape({config.item_table_rows(), config.d}),
                   "its config ({} with n_items {}, d {}) does not match its item table {}", config.kind,
                   config.n_items, config.d, shape_str(items.shape()));
-    // The position table [maxlen, d]; in blocks, fc1 [ff, d] and the queries [heads x head-dim, d].
-    const double d = static_cast<double>(config.d);
-    std::vector<std::pair<std::string, double>> sizes = {{"maxlen x d", static_cast<double>(config.max_len) * d}};
-    if (config.blocks > 0)
-      sizes.insert(sizes.end(),
-                   {{"ff x d", static_cast<double>(config.ff > 0 ? config.ff : config.d) * d},
-                    {"heads x head-dim x d",  // head-dim 0: the heads split d
-                     (config.head_dim > 0 ? static_cast<double>(config.heads) * static_cast<double>(config.head_dim)
-                                          : d) * d}});
-    check_config_fits_the_file(file, config.blocks, sizes);
+    check_config_fits_the_file(file, {config.blocks, config.d, config.ff, config.heads, config.head_dim},
+                               {{"maxlen x d", static_cast<double>(config.max_len) * static_cast<double>(config.d)}});
     auto model = make_model(config, device, 0);
     model->parameters().load_from(file, "param.");
     return model;
